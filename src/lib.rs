@@ -1,0 +1,16 @@
+//! boyong: moves apps that vendors built and host onto a government's own servers.
+//!
+//! One YAML playbook per app: pull the code and database from the vendor's host over
+//! SSH, verify SHA-256 checksums, repackage into container images, deploy them through
+//! the Docker Engine API, and journal every change so that a failed cut-over is undone
+//! with one command.
+//!
+//! This library is the engine. It never prints, reads argv or the environment, or exits:
+//! it returns values, diagnostics and typed errors, and the `boyong` binary presents them.
+//! The stages each have their own type: a file becomes a validated
+//! [`playbook::Playbook`], which becomes a [`plan::Plan`] of resolved steps and changes.
+
+pub mod diag;
+pub mod plan;
+pub mod playbook;
+pub mod steps;

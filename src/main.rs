@@ -1,0 +1,8 @@
+//! The `boyong` command line: parses arguments, calls the engine, prints, and maps
+//! outcomes to documented exit codes (see `cli/exit.rs`).
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,0 +1,307 @@
+//! The plan: what a run will read and change, step by step, fully resolved.
+//!
+//! Owns: [`Plan`] (serialisable; what `boyong plan` prints and what a run executes),
+//! [`Change`] (one change on the target or the vendor host, with how it is undone) and
+//! [`Plan::offline`], which builds a plan from a validated playbook without touching
+//! any host. Secrets appear in a plan only as `***`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::playbook::units::Span;
+use crate::playbook::{Playbook, SecretSource, Step, StepKind, VendorAuth};
+use crate::steps;
+
+/// The plan format's version.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// What a change does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    /// Something new is made.
+    Create,
+    /// Something that exists is replaced (kept for rollback).
+    Replace,
+    /// Something is removed.
+    Remove,
+    /// A command runs.
+    Run,
+}
+
+impl Op {
+    /// The mark printed in plans: `+`, `~`, `-`, `!`.
+    pub fn mark(self) -> char {
+        match self {
+            Self::Create => '+',
+            Self::Replace => '~',
+            Self::Remove => '-',
+            Self::Run => '!',
+        }
+    }
+}
+
+/// What a change acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resource {
+    /// A file or tree in the run's state directory.
+    Artifact,
+    /// A command on a host or in a container.
+    Command,
+    /// An image tag on the target.
+    Image,
+    /// A container on the target.
+    Container,
+    /// A network on the target.
+    Network,
+    /// A volume on the target.
+    Volume,
+    /// A database's contents.
+    Database,
+}
+
+impl Resource {
+    /// The word printed in plans.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Artifact => "artifact",
+            Self::Command => "command",
+            Self::Image => "image",
+            Self::Container => "container",
+            Self::Network => "network",
+            Self::Volume => "volume",
+            Self::Database => "database",
+        }
+    }
+}
+
+/// Where a change happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Place {
+    /// This machine's state directory.
+    Local,
+    /// The vendor's host.
+    Vendor,
+    /// The target engine.
+    Target,
+}
+
+/// One change a step will make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Create, replace, remove, or run.
+    pub op: Op,
+    /// What kind of thing.
+    pub resource: Resource,
+    /// Where.
+    pub place: Place,
+    /// Its name (placeholders in `<...>` are known only when the run starts).
+    pub name: String,
+    /// The change's settings, one per line.
+    pub details: Vec<String>,
+    /// When the change happens only in some cases, e.g. "if missing".
+    pub condition: Option<String>,
+    /// How rollback undoes it.
+    pub undo: String,
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    /// 1-based position.
+    pub number: usize,
+    /// The step's id.
+    pub id: String,
+    /// The step's kind.
+    pub kind: &'static str,
+    /// Retries after a failure.
+    pub retries: u32,
+    /// Time limit.
+    pub timeout: Option<Span>,
+    /// What it reads.
+    pub reads: Vec<String>,
+    /// What it changes.
+    pub changes: Vec<Change>,
+    /// The resolved step, as the run will execute it.
+    pub spec: Step,
+}
+
+/// Counts of changes by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Things made.
+    pub create: usize,
+    /// Things replaced.
+    pub replace: usize,
+    /// Things removed.
+    pub remove: usize,
+    /// Commands run.
+    pub run: usize,
+}
+
+/// The vendor host as the plan shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VendorView {
+    /// `user@host:port`.
+    pub address: String,
+    /// How boyong logs in.
+    pub auth: String,
+    /// Which known_hosts file the key is checked against.
+    pub known_hosts: String,
+}
+
+/// A resolved plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Plan format version.
+    pub format: u32,
+    /// `offline`: built from the playbook alone, no host was contacted.
+    pub mode: &'static str,
+    /// The app.
+    pub app: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The playbook's path.
+    pub playbook: String,
+    /// SHA-256 of the playbook file.
+    pub playbook_sha256: String,
+    /// The vendor host.
+    pub vendor: VendorView,
+    /// The target engine.
+    pub target: String,
+    /// Secrets the run needs: name -> where it comes from (never the value).
+    pub secrets: BTreeMap<String, String>,
+    /// The steps.
+    pub steps: Vec<PlannedStep>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+/// A network or volume that an earlier step already creates "if missing" is not
+/// listed again: the later step finds it.
+fn drop_repeated_creates(steps: &mut [PlannedStep]) {
+    let mut seen: Vec<(Resource, String, String)> = Vec::new();
+    for s in steps.iter_mut() {
+        let id = s.id.clone();
+        s.changes.retain(|c| {
+            if c.op != Op::Create || !matches!(c.resource, Resource::Network | Resource::Volume) {
+                return true;
+            }
+            if let Some((_, _, by)) = seen.iter().find(|(r, n, _)| *r == c.resource && *n == c.name) {
+                s.reads.push(format!("{} {} (created by step `{by}` if missing)", c.resource.word(), c.name));
+                return false;
+            }
+            seen.push((c.resource, c.name.clone(), id.clone()));
+            true
+        });
+    }
+}
+
+/// What the describe functions of step kinds need from the whole playbook.
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    /// The app.
+    pub app: String,
+    /// Image tag of each build step, by step id.
+    pub build_tags: BTreeMap<String, String>,
+}
+
+impl PlanContext {
+    /// The tag a build step gives its image.
+    pub fn build_tag(&self, step: &str) -> String {
+        self.build_tags
+            .get(step)
+            .cloned()
+            .unwrap_or_else(|| format!("boyong/{}-{step}:<run-id>", self.app))
+    }
+}
+
+impl Plan {
+    /// Builds the plan of a validated playbook without contacting any host.
+    pub fn offline(pb: &Playbook) -> Self {
+        let mut ctx = PlanContext {
+            app: pb.app.clone(),
+            build_tags: BTreeMap::new(),
+        };
+        for s in &pb.steps {
+            if let StepKind::Build(b) = &s.kind {
+                let tag = b
+                    .tag
+                    .clone()
+                    .unwrap_or_else(|| format!("boyong/{}-{}:<run-id>", pb.app, s.id));
+                ctx.build_tags.insert(s.id.clone(), tag);
+            }
+        }
+        let steps: Vec<PlannedStep> = pb
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let d = steps::describe(s, &ctx);
+                PlannedStep {
+                    number: i + 1,
+                    id: s.id.clone(),
+                    kind: s.kind.name(),
+                    retries: s.retries,
+                    timeout: s.timeout,
+                    reads: d.reads,
+                    changes: d.changes,
+                    spec: s.clone(),
+                }
+            })
+            .collect();
+        let mut steps = steps;
+        drop_repeated_creates(&mut steps);
+        let mut summary = Summary::default();
+        for c in steps.iter().flat_map(|s| &s.changes) {
+            match c.op {
+                Op::Create => summary.create += 1,
+                Op::Replace => summary.replace += 1,
+                Op::Remove => summary.remove += 1,
+                Op::Run => summary.run += 1,
+            }
+        }
+        let v = &pb.vendor;
+        let auth = match &v.auth {
+            VendorAuth::Key { identity, passphrase } => format!(
+                "key {}{}",
+                identity.display(),
+                if passphrase.is_some() { " (passphrase: ***)" } else { "" }
+            ),
+            VendorAuth::Password(_) => "password ***".into(),
+        };
+        Self {
+            format: PLAN_FORMAT,
+            mode: "offline",
+            app: pb.app.clone(),
+            description: pb.description.clone(),
+            playbook: pb.path.display().to_string(),
+            playbook_sha256: pb.sha256.clone(),
+            vendor: VendorView {
+                address: format!("{}@{}:{}", v.user, v.host, v.port),
+                auth,
+                known_hosts: v.known_hosts.as_ref().map_or_else(
+                    || "~/.ssh/known_hosts (the operator's)".into(),
+                    |k| k.display().to_string(),
+                ),
+            },
+            target: pb.target.docker.to_string(),
+            secrets: pb
+                .secrets
+                .iter()
+                .map(|(k, d)| {
+                    let src = match &d.source {
+                        SecretSource::Env(e) => format!("env {e}"),
+                        SecretSource::File(f) => format!("file {}", f.display()),
+                    };
+                    (k.clone(), src)
+                })
+                .collect(),
+            steps,
+            summary,
+        }
+    }
+}

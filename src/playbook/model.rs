@@ -1,0 +1,401 @@
+//! The validated playbook: what every later stage takes.
+//!
+//! A [`Playbook`] exists only if its file passed every rule of the format: ids are
+//! unique, references point at earlier steps of the right kind, every `{{ vars.X }}` is
+//! resolved (plain values substituted; secrets kept as references in [`Template`]s),
+//! durations, sizes and ports are parsed, paths are resolved against the playbook's
+//! folder, and hardened container defaults are filled in.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::secret::SecretDef;
+use super::template::Template;
+use super::units::{PortMap, Size, Span};
+
+/// A playbook that passed validation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Playbook {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// The app's identity.
+    pub app: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// The vendor's host.
+    pub vendor: Vendor,
+    /// The target engine.
+    pub target: Target,
+    /// Declared secrets by name.
+    pub secrets: BTreeMap<String, SecretDef>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The vendor's host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vendor {
+    /// Host name or address.
+    pub host: String,
+    /// SSH port.
+    pub port: u16,
+    /// SSH user.
+    pub user: String,
+    /// How boyong authenticates.
+    pub auth: VendorAuth,
+    /// known_hosts file; `None` means the operator's `~/.ssh/known_hosts`.
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// How boyong authenticates to the vendor's host.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VendorAuth {
+    /// A private key file, with an optional passphrase.
+    Key {
+        /// The key file.
+        identity: PathBuf,
+        /// Its passphrase (a secret).
+        passphrase: Option<Template>,
+    },
+    /// A password (a secret).
+    Password(Template),
+}
+
+/// The target engine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// Where the Docker Engine API listens.
+    pub docker: DockerEndpoint,
+}
+
+/// Where the Docker Engine API listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DockerEndpoint {
+    /// A Unix socket.
+    Unix(PathBuf),
+    /// TCP with TLS client certificates.
+    Tcp {
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// CA certificate file.
+        ca: PathBuf,
+        /// Client certificate file.
+        cert: PathBuf,
+        /// Client key file.
+        key: PathBuf,
+    },
+}
+
+impl std::fmt::Display for DockerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unix(p) => write!(f, "unix://{}", p.display()),
+            Self::Tcp { host, port, .. } => write!(f, "tcp://{host}:{port} (TLS)"),
+        }
+    }
+}
+
+/// One step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Unique id.
+    pub id: String,
+    /// Retries after a failure.
+    pub retries: u32,
+    /// Time limit.
+    pub timeout: Option<Span>,
+    /// What the step does.
+    pub kind: StepKind,
+}
+
+/// What a step does: exactly one kind.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// Pull a tree or file from the vendor host.
+    Fetch(Fetch),
+    /// Dump a database on the vendor host.
+    Dump(Dump),
+    /// Run a command.
+    Exec(Exec),
+    /// Build an image.
+    Build(Build),
+    /// Load a dump into a database container.
+    Restore(Restore),
+    /// Cut over to a new container.
+    Deploy(Deploy),
+}
+
+impl StepKind {
+    /// The kind's name as written in playbooks.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Fetch(_) => "fetch",
+            Self::Dump(_) => "dump",
+            Self::Exec(_) => "exec",
+            Self::Build(_) => "build",
+            Self::Restore(_) => "restore",
+            Self::Deploy(_) => "deploy",
+        }
+    }
+}
+
+/// Pull a directory or one file from the vendor host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fetch {
+    /// Absolute path on the vendor host.
+    pub path: String,
+    /// Excluded paths, relative to `path`.
+    pub exclude: Vec<String>,
+    /// The vendor's SHA256SUMS file.
+    pub sha256sums: Option<String>,
+}
+
+/// Database engines boyong dumps and restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// MariaDB.
+    Mariadb,
+    /// MySQL.
+    Mysql,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Engine {
+    /// The engine's default port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Mariadb | Self::Mysql => 3306,
+            Self::Postgres => 5432,
+        }
+    }
+
+    /// The engine's dump tool.
+    pub fn dump_tool(self) -> &'static str {
+        match self {
+            Self::Mariadb => "mariadb-dump",
+            Self::Mysql => "mysqldump",
+            Self::Postgres => "pg_dump",
+        }
+    }
+}
+
+/// Dump a database on the vendor host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dump {
+    /// Engine.
+    pub engine: Engine,
+    /// Database.
+    pub database: String,
+    /// User.
+    pub user: String,
+    /// Password (a secret), if the database needs one.
+    pub password: Option<Template>,
+    /// Host as seen from the vendor host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// Where an exec step runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecOn {
+    /// The vendor host.
+    Vendor,
+    /// A container on the target.
+    Container(String),
+}
+
+/// Run a command.
+#[derive(Debug, Clone, Serialize)]
+pub struct Exec {
+    /// Command line.
+    pub run: String,
+    /// Undo command line.
+    pub undo: Option<String>,
+    /// Where.
+    pub on: ExecOn,
+    /// Environment (may hold secrets; sent off the command line).
+    pub env: BTreeMap<String, Template>,
+}
+
+/// Build an image from artifacts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Build {
+    /// Base image.
+    pub base: String,
+    /// (fetch step id, absolute destination in the image), sorted by step id.
+    pub copy: Vec<(String, String)>,
+    /// RUN commands.
+    pub run: Vec<String>,
+    /// USER.
+    pub user: Option<String>,
+    /// WORKDIR.
+    pub workdir: Option<String>,
+    /// ENV.
+    pub env: BTreeMap<String, String>,
+    /// CMD.
+    pub cmd: Option<Vec<String>>,
+    /// EXPOSE.
+    pub expose: Vec<u16>,
+    /// Tag; `None` means `boyong/APP-STEP:RUN`.
+    pub tag: Option<String>,
+}
+
+/// Load a dump into a database container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restore {
+    /// The dump step.
+    pub from: String,
+    /// Database server image.
+    pub image: String,
+    /// Container name.
+    pub name: String,
+    /// Data volume.
+    pub volume: String,
+    /// Network.
+    pub network: Option<String>,
+    /// Password (a secret).
+    pub password: Template,
+    /// Overwrite an existing volume after snapshotting it.
+    pub replace: bool,
+}
+
+/// The image a deploy runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSource {
+    /// The image built by this build step.
+    Build(String),
+    /// An image reference that exists on the target.
+    Reference(String),
+}
+
+/// A named volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeMount {
+    /// Volume name.
+    pub volume: String,
+    /// Absolute path in the container.
+    pub path: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Cut over to a new container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deploy {
+    /// The image.
+    pub image: ImageSource,
+    /// Container name.
+    pub name: String,
+    /// Network.
+    pub network: Option<String>,
+    /// Published ports.
+    pub ports: Vec<PortMap>,
+    /// Environment (may hold secrets).
+    pub env: BTreeMap<String, Template>,
+    /// Volumes.
+    pub volumes: Vec<VolumeMount>,
+    /// Health gate.
+    pub health: Health,
+    /// Hardening.
+    pub security: Security,
+    /// Previous releases kept for rollback.
+    pub keep: u32,
+}
+
+/// What "healthy" means.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// An HTTP GET answered with this status.
+    Http {
+        /// URL.
+        url: String,
+        /// Expected status.
+        expect_status: u16,
+    },
+    /// A TCP connection accepted.
+    Tcp(String),
+    /// A command in the container exits 0.
+    Cmd(Vec<String>),
+    /// No check given: the container keeps running.
+    Running,
+}
+
+/// The health gate of a cut-over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The check.
+    pub check: HealthCheck,
+    /// How long to wait.
+    pub timeout: Span,
+    /// Time between checks.
+    pub interval: Span,
+}
+
+/// Docker restart policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart.
+    No,
+    /// Restart when it exits non-zero.
+    OnFailure,
+    /// Always restart.
+    Always,
+    /// Restart unless stopped by an operator.
+    UnlessStopped,
+}
+
+/// Container hardening; the defaults are the hardened values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Security {
+    /// Read-only root file system.
+    pub read_only: bool,
+    /// no-new-privileges.
+    pub no_new_privileges: bool,
+    /// Capabilities added back after dropping all.
+    pub cap_add: Vec<String>,
+    /// Memory limit.
+    pub memory: Size,
+    /// Process limit.
+    pub pids: u32,
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    /// Writable tmpfs mounts.
+    pub tmpfs: Vec<String>,
+    /// json-file log size before rotation.
+    pub log_max_size: Size,
+    /// Rotated log files kept.
+    pub log_max_files: u32,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            read_only: true,
+            no_new_privileges: true,
+            cap_add: Vec::new(),
+            memory: Size(512 << 20),
+            pids: 256,
+            restart: RestartPolicy::UnlessStopped,
+            tmpfs: vec!["/tmp".into()],
+            log_max_size: Size(10 << 20),
+            log_max_files: 3,
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The playbook as written: serde types with a location on every field.
+//!
+//! Owns: the shape of format version 1 (field names, nesting, scalar types). The JSON
+//! Schema printed by `boyong schema` is generated from these types, and the shape check
+//! (`shape.rs`) enforces that same schema, so editors and boyong agree by construction.
+//! Nothing here is validated beyond shape: see `validate.rs`. Doc comments become the
+//! schema's descriptions.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde::de::{MapAccess, Visitor};
+
+use super::model::{Engine, RestartPolicy};
+use super::yaml::Sp;
+
+/// A boyong playbook: how one application moves from its vendor's host to the
+/// government's server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "boyong playbook, format version 1")]
+pub struct RawPlaybook {
+    /// Format version; only 1 exists.
+    pub version: Sp<u64>,
+    /// The app's identity everywhere: `[a-z0-9][a-z0-9-]{0,62}`.
+    pub app: Sp<String>,
+    /// Free text shown in plans and reports.
+    pub description: Option<Sp<String>>,
+    /// The source host, reached over SSH.
+    pub vendor: Sp<RawVendor>,
+    /// The Docker Engine API of the government server.
+    pub target: Option<Sp<RawTarget>>,
+    /// Values for `{{ vars.NAME }}` in string fields; secrets come from `{ env: NAME }` or `{ file: PATH }`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, Sp<RawValue>>,
+    /// The steps, run in order.
+    pub steps: Sp<Vec<Sp<RawStep>>>,
+}
+
+/// The vendor's host, reached over SSH with a strict host key check.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Vendor")]
+pub struct RawVendor {
+    /// Host name or address.
+    pub host: Sp<String>,
+    /// SSH port; default 22.
+    pub port: Option<Sp<u16>>,
+    /// SSH user.
+    pub user: Sp<String>,
+    /// Private key file (ed25519, ecdsa or rsa), relative to the playbook.
+    pub identity: Option<Sp<String>>,
+    /// Passphrase of the private key: a secret.
+    pub passphrase: Option<Sp<RawValue>>,
+    /// OpenSSH known_hosts file that the host key must match, relative to the playbook.
+    pub known_hosts: Option<Sp<String>>,
+    /// Password, instead of `identity`: a secret, never inline.
+    pub password: Option<Sp<RawValue>>,
+}
+
+/// Where the target Docker Engine listens.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Target")]
+pub struct RawTarget {
+    /// `unix:///var/run/docker.sock` (default) or `tcp://host:2376` with `tls`.
+    pub docker: Option<Sp<String>>,
+    /// Client certificate files for `tcp://`.
+    pub tls: Option<Sp<RawTls>>,
+}
+
+/// TLS files for a `tcp://` Docker endpoint, relative to the playbook.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Tls")]
+pub struct RawTls {
+    /// CA certificate.
+    pub ca: Sp<String>,
+    /// Client certificate.
+    pub cert: Sp<String>,
+    /// Client key.
+    pub key: Sp<String>,
+}
+
+/// One step: an `id`, exactly one kind, and optional `retries` and `timeout`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Step", transform = exactly_one_kind)]
+pub struct RawStep {
+    /// Unique id of the step; later steps name it to use its artifact.
+    pub id: Sp<String>,
+    /// How many times to retry on failure; default 2 for steps that read from the vendor, 0 otherwise.
+    pub retries: Option<Sp<u32>>,
+    /// Time limit, e.g. `10m`.
+    pub timeout: Option<Sp<String>>,
+    /// Pull a directory or a file from the vendor host.
+    pub fetch: Option<Sp<RawFetch>>,
+    /// Dump a database on the vendor host with its own tool.
+    pub dump: Option<Sp<RawDump>>,
+    /// Run a command on the vendor host or in a container on the target.
+    pub exec: Option<Sp<RawExec>>,
+    /// Build a container image from fetched artifacts.
+    pub build: Option<Sp<RawBuild>>,
+    /// Load a dump into a database container on the target.
+    pub restore: Option<Sp<RawRestore>>,
+    /// Cut the app over to a new container, gated by a health check.
+    pub deploy: Option<Sp<RawDeploy>>,
+}
+
+/// The step kinds, in the order they are documented.
+pub const STEP_KINDS: [&str; 6] = ["fetch", "dump", "exec", "build", "restore", "deploy"];
+
+fn exactly_one_kind(schema: &mut schemars::Schema) {
+    let alts: Vec<serde_json::Value> = STEP_KINDS
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), serde_json::Value::Array(alts));
+}
+
+/// Pull a directory (or one file) from the vendor host.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Fetch")]
+pub struct RawFetch {
+    /// Absolute path on the vendor host.
+    pub path: Sp<String>,
+    /// Paths to leave out, relative to `path`; a trailing `/` means a directory.
+    #[serde(default)]
+    pub exclude: Vec<Sp<String>>,
+    /// The vendor's own SHA256SUMS file (absolute path); every listed file is checked.
+    pub sha256sums: Option<Sp<String>>,
+}
+
+/// Dump a database on the vendor host with its own native tool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Dump")]
+pub struct RawDump {
+    /// `mariadb`, `mysql` or `postgres`.
+    pub engine: Sp<Engine>,
+    /// Database name.
+    pub database: Sp<String>,
+    /// Database user.
+    pub user: Sp<String>,
+    /// Database password: a secret.
+    pub password: Option<Sp<RawValue>>,
+    /// Database host as seen from the vendor host; default localhost.
+    pub host: Option<Sp<String>>,
+    /// Database port; default the engine's own.
+    pub port: Option<Sp<u16>>,
+}
+
+/// Run a command on the vendor host (default) or inside a container on the target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Exec")]
+pub struct RawExec {
+    /// The command (a shell command line).
+    pub run: Sp<String>,
+    /// What rollback runs; a step without `undo` has none.
+    pub undo: Option<Sp<String>>,
+    /// `vendor` (default) or `{ container: NAME }`.
+    pub on: Option<Sp<RawExecOn>>,
+    /// Environment for the command; secrets go here, never into `run`.
+    #[serde(default)]
+    pub env: BTreeMap<String, Sp<String>>,
+}
+
+/// Where an `exec` step runs.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[schemars(rename = "ExecOn")]
+pub enum RawExecOn {
+    /// On the vendor host.
+    Vendor(OnVendor),
+    /// Inside a container on the target.
+    Container {
+        /// The container's name.
+        container: String,
+    },
+}
+
+/// The word `vendor`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy)]
+pub enum OnVendor {
+    /// On the vendor host.
+    #[serde(rename = "vendor")]
+    Vendor,
+}
+
+/// Repackage artifacts into a container image.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Build")]
+pub struct RawBuild {
+    /// An image that exists on the target engine.
+    pub base: Sp<String>,
+    /// Artifact of a `fetch` step (by id) -> absolute path in the image.
+    #[serde(default)]
+    pub copy: BTreeMap<String, Sp<String>>,
+    /// Build commands (RUN), in order.
+    #[serde(default)]
+    pub run: Vec<Sp<String>>,
+    /// User the image runs as.
+    pub user: Option<Sp<String>>,
+    /// Working directory.
+    pub workdir: Option<Sp<String>>,
+    /// Environment baked into the image (no secrets).
+    #[serde(default)]
+    pub env: BTreeMap<String, Sp<String>>,
+    /// The command, as a list.
+    pub cmd: Option<Vec<Sp<String>>>,
+    /// Ports the image listens on.
+    #[serde(default)]
+    pub expose: Vec<Sp<u16>>,
+    /// Image tag, e.g. `perizinan:2026.11.1`; default `boyong/APP-STEP:RUN`.
+    pub tag: Option<Sp<String>>,
+}
+
+/// Load a dump into a database container on the target.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Restore")]
+pub struct RawRestore {
+    /// The `dump` step whose artifact is loaded.
+    pub from: Sp<String>,
+    /// Database server image on the target engine.
+    pub image: Sp<String>,
+    /// Container name.
+    pub name: Sp<String>,
+    /// Named volume for the data.
+    pub volume: Sp<String>,
+    /// Network to attach to.
+    pub network: Option<Sp<String>>,
+    /// Password of the database's user: a secret.
+    pub password: Sp<RawValue>,
+    /// Overwrite an existing volume (after snapshotting it).
+    pub replace: Option<Sp<bool>>,
+}
+
+/// Cut the app over to a container built by a `build` step.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Deploy")]
+pub struct RawDeploy {
+    /// A build step's id, or a plain image reference.
+    pub image: Sp<String>,
+    /// Container name.
+    pub name: Sp<String>,
+    /// Network to attach to (created when missing).
+    pub network: Option<Sp<String>>,
+    /// Port mappings `[ADDRESS:]HOST:CONTAINER[/tcp|udp]`.
+    #[serde(default)]
+    pub ports: Vec<Sp<String>>,
+    /// Environment of the container.
+    #[serde(default)]
+    pub env: BTreeMap<String, Sp<String>>,
+    /// Named volumes `VOLUME:/path[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<Sp<String>>,
+    /// The health gate of the cut-over.
+    pub health: Option<Sp<RawHealth>>,
+    /// Relaxations of the hardened defaults.
+    pub security: Option<Sp<RawSecurity>>,
+    /// How many previous releases to keep, stopped, for rollback; default 1.
+    pub keep: Option<Sp<u32>>,
+}
+
+/// A health check: exactly one of `http`, `tcp`, `cmd`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Health", transform = exactly_one_check)]
+pub struct RawHealth {
+    /// URL to GET, e.g. `http://127.0.0.1:8080/healthz`.
+    pub http: Option<Sp<String>>,
+    /// `host:port` that must accept a connection.
+    pub tcp: Option<Sp<String>>,
+    /// Command run inside the container; exit 0 is healthy.
+    pub cmd: Option<Sp<Vec<Sp<String>>>>,
+    /// HTTP status expected; default 200.
+    pub expect_status: Option<Sp<u16>>,
+    /// How long to wait for health; default 60s.
+    pub timeout: Option<Sp<String>>,
+    /// Time between checks; default 1s.
+    pub interval: Option<Sp<String>>,
+}
+
+/// The health check kinds.
+pub const HEALTH_KINDS: [&str; 3] = ["http", "tcp", "cmd"];
+
+fn exactly_one_check(schema: &mut schemars::Schema) {
+    let alts: Vec<serde_json::Value> = HEALTH_KINDS
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".into(), serde_json::Value::Array(alts));
+}
+
+/// Relaxations of the hardened container defaults.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Security")]
+pub struct RawSecurity {
+    /// Read-only root file system; default true.
+    pub read_only: Option<Sp<bool>>,
+    /// no-new-privileges; default true.
+    pub no_new_privileges: Option<Sp<bool>>,
+    /// Capabilities added back after dropping all, e.g. `NET_BIND_SERVICE`.
+    #[serde(default)]
+    pub cap_add: Vec<Sp<String>>,
+    /// Memory limit, e.g. `512m`; default 512m.
+    pub memory: Option<Sp<String>>,
+    /// Process limit; default 256.
+    pub pids: Option<Sp<u32>>,
+    /// Restart policy; default unless-stopped.
+    pub restart: Option<Sp<RestartPolicy>>,
+    /// Writable tmpfs mounts; default `/tmp`.
+    pub tmpfs: Option<Vec<Sp<String>>>,
+    /// Size of one json-file log before rotation; default 10m.
+    pub log_max_size: Option<Sp<String>>,
+    /// Rotated log files kept; default 3.
+    pub log_max_files: Option<Sp<u32>>,
+}
+
+/// A string field that may also be a secret source: `"text"`, `{ env: NAME }` or `{ file: PATH }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawValue {
+    /// Literal text (may hold `{{ vars.NAME }}`).
+    Text(String),
+    /// A secret read from an environment variable.
+    Env(String),
+    /// A secret read from a file, relative to the playbook.
+    File(String),
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, `{ env: NAME }` or `{ file: PATH }`")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawValue, E> {
+                Ok(RawValue::Text(v.to_owned()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawValue, E> {
+                Ok(RawValue::Text(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawValue, E> {
+                Ok(RawValue::Text(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawValue, E> {
+                Ok(RawValue::Text(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<RawValue, E> {
+                Err(E::custom(
+                    "a number with a fraction loses its spelling in YAML (1.10 reads as 1.1): put it in quotes, e.g. \"1.10\"",
+                ))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<RawValue, A::Error> {
+                use serde::de::Error as _;
+                let Some(key) = a.next_key::<String>()? else {
+                    return Err(A::Error::custom(
+                        "expected `{ env: NAME }` or `{ file: PATH }`, found an empty mapping",
+                    ));
+                };
+                let value = a.next_value::<String>()?;
+                if a.next_key::<String>()?.is_some() {
+                    return Err(A::Error::custom(
+                        "a secret has one source: `{ env: NAME }` or `{ file: PATH }`, not both",
+                    ));
+                }
+                match key.as_str() {
+                    "env" => Ok(RawValue::Env(value)),
+                    "file" => Ok(RawValue::File(value)),
+                    other => Err(A::Error::custom(format!(
+                        "unknown secret source `{other}`: expected `env` or `file`"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawValue {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Value".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Text (may hold {{ vars.NAME }}), or a secret: { env: NAME } or { file: PATH }.",
+            "anyOf": [
+                { "type": "string" },
+                { "type": "object", "properties": { "env": { "type": "string" } },
+                  "required": ["env"], "additionalProperties": false },
+                { "type": "object", "properties": { "file": { "type": "string" } },
+                  "required": ["file"], "additionalProperties": false }
+            ]
+        })
+    }
+}

@@ -1,0 +1,545 @@
+//! Semantic validation: the raw playbook (shape already checked) becomes a [`Playbook`].
+//!
+//! Owns: every rule of the format that is not shape: version, names and ids,
+//! references between steps, `{{ vars.X }}` resolution, where secrets may and may not
+//! go, durations, sizes, ports, paths. All problems are collected; none stops the
+//! check early. Step kinds are checked in `validate_steps.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::model::{DockerEndpoint, Playbook, Step, StepKind, Target, Vendor, VendorAuth};
+use super::raw::{RawPlaybook, RawStep, RawTarget, RawValue, RawVendor, STEP_KINDS};
+use super::secret::{SecretDef, SecretSource};
+use super::template::{Part, Piece, Template, is_var_name, scan};
+use super::yaml::Sp;
+use crate::diag::{Diagnostic, Loc};
+
+/// What a var holds.
+#[derive(Debug, Clone)]
+enum Var {
+    Text(String),
+    Secret,
+}
+
+/// The state of one validation.
+pub(super) struct Validator<'a> {
+    src: &'a str,
+    dir: &'a Path,
+    pub(super) diags: Vec<Diagnostic>,
+    vars: BTreeMap<String, (Var, Loc)>,
+    used_vars: BTreeSet<String>,
+    pub(super) secrets: BTreeMap<String, SecretDef>,
+    /// (id, kind, loc) of every step, in order.
+    pub(super) steps: Vec<(String, &'static str, Loc)>,
+}
+
+/// Validates a shape-checked raw playbook.
+pub fn validate(
+    raw: &RawPlaybook,
+    src: &str,
+    path: &Path,
+    sha256: String,
+) -> (Option<Playbook>, Vec<Diagnostic>) {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut v = Validator {
+        src,
+        dir,
+        diags: Vec::new(),
+        vars: BTreeMap::new(),
+        used_vars: BTreeSet::new(),
+        secrets: BTreeMap::new(),
+        steps: Vec::new(),
+    };
+    if raw.version.value != 1 {
+        v.error(
+            raw.version.loc,
+            format!("unsupported format version {}", raw.version.value),
+            "expected `version: 1`",
+        );
+    }
+    let app = raw.app.value.clone();
+    if !is_app_name(&app) {
+        v.error(
+            raw.app.loc,
+            format!("`{app}` is not a valid app name"),
+            "expected lowercase letters, digits and `-`, starting with a letter or digit, at most 63 characters",
+        );
+    }
+    v.vars(&raw.vars);
+    let description = raw.description.as_ref().map(|d| v.text(d, "description"));
+    let vendor = v.vendor(&raw.vendor);
+    let target = v.target(raw.target.as_ref());
+    v.index_steps(&raw.steps.value);
+    if raw.steps.value.is_empty() {
+        v.error(raw.steps.loc, "the playbook has no steps", "expected a list of steps");
+    }
+    let steps: Vec<Option<Step>> = raw
+        .steps
+        .value
+        .iter()
+        .enumerate()
+        .map(|(i, s)| v.step(i, &s.value, s.loc))
+        .collect();
+    v.cross_checks(&steps);
+    v.unused_vars();
+    let ok = !v.diags.iter().any(Diagnostic::is_error);
+    let playbook = match (ok, vendor, steps.into_iter().collect::<Option<Vec<_>>>()) {
+        (true, Some(vendor), Some(steps)) => Some(Playbook {
+            path: path.to_path_buf(),
+            sha256,
+            app,
+            description,
+            vendor,
+            target,
+            secrets: v.secrets.clone(),
+            steps,
+        }),
+        _ => None,
+    };
+    (playbook, v.diags)
+}
+
+/// `[a-z0-9][a-z0-9-]{0,62}`.
+pub fn is_app_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// Step ids: `[a-z0-9][a-z0-9_-]{0,62}`.
+pub fn is_step_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
+/// Docker object names (containers, networks, volumes): `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn is_docker_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+/// A host name or address safe to hand to SSH: no spaces, no leading `-`.
+fn is_host(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with('-')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-:_[]".contains(c))
+}
+
+/// A POSIX user name.
+fn is_user_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && !s.starts_with('-')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+impl Validator<'_> {
+    pub(super) fn error(&mut self, loc: Loc, message: impl Into<String>, label: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::error(Some(loc), message).label(label));
+    }
+
+    pub(super) fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// Location of byte `offset` inside the scalar at `loc` (skipping an opening quote).
+    fn loc_in(&self, loc: Loc, value: &str, offset: usize, len: usize) -> Loc {
+        let line = self.src.lines().nth(loc.line.saturating_sub(1) as usize);
+        let quoted = line
+            .and_then(|l| l.chars().nth(loc.col.saturating_sub(1) as usize))
+            .is_some_and(|c| c == '"' || c == '\'');
+        let before = value.get(..offset).map_or(0, |s| s.chars().count());
+        let width = value.get(offset..offset + len).map_or(1, |s| s.chars().count());
+        Loc {
+            line: loc.line,
+            col: loc.col + u32::from(quoted) + u32::try_from(before).unwrap_or(0),
+            len: u32::try_from(width).unwrap_or(1),
+        }
+    }
+
+    /// Resolves `{{ vars.X }}` in a field. `why_no_secrets`: `None` allows secrets;
+    /// otherwise the reason a secret may not go into this field.
+    fn interpolate(&mut self, s: &Sp<String>, field: &str, why_no_secrets: Option<&str>) -> Template {
+        let pieces = match scan(&s.value) {
+            Ok(p) => p,
+            Err(e) => {
+                let loc = self.loc_in(s.loc, &s.value, e.offset, e.len);
+                self.error(loc, format!("bad reference in `{field}`: {}", e.message), "here");
+                return Template::text(s.value.clone());
+            }
+        };
+        let mut parts: Vec<Part> = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Lit(t) => push_lit(&mut parts, &t),
+                Piece::Var { name, offset, len } => {
+                    let loc = self.loc_in(s.loc, &s.value, offset, len);
+                    match self.vars.get(&name).cloned() {
+                        Some((Var::Text(t), _)) => {
+                            self.used_vars.insert(name);
+                            push_lit(&mut parts, &t);
+                        }
+                        Some((Var::Secret, _)) => {
+                            self.used_vars.insert(name.clone());
+                            if let Some(why) = why_no_secrets {
+                                self.push(
+                                    Diagnostic::error(
+                                        Some(loc),
+                                        format!("secret `{name}` cannot be used in `{field}`"),
+                                    )
+                                    .label(why.to_string()),
+                                );
+                            }
+                            parts.push(Part::Secret(name));
+                        }
+                        None => {
+                            let names: Vec<String> = self.vars.keys().cloned().collect();
+                            self.push(
+                                Diagnostic::error(Some(loc), format!("`vars.{name}` is not defined"))
+                                    .label("used here")
+                                    .did_you_mean(&name, names.iter().map(String::as_str))
+                                    .help(format!("define it under `vars:`, e.g. `{name}: \"...\"` or `{name}: {{ env: {} }}`", name.to_uppercase())),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Template(parts)
+    }
+
+    /// A text field where secrets are not allowed.
+    pub(super) fn text(&mut self, s: &Sp<String>, field: &str) -> String {
+        self.interpolate(s, field, Some("a secret may not be put here: it would show in plans, logs or metadata"))
+            .to_string()
+    }
+
+    /// A text field where secrets are refused with a specific reason.
+    pub(super) fn text_because(&mut self, s: &Sp<String>, field: &str, why: &str) -> String {
+        self.interpolate(s, field, Some(why)).to_string()
+    }
+
+    /// A field that may hold secrets.
+    pub(super) fn template(&mut self, s: &Sp<String>, field: &str) -> Template {
+        self.interpolate(s, field, None)
+    }
+
+    /// A field that must be a secret: `{ env }`, `{ file }`, or exactly `{{ vars.SECRET }}`.
+    pub(super) fn secret_field(&mut self, v: &Sp<RawValue>, field: &str) -> Template {
+        match &v.value {
+            RawValue::Env(_) | RawValue::File(_) => {
+                let source = self.secret_source(&v.value, v.loc);
+                self.secrets.insert(field.to_string(), SecretDef { source, loc: v.loc });
+                Template::secret(field)
+            }
+            RawValue::Text(t) => {
+                let t = self.template(&Sp::new(t.clone(), v.loc), field);
+                if !t.is_only_secret() {
+                    self.push(
+                        Diagnostic::error(Some(v.loc), format!("`{field}` must be a secret, not an inline value"))
+                            .label("expected `{ env: NAME }`, `{ file: PATH }` or `\"{{ vars.NAME }}\"` naming a secret var")
+                            .help("a password in a playbook ends up in version control and backups: keep it in the environment or a file"),
+                    );
+                }
+                t
+            }
+        }
+    }
+
+    fn secret_source(&mut self, v: &RawValue, loc: Loc) -> SecretSource {
+        match v {
+            RawValue::Env(name) => {
+                if !is_var_name(name) {
+                    self.error(loc, format!("`{name}` is not an environment variable name"), "expected letters, digits and `_`");
+                }
+                SecretSource::Env(name.clone())
+            }
+            RawValue::File(p) => SecretSource::File(self.path(&Sp::new(p.clone(), loc), "file")),
+            RawValue::Text(_) => SecretSource::Env(String::new()),
+        }
+    }
+
+    /// A local path, resolved against the playbook's folder.
+    pub(super) fn path(&mut self, s: &Sp<String>, field: &str) -> PathBuf {
+        let text = self.text(s, field);
+        if text.is_empty() {
+            self.error(s.loc, format!("`{field}` is empty"), "expected a file path");
+        }
+        let p = PathBuf::from(&text);
+        if p.is_absolute() { p } else { self.dir.join(p) }
+    }
+
+    /// A Docker object name.
+    pub(super) fn docker_name(&mut self, s: &Sp<String>, field: &str) -> String {
+        let t = self.text(s, field);
+        if !is_docker_name(&t) {
+            self.error(s.loc, format!("`{t}` is not a valid name for `{field}`"), "expected letters, digits, `_`, `.` and `-`, starting with a letter or digit");
+        }
+        t
+    }
+
+    fn vars(&mut self, raw: &BTreeMap<String, Sp<RawValue>>) {
+        for (name, v) in raw {
+            if !is_var_name(name) {
+                self.error(v.loc, format!("`{name}` is not a valid var name"), "expected letters, digits and `_`, not starting with a digit");
+            }
+            let var = match &v.value {
+                RawValue::Text(t) => {
+                    if t.contains("{{") {
+                        self.error(v.loc, format!("var `{name}` refers to another var"), "vars are plain values: write the value itself");
+                    }
+                    Var::Text(t.clone())
+                }
+                other => {
+                    let source = self.secret_source(other, v.loc);
+                    self.secrets.insert(name.clone(), SecretDef { source, loc: v.loc });
+                    Var::Secret
+                }
+            };
+            self.vars.insert(name.clone(), (var, v.loc));
+        }
+    }
+
+    fn unused_vars(&mut self) {
+        let unused: Vec<(String, Loc)> = self
+            .vars
+            .iter()
+            .filter(|(n, _)| !self.used_vars.contains(*n))
+            .map(|(n, (_, l))| (n.clone(), *l))
+            .collect();
+        for (n, loc) in unused {
+            self.push(Diagnostic::warning(Some(loc), format!("var `{n}` is never used")).label("declared here"));
+            if self.secrets.contains_key(&n) {
+                self.secrets.remove(&n);
+            }
+        }
+    }
+
+    fn vendor(&mut self, raw: &Sp<RawVendor>) -> Option<Vendor> {
+        let r = &raw.value;
+        let host = self.text(&r.host, "vendor.host");
+        if !is_host(&host) {
+            self.error(r.host.loc, format!("`{host}` is not a host name or address"), "expected e.g. `10.20.0.5` or `app.vendor.co.id`");
+        }
+        let user = self.text(&r.user, "vendor.user");
+        if !is_user_name(&user) {
+            self.error(r.user.loc, format!("`{user}` is not a user name"), "expected letters, digits, `.`, `_` and `-`, not starting with `-`");
+        }
+        let port = r.port.as_ref().map_or(22, |p| p.value);
+        if port == 0 {
+            if let Some(p) = &r.port {
+                self.error(p.loc, "port 0 is not a port", "expected 1 to 65535");
+            }
+        }
+        let known_hosts = r.known_hosts.as_ref().map(|k| self.path(k, "vendor.known_hosts"));
+        if known_hosts.is_none() {
+            self.push(
+                Diagnostic::warning(Some(raw.loc), "`vendor.known_hosts` is not given: the operator's ~/.ssh/known_hosts is used")
+                    .help("give the vendor host's key in a file next to the playbook, so every operator checks the same key"),
+            );
+        }
+        let auth = match (&r.identity, &r.password) {
+            (Some(id), None) => Some(VendorAuth::Key {
+                identity: self.path(id, "vendor.identity"),
+                passphrase: r.passphrase.as_ref().map(|p| self.secret_field(p, "vendor.passphrase")),
+            }),
+            (None, Some(pw)) => {
+                if let Some(pp) = &r.passphrase {
+                    self.error(pp.loc, "`passphrase` goes with `identity`, not `password`", "remove it");
+                }
+                Some(VendorAuth::Password(self.secret_field(pw, "vendor.password")))
+            }
+            (Some(_), Some(pw)) => {
+                self.error(pw.loc, "`vendor` has both `identity` and `password`", "choose one way to log in");
+                None
+            }
+            (None, None) => {
+                self.error(raw.loc, "`vendor` has no way to log in", "add `identity: keys/vendor_ed25519` or `password: { env: NAME }`");
+                None
+            }
+        };
+        Some(Vendor {
+            host,
+            port,
+            user,
+            auth: auth?,
+            known_hosts,
+        })
+    }
+
+    fn target(&mut self, raw: Option<&Sp<RawTarget>>) -> Target {
+        let default = Target {
+            docker: DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
+        };
+        let Some(raw) = raw else { return default };
+        let r = &raw.value;
+        let Some(d) = &r.docker else {
+            if let Some(tls) = &r.tls {
+                self.error(tls.loc, "`tls` applies to a `tcp://` endpoint", "add `docker: tcp://HOST:2376`");
+            }
+            return default;
+        };
+        let url = self.text(d, "target.docker");
+        if let Some(path) = url.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                self.error(d.loc, "a unix socket path must be absolute", "expected e.g. `unix:///var/run/docker.sock`");
+            }
+            if let Some(tls) = &r.tls {
+                self.error(tls.loc, "`tls` applies to a `tcp://` endpoint, not a unix socket", "remove it");
+            }
+            return Target { docker: DockerEndpoint::Unix(PathBuf::from(path)) };
+        }
+        if let Some(hp) = url.strip_prefix("tcp://") {
+            let (host, port) = match hp.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p.parse::<u16>().ok().filter(|&p| p > 0)),
+                None => (hp.to_string(), Some(2376)),
+            };
+            if port.is_none() || !is_host(&host) {
+                self.error(d.loc, format!("`{url}` is not a valid tcp endpoint"), "expected `tcp://HOST:PORT`");
+            }
+            let Some(tls) = &r.tls else {
+                self.error(d.loc, "the Docker API over TCP needs TLS client certificates", "add `tls: { ca: ..., cert: ..., key: ... }`")
+                    ;
+                return default;
+            };
+            let t = &tls.value;
+            return Target {
+                docker: DockerEndpoint::Tcp {
+                    host,
+                    port: port.unwrap_or(2376),
+                    ca: self.path(&t.ca, "target.tls.ca"),
+                    cert: self.path(&t.cert, "target.tls.cert"),
+                    key: self.path(&t.key, "target.tls.key"),
+                },
+            };
+        }
+        self.error(d.loc, format!("`{url}` is not a Docker endpoint"), "expected `unix:///path/to/docker.sock` or `tcp://HOST:PORT`");
+        default
+    }
+
+    fn index_steps(&mut self, steps: &[Sp<RawStep>]) {
+        let mut seen: BTreeMap<String, Loc> = BTreeMap::new();
+        for s in steps {
+            let id = &s.value.id;
+            if !is_step_id(&id.value) {
+                self.error(id.loc, format!("`{}` is not a valid step id", id.value), "expected lowercase letters, digits, `-` and `_`, at most 63 characters");
+            }
+            if let Some(first) = seen.get(&id.value) {
+                let first = *first;
+                self.push(
+                    Diagnostic::error(Some(id.loc), format!("duplicate step id `{}`", id.value))
+                        .label(format!("first used on line {}", first.line))
+                        .help("every step needs its own id"),
+                );
+            } else {
+                seen.insert(id.value.clone(), id.loc);
+            }
+            let kind = kind_name(&s.value);
+            self.steps.push((id.value.clone(), kind, id.loc));
+        }
+    }
+
+    /// Resolves a reference from step `at` to an earlier step of kind `want`.
+    pub(super) fn step_ref(&mut self, r: &Sp<String>, at: usize, want: &str, field: &str) -> Option<String> {
+        let name = r.value.as_str();
+        let pos = self.steps.iter().position(|(id, _, _)| id == name);
+        match pos {
+            Some(p) if p == at => {
+                self.error(r.loc, format!("step `{name}` refers to itself in `{field}`"), format!("expected an earlier `{want}` step"));
+                None
+            }
+            Some(p) if p > at => {
+                self.error(r.loc, format!("step `{name}` comes later (step {}); `{field}` can only use earlier steps", p + 1), "move this step after it");
+                None
+            }
+            Some(p) if self.steps[p].1 != want => {
+                let kind = self.steps[p].1;
+                self.error(r.loc, format!("step `{name}` is a `{kind}` step; `{field}` takes a `{want}` step"), format!("expected the id of an earlier `{want}` step"));
+                None
+            }
+            Some(_) => Some(name.to_string()),
+            None => {
+                let candidates: Vec<String> = self.steps[..at.min(self.steps.len())]
+                    .iter()
+                    .filter(|(_, k, _)| *k == want)
+                    .map(|(id, _, _)| id.clone())
+                    .collect();
+                self.push(
+                    Diagnostic::error(Some(r.loc), format!("no step `{name}`"))
+                        .label(format!("expected the id of an earlier `{want}` step{}", if candidates.is_empty() { String::new() } else { format!(": {}", candidates.join(", ")) }))
+                        .did_you_mean(name, candidates.iter().map(String::as_str)),
+                );
+                None
+            }
+        }
+    }
+
+    /// True when `name` is an earlier step of kind `want`.
+    pub(super) fn is_earlier(&self, name: &str, at: usize, want: &str) -> bool {
+        self.steps[..at.min(self.steps.len())]
+            .iter()
+            .any(|(id, k, _)| id == name && *k == want)
+    }
+
+    fn cross_checks(&mut self, steps: &[Option<Step>]) {
+        let mut containers: BTreeMap<String, &str> = BTreeMap::new();
+        let mut host_ports: BTreeMap<(u16, bool), &str> = BTreeMap::new();
+        for (s, (_, _, loc)) in steps.iter().zip(self.steps.clone()) {
+            let Some(s) = s else { continue };
+            let name = match &s.kind {
+                StepKind::Deploy(d) => {
+                    for p in &d.ports {
+                        let key = (p.host, p.proto == super::units::Proto::Udp);
+                        if let Some(other) = host_ports.insert(key, &s.id) {
+                            self.error(loc, format!("host port {} is published by steps `{other}` and `{}`", p.host, s.id), "use another host port");
+                        }
+                    }
+                    Some(&d.name)
+                }
+                StepKind::Restore(r) => Some(&r.name),
+                _ => None,
+            };
+            if let Some(name) = name
+                && let Some(other) = containers.insert(name.clone(), &s.id)
+            {
+                self.error(loc, format!("container `{name}` is created by steps `{other}` and `{}`", s.id), "give each container its own name");
+            }
+        }
+    }
+}
+
+fn push_lit(parts: &mut Vec<Part>, t: &str) {
+    if let Some(Part::Lit(last)) = parts.last_mut() {
+        last.push_str(t);
+    } else {
+        parts.push(Part::Lit(t.to_string()));
+    }
+}
+
+/// The kind of a raw step (the first present, or `?`).
+fn kind_name(s: &RawStep) -> &'static str {
+    let present = [
+        s.fetch.is_some(),
+        s.dump.is_some(),
+        s.exec.is_some(),
+        s.build.is_some(),
+        s.restore.is_some(),
+        s.deploy.is_some(),
+    ];
+    present
+        .iter()
+        .position(|p| *p)
+        .map_or("?", |i| STEP_KINDS[i])
+}

@@ -1,0 +1,282 @@
+//! The YAML reader: the one place in boyong that uses serde-saphyr.
+//!
+//! Owns: the parser options and budgets (depth, nodes, aliases, scalar bytes, one
+//! document, duplicate keys refused, strict booleans), [`Sp`] (a value with the
+//! [`Loc`] it came from), [`Node`] (a generic spanned tree used to check a file's shape
+//! and report every structural error at once), and the conversion of the library's
+//! errors into [`Diagnostic`]s. Invariant: nothing here panics on any input; every
+//! failure becomes a diagnostic with a line and column.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::diag::{Diagnostic, Loc};
+
+/// A value together with where it stands in the playbook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sp<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub loc: Loc,
+}
+
+impl<T> Sp<T> {
+    /// Wraps a value with a location.
+    pub const fn new(value: T, loc: Loc) -> Self {
+        Self { value, loc }
+    }
+}
+
+fn loc_of(l: serde_saphyr::Location) -> Loc {
+    let len = u32::try_from(l.span().len()).unwrap_or(u32::MAX);
+    Loc {
+        line: u32::try_from(l.line()).unwrap_or(u32::MAX),
+        col: u32::try_from(l.column()).unwrap_or(u32::MAX),
+        len,
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
+        Ok(Self {
+            value: s.value,
+            loc: loc_of(s.referenced),
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A generic YAML node with locations, used for the shape check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// `~`, `null` or an empty value.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer.
+    Int(i128),
+    /// A number with a fraction or exponent.
+    Float(f64),
+    /// A string (quoted or plain).
+    Str(String),
+    /// A sequence.
+    Seq(Vec<Sp<Node>>),
+    /// A mapping, in the order written.
+    Map(Vec<(Sp<Node>, Sp<Node>)>),
+}
+
+impl Node {
+    /// How the node is named in messages: "a mapping", "a string" ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Node::Null => "an empty value (null)",
+            Node::Bool(_) => "a boolean",
+            Node::Int(_) => "an integer",
+            Node::Float(_) => "a number",
+            Node::Str(_) => "a string",
+            Node::Seq(_) => "a list",
+            Node::Map(_) => "a mapping",
+        }
+    }
+
+    /// The text of a scalar key, for messages.
+    pub fn key_text(&self) -> String {
+        match self {
+            Node::Str(s) => s.clone(),
+            Node::Int(i) => i.to_string(),
+            Node::Float(f) => f.to_string(),
+            Node::Bool(b) => b.to_string(),
+            Node::Null => "~".into(),
+            Node::Seq(_) | Node::Map(_) => "<complex key>".into(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_none<E>(self) -> Result<Node, E> {
+                Ok(Node::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+                Node::deserialize(d)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+                Ok(Node::Int(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Node, E> {
+                Ok(Node::Int(v))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<Node, E> {
+                Ok(Node::Int(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Node, E> {
+                Ok(Node::Str(v))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Node, E> {
+                Ok(Node::Str(String::from_utf8_lossy(v).into_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+                let mut items = Vec::new();
+                while let Some(x) = a.next_element::<Sp<Node>>()? {
+                    items.push(x);
+                }
+                Ok(Node::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Node, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(k) = a.next_key::<Sp<Node>>()? {
+                    let v = a.next_value::<Sp<Node>>()?;
+                    entries.push((k, v));
+                }
+                Ok(Node::Map(entries))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The parser options: one document, limits far above any real playbook and far below
+/// what would hurt the machine.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 32,
+            max_nodes: 100_000,
+            max_events: 400_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_documents: 1,
+            max_total_scalar_bytes: 2 * 1024 * 1024,
+            max_merge_keys: 1_000,
+        },
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+        underscored_numbers_as_strings: true,
+    }
+}
+
+/// Parses the text into a spanned generic tree.
+pub fn parse_tree(text: &str) -> Result<Sp<Node>, Diagnostic> {
+    serde_saphyr::from_str_with_options::<Sp<Node>>(text, options()).map_err(|e| to_diag(&e))
+}
+
+/// Parses the text into a typed value.
+pub fn parse_typed<T: DeserializeOwned>(text: &str) -> Result<T, Diagnostic> {
+    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| to_diag(&e))
+}
+
+/// Turns a library error into a diagnostic with its location and a plain message.
+fn to_diag(e: &serde_saphyr::Error) -> Diagnostic {
+    use serde_saphyr::MessageFormatter as _;
+    let inner = e.without_snippet();
+    let raw = serde_saphyr::UserMessageFormatter
+        .format_message(inner)
+        .into_owned();
+    let message = friendly(&raw);
+    let loc = e.location().map(loc_of).filter(|l| l.line > 0);
+    Diagnostic::error(loc, message)
+}
+
+/// Rewrites the library's wording where an operator would not understand it.
+fn friendly(raw: &str) -> String {
+    let first = raw.lines().next().unwrap_or(raw).trim();
+    if first.contains("budget breached") || first.contains("recursion limit") {
+        if first.contains("Depth") || first.contains("recursion") {
+            return "the YAML is nested too deeply (more than 32 levels); a playbook needs far fewer".into();
+        }
+        if first.contains("Alias") || first.contains("Nodes") || first.contains("Events") {
+            return "the YAML expands to too many values (alias or anchor expansion); a playbook needs far fewer".into();
+        }
+        return format!("the YAML exceeds boyong's size limits ({first})");
+    }
+    if first.contains("multiple YAML documents") {
+        return "a playbook is one YAML document; found a second one (`---`)".into();
+    }
+    if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest);
+        return format!("duplicate key `{key}`: each key may appear once in a mapping");
+    }
+    first.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_has_locations() {
+        let t = parse_tree("a: 1\nb:\n  - x\n").unwrap_or_else(|d| panic!("{d:?}"));
+        let Node::Map(m) = t.value else {
+            panic!("not a map")
+        };
+        assert_eq!(m[1].0.loc.line, 2);
+        let Node::Seq(s) = &m[1].1.value else {
+            panic!("not a seq")
+        };
+        assert_eq!((s[0].loc.line, s[0].loc.col), (3, 5));
+    }
+
+    #[test]
+    fn pathological_inputs_are_errors_not_panics() {
+        for bad in [
+            "[".repeat(100_000),
+            (0..200).map(|i| format!("{}- \n", "  ".repeat(i))).collect(),
+            "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n".to_string(),
+            "a: 1\na: 2\n".to_string(),
+            "a: 1\n---\nb: 2\n".to_string(),
+            "a: [1, 2\nb: 3\n".to_string(),
+            "\u{0}\u{1}\u{2}garbage: [".to_string(),
+        ] {
+            let d = parse_tree(&bad).expect_err("must be refused");
+            assert!(d.loc.is_some(), "{d:?}");
+            assert!(!d.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn duplicate_key_message_names_the_key() {
+        let d = parse_tree("app: a\napp: b\n").expect_err("dup");
+        assert!(d.message.contains("duplicate key `app`"), "{}", d.message);
+        assert_eq!(d.loc.map(|l| l.line), Some(2));
+    }
+}

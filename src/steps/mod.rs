@@ -1,0 +1,74 @@
+//! Step kinds: one file each (`fetch.rs`, `dump.rs`, `exec.rs`, `build.rs`,
+//! `restore.rs`, `deploy.rs`).
+//!
+//! Owns: what each kind reads and changes ([`describe`]), which is what a plan shows and
+//! what a run is held to. Adding a kind: a variant in `playbook::StepKind`, its raw
+//! type and rules in `playbook/`, a file here, and an arm in [`describe`]; the compiler
+//! points at every `match` to extend.
+
+mod build;
+mod deploy;
+mod dump;
+mod exec;
+mod fetch;
+mod restore;
+
+use crate::plan::{Change, PlanContext};
+use crate::playbook::{Security, Step, StepKind};
+
+/// What a step reads and what it changes.
+#[derive(Debug, Clone, Default)]
+pub struct Described {
+    /// What it reads, one line each.
+    pub reads: Vec<String>,
+    /// What it changes.
+    pub changes: Vec<Change>,
+}
+
+/// Describes a step for the plan.
+pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
+    match &step.kind {
+        StepKind::Fetch(f) => fetch::describe(step, f),
+        StepKind::Dump(d) => dump::describe(step, d),
+        StepKind::Exec(e) => exec::describe(e),
+        StepKind::Build(b) => build::describe(step, b, ctx),
+        StepKind::Restore(r) => restore::describe(r),
+        StepKind::Deploy(d) => deploy::describe(d, ctx),
+    }
+}
+
+/// The hardening of a container, spelled out for plans.
+pub(crate) fn hardening(s: &Security) -> Vec<String> {
+    let onoff = |b: bool, what: &str| {
+        if b {
+            what.to_string()
+        } else {
+            format!("{what}: OFF (relaxed by the playbook)")
+        }
+    };
+    let caps = if s.cap_add.is_empty() {
+        "capabilities: drop ALL".to_string()
+    } else {
+        format!("capabilities: drop ALL, add {}", s.cap_add.join(", "))
+    };
+    let tmpfs = if s.tmpfs.is_empty() {
+        String::new()
+    } else {
+        format!(" (tmpfs {})", s.tmpfs.join(", "))
+    };
+    vec![
+        onoff(s.no_new_privileges, "no-new-privileges"),
+        caps,
+        format!("{}{tmpfs}", onoff(s.read_only, "read-only root file system")),
+        format!("memory {}, pids {}", s.memory, s.pids),
+        format!(
+            "restart {}",
+            serde_json::to_value(s.restart)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        ),
+        format!("logs json-file, {} x {}", s.log_max_size, s.log_max_files),
+        "no Docker socket, no host paths mounted".into(),
+    ]
+}
