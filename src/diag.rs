@@ -50,6 +50,8 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// Further lines printed as `= help: ...`.
     pub help: Vec<String>,
+    /// The underlined text is a secret written inline: it is shown as `*`s.
+    pub mask: bool,
 }
 
 impl Diagnostic {
@@ -61,6 +63,7 @@ impl Diagnostic {
             loc,
             label: None,
             help: Vec::new(),
+            mask: false,
         }
     }
 
@@ -83,6 +86,13 @@ impl Diagnostic {
     #[must_use]
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help.push(help.into());
+        self
+    }
+
+    /// Hides the underlined text when the source line is shown (an inline secret).
+    #[must_use]
+    pub fn masked(mut self) -> Self {
+        self.mask = true;
         self
     }
 
@@ -156,7 +166,17 @@ fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic) {
         .lines()
         .nth((line_no - 1) as usize)
         .unwrap_or_default();
-    let (shown, caret_at) = visible_window(line, loc.col.max(1) as usize - 1);
+    let line = if d.mask {
+        let start = loc.col.max(1) as usize - 1;
+        let end = start + loc.len.max(1) as usize;
+        line.chars()
+            .enumerate()
+            .map(|(i, c)| if (start..end).contains(&i) { '*' } else { c })
+            .collect::<String>()
+    } else {
+        line.to_string()
+    };
+    let (shown, caret_at) = visible_window(&line, loc.col.max(1) as usize - 1);
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{line_no} | {shown}");
     let carets = "^".repeat(loc.len.clamp(1, 80) as usize);
@@ -212,6 +232,15 @@ mod tests {
         assert!(text.contains("3 |   hots: x"), "{text}");
         assert!(text.contains("  |   ^^^^ expected one of host, port"), "{text}");
         assert!(text.contains("did you mean `host`?"), "{text}");
+    }
+
+    #[test]
+    fn masked_text_is_hidden() {
+        let src = "vendor:\n  password: hunter2\n";
+        let d = Diagnostic::error(Some(Loc { line: 2, col: 13, len: 7 }), "inline").masked();
+        let text = render("p.yml", src, &[d]);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("password: *******"), "{text}");
     }
 
     #[test]

@@ -293,6 +293,8 @@ impl<'a> Walker<'a> {
         let known: Vec<&str> = props
             .map(|p| p.keys().map(String::as_str).collect())
             .unwrap_or_default();
+        // Fields that an unknown key is probably a typo of: no "missing" error for them.
+        let mut meant: Vec<&str> = Vec::new();
         for (k, v) in entries {
             let Node::Str(key) = &k.value else {
                 self.out.push(
@@ -308,6 +310,9 @@ impl<'a> Walker<'a> {
             } else {
                 match extra {
                     Some(Value::Bool(false)) => {
+                        if let Some(m) = suggest(key, known.iter().copied()) {
+                            meant.push(m);
+                        }
                         let mut d = Diagnostic::error(
                             Some(k.loc),
                             format!("unknown field `{key}` in {}", path.describe()),
@@ -335,7 +340,7 @@ impl<'a> Walker<'a> {
             .collect();
         if let Some(Value::Array(req)) = s.get("required") {
             for r in req.iter().filter_map(Value::as_str) {
-                if !present.contains(&r) {
+                if !present.contains(&r) && !meant.contains(&r) {
                     self.out.push(
                         Diagnostic::error(
                             Some(node.loc),
@@ -353,6 +358,7 @@ impl<'a> Walker<'a> {
                 .collect();
             match found.as_slice() {
                 [_] => {}
+                [] if keys.iter().any(|k| meant.contains(k)) => {}
                 [] => {
                     let guess = present
                         .iter()

@@ -250,7 +250,8 @@ impl Validator<'_> {
                     self.push(
                         Diagnostic::error(Some(v.loc), format!("`{field}` must be a secret, not an inline value"))
                             .label("expected `{ env: NAME }`, `{ file: PATH }` or `\"{{ vars.NAME }}\"` naming a secret var")
-                            .help("a password in a playbook ends up in version control and backups: keep it in the environment or a file"),
+                            .help("a password in a playbook ends up in version control and backups: keep it in the environment or a file")
+                            .masked(),
                     );
                 }
                 t
@@ -271,10 +272,17 @@ impl Validator<'_> {
         }
     }
 
+    /// Number of errors so far: checks of a value are skipped when resolving it already
+    /// failed (an undefined var), so one mistake gives one message.
+    pub(super) fn errors(&self) -> usize {
+        self.diags.iter().filter(|d| d.is_error()).count()
+    }
+
     /// A local path, resolved against the playbook's folder.
     pub(super) fn path(&mut self, s: &Sp<String>, field: &str) -> PathBuf {
+        let before = self.errors();
         let text = self.text(s, field);
-        if text.is_empty() {
+        if text.is_empty() && self.errors() == before {
             self.error(s.loc, format!("`{field}` is empty"), "expected a file path");
         }
         let p = PathBuf::from(&text);
@@ -283,8 +291,9 @@ impl Validator<'_> {
 
     /// A Docker object name.
     pub(super) fn docker_name(&mut self, s: &Sp<String>, field: &str) -> String {
+        let before = self.errors();
         let t = self.text(s, field);
-        if !is_docker_name(&t) {
+        if !is_docker_name(&t) && self.errors() == before {
             self.error(s.loc, format!("`{t}` is not a valid name for `{field}`"), "expected letters, digits, `_`, `.` and `-`, starting with a letter or digit");
         }
         t
@@ -471,11 +480,12 @@ impl Validator<'_> {
             }
             Some(_) => Some(name.to_string()),
             None => {
-                let candidates: Vec<String> = self.steps[..at.min(self.steps.len())]
+                let mut candidates: Vec<String> = self.steps[..at.min(self.steps.len())]
                     .iter()
                     .filter(|(_, k, _)| *k == want)
                     .map(|(id, _, _)| id.clone())
                     .collect();
+                candidates.dedup();
                 self.push(
                     Diagnostic::error(Some(r.loc), format!("no step `{name}`"))
                         .label(format!("expected the id of an earlier `{want}` step{}", if candidates.is_empty() { String::new() } else { format!(": {}", candidates.join(", ")) }))

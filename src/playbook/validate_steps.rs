@@ -96,7 +96,11 @@ impl Validator<'_> {
     }
 
     fn span(&mut self, s: &Sp<String>, field: &str) -> Option<Span> {
+        let before = self.errors();
         let t = self.text(s, field);
+        if self.errors() > before {
+            return None;
+        }
         match Span::parse(&t) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -107,7 +111,11 @@ impl Validator<'_> {
     }
 
     fn size(&mut self, s: &Sp<String>, field: &str) -> Option<Size> {
+        let before = self.errors();
         let t = self.text(s, field);
+        if self.errors() > before {
+            return None;
+        }
         match Size::parse(&t) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -118,16 +126,18 @@ impl Validator<'_> {
     }
 
     fn abs_path(&mut self, s: &Sp<String>, field: &str, why: &str) -> String {
+        let before = self.errors();
         let t = self.text_because(s, field, why);
-        if !is_abs_path(&t) {
+        if !is_abs_path(&t) && self.errors() == before {
             self.error(s.loc, format!("`{field}` must be an absolute path without `..`: `{t}`"), "expected e.g. `/srv/www/app`");
         }
         t
     }
 
     fn image_ref(&mut self, s: &Sp<String>, field: &str) -> String {
+        let before = self.errors();
         let t = self.text_because(s, field, NO_SECRET_IMAGE);
-        if !is_image_ref(&t) {
+        if !is_image_ref(&t) && self.errors() == before {
             self.error(s.loc, format!("`{t}` is not an image reference with a tag"), "expected e.g. `gov/php:8.2` (a tag is required: no registry decides what `latest` means)");
         }
         t
@@ -272,7 +282,11 @@ impl Validator<'_> {
         let network = r.network.as_ref().map(|n| self.docker_name(n, &format!("{f}.network")));
         let mut ports = Vec::new();
         for p in &r.ports {
+            let before = self.errors();
             let t = self.text(p, &format!("{f}.ports"));
+            if self.errors() > before {
+                continue;
+            }
             match PortMap::parse(&t) {
                 Ok(pm) => {
                     if pm.address.is_none() {
