@@ -180,7 +180,11 @@ fn render_one(out: &mut String, file: &str, source: &str, d: &Diagnostic) {
     let _ = writeln!(out, "{pad} |");
     let _ = writeln!(out, "{line_no} | {shown}");
     let carets = "^".repeat(loc.len.clamp(1, 80) as usize);
-    let label = d.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+    let label = d
+        .label
+        .as_deref()
+        .map(|l| format!(" {l}"))
+        .unwrap_or_default();
     let _ = writeln!(out, "{pad} | {}{carets}{label}", " ".repeat(caret_at));
     for h in &d.help {
         let _ = writeln!(out, "{pad} = help: {h}");
@@ -230,14 +234,25 @@ mod tests {
         let text = render("p.yml", src, &[d]);
         assert!(text.contains("--> p.yml:3:3"), "{text}");
         assert!(text.contains("3 |   hots: x"), "{text}");
-        assert!(text.contains("  |   ^^^^ expected one of host, port"), "{text}");
+        assert!(
+            text.contains("  |   ^^^^ expected one of host, port"),
+            "{text}"
+        );
         assert!(text.contains("did you mean `host`?"), "{text}");
     }
 
     #[test]
     fn masked_text_is_hidden() {
         let src = "vendor:\n  password: hunter2\n";
-        let d = Diagnostic::error(Some(Loc { line: 2, col: 13, len: 7 }), "inline").masked();
+        let d = Diagnostic::error(
+            Some(Loc {
+                line: 2,
+                col: 13,
+                len: 7,
+            }),
+            "inline",
+        )
+        .masked();
         let text = render("p.yml", src, &[d]);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("password: *******"), "{text}");
@@ -265,6 +280,9 @@ mod tests {
         assert_eq!(suggest("hots", ["host", "port", "user"]), Some("host"));
         assert_eq!(suggest("fetchh", ["fetch", "dump"]), Some("fetch"));
         assert_eq!(suggest("zzzzzz", ["fetch", "dump"]), None);
-        assert_eq!(suggest("knwon_hosts", ["known_hosts", "host"]), Some("known_hosts"));
+        assert_eq!(
+            suggest("knwon_hosts", ["known_hosts", "host"]),
+            Some("known_hosts")
+        );
     }
 }

@@ -22,11 +22,12 @@ fn boyong(args: &[&str]) -> (i32, String, String) {
 }
 
 fn examples() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks"))
-        .expect("playbooks/")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yml"))
-        .collect();
+    let mut v: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks"))
+            .expect("playbooks/")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| Path::new(n).extension().is_some_and(|e| e == "yml"))
+            .collect();
     v.sort();
     assert!(v.len() >= 3, "expected at least three example playbooks");
     v
@@ -38,11 +39,17 @@ fn offline_plans_of_examples() {
         let file = format!("playbooks/{name}");
         let (code, out, err) = boyong(&["plan", "--offline", &file]);
         assert_eq!(code, 0, "{file}: {err}");
-        assert!(!out.contains("plan-secret"), "a secret leaked into the plan of {file}");
+        assert!(
+            !out.contains("plan-secret"),
+            "a secret leaked into the plan of {file}"
+        );
         insta::assert_snapshot!(format!("plan_{name}"), out);
         let (code, json, _) = boyong(&["plan", "--offline", "--json", &file]);
         assert_eq!(code, 0);
-        assert!(!json.contains("plan-secret"), "a secret leaked into the JSON plan of {file}");
+        assert!(
+            !json.contains("plan-secret"),
+            "a secret leaked into the JSON plan of {file}"
+        );
         let v: serde_json::Value = serde_json::from_str(&json).expect("plan JSON parses");
         assert_eq!(v["format"], 1);
         insta::assert_snapshot!(format!("plan_json_{name}"), json);
@@ -55,7 +62,10 @@ fn error_messages() {
         let file = format!("tests/snapshot_inputs/{name}");
         let (code, out, err) = boyong(&["validate", &file]);
         assert_eq!(code, 2, "{file} must be refused");
-        assert!(out.is_empty(), "nothing on stdout for a refused playbook: {out}");
+        assert!(
+            out.is_empty(),
+            "nothing on stdout for a refused playbook: {out}"
+        );
         assert!(!err.contains("panicked"));
         assert!(!err.contains("s3cret"), "an inline secret was echoed back");
         insta::assert_snapshot!(format!("errors_{name}"), err);
@@ -92,18 +102,33 @@ fn commands_not_built_say_so() {
 fn schema_has_not_drifted() {
     let (code, out, _) = boyong(&["schema"]);
     assert_eq!(code, 0);
-    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/playbook.schema.json"))
-        .expect("docs/playbook.schema.json exists");
-    assert_eq!(out, committed, "the schema changed: regenerate docs/playbook.schema.json");
+    let committed = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/playbook.schema.json"),
+    )
+    .expect("docs/playbook.schema.json exists");
+    assert_eq!(
+        out, committed,
+        "the schema changed: regenerate docs/playbook.schema.json"
+    );
     let v: serde_json::Value = serde_json::from_str(&out).expect("schema is JSON");
     let step = &v["$defs"]["Step"];
-    assert_eq!(step["additionalProperties"], false, "unknown step fields must be refused");
-    assert_eq!(step["oneOf"].as_array().map(Vec::len), Some(6), "exactly one of six kinds");
+    assert_eq!(
+        step["additionalProperties"], false,
+        "unknown step fields must be refused"
+    );
+    assert_eq!(
+        step["oneOf"].as_array().map(Vec::len),
+        Some(6),
+        "exactly one of six kinds"
+    );
 }
 
 #[test]
 fn completions_generate() {
     let (code, out, _) = boyong(&["completions", "bash"]);
     assert_eq!(code, 0);
-    assert!(out.contains("_boyong()") && out.contains("validate"), "bash completion script");
+    assert!(
+        out.contains("_boyong()") && out.contains("validate"),
+        "bash completion script"
+    );
 }

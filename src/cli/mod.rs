@@ -19,7 +19,13 @@ use boyong::playbook::{self, Loaded};
 #[command(name = "boyong", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// State directory (journals, artifacts, locks).
-    #[arg(long, global = true, env = "BOYONG_STATE", default_value = ".boyong", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "BOYONG_STATE",
+        default_value = ".boyong",
+        value_name = "DIR"
+    )]
     state: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -107,7 +113,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Validate { files } => validate(&files),
-        Command::Plan { file, offline, json, out } => plan(&file, offline, json, out.as_deref()),
+        Command::Plan {
+            file,
+            offline,
+            json,
+            out,
+        } => plan(&file, offline, json, out.as_deref()),
         Command::Schema => schema(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "boyong", &mut std::io::stdout());
@@ -123,7 +134,9 @@ pub fn main() -> ExitCode {
 }
 
 fn not_built(what: &str) -> u8 {
-    eprintln!("boyong {what}: not built yet. This release validates and plans playbooks (`boyong validate`, `boyong plan --offline`).");
+    eprintln!(
+        "boyong {what}: not built yet. This release validates and plans playbooks (`boyong validate`, `boyong plan --offline`)."
+    );
     exit::FAILED
 }
 
@@ -141,7 +154,13 @@ fn print_diags(loaded: &Loaded, extra: &[Diagnostic]) {
 }
 
 fn summary_line(kind: &str, n_err: usize, n_warn: usize) -> String {
-    let plural = |n: usize, w: &str| if n == 1 { format!("1 {w}") } else { format!("{n} {w}s") };
+    let plural = |n: usize, w: &str| {
+        if n == 1 {
+            format!("1 {w}")
+        } else {
+            format!("{n} {w}s")
+        }
+    };
     match (n_err, n_warn) {
         (0, 0) => format!("{kind}: ok"),
         (0, w) => format!("{kind}: ok, {}", plural(w, "warning")),
@@ -169,7 +188,12 @@ fn validate(files: &[PathBuf]) -> u8 {
         let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
         let warns = loaded.diagnostics.len() - errs + extra.len();
         let head = match &loaded.playbook {
-            Some(pb) => format!("{} (app `{}`, {} steps)", f.display(), pb.app, pb.steps.len()),
+            Some(pb) => format!(
+                "{} (app `{}`, {} steps)",
+                f.display(),
+                pb.app,
+                pb.steps.len()
+            ),
             None => f.display().to_string(),
         };
         if errs > 0 {
@@ -187,17 +211,28 @@ fn plan(file: &Path, offline: bool, json: bool, out: Option<&Path>) -> u8 {
     let Some(pb) = &loaded.playbook else {
         print_diags(&loaded, &[]);
         let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!("{}", summary_line(&file.display().to_string(), errs, loaded.diagnostics.len() - errs));
+        eprintln!(
+            "{}",
+            summary_line(
+                &file.display().to_string(),
+                errs,
+                loaded.diagnostics.len() - errs
+            )
+        );
         return exit::BAD_INPUT;
     };
     let (_, problems) = playbook::check_local_inputs(pb, &env_lookup);
     print_diags(&loaded, &problems);
     if problems.iter().any(Diagnostic::is_error) {
-        eprintln!("boyong plan: refused: a run would need the secrets and files above; nothing was changed");
+        eprintln!(
+            "boyong plan: refused: a run would need the secrets and files above; nothing was changed"
+        );
         return exit::BAD_INPUT;
     }
     if !offline {
-        eprintln!("note: live probes of the hosts are not built yet; this is the offline plan (`--offline`)");
+        eprintln!(
+            "note: live probes of the hosts are not built yet; this is the offline plan (`--offline`)"
+        );
     }
     let plan = Plan::offline(pb);
     let as_json = match serde_json::to_string_pretty(&plan) {

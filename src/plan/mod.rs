@@ -190,8 +190,15 @@ fn drop_repeated_creates(steps: &mut [PlannedStep]) {
             if c.op != Op::Create || !matches!(c.resource, Resource::Network | Resource::Volume) {
                 return true;
             }
-            if let Some((_, _, by)) = seen.iter().find(|(r, n, _)| *r == c.resource && *n == c.name) {
-                s.reads.push(format!("{} {} (created by step `{by}` if missing)", c.resource.word(), c.name));
+            if let Some((_, _, by)) = seen
+                .iter()
+                .find(|(r, n, _)| *r == c.resource && *n == c.name)
+            {
+                s.reads.push(format!(
+                    "{} {} (created by step `{by}` if missing)",
+                    c.resource.word(),
+                    c.name
+                ));
                 return false;
             }
             seen.push((c.resource, c.name.clone(), id.clone()));
@@ -266,10 +273,17 @@ impl Plan {
         }
         let v = &pb.vendor;
         let auth = match &v.auth {
-            VendorAuth::Key { identity, passphrase } => format!(
+            VendorAuth::Key {
+                identity,
+                passphrase,
+            } => format!(
                 "key {}{}",
                 identity.display(),
-                if passphrase.is_some() { " (passphrase: ***)" } else { "" }
+                if passphrase.is_some() {
+                    " (passphrase: ***)"
+                } else {
+                    ""
+                }
             ),
             VendorAuth::Password(_) => "password ***".into(),
         };

@@ -78,16 +78,26 @@ pub fn load(path: &Path) -> Loaded {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return fail(format!("no playbook at {}", path.display()), "check the path; playbooks usually live in playbooks/");
+            return fail(
+                format!("no playbook at {}", path.display()),
+                "check the path; playbooks usually live in playbooks/",
+            );
         }
         Err(e) => return fail(format!("cannot read {}: {e}", path.display()), ""),
     };
     if meta.is_dir() {
-        return fail(format!("{} is a directory, not a playbook file", path.display()), "name a .yml file inside it");
+        return fail(
+            format!("{} is a directory, not a playbook file", path.display()),
+            "name a .yml file inside it",
+        );
     }
     if meta.len() > MAX_PLAYBOOK_BYTES {
         return fail(
-            format!("{} is {} bytes; a playbook may be at most 1 MiB", path.display(), meta.len()),
+            format!(
+                "{} is {} bytes; a playbook may be at most 1 MiB",
+                path.display(),
+                meta.len()
+            ),
             "a playbook describes one app: large data belongs in the vendor's files, not here",
         );
     }
@@ -98,7 +108,13 @@ pub fn load(path: &Path) -> Loaded {
         return fail(format!("cannot read {}: {e}", path.display()), "");
     }
     if bytes.len() as u64 > MAX_PLAYBOOK_BYTES {
-        return fail(format!("{} is larger than 1 MiB; a playbook may be at most 1 MiB", path.display()), "");
+        return fail(
+            format!(
+                "{} is larger than 1 MiB; a playbook may be at most 1 MiB",
+                path.display()
+            ),
+            "",
+        );
     }
     parse(path, &bytes)
 }
@@ -110,11 +126,14 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Loaded {
         Ok(t) => t.to_owned(),
         Err(e) => {
             let good = &bytes[..e.valid_up_to()];
-            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = bytecount_newlines(good) + 1;
             let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
             let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
             let d = Diagnostic::error(
-                Some(Loc::at(u32::try_from(line).unwrap_or(u32::MAX), u32::try_from(col).unwrap_or(u32::MAX))),
+                Some(Loc::at(
+                    u32::try_from(line).unwrap_or(u32::MAX),
+                    u32::try_from(col).unwrap_or(u32::MAX),
+                )),
                 "the playbook is not UTF-8 text",
             )
             .label("invalid byte here")
@@ -143,15 +162,20 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Loaded {
             loaded.diagnostics.push(
                 Diagnostic::error(Some(Loc::at(1, 1)), "the playbook is empty")
                     .label("expected a mapping with `version`, `app`, `vendor` and `steps`")
-                    .help("see playbooks/ for examples, or run `boyong schema` for the full format"),
+                    .help(
+                        "see playbooks/ for examples, or run `boyong schema` for the full format",
+                    ),
             );
             return loaded;
         }
         yaml::Node::Map(_) => {}
         other => {
             loaded.diagnostics.push(
-                Diagnostic::error(Some(tree.loc), format!("a playbook is a mapping, found {}", other.kind()))
-                    .label("expected `version: 1`, `app: ...`, `vendor: ...`, `steps: ...`"),
+                Diagnostic::error(
+                    Some(tree.loc),
+                    format!("a playbook is a mapping, found {}", other.kind()),
+                )
+                .label("expected `version: 1`, `app: ...`, `vendor: ...`, `steps: ...`"),
             );
             return loaded;
         }
@@ -212,13 +236,20 @@ pub fn check_local_inputs(
         files.push(("vendor.known_hosts", k));
     }
     if let DockerEndpoint::Tcp { ca, cert, key, .. } = &pb.target.docker {
-        files.extend([("target.tls.ca", ca.as_path()), ("target.tls.cert", cert), ("target.tls.key", key)]);
+        files.extend([
+            ("target.tls.ca", ca.as_path()),
+            ("target.tls.cert", cert),
+            ("target.tls.key", key),
+        ]);
     }
     for (field, f) in files {
         if !f.is_file() {
             problems.push(Diagnostic::warning(
                 None,
-                format!("`{field}`: {} does not exist or is not a file; a run will need it", f.display()),
+                format!(
+                    "`{field}`: {} does not exist or is not a file; a run will need it",
+                    f.display()
+                ),
             ));
         }
     }
@@ -229,8 +260,14 @@ pub fn check_local_inputs(
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn bytecount_newlines(b: &[u8]) -> usize {
+    b.split(|&c| c == b'\n').count() - 1
 }

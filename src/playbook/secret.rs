@@ -128,7 +128,10 @@ impl SecretStore {
     /// A store with the given values (tests and fakes).
     pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
         Self {
-            values: pairs.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+            values: pairs
+                .into_iter()
+                .map(|(k, v)| (k, Secret::new(v)))
+                .collect(),
         }
     }
 }
@@ -145,7 +148,8 @@ fn read_source(src: &SecretSource, env: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if !meta.is_file() {
         return Err(format!("{} is not a file", path.display()));
     }
@@ -153,7 +157,8 @@ fn read_secret_file(path: &Path) -> Result<String, String> {
         return Err(format!("{} is larger than 64 KiB", path.display()));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    let mut text =
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
@@ -179,7 +184,9 @@ pub fn file_permission_warnings(defs: &BTreeMap<String, SecretDef>) -> Vec<Diagn
                 out.push(
                     Diagnostic::warning(
                         Some(def.loc),
-                        format!("secret file of `{name}` is readable by other users (mode {mode:o})"),
+                        format!(
+                            "secret file of `{name}` is readable by other users (mode {mode:o})"
+                        ),
                     )
                     .help(format!("chmod 600 {}", p.display())),
                 );
@@ -207,11 +214,17 @@ mod tests {
         let f = dir.path().join("key");
         std::fs::write(&f, "s3cret\n").unwrap_or_else(|e| panic!("{e}"));
         let mut defs = BTreeMap::new();
-        let def = |source| SecretDef { source, loc: Loc::at(3, 5) };
+        let def = |source| SecretDef {
+            source,
+            loc: Loc::at(3, 5),
+        };
         defs.insert("a".to_string(), def(SecretSource::Env("A_PW".into())));
         defs.insert("b".to_string(), def(SecretSource::File(f)));
         defs.insert("c".to_string(), def(SecretSource::Env("MISSING".into())));
-        defs.insert("d".to_string(), def(SecretSource::File(dir.path().join("nope"))));
+        defs.insert(
+            "d".to_string(),
+            def(SecretSource::File(dir.path().join("nope"))),
+        );
         let env = |k: &str| (k == "A_PW").then(|| "pw".to_string());
         let (store, problems) = SecretStore::load(&defs, &env);
         assert_eq!(store.get("a").map(Secret::expose), Some("pw"));

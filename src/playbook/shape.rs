@@ -59,7 +59,10 @@ fn node_fits(t: &str, n: &Node) -> bool {
     match t {
         "object" => matches!(n, Node::Map(_)),
         "array" => matches!(n, Node::Seq(_)),
-        "string" => matches!(n, Node::Str(_) | Node::Int(_) | Node::Float(_) | Node::Bool(_)),
+        "string" => matches!(
+            n,
+            Node::Str(_) | Node::Int(_) | Node::Float(_) | Node::Bool(_)
+        ),
         "integer" => matches!(n, Node::Int(_)),
         "number" => matches!(n, Node::Int(_) | Node::Float(_)),
         "boolean" => matches!(n, Node::Bool(_)),
@@ -232,12 +235,15 @@ impl<'a> Walker<'a> {
         let v = n as f64;
         if min.is_some_and(|m| v < m) || max.is_some_and(|m| v > m) {
             self.out.push(
-                Diagnostic::error(Some(node.loc), format!("{} is out of range", path.describe()))
-                    .label(format!(
-                        "expected a whole number from {} to {}",
-                        min.unwrap_or(0.0),
-                        max.map_or_else(|| "any".into(), |m| m.to_string())
-                    )),
+                Diagnostic::error(
+                    Some(node.loc),
+                    format!("{} is out of range", path.describe()),
+                )
+                .label(format!(
+                    "expected a whole number from {} to {}",
+                    min.unwrap_or(0.0),
+                    max.map_or_else(|| "any".into(), |m| m.to_string())
+                )),
             );
         }
     }
@@ -275,7 +281,11 @@ impl<'a> Walker<'a> {
         self.out.push(
             Diagnostic::error(
                 Some(node.loc),
-                format!("{} has the wrong form: found {}", path.describe(), node.value.kind()),
+                format!(
+                    "{} has the wrong form: found {}",
+                    path.describe(),
+                    node.value.kind()
+                ),
             )
             .label(format!("expected {}", expected.join(", or "))),
         );
@@ -297,12 +307,14 @@ impl<'a> Walker<'a> {
         let mut meant: Vec<&str> = Vec::new();
         for (k, v) in entries {
             let Node::Str(key) = &k.value else {
-                self.out.push(
-                    Diagnostic::error(
-                        Some(k.loc),
-                        format!("keys in {} must be text, found {}", path.describe(), k.value.kind()),
+                self.out.push(Diagnostic::error(
+                    Some(k.loc),
+                    format!(
+                        "keys in {} must be text, found {}",
+                        path.describe(),
+                        k.value.kind()
                     ),
-                );
+                ));
                 continue;
             };
             if let Some(ps) = props.and_then(|p| p.get(key)) {
@@ -365,7 +377,11 @@ impl<'a> Walker<'a> {
                         .find_map(|p| suggest(p, keys.iter().copied()).map(|_| *p));
                     let mut d = Diagnostic::error(
                         Some(node.loc),
-                        format!("{} says what to do with none of: {}", path.describe(), keys.join(", ")),
+                        format!(
+                            "{} says what to do with none of: {}",
+                            path.describe(),
+                            keys.join(", ")
+                        ),
                     )
                     .label(format!("add exactly one of: {}", keys.join(", ")));
                     if let Some(g) = guess {
@@ -386,7 +402,9 @@ impl<'a> Walker<'a> {
                                 ),
                             )
                             .label("second one here")
-                            .help("split it into two steps (each step does one thing), or remove one"),
+                            .help(
+                                "split it into two steps (each step does one thing), or remove one",
+                            ),
                         );
                     }
                 }
@@ -402,7 +420,9 @@ fn step_label(i: usize, item: &Sp<Node>) -> String {
                 && k == "id"
                 && !id.is_empty()
                 && id.len() <= 63
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
                 return format!("steps.{id}");
             }

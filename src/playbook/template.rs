@@ -177,12 +177,25 @@ mod tests {
                 len: 12
             }
         );
-        assert_eq!(p[3], Piece::Var { name: "y_2".into(), offset: 15, len: 12 });
+        assert_eq!(
+            p[3],
+            Piece::Var {
+                name: "y_2".into(),
+                offset: 15,
+                len: 12
+            }
+        );
     }
 
     #[test]
     fn refuses_malformed_references() {
-        for bad in ["{{ vars.x", "{{ env.X }}", "{{ vars. }}", "{{ vars.a-b }}", "{{}}"] {
+        for bad in [
+            "{{ vars.x",
+            "{{ env.X }}",
+            "{{ vars. }}",
+            "{{ vars.a-b }}",
+            "{{}}",
+        ] {
             assert!(scan(bad).is_err(), "{bad}");
         }
         let e = scan("ab {{ foo }}").expect_err("bad");

@@ -65,7 +65,7 @@ impl Span {
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return write!(f, "{ms}ms");
         }
         let mut s = ms / 1000;
@@ -73,17 +73,16 @@ impl fmt::Display for Span {
         s %= 3600;
         let m = s / 60;
         s %= 60;
-        let mut out = String::new();
         if h > 0 {
-            out.push_str(&format!("{h}h"));
+            write!(f, "{h}h")?;
         }
         if m > 0 {
-            out.push_str(&format!("{m}m"));
+            write!(f, "{m}m")?;
         }
-        if s > 0 || out.is_empty() {
-            out.push_str(&format!("{s}s"));
+        if s > 0 || (h == 0 && m == 0) {
+            write!(f, "{s}s")?;
         }
-        f.write_str(&out)
+        Ok(())
     }
 }
 
@@ -126,7 +125,7 @@ impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         for (unit, shift) in [("t", 40), ("g", 30), ("m", 20), ("k", 10)] {
-            if b >= 1 << shift && b % (1 << shift) == 0 {
+            if b >= 1 << shift && b.is_multiple_of(1 << shift) {
                 return write!(f, "{}{unit}", b >> shift);
             }
         }
@@ -241,8 +240,21 @@ mod tests {
         assert_eq!(Span::parse("1h30m"), Ok(Span::secs(5400)));
         assert_eq!(Span::parse("500ms").map(|s| s.0.as_millis()), Ok(500));
         assert_eq!(Span::secs(5400).to_string(), "1h30m");
-        assert_eq!(Span::parse("90s").map(|s| s.to_string()), Ok("1m30s".into()));
-        for bad in ["", "60", "5 m", "m", "10x", "0s", "8d", "99999999999s", "-1s"] {
+        assert_eq!(
+            Span::parse("90s").map(|s| s.to_string()),
+            Ok("1m30s".into())
+        );
+        for bad in [
+            "",
+            "60",
+            "5 m",
+            "m",
+            "10x",
+            "0s",
+            "8d",
+            "99999999999s",
+            "-1s",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad}");
         }
     }
@@ -267,7 +279,15 @@ mod tests {
         assert_eq!((p.address, p.proto), (None, Proto::Udp));
         let p = PortMap::parse("[::1]:8080:80").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.to_string(), "[::1]:8080->80/tcp");
-        for bad in ["8080", "a:b", "1.2.3:80:80", "0:80", "80:70000", "80:80/sctp", "1:2:3:4"] {
+        for bad in [
+            "8080",
+            "a:b",
+            "1.2.3:80:80",
+            "0:80",
+            "80:70000",
+            "80:80/sctp",
+            "1:2:3:4",
+        ] {
             assert!(PortMap::parse(bad).is_err(), "{bad}");
         }
     }

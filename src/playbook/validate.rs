@@ -72,7 +72,11 @@ pub fn validate(
     let target = v.target(raw.target.as_ref());
     v.index_steps(&raw.steps.value);
     if raw.steps.value.is_empty() {
-        v.error(raw.steps.loc, "the playbook has no steps", "expected a list of steps");
+        v.error(
+            raw.steps.loc,
+            "the playbook has no steps",
+            "expected a list of steps",
+        );
     }
     let steps: Vec<Option<Step>> = raw
         .steps
@@ -106,7 +110,8 @@ pub fn is_app_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// Step ids: `[a-z0-9][a-z0-9_-]{0,62}`.
@@ -125,7 +130,8 @@ pub fn is_docker_name(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
 /// A host name or address safe to hand to SSH: no spaces, no leading `-`.
@@ -133,7 +139,8 @@ fn is_host(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && !s.starts_with('-')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-:_[]".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:_[]".contains(c))
 }
 
 /// A POSIX user name.
@@ -141,7 +148,8 @@ fn is_user_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && !s.starts_with('-')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 impl Validator<'_> {
@@ -161,7 +169,9 @@ impl Validator<'_> {
             .and_then(|l| l.chars().nth(loc.col.saturating_sub(1) as usize))
             .is_some_and(|c| c == '"' || c == '\'');
         let before = value.get(..offset).map_or(0, |s| s.chars().count());
-        let width = value.get(offset..offset + len).map_or(1, |s| s.chars().count());
+        let width = value
+            .get(offset..offset + len)
+            .map_or(1, |s| s.chars().count());
         Loc {
             line: loc.line,
             col: loc.col + u32::from(quoted) + u32::try_from(before).unwrap_or(0),
@@ -171,12 +181,21 @@ impl Validator<'_> {
 
     /// Resolves `{{ vars.X }}` in a field. `why_no_secrets`: `None` allows secrets;
     /// otherwise the reason a secret may not go into this field.
-    fn interpolate(&mut self, s: &Sp<String>, field: &str, why_no_secrets: Option<&str>) -> Template {
+    fn interpolate(
+        &mut self,
+        s: &Sp<String>,
+        field: &str,
+        why_no_secrets: Option<&str>,
+    ) -> Template {
         let pieces = match scan(&s.value) {
             Ok(p) => p,
             Err(e) => {
                 let loc = self.loc_in(s.loc, &s.value, e.offset, e.len);
-                self.error(loc, format!("bad reference in `{field}`: {}", e.message), "here");
+                self.error(
+                    loc,
+                    format!("bad reference in `{field}`: {}", e.message),
+                    "here",
+                );
                 return Template::text(s.value.clone());
             }
         };
@@ -222,8 +241,12 @@ impl Validator<'_> {
 
     /// A text field where secrets are not allowed.
     pub(super) fn text(&mut self, s: &Sp<String>, field: &str) -> String {
-        self.interpolate(s, field, Some("a secret may not be put here: it would show in plans, logs or metadata"))
-            .to_string()
+        self.interpolate(
+            s,
+            field,
+            Some("a secret may not be put here: it would show in plans, logs or metadata"),
+        )
+        .to_string()
     }
 
     /// A text field where secrets are refused with a specific reason.
@@ -241,7 +264,8 @@ impl Validator<'_> {
         match &v.value {
             RawValue::Env(_) | RawValue::File(_) => {
                 let source = self.secret_source(&v.value, v.loc);
-                self.secrets.insert(field.to_string(), SecretDef { source, loc: v.loc });
+                self.secrets
+                    .insert(field.to_string(), SecretDef { source, loc: v.loc });
                 Template::secret(field)
             }
             RawValue::Text(t) => {
@@ -263,7 +287,11 @@ impl Validator<'_> {
         match v {
             RawValue::Env(name) => {
                 if !is_var_name(name) {
-                    self.error(loc, format!("`{name}` is not an environment variable name"), "expected letters, digits and `_`");
+                    self.error(
+                        loc,
+                        format!("`{name}` is not an environment variable name"),
+                        "expected letters, digits and `_`",
+                    );
                 }
                 SecretSource::Env(name.clone())
             }
@@ -294,7 +322,11 @@ impl Validator<'_> {
         let before = self.errors();
         let t = self.text(s, field);
         if !is_docker_name(&t) && self.errors() == before {
-            self.error(s.loc, format!("`{t}` is not a valid name for `{field}`"), "expected letters, digits, `_`, `.` and `-`, starting with a letter or digit");
+            self.error(
+                s.loc,
+                format!("`{t}` is not a valid name for `{field}`"),
+                "expected letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+            );
         }
         t
     }
@@ -302,18 +334,27 @@ impl Validator<'_> {
     fn vars(&mut self, raw: &BTreeMap<String, Sp<RawValue>>) {
         for (name, v) in raw {
             if !is_var_name(name) {
-                self.error(v.loc, format!("`{name}` is not a valid var name"), "expected letters, digits and `_`, not starting with a digit");
+                self.error(
+                    v.loc,
+                    format!("`{name}` is not a valid var name"),
+                    "expected letters, digits and `_`, not starting with a digit",
+                );
             }
             let var = match &v.value {
                 RawValue::Text(t) => {
                     if t.contains("{{") {
-                        self.error(v.loc, format!("var `{name}` refers to another var"), "vars are plain values: write the value itself");
+                        self.error(
+                            v.loc,
+                            format!("var `{name}` refers to another var"),
+                            "vars are plain values: write the value itself",
+                        );
                     }
                     Var::Text(t.clone())
                 }
                 other => {
                     let source = self.secret_source(other, v.loc);
-                    self.secrets.insert(name.clone(), SecretDef { source, loc: v.loc });
+                    self.secrets
+                        .insert(name.clone(), SecretDef { source, loc: v.loc });
                     Var::Secret
                 }
             };
@@ -329,7 +370,10 @@ impl Validator<'_> {
             .map(|(n, (_, l))| (n.clone(), *l))
             .collect();
         for (n, loc) in unused {
-            self.push(Diagnostic::warning(Some(loc), format!("var `{n}` is never used")).label("declared here"));
+            self.push(
+                Diagnostic::warning(Some(loc), format!("var `{n}` is never used"))
+                    .label("declared here"),
+            );
             if self.secrets.contains_key(&n) {
                 self.secrets.remove(&n);
             }
@@ -340,19 +384,30 @@ impl Validator<'_> {
         let r = &raw.value;
         let host = self.text(&r.host, "vendor.host");
         if !is_host(&host) {
-            self.error(r.host.loc, format!("`{host}` is not a host name or address"), "expected e.g. `10.20.0.5` or `app.vendor.co.id`");
+            self.error(
+                r.host.loc,
+                format!("`{host}` is not a host name or address"),
+                "expected e.g. `10.20.0.5` or `app.vendor.co.id`",
+            );
         }
         let user = self.text(&r.user, "vendor.user");
         if !is_user_name(&user) {
-            self.error(r.user.loc, format!("`{user}` is not a user name"), "expected letters, digits, `.`, `_` and `-`, not starting with `-`");
+            self.error(
+                r.user.loc,
+                format!("`{user}` is not a user name"),
+                "expected letters, digits, `.`, `_` and `-`, not starting with `-`",
+            );
         }
         let port = r.port.as_ref().map_or(22, |p| p.value);
-        if port == 0 {
-            if let Some(p) = &r.port {
-                self.error(p.loc, "port 0 is not a port", "expected 1 to 65535");
-            }
+        if port == 0
+            && let Some(p) = &r.port
+        {
+            self.error(p.loc, "port 0 is not a port", "expected 1 to 65535");
         }
-        let known_hosts = r.known_hosts.as_ref().map(|k| self.path(k, "vendor.known_hosts"));
+        let known_hosts = r
+            .known_hosts
+            .as_ref()
+            .map(|k| self.path(k, "vendor.known_hosts"));
         if known_hosts.is_none() {
             self.push(
                 Diagnostic::warning(Some(raw.loc), "`vendor.known_hosts` is not given: the operator's ~/.ssh/known_hosts is used")
@@ -362,20 +417,37 @@ impl Validator<'_> {
         let auth = match (&r.identity, &r.password) {
             (Some(id), None) => Some(VendorAuth::Key {
                 identity: self.path(id, "vendor.identity"),
-                passphrase: r.passphrase.as_ref().map(|p| self.secret_field(p, "vendor.passphrase")),
+                passphrase: r
+                    .passphrase
+                    .as_ref()
+                    .map(|p| self.secret_field(p, "vendor.passphrase")),
             }),
             (None, Some(pw)) => {
                 if let Some(pp) = &r.passphrase {
-                    self.error(pp.loc, "`passphrase` goes with `identity`, not `password`", "remove it");
+                    self.error(
+                        pp.loc,
+                        "`passphrase` goes with `identity`, not `password`",
+                        "remove it",
+                    );
                 }
-                Some(VendorAuth::Password(self.secret_field(pw, "vendor.password")))
+                Some(VendorAuth::Password(
+                    self.secret_field(pw, "vendor.password"),
+                ))
             }
             (Some(_), Some(pw)) => {
-                self.error(pw.loc, "`vendor` has both `identity` and `password`", "choose one way to log in");
+                self.error(
+                    pw.loc,
+                    "`vendor` has both `identity` and `password`",
+                    "choose one way to log in",
+                );
                 None
             }
             (None, None) => {
-                self.error(raw.loc, "`vendor` has no way to log in", "add `identity: keys/vendor_ed25519` or `password: { env: NAME }`");
+                self.error(
+                    raw.loc,
+                    "`vendor` has no way to log in",
+                    "add `identity: keys/vendor_ed25519` or `password: { env: NAME }`",
+                );
                 None
             }
         };
@@ -396,19 +468,33 @@ impl Validator<'_> {
         let r = &raw.value;
         let Some(d) = &r.docker else {
             if let Some(tls) = &r.tls {
-                self.error(tls.loc, "`tls` applies to a `tcp://` endpoint", "add `docker: tcp://HOST:2376`");
+                self.error(
+                    tls.loc,
+                    "`tls` applies to a `tcp://` endpoint",
+                    "add `docker: tcp://HOST:2376`",
+                );
             }
             return default;
         };
         let url = self.text(d, "target.docker");
         if let Some(path) = url.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                self.error(d.loc, "a unix socket path must be absolute", "expected e.g. `unix:///var/run/docker.sock`");
+                self.error(
+                    d.loc,
+                    "a unix socket path must be absolute",
+                    "expected e.g. `unix:///var/run/docker.sock`",
+                );
             }
             if let Some(tls) = &r.tls {
-                self.error(tls.loc, "`tls` applies to a `tcp://` endpoint, not a unix socket", "remove it");
+                self.error(
+                    tls.loc,
+                    "`tls` applies to a `tcp://` endpoint, not a unix socket",
+                    "remove it",
+                );
             }
-            return Target { docker: DockerEndpoint::Unix(PathBuf::from(path)) };
+            return Target {
+                docker: DockerEndpoint::Unix(PathBuf::from(path)),
+            };
         }
         if let Some(hp) = url.strip_prefix("tcp://") {
             let (host, port) = match hp.rsplit_once(':') {
@@ -416,11 +502,18 @@ impl Validator<'_> {
                 None => (hp.to_string(), Some(2376)),
             };
             if port.is_none() || !is_host(&host) {
-                self.error(d.loc, format!("`{url}` is not a valid tcp endpoint"), "expected `tcp://HOST:PORT`");
+                self.error(
+                    d.loc,
+                    format!("`{url}` is not a valid tcp endpoint"),
+                    "expected `tcp://HOST:PORT`",
+                );
             }
             let Some(tls) = &r.tls else {
-                self.error(d.loc, "the Docker API over TCP needs TLS client certificates", "add `tls: { ca: ..., cert: ..., key: ... }`")
-                    ;
+                self.error(
+                    d.loc,
+                    "the Docker API over TCP needs TLS client certificates",
+                    "add `tls: { ca: ..., cert: ..., key: ... }`",
+                );
                 return default;
             };
             let t = &tls.value;
@@ -434,7 +527,11 @@ impl Validator<'_> {
                 },
             };
         }
-        self.error(d.loc, format!("`{url}` is not a Docker endpoint"), "expected `unix:///path/to/docker.sock` or `tcp://HOST:PORT`");
+        self.error(
+            d.loc,
+            format!("`{url}` is not a Docker endpoint"),
+            "expected `unix:///path/to/docker.sock` or `tcp://HOST:PORT`",
+        );
         default
     }
 
@@ -443,7 +540,11 @@ impl Validator<'_> {
         for s in steps {
             let id = &s.value.id;
             if !is_step_id(&id.value) {
-                self.error(id.loc, format!("`{}` is not a valid step id", id.value), "expected lowercase letters, digits, `-` and `_`, at most 63 characters");
+                self.error(
+                    id.loc,
+                    format!("`{}` is not a valid step id", id.value),
+                    "expected lowercase letters, digits, `-` and `_`, at most 63 characters",
+                );
             }
             if let Some(first) = seen.get(&id.value) {
                 let first = *first;
@@ -461,21 +562,42 @@ impl Validator<'_> {
     }
 
     /// Resolves a reference from step `at` to an earlier step of kind `want`.
-    pub(super) fn step_ref(&mut self, r: &Sp<String>, at: usize, want: &str, field: &str) -> Option<String> {
+    pub(super) fn step_ref(
+        &mut self,
+        r: &Sp<String>,
+        at: usize,
+        want: &str,
+        field: &str,
+    ) -> Option<String> {
         let name = r.value.as_str();
         let pos = self.steps.iter().position(|(id, _, _)| id == name);
         match pos {
             Some(p) if p == at => {
-                self.error(r.loc, format!("step `{name}` refers to itself in `{field}`"), format!("expected an earlier `{want}` step"));
+                self.error(
+                    r.loc,
+                    format!("step `{name}` refers to itself in `{field}`"),
+                    format!("expected an earlier `{want}` step"),
+                );
                 None
             }
             Some(p) if p > at => {
-                self.error(r.loc, format!("step `{name}` comes later (step {}); `{field}` can only use earlier steps", p + 1), "move this step after it");
+                self.error(
+                    r.loc,
+                    format!(
+                        "step `{name}` comes later (step {}); `{field}` can only use earlier steps",
+                        p + 1
+                    ),
+                    "move this step after it",
+                );
                 None
             }
             Some(p) if self.steps[p].1 != want => {
                 let kind = self.steps[p].1;
-                self.error(r.loc, format!("step `{name}` is a `{kind}` step; `{field}` takes a `{want}` step"), format!("expected the id of an earlier `{want}` step"));
+                self.error(
+                    r.loc,
+                    format!("step `{name}` is a `{kind}` step; `{field}` takes a `{want}` step"),
+                    format!("expected the id of an earlier `{want}` step"),
+                );
                 None
             }
             Some(_) => Some(name.to_string()),
@@ -488,7 +610,14 @@ impl Validator<'_> {
                 candidates.dedup();
                 self.push(
                     Diagnostic::error(Some(r.loc), format!("no step `{name}`"))
-                        .label(format!("expected the id of an earlier `{want}` step{}", if candidates.is_empty() { String::new() } else { format!(": {}", candidates.join(", ")) }))
+                        .label(format!(
+                            "expected the id of an earlier `{want}` step{}",
+                            if candidates.is_empty() {
+                                String::new()
+                            } else {
+                                format!(": {}", candidates.join(", "))
+                            }
+                        ))
                         .did_you_mean(name, candidates.iter().map(String::as_str)),
                 );
                 None
@@ -513,7 +642,14 @@ impl Validator<'_> {
                     for p in &d.ports {
                         let key = (p.host, p.proto == super::units::Proto::Udp);
                         if let Some(other) = host_ports.insert(key, &s.id) {
-                            self.error(loc, format!("host port {} is published by steps `{other}` and `{}`", p.host, s.id), "use another host port");
+                            self.error(
+                                loc,
+                                format!(
+                                    "host port {} is published by steps `{other}` and `{}`",
+                                    p.host, s.id
+                                ),
+                                "use another host port",
+                            );
                         }
                     }
                     Some(&d.name)
@@ -524,7 +660,14 @@ impl Validator<'_> {
             if let Some(name) = name
                 && let Some(other) = containers.insert(name.clone(), &s.id)
             {
-                self.error(loc, format!("container `{name}` is created by steps `{other}` and `{}`", s.id), "give each container its own name");
+                self.error(
+                    loc,
+                    format!(
+                        "container `{name}` is created by steps `{other}` and `{}`",
+                        s.id
+                    ),
+                    "give each container its own name",
+                );
             }
         }
     }

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use super::model::{
-    Build, Deploy, Dump, Exec, ExecOn, Fetch, Health, HealthCheck, ImageSource, Restore,
-    Security, Step, StepKind, VolumeMount,
+    Build, Deploy, Dump, Exec, ExecOn, Fetch, Health, HealthCheck, ImageSource, Restore, Security,
+    Step, StepKind, VolumeMount,
 };
 use super::raw::{
-    RawBuild, RawDeploy, RawDump, RawExec, RawExecOn, RawFetch, RawHealth, RawRestore,
-    RawSecurity, RawStep,
+    RawBuild, RawDeploy, RawDump, RawExec, RawExecOn, RawFetch, RawHealth, RawRestore, RawSecurity,
+    RawStep,
 };
 use super::template::{Template, is_var_name};
 use super::units::{PortMap, Size, Span};
@@ -16,19 +16,51 @@ use super::validate::{Validator, is_step_id};
 use super::yaml::Sp;
 use crate::diag::{Diagnostic, Loc};
 
-const NO_SECRET_REMOTE: &str =
-    "a secret on a command line is visible to every user of that host (`ps`): pass it in the step's `env:` instead";
-const NO_SECRET_IMAGE: &str =
-    "a secret here would be written into the image, readable by anyone who has it: pass it at deploy time in `deploy.env`";
+const NO_SECRET_REMOTE: &str = "a secret on a command line is visible to every user of that host (`ps`): pass it in the step's `env:` instead";
+const NO_SECRET_IMAGE: &str = "a secret here would be written into the image, readable by anyone who has it: pass it at deploy time in `deploy.env`";
 
 /// Linux capabilities `cap_add` accepts.
 pub const CAPABILITIES: [&str; 41] = [
-    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER",
-    "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN",
-    "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP",
-    "SETUID", "SYSLOG", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE",
-    "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYSLOG",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
     "WAKE_ALARM",
 ];
 
@@ -39,7 +71,12 @@ pub fn is_image_ref(s: &str) -> bool {
         None => match s.rsplit_once(':') {
             Some((n, t)) if !t.contains('/') => (
                 n,
-                Some(!t.is_empty() && t.len() <= 128 && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))),
+                Some(
+                    !t.is_empty()
+                        && t.len() <= 128
+                        && t.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+                ),
             ),
             _ => (s, None),
         },
@@ -64,7 +101,10 @@ impl Validator<'_> {
         let id = raw.id.value.clone();
         let timeout = raw.timeout.as_ref().and_then(|t| self.span(t, "timeout"));
         let reads_vendor = raw.fetch.is_some() || raw.dump.is_some();
-        let retries = raw.retries.as_ref().map_or(if reads_vendor { 2 } else { 0 }, |r| r.value);
+        let retries = raw
+            .retries
+            .as_ref()
+            .map_or(if reads_vendor { 2 } else { 0 }, |r| r.value);
         if let Some(r) = &raw.retries
             && r.value > 10
         {
@@ -82,7 +122,12 @@ impl Validator<'_> {
         } else if let Some(r) = &raw.restore {
             Some(StepKind::Restore(self.restore(at, &r.value, &p("restore"))))
         } else if let Some(d) = &raw.deploy {
-            Some(StepKind::Deploy(self.deploy(at, &d.value, d.loc, &p("deploy"))))
+            Some(StepKind::Deploy(self.deploy(
+                at,
+                &d.value,
+                d.loc,
+                &p("deploy"),
+            )))
         } else {
             let _ = loc;
             None
@@ -129,7 +174,11 @@ impl Validator<'_> {
         let before = self.errors();
         let t = self.text_because(s, field, why);
         if !is_abs_path(&t) && self.errors() == before {
-            self.error(s.loc, format!("`{field}` must be an absolute path without `..`: `{t}`"), "expected e.g. `/srv/www/app`");
+            self.error(
+                s.loc,
+                format!("`{field}` must be an absolute path without `..`: `{t}`"),
+                "expected e.g. `/srv/www/app`",
+            );
         }
         t
     }
@@ -143,11 +192,20 @@ impl Validator<'_> {
         t
     }
 
-    fn env_map(&mut self, m: &BTreeMap<String, Sp<String>>, field: &str, secrets_ok: bool) -> BTreeMap<String, Template> {
+    fn env_map(
+        &mut self,
+        m: &BTreeMap<String, Sp<String>>,
+        field: &str,
+        secrets_ok: bool,
+    ) -> BTreeMap<String, Template> {
         let mut out = BTreeMap::new();
         for (k, v) in m {
             if !is_var_name(k) {
-                self.error(v.loc, format!("`{k}` is not an environment variable name"), "expected letters, digits and `_`");
+                self.error(
+                    v.loc,
+                    format!("`{k}` is not an environment variable name"),
+                    "expected letters, digits and `_`",
+                );
             }
             let f = format!("{field}.{k}");
             let t = if secrets_ok {
@@ -168,13 +226,24 @@ impl Validator<'_> {
             .map(|e| {
                 let t = self.text_because(e, &format!("{f}.exclude"), NO_SECRET_REMOTE);
                 if t.is_empty() || t.starts_with('/') || t.split('/').any(|c| c == "..") {
-                    self.error(e.loc, format!("exclude `{t}` must be a path relative to `path`"), "expected e.g. `storage/logs/`");
+                    self.error(
+                        e.loc,
+                        format!("exclude `{t}` must be a path relative to `path`"),
+                        "expected e.g. `storage/logs/`",
+                    );
                 }
                 t
             })
             .collect();
-        let sha256sums = r.sha256sums.as_ref().map(|s| self.abs_path(s, &format!("{f}.sha256sums"), NO_SECRET_REMOTE));
-        Fetch { path, exclude, sha256sums }
+        let sha256sums = r
+            .sha256sums
+            .as_ref()
+            .map(|s| self.abs_path(s, &format!("{f}.sha256sums"), NO_SECRET_REMOTE));
+        Fetch {
+            path,
+            exclude,
+            sha256sums,
+        }
     }
 
     fn dump(&mut self, r: &RawDump, f: &str) -> Dump {
@@ -182,18 +251,39 @@ impl Validator<'_> {
         let user = self.text_because(&r.user, &format!("{f}.user"), NO_SECRET_REMOTE);
         for (v, what) in [(&database, &r.database), (&user, &r.user)] {
             if v.is_empty() || v.starts_with('-') || v.chars().any(char::is_control) {
-                self.error(what.loc, format!("`{v}` is not a valid name"), "expected a database or user name, not starting with `-`");
+                self.error(
+                    what.loc,
+                    format!("`{v}` is not a valid name"),
+                    "expected a database or user name, not starting with `-`",
+                );
             }
         }
-        let password = r.password.as_ref().map(|p| self.secret_field(p, &format!("{f}.password")));
-        let host = r.host.as_ref().map_or_else(|| "localhost".to_string(), |h| self.text_because(h, &format!("{f}.host"), NO_SECRET_REMOTE));
+        let password = r
+            .password
+            .as_ref()
+            .map(|p| self.secret_field(p, &format!("{f}.password")));
+        let host = r.host.as_ref().map_or_else(
+            || "localhost".to_string(),
+            |h| self.text_because(h, &format!("{f}.host"), NO_SECRET_REMOTE),
+        );
         if host.starts_with('-') || host.is_empty() {
             let loc = r.host.as_ref().map_or(r.database.loc, |h| h.loc);
-            self.error(loc, format!("`{host}` is not a host name"), "expected e.g. `localhost`");
+            self.error(
+                loc,
+                format!("`{host}` is not a host name"),
+                "expected e.g. `localhost`",
+            );
         }
         let engine = r.engine.value;
         let port = r.port.as_ref().map_or(engine.default_port(), |p| p.value);
-        Dump { engine, database, user, password, host, port }
+        Dump {
+            engine,
+            database,
+            user,
+            password,
+            host,
+            port,
+        }
     }
 
     fn exec(&mut self, r: &RawExec, f: &str) -> Exec {
@@ -201,12 +291,16 @@ impl Validator<'_> {
         if run.trim().is_empty() {
             self.error(r.run.loc, "`run` is empty", "expected a command");
         }
-        let undo = r.undo.as_ref().map(|u| self.text_because(u, &format!("{f}.undo"), NO_SECRET_REMOTE));
+        let undo = r
+            .undo
+            .as_ref()
+            .map(|u| self.text_because(u, &format!("{f}.undo"), NO_SECRET_REMOTE));
         let on = match r.on.as_ref().map(|o| (&o.value, o.loc)) {
             None | Some((RawExecOn::Vendor(_), _)) => ExecOn::Vendor,
-            Some((RawExecOn::Container { container }, loc)) => {
-                ExecOn::Container(self.docker_name(&Sp::new(container.clone(), loc), &format!("{f}.on.container")))
-            }
+            Some((RawExecOn::Container { container }, loc)) => ExecOn::Container(self.docker_name(
+                &Sp::new(container.clone(), loc),
+                &format!("{f}.on.container"),
+            )),
         };
         let env = self.env_map(&r.env, &format!("{f}.env"), true);
         Exec { run, undo, on, env }
@@ -222,19 +316,36 @@ impl Validator<'_> {
                 copy.push((id, d));
             }
         }
-        let run = r.run.iter().map(|c| self.text_because(c, &format!("{f}.run"), NO_SECRET_IMAGE)).collect();
-        let user = r.user.as_ref().map(|u| self.text_because(u, &format!("{f}.user"), NO_SECRET_IMAGE));
-        let workdir = r.workdir.as_ref().map(|w| self.abs_path(w, &format!("{f}.workdir"), NO_SECRET_IMAGE));
+        let run = r
+            .run
+            .iter()
+            .map(|c| self.text_because(c, &format!("{f}.run"), NO_SECRET_IMAGE))
+            .collect();
+        let user = r
+            .user
+            .as_ref()
+            .map(|u| self.text_because(u, &format!("{f}.user"), NO_SECRET_IMAGE));
+        let workdir = r
+            .workdir
+            .as_ref()
+            .map(|w| self.abs_path(w, &format!("{f}.workdir"), NO_SECRET_IMAGE));
         let env = self
             .env_map(&r.env, &format!("{f}.env"), false)
             .into_iter()
             .map(|(k, v)| (k, v.to_string()))
             .collect();
-        let cmd = r.cmd.as_ref().map(|c| c.iter().map(|x| self.text_because(x, &format!("{f}.cmd"), NO_SECRET_IMAGE)).collect::<Vec<_>>());
+        let cmd = r.cmd.as_ref().map(|c| {
+            c.iter()
+                .map(|x| self.text_because(x, &format!("{f}.cmd"), NO_SECRET_IMAGE))
+                .collect::<Vec<_>>()
+        });
         if let Some(c) = &r.cmd
             && c.is_empty()
         {
-            self.push(Diagnostic::error(Some(r.base.loc), format!("`{f}.cmd` is an empty list")).label("expected at least the program to run"));
+            self.push(
+                Diagnostic::error(Some(r.base.loc), format!("`{f}.cmd` is an empty list"))
+                    .label("expected at least the program to run"),
+            );
         }
         let mut expose = Vec::new();
         for p in &r.expose {
@@ -243,19 +354,45 @@ impl Validator<'_> {
             }
             expose.push(p.value);
         }
-        let tag = r.tag.as_ref().map(|t| self.image_ref(t, &format!("{f}.tag")));
-        Build { base, copy, run, user, workdir, env, cmd, expose, tag }
+        let tag = r
+            .tag
+            .as_ref()
+            .map(|t| self.image_ref(t, &format!("{f}.tag")));
+        Build {
+            base,
+            copy,
+            run,
+            user,
+            workdir,
+            env,
+            cmd,
+            expose,
+            tag,
+        }
     }
 
     fn restore(&mut self, at: usize, r: &RawRestore, f: &str) -> Restore {
-        let from = self.step_ref(&r.from, at, "dump", &format!("{f}.from")).unwrap_or_default();
+        let from = self
+            .step_ref(&r.from, at, "dump", &format!("{f}.from"))
+            .unwrap_or_default();
         let image = self.image_ref(&r.image, &format!("{f}.image"));
         let name = self.docker_name(&r.name, &format!("{f}.name"));
         let volume = self.docker_name(&r.volume, &format!("{f}.volume"));
-        let network = r.network.as_ref().map(|n| self.docker_name(n, &format!("{f}.network")));
+        let network = r
+            .network
+            .as_ref()
+            .map(|n| self.docker_name(n, &format!("{f}.network")));
         let password = self.secret_field(&r.password, &format!("{f}.password"));
         let replace = r.replace.as_ref().is_some_and(|x| x.value);
-        Restore { from, image, name, volume, network, password, replace }
+        Restore {
+            from,
+            image,
+            name,
+            volume,
+            network,
+            password,
+            replace,
+        }
     }
 
     fn deploy(&mut self, at: usize, r: &RawDeploy, loc: Loc, f: &str) -> Deploy {
@@ -267,11 +404,29 @@ impl Validator<'_> {
                 self.step_ref(img, at, "build", &format!("{f}.image"));
                 ImageSource::Reference(String::new())
             } else {
-                let builds: Vec<String> = self.steps[..at].iter().filter(|(_, k, _)| *k == "build").map(|(i, _, _)| i.clone()).collect();
+                let builds: Vec<String> = self.steps[..at]
+                    .iter()
+                    .filter(|(_, k, _)| *k == "build")
+                    .map(|(i, _, _)| i.clone())
+                    .collect();
                 self.push(
-                    Diagnostic::error(Some(img.loc), format!("`{}` is neither a build step nor an image reference with a tag", img.value))
-                        .label(format!("expected the id of an earlier build step{} or e.g. `{}:1.0`", if builds.is_empty() { String::new() } else { format!(" ({})", builds.join(", ")) }, img.value))
-                        .did_you_mean(&img.value, builds.iter().map(String::as_str)),
+                    Diagnostic::error(
+                        Some(img.loc),
+                        format!(
+                            "`{}` is neither a build step nor an image reference with a tag",
+                            img.value
+                        ),
+                    )
+                    .label(format!(
+                        "expected the id of an earlier build step{} or e.g. `{}:1.0`",
+                        if builds.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", builds.join(", "))
+                        },
+                        img.value
+                    ))
+                    .did_you_mean(&img.value, builds.iter().map(String::as_str)),
                 );
                 ImageSource::Reference(String::new())
             }
@@ -279,7 +434,10 @@ impl Validator<'_> {
             ImageSource::Reference(self.image_ref(img, &format!("{f}.image")))
         };
         let name = self.docker_name(&r.name, &format!("{f}.name"));
-        let network = r.network.as_ref().map(|n| self.docker_name(n, &format!("{f}.network")));
+        let network = r
+            .network
+            .as_ref()
+            .map(|n| self.docker_name(n, &format!("{f}.network")));
         let mut ports = Vec::new();
         for p in &r.ports {
             let before = self.errors();
@@ -302,27 +460,51 @@ impl Validator<'_> {
             }
         }
         let env = self.env_map(&r.env, &format!("{f}.env"), true);
-        let volumes = r.volumes.iter().filter_map(|v| self.volume(v, &format!("{f}.volumes"))).collect();
+        let volumes = r
+            .volumes
+            .iter()
+            .filter_map(|v| self.volume(v, &format!("{f}.volumes")))
+            .collect();
         let health = self.health(r.health.as_ref(), loc, &format!("{f}.health"));
-        let security = self.security(r.security.as_ref().map(|s| &s.value), &format!("{f}.security"));
+        let security = self.security(
+            r.security.as_ref().map(|s| &s.value),
+            &format!("{f}.security"),
+        );
         let keep = r.keep.as_ref().map_or(1, |k| k.value);
         if let Some(k) = &r.keep
             && k.value > 20
         {
-            self.error(k.loc, "at most 20 previous releases are kept", "expected 0 to 20");
+            self.error(
+                k.loc,
+                "at most 20 previous releases are kept",
+                "expected 0 to 20",
+            );
         }
-        Deploy { image, name, network, ports, env, volumes, health, security, keep }
+        Deploy {
+            image,
+            name,
+            network,
+            ports,
+            env,
+            volumes,
+            health,
+            security,
+            keep,
+        }
     }
 
     fn volume(&mut self, v: &Sp<String>, field: &str) -> Option<VolumeMount> {
         let t = self.text(v, field);
         let parts: Vec<&str> = t.split(':').collect();
         let (vol, path, ro) = match parts.as_slice() {
-            [v, p] => (*v, *p, false),
+            [v, p] | [v, p, "rw"] => (*v, *p, false),
             [v, p, "ro"] => (*v, *p, true),
-            [v, p, "rw"] => (*v, *p, false),
             _ => {
-                self.error(v.loc, format!("`{t}` is not a volume mount"), "expected `VOLUME:/path` or `VOLUME:/path:ro`");
+                self.error(
+                    v.loc,
+                    format!("`{t}` is not a volume mount"),
+                    "expected `VOLUME:/path` or `VOLUME:/path:ro`",
+                );
                 return None;
             }
         };
@@ -331,14 +513,26 @@ impl Validator<'_> {
             return None;
         }
         if !is_abs_path(path) {
-            self.error(v.loc, format!("`{path}` is not an absolute path"), "expected e.g. `data:/var/www/html/storage`");
+            self.error(
+                v.loc,
+                format!("`{path}` is not an absolute path"),
+                "expected e.g. `data:/var/www/html/storage`",
+            );
             return None;
         }
-        Some(VolumeMount { volume: vol.into(), path: path.into(), read_only: ro })
+        Some(VolumeMount {
+            volume: vol.into(),
+            path: path.into(),
+            read_only: ro,
+        })
     }
 
     fn health(&mut self, h: Option<&Sp<RawHealth>>, deploy_loc: Loc, f: &str) -> Health {
-        let mut health = Health { check: HealthCheck::Running, timeout: Span::secs(60), interval: Span::secs(1) };
+        let mut health = Health {
+            check: HealthCheck::Running,
+            timeout: Span::secs(60),
+            interval: Span::secs(1),
+        };
         let Some(h) = h else {
             self.push(
                 Diagnostic::warning(Some(deploy_loc), "deploy has no health check: the cut-over only checks that the container keeps running")
@@ -351,31 +545,61 @@ impl Validator<'_> {
         if let Some(s) = &r.expect_status
             && !(100..=599).contains(&s.value)
         {
-            self.error(s.loc, format!("{} is not an HTTP status", s.value), "expected 100 to 599");
+            self.error(
+                s.loc,
+                format!("{} is not an HTTP status", s.value),
+                "expected 100 to 599",
+            );
         }
         if let Some(u) = &r.http {
             let url = self.text(u, &format!("{f}.http"));
             if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                self.error(u.loc, format!("`{url}` is not an http(s) URL"), "expected e.g. `http://127.0.0.1:8080/healthz`");
+                self.error(
+                    u.loc,
+                    format!("`{url}` is not an http(s) URL"),
+                    "expected e.g. `http://127.0.0.1:8080/healthz`",
+                );
             }
-            health.check = HealthCheck::Http { url, expect_status: status };
+            health.check = HealthCheck::Http {
+                url,
+                expect_status: status,
+            };
         } else if let Some(t) = &r.tcp {
             let addr = self.text(t, &format!("{f}.tcp"));
-            if !addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0)) {
-                self.error(t.loc, format!("`{addr}` is not HOST:PORT"), "expected e.g. `127.0.0.1:8080`");
+            if !addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+            {
+                self.error(
+                    t.loc,
+                    format!("`{addr}` is not HOST:PORT"),
+                    "expected e.g. `127.0.0.1:8080`",
+                );
             }
             health.check = HealthCheck::Tcp(addr);
         } else if let Some(c) = &r.cmd {
-            let cmd: Vec<String> = c.value.iter().map(|x| self.text(x, &format!("{f}.cmd"))).collect();
+            let cmd: Vec<String> = c
+                .value
+                .iter()
+                .map(|x| self.text(x, &format!("{f}.cmd")))
+                .collect();
             if cmd.is_empty() {
-                self.error(c.loc, "`cmd` is an empty list", "expected the command to run in the container");
+                self.error(
+                    c.loc,
+                    "`cmd` is an empty list",
+                    "expected the command to run in the container",
+                );
             }
             health.check = HealthCheck::Cmd(cmd);
         }
-        if r.expect_status.is_some() && r.http.is_none() {
-            if let Some(s) = &r.expect_status {
-                self.error(s.loc, "`expect_status` applies to an `http` check", "remove it");
-            }
+        if r.http.is_none()
+            && let Some(s) = &r.expect_status
+        {
+            self.error(
+                s.loc,
+                "`expect_status` applies to an `http` check",
+                "remove it",
+            );
         }
         if let Some(t) = &r.timeout
             && let Some(v) = self.span(t, &format!("{f}.timeout"))
@@ -389,7 +613,11 @@ impl Validator<'_> {
         }
         if health.interval > health.timeout {
             let loc = r.interval.as_ref().map_or(h.loc, |i| i.loc);
-            self.error(loc, "the health check's interval is longer than its timeout", "make it shorter than `timeout`");
+            self.error(
+                loc,
+                "the health check's interval is longer than its timeout",
+                "make it shorter than `timeout`",
+            );
         }
         health
     }
@@ -410,14 +638,23 @@ impl Validator<'_> {
             let name = c.value.trim_start_matches("CAP_").to_ascii_uppercase();
             if CAPABILITIES.contains(&name.as_str()) {
                 if name == "SYS_ADMIN" {
-                    self.push(Diagnostic::warning(Some(c.loc), "SYS_ADMIN gives the container nearly full control of the host").label("added here"));
+                    self.push(
+                        Diagnostic::warning(
+                            Some(c.loc),
+                            "SYS_ADMIN gives the container nearly full control of the host",
+                        )
+                        .label("added here"),
+                    );
                 }
                 sec.cap_add.push(name);
             } else {
                 self.push(
-                    Diagnostic::error(Some(c.loc), format!("`{}` is not a Linux capability", c.value))
-                        .label("expected e.g. NET_BIND_SERVICE")
-                        .did_you_mean(&name, CAPABILITIES.iter().copied()),
+                    Diagnostic::error(
+                        Some(c.loc),
+                        format!("`{}` is not a Linux capability", c.value),
+                    )
+                    .label("expected e.g. NET_BIND_SERVICE")
+                    .did_you_mean(&name, CAPABILITIES.iter().copied()),
                 );
             }
         }
@@ -425,13 +662,21 @@ impl Validator<'_> {
             && let Some(v) = self.size(m, &format!("{f}.memory"))
         {
             if v.0 < 6 << 20 {
-                self.error(m.loc, "a memory limit under 6m cannot start a container", "expected e.g. `256m`");
+                self.error(
+                    m.loc,
+                    "a memory limit under 6m cannot start a container",
+                    "expected e.g. `256m`",
+                );
             }
             sec.memory = v;
         }
         if let Some(p) = &s.pids {
             if p.value == 0 {
-                self.error(p.loc, "a pids limit of 0 is not a limit", "expected e.g. 256");
+                self.error(
+                    p.loc,
+                    "a pids limit of 0 is not a limit",
+                    "expected e.g. 256",
+                );
             }
             sec.pids = p.value;
         }
@@ -439,7 +684,10 @@ impl Validator<'_> {
             sec.restart = r.value;
         }
         if let Some(t) = &s.tmpfs {
-            sec.tmpfs = t.iter().map(|p| self.abs_path(p, &format!("{f}.tmpfs"), "")).collect();
+            sec.tmpfs = t
+                .iter()
+                .map(|p| self.abs_path(p, &format!("{f}.tmpfs"), ""))
+                .collect();
         }
         if let Some(m) = &s.log_max_size
             && let Some(v) = self.size(m, &format!("{f}.log_max_size"))
@@ -448,7 +696,11 @@ impl Validator<'_> {
         }
         if let Some(n) = &s.log_max_files {
             if n.value == 0 || n.value > 100 {
-                self.error(n.loc, "log_max_files must be from 1 to 100", "expected e.g. 3");
+                self.error(
+                    n.loc,
+                    "log_max_files must be from 1 to 100",
+                    "expected e.g. 3",
+                );
             }
             sec.log_max_files = n.value;
         }
@@ -462,10 +714,23 @@ mod tests {
 
     #[test]
     fn image_references() {
-        for ok in ["gov/php:8.2", "perizinan:2026.11.1", "registry.local:5000/a/b:1", "x@sha256:0000000000000000000000000000000000000000000000000000000000000000"] {
+        for ok in [
+            "gov/php:8.2",
+            "perizinan:2026.11.1",
+            "registry.local:5000/a/b:1",
+            "x@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
             assert!(is_image_ref(ok), "{ok}");
         }
-        for bad in ["php", "Gov/php:8", "php:", "-x:1", "a b:1", "x@sha256:12", "/x:1"] {
+        for bad in [
+            "php",
+            "Gov/php:8",
+            "php:",
+            "-x:1",
+            "a b:1",
+            "x@sha256:12",
+            "/x:1",
+        ] {
             assert!(!is_image_ref(bad), "{bad}");
         }
     }

@@ -232,8 +232,12 @@ fn friendly(raw: &str) -> String {
     if first.contains("multiple YAML documents") {
         return "a playbook is one YAML document; found a second one (`---`)".into();
     }
-    if let Some(rest) = first.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(',').next().unwrap_or(rest);
+    if first.contains("duplicate mapping key") {
+        let key = first
+            .split('`')
+            .nth(1)
+            .or_else(|| first.split(": ").nth(1).and_then(|r| r.split(',').next()))
+            .unwrap_or("?");
         return format!("duplicate key `{key}`: each key may appear once in a mapping");
     }
     first.to_owned()
@@ -260,7 +264,11 @@ mod tests {
     fn pathological_inputs_are_errors_not_panics() {
         for bad in [
             "[".repeat(100_000),
-            (0..200).map(|i| format!("{}- \n", "  ".repeat(i))).collect(),
+            (0..200).fold(String::new(), |mut s, i| {
+                s.push_str(&"  ".repeat(i));
+                s.push_str("- \n");
+                s
+            }),
             "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n".to_string(),
             "a: 1\na: 2\n".to_string(),
             "a: 1\n---\nb: 2\n".to_string(),

@@ -2,7 +2,7 @@
 //! streamed to the engine.
 
 use super::Described;
-use crate::plan::{Change, Op, PlanContext, Place, Resource};
+use crate::plan::{Change, Op, Place, PlanContext, Resource};
 use crate::playbook::{Build, Step};
 
 pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
@@ -13,7 +13,11 @@ pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
         .collect();
     reads.push(format!("base image {} on the target", b.base));
     let mut details = vec![format!("FROM {}", b.base)];
-    details.extend(b.copy.iter().map(|(from, to)| format!("COPY {from} -> {to}")));
+    details.extend(
+        b.copy
+            .iter()
+            .map(|(from, to)| format!("COPY {from} -> {to}")),
+    );
     details.extend(b.run.iter().map(|r| format!("RUN {r}")));
     if let Some(w) = &b.workdir {
         details.push(format!("WORKDIR {w}"));
@@ -27,7 +31,10 @@ pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
         details.push(format!("EXPOSE {}", ports.join(" ")));
     }
     if let Some(c) = &b.cmd {
-        details.push(format!("CMD {}", serde_json::to_string(c).unwrap_or_default()));
+        details.push(format!(
+            "CMD {}",
+            serde_json::to_string(c).unwrap_or_default()
+        ));
     }
     details.push(format!(
         "LABEL boyong.app={} boyong.run=<run-id> boyong.step={} boyong.source.sha256=<digest known after fetch>",

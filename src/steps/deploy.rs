@@ -2,7 +2,7 @@
 //! for rollback.
 
 use super::{Described, hardening};
-use crate::plan::{Change, Op, PlanContext, Place, Resource};
+use crate::plan::{Change, Op, Place, PlanContext, Resource};
 use crate::playbook::{Deploy, HealthCheck, ImageSource};
 
 pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
@@ -26,17 +26,36 @@ pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
     details.extend(d.ports.iter().map(|p| format!("port {p}")));
     details.extend(d.env.iter().map(|(k, v)| format!("env {k}={v}")));
     details.extend(d.volumes.iter().map(|v| {
-        format!("volume {}:{}{}", v.volume, v.path, if v.read_only { " (read-only)" } else { "" })
+        format!(
+            "volume {}:{}{}",
+            v.volume,
+            v.path,
+            if v.read_only { " (read-only)" } else { "" }
+        )
     }));
     details.extend(hardening(&d.security));
     let h = &d.health;
     details.push(match &h.check {
         HealthCheck::Http { url, expect_status } => {
-            format!("health: GET {url} answers {expect_status} within {} (every {})", h.timeout, h.interval)
+            format!(
+                "health: GET {url} answers {expect_status} within {} (every {})",
+                h.timeout, h.interval
+            )
         }
-        HealthCheck::Tcp(a) => format!("health: {a} accepts TCP within {} (every {})", h.timeout, h.interval),
-        HealthCheck::Cmd(c) => format!("health: `{}` exits 0 within {} (every {})", c.join(" "), h.timeout, h.interval),
-        HealthCheck::Running => format!("health: none given; the container must keep running for {}", h.interval),
+        HealthCheck::Tcp(a) => format!(
+            "health: {a} accepts TCP within {} (every {})",
+            h.timeout, h.interval
+        ),
+        HealthCheck::Cmd(c) => format!(
+            "health: `{}` exits 0 within {} (every {})",
+            c.join(" "),
+            h.timeout,
+            h.interval
+        ),
+        HealthCheck::Running => format!(
+            "health: none given; the container must keep running for {}",
+            h.interval
+        ),
     });
     changes.push(Change {
         op: Op::Create,

@@ -7,7 +7,9 @@ use crate::playbook::{Dump, Engine, Step};
 
 pub(super) fn describe(step: &Step, d: &Dump) -> Described {
     let consistency = match d.engine {
-        Engine::Mariadb | Engine::Mysql => "--single-transaction --routines --triggers --events --hex-blob, utf8mb4",
+        Engine::Mariadb | Engine::Mysql => {
+            "--single-transaction --routines --triggers --events --hex-blob, utf8mb4"
+        }
         Engine::Postgres => "one snapshot",
     };
     let pw = if d.password.is_some() {

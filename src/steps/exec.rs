@@ -24,10 +24,10 @@ pub(super) fn describe(e: &Exec) -> Described {
             name,
             details,
             condition: None,
-            undo: e
-                .undo
-                .as_ref()
-                .map_or_else(|| "none: this step has no `undo`".into(), |u| format!("run: {u}")),
+            undo: e.undo.as_ref().map_or_else(
+                || "none: this step has no `undo`".into(),
+                |u| format!("run: {u}"),
+            ),
         }],
     }
 }

@@ -8,7 +8,8 @@ use crate::playbook::{Fetch, Step};
 pub(super) fn describe(step: &Step, f: &Fetch) -> Described {
     let mut read = format!("vendor:{} (one tar stream over SSH", f.path);
     if !f.exclude.is_empty() {
-        read.push_str(&format!(", excluding {}", f.exclude.join(", ")));
+        read.push_str(", excluding ");
+        read.push_str(&f.exclude.join(", "));
     }
     read.push(')');
     let mut reads = vec![read];

@@ -59,7 +59,10 @@ pub(crate) fn hardening(s: &Security) -> Vec<String> {
     vec![
         onoff(s.no_new_privileges, "no-new-privileges"),
         caps,
-        format!("{}{tmpfs}", onoff(s.read_only, "read-only root file system")),
+        format!(
+            "{}{tmpfs}",
+            onoff(s.read_only, "read-only root file system")
+        ),
         format!("memory {}, pids {}", s.memory, s.pids),
         format!(
             "restart {}",

@@ -13,7 +13,9 @@ pub(super) fn describe(r: &Restore) -> Described {
             resource: Resource::Volume,
             place: Place::Target,
             name: r.volume.clone(),
-            details: vec!["its current contents are snapshotted into the run's artifacts first".into()],
+            details: vec![
+                "its current contents are snapshotted into the run's artifacts first".into(),
+            ],
             condition: Some("if it exists".into()),
             undo: "restore the snapshot".into(),
         });
@@ -24,7 +26,14 @@ pub(super) fn describe(r: &Restore) -> Described {
         place: Place::Target,
         name: r.volume.clone(),
         details: Vec::new(),
-        condition: Some(if r.replace { "if missing" } else { "if missing; an existing one is refused unless `replace: true`" }.into()),
+        condition: Some(
+            if r.replace {
+                "if missing"
+            } else {
+                "if missing; an existing one is refused unless `replace: true`"
+            }
+            .into(),
+        ),
         undo: "remove it (only if this run created it)".into(),
     });
     if let Some(n) = &r.network {
@@ -38,14 +47,23 @@ pub(super) fn describe(r: &Restore) -> Described {
             undo: "remove it (only if this run created it)".into(),
         });
     }
-    let mut details = vec![format!("image {}", r.image), format!("volume {}", r.volume), format!("password {}", r.password)];
+    let mut details = vec![
+        format!("image {}", r.image),
+        format!("volume {}", r.volume),
+        format!("password {}", r.password),
+    ];
     let db = Security {
         read_only: false,
         tmpfs: vec!["/tmp".into(), "/run".into()],
         memory: crate::playbook::units::Size(1 << 30),
         ..Security::default()
     };
-    details.extend(hardening(&db).into_iter().map(|l| l.replace("OFF (relaxed by the playbook)", "off (a database server writes outside its volume)")));
+    details.extend(hardening(&db).into_iter().map(|l| {
+        l.replace(
+            "OFF (relaxed by the playbook)",
+            "off (a database server writes outside its volume)",
+        )
+    }));
     changes.push(Change {
         op: Op::Create,
         resource: Resource::Container,
