@@ -11,6 +11,7 @@
 //! [`playbook::Playbook`], which becomes a [`plan::Plan`] of resolved steps and changes.
 
 pub mod diag;
+pub mod engine;
 pub mod plan;
 pub mod playbook;
 pub mod steps;

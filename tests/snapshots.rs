@@ -88,7 +88,6 @@ fn commands_not_built_say_so() {
         &["run", "playbooks/perizinan.yml"][..],
         &["rollback", "perizinan"],
         &["status"],
-        &["journal", "verify", "perizinan"],
     ] {
         let (code, _, err) = boyong(args);
         assert_eq!(code, 1, "{args:?}");

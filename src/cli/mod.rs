@@ -127,7 +127,9 @@ pub fn main() -> ExitCode {
         Command::Run { .. } => not_built("run"),
         Command::Rollback { .. } => not_built("rollback"),
         Command::Status { .. } => not_built("status"),
-        Command::Journal { .. } => not_built("journal"),
+        Command::Journal {
+            action: JournalAction::Verify { app, run },
+        } => journal_verify(&cli.state, &app, run.as_deref()),
     };
     let _ = std::io::stdout().flush();
     ExitCode::from(code)
@@ -254,6 +256,76 @@ fn plan(file: &Path, offline: bool, json: bool, out: Option<&Path>) -> u8 {
         print!("{}", render::plan(&plan));
     }
     exit::OK
+}
+
+fn journal_verify(state: &Path, app: &str, run: Option<&str>) -> u8 {
+    use boyong::engine::journal;
+    use boyong::engine::state::{RunId, StateDir};
+    let dir = StateDir::new(state);
+    let run_id = match run {
+        Some(r) => match RunId::parse(r) {
+            Ok(id) => id,
+            Err(e) => {
+                eprintln!("boyong journal verify: `{r}` is not a run id: {e}");
+                return exit::BAD_INPUT;
+            }
+        },
+        None => match dir.latest_run(app) {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                eprintln!(
+                    "boyong journal verify: app `{app}` has no runs in {}",
+                    state.display()
+                );
+                return exit::BAD_INPUT;
+            }
+            Err(e) => {
+                eprintln!("boyong journal verify: {e}");
+                return exit::BAD_INPUT;
+            }
+        },
+    };
+    let path = match dir.run(app, &run_id) {
+        Ok(r) => r.journal_path(),
+        Err(e) => {
+            eprintln!("boyong journal verify: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    match journal::verify(&path) {
+        Ok(report) => {
+            let head = report.head_sha256.as_deref().unwrap_or("-");
+            match &report.problem {
+                None => {
+                    println!(
+                        "{}: intact, {} lines, chain head sha256 {head}",
+                        path.display(),
+                        report.lines
+                    );
+                    exit::OK
+                }
+                Some(p) if report.is_intact() => {
+                    println!(
+                        "{}: intact, {} lines, chain head sha256 {head} ({p}: a crash cut the last write; it is dropped on resume)",
+                        path.display(),
+                        report.lines
+                    );
+                    exit::OK
+                }
+                Some(p) => {
+                    eprintln!("{}: BROKEN: {p}", path.display());
+                    eprintln!(
+                        "the journal was changed after it was written; keep a copy for the auditors before anything else"
+                    );
+                    exit::FAILED
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("boyong journal verify: {e}");
+            exit::FAILED
+        }
+    }
 }
 
 fn schema() -> u8 {

@@ -1,0 +1,403 @@
+//! The state directory: where boyong keeps per-app locks and per-run records.
+//!
+//! This module owns the on-disk layout, which is a contract shared by every
+//! command and by operators reading the files by hand:
+//!
+//! ```text
+//! <root>/apps/<app>/lock
+//! <root>/apps/<app>/runs/<run-id>/playbook.yml, plan.json, journal.jsonl, log.jsonl, artifacts/
+//! ```
+//!
+//! It also owns the [`RunId`] format and the UTC timestamp formatting used by
+//! the journal and the lock (no clock is read here: callers pass times in).
+//!
+//! Invariants:
+//! - Every path this module hands out is built only from a validated app name
+//!   (`[a-z0-9][a-z0-9-]{0,62}`) and a validated [`RunId`], so no component
+//!   can be `..`, empty, absolute or contain a separator.
+//! - Directories this module creates get mode `0o700` (state holds sensitive
+//!   data), and their parent directory is fsync'd so the entry survives a crash.
+//!   Pre-existing directories are not modified.
+//! - [`RunId`]s sort lexicographically in time order.
+
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+mod run_id;
+
+pub use run_id::{RunId, RunIdError, TimeError, utc_rfc3339};
+
+/// Mode given to every directory created under the state root.
+const DIR_MODE: u32 = 0o700;
+
+/// Errors from the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The app name does not match `[a-z0-9][a-z0-9-]{0,62}`.
+    #[error("invalid app name {0:?}: expected [a-z0-9][a-z0-9-]{{0,62}}")]
+    InvalidAppName(String),
+    /// The time given cannot be turned into a run id.
+    #[error(transparent)]
+    Time(#[from] TimeError),
+    /// A run directory with this id already exists.
+    #[error("run directory {} already exists", path.display())]
+    RunExists {
+        /// The existing run directory.
+        path: PathBuf,
+    },
+    /// A filesystem operation failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. "create directory".
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// Whether `name` is a valid app name: `[a-z0-9][a-z0-9-]{0,62}`.
+#[must_use]
+pub fn is_valid_app_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let ok = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.len() <= 63 && b.first().is_some_and(ok) && b.iter().all(|c| ok(c) || *c == b'-')
+}
+
+/// One run's directory, as created by [`StateDir::create_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    id: RunId,
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// The run id.
+    #[must_use]
+    pub fn id(&self) -> &RunId {
+        &self.id
+    }
+    /// The run directory itself.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// `playbook.yml`: the playbook as run.
+    #[must_use]
+    pub fn playbook_path(&self) -> PathBuf {
+        self.path.join("playbook.yml")
+    }
+    /// `plan.json`: the plan as run.
+    #[must_use]
+    pub fn plan_path(&self) -> PathBuf {
+        self.path.join("plan.json")
+    }
+    /// `journal.jsonl`: the write-ahead journal.
+    #[must_use]
+    pub fn journal_path(&self) -> PathBuf {
+        self.path.join("journal.jsonl")
+    }
+    /// `log.jsonl`: the structured log.
+    #[must_use]
+    pub fn log_path(&self) -> PathBuf {
+        self.path.join("log.jsonl")
+    }
+    /// `artifacts/`: files captured during the run.
+    #[must_use]
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.path.join("artifacts")
+    }
+}
+
+/// The state root and the layout beneath it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StateError {
+    let path = path.to_path_buf();
+    move |source| StateError::Io { op, path, source }
+}
+
+/// fsyncs a directory so that entries created in it are durable.
+fn sync_dir(dir: &Path) -> Result<(), StateError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+/// Creates `dir` (mode 0o700) and fsyncs its parent. `Ok(false)` if it existed.
+fn create_dir_durable(dir: &Path) -> Result<bool, StateError> {
+    match DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(io_err("create directory", dir)(e)),
+    }
+    // The umask may have removed bits; make the mode exact.
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+        .map_err(io_err("set permissions on", dir))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    sync_dir(parent)?;
+    Ok(true)
+}
+
+/// Creates `dir` and any missing ancestors, each durably with mode 0o700.
+fn create_dir_all_durable(dir: &Path) -> Result<(), StateError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|p| !p.as_os_str().is_empty())
+        .take_while(|p| !p.is_dir())
+        .collect();
+    for p in missing.into_iter().rev() {
+        create_dir_durable(p)?;
+    }
+    Ok(())
+}
+
+/// Names of the real (non-symlink) subdirectories of `dir`; empty if `dir`
+/// does not exist.
+fn subdir_names(dir: &Path) -> Result<Vec<String>, StateError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read directory", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("read directory", dir))?;
+        let is_dir = entry
+            .file_type()
+            .map_err(io_err("stat", &entry.path()))?
+            .is_dir();
+        if let (true, Ok(name)) = (is_dir, entry.file_name().into_string()) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+impl StateDir {
+    /// A state directory rooted at `root` (nothing is touched on disk).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The state root.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/apps/<app>`.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidAppName`] if `app` is not a valid app name.
+    pub fn app_dir(&self, app: &str) -> Result<PathBuf, StateError> {
+        if !is_valid_app_name(app) {
+            return Err(StateError::InvalidAppName(app.chars().take(64).collect()));
+        }
+        Ok(self.root.join("apps").join(app))
+    }
+
+    /// `<root>/apps/<app>/runs`.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidAppName`] if `app` is not a valid app name.
+    pub fn runs_dir(&self, app: &str) -> Result<PathBuf, StateError> {
+        Ok(self.app_dir(app)?.join("runs"))
+    }
+
+    /// `<root>/apps/<app>/runs/<run>`.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidAppName`] if `app` is not a valid app name.
+    pub fn run_dir(&self, app: &str, run: &RunId) -> Result<PathBuf, StateError> {
+        Ok(self.runs_dir(app)?.join(run.as_str()))
+    }
+
+    /// The [`RunDir`] of an existing or future run (nothing is checked on disk).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidAppName`] if `app` is not a valid app name.
+    pub fn run(&self, app: &str, run: &RunId) -> Result<RunDir, StateError> {
+        Ok(RunDir {
+            path: self.run_dir(app, run)?,
+            id: run.clone(),
+        })
+    }
+
+    /// `<root>/apps/<app>/lock`.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidAppName`] if `app` is not a valid app name.
+    pub fn lock_path(&self, app: &str) -> Result<PathBuf, StateError> {
+        Ok(self.app_dir(app)?.join("lock"))
+    }
+
+    /// Creates `<root>/apps/<app>` (and missing ancestors) if needed, so the
+    /// lock can be taken before any run exists. Returns the app directory.
+    ///
+    /// # Errors
+    /// Invalid app name, or a filesystem error.
+    pub fn ensure_app_dir(&self, app: &str) -> Result<PathBuf, StateError> {
+        let dir = self.app_dir(app)?;
+        create_dir_all_durable(&dir)?;
+        Ok(dir)
+    }
+
+    /// Sorted names of the apps that have a directory. Entries that are not
+    /// valid app names or not real directories are ignored.
+    ///
+    /// # Errors
+    /// A filesystem error other than the apps directory not existing.
+    pub fn apps(&self) -> Result<Vec<String>, StateError> {
+        let mut apps = subdir_names(&self.root.join("apps"))?;
+        apps.retain(|a| is_valid_app_name(a));
+        apps.sort();
+        Ok(apps)
+    }
+
+    /// The app's runs, oldest first. Entries that are not valid run ids or
+    /// not real directories are ignored.
+    ///
+    /// # Errors
+    /// Invalid app name, or a filesystem error other than "not found".
+    pub fn runs(&self, app: &str) -> Result<Vec<RunId>, StateError> {
+        let names = subdir_names(&self.runs_dir(app)?)?;
+        let mut runs: Vec<RunId> = names.iter().filter_map(|n| RunId::parse(n).ok()).collect();
+        runs.sort();
+        Ok(runs)
+    }
+
+    /// The app's newest run, if any.
+    ///
+    /// # Errors
+    /// As [`StateDir::runs`].
+    pub fn latest_run(&self, app: &str) -> Result<Option<RunId>, StateError> {
+        Ok(self.runs(app)?.pop())
+    }
+
+    /// Creates a new run directory (with `artifacts/`) for a run started at
+    /// `now`, creating missing ancestors. All created directories get mode
+    /// 0o700 and every new entry's parent directory is fsync'd.
+    ///
+    /// # Errors
+    /// Invalid app name, `now` not representable ([`StateError::Time`]), the
+    /// run directory already existing ([`StateError::RunExists`]; retry with
+    /// another suffix), or a filesystem error.
+    pub fn create_run(
+        &self,
+        app: &str,
+        now: SystemTime,
+        rand_suffix: u16,
+    ) -> Result<RunDir, StateError> {
+        let id = RunId::new(now, rand_suffix)?;
+        let run = self.run(app, &id)?;
+        create_dir_all_durable(&self.runs_dir(app)?)?;
+        if !create_dir_durable(run.path())? {
+            return Err(StateError::RunExists {
+                path: run.path().to_path_buf(),
+            });
+        }
+        create_dir_durable(&run.artifacts_dir())?;
+        Ok(run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[test]
+    fn app_names() {
+        for good in ["a", "0", "perizinan", "sim-ktp-2", &"a".repeat(63)] {
+            assert!(is_valid_app_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "A",
+            "a_b",
+            "a/b",
+            "..",
+            ".",
+            "a.b",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_valid_app_name(bad), "{bad}");
+        }
+        let s = StateDir::new("/nonexistent");
+        assert!(matches!(
+            s.app_dir(".."),
+            Err(StateError::InvalidAppName(_))
+        ));
+        assert!(s.lock_path("../x").is_err());
+        assert!(s.runs("A").is_err());
+    }
+
+    #[test]
+    fn layout_and_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        let s = StateDir::new(&root);
+        assert_eq!(s.apps().unwrap(), Vec::<String>::new());
+        assert_eq!(s.latest_run("app").unwrap(), None);
+        assert_eq!(s.lock_path("app").unwrap(), root.join("apps/app/lock"));
+
+        let r1 = s.create_run("web", at(1_795_348_981), 0x3f9c).unwrap();
+        let r2 = s.create_run("web", at(1_795_348_982), 0x0001).unwrap();
+        let r0 = s.create_run("web", at(1_700_000_000), 0xffff).unwrap();
+        s.create_run("api", at(1_700_000_000), 7).unwrap();
+        assert_eq!(r1.path(), root.join("apps/web/runs/20261122T120301Z-3f9c"));
+        assert_eq!(r1.journal_path(), r1.path().join("journal.jsonl"));
+        assert_eq!(r1.plan_path(), r1.path().join("plan.json"));
+        assert_eq!(r1.playbook_path(), r1.path().join("playbook.yml"));
+        assert_eq!(r1.log_path(), r1.path().join("log.jsonl"));
+        assert!(r1.artifacts_dir().is_dir());
+        for dir in [
+            &root,
+            &root.join("apps/web"),
+            r1.path(),
+            &r1.artifacts_dir(),
+        ] {
+            let mode = fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+        assert!(matches!(
+            s.create_run("web", at(1_795_348_981), 0x3f9c),
+            Err(StateError::RunExists { .. })
+        ));
+
+        // Stray entries are ignored.
+        fs::create_dir(root.join("apps/Not-An-App")).unwrap();
+        fs::write(root.join("apps/file"), b"").unwrap();
+        fs::create_dir(s.runs_dir("web").unwrap().join("tmp")).unwrap();
+        std::os::unix::fs::symlink(
+            r1.path(),
+            s.runs_dir("web").unwrap().join("20300101T000000Z-0000"),
+        )
+        .unwrap();
+
+        assert_eq!(s.apps().unwrap(), ["api", "web"]);
+        let runs = s.runs("web").unwrap();
+        assert_eq!(runs, [r0.id().clone(), r1.id().clone(), r2.id().clone()]);
+        assert_eq!(s.latest_run("web").unwrap().as_ref(), Some(r2.id()));
+        assert_eq!(s.run("web", r2.id()).unwrap(), r2);
+        assert_eq!(s.ensure_app_dir("db").unwrap(), root.join("apps/db"));
+        assert_eq!(s.runs("db").unwrap(), Vec::<RunId>::new());
+    }
+}
