@@ -1,5 +1,4 @@
 //! `boyong journal verify` against real journals written by the engine, then tampered with.
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use std::process::Command;
 use std::time::{Duration, SystemTime};

@@ -31,15 +31,40 @@ steps:
 fn show(y: &str) {
     let l = boyong::playbook::parse(Path::new("p.yml"), y.as_bytes());
     println!("=== ");
-    for d in &l.diagnostics { println!("  {:?} {:?} {:?} | {:?} | {:?}", d.severity, d.loc.map(|l|(l.line,l.col,l.len)), d.message, d.label, d.help); }
+    for d in &l.diagnostics {
+        println!(
+            "  {:?} {:?} {:?} | {:?} | {:?}",
+            d.severity,
+            d.loc.map(|l| (l.line, l.col, l.len)),
+            d.message,
+            d.label,
+            d.help
+        );
+    }
 }
-fn r(a: &str, b: &str) -> String { assert_eq!(BASE.matches(a).count(), 1, "{a}"); BASE.replacen(a, b, 1) }
+fn r(a: &str, b: &str) -> String {
+    assert_eq!(BASE.matches(a).count(), 1, "{a}");
+    BASE.replacen(a, b, 1)
+}
 
 #[test]
 fn probe() {
-    let ins: Vec<String> = std::env::var("PROBE").unwrap().split("%%").map(|s| s.to_string()).collect();
-    show(BASE);
+    let ins: Vec<String> = std::fs::read_to_string("/tmp/probes.txt")
+        .unwrap()
+        .split("\n----\n")
+        .map(|s| s.to_string())
+        .collect();
     for p in ins {
-        if let Some((a, b)) = p.split_once("=>") { show(&r(&a.replace("\\n", "\n"), &b.replace("\\n", "\n"))); } else { show(&p.replace("\\n","\n")); }
+        if let Some((a, b)) = p.split_once("=>") {
+            {
+                println!("### {}", p.lines().next().unwrap_or(""));
+                show(&r(a, b))
+            };
+        } else {
+            {
+                println!("### {}", p.lines().next().unwrap_or(""));
+                show(&p)
+            };
+        }
     }
 }

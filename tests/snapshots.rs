@@ -1,6 +1,5 @@
 //! Snapshots of what people read: plans (human and JSON) of every example playbook,
 //! error messages of bad playbooks, `--help`, and the JSON Schema (drift check).
-#![expect(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 use std::path::Path;
 use std::process::Command;
