@@ -1,4 +1,5 @@
 //! `boyong journal verify` against real journals written by the engine, then tampered with.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
 
 use std::process::Command;
 use std::time::{Duration, SystemTime};
