@@ -1,5 +1,9 @@
 //! `boyong journal verify` against real journals written by the engine, then tampered with.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly"
+)]
 
 use std::process::Command;
 use std::time::{Duration, SystemTime};

@@ -1,6 +1,10 @@
 //! Snapshots of what people read: plans (human and JSON) of every example playbook,
 //! error messages of bad playbooks, `--help`, and the JSON Schema (drift check).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers fail loudly"
+)]
 
 use std::path::Path;
 use std::process::Command;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 
 use super::model::{Engine, RestartPolicy};
-use super::yaml::Sp;
+use super::yaml::{Key, Sp};
 
 /// A boyong playbook: how one application moves from its vendor's host to the
 /// government's server.
@@ -200,7 +200,7 @@ pub struct RawBuild {
     pub base: Sp<String>,
     /// Artifact of a `fetch` step (by id) -> absolute path in the image.
     #[serde(default)]
-    pub copy: BTreeMap<String, Sp<String>>,
+    pub copy: BTreeMap<Key, Sp<String>>,
     /// Build commands (RUN), in order.
     #[serde(default)]
     pub run: Vec<Sp<String>>,

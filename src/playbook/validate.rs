@@ -269,8 +269,9 @@ impl Validator<'_> {
                 Template::secret(field)
             }
             RawValue::Text(t) => {
+                let before = self.errors();
                 let t = self.template(&Sp::new(t.clone(), v.loc), field);
-                if !t.is_only_secret() {
+                if !t.is_only_secret() && self.errors() == before {
                     self.push(
                         Diagnostic::error(Some(v.loc), format!("`{field}` must be a secret, not an inline value"))
                             .label("expected `{ env: NAME }`, `{ file: PATH }` or `\"{{ vars.NAME }}\"` naming a secret var")

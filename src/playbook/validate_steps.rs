@@ -309,9 +309,10 @@ impl Validator<'_> {
     fn build(&mut self, at: usize, r: &RawBuild, f: &str) -> Build {
         let base = self.image_ref(&r.base, &format!("{f}.base"));
         let mut copy = Vec::new();
-        for (from, dest) in &r.copy {
-            let key = Sp::new(from.clone(), dest.loc);
-            if let Some(id) = self.step_ref(&key, at, "fetch", &format!("{f}.copy")) {
+        for (key, dest) in &r.copy {
+            let key = &key.0;
+            let from = &key.value;
+            if let Some(id) = self.step_ref(key, at, "fetch", &format!("{f}.copy")) {
                 let d = self.abs_path(dest, &format!("{f}.copy.{from}"), NO_SECRET_IMAGE);
                 copy.push((id, d));
             }

@@ -65,6 +65,40 @@ impl<T: JsonSchema> JsonSchema for Sp<T> {
     }
 }
 
+/// A mapping key with its location; ordered and compared by its text only.
+#[derive(Debug, Clone)]
+pub struct Key(pub Sp<String>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.value.cmp(&other.0.value)
+    }
+}
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Sp::<String>::deserialize(d).map(Key)
+    }
+}
+impl JsonSchema for Key {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "String".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        String::json_schema(generator)
+    }
+}
+
 /// A generic YAML node with locations, used for the shape check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -181,6 +215,7 @@ fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_depth: 32,
+            flow_nesting_limit: 32,
             max_nodes: 100_000,
             max_events: 400_000,
             max_aliases: 1_000,
@@ -197,7 +232,78 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses the text into a spanned generic tree.
 pub fn parse_tree(text: &str) -> Result<Sp<Node>, Diagnostic> {
-    serde_saphyr::from_str_with_options::<Sp<Node>>(text, options()).map_err(|e| to_diag(&e))
+    serde_saphyr::from_str_with_options::<Sp<Node>>(text, options())
+        .map_err(|e| unclosed_flow(text, point_at_tab(text, to_diag(&e))))
+}
+
+/// When the parser stumbles after a `[` or `{` left open on an earlier line, the
+/// bracket is the mistake: report it there, with the parser's words as help.
+fn unclosed_flow(text: &str, d: Diagnostic) -> Diagnostic {
+    let Some(at) = d.loc else { return d };
+    let mut open: Vec<(char, u32, u32)> = Vec::new();
+    for (li, line) in text.lines().enumerate().take(at.line as usize) {
+        let line_no = u32::try_from(li + 1).unwrap_or(u32::MAX);
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (ci, c) in line.chars().enumerate() {
+            if line_no == at.line && u32::try_from(ci + 1).unwrap_or(u32::MAX) >= at.col {
+                break;
+            }
+            if let Some(q) = quote {
+                if c == q {
+                    quote = None;
+                }
+            } else {
+                match c {
+                    '"' | '\'' if prev.is_whitespace() || "[{,:".contains(prev) => {
+                        quote = Some(c);
+                    }
+                    '#' if prev.is_whitespace() => break,
+                    '[' | '{' => {
+                        open.push((c, line_no, u32::try_from(ci + 1).unwrap_or(u32::MAX)));
+                    }
+                    ']' | '}' => {
+                        open.pop();
+                    }
+                    _ => {}
+                }
+            }
+            prev = c;
+        }
+    }
+    match open.last() {
+        Some(&(c, line, col)) if line < at.line => Diagnostic::error(
+            Some(Loc { line, col, len: 1 }),
+            format!("`{c}` is not closed"),
+        )
+        .label(format!(
+            "opened here; expected a matching `{}`",
+            if c == '[' { ']' } else { '}' }
+        ))
+        .help(format!(
+            "the parser then stopped at line {}: {}",
+            at.line, d.message
+        )),
+        _ => d,
+    }
+}
+
+/// The parser reports a tab in indentation one column after it: point at the tab.
+fn point_at_tab(text: &str, mut d: Diagnostic) -> Diagnostic {
+    if let Some(loc) = d.loc.as_mut()
+        && d.message.contains("tab")
+        && loc.col > 1
+    {
+        let line = text
+            .lines()
+            .nth(loc.line.saturating_sub(1) as usize)
+            .unwrap_or_default();
+        if line.chars().nth(loc.col as usize - 2) == Some('\t') {
+            loc.col -= 1;
+        }
+        d = d.help("indent with spaces: YAML does not allow tabs there");
+    }
+    d
 }
 
 /// Parses the text into a typed value.
@@ -220,11 +326,18 @@ fn to_diag(e: &serde_saphyr::Error) -> Diagnostic {
 /// Rewrites the library's wording where an operator would not understand it.
 fn friendly(raw: &str) -> String {
     let first = raw.lines().next().unwrap_or(raw).trim();
-    if first.contains("budget breached") || first.contains("recursion limit") {
-        if first.contains("Depth") || first.contains("recursion") {
+    if first.contains("breached") || first.contains("recursion limit") {
+        if first.contains("Documents") {
+            return "a playbook is one YAML document; found a second one (`---`)".into();
+        }
+        if first.contains("Depth") || first.contains("recursion") || first.contains("Nesting") {
             return "the YAML is nested too deeply (more than 32 levels); a playbook needs far fewer".into();
         }
-        if first.contains("Alias") || first.contains("Nodes") || first.contains("Events") {
+        if first.contains("Alias")
+            || first.contains("Anchor")
+            || first.contains("Nodes")
+            || first.contains("Events")
+        {
             return "the YAML expands to too many values (alias or anchor expansion); a playbook needs far fewer".into();
         }
         return format!("the YAML exceeds boyong's size limits ({first})");
