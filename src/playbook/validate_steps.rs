@@ -141,33 +141,29 @@ impl Validator<'_> {
     }
 
     fn span(&mut self, s: &Sp<String>, field: &str) -> Option<Span> {
-        let before = self.errors();
-        let t = self.text(s, field);
-        if self.errors() > before {
-            return None;
-        }
-        match Span::parse(&t) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.error(s.loc, format!("`{field}` is not a duration: `{t}`"), e);
-                None
-            }
-        }
+        self.unit(s, field, "a duration", Span::parse)
     }
 
     fn size(&mut self, s: &Sp<String>, field: &str) -> Option<Size> {
+        self.unit(s, field, "a size", Size::parse)
+    }
+
+    /// A field holding a value with units; nothing more is said when its text failed.
+    fn unit<T>(
+        &mut self,
+        s: &Sp<String>,
+        field: &str,
+        what: &str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let before = self.errors();
         let t = self.text(s, field);
         if self.errors() > before {
             return None;
         }
-        match Size::parse(&t) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.error(s.loc, format!("`{field}` is not a size: `{t}`"), e);
-                None
-            }
-        }
+        parse(&t)
+            .map_err(|e| self.error(s.loc, format!("`{field}` is not {what}: `{t}`"), e))
+            .ok()
     }
 
     fn abs_path(&mut self, s: &Sp<String>, field: &str, why: &str) -> String {

@@ -1,7 +1,7 @@
 //! `deploy`: the health-gated cut-over to a new container; the old one is kept, stopped,
 //! for rollback.
 
-use super::{Described, hardening};
+use super::{Described, hardening, network_if_missing};
 use crate::plan::{Change, Op, Place, PlanContext, Resource};
 use crate::playbook::{Deploy, HealthCheck, ImageSource};
 
@@ -12,15 +12,7 @@ pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
     };
     let mut changes = Vec::new();
     if let Some(n) = &d.network {
-        changes.push(Change {
-            op: Op::Create,
-            resource: Resource::Network,
-            place: Place::Target,
-            name: n.clone(),
-            details: Vec::new(),
-            condition: Some("if missing".into()),
-            undo: "remove it (only if this run created it)".into(),
-        });
+        changes.push(network_if_missing(n));
     }
     let mut details = vec![format!("image {image}")];
     details.extend(d.ports.iter().map(|p| format!("port {p}")));

@@ -37,6 +37,19 @@ pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
     }
 }
 
+/// A network created when missing, and removed by rollback only if this run made it.
+pub(crate) fn network_if_missing(name: &str) -> Change {
+    Change {
+        op: crate::plan::Op::Create,
+        resource: crate::plan::Resource::Network,
+        place: crate::plan::Place::Target,
+        name: name.to_string(),
+        details: Vec::new(),
+        condition: Some("if missing".into()),
+        undo: "remove it (only if this run created it)".into(),
+    }
+}
+
 /// The hardening of a container, spelled out for plans.
 pub(crate) fn hardening(s: &Security) -> Vec<String> {
     let onoff = |b: bool, what: &str| {

@@ -1,7 +1,7 @@
 //! `restore`: load a verified dump into a database container on the target and prove
 //! it equal, table by table.
 
-use super::{Described, hardening};
+use super::{Described, hardening, network_if_missing};
 use crate::plan::{Change, Op, Place, Resource};
 use crate::playbook::{Restore, Security};
 
@@ -37,15 +37,7 @@ pub(super) fn describe(r: &Restore) -> Described {
         undo: "remove it (only if this run created it)".into(),
     });
     if let Some(n) = &r.network {
-        changes.push(Change {
-            op: Op::Create,
-            resource: Resource::Network,
-            place: Place::Target,
-            name: n.clone(),
-            details: Vec::new(),
-            condition: Some("if missing".into()),
-            undo: "remove it (only if this run created it)".into(),
-        });
+        changes.push(network_if_missing(n));
     }
     let mut details = vec![
         format!("image {}", r.image),
