@@ -1,11 +1,22 @@
-//! The engine's durable core: the state directory, the write-ahead journal and the
-//! per-app lock.
+//! The engine: runs plans, journals every change before making it, undoes changes.
 //!
 //! Owns: where runs live on disk (`state`), the hash-chained, fsync'd journal that
-//! records every change before it is made (`journal`, format in docs/journal.md), and
-//! one-operator-at-a-time locking (`lock`). The executor, rollback and resume build on
-//! these.
+//! records every change before it is made (`journal`, format in docs/journal.md),
+//! one-operator-at-a-time locking (`lock`), the executor with its rollback and resume
+//! (`executor`), what a journal says happened (`history`), the typed events of a run
+//! (`event`), and the contract with the code that touches the world (`runner`).
+//! `fake` is a strict fake world for the engine's own tests.
 
+pub mod event;
+pub mod executor;
+pub mod fake;
+pub mod history;
 pub mod journal;
 pub mod lock;
+pub mod runner;
 pub mod state;
+
+pub use event::{Event, EventSink, RunResult};
+pub use executor::{EngineError, Executor, RollbackReport, RunOptions, RunOutcome};
+pub use history::History;
+pub use runner::{Redactor, Runner, StepCx, StepError, UndoItem};

@@ -1,0 +1,484 @@
+//! The executor: runs a [`Plan`] step by step, journals every change before it is
+//! made, and undoes changes newest first.
+//!
+//! Owns: the order of records in the journal (`step-started`, `intent` → `done` or
+//! `failed`, `step-done` or `step-failed`, `undo-intent` → `undone` or `undo-failed`,
+//! `run-finished`), retries, time limits, cancellation, automatic rollback and resume.
+//! Invariants: a change's intent is durable before the runner is allowed to make it
+//! (see [`StepCx::intent`]); a rollback stops at the first undo that fails, since
+//! older changes may depend on it, and says what is left; on resume a step done
+//! earlier is skipped only if the runner confirms its results still hold, and a step
+//! interrupted half-way is first undone, then run again.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::event::{Event, EventSink, RunResult};
+use super::history::History;
+use super::journal::{Journal, JournalError, Record};
+use super::runner::{Redactor, Runner, StepCx, StepError, UndoItem};
+use crate::plan::{Plan, PlannedStep};
+use crate::playbook::SecretStore;
+
+/// How a run behaves on failure.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Undo this run's changes when a step fails (the default); off leaves them for
+    /// inspection (`--no-auto-rollback`).
+    pub auto_rollback: bool,
+    /// Wait before the first retry of a failed step; doubled for each further one,
+    /// at most 60 s.
+    pub retry_delay: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            auto_rollback: true,
+            retry_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What a rollback did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RollbackReport {
+    /// Changes undone, in the order they were undone.
+    pub undone: Vec<UndoItem>,
+    /// The change whose undo failed, and why; the rollback stopped there.
+    pub failed: Option<(UndoItem, String)>,
+    /// Changes not undone (the failed one first), newest first.
+    pub left: Vec<UndoItem>,
+}
+
+impl RollbackReport {
+    /// Whether every change was undone.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_none() && self.left.is_empty()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Every step is done.
+    Succeeded,
+    /// A step failed (after its retries).
+    Failed {
+        /// The step.
+        step: String,
+        /// Why.
+        error: String,
+        /// The automatic rollback, if one ran.
+        rollback: Option<RollbackReport>,
+    },
+    /// The operator interrupted the run while this step ran.
+    Interrupted {
+        /// The step in flight.
+        step: String,
+    },
+}
+
+/// Why the executor stopped without an outcome.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The journal could not be written; nothing more was changed after the last
+    /// record that is in it.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// A run in progress: the journal it writes and where its events go.
+pub struct Executor<'a, R: Runner> {
+    runner: &'a R,
+    journal: Journal,
+    sink: &'a mut dyn EventSink,
+    redactor: Redactor,
+    secrets: &'a SecretStore,
+    artifacts: PathBuf,
+}
+
+enum Attempt {
+    Done,
+    Failed(String),
+    Interrupted,
+}
+
+impl<'a, R: Runner> Executor<'a, R> {
+    /// An executor that appends to `journal`. Secret values in `secrets` are redacted
+    /// from everything it writes and emits.
+    pub fn new(
+        runner: &'a R,
+        journal: Journal,
+        sink: &'a mut dyn EventSink,
+        secrets: &'a SecretStore,
+        artifacts: PathBuf,
+    ) -> Self {
+        Self {
+            runner,
+            journal,
+            sink,
+            redactor: Redactor::new(secrets),
+            secrets,
+            artifacts,
+        }
+    }
+
+    /// The journal, e.g. to read its path or head.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    fn emit(&mut self, e: &Event) {
+        self.sink.emit(e);
+    }
+
+    fn record(&mut self, r: &Record) -> Result<(), JournalError> {
+        self.journal.append(r).map(|_| ())
+    }
+
+    /// Journals a note (lock broken, torn tail dropped, …).
+    ///
+    /// # Errors
+    /// The journal could not be written.
+    pub fn note(&mut self, kind: &str, text: &str) -> Result<(), EngineError> {
+        let text = self.redactor.text(text);
+        Ok(self.record(&Record::Note {
+            kind: kind.into(),
+            text,
+        })?)
+    }
+
+    /// Runs `plan`. With `earlier` (the history of this same run, on resume), steps
+    /// done and still valid are skipped and a step left half-way is undone first.
+    /// Setting `cancel` to true interrupts the step in flight.
+    ///
+    /// # Errors
+    /// The journal could not be written; the run stopped at once.
+    pub async fn run(
+        &mut self,
+        plan: &Plan,
+        earlier: Option<&History>,
+        opts: RunOptions,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<RunOutcome, EngineError> {
+        let run = self.journal.path().parent().and_then(|p| p.file_name());
+        let run = run
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.emit(&Event::RunStarted {
+            app: plan.app.clone(),
+            run,
+            steps: plan.steps.len(),
+            resumed: earlier.is_some(),
+        });
+        let total = plan.steps.len();
+        for step in &plan.steps {
+            if let Some(h) = earlier {
+                if let Some(facts) = h.steps_done.get(&step.id) {
+                    match self.runner.still_valid(step, facts, &self.artifacts).await {
+                        Ok(()) => {
+                            self.emit(&Event::StepSkipped {
+                                step: step.id.clone(),
+                                reason: "done in an earlier attempt of this run; its results still verify".into(),
+                            });
+                            continue;
+                        }
+                        Err(why) => {
+                            let why = self.redactor.text(&why);
+                            self.note("redo", &format!("step `{}` runs again: {why}", step.id))?;
+                        }
+                    }
+                }
+                let leftover = h.pending_of(&step.id);
+                if !leftover.is_empty() {
+                    let report = self.undo_all(leftover, "before resume").await?;
+                    if let Some((item, e)) = &report.failed {
+                        let error = format!(
+                            "cannot resume: undoing what step `{}` left half-way failed at {}: {e}",
+                            step.id, item.change_id
+                        );
+                        return self.fail(&step.id, error, opts).await;
+                    }
+                }
+            }
+            match self.step(step, total, opts, cancel).await? {
+                Attempt::Done => {}
+                Attempt::Failed(error) => return self.fail(&step.id, error, opts).await,
+                Attempt::Interrupted => {
+                    self.finish(RunResult::Interrupted)?;
+                    return Ok(RunOutcome::Interrupted {
+                        step: step.id.clone(),
+                    });
+                }
+            }
+        }
+        self.finish(RunResult::Succeeded)?;
+        Ok(RunOutcome::Succeeded)
+    }
+
+    fn finish(&mut self, result: RunResult) -> Result<(), JournalError> {
+        self.record(&Record::RunFinished {
+            result: result.word().into(),
+        })?;
+        self.emit(&Event::RunFinished { result });
+        Ok(())
+    }
+
+    async fn fail(
+        &mut self,
+        step: &str,
+        error: String,
+        opts: RunOptions,
+    ) -> Result<RunOutcome, EngineError> {
+        let rollback = if opts.auto_rollback {
+            let pending =
+                History::from_journal(&super::journal::read(self.journal.path())?).pending();
+            let report = self.undo_all(pending, "step failed").await?;
+            self.finish(if report.is_complete() {
+                RunResult::RolledBack
+            } else {
+                RunResult::RollbackIncomplete
+            })?;
+            Some(report)
+        } else {
+            self.finish(RunResult::Failed)?;
+            None
+        };
+        Ok(RunOutcome::Failed {
+            step: step.to_string(),
+            error,
+            rollback,
+        })
+    }
+
+    /// One step, with its retries.
+    async fn step(
+        &mut self,
+        step: &PlannedStep,
+        total: usize,
+        opts: RunOptions,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<Attempt, EngineError> {
+        let mut delay = opts.retry_delay;
+        for attempt in 1..=step.retries.saturating_add(1) {
+            let started = Instant::now();
+            self.record(&Record::StepStarted {
+                step: step.id.clone(),
+            })?;
+            self.emit(&Event::StepStarted {
+                step: step.id.clone(),
+                number: step.number,
+                total,
+                kind: step.kind.to_string(),
+                attempt,
+            });
+            let (result, changes) = self.attempt(step, cancel).await;
+            let error = match result {
+                Ok(Ok(facts)) => {
+                    let facts = self.redactor.value(&facts);
+                    self.record(&Record::StepDone {
+                        step: step.id.clone(),
+                        facts: facts.clone(),
+                    })?;
+                    self.emit(&Event::StepDone {
+                        step: step.id.clone(),
+                        elapsed_ms: u64::try_from(started.elapsed().as_millis())
+                            .unwrap_or(u64::MAX),
+                        facts: facts.clone(),
+                    });
+                    return Ok(Attempt::Done);
+                }
+                Ok(Err(StepError::Journal(e))) => return Err(e.into()),
+                Ok(Err(StepError::Failed(e))) => self.redactor.text(&e),
+                Err(Stop::TimedOut(limit)) => format!(
+                    "step `{}` did not finish within its timeout of {limit}",
+                    step.id
+                ),
+                Err(Stop::Cancelled) => {
+                    let in_flight = changes.iter().rev().find(|c| !c.done);
+                    self.record(&Record::Failed {
+                        step: step.id.clone(),
+                        change_id: in_flight.map(|c| c.change_id.clone()),
+                        error: "interrupted by the operator".into(),
+                    })?;
+                    self.record(&Record::StepFailed {
+                        step: step.id.clone(),
+                        error: "interrupted by the operator".into(),
+                    })?;
+                    self.emit(&Event::StepFailed {
+                        step: step.id.clone(),
+                        error: "interrupted by the operator".into(),
+                        will_retry: false,
+                    });
+                    return Ok(Attempt::Interrupted);
+                }
+            };
+            if let Some(c) = changes.iter().rev().find(|c| !c.done) {
+                self.record(&Record::Failed {
+                    step: step.id.clone(),
+                    change_id: Some(c.change_id.clone()),
+                    error: error.clone(),
+                })?;
+            }
+            self.record(&Record::StepFailed {
+                step: step.id.clone(),
+                error: error.clone(),
+            })?;
+            let will_retry = attempt <= step.retries;
+            self.emit(&Event::StepFailed {
+                step: step.id.clone(),
+                error: error.clone(),
+                will_retry,
+            });
+            if !will_retry {
+                return Ok(Attempt::Failed(error));
+            }
+            // A retry starts clean: what this attempt changed is undone first.
+            let undo: Vec<UndoItem> = changes.into_iter().rev().collect();
+            let report = self.undo_all(undo, "before retry").await?;
+            if let Some((item, e)) = report.failed {
+                return Ok(Attempt::Failed(format!(
+                    "{error}; no retry: undoing attempt {attempt} failed at {}: {e}",
+                    item.change_id
+                )));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = cancel.wait_for(|c| *c) => return Ok(Attempt::Interrupted),
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+        Ok(Attempt::Failed(format!(
+            "step `{}` has no attempts",
+            step.id
+        )))
+    }
+
+    async fn attempt(
+        &mut self,
+        step: &PlannedStep,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> (Result<Result<Value, StepError>, Stop>, Vec<UndoItem>) {
+        let mut cx = StepCx {
+            journal: &mut self.journal,
+            sink: &mut *self.sink,
+            redactor: &self.redactor,
+            step: step.id.clone(),
+            artifacts: self.artifacts.clone(),
+            secrets: self.secrets,
+            changes: Vec::new(),
+        };
+        let limit = step.timeout;
+        let result = {
+            let work = self.runner.execute(step, &mut cx);
+            let timed = async {
+                match limit {
+                    Some(l) => tokio::time::timeout(l.0, work)
+                        .await
+                        .map_err(|_| Stop::TimedOut(l.to_string())),
+                    None => Ok(work.await),
+                }
+            };
+            if *cancel.borrow() {
+                Err(Stop::Cancelled)
+            } else {
+                tokio::select! {
+                    r = timed => r,
+                    _ = cancel.wait_for(|c| *c) => Err(Stop::Cancelled),
+                }
+            }
+        };
+        (result, cx.changes)
+    }
+
+    /// Undoes `items` in the order given (newest first), journaling each undo before
+    /// it is made. Stops at the first failure.
+    ///
+    /// # Errors
+    /// The journal could not be written.
+    pub async fn undo_all(
+        &mut self,
+        items: Vec<UndoItem>,
+        reason: &str,
+    ) -> Result<RollbackReport, EngineError> {
+        let mut report = RollbackReport::default();
+        if items.is_empty() {
+            return Ok(report);
+        }
+        self.emit(&Event::RollbackStarted {
+            changes: items.len(),
+            reason: reason.into(),
+        });
+        self.record(&Record::Note {
+            kind: "rollback".into(),
+            text: format!("{reason}: undoing {} change(s)", items.len()),
+        })?;
+        let mut rest = items.into_iter();
+        while let Some(item) = rest.next() {
+            self.record(&Record::UndoIntent {
+                change_id: item.change_id.clone(),
+                step: item.step.clone(),
+            })?;
+            self.emit(&Event::Undoing {
+                step: item.step.clone(),
+                change: item.change_id.clone(),
+                summary: item.summary(),
+            });
+            match self.runner.undo(&item).await {
+                Ok(()) => {
+                    self.record(&Record::Undone {
+                        change_id: item.change_id.clone(),
+                        step: item.step.clone(),
+                    })?;
+                    self.emit(&Event::Undone {
+                        step: item.step.clone(),
+                        change: item.change_id.clone(),
+                    });
+                    report.undone.push(item);
+                }
+                Err(StepError::Journal(e)) => return Err(e.into()),
+                Err(StepError::Failed(e)) => {
+                    let e = self.redactor.text(&e);
+                    self.record(&Record::UndoFailed {
+                        change_id: item.change_id.clone(),
+                        step: item.step.clone(),
+                        error: e.clone(),
+                    })?;
+                    self.emit(&Event::UndoFailed {
+                        step: item.step.clone(),
+                        change: item.change_id.clone(),
+                        error: e.clone(),
+                    });
+                    report.left.push(item.clone());
+                    report.left.extend(rest);
+                    report.failed = Some((item, e));
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// `boyong rollback`: undoes every pending change of the run and journals the end.
+    ///
+    /// # Errors
+    /// The journal could not be written.
+    pub async fn rollback(&mut self, history: &History) -> Result<RollbackReport, EngineError> {
+        let report = self.undo_all(history.pending(), "requested").await?;
+        self.finish(if report.is_complete() {
+            RunResult::RolledBack
+        } else {
+            RunResult::RollbackIncomplete
+        })?;
+        Ok(report)
+    }
+}
+
+enum Stop {
+    TimedOut(String),
+    Cancelled,
+}

@@ -1,0 +1,182 @@
+//! What a journal says happened: the changes of a run and their state, the steps
+//! done, how the run ended.
+//!
+//! Owns: [`History`], read from a verified journal, from which rollback computes its
+//! undo plan, resume finds the steps to skip, and status reports a run. Invariant: a
+//! change counts as pending (to be undone) from its intent until its `undone`, whether
+//! or not its `done` was journaled.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::event::RunResult;
+use super::journal::{Header, JournalContents, Record};
+use super::runner::UndoItem;
+
+/// Where a journaled change stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeState {
+    /// Intent journaled, no outcome: it may or may not have happened.
+    Intended,
+    /// Made.
+    Done,
+    /// Its step failed while making it: it may have partly happened.
+    Failed,
+    /// Undone.
+    Undone,
+    /// Undoing it failed, with this error.
+    UndoFailed(String),
+}
+
+/// A journaled change and its state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEntry {
+    /// The change and its undo data.
+    pub item: UndoItem,
+    /// Where it stands.
+    pub state: ChangeState,
+}
+
+/// A run as its journal tells it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct History {
+    /// The journal's header.
+    pub header: Header,
+    /// Every change, in the order their intents were journaled.
+    pub changes: Vec<ChangeEntry>,
+    /// Steps done and not undone since, with their facts.
+    pub steps_done: BTreeMap<String, Value>,
+    /// The last step that failed, and why.
+    pub last_failure: Option<(String, String)>,
+    /// How the run last ended, if it did (a later resume or rollback may end it again).
+    pub result: Option<RunResult>,
+    /// Whether records follow the last `run-finished` (a resume or rollback that
+    /// did not finish).
+    pub unfinished_tail: bool,
+    /// Time of the last record.
+    pub last_at: String,
+    /// Times the run was resumed.
+    pub resumes: usize,
+}
+
+impl History {
+    /// Reads the history of a verified journal.
+    pub fn from_journal(contents: &JournalContents) -> Self {
+        let mut h = Self {
+            header: contents.header.clone(),
+            changes: Vec::new(),
+            steps_done: BTreeMap::new(),
+            last_failure: None,
+            result: None,
+            unfinished_tail: false,
+            last_at: contents.header.started.clone(),
+            resumes: 0,
+        };
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &contents.entries {
+            h.last_at.clone_from(&e.at);
+            h.unfinished_tail = true;
+            match &e.record {
+                Record::Intent {
+                    step,
+                    change_id,
+                    change,
+                    undo,
+                } => {
+                    index.insert(change_id.clone(), h.changes.len());
+                    h.changes.push(ChangeEntry {
+                        item: UndoItem {
+                            step: step.clone(),
+                            change_id: change_id.clone(),
+                            change: change.clone(),
+                            undo: undo.clone(),
+                            done: false,
+                        },
+                        state: ChangeState::Intended,
+                    });
+                }
+                Record::Done { change_id, .. } => {
+                    if let Some(c) = index.get(change_id).and_then(|&i| h.changes.get_mut(i)) {
+                        c.state = ChangeState::Done;
+                        c.item.done = true;
+                    }
+                }
+                Record::Failed {
+                    step,
+                    change_id,
+                    error,
+                } => {
+                    if let Some(c) = change_id
+                        .as_ref()
+                        .and_then(|id| index.get(id))
+                        .and_then(|&i| h.changes.get_mut(i))
+                        && c.state == ChangeState::Intended
+                    {
+                        c.state = ChangeState::Failed;
+                    }
+                    h.last_failure = Some((step.clone(), error.clone()));
+                }
+                Record::StepDone { step, facts } => {
+                    h.steps_done.insert(step.clone(), facts.clone());
+                }
+                Record::StepFailed { step, error } => {
+                    h.last_failure = Some((step.clone(), error.clone()));
+                }
+                Record::Undone { change_id, step } => {
+                    if let Some(c) = index.get(change_id).and_then(|&i| h.changes.get_mut(i)) {
+                        c.state = ChangeState::Undone;
+                    }
+                    h.steps_done.remove(step);
+                }
+                Record::UndoFailed {
+                    change_id, error, ..
+                } => {
+                    if let Some(c) = index.get(change_id).and_then(|&i| h.changes.get_mut(i)) {
+                        c.state = ChangeState::UndoFailed(error.clone());
+                    }
+                }
+                Record::RunFinished { result } => {
+                    h.result = RunResult::from_word(result);
+                    h.unfinished_tail = false;
+                }
+                Record::Note { kind, .. } => {
+                    if kind == "resumed" {
+                        h.resumes += 1;
+                    }
+                }
+                Record::StepStarted { .. } | Record::UndoIntent { .. } => {}
+            }
+        }
+        h
+    }
+
+    /// Changes still to undo, newest first: every change whose intent was journaled
+    /// and whose `undone` was not.
+    pub fn pending(&self) -> Vec<UndoItem> {
+        self.changes
+            .iter()
+            .rev()
+            .filter(|c| c.state != ChangeState::Undone)
+            .map(|c| c.item.clone())
+            .collect()
+    }
+
+    /// Pending changes of one step, newest first.
+    pub fn pending_of(&self, step: &str) -> Vec<UndoItem> {
+        self.pending()
+            .into_iter()
+            .filter(|c| c.step == step)
+            .collect()
+    }
+
+    /// Whether the run is over: it ended and nothing followed, and it did not stop
+    /// half-way (failed with changes left, or interrupted).
+    pub fn is_finished(&self) -> bool {
+        !self.unfinished_tail
+            && matches!(
+                self.result,
+                Some(RunResult::Succeeded | RunResult::RolledBack)
+            )
+    }
+}

@@ -1,0 +1,251 @@
+//! The contract between the executor and the code that touches the world.
+//!
+//! Owns: [`Runner`] (execute a planned step, undo a journaled change, re-check a
+//! step done earlier), [`StepCx`] (what a step is handed while it runs: the
+//! write-ahead journal, events, the run's artifacts) and [`Redactor`].
+//!
+//! Invariant (write-ahead): a runner makes a change only after [`StepCx::intent`]
+//! returned, which is after the intent and its undo data are fsync'd; it reports the
+//! change made with [`StepCx::done`]. An undo must be safe whether or not its change
+//! happened, since a crash can fall between the intent and the change.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::event::{Event, EventSink};
+use super::journal::{Journal, JournalError, Record};
+use crate::plan::{Change, PlannedStep};
+use crate::playbook::SecretStore;
+
+/// Why a step or an undo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The work failed; the text says what and where.
+    #[error("{0}")]
+    Failed(String),
+    /// The journal could not be written: nothing more may be changed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl StepError {
+    /// A failure with this text.
+    pub fn failed(text: impl Into<String>) -> Self {
+        Self::Failed(text.into())
+    }
+}
+
+/// Replaces every secret value in a text by `***`.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    values: Vec<String>,
+}
+
+impl Redactor {
+    /// A redactor for every value in `store` (empty values are ignored).
+    pub fn new(store: &SecretStore) -> Self {
+        let mut values: Vec<String> = store
+            .values()
+            .map(|s| s.expose().to_string())
+            .filter(|v| !v.is_empty())
+            .collect();
+        // Longest first, so a secret that contains another is hidden whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Self { values }
+    }
+
+    /// `text` with every secret value replaced by `***`.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    /// `value` with every string in it redacted.
+    pub fn value(&self, value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.text(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|v| self.value(v)).collect()),
+            Value::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, v)| (self.text(k), self.value(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+/// A change as journaled, handed back to a runner to undo it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndoItem {
+    /// The step that made it.
+    pub step: String,
+    /// Its change id.
+    pub change_id: String,
+    /// The change, as journaled.
+    pub change: Value,
+    /// The undo data, as journaled.
+    pub undo: Value,
+    /// Whether its `done` was journaled; if not, it may or may not have happened.
+    pub done: bool,
+}
+
+impl UndoItem {
+    /// One line: the change as the plan printed it.
+    pub fn summary(&self) -> String {
+        change_summary(&self.change)
+    }
+}
+
+/// One line for a journaled change: `+ container web (target)`.
+pub fn change_summary(change: &Value) -> String {
+    let s = |k: &str| change.get(k).and_then(Value::as_str).unwrap_or("?");
+    let mark = match s("op") {
+        "create" => '+',
+        "replace" => '~',
+        "remove" => '-',
+        "run" => '!',
+        _ => '?',
+    };
+    format!("{mark} {} {} ({})", s("resource"), s("name"), s("place"))
+}
+
+/// Everything the executor needs from the world.
+pub trait Runner {
+    /// Whether this runner can execute `step` at all (checked before a run starts, so
+    /// that an unsupported step refuses the run before anything is changed).
+    ///
+    /// # Errors
+    /// Why the step cannot run.
+    fn supports(&self, step: &PlannedStep) -> Result<(), String>;
+
+    /// Executes one step: for each change, [`StepCx::intent`] first, then the change,
+    /// then [`StepCx::done`]. Returns the step's facts (digests, ids).
+    fn execute(
+        &self,
+        step: &PlannedStep,
+        cx: &mut StepCx<'_>,
+    ) -> impl Future<Output = Result<Value, StepError>>;
+
+    /// Undoes one journaled change. Safe whether or not the change happened, and
+    /// when it was already undone.
+    fn undo(&self, item: &UndoItem) -> impl Future<Output = Result<(), StepError>>;
+
+    /// Checks, on resume, that what a step done earlier produced still holds (its
+    /// artifacts verify, its image exists).
+    ///
+    /// # Errors
+    /// What no longer holds.
+    fn still_valid(
+        &self,
+        step: &PlannedStep,
+        facts: &Value,
+        artifacts: &Path,
+    ) -> impl Future<Output = Result<(), String>>;
+}
+
+/// What a step is handed while it runs.
+pub struct StepCx<'a> {
+    pub(super) journal: &'a mut Journal,
+    pub(super) sink: &'a mut dyn EventSink,
+    pub(super) redactor: &'a Redactor,
+    pub(super) step: String,
+    pub(super) artifacts: PathBuf,
+    pub(super) secrets: &'a SecretStore,
+    /// Changes whose intent this attempt journaled, in order.
+    pub(super) changes: Vec<UndoItem>,
+}
+
+impl StepCx<'_> {
+    /// The run's artifact directory (`artifacts/` of the run).
+    pub fn artifacts(&self) -> &Path {
+        &self.artifacts
+    }
+
+    /// The run's secrets, for resolving templates at the last moment.
+    pub fn secrets(&self) -> &SecretStore {
+        self.secrets
+    }
+
+    /// The step's id.
+    pub fn step(&self) -> &str {
+        &self.step
+    }
+
+    /// Journals (fsync'd) the intent to make `change`, with the data that undoes it,
+    /// and returns the change id. Call before making the change.
+    ///
+    /// # Errors
+    /// The journal could not be written; the change must not be made.
+    pub fn intent(&mut self, change: &Change, undo: Value) -> Result<String, StepError> {
+        let change_id = format!("c{}", self.journal.next_seq());
+        let change = self
+            .redactor
+            .value(&serde_json::to_value(change).map_err(JournalError::from)?);
+        let undo = self.redactor.value(&undo);
+        self.journal.append(&Record::Intent {
+            step: self.step.clone(),
+            change_id: change_id.clone(),
+            change: change.clone(),
+            undo: undo.clone(),
+        })?;
+        self.sink.emit(&Event::ChangeStarted {
+            step: self.step.clone(),
+            change: change_id.clone(),
+            summary: change_summary(&change),
+        });
+        self.changes.push(UndoItem {
+            step: self.step.clone(),
+            change_id: change_id.clone(),
+            change,
+            undo,
+            done: false,
+        });
+        Ok(change_id)
+    }
+
+    /// Journals that the change `change_id` was made, with what was learned.
+    ///
+    /// # Errors
+    /// The journal could not be written.
+    pub fn done(&mut self, change_id: &str, facts: Value) -> Result<(), StepError> {
+        self.journal.append(&Record::Done {
+            step: self.step.clone(),
+            change_id: change_id.to_string(),
+            facts: self.redactor.value(&facts),
+        })?;
+        if let Some(c) = self.changes.iter_mut().find(|c| c.change_id == change_id) {
+            c.done = true;
+        }
+        self.sink.emit(&Event::ChangeDone {
+            step: self.step.clone(),
+            change: change_id.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Reports bytes moved so far.
+    pub fn progress(&mut self, bytes: u64, total: Option<u64>) {
+        self.sink.emit(&Event::Progress {
+            step: self.step.clone(),
+            bytes,
+            total,
+        });
+    }
+
+    /// Reports a line of output (redacted before anyone sees it).
+    pub fn output(&mut self, line: &str) {
+        self.sink.emit(&Event::Output {
+            step: self.step.clone(),
+            line: self.redactor.text(line),
+        });
+    }
+}

@@ -1,0 +1,545 @@
+//! Fault injection at every point of a run, against the strict fake world: for each
+//! change of each step, a failure and a panic before the intent, after the intent,
+//! after the change and after the `done`; then rollback returns the world to its start
+//! and resume finishes the run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use boyong::engine::fake::{Action, FakeWorld, Fault, Point, WorldState};
+use boyong::engine::history::ChangeState;
+use boyong::engine::journal::{self, HeaderFields, Journal};
+use boyong::engine::state::StateDir;
+use boyong::engine::{Event, Executor, History, RunOptions, RunOutcome, RunResult};
+use boyong::plan::Plan;
+use boyong::playbook::{self, SecretStore};
+use tokio::sync::watch;
+
+const TOKEN: &str = "tok-5f1c9a77e2-never-in-state";
+
+const PLAYBOOK: &str = r#"version: 1
+app: demo
+vendor:
+  host: 127.0.0.1
+  user: deploy
+  password: { env: DEMO_SSH_PASSWORD }
+vars:
+  token: { env: DEMO_TOKEN }
+steps:
+  - id: code
+    retries: 0
+    fetch: { path: /srv/app }
+  - id: maint
+    exec:
+      run: touch /srv/app/.maintenance
+      undo: rm -f /srv/app/.maintenance
+      env: { TOKEN: "{{ vars.token }}" }
+  - id: image
+    build:
+      base: boyong-fixture/busybox:1
+      copy: { code: /app }
+      cmd: ["httpd", "-f"]
+  - id: web
+    deploy:
+      image: image
+      name: demo-web
+      network: demo-net
+"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    plan: Plan,
+    secrets: SecretStore,
+}
+
+fn fixture(text: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("demo.yml");
+    std::fs::write(&path, text).unwrap();
+    let loaded = playbook::load(&path);
+    let pb = loaded
+        .playbook
+        .unwrap_or_else(|| panic!("test playbook invalid: {:?}", loaded.diagnostics));
+    let secrets = SecretStore::from_pairs([
+        ("token".to_string(), TOKEN.to_string()),
+        ("vendor.password".to_string(), "pw-8c1d".to_string()),
+    ]);
+    Fixture {
+        root: dir.path().join("state"),
+        plan: Plan::offline(&pb),
+        secrets,
+        _dir: dir,
+    }
+}
+
+/// The world before any run: an old release of the app serving as `demo-web`.
+fn start() -> WorldState {
+    let mut s = WorldState::default();
+    s.resources
+        .insert("target:container:demo-web".into(), "old-release".into());
+    s
+}
+
+/// The world with generation numbers dropped: which step wrote each resource.
+fn shape(s: &WorldState) -> BTreeMap<String, String> {
+    s.resources
+        .iter()
+        .map(|(k, v)| (k.clone(), v.split('#').next().unwrap_or(v).to_string()))
+        .collect()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+fn new_journal(f: &Fixture) -> PathBuf {
+    let state = StateDir::new(&f.root);
+    let run = state
+        .create_run("demo", SystemTime::now(), rand_suffix())
+        .unwrap();
+    let path = run.journal_path();
+    Journal::create(
+        &path,
+        &HeaderFields {
+            run: run.id().to_string(),
+            app: "demo".into(),
+            playbook_sha256: f.plan.playbook_sha256.clone(),
+            plan_sha256: "0".repeat(64),
+            operator: "test".into(),
+            host: "test".into(),
+            started: SystemTime::now(),
+        },
+    )
+    .unwrap();
+    path
+}
+
+fn rand_suffix() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static N: AtomicU16 = AtomicU16::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Runs (or resumes) the plan; `Err` if the run panicked.
+fn run(
+    f: &Fixture,
+    world: &FakeWorld,
+    journal_path: &Path,
+    resume: bool,
+    opts: RunOptions,
+    events: &mut Vec<Event>,
+) -> Result<RunOutcome, ()> {
+    let (j, contents) = Journal::open_append(journal_path).unwrap();
+    let earlier = resume.then(|| History::from_journal(&contents));
+    let (_tx, mut rx) = watch::channel(false);
+    let artifacts = journal_path.parent().unwrap().join("artifacts");
+    let mut sink = |e: &Event| events.push(e.clone());
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        rt().block_on(async {
+            let mut ex = Executor::new(world, j, &mut sink, &f.secrets, artifacts);
+            ex.run(&f.plan, earlier.as_ref(), opts, &mut rx)
+                .await
+                .unwrap()
+        })
+    }))
+    .map_err(|_| ())
+}
+
+fn rollback(f: &Fixture, world: &FakeWorld, journal_path: &Path) -> boyong::engine::RollbackReport {
+    let (j, contents) = Journal::open_append(journal_path).unwrap();
+    let h = History::from_journal(&contents);
+    let mut sink = |_: &Event| {};
+    rt().block_on(async {
+        let mut ex = Executor::new(world, j, &mut sink, &f.secrets, PathBuf::new());
+        ex.rollback(&h).await.unwrap()
+    })
+}
+
+fn quick() -> RunOptions {
+    RunOptions {
+        auto_rollback: true,
+        retry_delay: Duration::from_millis(1),
+    }
+}
+
+fn manual() -> RunOptions {
+    RunOptions {
+        auto_rollback: false,
+        ..quick()
+    }
+}
+
+/// The world a clean run leaves.
+fn clean_run_shape() -> BTreeMap<String, String> {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    let j = new_journal(&f);
+    let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
+    assert_eq!(out, RunOutcome::Succeeded);
+    shape(&world.snapshot())
+}
+
+/// Every (step, change index) of the plan.
+fn points_of(plan: &Plan) -> Vec<(String, usize)> {
+    plan.steps
+        .iter()
+        .flat_map(|s| (0..s.changes.len()).map(|i| (s.id.clone(), i)))
+        .collect()
+}
+
+const POINTS: [Point; 4] = [
+    Point::BeforeIntent,
+    Point::AfterIntent,
+    Point::AfterChange,
+    Point::AfterDone,
+];
+
+#[test]
+fn a_clean_run_changes_what_the_plan_lists_and_rollback_undoes_it() {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    let j = new_journal(&f);
+    let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
+    assert_eq!(out, RunOutcome::Succeeded);
+    let after = shape(&world.snapshot());
+    assert_eq!(after["target:container:demo-web"], "web");
+    assert!(after.contains_key("target:network:demo-net"));
+    assert!(
+        after.contains_key("local:artifact:artifacts/code/"),
+        "{after:?}"
+    );
+    // Every change the plan lists was journaled, in order.
+    let contents = journal::read(&j).unwrap();
+    let h = History::from_journal(&contents);
+    let journaled: Vec<String> = h.changes.iter().map(|c| c.item.summary()).collect();
+    let planned: Vec<String> = f
+        .plan
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .map(|c| {
+            format!(
+                "{} {} {} ({})",
+                c.op.mark(),
+                c.resource.word(),
+                c.name,
+                serde_json::to_value(c.place).unwrap().as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(journaled, planned);
+    assert_eq!(h.result, Some(RunResult::Succeeded));
+
+    let report = rollback(&f, &world, &j);
+    assert!(report.is_complete());
+    assert_eq!(report.undone.len(), planned.len());
+    assert_eq!(world.snapshot().resources, start().resources);
+    // A second rollback finds nothing to do.
+    let again = rollback(&f, &world, &j);
+    assert!(again.undone.is_empty() && again.is_complete());
+    assert_eq!(world.snapshot().resources, start().resources);
+    assert!(journal::verify(&j).unwrap().is_clean());
+}
+
+#[test]
+fn a_failure_at_every_point_is_rolled_back_automatically() {
+    let f = fixture(PLAYBOOK);
+    for (step, change) in points_of(&f.plan) {
+        for point in POINTS {
+            let world = FakeWorld::with_state(start());
+            world.inject(Fault {
+                step: step.clone(),
+                change,
+                point,
+                action: Action::Fail,
+            });
+            let j = new_journal(&f);
+            let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
+            let RunOutcome::Failed {
+                step: failed,
+                rollback: Some(r),
+                ..
+            } = out
+            else {
+                panic!("{step}:{change}:{point:?}: expected a failure rolled back, got {out:?}");
+            };
+            assert_eq!(failed, step);
+            assert!(r.is_complete(), "{step}:{change}:{point:?}: {r:?}");
+            assert_eq!(
+                world.snapshot().resources,
+                start().resources,
+                "{step}:{change}:{point:?}"
+            );
+            let h = History::from_journal(&journal::read(&j).unwrap());
+            assert_eq!(h.result, Some(RunResult::RolledBack));
+            assert!(h.pending().is_empty());
+        }
+    }
+}
+
+#[test]
+fn after_a_failure_or_a_crash_at_every_point_rollback_restores_the_start() {
+    let f = fixture(PLAYBOOK);
+    for (step, change) in points_of(&f.plan) {
+        for point in POINTS {
+            for action in [Action::Fail, Action::Panic] {
+                let world = FakeWorld::with_state(start());
+                world.inject(Fault {
+                    step: step.clone(),
+                    change,
+                    point,
+                    action,
+                });
+                let j = new_journal(&f);
+                let out = run(&f, &world, &j, false, manual(), &mut Vec::new());
+                let case = format!("{step}:{change}:{point:?}:{action:?}");
+                match action {
+                    Action::Panic => assert!(out.is_err(), "{case}: expected a crash"),
+                    _ => assert!(
+                        matches!(out, Ok(RunOutcome::Failed { rollback: None, .. })),
+                        "{case}: {out:?}"
+                    ),
+                }
+                // The journal a crash leaves still verifies.
+                assert!(journal::verify(&j).unwrap().is_intact(), "{case}");
+                let report = rollback(&f, &world, &j);
+                assert!(report.is_complete(), "{case}: {report:?}");
+                assert_eq!(world.snapshot().resources, start().resources, "{case}");
+                assert!(
+                    rollback(&f, &world, &j).undone.is_empty(),
+                    "{case}: second rollback"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn after_a_failure_or_a_crash_at_every_point_resume_finishes_the_run() {
+    let clean = clean_run_shape();
+    let f = fixture(PLAYBOOK);
+    for (step, change) in points_of(&f.plan) {
+        for point in POINTS {
+            for action in [Action::Fail, Action::Panic] {
+                let world = FakeWorld::with_state(start());
+                world.inject(Fault {
+                    step: step.clone(),
+                    change,
+                    point,
+                    action,
+                });
+                let j = new_journal(&f);
+                let _ = run(&f, &world, &j, false, manual(), &mut Vec::new());
+                let case = format!("{step}:{change}:{point:?}:{action:?}");
+                let mut events = Vec::new();
+                let out = run(&f, &world, &j, true, manual(), &mut events).unwrap();
+                assert_eq!(out, RunOutcome::Succeeded, "{case}");
+                assert_eq!(shape(&world.snapshot()), clean, "{case}");
+                // Steps before the failing one were not run again.
+                let first_started = events.iter().find_map(|e| match e {
+                    Event::StepStarted { step, .. } => Some(step.clone()),
+                    _ => None,
+                });
+                assert_eq!(first_started.as_deref(), Some(step.as_str()), "{case}");
+                // And the resumed run rolls back to the start in one go.
+                assert!(rollback(&f, &world, &j).is_complete(), "{case}");
+                assert_eq!(world.snapshot().resources, start().resources, "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn interrupt_stops_the_step_in_flight_and_leaves_a_journal_rollback_can_use() {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    world.inject(Fault {
+        step: "image".into(),
+        change: 0,
+        point: Point::AfterChange,
+        action: Action::Wait,
+    });
+    let j = new_journal(&f);
+    let (contents_j, _) = Journal::open_append(&j).unwrap();
+    let (tx, mut rx) = watch::channel(false);
+    let mut sink = |_: &Event| {};
+    let out = rt().block_on(async {
+        let mut ex = Executor::new(&world, contents_j, &mut sink, &f.secrets, PathBuf::new());
+        let run = ex.run(&f.plan, None, manual(), &mut rx);
+        let stop = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            tx.send(true).unwrap();
+        };
+        tokio::join!(run, stop).0.unwrap()
+    });
+    assert_eq!(
+        out,
+        RunOutcome::Interrupted {
+            step: "image".into()
+        }
+    );
+    let h = History::from_journal(&journal::read(&j).unwrap());
+    assert_eq!(h.result, Some(RunResult::Interrupted));
+    assert!(
+        h.changes
+            .iter()
+            .any(|c| c.item.step == "image" && c.state == ChangeState::Failed),
+        "the change in flight is marked failed: {:?}",
+        h.changes
+    );
+    assert!(rollback(&f, &world, &j).is_complete());
+    assert_eq!(world.snapshot().resources, start().resources);
+}
+
+#[test]
+fn a_step_past_its_timeout_fails_and_is_rolled_back() {
+    let text = PLAYBOOK.replace("  - id: image\n", "  - id: image\n    timeout: 1s\n");
+    let f = fixture(&text);
+    let world = FakeWorld::with_state(start());
+    world.inject(Fault {
+        step: "image".into(),
+        change: 0,
+        point: Point::AfterIntent,
+        action: Action::Wait,
+    });
+    let j = new_journal(&f);
+    let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
+    let RunOutcome::Failed {
+        error,
+        rollback: Some(r),
+        ..
+    } = out
+    else {
+        panic!("{out:?}")
+    };
+    assert!(error.contains("timeout of 1s"), "{error}");
+    assert!(r.is_complete());
+    assert_eq!(world.snapshot().resources, start().resources);
+}
+
+#[test]
+fn a_retried_step_undoes_its_first_attempt_then_succeeds() {
+    let text = PLAYBOOK.replace("  - id: web\n", "  - id: web\n    retries: 1\n");
+    let f = fixture(&text);
+    let world = FakeWorld::with_state(start());
+    world.inject(Fault {
+        step: "web".into(),
+        change: 1,
+        point: Point::AfterChange,
+        action: Action::Fail,
+    });
+    let j = new_journal(&f);
+    let mut events = Vec::new();
+    let out = run(&f, &world, &j, false, quick(), &mut events).unwrap();
+    assert_eq!(out, RunOutcome::Succeeded);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::StepFailed {
+            will_retry: true,
+            ..
+        }
+    )));
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::RollbackStarted { reason, .. } if reason == "before retry")
+        )
+    );
+    assert_eq!(shape(&world.snapshot()), clean_run_shape());
+}
+
+#[test]
+fn a_rollback_that_fails_part_way_says_what_is_left_and_a_second_one_finishes() {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    let j = new_journal(&f);
+    assert_eq!(
+        run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap(),
+        RunOutcome::Succeeded
+    );
+    world.inject(Fault {
+        step: "maint".into(),
+        change: 0,
+        point: Point::Undo,
+        action: Action::Fail,
+    });
+    let report = rollback(&f, &world, &j);
+    assert!(!report.is_complete());
+    let (failed, _) = report.failed.clone().unwrap();
+    assert_eq!(failed.step, "maint");
+    // Left: maint's change and code's, newest first.
+    let left: Vec<&str> = report.left.iter().map(|i| i.step.as_str()).collect();
+    assert_eq!(left, ["maint", "code"]);
+    let h = History::from_journal(&journal::read(&j).unwrap());
+    assert_eq!(h.result, Some(RunResult::RollbackIncomplete));
+    let second = rollback(&f, &world, &j);
+    assert!(second.is_complete());
+    assert_eq!(second.undone.len(), 2);
+    assert_eq!(world.snapshot().resources, start().resources);
+}
+
+#[test]
+fn resume_runs_again_a_done_step_whose_results_are_gone() {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    world.inject(Fault {
+        step: "web".into(),
+        change: 0,
+        point: Point::AfterIntent,
+        action: Action::Fail,
+    });
+    let j = new_journal(&f);
+    let _ = run(&f, &world, &j, false, manual(), &mut Vec::new()).unwrap();
+    world
+        .tamper_remove("target:image:boyong/demo-image:<run-id>")
+        .unwrap();
+    let mut events = Vec::new();
+    assert_eq!(
+        run(&f, &world, &j, true, manual(), &mut events).unwrap(),
+        RunOutcome::Succeeded
+    );
+    let started: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepStarted { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["image", "web"]);
+    assert_eq!(shape(&world.snapshot()), clean_run_shape());
+}
+
+#[test]
+fn secrets_reach_the_far_side_but_never_the_journal_or_the_events() {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    let j = new_journal(&f);
+    let mut events = Vec::new();
+    world.inject(Fault {
+        step: "web".into(),
+        change: 2,
+        point: Point::AfterChange,
+        action: Action::Fail,
+    });
+    let _ = run(&f, &world, &j, false, quick(), &mut events).unwrap();
+    assert!(
+        world.snapshot().delivered.iter().any(|d| d.contains(TOKEN)),
+        "the secret was not delivered"
+    );
+    let text = std::fs::read_to_string(&j).unwrap();
+    assert!(!text.contains(TOKEN));
+    let ev = serde_json::to_string(&events).unwrap();
+    assert!(!ev.contains(TOKEN));
+    assert!(ev.contains("TOKEN=***"), "{ev}");
+}
