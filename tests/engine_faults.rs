@@ -93,7 +93,13 @@ fn start() -> WorldState {
 fn shape(s: &WorldState) -> BTreeMap<String, String> {
     s.resources
         .iter()
-        .map(|(k, v)| (k.clone(), v.split('#').next().unwrap_or(v).to_string()))
+        .map(|(k, v)| {
+            // Local artifacts live in their run's directory: keep the part after it.
+            let k = k
+                .find("/artifacts/")
+                .map_or_else(|| k.clone(), |i| format!("local:artifact:{}", &k[i + 1..]));
+            (k, v.split('#').next().unwrap_or(v).to_string())
+        })
         .collect()
 }
 

@@ -84,19 +84,31 @@ fn help_texts() {
     let (code, out, _) = boyong(&["plan", "--help"]);
     assert_eq!(code, 0);
     insta::assert_snapshot!("help_plan", out);
+    for cmd in ["run", "rollback", "status"] {
+        let (code, out, _) = boyong(&[cmd, "--help"]);
+        assert_eq!(code, 0);
+        insta::assert_snapshot!(format!("help_{cmd}"), out);
+    }
 }
 
 #[test]
-fn commands_not_built_say_so() {
-    for args in [
-        &["run", "playbooks/perizinan.yml"][..],
-        &["rollback", "perizinan"],
-        &["status"],
-    ] {
-        let (code, _, err) = boyong(args);
-        assert_eq!(code, 1, "{args:?}");
-        assert!(err.contains("not built yet"), "{args:?}: {err}");
-    }
+fn run_refuses_step_kinds_without_a_client_and_changes_nothing() {
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_boyong"))
+        .args(["run", "playbooks/perizinan.yml"])
+        .env("BOYONG_STATE", state.path())
+        .env("PERIZINAN_DB_PASSWORD", "demo")
+        .env_remove("BOYONG_SIM")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("step kind `fetch` needs the SSH client"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
 }
 
 /// docs/playbook.schema.json is what `boyong schema` prints; regenerate it with

@@ -2,6 +2,11 @@
 
 mod exit;
 mod render;
+mod report;
+mod rollback;
+mod run;
+mod status;
+mod world;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -54,16 +59,26 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Migrate apps: run their playbooks.
+    /// Migrate apps: run their playbooks, journaling every change before it is made.
     Run {
         /// Playbook files.
-        #[arg(value_name = "PLAYBOOK")]
+        #[arg(required = true, value_name = "PLAYBOOK")]
         files: Vec<PathBuf>,
-        /// Continue the last unfinished run of the app.
+        /// Continue the app's last unfinished run: steps done are checked and skipped.
         #[arg(long)]
         resume: bool,
+        /// On a failure, leave the run's changes in place for inspection instead of
+        /// undoing them.
+        #[arg(long)]
+        no_auto_rollback: bool,
+        /// Print events as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Take the app's lock from a holder on another host or a dead process.
+        #[arg(long)]
+        break_lock: bool,
     },
-    /// Undo a run's changes, newest first.
+    /// Undo a run's changes, newest first, from its journal.
     Rollback {
         /// The app.
         app: String,
@@ -73,6 +88,15 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// Only show what would be undone.
+        #[arg(long)]
+        plan: bool,
+        /// Print events as JSON lines on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Take the app's lock from a holder on another host or a dead process.
+        #[arg(long)]
+        break_lock: bool,
     },
     /// The state of every app: last run, result, when.
     Status {
@@ -124,22 +148,47 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "boyong", &mut std::io::stdout());
             exit::OK
         }
-        Command::Run { .. } => not_built("run"),
-        Command::Rollback { .. } => not_built("rollback"),
-        Command::Status { .. } => not_built("status"),
+        Command::Run {
+            files,
+            resume,
+            no_auto_rollback,
+            json,
+            break_lock,
+        } => run::run(
+            &cli.state,
+            &files,
+            run::RunArgs {
+                resume,
+                no_auto_rollback,
+                json,
+                break_lock,
+            },
+        ),
+        Command::Rollback {
+            app,
+            run,
+            yes,
+            plan,
+            json,
+            break_lock,
+        } => rollback::rollback(
+            &cli.state,
+            &app,
+            run.as_deref(),
+            rollback::RollbackArgs {
+                yes,
+                plan_only: plan,
+                json,
+                break_lock,
+            },
+        ),
+        Command::Status { app, json } => status::status(&cli.state, app.as_deref(), json),
         Command::Journal {
             action: JournalAction::Verify { app, run },
         } => journal_verify(&cli.state, &app, run.as_deref()),
     };
     let _ = std::io::stdout().flush();
     ExitCode::from(code)
-}
-
-fn not_built(what: &str) -> u8 {
-    eprintln!(
-        "boyong {what}: not built yet. This release validates and plans playbooks (`boyong validate`, `boyong plan --offline`)."
-    );
-    exit::FAILED
 }
 
 fn env_lookup(name: &str) -> Option<String> {
@@ -260,37 +309,11 @@ fn plan(file: &Path, offline: bool, json: bool, out: Option<&Path>) -> u8 {
 
 fn journal_verify(state: &Path, app: &str, run: Option<&str>) -> u8 {
     use boyong::engine::journal;
-    use boyong::engine::state::{RunId, StateDir};
+    use boyong::engine::state::StateDir;
     let dir = StateDir::new(state);
-    let run_id = match run {
-        Some(r) => match RunId::parse(r) {
-            Ok(id) => id,
-            Err(e) => {
-                eprintln!("boyong journal verify: `{r}` is not a run id: {e}");
-                return exit::BAD_INPUT;
-            }
-        },
-        None => match dir.latest_run(app) {
-            Ok(Some(id)) => id,
-            Ok(None) => {
-                eprintln!(
-                    "boyong journal verify: app `{app}` has no runs in {}",
-                    state.display()
-                );
-                return exit::BAD_INPUT;
-            }
-            Err(e) => {
-                eprintln!("boyong journal verify: {e}");
-                return exit::BAD_INPUT;
-            }
-        },
-    };
-    let path = match dir.run(app, &run_id) {
+    let path = match find_run(&dir, app, run, "boyong journal verify") {
         Ok(r) => r.journal_path(),
-        Err(e) => {
-            eprintln!("boyong journal verify: {e}");
-            return exit::BAD_INPUT;
-        }
+        Err(code) => return code,
     };
     match journal::verify(&path) {
         Ok(report) => {
@@ -338,5 +361,93 @@ fn schema() -> u8 {
             eprintln!("boyong schema: {e}");
             exit::FAILED
         }
+    }
+}
+
+/// The run `run` of `app`, or its latest; prints why not and returns the exit code.
+fn find_run(
+    dir: &boyong::engine::state::StateDir,
+    app: &str,
+    run: Option<&str>,
+    cmd: &str,
+) -> Result<boyong::engine::state::RunDir, u8> {
+    use boyong::engine::state::RunId;
+    let refuse = |e: String| {
+        eprintln!("{cmd}: {e}");
+        exit::BAD_INPUT
+    };
+    let id = match run {
+        Some(r) => RunId::parse(r).map_err(|e| refuse(format!("`{r}` is not a run id: {e}")))?,
+        None => dir
+            .latest_run(app)
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| {
+                refuse(format!(
+                    "app `{app}` has no runs in {}",
+                    dir.root().display()
+                ))
+            })?,
+    };
+    let run = dir.run(app, &id).map_err(|e| refuse(e.to_string()))?;
+    if !run.journal_path().is_file() {
+        return Err(refuse(format!(
+            "run {id} of `{app}` has no journal at {}",
+            run.journal_path().display()
+        )));
+    }
+    Ok(run)
+}
+
+/// Who runs boyong, and where: `(operator, host)`.
+fn who() -> (String, String) {
+    let operator = ["BOYONG_OPERATOR", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    (operator, host)
+}
+
+/// Takes the app's lock for `command`; prints why not and returns the exit code.
+fn lock_app(
+    dir: &boyong::engine::state::StateDir,
+    app: &str,
+    command: &str,
+    break_lock: bool,
+) -> Result<boyong::engine::lock::AppLock, u8> {
+    use boyong::engine::lock::{AppLock, Holder, LockError};
+    let fail = |e: String| {
+        eprintln!("{command}: {e}");
+        exit::FAILED
+    };
+    dir.ensure_app_dir(app)
+        .map_err(|e| fail(format!("{e}; nothing was changed")))?;
+    let path = dir.lock_path(app).map_err(|e| fail(e.to_string()))?;
+    let (operator, host) = who();
+    let holder = Holder::current(host, operator, command, std::time::SystemTime::now())
+        .map_err(|e| fail(e.to_string()))?;
+    let taken = if break_lock {
+        AppLock::break_and_acquire(&path, holder, "--break-lock given by the operator")
+    } else {
+        AppLock::acquire(&path, holder)
+    };
+    match taken {
+        Ok(lock) => {
+            if let Some((prev, _)) = lock.previous() {
+                eprintln!(
+                    "note: the previous holder of `{app}`'s lock ({prev}) ended without releasing it: it crashed or was killed; `boyong status {app}` shows what it left"
+                );
+            }
+            Ok(lock)
+        }
+        Err(e @ LockError::Held { .. }) => Err(fail(format!(
+            "{e}; wait for it to finish (one operator at a time per app); nothing was changed"
+        ))),
+        Err(e) => Err(fail(format!("{e}; nothing was changed"))),
     }
 }

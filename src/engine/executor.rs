@@ -73,7 +73,7 @@ pub enum RunOutcome {
         /// Why.
         error: String,
         /// The automatic rollback, if one ran.
-        rollback: Option<RollbackReport>,
+        rollback: Option<Box<RollbackReport>>,
     },
     /// The operator interrupted the run while this step ran.
     Interrupted {
@@ -243,7 +243,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             } else {
                 RunResult::RollbackIncomplete
             })?;
-            Some(report)
+            Some(Box::new(report))
         } else {
             self.finish(RunResult::Failed)?;
             None

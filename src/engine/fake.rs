@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::runner::{Runner, StepCx, StepError, UndoItem};
-use crate::plan::{Change, Op, PlannedStep};
+use crate::plan::{Change, Op, Place, PlannedStep};
 use crate::playbook::StepKind;
 
 /// Where in a step a fault strikes.
@@ -121,9 +121,17 @@ pub struct FakeWorld {
     faults: Mutex<Vec<Fault>>,
 }
 
-fn key(c: &Change) -> String {
+/// A resource's key. Local artifacts belong to their run's directory.
+fn key(c: &Change, artifacts: &Path) -> String {
     let word = |v: Value| v.as_str().map(str::to_owned).unwrap_or_default();
-    format!("{}:{}:{}", word(json!(c.place)), c.resource.word(), c.name)
+    let name = match c.place {
+        Place::Local => artifacts
+            .join(c.name.trim_start_matches("artifacts/"))
+            .display()
+            .to_string(),
+        _ => c.name.clone(),
+    };
+    format!("{}:{}:{name}", word(json!(c.place)), c.resource.word())
 }
 
 impl FakeWorld {
@@ -273,7 +281,7 @@ impl Runner for FakeWorld {
         }
         let mut keys = Vec::new();
         for (i, change) in step.changes.iter().enumerate() {
-            let k = key(change);
+            let k = key(change, cx.artifacts());
             self.strike(&step.id, i, Point::BeforeIntent).await?;
             let previous = self.lock().resources.get(&k).cloned();
             let undo = match change.op {
@@ -293,7 +301,7 @@ impl Runner for FakeWorld {
                     json!({"fake": "restore", "key": k, "previous": previous})
                 }
             };
-            let id = cx.intent(change, undo)?;
+            let id = cx.intent(change, &undo)?;
             self.strike(&step.id, i, Point::AfterIntent).await?;
             {
                 let mut s = self.lock();
@@ -313,7 +321,7 @@ impl Runner for FakeWorld {
                 self.save(&s).map_err(StepError::Failed)?;
             }
             self.strike(&step.id, i, Point::AfterChange).await?;
-            cx.done(&id, json!({"key": k}))?;
+            cx.done(&id, &json!({"key": k}))?;
             keys.push(k);
             self.strike(&step.id, i, Point::AfterDone).await?;
         }

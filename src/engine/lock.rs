@@ -270,6 +270,29 @@ impl AppLock {
         })))
     }
 
+    /// Who holds the lock at `path` now, without taking it or writing anything
+    /// (for `status`): `Ok(None)` when it is free or the file does not exist, and
+    /// `Ok(Some(None))` when it is held by a holder not yet described.
+    ///
+    /// # Errors
+    /// An I/O error other than the file not existing.
+    pub fn probe(path: &Path) -> Result<Option<Option<Holder>>, LockError> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open lock file", path)(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                // Free: drop the shared lock at once.
+                let _ = file.unlock();
+                Ok(None)
+            }
+            Err(TryLockError::WouldBlock) => Ok(Some(read_holder(&mut file, path)?)),
+            Err(TryLockError::Error(e)) => Err(io_err("lock", path)(e)),
+        }
+    }
+
     /// Takes the lock at `path` without waiting and records `holder` in it.
     ///
     /// # Errors

@@ -185,12 +185,12 @@ impl StepCx<'_> {
     ///
     /// # Errors
     /// The journal could not be written; the change must not be made.
-    pub fn intent(&mut self, change: &Change, undo: Value) -> Result<String, StepError> {
+    pub fn intent(&mut self, change: &Change, undo: &Value) -> Result<String, StepError> {
         let change_id = format!("c{}", self.journal.next_seq());
         let change = self
             .redactor
             .value(&serde_json::to_value(change).map_err(JournalError::from)?);
-        let undo = self.redactor.value(&undo);
+        let undo = self.redactor.value(undo);
         self.journal.append(&Record::Intent {
             step: self.step.clone(),
             change_id: change_id.clone(),
@@ -216,11 +216,11 @@ impl StepCx<'_> {
     ///
     /// # Errors
     /// The journal could not be written.
-    pub fn done(&mut self, change_id: &str, facts: Value) -> Result<(), StepError> {
+    pub fn done(&mut self, change_id: &str, facts: &Value) -> Result<(), StepError> {
         self.journal.append(&Record::Done {
             step: self.step.clone(),
             change_id: change_id.to_string(),
-            facts: self.redactor.value(&facts),
+            facts: self.redactor.value(facts),
         })?;
         if let Some(c) = self.changes.iter_mut().find(|c| c.change_id == change_id) {
             c.done = true;

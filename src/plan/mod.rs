@@ -227,6 +227,24 @@ impl PlanContext {
 }
 
 impl Plan {
+    /// Puts the run's id where the plan says `<run-id>` (names, details, reads), as
+    /// the run will use it.
+    pub fn for_run(&mut self, run: &str) {
+        let put = |t: &mut String| {
+            if t.contains("<run-id>") {
+                *t = t.replace("<run-id>", run);
+            }
+        };
+        for s in &mut self.steps {
+            s.reads.iter_mut().for_each(put);
+            for c in &mut s.changes {
+                put(&mut c.name);
+                c.details.iter_mut().for_each(put);
+                put(&mut c.undo);
+            }
+        }
+    }
+
     /// Builds the plan of a validated playbook without contacting any host.
     pub fn offline(pb: &Playbook) -> Self {
         let mut ctx = PlanContext {

@@ -11,7 +11,10 @@ mod deploy;
 mod dump;
 mod exec;
 mod fetch;
+mod live;
 mod restore;
+
+pub use live::Live;
 
 use crate::plan::{Change, PlanContext};
 use crate::playbook::{Security, Step, StepKind};

@@ -1,0 +1,413 @@
+//! `boyong run` and `boyong run --resume`.
+
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use boyong::engine::journal::{self, HeaderFields, Journal};
+use boyong::engine::lock::AppLock;
+use boyong::engine::state::{RunDir, StateDir};
+use boyong::engine::{
+    Executor, History, RollbackReport, RunOptions, RunOutcome, RunResult, Runner,
+};
+use boyong::plan::Plan;
+use boyong::playbook::{self, Playbook, SecretStore};
+
+use super::report::Reporter;
+use super::world::World;
+use super::{exit, lock_app, print_diags, summary_line, who};
+
+/// Options of `boyong run`.
+#[derive(Debug, Clone, Copy)]
+#[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
+pub struct RunArgs {
+    /// `--resume`.
+    pub resume: bool,
+    /// `--no-auto-rollback`.
+    pub no_auto_rollback: bool,
+    /// `--json`.
+    pub json: bool,
+    /// `--break-lock`.
+    pub break_lock: bool,
+}
+
+/// Runs each playbook in turn; the exit code is the worst of them.
+pub fn run(state: &Path, files: &[PathBuf], args: RunArgs) -> u8 {
+    let world = match World::from_env() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("boyong run: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    files
+        .iter()
+        .map(|f| run_one(&world, state, f, args))
+        .max()
+        .unwrap_or(exit::OK)
+}
+
+fn run_one(world: &World, state: &Path, file: &Path, args: RunArgs) -> u8 {
+    let loaded = playbook::load(file);
+    let Some(pb) = &loaded.playbook else {
+        print_diags(&loaded, &[]);
+        let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "{}",
+            summary_line(
+                &file.display().to_string(),
+                errs,
+                loaded.diagnostics.len() - errs
+            )
+        );
+        return exit::BAD_INPUT;
+    };
+    let (secrets, problems) = playbook::check_local_inputs(pb, &super::env_lookup);
+    print_diags(&loaded, &problems);
+    if problems.iter().any(boyong::diag::Diagnostic::is_error) {
+        eprintln!(
+            "boyong run: refused: the run needs the secrets and files above; nothing was changed"
+        );
+        return exit::BAD_INPUT;
+    }
+    let mut plan = Plan::offline(pb);
+    for step in &plan.steps {
+        if let Err(why) = world.supports(step) {
+            eprintln!(
+                "boyong run: `{}` cannot run: step `{}`: {why}; nothing was changed",
+                pb.app, step.id
+            );
+            return exit::FAILED;
+        }
+    }
+    let dir = StateDir::new(state);
+    let lock = match lock_app(&dir, &pb.app, "boyong run", args.break_lock) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let opened = if args.resume {
+        reopen(&dir, pb, &loaded.text, &mut plan)
+    } else {
+        create(&dir, pb, &loaded.text, &mut plan)
+    };
+    let (run, journal, earlier) = match opened {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let code = execute(
+        world,
+        &run,
+        journal,
+        earlier.as_ref(),
+        &plan,
+        &secrets,
+        &lock,
+        file,
+        args,
+    );
+    drop(lock);
+    code
+}
+
+/// A new run: its directory, `playbook.yml`, `plan.json` and the journal's header.
+fn create(
+    dir: &StateDir,
+    pb: &Playbook,
+    text: &str,
+    plan: &mut Plan,
+) -> Result<(RunDir, Journal, Option<History>), u8> {
+    let fail = |e: String| {
+        eprintln!("boyong run: {e}; nothing was changed");
+        exit::FAILED
+    };
+    let now = SystemTime::now();
+    let run = dir
+        .create_run(&pb.app, now, suffix(now))
+        .map_err(|e| fail(e.to_string()))?;
+    plan.for_run(run.id().as_str());
+    let plan_json = serde_json::to_string_pretty(&*plan).map_err(|e| fail(e.to_string()))?;
+    write_new(&run.playbook_path(), text.as_bytes()).map_err(fail)?;
+    write_new(&run.plan_path(), format!("{plan_json}\n").as_bytes()).map_err(fail)?;
+    let (operator, host) = who();
+    let journal = Journal::create(
+        &run.journal_path(),
+        &HeaderFields {
+            run: run.id().to_string(),
+            app: pb.app.clone(),
+            playbook_sha256: pb.sha256.clone(),
+            plan_sha256: journal::sha256_hex(format!("{plan_json}\n").as_bytes()),
+            operator,
+            host,
+            started: now,
+        },
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    Ok((run, journal, None))
+}
+
+/// `--resume`: the app's last run, if it is unfinished and its playbook unchanged.
+fn reopen(
+    dir: &StateDir,
+    pb: &Playbook,
+    text: &str,
+    plan: &mut Plan,
+) -> Result<(RunDir, Journal, Option<History>), u8> {
+    let refuse = |e: String| {
+        eprintln!("boyong run --resume: {e}");
+        exit::BAD_INPUT
+    };
+    let id = match dir.latest_run(&pb.app) {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return Err(refuse(format!(
+                "app `{}` has no run to resume; run it without --resume",
+                pb.app
+            )));
+        }
+        Err(e) => return Err(refuse(e.to_string())),
+    };
+    let run = dir.run(&pb.app, &id).map_err(|e| refuse(e.to_string()))?;
+    let contents = journal::read(&run.journal_path()).map_err(|e| refuse(e.to_string()))?;
+    let h = History::from_journal(&contents);
+    match (h.result, h.unfinished_tail) {
+        (Some(RunResult::Succeeded), false) => {
+            return Err(refuse(format!(
+                "the last run of `{}` ({id}) succeeded: nothing to resume",
+                pb.app
+            )));
+        }
+        (Some(RunResult::RolledBack), false) => {
+            return Err(refuse(format!(
+                "the last run of `{}` ({id}) was rolled back: start a new run without --resume",
+                pb.app
+            )));
+        }
+        (Some(RunResult::RollbackIncomplete), false) => {
+            return Err(refuse(format!(
+                "the last run of `{}` ({id}) has an incomplete rollback: finish it with `boyong rollback {}` first",
+                pb.app, pb.app
+            )));
+        }
+        _ => {}
+    }
+    let before = fs::read_to_string(run.playbook_path()).map_err(|e| {
+        refuse(format!(
+            "cannot read {}: {e}",
+            run.playbook_path().display()
+        ))
+    })?;
+    if before != text {
+        eprintln!(
+            "boyong run --resume: refused: the playbook changed since run {id} started; a resumed run must do what the run began.\n{}",
+            line_diff(&before, text)
+        );
+        eprintln!(
+            "roll the run back (`boyong rollback {}`) and start a new one, or restore the playbook",
+            pb.app
+        );
+        return Err(exit::BAD_INPUT);
+    }
+    plan.for_run(id.as_str());
+    let (mut journal, _) =
+        Journal::open_append(&run.journal_path()).map_err(|e| refuse(e.to_string()))?;
+    let (operator, host) = who();
+    let mut note = format!("resumed by {operator} on {host}");
+    if let Some(n) = journal.repaired_torn_tail() {
+        let _ = write!(
+            note,
+            "; a torn last line ({n} bytes, never acknowledged) was dropped"
+        );
+    }
+    journal
+        .append(&boyong::engine::journal::Record::Note {
+            kind: "resumed".into(),
+            text: note,
+        })
+        .map_err(|e| refuse(e.to_string()))?;
+    Ok((run, journal, Some(h)))
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces of a run"
+)]
+fn execute(
+    world: &World,
+    run: &RunDir,
+    journal: Journal,
+    earlier: Option<&History>,
+    plan: &Plan,
+    secrets: &SecretStore,
+    lock: &AppLock,
+    file: &Path,
+    args: RunArgs,
+) -> u8 {
+    let mut reporter = match Reporter::new(args.json, Some(&run.log_path())) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("boyong run: {e}");
+            return exit::FAILED;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("boyong run: cannot start the runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    let opts = RunOptions {
+        auto_rollback: !args.no_auto_rollback,
+        retry_delay: Duration::from_secs(2),
+    };
+    let app = plan.app.clone();
+    let outcome = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)");
+                let _ = tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let mut ex = Executor::new(world, journal, &mut reporter, secrets, run.artifacts_dir());
+        if let Some(b) = lock.broken() {
+            ex.note("lock-broken", &b.to_string())?;
+        }
+        ex.run(plan, earlier, opts, &mut rx).await
+    });
+    let id = run.id();
+    match outcome {
+        Ok(RunOutcome::Succeeded) => {
+            if args.json {
+                eprintln!("`{app}`: run {id} succeeded");
+            } else {
+                println!("`{app}`: run {id} succeeded");
+            }
+            exit::OK
+        }
+        Ok(RunOutcome::Failed {
+            step,
+            error,
+            rollback,
+        }) => {
+            eprintln!("`{app}`: run {id} FAILED at step `{step}`: {error}");
+            match rollback {
+                Some(r) if r.is_complete() => {
+                    eprintln!(
+                        "everything this run changed was undone ({} change(s)); fix the cause and run again",
+                        r.undone.len()
+                    );
+                    exit::FAILED
+                }
+                Some(r) => {
+                    print_left(&r, &app);
+                    exit::ROLLBACK_INCOMPLETE
+                }
+                None => {
+                    eprintln!(
+                        "its changes are left in place for inspection: undo them with `boyong rollback {app}`, or finish with `boyong run {} --resume`",
+                        file.display()
+                    );
+                    exit::FAILED
+                }
+            }
+        }
+        Ok(RunOutcome::Interrupted { step }) => {
+            eprintln!(
+                "`{app}`: run {id} interrupted during step `{step}`; the journal is consistent.\nundo what it changed with `boyong rollback {app}`, or continue with `boyong run {} --resume`",
+                file.display()
+            );
+            exit::FAILED
+        }
+        Err(e) => {
+            eprintln!(
+                "`{app}`: run {id} STOPPED: {e}\nno change was made after the last journaled record; free the disk and run `boyong rollback {app}` or `boyong run {} --resume`",
+                file.display()
+            );
+            exit::FAILED
+        }
+    }
+}
+
+/// Says what a partial rollback left and how to finish it.
+pub fn print_left(r: &RollbackReport, app: &str) {
+    if let Some((item, e)) = &r.failed {
+        eprintln!(
+            "rollback INCOMPLETE: undoing {} ({}, step `{}`) failed: {e}",
+            item.change_id,
+            item.summary(),
+            item.step
+        );
+    }
+    eprintln!("still in place, newest first:");
+    for item in &r.left {
+        let happened = if item.done {
+            ""
+        } else {
+            " (may not have happened)"
+        };
+        eprintln!(
+            "  {} {}  [step `{}`]{happened}",
+            item.change_id,
+            item.summary(),
+            item.step
+        );
+    }
+    eprintln!("fix the cause and run `boyong rollback {app}` again: it continues from there");
+}
+
+/// Writes a new file and syncs it.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// A run id's random part: time and pid mixed (ids also sort by time).
+fn suffix(now: SystemTime) -> u16 {
+    let nanos = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mixed = nanos ^ std::process::id().rotate_left(16) ^ (nanos >> 16);
+    u16::try_from(mixed & 0xffff).unwrap_or(0)
+}
+
+/// The lines that differ between two texts, with line numbers (common head and tail
+/// trimmed; at most 20 lines each side).
+pub fn line_diff(old: &str, new: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[head..]
+        .iter()
+        .rev()
+        .zip(b[head..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let mut out = String::new();
+    for (i, l) in a[head..a.len() - tail].iter().enumerate().take(20) {
+        let _ = writeln!(out, "  - line {}: {l}", head + i + 1);
+    }
+    for (i, l) in b[head..b.len() - tail].iter().enumerate().take(20) {
+        let _ = writeln!(out, "  + line {}: {l}", head + i + 1);
+    }
+    if out.is_empty() {
+        out.push_str("  (only line endings or the final newline differ)\n");
+    }
+    out
+}

@@ -1,0 +1,451 @@
+//! The engine through the real `boyong` binary (built with the `sim` feature): runs,
+//! failures, SIGKILL and Ctrl-C mid-run, rollback, resume, the lock, status, and a grep
+//! of the whole state directory for a secret. The world is the strict fake world kept
+//! in a JSON file (`BOYONG_SIM`), so it survives the process being killed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const TOKEN: &str = "tok-91be2c0d7a-must-not-leak";
+
+const PLAYBOOK: &str = r#"version: 1
+app: demo
+vendor:
+  host: 127.0.0.1
+  user: deploy
+  password: { env: DEMO_SSH_PASSWORD }
+vars:
+  token: { env: DEMO_TOKEN }
+steps:
+  - id: code
+    retries: 0
+    fetch: { path: /srv/app }
+  - id: maint
+    exec:
+      run: touch /srv/app/.maintenance
+      undo: rm -f /srv/app/.maintenance
+      env: { TOKEN: "{{ vars.token }}" }
+  - id: image
+    build:
+      base: boyong-fixture/busybox:1
+      copy: { code: /app }
+      cmd: ["httpd", "-f"]
+  - id: web
+    deploy:
+      image: image
+      name: demo-web
+      network: demo-net
+"#;
+
+const START: &str = r#"{"resources": {"target:container:demo-web": "old-release"}, "delivered": [], "generation": 0}"#;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("demo.yml"), PLAYBOOK).unwrap();
+        std::fs::write(dir.path().join("world.json"), START).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn cmd(&self, args: &[&str], fault: Option<&str>) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .env("BOYONG_STATE", self.path("state"))
+            .env("BOYONG_SIM", self.path("world.json"))
+            .env("DEMO_SSH_PASSWORD", "pw-3b7e")
+            .env("DEMO_TOKEN", TOKEN)
+            .env_remove("BOYONG_SIM_FAULT")
+            .stdin(Stdio::null());
+        if let Some(f) = fault {
+            c.env("BOYONG_SIM_FAULT", f);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str], fault: Option<&str>) -> Output {
+        self.cmd(args, fault).output().unwrap()
+    }
+
+    fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        self.cmd(args, fault)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    fn world(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path("world.json")).unwrap()).unwrap()
+    }
+
+    fn resources(&self) -> Value {
+        self.world()["resources"].clone()
+    }
+
+    fn status(&self) -> Value {
+        let out = self.run(&["status", "--json"], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+    }
+
+    /// The journal of the app's only run.
+    fn journal(&self) -> PathBuf {
+        let runs = self.path("state/apps/demo/runs");
+        std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .map_or_else(|| runs.join("none"), |r| r.path().join("journal.jsonl"))
+    }
+
+    /// Waits until the journal holds an intent of `step`.
+    fn wait_for_intent(&self, step: &str) {
+        let t0 = Instant::now();
+        while !std::fs::read_to_string(self.journal())
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.contains("\"type\":\"intent\"") && l.contains(&format!("\"step\":\"{step}\""))
+            })
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "step {step} never journaled an intent"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the journal holds an intent of `step` and the world shows its change.
+    fn wait_for_change(&self, step: &str, key_part: &str) {
+        let t0 = Instant::now();
+        loop {
+            let journal = std::fs::read_to_string(self.journal()).unwrap_or_default();
+            let has_intent = journal.lines().any(|l| {
+                l.contains("\"type\":\"intent\"") && l.contains(&format!("\"step\":\"{step}\""))
+            });
+            let changed = self
+                .resources()
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.contains(key_part));
+            if has_intent && changed {
+                return;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "step {step} never made its change"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn start_resources() -> Value {
+    serde_json::from_str::<Value>(START).unwrap()["resources"].clone()
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+#[test]
+fn run_status_rollback_and_a_second_rollback_that_does_nothing() {
+    let env = Env::new();
+    let out = env.run(&["run", "demo.yml"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        env.resources()["target:container:demo-web"]
+            .as_str()
+            .unwrap()
+            .split('#')
+            .next(),
+        Some("web")
+    );
+    let st = env.status();
+    assert_eq!(st["result"], "succeeded");
+    assert_eq!(st["steps_done"], 4);
+
+    // --plan only shows; without --yes and without a terminal, nothing happens.
+    let before = env.resources();
+    let plan = env.run(&["rollback", "demo", "--plan"], None);
+    assert_eq!(plan.status.code(), Some(0));
+    assert!(
+        text(&plan.stdout).contains("6 change(s) to undo"),
+        "{}",
+        text(&plan.stdout)
+    );
+    let refused = env.run(&["rollback", "demo"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("--yes"));
+    assert_eq!(env.resources(), before);
+
+    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(env.resources(), start_resources());
+    assert_eq!(env.status()["result"], "rolled-back");
+    let again = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stdout).contains("nothing to roll back"),
+        "{}",
+        text(&again.stdout)
+    );
+    let v = env.run(&["journal", "verify", "demo"], None);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stderr));
+}
+
+#[test]
+fn a_failed_step_is_rolled_back_automatically() {
+    let env = Env::new();
+    let out = env.run(&["run", "demo.yml"], Some("web:1:after-change:fail"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("FAILED at step `web`"), "{err}");
+    assert!(
+        err.contains("everything this run changed was undone"),
+        "{err}"
+    );
+    assert_eq!(env.resources(), start_resources());
+    let st = env.status();
+    assert_eq!(st["result"], "rolled-back");
+    assert!(st["failure"].as_str().unwrap().contains("web"));
+}
+
+#[test]
+fn a_failure_left_for_inspection_then_resume_finishes_it() {
+    let env = Env::new();
+    let out = env.run(
+        &["run", "demo.yml", "--no-auto-rollback"],
+        Some("image:0:after-change:fail"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--resume"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(env.status()["result"], "failed");
+    assert!(
+        env.resources()
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.contains("image"))
+    );
+
+    let out = env.run(&["run", "demo.yml", "--resume", "--json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let skipped: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step-skipped")
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["code", "maint"]);
+    assert_eq!(env.status()["result"], "succeeded");
+    // One image, one new container under the name: the failed attempt's image was undone.
+    let images = env
+        .resources()
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains(":image:"))
+        .count();
+    assert_eq!(images, 1);
+    let again = env.run(&["run", "demo.yml", "--resume"], None);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("nothing to resume"));
+}
+
+#[test]
+fn sigkill_mid_step_then_rollback_restores_the_start() {
+    let env = Env::new();
+    let mut child = env.spawn(&["run", "demo.yml"], Some("image:0:after-change:wait"));
+    env.wait_for_change("image", ":image:");
+    signal(&child, "-KILL");
+    let _ = child.wait().unwrap();
+    let st = env.status();
+    assert_eq!(st["result"], "interrupted", "{st}");
+    assert!(
+        st["held_by"].is_null(),
+        "the kernel released the dead run's lock"
+    );
+    let v = env.run(&["journal", "verify", "demo"], None);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
+    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    let err = text(&rb.stderr);
+    assert!(
+        err.contains("ended without releasing"),
+        "the stale lock is reported: {err}"
+    );
+    assert_eq!(env.resources(), start_resources());
+}
+
+#[test]
+fn sigkill_mid_step_then_resume_finishes() {
+    let env = Env::new();
+    let mut child = env.spawn(&["run", "demo.yml"], Some("web:1:after-intent:wait"));
+    env.wait_for_change("web", "demo-net");
+    signal(&child, "-KILL");
+    let _ = child.wait().unwrap();
+    let out = env.run(&["run", "demo.yml", "--resume"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r = env.resources();
+    let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys.iter().filter(|k| k.contains("demo-web.next")).count(),
+        1,
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k.contains("demo-net")));
+    assert_eq!(env.status()["result"], "succeeded");
+}
+
+#[test]
+fn ctrl_c_stops_the_step_and_says_how_to_recover() {
+    let env = Env::new();
+    let child = env.spawn(&["run", "demo.yml"], Some("maint:0:after-change:wait"));
+    env.wait_for_change("maint", "command");
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("interrupted during step `maint`"), "{err}");
+    assert!(err.contains("boyong rollback demo"), "{err}");
+    assert_eq!(env.status()["result"], "interrupted");
+    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(env.resources(), start_resources());
+}
+
+#[test]
+fn a_second_run_of_the_same_app_is_refused_naming_the_holder() {
+    let env = Env::new();
+    let mut first = env.spawn(&["run", "demo.yml"], Some("code:0:after-intent:wait"));
+    env.wait_for_intent("code");
+    let second = env.run(&["run", "demo.yml"], None);
+    assert_eq!(second.status.code(), Some(1));
+    let err = text(&second.stderr);
+    assert!(err.contains("is locked by"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", first.id())) || err.contains(&first.id().to_string()),
+        "{err}"
+    );
+    let st = env.status();
+    assert_eq!(st["result"], "in-progress");
+    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(rb.status.code(), Some(1), "rollback waits its turn too");
+    signal(&first, "-KILL");
+    let _ = first.wait().unwrap();
+}
+
+#[test]
+fn a_rollback_that_fails_part_way_exits_3_and_lists_what_is_left() {
+    let env = Env::new();
+    assert_eq!(env.run(&["run", "demo.yml"], None).status.code(), Some(0));
+    let rb = env.run(&["rollback", "demo", "--yes"], Some("maint:0:undo:fail"));
+    assert_eq!(rb.status.code(), Some(3));
+    let err = text(&rb.stderr);
+    assert!(err.contains("rollback INCOMPLETE"), "{err}");
+    assert!(err.contains("touch /srv/app/.maintenance"), "{err}");
+    assert!(err.contains("artifacts/code/"), "{err}");
+    assert_eq!(env.status()["result"], "rollback-incomplete");
+    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(env.resources(), start_resources());
+}
+
+#[test]
+fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
+    let env = Env::new();
+    let out = env.run(
+        &["run", "demo.yml", "--no-auto-rollback"],
+        Some("web:0:after-done:fail"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(
+        env.path("demo.yml"),
+        PLAYBOOK.replace("name: demo-web", "name: demo-web2"),
+    )
+    .unwrap();
+    let before = env.resources();
+    let out = env.run(&["run", "demo.yml", "--resume"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("playbook changed"), "{err}");
+    assert!(err.contains("- line 26:       name: demo-web"), "{err}");
+    assert!(err.contains("+ line 26:       name: demo-web2"), "{err}");
+    assert_eq!(env.resources(), before);
+}
+
+#[test]
+fn no_secret_value_anywhere_in_the_state_directory() {
+    let env = Env::new();
+    assert_eq!(env.run(&["run", "demo.yml"], None).status.code(), Some(0));
+    let failed = env.run(&["run", "demo.yml"], Some("web:2:after-change:fail"));
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(!text(&failed.stderr).contains(TOKEN));
+    assert!(text(&failed.stderr).contains("TOKEN=***"));
+    // The secret really was used: it reached the far side.
+    assert!(env.world()["delivered"].to_string().contains(TOKEN));
+    let mut files = 0;
+    for f in walk(&env.path("state")) {
+        files += 1;
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "{} holds the secret",
+            f.display()
+        );
+    }
+    assert!(
+        files >= 8,
+        "the state directory holds the runs' files ({files})"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
