@@ -17,34 +17,7 @@ use serde_json::Value;
 
 const TOKEN: &str = "tok-91be2c0d7a-must-not-leak";
 
-const PLAYBOOK: &str = r#"version: 1
-app: demo
-vendor:
-  host: 127.0.0.1
-  user: deploy
-  password: { env: DEMO_SSH_PASSWORD }
-vars:
-  token: { env: DEMO_TOKEN }
-steps:
-  - id: code
-    retries: 0
-    fetch: { path: /srv/app }
-  - id: maint
-    exec:
-      run: touch /srv/app/.maintenance
-      undo: rm -f /srv/app/.maintenance
-      env: { TOKEN: "{{ vars.token }}" }
-  - id: image
-    build:
-      base: boyong-fixture/busybox:1
-      copy: { code: /app }
-      cmd: ["httpd", "-f"]
-  - id: web
-    deploy:
-      image: image
-      name: demo-web
-      network: demo-net
-"#;
+const PLAYBOOK: &str = include_str!("../fixtures/engine/demo.yml");
 
 const START: &str = r#"{"resources": {"target:container:demo-web": "old-release"}, "delivered": [], "generation": 0}"#;
 
@@ -406,8 +379,8 @@ fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("playbook changed"), "{err}");
-    assert!(err.contains("- line 26:       name: demo-web"), "{err}");
-    assert!(err.contains("+ line 26:       name: demo-web2"), "{err}");
+    assert!(err.contains("- line 29:       name: demo-web"), "{err}");
+    assert!(err.contains("+ line 29:       name: demo-web2"), "{err}");
     assert_eq!(env.resources(), before);
 }
 

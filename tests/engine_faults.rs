@@ -25,34 +25,7 @@ use tokio::sync::watch;
 
 const TOKEN: &str = "tok-5f1c9a77e2-never-in-state";
 
-const PLAYBOOK: &str = r#"version: 1
-app: demo
-vendor:
-  host: 127.0.0.1
-  user: deploy
-  password: { env: DEMO_SSH_PASSWORD }
-vars:
-  token: { env: DEMO_TOKEN }
-steps:
-  - id: code
-    retries: 0
-    fetch: { path: /srv/app }
-  - id: maint
-    exec:
-      run: touch /srv/app/.maintenance
-      undo: rm -f /srv/app/.maintenance
-      env: { TOKEN: "{{ vars.token }}" }
-  - id: image
-    build:
-      base: boyong-fixture/busybox:1
-      copy: { code: /app }
-      cmd: ["httpd", "-f"]
-  - id: web
-    deploy:
-      image: image
-      name: demo-web
-      network: demo-net
-"#;
+const PLAYBOOK: &str = include_str!("../fixtures/engine/demo.yml");
 
 struct Fixture {
     _dir: tempfile::TempDir,
