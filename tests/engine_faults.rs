@@ -185,6 +185,29 @@ const POINTS: [Point; 4] = [
     Point::AfterDone,
 ];
 
+/// Every fault case: each change of each step, each point, each action given. Returns
+/// the fault and a name for messages.
+fn cases(plan: &Plan, actions: &[Action]) -> Vec<(Fault, String)> {
+    let mut out = Vec::new();
+    for (step, change) in points_of(plan) {
+        for point in POINTS {
+            for &action in actions {
+                let name = format!("{step}:{change}:{point:?}:{action:?}");
+                out.push((
+                    Fault {
+                        step: step.clone(),
+                        change,
+                        point,
+                        action,
+                    },
+                    name,
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn a_clean_run_changes_what_the_plan_lists_and_rollback_undoes_it() {
     let f = fixture(PLAYBOOK);
@@ -235,73 +258,54 @@ fn a_clean_run_changes_what_the_plan_lists_and_rollback_undoes_it() {
 #[test]
 fn a_failure_at_every_point_is_rolled_back_automatically() {
     let f = fixture(PLAYBOOK);
-    for (step, change) in points_of(&f.plan) {
-        for point in POINTS {
-            let world = FakeWorld::with_state(start());
-            world.inject(Fault {
-                step: step.clone(),
-                change,
-                point,
-                action: Action::Fail,
-            });
-            let j = new_journal(&f);
-            let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
-            let RunOutcome::Failed {
-                step: failed,
-                rollback: Some(r),
-                ..
-            } = out
-            else {
-                panic!("{step}:{change}:{point:?}: expected a failure rolled back, got {out:?}");
-            };
-            assert_eq!(failed, step);
-            assert!(r.is_complete(), "{step}:{change}:{point:?}: {r:?}");
-            assert_eq!(
-                world.snapshot().resources,
-                start().resources,
-                "{step}:{change}:{point:?}"
-            );
-            let h = History::from_journal(&journal::read(&j).unwrap());
-            assert_eq!(h.result, Some(RunResult::RolledBack));
-            assert!(h.pending().is_empty());
-        }
+    for (fault, case) in cases(&f.plan, &[Action::Fail]) {
+        let step = fault.step.clone();
+        let world = FakeWorld::with_state(start());
+        world.inject(fault);
+        let j = new_journal(&f);
+        let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
+        let RunOutcome::Failed {
+            step: failed,
+            rollback: Some(r),
+            ..
+        } = out
+        else {
+            panic!("{case}: expected a failure rolled back, got {out:?}");
+        };
+        assert_eq!(failed, step);
+        assert!(r.is_complete(), "{case}: {r:?}");
+        assert_eq!(world.snapshot().resources, start().resources, "{case}");
+        let h = History::from_journal(&journal::read(&j).unwrap());
+        assert_eq!(h.result, Some(RunResult::RolledBack));
+        assert!(h.pending().is_empty());
     }
 }
 
 #[test]
 fn after_a_failure_or_a_crash_at_every_point_rollback_restores_the_start() {
     let f = fixture(PLAYBOOK);
-    for (step, change) in points_of(&f.plan) {
-        for point in POINTS {
-            for action in [Action::Fail, Action::Panic] {
-                let world = FakeWorld::with_state(start());
-                world.inject(Fault {
-                    step: step.clone(),
-                    change,
-                    point,
-                    action,
-                });
-                let j = new_journal(&f);
-                let out = run(&f, &world, &j, false, manual(), &mut Vec::new());
-                let case = format!("{step}:{change}:{point:?}:{action:?}");
-                match action {
-                    Action::Panic => assert!(out.is_err(), "{case}: expected a crash"),
-                    _ => assert!(
-                        matches!(out, Ok(RunOutcome::Failed { rollback: None, .. })),
-                        "{case}: {out:?}"
-                    ),
-                }
-                // The journal a crash leaves still verifies.
-                assert!(journal::verify(&j).unwrap().is_intact(), "{case}");
-                let report = rollback(&f, &world, &j);
-                assert!(report.is_complete(), "{case}: {report:?}");
-                assert_eq!(world.snapshot().resources, start().resources, "{case}");
-                assert!(
-                    rollback(&f, &world, &j).undone.is_empty(),
-                    "{case}: second rollback"
-                );
-            }
+    for (fault, case) in cases(&f.plan, &[Action::Fail, Action::Panic]) {
+        let action = fault.action;
+        let world = FakeWorld::with_state(start());
+        world.inject(fault);
+        let j = new_journal(&f);
+        let out = run(&f, &world, &j, false, manual(), &mut Vec::new());
+        match action {
+            Action::Panic => assert!(out.is_err(), "{case}: expected a crash"),
+            _ => assert!(
+                matches!(out, Ok(RunOutcome::Failed { rollback: None, .. })),
+                "{case}: {out:?}"
+            ),
         }
+        // The journal a crash leaves still verifies.
+        assert!(journal::verify(&j).unwrap().is_intact(), "{case}");
+        let report = rollback(&f, &world, &j);
+        assert!(report.is_complete(), "{case}: {report:?}");
+        assert_eq!(world.snapshot().resources, start().resources, "{case}");
+        assert!(
+            rollback(&f, &world, &j).undone.is_empty(),
+            "{case}: second rollback"
+        );
     }
 }
 
@@ -309,34 +313,25 @@ fn after_a_failure_or_a_crash_at_every_point_rollback_restores_the_start() {
 fn after_a_failure_or_a_crash_at_every_point_resume_finishes_the_run() {
     let clean = clean_run_shape();
     let f = fixture(PLAYBOOK);
-    for (step, change) in points_of(&f.plan) {
-        for point in POINTS {
-            for action in [Action::Fail, Action::Panic] {
-                let world = FakeWorld::with_state(start());
-                world.inject(Fault {
-                    step: step.clone(),
-                    change,
-                    point,
-                    action,
-                });
-                let j = new_journal(&f);
-                let _ = run(&f, &world, &j, false, manual(), &mut Vec::new());
-                let case = format!("{step}:{change}:{point:?}:{action:?}");
-                let mut events = Vec::new();
-                let out = run(&f, &world, &j, true, manual(), &mut events).unwrap();
-                assert_eq!(out, RunOutcome::Succeeded, "{case}");
-                assert_eq!(shape(&world.snapshot()), clean, "{case}");
-                // Steps before the failing one were not run again.
-                let first_started = events.iter().find_map(|e| match e {
-                    Event::StepStarted { step, .. } => Some(step.clone()),
-                    _ => None,
-                });
-                assert_eq!(first_started.as_deref(), Some(step.as_str()), "{case}");
-                // And the resumed run rolls back to the start in one go.
-                assert!(rollback(&f, &world, &j).is_complete(), "{case}");
-                assert_eq!(world.snapshot().resources, start().resources, "{case}");
-            }
-        }
+    for (fault, case) in cases(&f.plan, &[Action::Fail, Action::Panic]) {
+        let step = fault.step.clone();
+        let world = FakeWorld::with_state(start());
+        world.inject(fault);
+        let j = new_journal(&f);
+        let _ = run(&f, &world, &j, false, manual(), &mut Vec::new());
+        let mut events = Vec::new();
+        let out = run(&f, &world, &j, true, manual(), &mut events).unwrap();
+        assert_eq!(out, RunOutcome::Succeeded, "{case}");
+        assert_eq!(shape(&world.snapshot()), clean, "{case}");
+        // Steps before the failing one were not run again.
+        let first_started = events.iter().find_map(|e| match e {
+            Event::StepStarted { step, .. } => Some(step.clone()),
+            _ => None,
+        });
+        assert_eq!(first_started.as_deref(), Some(step.as_str()), "{case}");
+        // And the resumed run rolls back to the start in one go.
+        assert!(rollback(&f, &world, &j).is_complete(), "{case}");
+        assert_eq!(world.snapshot().resources, start().resources, "{case}");
     }
 }
 

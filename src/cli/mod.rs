@@ -258,28 +258,10 @@ fn validate(files: &[PathBuf]) -> u8 {
 }
 
 fn plan(file: &Path, offline: bool, json: bool, out: Option<&Path>) -> u8 {
-    let loaded = playbook::load(file);
-    let Some(pb) = &loaded.playbook else {
-        print_diags(&loaded, &[]);
-        let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!(
-            "{}",
-            summary_line(
-                &file.display().to_string(),
-                errs,
-                loaded.diagnostics.len() - errs
-            )
-        );
+    let Ok(ready) = load_ready(file, "boyong plan") else {
         return exit::BAD_INPUT;
     };
-    let (_, problems) = playbook::check_local_inputs(pb, &env_lookup);
-    print_diags(&loaded, &problems);
-    if problems.iter().any(Diagnostic::is_error) {
-        eprintln!(
-            "boyong plan: refused: a run would need the secrets and files above; nothing was changed"
-        );
-        return exit::BAD_INPUT;
-    }
+    let pb = &ready.playbook;
     if !offline {
         eprintln!(
             "note: live probes of the hosts are not built yet; this is the offline plan (`--offline`)"
@@ -450,4 +432,44 @@ fn lock_app(
         ))),
         Err(e) => Err(fail(format!("{e}; nothing was changed"))),
     }
+}
+
+/// A playbook that validated, with the secrets a run needs loaded.
+struct Ready {
+    playbook: boyong::playbook::Playbook,
+    text: String,
+    secrets: boyong::playbook::SecretStore,
+}
+
+/// Loads a playbook for `plan` or `run`, printing its diagnostics. `Err(())` (exit 2)
+/// on any error, including a secret or file that a run needs and that is missing.
+fn load_ready(file: &Path, cmd: &str) -> Result<Ready, ()> {
+    let loaded = playbook::load(file);
+    let Some(pb) = &loaded.playbook else {
+        print_diags(&loaded, &[]);
+        let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!(
+            "{}",
+            summary_line(
+                &file.display().to_string(),
+                errs,
+                loaded.diagnostics.len() - errs
+            )
+        );
+        return Err(());
+    };
+    let (secrets, problems) = playbook::check_local_inputs(pb, &env_lookup);
+    print_diags(&loaded, &problems);
+    if problems.iter().any(Diagnostic::is_error) {
+        eprintln!("{cmd}: refused: a run needs the secrets and files above; nothing was changed");
+        return Err(());
+    }
+    let Loaded { playbook, text, .. } = loaded;
+    playbook
+        .map(|playbook| Ready {
+            playbook,
+            text,
+            secrets,
+        })
+        .ok_or(())
 }

@@ -15,6 +15,17 @@ pub struct Reporter {
 }
 
 impl Reporter {
+    /// A reporter logging to `log`, and the runtime a command runs its engine on;
+    /// `Err(())` after saying why not.
+    pub fn start(cmd: &str, json: bool, log: &Path) -> Result<(Self, tokio::runtime::Runtime), ()> {
+        let reporter = Self::new(json, Some(log)).map_err(|e| eprintln!("{cmd}: {e}"))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| eprintln!("{cmd}: cannot start the runtime: {e}"))?;
+        Ok((reporter, rt))
+    }
+
     /// A reporter writing JSON lines (`json`) or human lines, and logging to `log`.
     pub fn new(json: bool, log: Option<&Path>) -> Result<Self, String> {
         let guard = match log {

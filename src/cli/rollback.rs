@@ -118,22 +118,9 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             return exit::FAILED;
         }
     };
-    let mut reporter = match Reporter::new(args.json, Some(&run.log_path())) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("boyong rollback: {e}");
-            return exit::FAILED;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("boyong rollback: cannot start the runtime: {e}");
-            return exit::FAILED;
-        }
+    let Ok((mut reporter, rt)) = Reporter::start("boyong rollback", args.json, &run.log_path())
+    else {
+        return exit::FAILED;
     };
     let result = rt.block_on(async {
         let mut ex = Executor::new(

@@ -14,11 +14,11 @@ use boyong::engine::{
     Executor, History, RollbackReport, RunOptions, RunOutcome, RunResult, Runner,
 };
 use boyong::plan::Plan;
-use boyong::playbook::{self, Playbook, SecretStore};
+use boyong::playbook::{Playbook, SecretStore};
 
 use super::report::Reporter;
 use super::world::World;
-use super::{exit, lock_app, print_diags, summary_line, who};
+use super::{exit, load_ready, lock_app, who};
 
 /// Options of `boyong run`.
 #[derive(Debug, Clone, Copy)]
@@ -51,28 +51,10 @@ pub fn run(state: &Path, files: &[PathBuf], args: RunArgs) -> u8 {
 }
 
 fn run_one(world: &World, state: &Path, file: &Path, args: RunArgs) -> u8 {
-    let loaded = playbook::load(file);
-    let Some(pb) = &loaded.playbook else {
-        print_diags(&loaded, &[]);
-        let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!(
-            "{}",
-            summary_line(
-                &file.display().to_string(),
-                errs,
-                loaded.diagnostics.len() - errs
-            )
-        );
+    let Ok(ready) = load_ready(file, "boyong run") else {
         return exit::BAD_INPUT;
     };
-    let (secrets, problems) = playbook::check_local_inputs(pb, &super::env_lookup);
-    print_diags(&loaded, &problems);
-    if problems.iter().any(boyong::diag::Diagnostic::is_error) {
-        eprintln!(
-            "boyong run: refused: the run needs the secrets and files above; nothing was changed"
-        );
-        return exit::BAD_INPUT;
-    }
+    let (pb, secrets) = (&ready.playbook, &ready.secrets);
     let mut plan = Plan::offline(pb);
     for step in &plan.steps {
         if let Err(why) = world.supports(step) {
@@ -89,9 +71,9 @@ fn run_one(world: &World, state: &Path, file: &Path, args: RunArgs) -> u8 {
         Err(code) => return code,
     };
     let opened = if args.resume {
-        reopen(&dir, pb, &loaded.text, &mut plan)
+        reopen(&dir, pb, &ready.text, &mut plan)
     } else {
-        create(&dir, pb, &loaded.text, &mut plan)
+        create(&dir, pb, &ready.text, &mut plan)
     };
     let (run, journal, earlier) = match opened {
         Ok(o) => o,
@@ -103,7 +85,7 @@ fn run_one(world: &World, state: &Path, file: &Path, args: RunArgs) -> u8 {
         journal,
         earlier.as_ref(),
         &plan,
-        &secrets,
+        secrets,
         &lock,
         file,
         args,
@@ -245,22 +227,8 @@ fn execute(
     file: &Path,
     args: RunArgs,
 ) -> u8 {
-    let mut reporter = match Reporter::new(args.json, Some(&run.log_path())) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("boyong run: {e}");
-            return exit::FAILED;
-        }
-    };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("boyong run: cannot start the runtime: {e}");
-            return exit::FAILED;
-        }
+    let Ok((mut reporter, rt)) = Reporter::start("boyong run", args.json, &run.log_path()) else {
+        return exit::FAILED;
     };
     let opts = RunOptions {
         auto_rollback: !args.no_auto_rollback,
