@@ -1,7 +1,7 @@
 //! The run journal (`journal.jsonl`): write-ahead, hash-chained, fsync'd.
 //!
 //! This module owns the journal file format (documented for humans in
-//! `JOURNAL.md`): writing it, reading it back and verifying it. It knows
+//! `docs/journal.md`): writing it, reading it back and verifying it. It knows
 //! nothing about step kinds; step-specific payloads are opaque JSON values.
 //!
 //! Invariants:

@@ -2,9 +2,9 @@
 //! `restore.rs`, `deploy.rs`).
 //!
 //! Owns: what each kind reads and changes ([`describe`]), which is what a plan shows and
-//! what a run is held to. Adding a kind: a variant in `playbook::StepKind`, its raw
-//! type and rules in `playbook/`, a file here, and an arm in [`describe`]; the compiler
-//! points at every `match` to extend.
+//! what a run is held to; and the [`Live`] runner that executes kinds on real hosts.
+//! Adding a kind: CONTRIBUTING.md lists every place, including the lists the compiler
+//! does not point at (`STEP_KINDS`, `kind_name`, `reads_vendor`).
 
 mod build;
 mod deploy;

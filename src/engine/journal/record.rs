@@ -1,7 +1,7 @@
 //! Journal record types and their exact JSON shape (format 1).
 //!
 //! Owns the serde mapping of the header and of every record kind. Invariant:
-//! the wire shapes here are format 1 as documented in `JOURNAL.md`; changing
+//! the wire shapes here are format 1 as documented in `docs/journal.md`; changing
 //! a name or removing a field requires bumping [`super::FORMAT`].
 
 use std::time::SystemTime;
