@@ -422,3 +422,103 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Mounts a tmpfs of `size` bytes at `dir`; false when this machine does not allow it.
+fn mount_tmpfs(dir: &Path, size: usize) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_cleanly_and_rollback_works_once_space_is_freed() {
+    let mut stopped_mid_run = 0;
+    for free_kib in [4, 8, 12, 16, 20, 24, 28, 32, 40, 48] {
+        let env = Env::new();
+        let state = env.path("state");
+        if !mount_tmpfs(&state, 1 << 20) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI: this test needs to mount a tmpfs (run as root)"
+            );
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return;
+        }
+        let _guard = Unmount(state.clone());
+        // Fill the file system, then free `free_kib`.
+        let filler = state.join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+        let len = std::fs::metadata(&filler).unwrap().len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&filler)
+            .unwrap();
+        f.set_len(len.saturating_sub(free_kib * 1024)).unwrap();
+        drop(f);
+
+        let out = env.run(&["run", "demo.yml"], None);
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{free_kib} KiB: {err}");
+        std::fs::remove_file(&filler).unwrap();
+        eprintln!(
+            "{free_kib} KiB free: exit {:?}: {}",
+            out.status.code(),
+            err.lines()
+                .rev()
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
+        );
+        if out.status.code() == Some(0) {
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(1), "{free_kib} KiB: {err}");
+        let journal = env.journal();
+        if !journal.exists() {
+            // Refused before the run began: nothing changed, and no half-made run is left.
+            assert_eq!(env.resources(), start_resources(), "{free_kib} KiB");
+            assert!(err.contains("nothing was changed"), "{err}");
+            let runs = std::fs::read_dir(state.join("apps/demo/runs"))
+                .unwrap()
+                .count();
+            assert_eq!(
+                runs, 0,
+                "{free_kib} KiB: a half-made run directory was left"
+            );
+            continue;
+        }
+        let v = env.run(&["journal", "verify", "demo"], None);
+        assert_eq!(
+            v.status.code(),
+            Some(0),
+            "{free_kib} KiB: {}",
+            text(&v.stdout)
+        );
+        if std::fs::read_to_string(&journal)
+            .unwrap()
+            .contains("\"type\":\"intent\"")
+        {
+            stopped_mid_run += 1;
+        }
+        let rb = env.run(&["rollback", "demo", "--yes"], None);
+        assert_eq!(
+            rb.status.code(),
+            Some(0),
+            "{free_kib} KiB: {}",
+            text(&rb.stderr)
+        );
+        assert_eq!(env.resources(), start_resources(), "{free_kib} KiB");
+    }
+    assert!(stopped_mid_run > 0, "no size made the run stop mid-way");
+}

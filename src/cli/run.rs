@@ -110,23 +110,30 @@ fn create(
         .create_run(&pb.app, now, suffix(now))
         .map_err(|e| fail(e.to_string()))?;
     plan.for_run(run.id().as_str());
-    let plan_json = serde_json::to_string_pretty(&*plan).map_err(|e| fail(e.to_string()))?;
-    write_new(&run.playbook_path(), text.as_bytes()).map_err(fail)?;
-    write_new(&run.plan_path(), format!("{plan_json}\n").as_bytes()).map_err(fail)?;
-    let (operator, host) = who();
-    let journal = Journal::create(
-        &run.journal_path(),
-        &HeaderFields {
-            run: run.id().to_string(),
-            app: pb.app.clone(),
-            playbook_sha256: pb.sha256.clone(),
-            plan_sha256: journal::sha256_hex(format!("{plan_json}\n").as_bytes()),
-            operator,
-            host,
-            started: now,
-        },
-    )
-    .map_err(|e| fail(e.to_string()))?;
+    let started = (|| {
+        let plan_json = serde_json::to_string_pretty(&*plan).map_err(|e| e.to_string())? + "\n";
+        write_new(&run.playbook_path(), text.as_bytes())?;
+        write_new(&run.plan_path(), plan_json.as_bytes())?;
+        let (operator, host) = who();
+        Journal::create(
+            &run.journal_path(),
+            &HeaderFields {
+                run: run.id().to_string(),
+                app: pb.app.clone(),
+                playbook_sha256: pb.sha256.clone(),
+                plan_sha256: journal::sha256_hex(plan_json.as_bytes()),
+                operator,
+                host,
+                started: now,
+            },
+        )
+        .map_err(|e| e.to_string())
+    })();
+    let journal = started.map_err(|e| {
+        // The run never began: leave no half-made run directory behind.
+        let _ = fs::remove_dir_all(run.path());
+        fail(e)
+    })?;
     Ok((run, journal, None))
 }
 
