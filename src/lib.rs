@@ -14,4 +14,5 @@ pub mod diag;
 pub mod engine;
 pub mod plan;
 pub mod playbook;
+pub mod shell;
 pub mod steps;

@@ -1286,3 +1286,25 @@ fn deploy_without_health_is_a_warning_and_checks_running() {
         .expect("a warning does not refuse the playbook");
     assert_eq!(deploy(&pb, "app").health.check, HealthCheck::Running);
 }
+
+#[test]
+fn a_var_in_an_exec_command_goes_in_as_one_quoted_shell_word() {
+    let yaml = edit_in(
+        &append(
+            "  - id: note\n    exec:\n      run: echo {{ vars.msg }} > /tmp/note\n      undo: rm -f {{ vars.msg }}\n",
+        ),
+        "release: \"1.0\"",
+        "release: \"1.0\"\n  msg: \"it's $(id); rm -rf /\"",
+    );
+    let pb = assert_ok(&yaml);
+    let StepKind::Exec(e) = step(&pb, "note") else {
+        panic!("not an exec step")
+    };
+    assert_eq!(e.run, r"echo 'it'\''s $(id); rm -rf /' > /tmp/note");
+    assert_eq!(e.undo.as_deref(), Some(r"rm -f 'it'\''s $(id); rm -rf /'"));
+    // Elsewhere a var is inserted as it is.
+    let StepKind::Build(b) = step(&pb, "image") else {
+        panic!("not a build step")
+    };
+    assert_eq!(b.tag.as_deref(), Some("demo:1.0"));
+}

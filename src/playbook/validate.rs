@@ -29,6 +29,8 @@ pub(super) struct Validator<'a> {
     pub(super) diags: Vec<Diagnostic>,
     vars: BTreeMap<String, (Var, Loc)>,
     used_vars: BTreeSet<String>,
+    /// While set, a text var is inserted as one shell word (`exec.run`, `exec.undo`).
+    pub(super) shell_words: bool,
     pub(super) secrets: BTreeMap<String, SecretDef>,
     /// (id, kind, loc) of every step, in order.
     pub(super) steps: Vec<(String, &'static str, Loc)>,
@@ -48,6 +50,7 @@ pub fn validate(
         diags: Vec::new(),
         vars: BTreeMap::new(),
         used_vars: BTreeSet::new(),
+        shell_words: false,
         secrets: BTreeMap::new(),
         steps: Vec::new(),
     };
@@ -208,7 +211,11 @@ impl Validator<'_> {
                     match self.vars.get(&name).cloned() {
                         Some((Var::Text(t), _)) => {
                             self.used_vars.insert(name);
-                            push_lit(&mut parts, &t);
+                            if self.shell_words {
+                                push_lit(&mut parts, &crate::shell::quote(&t));
+                            } else {
+                                push_lit(&mut parts, &t);
+                            }
                         }
                         Some((Var::Secret, _)) => {
                             self.used_vars.insert(name.clone());

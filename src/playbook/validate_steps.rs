@@ -283,6 +283,8 @@ impl Validator<'_> {
     }
 
     fn exec(&mut self, r: &RawExec, f: &str) -> Exec {
+        // Vars go into these shell command lines as one quoted word each.
+        self.shell_words = true;
         let run = self.text_because(&r.run, &format!("{f}.run"), NO_SECRET_REMOTE);
         if run.trim().is_empty() {
             self.error(r.run.loc, "`run` is empty", "expected a command");
@@ -291,6 +293,7 @@ impl Validator<'_> {
             .undo
             .as_ref()
             .map(|u| self.text_because(u, &format!("{f}.undo"), NO_SECRET_REMOTE));
+        self.shell_words = false;
         let on = match r.on.as_ref().map(|o| (&o.value, o.loc)) {
             None | Some((RawExecOn::Vendor(_), _)) => ExecOn::Vendor,
             Some((RawExecOn::Container { container }, loc)) => ExecOn::Container(self.docker_name(
