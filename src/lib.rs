@@ -15,4 +15,5 @@ pub mod engine;
 pub mod plan;
 pub mod playbook;
 pub mod shell;
+pub mod ssh;
 pub mod steps;
