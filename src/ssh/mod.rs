@@ -6,4 +6,7 @@
 //! operator passed `--accept-new-host-key` for a host with no key on record); secrets
 //! reach a remote command only through its stdin, never its command line.
 
+pub mod client;
 pub mod known_hosts;
+
+pub use client::{Auth, Exec, Out, Session, SshError, Target};

@@ -33,13 +33,28 @@ fn plain_ported_wildcard_and_negated_entries() {
         keytext(&b)
     );
     assert_eq!(check(&text, "10.0.0.5", 22, &a), Verdict::Known { line: 3 });
-    assert_eq!(check(&text, "10.0.0.6", 2222, &a), Verdict::Known { line: 4 });
+    assert_eq!(
+        check(&text, "10.0.0.6", 2222, &a),
+        Verdict::Known { line: 4 }
+    );
     // The port is part of the name: port 22 of .6 is not on record.
-    assert!(matches!(check(&text, "10.0.0.6", 22, &a), Verdict::Unknown { .. }));
-    assert_eq!(check(&text, "app.DINAS.go.id", 22, &b), Verdict::Known { line: 5 });
-    assert!(matches!(check(&text, "evil.dinas.go.id", 22, &b), Verdict::Unknown { .. }));
+    assert!(matches!(
+        check(&text, "10.0.0.6", 22, &a),
+        Verdict::Unknown { .. }
+    ));
+    assert_eq!(
+        check(&text, "app.DINAS.go.id", 22, &b),
+        Verdict::Known { line: 5 }
+    );
+    assert!(matches!(
+        check(&text, "evil.dinas.go.id", 22, &b),
+        Verdict::Unknown { .. }
+    ));
     // Another key of the same algorithm for a known host: changed.
-    assert_eq!(check(&text, "10.0.0.5", 22, &b), Verdict::Changed { lines: vec![3] });
+    assert_eq!(
+        check(&text, "10.0.0.5", 22, &b),
+        Verdict::Changed { lines: vec![3] }
+    );
 }
 
 #[test]
@@ -59,8 +74,14 @@ fn hashed_entries_match_only_their_host() {
     assert!(ok);
     let text = std::fs::read_to_string(&file).expect("read");
     assert!(text.starts_with("|1|"), "{text}");
-    assert_eq!(check(&text, "127.0.0.1", 2200, &a), Verdict::Known { line: 1 });
-    assert!(matches!(check(&text, "127.0.0.2", 2200, &a), Verdict::Unknown { .. }));
+    assert_eq!(
+        check(&text, "127.0.0.1", 2200, &a),
+        Verdict::Known { line: 1 }
+    );
+    assert!(matches!(
+        check(&text, "127.0.0.2", 2200, &a),
+        Verdict::Unknown { .. }
+    ));
 }
 
 #[test]
@@ -93,7 +114,10 @@ fn append_adds_a_line_that_then_checks_as_known() {
     std::fs::write(&file, "other ssh-ed25519 AAAA").expect("write");
     append(&file, "127.0.0.1", 2022, &a).expect("append");
     let text = std::fs::read_to_string(&file).expect("read");
-    assert_eq!(check(&text, "127.0.0.1", 2022, &a), Verdict::Known { line: 2 });
+    assert_eq!(
+        check(&text, "127.0.0.1", 2022, &a),
+        Verdict::Known { line: 2 }
+    );
     assert!(fingerprint(&a).starts_with("SHA256:"));
 }
 

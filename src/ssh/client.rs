@@ -1,0 +1,516 @@
+//! The SSH client: connect with time limits, check the host key strictly, authenticate,
+//! and run commands whose output streams back.
+//!
+//! Owns [`Target`] (where and how to log in), [`Session`] and [`Exec`]. Invariants: the
+//! host key is decided by [`known_hosts::check`] alone; a command's stdin is the only
+//! way a secret is sent (the caller builds the command line without secrets); an exec
+//! is read until its channel closes, since the exit status can follow EOF.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh::client::{self, Handle, Msg};
+use russh::keys::ssh_key::PublicKey;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{Channel, ChannelMsg};
+
+use super::known_hosts::{self, Verdict};
+use crate::playbook::Secret;
+
+/// How to log in.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// A private key file, with its passphrase if it has one.
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// Its passphrase.
+        passphrase: Option<Secret>,
+    },
+    /// A password.
+    Password(Secret),
+}
+
+/// A host to log in to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// User.
+    pub user: String,
+    /// How.
+    pub auth: Auth,
+    /// The `known_hosts` file the host key must be in.
+    pub known_hosts: PathBuf,
+    /// Add the key of a host that has none on record (`--accept-new-host-key`).
+    pub accept_new: bool,
+    /// Limit on TCP connect, key exchange and authentication, each.
+    pub connect_timeout: Duration,
+}
+
+/// Why a connection or a command failed. Each says what to do in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// Nothing listens, or the route is missing.
+    #[error("cannot reach {addr}: {source}")]
+    Unreachable {
+        /// `host:port`.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A phase took longer than the limit.
+    #[error("{addr}: {phase} timed out after {limit:?}")]
+    TimedOut {
+        /// `host:port`.
+        addr: String,
+        /// connect, key exchange, authentication.
+        phase: &'static str,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The host's key is not on record.
+    #[error(
+        "host key of {addr} is not in {file}: refused. Its {fingerprint}; after checking it with the vendor, add this line to {file}:\n{line}\n(or run once with --accept-new-host-key){others}"
+    )]
+    HostKeyUnknown {
+        /// `host:port`.
+        addr: String,
+        /// SHA-256 fingerprint.
+        fingerprint: String,
+        /// The line to add.
+        line: String,
+        /// The known_hosts file.
+        file: String,
+        /// A note on keys of other algorithms on record.
+        others: String,
+    },
+    /// The host's key differs from the one on record: a possible man-in-the-middle.
+    #[error(
+        "HOST KEY OF {addr} HAS CHANGED: refused. The server offered {fingerprint}, but {file} line {lines} holds another key. Someone may be intercepting the connection (man-in-the-middle), or the vendor reinstalled the host: confirm the new key with the vendor out of band before editing {file}."
+    )]
+    HostKeyChanged {
+        /// `host:port`.
+        addr: String,
+        /// The offered key's fingerprint.
+        fingerprint: String,
+        /// The known_hosts file.
+        file: String,
+        /// Lines of the keys on record.
+        lines: String,
+    },
+    /// The host's key is revoked.
+    #[error("host key of {addr} ({fingerprint}) is marked @revoked in {file} line {line}: refused")]
+    HostKeyRevoked {
+        /// `host:port`.
+        addr: String,
+        /// Fingerprint.
+        fingerprint: String,
+        /// The known_hosts file.
+        file: String,
+        /// The line.
+        line: usize,
+    },
+    /// The known_hosts file cannot be read or written.
+    #[error("cannot use known_hosts file {file}: {source}")]
+    KnownHosts {
+        /// The file.
+        file: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The key file cannot be loaded.
+    #[error("cannot load private key {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the login.
+    #[error("{user}@{addr}: authentication with {how} failed")]
+    AuthFailed {
+        /// User.
+        user: String,
+        /// `host:port`.
+        addr: String,
+        /// key FILE or password.
+        how: String,
+    },
+    /// The server offers only algorithms boyong does not enable.
+    #[error(
+        "{addr}: no common {kind} algorithm (ours: {ours}; the server's: {theirs}). An old vendor host may need a legacy algorithm allowed for it in the playbook"
+    )]
+    NoCommonAlgorithm {
+        /// `host:port`.
+        addr: String,
+        /// kex, cipher, mac, host key.
+        kind: String,
+        /// Ours.
+        ours: String,
+        /// Theirs.
+        theirs: String,
+    },
+    /// The connection dropped, or another protocol error.
+    #[error("{addr}: {what}")]
+    Protocol {
+        /// `host:port`.
+        addr: String,
+        /// What happened.
+        what: String,
+    },
+}
+
+impl SshError {
+    /// Whether trying again may help (a dropped or timed-out connection).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::TimedOut { .. } | Self::Protocol { .. }
+        )
+    }
+}
+
+/// What the host key check saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    key: PublicKey,
+    verdict: Verdict,
+}
+
+struct Checker {
+    host: String,
+    port: u16,
+    known: String,
+    accept_new: bool,
+    seen: Arc<Mutex<Option<Seen>>>,
+}
+
+impl client::Handler for Checker {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            // Certificates are not trusted: judge the bare key inside.
+            PublicKeyOrCertificate::Certificate(c) => PublicKey::from(c.public_key().clone()),
+        };
+        let verdict = known_hosts::check(&self.known, &self.host, self.port, &key);
+        let ok = match &verdict {
+            Verdict::Known { .. } => true,
+            Verdict::Unknown { .. } => self.accept_new,
+            Verdict::Changed { .. } | Verdict::Revoked { .. } => false,
+        };
+        if let Ok(mut s) = self.seen.lock() {
+            *s = Some(Seen { key, verdict });
+        }
+        Ok(ok)
+    }
+}
+
+/// A logged-in connection.
+pub struct Session {
+    handle: Handle<Checker>,
+    addr: String,
+    /// The known_hosts line added for a new host (`--accept-new-host-key`), to journal.
+    pub accepted_new: Option<String>,
+}
+
+/// The client configuration: big windows for long links, AES-GCM first, keepalives.
+fn config() -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    let mut ciphers: Vec<russh::cipher::Name> = preferred.cipher.to_vec();
+    ciphers.sort_by_key(|c| match c.as_ref() {
+        "aes128-gcm@openssh.com" => 0,
+        "aes256-gcm@openssh.com" => 1,
+        "chacha20-poly1305@openssh.com" => 2,
+        _ => 3,
+    });
+    preferred.cipher = Cow::Owned(ciphers);
+    client::Config {
+        window_size: 16 * 1024 * 1024,
+        maximum_packet_size: 65535,
+        channel_buffer_size: 256,
+        preferred,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 4,
+        inactivity_timeout: None,
+        nodelay: true,
+        ..client::Config::default()
+    }
+}
+
+impl Session {
+    /// Connects, checks the host key, and logs in.
+    ///
+    /// # Errors
+    /// See [`SshError`]; each variant says what to do.
+    pub async fn connect(t: &Target) -> Result<Self, SshError> {
+        let addr = format!("{}:{}", t.host, t.port);
+        let file = t.known_hosts.display().to_string();
+        let known = match std::fs::read_to_string(&t.known_hosts) {
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && t.accept_new => String::new(),
+            Err(source) => return Err(SshError::KnownHosts { file, source }),
+        };
+        let limit = t.connect_timeout;
+        let timed_out = |phase| SshError::TimedOut {
+            addr: addr.clone(),
+            phase,
+            limit,
+        };
+        let stream = tokio::time::timeout(
+            limit,
+            tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
+        )
+        .await
+        .map_err(|_| timed_out("TCP connect"))?
+        .map_err(|source| SshError::Unreachable {
+            addr: addr.clone(),
+            source,
+        })?;
+        let seen = Arc::new(Mutex::new(None));
+        let checker = Checker {
+            host: t.host.clone(),
+            port: t.port,
+            known,
+            accept_new: t.accept_new,
+            seen: Arc::clone(&seen),
+        };
+        let connected = tokio::time::timeout(
+            limit,
+            client::connect_stream(Arc::new(config()), stream, checker),
+        )
+        .await
+        .map_err(|_| timed_out("key exchange"))?;
+        let seen = seen.lock().ok().and_then(|s| s.clone());
+        let mut handle = match connected {
+            Ok(h) => h,
+            Err(e) => return Err(connect_error(&addr, &file, t, seen, e)),
+        };
+        let mut accepted_new = None;
+        if let Some(Seen {
+            key,
+            verdict: Verdict::Unknown { .. },
+        }) = &seen
+        {
+            known_hosts::append(&t.known_hosts, &t.host, t.port, key).map_err(|source| {
+                SshError::KnownHosts {
+                    file: file.clone(),
+                    source,
+                }
+            })?;
+            accepted_new = Some(known_hosts::line_for(&t.host, t.port, key));
+        }
+        let auth = tokio::time::timeout(limit, authenticate(&mut handle, t))
+            .await
+            .map_err(|_| timed_out("authentication"))??;
+        if !auth {
+            return Err(SshError::AuthFailed {
+                user: t.user.clone(),
+                addr,
+                how: match &t.auth {
+                    Auth::Key { path, .. } => format!("key {}", path.display()),
+                    Auth::Password(_) => "password".into(),
+                },
+            });
+        }
+        Ok(Self {
+            handle,
+            addr,
+            accepted_new,
+        })
+    }
+
+    /// Starts `command`; `stdin` (if any) is sent, then EOF. Read the output from the
+    /// returned [`Exec`].
+    ///
+    /// # Errors
+    /// The channel cannot be opened (the connection dropped).
+    pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Exec, SshError> {
+        let proto = |e: russh::Error| SshError::Protocol {
+            addr: self.addr.clone(),
+            what: e.to_string(),
+        };
+        let channel = self.handle.channel_open_session().await.map_err(proto)?;
+        channel.exec(true, command).await.map_err(proto)?;
+        if let Some(input) = stdin {
+            channel
+                .data_bytes(Bytes::copy_from_slice(input))
+                .await
+                .map_err(proto)?;
+        }
+        channel.eof().await.map_err(proto)?;
+        Ok(Exec {
+            channel,
+            addr: self.addr.clone(),
+            exit: None,
+        })
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Ends the connection politely.
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+async fn authenticate(handle: &mut Handle<Checker>, t: &Target) -> Result<bool, SshError> {
+    let addr = format!("{}:{}", t.host, t.port);
+    let proto = |e: russh::Error| SshError::Protocol {
+        addr: addr.clone(),
+        what: e.to_string(),
+    };
+    match &t.auth {
+        Auth::Key { path, passphrase } => {
+            let key = russh::keys::load_secret_key(path, passphrase.as_ref().map(Secret::expose))
+                .map_err(|e| SshError::KeyFile {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(proto)?
+                .flatten();
+            let r = handle
+                .authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                .await
+                .map_err(proto)?;
+            Ok(r.success())
+        }
+        Auth::Password(p) => {
+            let r = handle
+                .authenticate_password(&t.user, p.expose())
+                .await
+                .map_err(proto)?;
+            Ok(r.success())
+        }
+    }
+}
+
+fn connect_error(
+    addr: &str,
+    file: &str,
+    t: &Target,
+    seen: Option<Seen>,
+    e: russh::Error,
+) -> SshError {
+    match (seen, e) {
+        (Some(Seen { key, verdict }), russh::Error::UnknownKey) => {
+            let fingerprint = known_hosts::fingerprint(&key);
+            match verdict {
+                Verdict::Changed { lines } => SshError::HostKeyChanged {
+                    addr: addr.into(),
+                    fingerprint,
+                    file: file.into(),
+                    lines: lines
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                },
+                Verdict::Revoked { line } => SshError::HostKeyRevoked {
+                    addr: addr.into(),
+                    fingerprint,
+                    file: file.into(),
+                    line,
+                },
+                Verdict::Unknown { other_algorithms } => SshError::HostKeyUnknown {
+                    addr: addr.into(),
+                    fingerprint,
+                    line: known_hosts::line_for(&t.host, t.port, &key),
+                    file: file.into(),
+                    others: if other_algorithms.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "\n(keys of other algorithms are on record for it: {}; the server offered {})",
+                            other_algorithms.join(", "),
+                            key.algorithm()
+                        )
+                    },
+                },
+                Verdict::Known { .. } => unreachable_verdict(addr),
+            }
+        }
+        (_, russh::Error::NoCommonAlgo { kind, ours, theirs }) => SshError::NoCommonAlgorithm {
+            addr: addr.into(),
+            kind: format!("{kind:?}").to_lowercase(),
+            ours: ours.join(", "),
+            theirs: theirs.join(", "),
+        },
+        (_, russh::Error::IO(source)) => SshError::Unreachable {
+            addr: addr.into(),
+            source,
+        },
+        (_, e) => SshError::Protocol {
+            addr: addr.into(),
+            what: e.to_string(),
+        },
+    }
+}
+
+fn unreachable_verdict(addr: &str) -> SshError {
+    SshError::Protocol {
+        addr: addr.into(),
+        what: "the connection was refused after its host key was accepted".into(),
+    }
+}
+
+/// A piece of a running command's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Out {
+    /// Bytes on stdout.
+    Stdout(Bytes),
+    /// Bytes on stderr.
+    Stderr(Bytes),
+}
+
+/// A running remote command.
+pub struct Exec {
+    channel: Channel<Msg>,
+    addr: String,
+    exit: Option<u32>,
+}
+
+impl Exec {
+    /// The next piece of output; `None` once the channel closed.
+    pub async fn next(&mut self) -> Option<Out> {
+        loop {
+            match self.channel.wait().await? {
+                ChannelMsg::Data { data } => return Some(Out::Stdout(data)),
+                ChannelMsg::ExtendedData { data, ext: 1 } => return Some(Out::Stderr(data)),
+                ChannelMsg::ExitStatus { exit_status } => self.exit = Some(exit_status),
+                ChannelMsg::ExitSignal { .. } => self.exit = Some(255),
+                _ => {}
+            }
+        }
+    }
+
+    /// The exit status, once [`Exec::next`] returned `None`.
+    ///
+    /// # Errors
+    /// The channel closed without an exit status: the connection dropped.
+    pub fn exit_status(&self) -> Result<u32, SshError> {
+        self.exit.ok_or_else(|| SshError::Protocol {
+            addr: self.addr.clone(),
+            what: "the connection dropped before the command finished (no exit status)".into(),
+        })
+    }
+}

@@ -1,0 +1,153 @@
+//! A real OpenSSH server for tests: started as an ordinary process on a free loopback
+//! port, with host and client keys generated for each test, stopped when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running sshd and the files a client needs.
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub user: String,
+    /// The client's private key (ed25519, no passphrase).
+    pub client_key: PathBuf,
+    /// A known_hosts file holding the server's key.
+    pub known_hosts: PathBuf,
+    /// The server's public host key line (`ssh-ed25519 AAAA…`).
+    pub host_key_pub: String,
+    child: Child,
+}
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Whether sshd is installed; when not, a test skips with a message, or fails under CI.
+pub fn available() -> bool {
+    if Path::new(SSHD).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: {SSHD} is missing (apt-get install openssh-server); .ci/run installs it"
+    );
+    eprintln!("skipped: {SSHD} is not installed (apt-get install openssh-server)");
+    false
+}
+
+pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
+    let ok = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            passphrase,
+            "-C",
+            "boyong-test",
+            "-f",
+        ])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen runs")
+        .success();
+    assert!(ok, "ssh-keygen failed");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Sshd {
+    /// Starts sshd. `extra` lines are appended to its configuration.
+    pub fn start(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let host_key = d.join("host_ed25519");
+        keygen(&host_key, "ed25519", "");
+        let client_key = d.join("client_ed25519");
+        keygen(&client_key, "ed25519", "");
+        std::fs::copy(client_key.with_extension("pub"), d.join("authorized_keys"))
+            .expect("authorized_keys");
+        let user = std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| {
+                String::from_utf8(Command::new("id").arg("-un").output().expect("id").stdout)
+                    .expect("utf-8")
+                    .trim()
+                    .to_string()
+            });
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let port = free_port();
+        let config = d.join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
+                 StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\nAcceptEnv none\nLogLevel VERBOSE\n\
+                 MaxStartups 100\nMaxSessions 100\n{extra}\n",
+                hk = host_key.display(),
+                pid = d.join("sshd.pid").display(),
+                ak = d.join("authorized_keys").display(),
+            ),
+        )
+        .expect("sshd_config");
+        let log = std::fs::File::create(d.join("sshd.log")).expect("log");
+        let child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sshd starts");
+        let host_key_pub = std::fs::read_to_string(host_key.with_extension("pub"))
+            .expect("host key")
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let known_hosts = d.join("known_hosts");
+        std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_key_pub}\n"))
+            .expect("known_hosts");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "sshd did not start: {}",
+                std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            dir,
+            port,
+            user,
+            client_key,
+            known_hosts,
+            host_key_pub,
+            child,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Stops the server now (a dropped link for the client).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
