@@ -10,6 +10,7 @@
 //! The stages each have their own type: a file becomes a validated
 //! [`playbook::Playbook`], which becomes a [`plan::Plan`] of resolved steps and changes.
 
+pub mod artifact;
 pub mod diag;
 pub mod engine;
 pub mod plan;
