@@ -104,7 +104,7 @@ fn run_refuses_step_kinds_without_a_client_and_changes_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("step kind `fetch` needs the SSH client"),
+        err.contains("step `db`: step kind `dump` needs database dumps"),
         "{err}"
     );
     assert!(err.contains("nothing was changed"), "{err}");

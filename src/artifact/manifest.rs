@@ -212,6 +212,36 @@ pub fn parse(manifest: &[u8], tree_file: &[u8]) -> Result<Tree, String> {
     Ok(tree)
 }
 
+/// Reads a SHA256SUMS file as `sha256sum` writes it (`HASH  NAME` or `HASH *NAME`,
+/// escaped names): `(name, lowercase hash)` per line; other lines are skipped.
+pub fn parse_sums(text: &[u8]) -> Vec<(Vec<u8>, String)> {
+    let mut out = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (esc, line) = match line.strip_prefix(b"\\") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        if line.len() < 66
+            || !line[..64].iter().all(u8::is_ascii_hexdigit)
+            || line[64] != b' '
+            || !matches!(line[65], b' ' | b'*')
+        {
+            continue;
+        }
+        let name = if esc {
+            unescape(&line[66..])
+        } else {
+            line[66..].to_vec()
+        };
+        out.push((
+            name,
+            String::from_utf8_lossy(&line[..64]).to_ascii_lowercase(),
+        ));
+    }
+    out
+}
+
 /// Reads what is on disk under `root` now, hashing every file.
 ///
 /// # Errors

@@ -77,6 +77,10 @@ enum Command {
         /// Take the app's lock from a holder on another host or a dead process.
         #[arg(long)]
         break_lock: bool,
+        /// Trust the vendor host's key if none is on record for it, and add it to the
+        /// known_hosts file (journaled). A changed key is never accepted.
+        #[arg(long)]
+        accept_new_host_key: bool,
     },
     /// Undo a run's changes, newest first, from its journal.
     Rollback {
@@ -154,6 +158,7 @@ pub fn main() -> ExitCode {
             no_auto_rollback,
             json,
             break_lock,
+            accept_new_host_key,
         } => run::run(
             &cli.state,
             &files,
@@ -162,6 +167,7 @@ pub fn main() -> ExitCode {
                 no_auto_rollback,
                 json,
                 break_lock,
+                accept_new_host_key,
             },
         ),
         Command::Rollback {

@@ -95,22 +95,36 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             return exit::FAILED;
         }
     }
-    let world = match World::from_env() {
+    let lock = match lock_app(&dir, app, "boyong rollback", args.break_lock) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    // The playbook as run, read as if from its own folder (for its key files), and the
+    // secrets it uses, for undo commands that need them (and to redact them).
+    let original = std::fs::read(run.plan_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            v.get("playbook")
+                .and_then(|p| p.as_str())
+                .map(std::path::PathBuf::from)
+        })
+        .unwrap_or_else(|| run.playbook_path());
+    let bytes = std::fs::read(run.playbook_path()).unwrap_or_default();
+    let loaded = playbook::parse(&original, &bytes).playbook.map(|pb| {
+        let secrets = playbook::check_local_inputs(&pb, &super::env_lookup).0;
+        (pb, secrets)
+    });
+    let secrets = loaded
+        .as_ref()
+        .map_or_else(SecretStore::default, |(_, s)| s.clone());
+    let world = match World::for_playbook(loaded, false) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("boyong rollback: {e}");
             return exit::BAD_INPUT;
         }
     };
-    let lock = match lock_app(&dir, app, "boyong rollback", args.break_lock) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    // The secrets the run used, for undo commands that need them (and to redact).
-    let secrets = playbook::load(&run.playbook_path()).playbook.map_or_else(
-        || SecretStore::from_pairs(Vec::new()),
-        |pb| playbook::check_local_inputs(&pb, &super::env_lookup).0,
-    );
     let journal = match Journal::open_append(&run.journal_path()) {
         Ok((j, _)) => j,
         Err(e) => {

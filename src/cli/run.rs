@@ -32,30 +32,40 @@ pub struct RunArgs {
     pub json: bool,
     /// `--break-lock`.
     pub break_lock: bool,
+    /// `--accept-new-host-key`.
+    pub accept_new_host_key: bool,
 }
 
 /// Runs each playbook in turn; the exit code is the worst of them.
 pub fn run(state: &Path, files: &[PathBuf], args: RunArgs) -> u8 {
-    let world = match World::from_env() {
+    files
+        .iter()
+        .map(|f| run_one(state, f, args))
+        .max()
+        .unwrap_or(exit::OK)
+}
+
+fn run_one(state: &Path, file: &Path, args: RunArgs) -> u8 {
+    let Ok(ready) = load_ready(file, "boyong run") else {
+        return exit::BAD_INPUT;
+    };
+    let (pb, secrets) = (&ready.playbook, &ready.secrets);
+    let mut plan = Plan::offline(pb);
+    // Rollback finds the playbook's folder (for its key files) from here.
+    if let Ok(abs) = fs::canonicalize(file) {
+        plan.playbook = abs.display().to_string();
+    }
+    let world = match World::for_playbook(
+        Some((pb.clone(), secrets.clone())),
+        args.accept_new_host_key,
+    ) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("boyong run: {e}");
             return exit::BAD_INPUT;
         }
     };
-    files
-        .iter()
-        .map(|f| run_one(&world, state, f, args))
-        .max()
-        .unwrap_or(exit::OK)
-}
-
-fn run_one(world: &World, state: &Path, file: &Path, args: RunArgs) -> u8 {
-    let Ok(ready) = load_ready(file, "boyong run") else {
-        return exit::BAD_INPUT;
-    };
-    let (pb, secrets) = (&ready.playbook, &ready.secrets);
-    let mut plan = Plan::offline(pb);
+    let world = &world;
     for step in &plan.steps {
         if let Err(why) = world.supports(step) {
             eprintln!(

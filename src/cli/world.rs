@@ -9,20 +9,25 @@ use serde_json::Value;
 
 use boyong::engine::{Runner, StepCx, StepError, UndoItem};
 use boyong::plan::PlannedStep;
-use boyong::steps::Live;
+use boyong::playbook::{Playbook, SecretStore};
+use boyong::steps::{Live, LiveOptions};
 
 /// The world a command acts on.
 pub enum World {
     /// Real hosts.
-    Live(Live),
+    Live(Box<Live>),
     /// The fake world (tests only).
     #[cfg(feature = "sim")]
     Sim(boyong::engine::fake::FakeWorld),
 }
 
 impl World {
-    /// The world this process is to act on.
-    pub fn from_env() -> Result<Self, String> {
+    /// The world this process is to act on: `playbook`'s hosts, reached with its
+    /// secrets.
+    pub fn for_playbook(
+        playbook: Option<(Playbook, SecretStore)>,
+        accept_new_host_key: bool,
+    ) -> Result<Self, String> {
         #[cfg(feature = "sim")]
         if let Some(file) = std::env::var_os("BOYONG_SIM") {
             let world = boyong::engine::fake::FakeWorld::open(Path::new(&file))?;
@@ -35,7 +40,20 @@ impl World {
             }
             return Ok(Self::Sim(world));
         }
-        Ok(Self::Live(Live))
+        let Some((pb, secrets)) = playbook else {
+            return Ok(Self::Live(Box::default()));
+        };
+        let home =
+            std::env::var_os("HOME").map_or_else(|| std::path::PathBuf::from("/root"), Into::into);
+        Ok(Self::Live(Box::new(Live::new(
+            pb,
+            secrets,
+            LiveOptions {
+                default_known_hosts: home.join(".ssh/known_hosts"),
+                accept_new_host_key,
+                connect_timeout: std::time::Duration::from_secs(30),
+            },
+        ))))
     }
 }
 

@@ -232,6 +232,18 @@ impl StepCx<'_> {
         Ok(())
     }
 
+    /// Journals a note (a host key accepted, a retry's cause).
+    ///
+    /// # Errors
+    /// The journal could not be written.
+    pub fn note(&mut self, kind: &str, text: &str) -> Result<(), StepError> {
+        self.journal.append(&Record::Note {
+            kind: kind.into(),
+            text: self.redactor.text(text),
+        })?;
+        Ok(())
+    }
+
     /// Reports bytes moved so far.
     pub fn progress(&mut self, bytes: u64, total: Option<u64>) {
         self.sink.emit(&Event::Progress {

@@ -1,9 +1,18 @@
 //! `exec`: a command on the vendor host or inside a container on the target, with an
 //! optional undo command that rollback runs.
 
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
 use super::Described;
-use crate::plan::{Change, Op, Place, Resource};
-use crate::playbook::{Exec, ExecOn};
+use super::live::{Live, nothing_to_undo, ssh_err};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, Place, PlannedStep, Resource};
+use crate::playbook::{Exec, ExecOn, Secret, SecretStore, Template};
+use crate::shell::quote;
+use crate::ssh::Out;
 
 pub(super) fn describe(e: &Exec) -> Described {
     let (place, name) = match &e.on {
@@ -30,4 +39,136 @@ pub(super) fn describe(e: &Exec) -> Described {
             ),
         }],
     }
+}
+
+/// A script that reads `NAME=BASE64` lines from stdin, exports them, then runs its
+/// first argument with `sh -c`: secrets travel on stdin, never on a command line.
+const ENV_FROM_STDIN: &str = r#"while IFS= read -r kv; do k=${kv%%=*}; v=$(printf %s "${kv#*=}" | base64 -d; echo x); v=${v%x}; export "$k=$v"; done; exec sh -c "$0""#;
+
+/// The command line and stdin that run `command` with `env` on the vendor host.
+pub(crate) fn remote(command: &str, env: &[(String, Secret)]) -> (String, Vec<u8>) {
+    if env.is_empty() {
+        return (command.to_string(), Vec::new());
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut stdin = Vec::new();
+    for (k, v) in env {
+        stdin.extend_from_slice(k.as_bytes());
+        stdin.push(b'=');
+        stdin.extend_from_slice(b64.encode(v.expose()).as_bytes());
+        stdin.push(b'\n');
+    }
+    (
+        format!("sh -c {} {}", quote(ENV_FROM_STDIN), quote(command)),
+        stdin,
+    )
+}
+
+fn resolve_env(
+    env: &BTreeMap<String, Template>,
+    secrets: &SecretStore,
+) -> Result<Vec<(String, Secret)>, StepError> {
+    env.iter()
+        .map(|(k, t)| Ok((k.clone(), t.resolve(secrets).map_err(StepError::Failed)?)))
+        .collect()
+}
+
+/// Runs `command` on the vendor host, streaming its output as lines; fails on a
+/// non-zero exit status.
+async fn run_remote(
+    live: &Live,
+    command: &str,
+    env: &[(String, Secret)],
+    mut cx: Option<&mut StepCx<'_>>,
+) -> Result<(), StepError> {
+    let session = live.vendor(cx.as_deref_mut()).await?;
+    let (command_line, stdin) = remote(command, env);
+    let mut run = session
+        .exec(&command_line, Some(&stdin))
+        .await
+        .map_err(ssh_err)?;
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut tail: Vec<String> = Vec::new();
+    let mut emit = |which: usize, bytes: &[u8], cx: &mut Option<&mut StepCx<'_>>, flush: bool| {
+        pending[which].extend_from_slice(bytes);
+        while let Some(at) = pending[which].iter().position(|&b| b == b'\n') {
+            let l: Vec<u8> = pending[which].drain(..=at).collect();
+            let text = String::from_utf8_lossy(&l[..l.len() - 1]).into_owned();
+            if let Some(cx) = cx.as_deref_mut() {
+                cx.output(&text);
+            }
+            if which == 1 {
+                tail.push(text);
+            }
+        }
+        if flush && !pending[which].is_empty() {
+            let text = String::from_utf8_lossy(&pending[which]).into_owned();
+            pending[which].clear();
+            if let Some(cx) = cx.as_deref_mut() {
+                cx.output(&text);
+            }
+            if which == 1 {
+                tail.push(text);
+            }
+        }
+    };
+    while let Some(out) = run.next().await {
+        match out {
+            Out::Stdout(b) => emit(0, &b, &mut cx, false),
+            Out::Stderr(b) => emit(1, &b, &mut cx, false),
+        }
+    }
+    emit(0, &[], &mut cx, true);
+    emit(1, &[], &mut cx, true);
+    match run.exit_status().map_err(ssh_err)? {
+        0 => Ok(()),
+        code => {
+            let last: Vec<String> = tail.iter().rev().take(5).rev().cloned().collect();
+            Err(StepError::failed(format!(
+                "`{command}` exited with status {code} on the vendor host{}",
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", last.join(" / "))
+                }
+            )))
+        }
+    }
+}
+
+/// Runs the step: its undo is journaled first, then the command.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    e: &Exec,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let change = step
+        .changes
+        .first()
+        .ok_or_else(|| StepError::failed("an exec step lists its command"))?;
+    let undo = match &e.undo {
+        Some(u) => json!({"action": "vendor-command", "run": u}),
+        None => nothing_to_undo(),
+    };
+    let env = resolve_env(&e.env, cx.secrets())?;
+    let id = cx.intent(change, &undo)?;
+    run_remote(live, &e.run, &env, Some(cx)).await?;
+    let facts = json!({"exit_status": 0});
+    cx.done(&id, &facts)?;
+    Ok(facts)
+}
+
+/// Runs a journaled undo command, with the step's environment.
+pub(super) async fn undo(
+    live: &Live,
+    data: &Value,
+    env: &BTreeMap<String, Template>,
+    secrets: &SecretStore,
+) -> Result<(), StepError> {
+    let Some(command) = data.get("run").and_then(Value::as_str) else {
+        return Err(StepError::failed("the undo data names no command"));
+    };
+    let env = resolve_env(env, secrets)?;
+    run_remote(live, command, &env, None).await
 }

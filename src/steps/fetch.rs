@@ -1,9 +1,23 @@
 //! `fetch`: pull a directory or file from the vendor host as one tar stream over SSH,
 //! hashed and safely unpacked as it arrives.
 
+use std::fs;
+use std::io::{Read, Write as _};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
 use super::Described;
-use crate::plan::{Change, Op, Place, Resource};
+use super::live::Live;
+use crate::artifact::manifest::{manifest_bytes, tree_bytes};
+use crate::artifact::{Node, unpack};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, Place, PlannedStep, Resource};
 use crate::playbook::{Fetch, Step};
+use crate::shell::quote;
+use crate::ssh::{Out, Session};
 
 pub(super) fn describe(step: &Step, f: &Fetch) -> Described {
     let mut read = format!("vendor:{} (one tar stream over SSH", f.path);
@@ -33,4 +47,268 @@ pub(super) fn describe(step: &Step, f: &Fetch) -> Described {
             undo: "delete the artifact".into(),
         }],
     }
+}
+
+/// The remote command: one tar stream of `path` (a directory's contents, or one file),
+/// excluding `exclude` (relative to `path`). Every value is shell-quoted.
+pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
+    let p = quote(path);
+    let mut excludes = String::new();
+    for e in exclude {
+        let rel = format!("./{}", e.trim_end_matches('/').trim_start_matches("./"));
+        excludes.push_str(" --exclude=");
+        excludes.push_str(&quote(&rel));
+    }
+    format!(
+        "P={p}; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
+         elif [ -e \"$P\" ]; then cd \"$(dirname \"$P\")\" && exec tar -cf - \"$(basename \"$P\")\"; \
+         else echo \"boyong: $P does not exist on the vendor host\" >&2; exit 66; fi"
+    )
+}
+
+/// Reads the byte chunks of a channel as one `Read` stream (for the unpacking thread).
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
+    }
+}
+
+fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
+    [
+        artifacts.join(id),
+        artifacts.join(format!("{id}.partial")),
+        artifacts.join(format!("{id}.manifest")),
+        artifacts.join(format!("{id}.tree")),
+    ]
+}
+
+fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
+    for p in paths {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(p)?,
+            Ok(_) => fs::remove_file(p)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Pulls the tree: intent, stream, unpack and hash in one pass, manifest, `done`.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    f: &Fetch,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let artifacts = cx.artifacts().to_path_buf();
+    let [dest, partial, manifest_path, tree_path] = paths(&artifacts, &step.id);
+    let change = step
+        .changes
+        .first()
+        .ok_or_else(|| StepError::failed("a fetch step lists its artifact"))?;
+    let undo = json!({
+        "action": "remove-artifact",
+        "paths": [&dest, &partial, &manifest_path, &tree_path],
+    });
+    let id = cx.intent(change, &undo)?;
+    let fail = |e: String| {
+        let _ = remove_all(std::slice::from_ref(&partial));
+        StepError::Failed(e)
+    };
+    remove_all(std::slice::from_ref(&partial)).map_err(|e| fail(e.to_string()))?;
+    fs::create_dir_all(&partial)
+        .map_err(|e| fail(format!("cannot create {}: {e}", partial.display())))?;
+    let session = live.vendor(Some(cx)).await?;
+    let mut run = session
+        .exec(&tar_command(&f.path, &f.exclude), None)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let into = partial.clone();
+    let unpacking = tokio::task::spawn_blocking(move || {
+        unpack(
+            ChunkReader {
+                rx,
+                cur: Bytes::new(),
+            },
+            &into,
+        )
+    });
+    let mut stderr = Vec::new();
+    let mut bytes = 0u64;
+    let mut reported = 0u64;
+    let mut tx = Some(tx);
+    while let Some(out) = run.next().await {
+        match out {
+            Out::Stdout(b) => {
+                bytes += b.len() as u64;
+                if let Some(t) = &tx
+                    && t.send(b).await.is_err()
+                {
+                    // The unpacker stopped (a refused entry): its error says why.
+                    tx = None;
+                }
+                if bytes - reported >= 8 << 20 {
+                    reported = bytes;
+                    cx.progress(bytes, None);
+                }
+            }
+            Out::Stderr(b) => {
+                if stderr.len() < 64 * 1024 {
+                    stderr.extend_from_slice(&b);
+                }
+            }
+        }
+    }
+    drop(tx);
+    let unpacked = unpacking
+        .await
+        .map_err(|e| fail(format!("the unpacking thread failed: {e}")))?;
+    let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+    let status = run.exit_status().map_err(|e| fail(e.to_string()));
+    let unpacked = match (unpacked, status) {
+        (Ok(u), Ok(0)) => u,
+        (_, Ok(66)) => return Err(fail(stderr)),
+        (_, Ok(code)) => {
+            return Err(fail(format!(
+                "tar on the vendor host failed (exit status {code}); nothing is taken as complete. It said:\n{stderr}"
+            )));
+        }
+        (Err(e), _) => return Err(fail(e.to_string())),
+        (Ok(_), Err(e)) => return Err(e),
+    };
+    cx.progress(bytes, Some(bytes));
+    for (link, target) in &unpacked.links_outside {
+        cx.output(&format!("link `{link}` points outside the tree: {target}"));
+    }
+    for p in &unpacked.special_bits_dropped {
+        cx.output(&format!("setuid/setgid/sticky bit dropped: {p}"));
+    }
+    let manifest = manifest_bytes(&unpacked.tree);
+    write_synced(&manifest_path, &manifest)
+        .map_err(|e| fail(format!("cannot write {}: {e}", manifest_path.display())))?;
+    write_synced(&tree_path, &tree_bytes(&unpacked.tree))
+        .map_err(|e| fail(format!("cannot write {}: {e}", tree_path.display())))?;
+    if let Some(sums) = &f.sha256sums {
+        check_sums(&session, sums, &unpacked.tree)
+            .await
+            .map_err(fail)?;
+    }
+    fs::rename(&partial, &dest)
+        .map_err(|e| fail(format!("cannot move the artifact into place: {e}")))?;
+    let files = unpacked
+        .tree
+        .values()
+        .filter(|n| matches!(n, Node::File { .. }))
+        .count();
+    let facts = json!({
+        "manifest_sha256": crate::playbook::hex(&Sha256::digest(&manifest)),
+        "files": files,
+        "entries": unpacked.tree.len(),
+        "bytes": unpacked.bytes,
+        "links_outside": unpacked.links_outside.len(),
+    });
+    cx.done(&id, &facts)?;
+    Ok(facts)
+}
+
+/// Checks every file the vendor's SHA256SUMS lists against what was pulled.
+async fn check_sums(
+    session: &Session,
+    sums: &str,
+    tree: &crate::artifact::Tree,
+) -> Result<(), String> {
+    let mut run = session
+        .exec(&format!("cat {}", quote(sums)), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut text = Vec::new();
+    while let Some(out) = run.next().await {
+        if let Out::Stdout(b) = out {
+            text.extend_from_slice(&b);
+        }
+    }
+    match run.exit_status() {
+        Ok(0) => {}
+        Ok(code) => {
+            return Err(format!(
+                "cannot read the vendor's {sums} (exit status {code})"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let listed = crate::artifact::manifest::parse_sums(&text);
+    if listed.is_empty() {
+        return Err(format!("the vendor's {sums} lists no file"));
+    }
+    for (name, want) in listed {
+        let key = name.strip_prefix(b"./").unwrap_or(&name);
+        match tree.get(key) {
+            Some(Node::File { sha256, .. }) if *sha256 == want => {}
+            Some(Node::File { sha256, .. }) => {
+                return Err(format!(
+                    "`{}` does not match the vendor's {sums}: pulled sha256 {sha256}, the vendor lists {want}",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "`{}` is listed in the vendor's {sums} but was not pulled",
+                    String::from_utf8_lossy(key)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes an artifact and its partial copy and descriptions. Safe when they are gone.
+pub(super) fn undo(data: &Value) -> Result<(), StepError> {
+    let paths: Vec<PathBuf> = data
+        .get("paths")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(PathBuf::from))
+        .collect();
+    for p in &paths {
+        // Only ever inside a run's artifacts directory.
+        if p.parent().and_then(Path::file_name) != Some(std::ffi::OsStr::new("artifacts")) {
+            return Err(StepError::failed(format!(
+                "refusing to remove {}: not an artifact",
+                p.display()
+            )));
+        }
+    }
+    remove_all(&paths).map_err(|e| StepError::failed(format!("cannot remove the artifact: {e}")))
+}
+
+/// On resume: the artifact still matches its manifest and tree file, byte for byte.
+pub(super) fn still_valid(id: &str, _facts: &Value, artifacts: &Path) -> Result<(), String> {
+    let [dest, _, manifest_path, tree_path] = paths(artifacts, id);
+    let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let t = fs::read(&tree_path).map_err(|e| format!("{}: {e}", tree_path.display()))?;
+    let tree = crate::artifact::manifest::parse(&m, &t)?;
+    crate::artifact::manifest::verify(&dest, &tree)
 }

@@ -1,52 +1,205 @@
 //! The runner for real hosts: each step kind's execution against the vendor host (SSH)
-//! and the target engine (Docker).
+//! and the target engine (Docker), and the undo of what they changed.
 //!
-//! In this release no step kind has its client yet: [`Live::supports`] refuses each
-//! one by name before a run starts, so `boyong run` changes nothing and says why.
+//! Built now: `fetch` and `exec` on the vendor host, over one SSH connection opened on
+//! first use and reopened after a transient failure. Kinds whose client is not built
+//! yet are refused by name in [`Live::supports`] before a run starts.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::engine::{Runner, StepCx, StepError, UndoItem};
 use crate::plan::PlannedStep;
+use crate::playbook::{ExecOn, Playbook, SecretStore, StepKind, VendorAuth};
+use crate::ssh::{Auth, Session, SshError, Target};
+
+use super::{exec, fetch};
+
+/// How to reach the vendor host, as the operator's command line says.
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    /// The known_hosts file when the playbook names none (the operator's own).
+    pub default_known_hosts: std::path::PathBuf,
+    /// `--accept-new-host-key`.
+    pub accept_new_host_key: bool,
+    /// Limit on each phase of connecting.
+    pub connect_timeout: Duration,
+}
 
 /// The runner for real hosts.
-#[derive(Debug, Default)]
-pub struct Live;
+pub struct Live {
+    playbook: Option<Playbook>,
+    secrets: SecretStore,
+    options: Option<LiveOptions>,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            playbook: None,
+            secrets: SecretStore::default(),
+            options: None,
+            session: tokio::sync::Mutex::new(None),
+        }
+    }
+}
 
 fn missing(kind: &str) -> String {
-    let client = match kind {
-        "fetch" | "dump" => "the SSH client",
-        "exec" => "the SSH client (on: vendor) or the Docker client (on: container)",
+    let what = match kind {
+        "dump" => "database dumps (mysqldump, pg_dump over SSH)",
+        "exec" => "the Docker Engine client (for `on: container`)",
         _ => "the Docker Engine client",
     };
-    format!("step kind `{kind}` needs {client}, which this release does not have yet")
+    format!("step kind `{kind}` needs {what}, which this release does not have yet")
+}
+
+impl Live {
+    /// A runner for `playbook`'s hosts, with the run's secrets.
+    pub fn new(playbook: Playbook, secrets: SecretStore, options: LiveOptions) -> Self {
+        Self {
+            playbook: Some(playbook),
+            secrets,
+            options: Some(options),
+            session: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn target(&self) -> Result<Target, StepError> {
+        let (Some(pb), Some(o)) = (&self.playbook, &self.options) else {
+            return Err(StepError::failed(
+                "no vendor host is configured for this runner",
+            ));
+        };
+        let v = &pb.vendor;
+        let resolve =
+            |t: &crate::playbook::Template| t.resolve(&self.secrets).map_err(StepError::Failed);
+        let auth = match &v.auth {
+            VendorAuth::Key {
+                identity,
+                passphrase,
+            } => Auth::Key {
+                path: identity.clone(),
+                passphrase: passphrase.as_ref().map(resolve).transpose()?,
+            },
+            VendorAuth::Password(p) => Auth::Password(resolve(p)?),
+        };
+        Ok(Target {
+            host: v.host.clone(),
+            port: v.port,
+            user: v.user.clone(),
+            auth,
+            known_hosts: v
+                .known_hosts
+                .clone()
+                .unwrap_or_else(|| o.default_known_hosts.clone()),
+            accept_new: o.accept_new_host_key,
+            connect_timeout: o.connect_timeout,
+        })
+    }
+
+    /// The vendor connection, opened on first use.
+    pub(super) async fn vendor(
+        &self,
+        cx: Option<&mut StepCx<'_>>,
+    ) -> Result<Arc<Session>, StepError> {
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(Session::connect(&self.target()?).await.map_err(ssh_err)?);
+        if let (Some(line), Some(cx)) = (&s.accepted_new, cx) {
+            cx.note(
+                "host-key-accepted",
+                &format!("--accept-new-host-key: added to known_hosts: {line}"),
+            )?;
+            cx.output(&format!("host key accepted and recorded: {line}"));
+        }
+        *slot = Some(Arc::clone(&s));
+        Ok(s)
+    }
+
+    /// Forgets the connection after a failure, so a retry reconnects.
+    pub(super) async fn drop_vendor(&self) {
+        *self.session.lock().await = None;
+    }
+
+    /// The step of the run's playbook with this id.
+    fn spec(&self, id: &str) -> Option<&crate::playbook::Step> {
+        self.playbook.as_ref()?.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// An SSH failure as a step error.
+#[expect(clippy::needless_pass_by_value, reason = "used as `map_err(ssh_err)`")]
+pub(super) fn ssh_err(e: SshError) -> StepError {
+    StepError::Failed(e.to_string())
 }
 
 impl Runner for Live {
     fn supports(&self, step: &PlannedStep) -> Result<(), String> {
-        Err(missing(step.kind))
+        match &step.spec.kind {
+            StepKind::Fetch(_)
+            | StepKind::Exec(crate::playbook::Exec {
+                on: ExecOn::Vendor, ..
+            }) => Ok(()),
+            _ => Err(missing(step.kind)),
+        }
     }
 
-    async fn execute(&self, step: &PlannedStep, _cx: &mut StepCx<'_>) -> Result<Value, StepError> {
-        Err(StepError::Failed(missing(step.kind)))
+    async fn execute(&self, step: &PlannedStep, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        let result = match &step.spec.kind {
+            StepKind::Fetch(f) => fetch::execute(self, step, f, cx).await,
+            StepKind::Exec(e) if e.on == ExecOn::Vendor => exec::execute(self, step, e, cx).await,
+            _ => Err(StepError::Failed(missing(step.kind))),
+        };
+        if result.is_err() {
+            self.drop_vendor().await;
+        }
+        result
     }
 
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {
-        Err(StepError::Failed(format!(
-            "cannot undo {} of step `{}`: this release has no client for it",
-            item.summary(),
-            item.step
-        )))
+        match item.undo.get("action").and_then(Value::as_str) {
+            Some("remove-artifact") => fetch::undo(&item.undo),
+            Some("vendor-command") => {
+                let spec = self.spec(&item.step).map(|s| &s.kind);
+                let env = match spec {
+                    Some(StepKind::Exec(e)) => e.env.clone(),
+                    _ => std::collections::BTreeMap::new(),
+                };
+                let r = exec::undo(self, &item.undo, &env, &self.secrets).await;
+                if r.is_err() {
+                    self.drop_vendor().await;
+                }
+                r
+            }
+            Some("none") => Ok(()),
+            other => Err(StepError::failed(format!(
+                "cannot undo {} of step `{}`: unknown undo action {other:?}",
+                item.summary(),
+                item.step
+            ))),
+        }
     }
 
     async fn still_valid(
         &self,
         step: &PlannedStep,
-        _facts: &Value,
-        _artifacts: &Path,
+        facts: &Value,
+        artifacts: &Path,
     ) -> Result<(), String> {
-        Err(missing(step.kind))
+        match &step.spec.kind {
+            StepKind::Fetch(_) => fetch::still_valid(&step.id, facts, artifacts),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Undo data for a change with nothing to undo.
+pub(super) fn nothing_to_undo() -> Value {
+    json!({"action": "none"})
 }

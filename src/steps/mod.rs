@@ -14,7 +14,7 @@ mod fetch;
 mod live;
 mod restore;
 
-pub use live::Live;
+pub use live::{Live, LiveOptions};
 
 use crate::plan::{Change, PlanContext};
 use crate::playbook::{Security, Step, StepKind};

@@ -1,0 +1,394 @@
+//! `boyong run` of fetch and exec steps against a real OpenSSH server: the pulled tree
+//! equals the source (every file, mode and link), secrets stay off command lines, host
+//! keys are strict, a dropped connection is retried to the same result, and rollback
+//! undoes it all.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use boyong::artifact::Node;
+use boyong::artifact::manifest;
+use support::sshd::{Sshd, available};
+
+const TOKEN: &str = "tok-4d1f7e0c9b-only-on-stdin";
+
+/// A vendor tree with the names and kinds that break naive copies.
+fn vendor_tree(root: &Path) {
+    let w = |p: &str, data: &[u8]| {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    w("index.php", b"<?php echo 'halo';\n");
+    w("app/config/db.php", b"<?php return [];\n");
+    w("app/name with space.txt", b"spasi");
+    w("app/ünïcödé ꦧꦺꦴꦪꦺꦴꦁ.txt", "aksara Jawa 🚚".as_bytes());
+    w("app/-leading-dash", b"dash");
+    w("app/back\\slash", b"bs");
+    w("empty-file", b"");
+    w("cache/session-1", b"excluded");
+    w("bin/run.sh", b"#!/bin/sh\necho run\n");
+    std::fs::set_permissions(
+        root.join("bin/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    w("bin/suid", b"suid");
+    std::fs::set_permissions(
+        root.join("bin/suid"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("uploads/empty")).unwrap();
+    std::os::unix::fs::symlink("../index.php", root.join("app/link-inside")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", root.join("app/link-outside")).unwrap();
+    std::fs::hard_link(root.join("index.php"), root.join("index-hardlink.php")).unwrap();
+    for i in 0..2000 {
+        w(
+            &format!("many/{:02}/f{i}.txt", i % 50),
+            format!("file {i}\n").as_bytes(),
+        );
+    }
+    let big: Vec<u8> = (0..20_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    w("big.bin", &big);
+}
+
+struct Env {
+    sshd: Sshd,
+    dir: tempfile::TempDir,
+    src: PathBuf,
+}
+
+impl Env {
+    fn new() -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        let sshd = Sshd::start("");
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("vendor/www");
+        vendor_tree(&src);
+        Some(Self { sshd, dir, src })
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// Writes the playbook, with the vendor at `port`.
+    fn playbook(&self, port: u16, extra_fetch: &str) -> PathBuf {
+        let p = self.path("app.yml");
+        std::fs::write(
+            &p,
+            format!(
+                r#"version: 1
+app: wisata
+vendor:
+  host: 127.0.0.1
+  port: {port}
+  user: {user}
+  identity: {key}
+  known_hosts: {kh}
+vars:
+  token: {{ env: WISATA_TOKEN }}
+  marker: "{marker}"
+steps:
+  - id: code
+    fetch:
+      path: {src}
+      exclude: ["cache/"]{extra_fetch}
+  - id: maintenance
+    exec:
+      run: sleep 1; printf %s "$TOKEN" | sha256sum > {{{{ vars.marker }}}}
+      undo: rm -f {{{{ vars.marker }}}}
+      env: {{ TOKEN: "{{{{ vars.token }}}}" }}
+"#,
+                user = self.sshd.user,
+                key = self.sshd.client_key.display(),
+                kh = self.sshd.known_hosts.display(),
+                marker = self.path("maintenance.marker").display(),
+                src = self.src.display(),
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn boyong(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env("BOYONG_STATE", self.path("state"))
+            .env("WISATA_TOKEN", TOKEN)
+            .env_remove("BOYONG_SIM")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.boyong(args).output().unwrap()
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        let runs = self.path("state/apps/wisata/runs");
+        let mut all: Vec<PathBuf> = std::fs::read_dir(runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        all.sort();
+        all.pop().unwrap()
+    }
+
+    /// The source as the artifact must be: setuid dropped, `cache/` excluded.
+    fn expected(&self) -> manifest::Tree {
+        let mut t = manifest::scan(&self.src).unwrap();
+        t.retain(|k, _| !k.starts_with(b"cache"));
+        if let Some(Node::File { mode, .. }) = t.get_mut(b"bin/suid".as_slice()) {
+            *mode = 0o755;
+        }
+        t
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    boyong::playbook::hex(&sha2::Sha256::digest(b))
+}
+
+#[test]
+fn run_pulls_the_tree_exactly_runs_exec_with_secrets_off_the_command_line_and_rollback_undoes_it() {
+    let Some(env) = Env::new() else { return };
+    let pb = env.playbook(env.sshd.port, "");
+    let mut child = env
+        .boyong(&["run", pb.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the exec step runs, no process on the vendor host shows the secret.
+    let t0 = Instant::now();
+    let mut looked = 0;
+    while child.try_wait().unwrap().is_none() {
+        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        assert!(
+            !text(&ps.stdout).contains(TOKEN),
+            "a command line holds the secret"
+        );
+        looked += 1;
+        assert!(t0.elapsed() < Duration::from_secs(120), "the run hangs");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(looked > 10, "ps was checked while the run ran");
+
+    let artifacts = env.run_dir().join("artifacts");
+    let got = manifest::scan(&artifacts.join("code")).unwrap();
+    assert_eq!(
+        got,
+        env.expected(),
+        "the pulled tree differs from the source"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("link `app/link-outside` points outside the tree: /etc/passwd"),
+        "{err}"
+    );
+    assert!(
+        err.contains("setuid/setgid/sticky bit dropped: bin/suid"),
+        "{err}"
+    );
+    // The manifest is what coreutils checks.
+    let check = Command::new("sha256sum")
+        .args(["--strict", "--quiet", "-c"])
+        .arg(artifacts.join("code.manifest"))
+        .current_dir(artifacts.join("code"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    // The command got the secret through its environment.
+    let marker = std::fs::read_to_string(env.path("maintenance.marker")).unwrap();
+    assert!(
+        marker.starts_with(&sha256_hex(TOKEN.as_bytes())),
+        "{marker}"
+    );
+    // No secret anywhere in the state directory.
+    let grep = Command::new("grep")
+        .args(["-rqF", TOKEN])
+        .arg(env.path("state"))
+        .status()
+        .unwrap();
+    assert_eq!(grep.code(), Some(1), "the secret is in the state directory");
+
+    let rb = env.run(&["rollback", "wisata", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(!artifacts.join("code").exists());
+    assert!(!artifacts.join("code.manifest").exists());
+    assert!(
+        !env.path("maintenance.marker").exists(),
+        "the undo command ran on the vendor host"
+    );
+}
+
+#[test]
+fn an_unknown_host_key_refuses_the_run_and_accept_new_records_it_in_the_journal() {
+    let Some(env) = Env::new() else { return };
+    std::fs::write(&env.sshd.known_hosts, "").unwrap();
+    let pb = env.playbook(env.sshd.port, "");
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("is not in") && err.contains("SHA256:"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&env.sshd.host_key_pub),
+        "the line to add is shown: {err}"
+    );
+    assert!(!env.run_dir().join("artifacts/code").exists());
+
+    let out = env.run(&["run", pb.to_str().unwrap(), "--accept-new-host-key"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let journal = std::fs::read_to_string(env.run_dir().join("journal.jsonl")).unwrap();
+    assert!(journal.contains("host-key-accepted"), "{journal}");
+    assert!(
+        std::fs::read_to_string(&env.sshd.known_hosts)
+            .unwrap()
+            .contains(&env.sshd.host_key_pub)
+    );
+}
+
+#[test]
+fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
+    let Some(env) = Env::new() else { return };
+    let sums = env.path("vendor/SHA256SUMS");
+    let good = sha256_hex(&std::fs::read(env.src.join("index.php")).unwrap());
+    std::fs::write(
+        &sums,
+        format!(
+            "{good}  index.php\n{}  ./app/config/db.php\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    let pb = env.playbook(
+        env.sshd.port,
+        &format!("\n      sha256sums: {}", sums.display()),
+    );
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`app/config/db.php` does not match the vendor's"),
+        "{err}"
+    );
+    assert!(err.contains(&"0".repeat(64)), "{err}");
+    assert!(
+        !env.run_dir().join("artifacts/code").exists(),
+        "a failed pull leaves no artifact"
+    );
+    assert!(!env.run_dir().join("artifacts/code.partial").exists());
+
+    let text_pb = std::fs::read_to_string(&pb)
+        .unwrap()
+        .replace(env.src.to_str().unwrap(), "/nonexistent/www");
+    std::fs::write(&pb, text_pb).unwrap();
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/www does not exist on the vendor host"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A TCP proxy that cuts its first connection after `cut_after` bytes from the server.
+fn cutting_proxy(to: u16, cut_after: usize) -> (u16, Arc<AtomicBool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut = Arc::new(AtomicBool::new(false));
+    let cut2 = Arc::clone(&cut);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(("127.0.0.1", to)).unwrap();
+            let first = !cut2.swap(true, Ordering::SeqCst);
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+            });
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut sent = 0;
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if first && sent >= cut_after {
+                        let _ = c.shutdown(std::net::Shutdown::Both);
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, cut)
+}
+
+#[test]
+fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pull() {
+    let Some(env) = Env::new() else { return };
+    let (port, cut) = cutting_proxy(env.sshd.port, 5_000_000);
+    let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
+    std::fs::write(
+        &env.sshd.known_hosts,
+        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd.host_key_pub),
+    )
+    .unwrap();
+    let pb = env.playbook(port, "");
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
+    let err = text(&out.stderr);
+    assert!(err.contains("attempt 2"), "the step was retried: {err}");
+    let artifacts = env.run_dir().join("artifacts");
+    assert_eq!(
+        manifest::scan(&artifacts.join("code")).unwrap(),
+        env.expected()
+    );
+    assert!(!artifacts.join("code.partial").exists());
+    let m = std::fs::read(artifacts.join("code.manifest")).unwrap();
+    assert_eq!(
+        m,
+        manifest::manifest_bytes(&env.expected()),
+        "the manifest equals a clean pull's"
+    );
+}
