@@ -14,6 +14,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::tmpfs::{Unmount, mount_tmpfs};
+
+mod support;
 
 const TOKEN: &str = "tok-91be2c0d7a-must-not-leak";
 
@@ -421,25 +424,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Mounts a tmpfs of `size` bytes at `dir`; false when this machine does not allow it.
-fn mount_tmpfs(dir: &Path, size: usize) -> bool {
-    std::fs::create_dir_all(dir).unwrap();
-    Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-        .arg(dir)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]

@@ -392,3 +392,64 @@ fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pu
         "the manifest equals a clean pull's"
     );
 }
+
+#[test]
+fn a_file_the_ssh_user_cannot_read_fails_the_step_naming_it() {
+    if !available() {
+        return;
+    }
+    // The vendor's login runs without capabilities, so even root is held to file modes.
+    let sshd = Sshd::start(
+        "ForceCommand /usr/bin/setpriv --bounding-set=-all /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("vendor/www");
+    vendor_tree(&src);
+    let locked = src.join("app/config/secret.key");
+    std::fs::write(&locked, b"k").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let env = Env { sshd, dir, src };
+    let pb = env.playbook(env.sshd.port, "");
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("tar on the vendor host failed"), "{err}");
+    assert!(
+        err.contains("app/config/secret.key") && err.contains("Permission denied"),
+        "{err}"
+    );
+    assert!(
+        !env.run_dir().join("artifacts/code").exists(),
+        "never silently missing: no artifact"
+    );
+    assert!(!env.run_dir().join("artifacts/code.partial").exists());
+}
+
+#[test]
+fn a_full_disk_on_our_side_fails_clearly_and_leaves_no_partial_artifact() {
+    let Some(env) = Env::new() else { return };
+    let state = env.path("state");
+    if !support::tmpfs::mount_tmpfs(&state, 8 << 20) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: this test needs to mount a tmpfs (run as root)"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = support::tmpfs::Unmount(state.clone());
+    let pb = env.playbook(env.sshd.port, "");
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        !err.contains("attempt 2"),
+        "a full disk is not retried: {err}"
+    );
+    let artifacts = env.run_dir().join("artifacts");
+    let left: Vec<_> = std::fs::read_dir(&artifacts).unwrap().collect();
+    assert!(left.is_empty(), "partial artifact left: {left:?}");
+    let v = env.run(&["journal", "verify", "wisata"]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
+}

@@ -117,7 +117,7 @@ fn create(
     };
     let now = SystemTime::now();
     let run = dir
-        .create_run(&pb.app, now, suffix(now))
+        .create_run(&pb.app, now, next_suffix(dir, &pb.app, now))
         .map_err(|e| fail(e.to_string()))?;
     plan.for_run(run.id().as_str());
     let started = (|| {
@@ -361,6 +361,26 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), String> {
     f.write_all(bytes)
         .and_then(|()| f.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The random part of a new run's id, above any run's of the same second, so that ids
+/// keep sorting in the order runs began (the app's lock is held, so none can race).
+fn next_suffix(dir: &StateDir, app: &str, now: SystemTime) -> u16 {
+    let Ok(probe) = boyong::engine::state::RunId::new(now, 0) else {
+        return suffix(now);
+    };
+    let second = &probe.as_str()[..probe.as_str().len() - 4];
+    let last = dir
+        .runs(app)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.as_str().starts_with(second))
+        .filter_map(|r| u16::from_str_radix(&r.as_str()[second.len()..], 16).ok())
+        .max();
+    match last {
+        Some(n) => n.saturating_add(1),
+        None => suffix(now) & 0x7fff,
+    }
 }
 
 /// A run id's random part: time and pid mixed (ids also sort by time).

@@ -277,6 +277,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 attempt,
             });
             let (result, changes) = self.attempt(step, cancel).await;
+            let mut retryable = true;
             let error = match result {
                 Ok(Ok(facts)) => {
                     let facts = self.redactor.value(&facts);
@@ -294,6 +295,10 @@ impl<'a, R: Runner> Executor<'a, R> {
                 }
                 Ok(Err(StepError::Journal(e))) => return Err(e.into()),
                 Ok(Err(StepError::Failed(e))) => self.redactor.text(&e),
+                Ok(Err(StepError::Fatal(e))) => {
+                    retryable = false;
+                    self.redactor.text(&e)
+                }
                 Err(Stop::TimedOut(limit)) => format!(
                     "step `{}` did not finish within its timeout of {limit}",
                     step.id
@@ -328,7 +333,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 step: step.id.clone(),
                 error: error.clone(),
             })?;
-            let will_retry = attempt <= step.retries;
+            let will_retry = retryable && attempt <= step.retries;
             self.emit(&Event::StepFailed {
                 step: step.id.clone(),
                 error: error.clone(),
@@ -441,7 +446,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                     report.undone.push(item);
                 }
                 Err(StepError::Journal(e)) => return Err(e.into()),
-                Err(StepError::Failed(e)) => {
+                Err(StepError::Failed(e) | StepError::Fatal(e)) => {
                     let e = self.redactor.text(&e);
                     self.record(&Record::UndoFailed {
                         change_id: item.change_id.clone(),

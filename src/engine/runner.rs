@@ -22,9 +22,13 @@ use crate::playbook::SecretStore;
 /// Why a step or an undo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
-    /// The work failed; the text says what and where.
+    /// The work failed; the text says what and where. Retried if the step allows.
     #[error("{0}")]
     Failed(String),
+    /// The work failed in a way that trying again cannot fix (a refused host key, a
+    /// checksum mismatch, a file the vendor's user cannot read): never retried.
+    #[error("{0}")]
+    Fatal(String),
     /// The journal could not be written: nothing more may be changed.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -34,6 +38,11 @@ impl StepError {
     /// A failure with this text.
     pub fn failed(text: impl Into<String>) -> Self {
         Self::Failed(text.into())
+    }
+
+    /// A failure that a retry cannot fix.
+    pub fn fatal(text: impl Into<String>) -> Self {
+        Self::Fatal(text.into())
     }
 }
 

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use super::Described;
 use super::live::Live;
 use crate::artifact::manifest::{manifest_bytes, tree_bytes};
-use crate::artifact::{Node, unpack};
+use crate::artifact::{Node, UnpackError, unpack};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlannedStep, Resource};
 use crate::playbook::{Fetch, Step};
@@ -132,9 +132,17 @@ pub(super) async fn execute(
         "paths": [&dest, &partial, &manifest_path, &tree_path],
     });
     let id = cx.intent(change, &undo)?;
+    // A failed pull leaves nothing that could pass for an artifact. `fail` may be
+    // retried (a dropped link); `fatal` may not (a refused entry, a full disk, tar's
+    // own error on the vendor host).
+    let scrap = [partial.clone(), manifest_path.clone(), tree_path.clone()];
     let fail = |e: String| {
-        let _ = remove_all(std::slice::from_ref(&partial));
+        let _ = remove_all(&scrap);
         StepError::Failed(e)
+    };
+    let fatal = |e: String| {
+        let _ = remove_all(&scrap);
+        StepError::Fatal(e)
     };
     remove_all(std::slice::from_ref(&partial)).map_err(|e| fail(e.to_string()))?;
     fs::create_dir_all(&partial)
@@ -186,17 +194,17 @@ pub(super) async fn execute(
         .await
         .map_err(|e| fail(format!("the unpacking thread failed: {e}")))?;
     let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
-    let status = run.exit_status().map_err(|e| fail(e.to_string()));
-    let unpacked = match (unpacked, status) {
-        (Ok(u), Ok(0)) => u,
-        (_, Ok(66)) => return Err(fail(stderr)),
-        (_, Ok(code)) => {
-            return Err(fail(format!(
+    let unpacked = match (unpacked, run.exit_status()) {
+        (_, Err(e)) => return Err(fail(e.to_string())),
+        (_, Ok(66)) => return Err(fatal(stderr)),
+        (_, Ok(code @ 1..)) => {
+            return Err(fatal(format!(
                 "tar on the vendor host failed (exit status {code}); nothing is taken as complete. It said:\n{stderr}"
             )));
         }
-        (Err(e), _) => return Err(fail(e.to_string())),
-        (Ok(_), Err(e)) => return Err(e),
+        (Err(e @ UnpackError::Archive(_)), Ok(_)) => return Err(fail(e.to_string())),
+        (Err(e), Ok(_)) => return Err(fatal(e.to_string())),
+        (Ok(u), Ok(_)) => u,
     };
     cx.progress(bytes, Some(bytes));
     for (link, target) in &unpacked.links_outside {
@@ -207,13 +215,13 @@ pub(super) async fn execute(
     }
     let manifest = manifest_bytes(&unpacked.tree);
     write_synced(&manifest_path, &manifest)
-        .map_err(|e| fail(format!("cannot write {}: {e}", manifest_path.display())))?;
+        .map_err(|e| fatal(format!("cannot write {}: {e}", manifest_path.display())))?;
     write_synced(&tree_path, &tree_bytes(&unpacked.tree))
-        .map_err(|e| fail(format!("cannot write {}: {e}", tree_path.display())))?;
+        .map_err(|e| fatal(format!("cannot write {}: {e}", tree_path.display())))?;
     if let Some(sums) = &f.sha256sums {
         check_sums(&session, sums, &unpacked.tree)
             .await
-            .map_err(fail)?;
+            .map_err(fatal)?;
     }
     fs::rename(&partial, &dest)
         .map_err(|e| fail(format!("cannot move the artifact into place: {e}")))?;

@@ -136,7 +136,11 @@ impl Live {
 /// An SSH failure as a step error.
 #[expect(clippy::needless_pass_by_value, reason = "used as `map_err(ssh_err)`")]
 pub(super) fn ssh_err(e: SshError) -> StepError {
-    StepError::Failed(e.to_string())
+    if e.is_transient() {
+        StepError::Failed(e.to_string())
+    } else {
+        StepError::Fatal(e.to_string())
+    }
 }
 
 impl Runner for Live {
