@@ -26,8 +26,9 @@ use support::sshd::{Sshd, available};
 
 const TOKEN: &str = "tok-4d1f7e0c9b-only-on-stdin";
 
-/// A vendor tree with the names and kinds that break naive copies.
-fn vendor_tree(root: &Path) {
+/// A vendor tree with the names and kinds that break naive copies; `full` adds 10,000
+/// small files and a 100 MB file.
+fn vendor_tree(root: &Path, full: bool) {
     let w = |p: &str, data: &[u8]| {
         let p = root.join(p);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -57,16 +58,20 @@ fn vendor_tree(root: &Path) {
     std::os::unix::fs::symlink("../index.php", root.join("app/link-inside")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", root.join("app/link-outside")).unwrap();
     std::fs::hard_link(root.join("index.php"), root.join("index-hardlink.php")).unwrap();
-    for i in 0..2000 {
+    let (files, big_mb) = if full { (10_000, 100) } else { (500, 8) };
+    for i in 0..files {
         w(
             &format!("many/{:02}/f{i}.txt", i % 50),
             format!("file {i}\n").as_bytes(),
         );
     }
-    let big: Vec<u8> = (0..20_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    w("big.bin", &big);
+    let ok = Command::new("head")
+        .args(["-c", &format!("{big_mb}M"), "/dev/urandom"])
+        .stdout(std::fs::File::create(root.join("big.bin")).unwrap())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
 }
 
 struct Env {
@@ -77,13 +82,17 @@ struct Env {
 
 impl Env {
     fn new() -> Option<Self> {
+        Self::with_tree(false)
+    }
+
+    fn with_tree(full: bool) -> Option<Self> {
         if !available() {
             return None;
         }
         let sshd = Sshd::start("");
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("vendor/www");
-        vendor_tree(&src);
+        vendor_tree(&src, full);
         Some(Self { sshd, dir, src })
     }
 
@@ -177,7 +186,9 @@ fn sha256_hex(b: &[u8]) -> String {
 
 #[test]
 fn run_pulls_the_tree_exactly_runs_exec_with_secrets_off_the_command_line_and_rollback_undoes_it() {
-    let Some(env) = Env::new() else { return };
+    let Some(env) = Env::with_tree(true) else {
+        return;
+    };
     let pb = env.playbook(env.sshd.port, "");
     let mut child = env
         .boyong(&["run", pb.to_str().unwrap()])
@@ -404,7 +415,7 @@ fn a_file_the_ssh_user_cannot_read_fails_the_step_naming_it() {
     );
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("vendor/www");
-    vendor_tree(&src);
+    vendor_tree(&src, false);
     let locked = src.join("app/config/secret.key");
     std::fs::write(&locked, b"k").unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();

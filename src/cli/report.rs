@@ -12,6 +12,11 @@ use boyong::engine::{Event, EventSink, RunResult};
 pub struct Reporter {
     json: bool,
     _log: Option<tracing::subscriber::DefaultGuard>,
+    /// On a terminal: the bar of the transfer in flight.
+    tty: bool,
+    bar: Option<indicatif::ProgressBar>,
+    /// Off a terminal: when the last progress line was printed.
+    last_line: Option<std::time::Instant>,
 }
 
 impl Reporter {
@@ -44,7 +49,13 @@ impl Reporter {
             }
             None => None,
         };
-        Ok(Self { json, _log: guard })
+        Ok(Self {
+            json,
+            _log: guard,
+            tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            bar: None,
+            last_line: None,
+        })
     }
 }
 
@@ -58,9 +69,66 @@ impl EventSink for Reporter {
             let _ = out.flush();
             return;
         }
-        if let Some(text) = human(e) {
-            eprintln!("{text}");
+        if let Event::Progress { step, bytes, total } = e {
+            self.progress(step, *bytes, *total);
+            return;
         }
+        if let Some(text) = human(e) {
+            match &self.bar {
+                Some(bar) => bar.println(text),
+                None => eprintln!("{text}"),
+            }
+        }
+        if matches!(
+            e,
+            Event::StepDone { .. } | Event::StepFailed { .. } | Event::RunFinished { .. }
+        ) && let Some(bar) = self.bar.take()
+        {
+            bar.finish_and_clear();
+            self.last_line = None;
+        }
+    }
+}
+
+impl Reporter {
+    /// A bar (bytes, rate, ETA when the total is known) on a terminal; elsewhere a plain
+    /// line at most every 5 seconds.
+    fn progress(&mut self, step: &str, bytes: u64, total: Option<u64>) {
+        if !self.tty {
+            let due = self
+                .last_line
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5));
+            if due {
+                self.last_line = Some(std::time::Instant::now());
+                eprintln!("    {step}: {} so far", indicatif::HumanBytes(bytes));
+            }
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "    {spinner} {prefix} {bytes} at {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(step.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        if let Some(t) = total
+            && bar.length() != Some(t)
+        {
+            bar.set_length(t);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "    {prefix} [{bar:30}] {bytes}/{total_bytes} at {bytes_per_sec}, {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+        }
+        bar.set_position(bytes);
     }
 }
 
