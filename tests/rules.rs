@@ -1308,3 +1308,35 @@ fn a_var_in_an_exec_command_goes_in_as_one_quoted_shell_word() {
     };
     assert_eq!(b.tag.as_deref(), Some("demo:1.0"));
 }
+
+#[test]
+fn legacy_algorithms_are_from_a_closed_list_and_warned_about() {
+    let yaml = edit(
+        "  known_hosts: keys/known_hosts\n",
+        "  known_hosts: keys/known_hosts\n  legacy_algorithms: [diffie-hellman-group14-sha1, ssh-rsa]\n",
+    );
+    let pb = assert_ok(&yaml);
+    assert_eq!(
+        pb.vendor.legacy_algorithms,
+        ["diffie-hellman-group14-sha1", "ssh-rsa"]
+    );
+    let w = warnings(&yaml);
+    assert!(
+        w.iter().any(|d| d
+            .message
+            .contains("legacy SSH algorithms allowed for 10.0.0.5")),
+        "{}",
+        show(&w)
+    );
+    let bad = edit(
+        "  known_hosts: keys/known_hosts\n",
+        "  known_hosts: keys/known_hosts\n  legacy_algorithms: [ssh-dss]\n",
+    );
+    let d = assert_error_at(
+        &bad,
+        8,
+        23,
+        "`ssh-dss` is not a legacy SSH algorithm boyong can allow",
+    );
+    assert!(show1(&d).contains("ssh-rsa"), "{}", show1(&d));
+}

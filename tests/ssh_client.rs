@@ -27,6 +27,7 @@ fn target(s: &Sshd) -> Target {
         known_hosts: s.known_hosts.clone(),
         accept_new: false,
         connect_timeout: Duration::from_secs(10),
+        legacy_algorithms: Vec::new(),
     }
 }
 
@@ -238,4 +239,26 @@ fn nothing_listening_is_unreachable_and_a_silent_server_times_out() {
         "{err}"
     );
     assert!(err.is_transient());
+}
+
+#[test]
+fn an_old_host_is_refused_with_the_setting_that_allows_it_and_then_connects() {
+    if !available() {
+        return;
+    }
+    let sshd = Sshd::start("KexAlgorithms diffie-hellman-group14-sha1\n");
+    let err = rt()
+        .block_on(Session::connect(&target(&sshd)))
+        .err()
+        .unwrap();
+    assert!(matches!(err, SshError::NoCommonAlgorithm { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("`vendor.legacy_algorithms: [diffie-hellman-group14-sha1]`"),
+        "{err}"
+    );
+    let mut t = target(&sshd);
+    t.legacy_algorithms = vec!["diffie-hellman-group14-sha1".into()];
+    let s = rt().block_on(Session::connect(&t)).unwrap();
+    rt().block_on(s.close());
 }

@@ -50,7 +50,23 @@ pub struct Vendor {
     pub auth: VendorAuth,
     /// known_hosts file; `None` means the operator's `~/.ssh/known_hosts`.
     pub known_hosts: Option<PathBuf>,
+    /// Old SSH algorithms allowed for this host (names from [`LEGACY_ALGORITHMS`]).
+    pub legacy_algorithms: Vec<String>,
 }
+
+/// The old SSH algorithms a playbook may allow for one vendor host (SHA-1 key exchange
+/// and MACs, SHA-1 RSA host keys, CBC ciphers). boyong offers none of them otherwise.
+pub const LEGACY_ALGORITHMS: [&str; 9] = [
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group1-sha1",
+    "ssh-rsa",
+    "aes128-cbc",
+    "aes192-cbc",
+    "aes256-cbc",
+    "hmac-sha1",
+    "hmac-sha1-etm@openssh.com",
+];
 
 /// How boyong authenticates to the vendor's host.
 #[derive(Debug, Clone, Serialize)]

@@ -58,6 +58,10 @@ pub struct RawVendor {
     pub known_hosts: Option<Sp<String>>,
     /// Password, instead of `identity`: a secret, never inline.
     pub password: Option<Sp<RawValue>>,
+    /// Old SSH algorithms to allow for this host only, e.g. `[diffie-hellman-group14-sha1,
+    /// ssh-rsa]`; none are allowed otherwise.
+    #[serde(default)]
+    pub legacy_algorithms: Vec<Sp<String>>,
 }
 
 /// Where the target Docker Engine listens.

@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::model::{DockerEndpoint, Playbook, Step, StepKind, Target, Vendor, VendorAuth};
+use super::model::{
+    DockerEndpoint, LEGACY_ALGORITHMS, Playbook, Step, StepKind, Target, Vendor, VendorAuth,
+};
 use super::raw::{RawPlaybook, RawStep, RawTarget, RawValue, RawVendor, STEP_KINDS};
 use super::secret::{SecretDef, SecretSource};
 use super::template::{Part, Piece, Template, is_var_name, scan};
@@ -459,12 +461,46 @@ impl Validator<'_> {
                 None
             }
         };
+        let mut legacy_algorithms = Vec::new();
+        for a in &r.legacy_algorithms {
+            if LEGACY_ALGORITHMS.contains(&a.value.as_str()) {
+                legacy_algorithms.push(a.value.clone());
+            } else {
+                self.push(
+                    Diagnostic::error(
+                        Some(a.loc),
+                        format!(
+                            "`{}` is not a legacy SSH algorithm boyong can allow",
+                            a.value
+                        ),
+                    )
+                    .label(format!("expected one of: {}", LEGACY_ALGORITHMS.join(", ")))
+                    .did_you_mean(&a.value, LEGACY_ALGORITHMS.iter().copied()),
+                );
+            }
+        }
+        if !legacy_algorithms.is_empty()
+            && let Some(first) = r.legacy_algorithms.first()
+        {
+            self.push(
+                Diagnostic::warning(
+                    Some(first.loc),
+                    format!(
+                        "legacy SSH algorithms allowed for {host}: {}",
+                        legacy_algorithms.join(", ")
+                    ),
+                )
+                .label("weaker than boyong's defaults")
+                .help("ask the vendor to update its SSH server, then remove this"),
+            );
+        }
         Some(Vendor {
             host,
             port,
             user,
             auth: auth?,
             known_hosts,
+            legacy_algorithms,
         })
     }
 

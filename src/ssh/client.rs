@@ -51,6 +51,9 @@ pub struct Target {
     pub accept_new: bool,
     /// Limit on TCP connect, key exchange and authentication, each.
     pub connect_timeout: Duration,
+    /// Old algorithms allowed for this host (names from
+    /// [`LEGACY_ALGORITHMS`](crate::playbook::LEGACY_ALGORITHMS)), offered last.
+    pub legacy_algorithms: Vec<String>,
 }
 
 /// Why a connection or a command failed. Each says what to do in one line.
@@ -143,10 +146,10 @@ pub enum SshError {
         how: String,
     },
     /// The server offers only algorithms boyong does not enable.
-    #[error(
-        "{addr}: no common {kind} algorithm (ours: {ours}; the server's: {theirs}). An old vendor host may need a legacy algorithm allowed for it in the playbook"
-    )]
+    #[error("{addr}: no common {kind} algorithm (ours: {ours}; the server's: {theirs}). {fix}")]
     NoCommonAlgorithm {
+        /// What to do.
+        fix: String,
         /// `host:port`.
         addr: String,
         /// kex, cipher, mac, host key.
@@ -224,9 +227,40 @@ pub struct Session {
     pub accepted_new: Option<String>,
 }
 
-/// The client configuration: big windows for long links, AES-GCM first, keepalives.
-fn config() -> client::Config {
+/// The client configuration: big windows for long links, AES-GCM first, keepalives, and
+/// the legacy algorithms allowed for this host, offered last.
+fn config(legacy: &[String]) -> client::Config {
     let mut preferred = russh::Preferred::default();
+    let has = |n: &str| legacy.iter().any(|l| l == n);
+    let mut kex = preferred.kex.to_vec();
+    for (name, k) in [
+        ("diffie-hellman-group14-sha1", russh::kex::DH_G14_SHA1),
+        (
+            "diffie-hellman-group-exchange-sha1",
+            russh::kex::DH_GEX_SHA1,
+        ),
+        ("diffie-hellman-group1-sha1", russh::kex::DH_G1_SHA1),
+    ] {
+        if has(name) {
+            kex.push(k);
+        }
+    }
+    preferred.kex = Cow::Owned(kex);
+    if has("ssh-rsa") {
+        let mut key = preferred.key.to_vec();
+        key.push(russh::keys::Algorithm::Rsa { hash: None });
+        preferred.key = Cow::Owned(key);
+    }
+    let mut mac = preferred.mac.to_vec();
+    for (name, m) in [
+        ("hmac-sha1", russh::mac::HMAC_SHA1),
+        ("hmac-sha1-etm@openssh.com", russh::mac::HMAC_SHA1_ETM),
+    ] {
+        if has(name) {
+            mac.push(m);
+        }
+    }
+    preferred.mac = Cow::Owned(mac);
     let mut ciphers: Vec<russh::cipher::Name> = preferred.cipher.to_vec();
     ciphers.sort_by_key(|c| match c.as_ref() {
         "aes128-gcm@openssh.com" => 0,
@@ -234,6 +268,15 @@ fn config() -> client::Config {
         "chacha20-poly1305@openssh.com" => 2,
         _ => 3,
     });
+    for (name, c) in [
+        ("aes128-cbc", russh::cipher::AES_128_CBC),
+        ("aes192-cbc", russh::cipher::AES_192_CBC),
+        ("aes256-cbc", russh::cipher::AES_256_CBC),
+    ] {
+        if has(name) {
+            ciphers.push(c);
+        }
+    }
     preferred.cipher = Cow::Owned(ciphers);
     client::Config {
         window_size: 16 * 1024 * 1024,
@@ -287,7 +330,7 @@ impl Session {
         };
         let connected = tokio::time::timeout(
             limit,
-            client::connect_stream(Arc::new(config()), stream, checker),
+            client::connect_stream(Arc::new(config(&t.legacy_algorithms)), stream, checker),
         )
         .await
         .map_err(|_| timed_out("key exchange"))?;
@@ -450,6 +493,26 @@ fn connect_error(
             }
         }
         (_, russh::Error::NoCommonAlgo { kind, ours, theirs }) => SshError::NoCommonAlgorithm {
+            fix: {
+                let allowable: Vec<&str> = theirs
+                    .iter()
+                    .filter_map(|t| {
+                        crate::playbook::LEGACY_ALGORITHMS
+                            .iter()
+                            .find(|l| **l == t.as_str())
+                    })
+                    .copied()
+                    .collect();
+                if allowable.is_empty() {
+                    "boyong cannot speak any of the server's: the vendor must update its SSH server"
+                        .into()
+                } else {
+                    format!(
+                        "This old host can be allowed one of them, for it alone, in the playbook: `vendor.legacy_algorithms: [{}]` (weaker; ask the vendor to update its SSH server)",
+                        allowable[0]
+                    )
+                }
+            },
             addr: addr.into(),
             kind: format!("{kind:?}").to_lowercase(),
             ours: ours.join(", "),

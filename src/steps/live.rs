@@ -98,6 +98,7 @@ impl Live {
                 .unwrap_or_else(|| o.default_known_hosts.clone()),
             accept_new: o.accept_new_host_key,
             connect_timeout: o.connect_timeout,
+            legacy_algorithms: v.legacy_algorithms.clone(),
         })
     }
 
