@@ -464,3 +464,27 @@ fn a_full_disk_on_our_side_fails_clearly_and_leaves_no_partial_artifact() {
     let v = env.run(&["journal", "verify", "wisata"]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
 }
+
+#[test]
+fn fetching_one_file_gives_a_tree_of_that_file() {
+    let Some(env) = Env::new() else { return };
+    let pb = env.playbook(env.sshd.port, "");
+    let one = env.src.join("app/ünïcödé ꦧꦺꦴꦪꦺꦴꦁ.txt");
+    let text_pb = std::fs::read_to_string(&pb)
+        .unwrap()
+        .replace(
+            &format!("path: {}\n", env.src.display()),
+            &format!("path: \"{}\"\n", one.display()),
+        )
+        .replace("      exclude: [\"cache/\"]\n", "");
+    std::fs::write(&pb, text_pb).unwrap();
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let got = manifest::scan(&env.run_dir().join("artifacts/code")).unwrap();
+    let keys: Vec<String> = got.keys().map(|k| text(k)).collect();
+    assert_eq!(keys, ["ünïcödé ꦧꦺꦴꦪꦺꦴꦁ.txt"]);
+    let Some(Node::File { sha256, .. }) = got.values().next() else {
+        panic!("not a file")
+    };
+    assert_eq!(*sha256, sha256_hex(&std::fs::read(&one).unwrap()));
+}
