@@ -1340,3 +1340,15 @@ fn legacy_algorithms_are_from_a_closed_list_and_warned_about() {
     );
     assert!(show1(&d).contains("ssh-rsa"), "{}", show1(&d));
 }
+
+#[test]
+fn retry_delay_is_a_duration_of_at_most_ten_minutes() {
+    let ok = edit("  - id: code\n", "  - id: code\n    retry_delay: 5s\n");
+    let pb = assert_ok(&ok);
+    assert_eq!(
+        pb.steps[0].retry_delay.map(|d| d.0),
+        Some(std::time::Duration::from_secs(5))
+    );
+    let long = edit("  - id: code\n", "  - id: code\n    retry_delay: 11m\n");
+    assert_error_at(&long, 13, 18, "`retry_delay` is at most 10m");
+}

@@ -263,7 +263,7 @@ impl<'a, R: Runner> Executor<'a, R> {
         opts: RunOptions,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<Attempt, EngineError> {
-        let mut delay = opts.retry_delay;
+        let mut delay = step.spec.retry_delay.map_or(opts.retry_delay, |d| d.0);
         for attempt in 1..=step.retries.saturating_add(1) {
             let started = Instant::now();
             self.record(&Record::StepStarted {

@@ -127,6 +127,8 @@ pub struct Step {
     pub id: String,
     /// Retries after a failure.
     pub retries: u32,
+    /// Wait before the first retry (doubled for each further one); `None`: the default.
+    pub retry_delay: Option<Span>,
     /// Time limit.
     pub timeout: Option<Span>,
     /// What the step does.

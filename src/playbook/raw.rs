@@ -99,6 +99,8 @@ pub struct RawStep {
     pub retries: Option<Sp<u32>>,
     /// Time limit, e.g. `10m`.
     pub timeout: Option<Sp<String>>,
+    /// Wait before the first retry, e.g. `5s` (default 2s); doubled for each further one, at most 60s.
+    pub retry_delay: Option<Sp<String>>,
     /// Pull a directory or a file from the vendor host.
     pub fetch: Option<Sp<RawFetch>>,
     /// Dump a database on the vendor host with its own tool.

@@ -100,6 +100,19 @@ impl Validator<'_> {
     pub(super) fn step(&mut self, at: usize, raw: &RawStep, loc: Loc) -> Option<Step> {
         let id = raw.id.value.clone();
         let timeout = raw.timeout.as_ref().and_then(|t| self.span(t, "timeout"));
+        let retry_delay = raw
+            .retry_delay
+            .as_ref()
+            .and_then(|t| self.span(t, "retry_delay"));
+        if let (Some(d), Some(raw_d)) = (retry_delay, &raw.retry_delay)
+            && d.0 > std::time::Duration::from_secs(600)
+        {
+            self.error(
+                raw_d.loc,
+                "`retry_delay` is at most 10m",
+                "expected e.g. `5s`",
+            );
+        }
         let reads_vendor = raw.fetch.is_some() || raw.dump.is_some();
         let retries = raw
             .retries
@@ -135,6 +148,7 @@ impl Validator<'_> {
         Some(Step {
             id,
             retries,
+            retry_delay,
             timeout,
             kind: kind?,
         })
