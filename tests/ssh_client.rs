@@ -262,3 +262,50 @@ fn an_old_host_is_refused_with_the_setting_that_allows_it_and_then_connects() {
     let s = rt().block_on(Session::connect(&t)).unwrap();
     rt().block_on(s.close());
 }
+
+#[test]
+fn accept_new_never_adds_a_key_for_a_host_with_other_keys_on_record() {
+    if !available() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let other = sshd.dir.path().join("other_ecdsa");
+    keygen(&other, "ecdsa", "");
+    let before = format!(
+        "[127.0.0.1]:{} {}\n",
+        sshd.port,
+        std::fs::read_to_string(other.with_extension("pub"))
+            .unwrap()
+            .trim()
+    );
+    std::fs::write(&sshd.known_hosts, &before).unwrap();
+    let mut t = target(&sshd);
+    t.accept_new = true;
+    let err = rt().block_on(Session::connect(&t)).err().unwrap();
+    assert!(matches!(err, SshError::HostKeyUnknown { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("--accept-new-host-key does not apply"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&sshd.known_hosts).unwrap(), before);
+}
+
+#[test]
+fn a_host_with_several_keys_is_asked_for_the_one_on_record() {
+    if !available() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let rsa = keys.path().join("host_rsa");
+    keygen(&rsa, "rsa", "");
+    let sshd = Sshd::start(&format!("HostKey {}\n", rsa.display()));
+    let rsa_pub = std::fs::read_to_string(rsa.with_extension("pub")).unwrap();
+    let line: Vec<&str> = rsa_pub.split_whitespace().take(2).collect();
+    std::fs::write(
+        &sshd.known_hosts,
+        format!("[127.0.0.1]:{} {}\n", sshd.port, line.join(" ")),
+    )
+    .unwrap();
+    rt().block_on(Session::connect(&target(&sshd))).unwrap();
+}

@@ -199,7 +199,15 @@ impl StepCx<'_> {
         let change = self
             .redactor
             .value(&serde_json::to_value(change).map_err(JournalError::from)?);
-        let undo = self.redactor.value(undo);
+        // Undo data is executed by rollback: it is never rewritten, and a secret value in
+        // it refuses the change (before it is made) rather than reach the journal.
+        if self.redactor.value(undo) != *undo {
+            return Err(StepError::fatal(format!(
+                "the undo of step `{}` would contain a secret value, and undo data is journaled as is: keep secrets out of it (e.g. in `env`)",
+                self.step
+            )));
+        }
+        let undo = undo.clone();
         self.journal.append(&Record::Intent {
             step: self.step.clone(),
             change_id: change_id.clone(),

@@ -79,7 +79,7 @@ pub enum SshError {
     },
     /// The host's key is not on record.
     #[error(
-        "host key of {addr} is not in {file}: refused. Its {fingerprint}; after checking it with the vendor, add this line to {file}:\n{line}\n(or run once with --accept-new-host-key){others}"
+        "host key of {addr} is not in {file}: refused. Its {fingerprint}; after checking it with the vendor, add this line to {file}:\n{line}{others}"
     )]
     HostKeyUnknown {
         /// `host:port`.
@@ -209,7 +209,9 @@ impl client::Handler for Checker {
         let verdict = known_hosts::check(&self.known, &self.host, self.port, &key);
         let ok = match &verdict {
             Verdict::Known { .. } => true,
-            Verdict::Unknown { .. } => self.accept_new,
+            // Only a host with no key at all on record: a key of another algorithm for a
+            // host we know may be an attacker's, and is never added.
+            Verdict::Unknown { other_algorithms } => self.accept_new && other_algorithms.is_empty(),
             Verdict::Changed { .. } | Verdict::Revoked { .. } => false,
         };
         if let Ok(mut s) = self.seen.lock() {
@@ -229,8 +231,18 @@ pub struct Session {
 
 /// The client configuration: big windows for long links, AES-GCM first, keepalives, and
 /// the legacy algorithms allowed for this host, offered last.
-fn config(legacy: &[String]) -> client::Config {
+fn config(legacy: &[String], on_record: &[String]) -> client::Config {
     let mut preferred = russh::Preferred::default();
+    // Ask first for the host key algorithms already on record for this host, so a host
+    // with several keys shows the one we can check.
+    let mut keys = preferred.key.to_vec();
+    let recorded = |alg: &str| {
+        on_record
+            .iter()
+            .any(|r| r == alg || (r == "ssh-rsa" && alg.starts_with("rsa-sha2-")))
+    };
+    keys.sort_by_key(|k| !recorded(&k.to_string()));
+    preferred.key = Cow::Owned(keys);
     let has = |n: &str| legacy.iter().any(|l| l == n);
     let mut kex = preferred.kex.to_vec();
     for (name, k) in [
@@ -320,6 +332,7 @@ impl Session {
             addr: addr.clone(),
             source,
         })?;
+        let on_record = known_hosts::algorithms_for(&known, &t.host, t.port);
         let seen = Arc::new(Mutex::new(None));
         let checker = Checker {
             host: t.host.clone(),
@@ -330,7 +343,11 @@ impl Session {
         };
         let connected = tokio::time::timeout(
             limit,
-            client::connect_stream(Arc::new(config(&t.legacy_algorithms)), stream, checker),
+            client::connect_stream(
+                Arc::new(config(&t.legacy_algorithms, &on_record)),
+                stream,
+                checker,
+            ),
         )
         .await
         .map_err(|_| timed_out("key exchange"))?;
@@ -480,10 +497,10 @@ fn connect_error(
                     line: known_hosts::line_for(&t.host, t.port, &key),
                     file: file.into(),
                     others: if other_algorithms.is_empty() {
-                        String::new()
+                        "\n(or run once with --accept-new-host-key)".into()
                     } else {
                         format!(
-                            "\n(keys of other algorithms are on record for it: {}; the server offered {})",
+                            "\nKeys of other algorithms are on record for this host ({}), and the server offered {}: --accept-new-host-key does not apply; confirm the key with the vendor first",
                             other_algorithms.join(", "),
                             key.algorithm()
                         )

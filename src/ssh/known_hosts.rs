@@ -42,13 +42,31 @@ pub enum Verdict {
     },
 }
 
-/// The name a host is looked up under: `host`, or `[host]:port` off port 22.
+/// The name a host is looked up under: `host`, or `[host]:port` off port 22, lowercased
+/// as OpenSSH does.
 pub fn lookup_name(host: &str, port: u16) -> String {
+    let host = host.to_ascii_lowercase();
     if port == 22 {
-        host.to_string()
+        host
     } else {
         format!("[{host}]:{port}")
     }
+}
+
+/// The algorithms of the keys on record for `host:port` (not revoked ones).
+pub fn algorithms_for(text: &str, host: &str, port: u16) -> Vec<String> {
+    let name = lookup_name(host, port);
+    let mut out: Vec<String> = Vec::new();
+    for raw in text.lines() {
+        if let Some(e) = Entry::parse(raw)
+            && e.marker == Marker::None
+            && e.matches(&name)
+            && !out.iter().any(|a| a == e.key_type)
+        {
+            out.push(e.key_type.to_string());
+        }
+    }
+    out
 }
 
 /// SHA-256 fingerprint as OpenSSH prints it (`SHA256:…`).

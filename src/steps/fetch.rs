@@ -291,8 +291,9 @@ async fn check_sums(
     Ok(())
 }
 
-/// Removes an artifact and its partial copy and descriptions. Safe when they are gone.
-pub(super) fn undo(data: &Value) -> Result<(), StepError> {
+/// Removes an artifact and its partial copies and descriptions. Safe when they are gone.
+/// Only ever the paths a fetch of `step` writes, inside a run's `artifacts` directory.
+pub(super) fn undo(step: &str, data: &Value) -> Result<(), StepError> {
     let paths: Vec<PathBuf> = data
         .get("paths")
         .and_then(Value::as_array)
@@ -301,10 +302,23 @@ pub(super) fn undo(data: &Value) -> Result<(), StepError> {
         .filter_map(|p| p.as_str().map(PathBuf::from))
         .collect();
     for p in &paths {
-        // Only ever inside a run's artifacts directory.
-        if p.parent().and_then(Path::file_name) != Some(std::ffi::OsStr::new("artifacts")) {
-            return Err(StepError::failed(format!(
-                "refusing to remove {}: not an artifact",
+        let plain = p.is_absolute()
+            && p.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
+        let in_artifacts =
+            p.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("artifacts"));
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let ours = name == step
+            || name.strip_prefix(step).is_some_and(|rest| {
+                rest == ".manifest" || rest == ".tree" || rest.starts_with(".partial")
+            });
+        if !(plain && in_artifacts && ours) {
+            return Err(StepError::fatal(format!(
+                "refusing to remove {}: not an artifact of step `{step}`",
                 p.display()
             )));
         }

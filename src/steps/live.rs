@@ -169,7 +169,7 @@ impl Runner for Live {
 
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {
         match item.undo.get("action").and_then(Value::as_str) {
-            Some("remove-artifact") => fetch::undo(&item.undo),
+            Some("remove-artifact") => fetch::undo(&item.step, &item.undo),
             Some("vendor-command") => {
                 let spec = self.spec(&item.step).map(|s| &s.kind);
                 let env = match spec {
