@@ -241,7 +241,7 @@ fn config(legacy: &[String], on_record: &[String]) -> client::Config {
             .iter()
             .any(|r| r == alg || (r == "ssh-rsa" && alg.starts_with("rsa-sha2-")))
     };
-    keys.sort_by_key(|k| !recorded(&k.to_string()));
+    keys.sort_by_key(|k| !recorded(k.as_ref()));
     preferred.key = Cow::Owned(keys);
     let has = |n: &str| legacy.iter().any(|l| l == n);
     let mut kex = preferred.kex.to_vec();
