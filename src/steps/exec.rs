@@ -41,27 +41,43 @@ pub(super) fn describe(e: &Exec) -> Described {
     }
 }
 
-/// A script that reads `NAME=BASE64` lines from stdin, exports them, then runs its
-/// first argument with `sh -c`: secrets travel on stdin, never on a command line.
-const ENV_FROM_STDIN: &str = r#"while IFS= read -r kv; do k=${kv%%=*}; v=$(printf %s "${kv#*=}" | base64 -d; echo x); v=${v%x}; export "$k=$v"; done; exec sh -c "$0""#;
+/// A script that reads `NAME=BASE64` lines from stdin, exports them, then runs its first
+/// argument with `sh -c`: secrets travel on stdin, never on a command line. `base64` is
+/// found before any variable (a `PATH` among them) is exported, a value that does not
+/// decode stops it (exit 125), and its own variables carry a prefix that `env` may not use.
+const ENV_FROM_STDIN: &str = r#"__boyong_b64=$(command -v base64) || { echo "boyong: base64 is missing on the vendor host" >&2; exit 125; }
+while IFS= read -r __boyong_kv; do
+  __boyong_v=$(printf %s "${__boyong_kv#*=}" | "$__boyong_b64" -d && echo x) || { echo "boyong: cannot decode ${__boyong_kv%%=*}" >&2; exit 125; }
+  export "${__boyong_kv%%=*}=${__boyong_v%x}"
+done
+exec /bin/sh -c "$0""#;
 
-/// The command line and stdin that run `command` with `env` on the vendor host.
-pub(crate) fn remote(command: &str, env: &[(String, Secret)]) -> (String, Vec<u8>) {
-    if env.is_empty() {
-        return (command.to_string(), Vec::new());
-    }
+/// The prefix of the wrapper's own variables.
+const RESERVED: &str = "__boyong_";
+
+/// The command line and stdin that run `command` with `env` on the vendor host, always
+/// through the same `sh`, with or without `env`.
+pub(crate) fn remote(
+    command: &str,
+    env: &[(String, Secret)],
+) -> Result<(String, Vec<u8>), StepError> {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut stdin = Vec::new();
     for (k, v) in env {
+        if k.starts_with(RESERVED) {
+            return Err(StepError::fatal(format!(
+                "`env` name `{k}` is reserved (it starts with `{RESERVED}`)"
+            )));
+        }
         stdin.extend_from_slice(k.as_bytes());
         stdin.push(b'=');
         stdin.extend_from_slice(b64.encode(v.expose()).as_bytes());
         stdin.push(b'\n');
     }
-    (
+    Ok((
         format!("sh -c {} {}", quote(ENV_FROM_STDIN), quote(command)),
         stdin,
-    )
+    ))
 }
 
 fn resolve_env(
@@ -82,7 +98,7 @@ async fn run_remote(
     mut cx: Option<&mut StepCx<'_>>,
 ) -> Result<(), StepError> {
     let session = live.vendor(cx.as_deref_mut()).await?;
-    let (command_line, stdin) = remote(command, env);
+    let (command_line, stdin) = remote(command, env)?;
     let mut run = session
         .exec(&command_line, Some(&stdin))
         .await
@@ -171,4 +187,64 @@ pub(super) async fn undo(
     };
     let env = resolve_env(env, secrets)?;
     run_remote(live, command, &env, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Runs the wrapper locally, as the vendor's `sh -c` would.
+    fn run(command: &str, env: &[(&str, &str)]) -> (String, i32) {
+        let env: Vec<(String, Secret)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Secret::new((*v).to_string())))
+            .collect();
+        let (line, stdin) = remote(command, &env).expect("builds");
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), &stdin).expect("write");
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("waits");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code().unwrap_or(-1),
+        )
+    }
+
+    #[test]
+    fn values_arrive_exactly_and_never_on_the_command_line() {
+        let odd = "it's \"$(id)\" `x` \\ ; new\nline\n\n";
+        let (line, _) = remote("true", &[("V".into(), Secret::new(odd.into()))]).expect("builds");
+        assert!(!line.contains("it's"));
+        let (out, code) = run("printf '%s|%s' \"$V\" \"$W\"", &[("V", odd), ("W", "")]);
+        assert_eq!(code, 0);
+        assert_eq!(out, format!("{odd}|"));
+    }
+
+    #[test]
+    fn a_path_among_the_values_does_not_break_the_others() {
+        let (out, code) = run(
+            "printf %s \"$TOKEN\"",
+            &[("PATH", "/nonexistent"), ("TOKEN", "s3cret")],
+        );
+        assert_eq!((out.as_str(), code), ("s3cret", 0));
+    }
+
+    #[test]
+    fn the_wrappers_own_names_are_reserved() {
+        let err = remote("true", &[("__boyong_kv".into(), Secret::new("x".into()))])
+            .expect_err("refused");
+        assert!(err.to_string().contains("reserved"));
+        let (out, _) = run(
+            "printf '%s %s %s' \"$k\" \"$v\" \"$kv\"",
+            &[("k", "1"), ("v", "2"), ("kv", "3")],
+        );
+        assert_eq!(out, "1 2 3");
+    }
 }
