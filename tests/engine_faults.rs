@@ -517,3 +517,49 @@ fn secrets_reach_the_far_side_but_never_the_journal_or_the_events() {
     assert!(!ev.contains(TOKEN));
     assert!(ev.contains("TOKEN=***"), "{ev}");
 }
+
+#[test]
+fn resume_redoes_every_step_after_one_whose_results_are_gone_undoing_them_newest_first() {
+    let f = fixture(PLAYBOOK);
+    let world = FakeWorld::with_state(start());
+    world.inject(Fault {
+        step: "web".into(),
+        change: 0,
+        point: Point::AfterIntent,
+        action: Action::Fail,
+    });
+    let j = new_journal(&f);
+    let _ = run(&f, &world, &j, false, manual(), &mut Vec::new()).unwrap();
+    let artifact = world
+        .snapshot()
+        .resources
+        .into_keys()
+        .find(|k| k.starts_with("local:artifact:"))
+        .unwrap();
+    world.tamper_remove(&artifact).unwrap();
+    let mut events = Vec::new();
+    assert_eq!(
+        run(&f, &world, &j, true, manual(), &mut events).unwrap(),
+        RunOutcome::Succeeded
+    );
+    let started: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepStarted { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["code", "maint", "image", "web"]);
+    // The later steps' earlier changes were undone before the redo, newest first.
+    let undone: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Undoing { step, .. } => Some(step.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(undone, ["web", "image", "maint", "code"]);
+    assert_eq!(shape(&world.snapshot()), clean_run_shape());
+    assert!(rollback(&f, &world, &j).is_complete());
+    assert_eq!(world.snapshot().resources, start().resources);
+}

@@ -176,35 +176,30 @@ impl<'a, R: Runner> Executor<'a, R> {
             resumed: earlier.is_some(),
         });
         let total = plan.steps.len();
-        for step in &plan.steps {
-            if let Some(h) = earlier {
-                if let Some(facts) = h.steps_done.get(&step.id) {
-                    match self.runner.still_valid(step, facts, &self.artifacts).await {
-                        Ok(()) => {
-                            self.emit(&Event::StepSkipped {
-                                step: step.id.clone(),
-                                reason: "done in an earlier attempt of this run; its results still verify".into(),
-                            });
-                            continue;
-                        }
-                        Err(why) => {
-                            let why = self.redactor.text(&why);
-                            self.note("redo", &format!("step `{}` runs again: {why}", step.id))?;
-                        }
-                    }
-                }
-                let leftover = h.pending_of(&step.id);
-                if !leftover.is_empty() {
-                    let report = self.undo_all(leftover, "before resume").await?;
-                    if let Some((item, e)) = &report.failed {
-                        let error = format!(
-                            "cannot resume: undoing what step `{}` left half-way failed at {}: {e}",
-                            step.id, item.change_id
-                        );
-                        return self.fail(&step.id, error, opts).await;
-                    }
+        let mut start = 0;
+        if let Some(h) = earlier {
+            start = self.resume_point(plan, h).await?;
+            // Everything the run changed from there on is undone, newest first, before
+            // those steps run again: a step redone may change what later ones used.
+            let redo: std::collections::BTreeSet<&str> =
+                plan.steps[start..].iter().map(|s| s.id.as_str()).collect();
+            let leftover: Vec<UndoItem> = h
+                .pending()
+                .into_iter()
+                .filter(|c| redo.contains(c.step.as_str()))
+                .collect();
+            if !leftover.is_empty() {
+                let report = self.undo_all(leftover, "before resume").await?;
+                if let Some((item, e)) = &report.failed {
+                    let error = format!(
+                        "cannot resume: undoing what step `{}` left failed at {}: {e}",
+                        item.step, item.change_id
+                    );
+                    return self.fail(&item.step.clone(), error, opts).await;
                 }
             }
+        }
+        for step in &plan.steps[start..] {
             match self.step(step, total, opts, cancel).await? {
                 Attempt::Done => {}
                 Attempt::Failed(error) => return self.fail(&step.id, error, opts).await,
@@ -218,6 +213,28 @@ impl<'a, R: Runner> Executor<'a, R> {
         }
         self.finish(RunResult::Succeeded)?;
         Ok(RunOutcome::Succeeded)
+    }
+
+    /// On resume: how many leading steps are done and still hold (they are skipped).
+    async fn resume_point(&mut self, plan: &Plan, h: &History) -> Result<usize, EngineError> {
+        for (i, step) in plan.steps.iter().enumerate() {
+            let Some(facts) = h.steps_done.get(&step.id) else {
+                return Ok(i);
+            };
+            match self.runner.still_valid(step, facts, &self.artifacts).await {
+                Ok(()) => self.emit(&Event::StepSkipped {
+                    step: step.id.clone(),
+                    reason: "done in an earlier attempt of this run; its results still verify"
+                        .into(),
+                }),
+                Err(why) => {
+                    let why = self.redactor.text(&why);
+                    self.note("redo", &format!("step `{}` runs again: {why}", step.id))?;
+                    return Ok(i);
+                }
+            }
+        }
+        Ok(plan.steps.len())
     }
 
     fn finish(&mut self, result: RunResult) -> Result<(), JournalError> {
