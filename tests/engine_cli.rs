@@ -506,3 +506,34 @@ fn a_full_disk_stops_the_run_cleanly_and_rollback_works_once_space_is_freed() {
     }
     assert!(stopped_mid_run > 0, "no size made the run stop mid-way");
 }
+
+#[test]
+fn a_rollback_killed_half_way_blocks_resume_and_a_second_rollback_finishes_it() {
+    let env = Env::new();
+    assert_eq!(env.run(&["run", "demo.yml"], None).status.code(), Some(0));
+    let mut rb = env.spawn(&["rollback", "demo", "--yes"], Some("maint:0:undo:wait"));
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(env.journal())
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains("\"type\":\"undo-intent\"") && l.contains("\"step\":\"maint\""))
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the rollback never reached maint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&rb, "-KILL");
+    let _ = rb.wait().unwrap();
+    let resume = env.run(&["run", "demo.yml", "--resume"], None);
+    assert_eq!(resume.status.code(), Some(2));
+    assert!(
+        text(&resume.stderr).contains("did not finish"),
+        "{}",
+        text(&resume.stderr)
+    );
+    let again = env.run(&["rollback", "demo", "--yes"], None);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(env.resources(), start_resources());
+}

@@ -118,8 +118,14 @@ pub fn tree_bytes(tree: &Tree) -> Vec<u8> {
                 out.extend_from_slice(&name);
             }
             Node::Symlink { target } => {
+                // `>` in the name is written `\>`, so ` -> ` only ever separates.
                 out.extend_from_slice(b"link ");
-                out.extend_from_slice(&name);
+                for &b in &name {
+                    if b == b'>' {
+                        out.push(b'\\');
+                    }
+                    out.push(b);
+                }
                 out.extend_from_slice(b" -> ");
                 out.extend_from_slice(&escape(target).1);
             }
@@ -182,7 +188,8 @@ pub fn parse(manifest: &[u8], tree_file: &[u8]) -> Result<Tree, String> {
                 tree.insert(name, Node::File { sha256, size, mode });
             }
             Some(b"dir") => {
-                let mut words = line[4..].splitn(2, |&b| b == b' ');
+                let rest = line.strip_prefix(b"dir ").ok_or_else(bad)?;
+                let mut words = rest.splitn(2, |&b| b == b' ');
                 let mode = words
                     .next()
                     .and_then(|m| u32::from_str_radix(&String::from_utf8_lossy(m), 8).ok())
@@ -191,7 +198,7 @@ pub fn parse(manifest: &[u8], tree_file: &[u8]) -> Result<Tree, String> {
                 tree.insert(unescape(name), Node::Dir { mode });
             }
             Some(b"link") => {
-                let rest: Vec<u8> = line[5..].to_vec();
+                let rest: Vec<u8> = line.strip_prefix(b"link ").ok_or_else(bad)?.to_vec();
                 let at = rest.windows(4).position(|w| w == b" -> ").ok_or_else(bad)?;
                 tree.insert(
                     unescape(&rest[..at]),

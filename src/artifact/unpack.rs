@@ -134,6 +134,8 @@ impl Writer<'_> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     fs::create_dir(self.root.join(&cur)).map_err(self.write_err(&cur))?;
+                    fs::set_permissions(self.root.join(&cur), fs::Permissions::from_mode(0o755))
+                        .map_err(self.write_err(&cur))?;
                     self.dirs.insert(cur.clone());
                     self.out.tree.insert(
                         cur.as_os_str().as_bytes().to_vec(),
@@ -202,9 +204,14 @@ impl Writer<'_> {
     }
 }
 
+/// O_NOFOLLOW, whose value differs between Linux architectures. (`create_new`, i.e.
+/// O_EXCL, already refuses a symlink; this is a second guard.)
 fn nofollow() -> i32 {
-    // O_NOFOLLOW on Linux (x86_64 and aarch64 alike).
-    0o400_000
+    if cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
+        0o100_000
+    } else {
+        0o400_000
+    }
 }
 
 /// Unpacks the tar stream `reader` into `root` (which must exist and be empty).

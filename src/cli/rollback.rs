@@ -99,6 +99,15 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         Ok(l) => l,
         Err(code) => return code,
     };
+    // What was shown may have changed before the lock was ours (a run still going):
+    // undo exactly what the operator confirmed, or nothing.
+    let now = journal::read(&run.journal_path()).map(|c| History::from_journal(&c));
+    if !matches!(&now, Ok(n) if n.pending() == pending) {
+        eprintln!(
+            "boyong rollback: the run's journal changed since the list above was shown; nothing was changed. Run `boyong rollback {app}` again to see the new list"
+        );
+        return exit::FAILED;
+    }
     // The playbook as run, read as if from its own folder (for its key files), and the
     // secrets it uses, for undo commands that need them (and to redact them).
     let original = std::fs::read(run.plan_path())

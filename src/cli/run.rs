@@ -171,6 +171,12 @@ fn reopen(
     let run = dir.run(&pb.app, &id).map_err(|e| refuse(e.to_string()))?;
     let contents = journal::read(&run.journal_path()).map_err(|e| refuse(e.to_string()))?;
     let h = History::from_journal(&contents);
+    if h.rollback_unfinished {
+        return Err(refuse(format!(
+            "a rollback of the last run of `{}` ({id}) began and did not finish: finish it with `boyong rollback {}` first",
+            pb.app, pb.app
+        )));
+    }
     match (h.result, h.unfinished_tail) {
         (Some(RunResult::Succeeded), false) => {
             return Err(refuse(format!(

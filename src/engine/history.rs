@@ -58,6 +58,8 @@ pub struct History {
     pub last_at: String,
     /// Times the run was resumed.
     pub resumes: usize,
+    /// A `boyong rollback` began and did not finish (it crashed or was killed).
+    pub rollback_unfinished: bool,
 }
 
 impl History {
@@ -72,6 +74,7 @@ impl History {
             unfinished_tail: false,
             last_at: contents.header.started.clone(),
             resumes: 0,
+            rollback_unfinished: false,
         };
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
         for e in &contents.entries {
@@ -139,10 +142,14 @@ impl History {
                 Record::RunFinished { result } => {
                     h.result = RunResult::from_word(result);
                     h.unfinished_tail = false;
+                    h.rollback_unfinished = false;
                 }
-                Record::Note { kind, .. } => {
+                Record::Note { kind, text } => {
                     if kind == "resumed" {
                         h.resumes += 1;
+                    }
+                    if kind == "rollback" && text.starts_with("requested") {
+                        h.rollback_unfinished = true;
                     }
                 }
                 Record::StepStarted { .. } | Record::UndoIntent { .. } => {}

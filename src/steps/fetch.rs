@@ -61,7 +61,7 @@ pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
     }
     format!(
         "P={p}; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
-         elif [ -e \"$P\" ]; then cd \"$(dirname \"$P\")\" && exec tar -cf - \"$(basename \"$P\")\"; \
+         elif [ -e \"$P\" ]; then cd \"$(dirname \"$P\")\" && exec tar -cf - \"./$(basename \"$P\")\"; \
          else echo \"boyong: $P does not exist on the vendor host\" >&2; exit 66; fi"
     )
 }
@@ -197,7 +197,13 @@ pub(super) async fn execute(
     let unpacked = match (unpacked, run.exit_status()) {
         (_, Err(e)) => return Err(fail(e.to_string())),
         (_, Ok(66)) => return Err(fatal(stderr)),
-        (_, Ok(code @ 1..)) => {
+        (_, Ok(1)) => {
+            // GNU tar: a file changed while it was read (a live log): worth another try.
+            return Err(fail(format!(
+                "tar on the vendor host reported files changing while it read them; nothing is taken as complete. It said:\n{stderr}"
+            )));
+        }
+        (_, Ok(code @ 2..)) => {
             return Err(fatal(format!(
                 "tar on the vendor host failed (exit status {code}); nothing is taken as complete. It said:\n{stderr}"
             )));
@@ -216,12 +222,16 @@ pub(super) async fn execute(
     let manifest = manifest_bytes(&unpacked.tree);
     write_synced(&manifest_path, &manifest)
         .map_err(|e| fatal(format!("cannot write {}: {e}", manifest_path.display())))?;
-    write_synced(&tree_path, &tree_bytes(&unpacked.tree))
+    let tree_file = tree_bytes(&unpacked.tree);
+    write_synced(&tree_path, &tree_file)
         .map_err(|e| fatal(format!("cannot write {}: {e}", tree_path.display())))?;
     if let Some(sums) = &f.sha256sums {
         check_sums(&session, sums, &unpacked.tree)
             .await
-            .map_err(fatal)?;
+            .map_err(|e| match e {
+                StepError::Fatal(t) => fatal(t),
+                other => fail(other.to_string()),
+            })?;
     }
     fs::rename(&partial, &dest)
         .map_err(|e| fail(format!("cannot move the artifact into place: {e}")))?;
@@ -232,6 +242,7 @@ pub(super) async fn execute(
         .count();
     let facts = json!({
         "manifest_sha256": crate::playbook::hex(&Sha256::digest(&manifest)),
+        "tree_sha256": crate::playbook::hex(&Sha256::digest(&tree_file)),
         "files": files,
         "entries": unpacked.tree.len(),
         "bytes": unpacked.bytes,
@@ -246,11 +257,11 @@ async fn check_sums(
     session: &Session,
     sums: &str,
     tree: &crate::artifact::Tree,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let mut run = session
         .exec(&format!("cat {}", quote(sums)), None)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| StepError::failed(e.to_string()))?;
     let mut text = Vec::new();
     while let Some(out) = run.next().await {
         if let Out::Stdout(b) = out {
@@ -260,31 +271,33 @@ async fn check_sums(
     match run.exit_status() {
         Ok(0) => {}
         Ok(code) => {
-            return Err(format!(
+            return Err(StepError::fatal(format!(
                 "cannot read the vendor's {sums} (exit status {code})"
-            ));
+            )));
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(StepError::failed(e.to_string())),
     }
     let listed = crate::artifact::manifest::parse_sums(&text);
     if listed.is_empty() {
-        return Err(format!("the vendor's {sums} lists no file"));
+        return Err(StepError::fatal(format!(
+            "the vendor's {sums} lists no file"
+        )));
     }
     for (name, want) in listed {
         let key = name.strip_prefix(b"./").unwrap_or(&name);
         match tree.get(key) {
             Some(Node::File { sha256, .. }) if *sha256 == want => {}
             Some(Node::File { sha256, .. }) => {
-                return Err(format!(
+                return Err(StepError::fatal(format!(
                     "`{}` does not match the vendor's {sums}: pulled sha256 {sha256}, the vendor lists {want}",
                     String::from_utf8_lossy(key)
-                ));
+                )));
             }
             _ => {
-                return Err(format!(
+                return Err(StepError::fatal(format!(
                     "`{}` is listed in the vendor's {sums} but was not pulled",
                     String::from_utf8_lossy(key)
-                ));
+                )));
             }
         }
     }
@@ -326,11 +339,25 @@ pub(super) fn undo(step: &str, data: &Value) -> Result<(), StepError> {
     remove_all(&paths).map_err(|e| StepError::failed(format!("cannot remove the artifact: {e}")))
 }
 
-/// On resume: the artifact still matches its manifest and tree file, byte for byte.
-pub(super) fn still_valid(id: &str, _facts: &Value, artifacts: &Path) -> Result<(), String> {
+/// On resume: the manifest and tree file are the ones journaled, and the artifact still
+/// matches them, byte for byte.
+pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
     let [dest, _, manifest_path, tree_path] = paths(artifacts, id);
     let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let t = fs::read(&tree_path).map_err(|e| format!("{}: {e}", tree_path.display()))?;
+    for (file, bytes, fact) in [
+        (&manifest_path, &m, "manifest_sha256"),
+        (&tree_path, &t, "tree_sha256"),
+    ] {
+        let journaled = facts.get(fact).and_then(Value::as_str);
+        let now = crate::playbook::hex(&Sha256::digest(bytes));
+        if journaled != Some(now.as_str()) {
+            return Err(format!(
+                "{} is not the one journaled when it was pulled",
+                file.display()
+            ));
+        }
+    }
     let tree = crate::artifact::manifest::parse(&m, &t)?;
     crate::artifact::manifest::verify(&dest, &tree)
 }

@@ -219,3 +219,36 @@ fn a_truncated_stream_is_an_error_not_a_short_tree() {
     let err = unpack(&full[..50_000], &dest).expect_err("truncated");
     assert!(matches!(err, UnpackError::Archive(_)), "{err}");
 }
+
+#[test]
+fn odd_link_names_round_trip_and_bad_tree_lines_are_errors_not_panics() {
+    let mut tree = Tree::new();
+    tree.insert(
+        b"a -> b".to_vec(),
+        Node::Symlink {
+            target: b"c -> d".to_vec(),
+        },
+    );
+    tree.insert(
+        b"x>y".to_vec(),
+        Node::Symlink {
+            target: b"z".to_vec(),
+        },
+    );
+    let back = manifest::parse(&manifest_bytes(&tree), &tree_bytes(&tree)).expect("parses");
+    assert_eq!(back, tree);
+    for bad in [
+        &b"dir"[..],
+        b"link",
+        b"file",
+        b"dir 0755",
+        b"link a",
+        b"nonsense x",
+    ] {
+        assert!(
+            manifest::parse(b"", bad).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
