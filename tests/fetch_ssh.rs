@@ -175,6 +175,14 @@ steps:
     }
 }
 
+/// No partial pull (`<step>.partial-*`) is left in `artifacts`.
+fn no_partial(artifacts: &Path) -> bool {
+    std::fs::read_dir(artifacts).map_or(true, |d| {
+        !d.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().contains(".partial"))
+    })
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -319,7 +327,7 @@ fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
         !env.run_dir().join("artifacts/code").exists(),
         "a failed pull leaves no artifact"
     );
-    assert!(!env.run_dir().join("artifacts/code.partial").exists());
+    assert!(no_partial(&env.run_dir().join("artifacts")));
 
     let text_pb = std::fs::read_to_string(&pb)
         .unwrap()
@@ -395,7 +403,7 @@ fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pu
         manifest::scan(&artifacts.join("code")).unwrap(),
         env.expected()
     );
-    assert!(!artifacts.join("code.partial").exists());
+    assert!(no_partial(&artifacts));
     let m = std::fs::read(artifacts.join("code.manifest")).unwrap();
     assert_eq!(
         m,
@@ -433,7 +441,7 @@ fn a_file_the_ssh_user_cannot_read_fails_the_step_naming_it() {
         !env.run_dir().join("artifacts/code").exists(),
         "never silently missing: no artifact"
     );
-    assert!(!env.run_dir().join("artifacts/code.partial").exists());
+    assert!(no_partial(&env.run_dir().join("artifacts")));
 }
 
 #[test]
@@ -487,4 +495,43 @@ fn fetching_one_file_gives_a_tree_of_that_file() {
         panic!("not a file")
     };
     assert_eq!(*sha256, sha256_hex(&std::fs::read(&one).unwrap()));
+}
+
+#[test]
+fn a_step_past_its_timeout_ends_the_command_on_the_vendor_host_too() {
+    let Some(env) = Env::new() else { return };
+    let pb = env.path("slow.yml");
+    std::fs::write(
+        &pb,
+        format!(
+            "version: 1\napp: slow\nvendor:\n  host: 127.0.0.1\n  port: {}\n  user: {}\n  identity: {}\n  known_hosts: {}\nsteps:\n  - id: wait\n    timeout: 1s\n    exec:\n      run: sleep 37.25\n",
+            env.sshd.port,
+            env.sshd.user,
+            env.sshd.client_key.display(),
+            env.sshd.known_hosts.display()
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("did not finish within its timeout of 1s"),
+        "{}",
+        text(&out.stderr)
+    );
+    let t0 = Instant::now();
+    loop {
+        let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+        if !text(&ps.stdout)
+            .lines()
+            .any(|l| l.starts_with("sleep 37.25"))
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the remote command outlived the step"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -396,6 +396,24 @@ impl Session {
     /// # Errors
     /// The channel cannot be opened (the connection dropped).
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Exec, SshError> {
+        self.start(command, stdin, true).await
+    }
+
+    /// Starts `command` and sends `stdin` but leaves its stdin open, so that the remote
+    /// side sees EOF only when the connection ends (a watcher there can then stop it).
+    ///
+    /// # Errors
+    /// The channel cannot be opened (the connection dropped).
+    pub async fn exec_held(&self, command: &str, stdin: &[u8]) -> Result<Exec, SshError> {
+        self.start(command, Some(stdin), false).await
+    }
+
+    async fn start(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        eof: bool,
+    ) -> Result<Exec, SshError> {
         let proto = |e: russh::Error| SshError::Protocol {
             addr: self.addr.clone(),
             what: e.to_string(),
@@ -408,7 +426,9 @@ impl Session {
                 .await
                 .map_err(proto)?;
         }
-        channel.eof().await.map_err(proto)?;
+        if eof {
+            channel.eof().await.map_err(proto)?;
+        }
         Ok(Exec {
             channel,
             addr: self.addr.clone(),

@@ -41,16 +41,29 @@ pub(super) fn describe(e: &Exec) -> Described {
     }
 }
 
-/// A script that reads `NAME=BASE64` lines from stdin, exports them, then runs its first
-/// argument with `sh -c`: secrets travel on stdin, never on a command line. `base64` is
-/// found before any variable (a `PATH` among them) is exported, a value that does not
-/// decode stops it (exit 125), and its own variables carry a prefix that `env` may not use.
+/// A script that reads `NAME=BASE64` lines from stdin up to an empty line, exports them,
+/// and runs its first argument with `/bin/sh -c`, stdin from /dev/null: secrets travel on
+/// stdin, never on a command line. The rest of stdin stays open while the command runs;
+/// when it ends (boyong went away: a time limit, Ctrl-C, a dropped link), a watcher stops
+/// the session's whole process group (sshd gives each session its own), so nothing boyong
+/// started outlives it. `base64` is found before any variable (a `PATH` among them) is exported;
+/// a value that does not decode stops it (exit 125); its own variables carry a prefix
+/// that `env` may not use.
 const ENV_FROM_STDIN: &str = r#"__boyong_b64=$(command -v base64) || { echo "boyong: base64 is missing on the vendor host" >&2; exit 125; }
-while IFS= read -r __boyong_kv; do
+while IFS= read -r __boyong_kv && [ -n "$__boyong_kv" ]; do
   __boyong_v=$(printf %s "${__boyong_kv#*=}" | "$__boyong_b64" -d && echo x) || { echo "boyong: cannot decode ${__boyong_kv%%=*}" >&2; exit 125; }
   export "${__boyong_kv%%=*}=${__boyong_v%x}"
 done
-exec /bin/sh -c "$0""#;
+exec 3<&0
+/bin/sh -c "$0" < /dev/null &
+__boyong_cmd=$!
+{ while IFS= read -r __boyong_x; do :; done; kill -TERM 0; } <&3 &
+__boyong_watch=$!
+exec 3<&-
+wait "$__boyong_cmd"
+__boyong_status=$?
+kill "$__boyong_watch" 2>/dev/null
+exit "$__boyong_status""#;
 
 /// The prefix of the wrapper's own variables.
 const RESERVED: &str = "__boyong_";
@@ -74,6 +87,7 @@ pub(crate) fn remote(
         stdin.extend_from_slice(b64.encode(v.expose()).as_bytes());
         stdin.push(b'\n');
     }
+    stdin.push(b'\n');
     Ok((
         format!("sh -c {} {}", quote(ENV_FROM_STDIN), quote(command)),
         stdin,
@@ -100,7 +114,7 @@ async fn run_remote(
     let session = live.vendor(cx.as_deref_mut()).await?;
     let (command_line, stdin) = remote(command, env)?;
     let mut run = session
-        .exec(&command_line, Some(&stdin))
+        .exec_held(&command_line, &stdin)
         .await
         .map_err(ssh_err)?;
     let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
@@ -201,16 +215,19 @@ mod tests {
             .map(|(k, v)| ((*k).to_string(), Secret::new((*v).to_string())))
             .collect();
         let (line, stdin) = remote(command, &env).expect("builds");
-        let mut child = Command::new("sh")
-            .arg("-c")
+        // In a session of its own, as sshd would start it (the watcher signals the group).
+        let mut child = Command::new("setsid")
+            .args(["-w", "sh", "-c"])
             .arg(&line)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("sh");
-        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), &stdin).expect("write");
-        drop(child.stdin.take());
+        // Stdin stays open while the command runs, as over SSH.
+        let mut input = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut input, &stdin).expect("write");
         let out = child.wait_with_output().expect("waits");
+        drop(input);
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),
             out.status.code().unwrap_or(-1),
@@ -246,5 +263,28 @@ mod tests {
             &[("k", "1"), ("v", "2"), ("kv", "3")],
         );
         assert_eq!(out, "1 2 3");
+    }
+
+    #[test]
+    fn when_its_stdin_closes_the_command_and_its_children_are_stopped() {
+        let (line, stdin) = remote("sleep 30; echo finished", &[]).expect("builds");
+        let mut child = Command::new("setsid")
+            .args(["-w", "sh", "-c"])
+            .arg(&line)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let mut input = child.stdin.take().expect("stdin");
+        std::io::Write::write_all(&mut input, &stdin).expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let t0 = std::time::Instant::now();
+        drop(input);
+        let out = child.wait_with_output().expect("waits");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "not stopped"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("finished"));
     }
 }

@@ -99,7 +99,20 @@ fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
 fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
     for p in paths {
         match fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => fs::remove_dir_all(p)?,
+            Ok(m) if m.is_dir() => {
+                // An unpacker being stopped may add a last file while this runs.
+                let mut tries = 0;
+                while let Err(e) = fs::remove_dir_all(p) {
+                    tries += 1;
+                    if tries == 5 || e.kind() == std::io::ErrorKind::NotFound {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            break;
+                        }
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
             Ok(_) => fs::remove_file(p)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -122,7 +135,13 @@ pub(super) async fn execute(
     cx: &mut StepCx<'_>,
 ) -> Result<Value, StepError> {
     let artifacts = cx.artifacts().to_path_buf();
-    let [dest, partial, manifest_path, tree_path] = paths(&artifacts, &step.id);
+    let [dest, _, manifest_path, tree_path] = paths(&artifacts, &step.id);
+    // Each attempt unpacks into a directory of its own: an attempt cut off by a time
+    // limit or Ctrl-C may still be finishing its last chunks while the next one starts.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let partial = artifacts.join(format!("{}.partial-{nonce:x}", step.id));
     let change = step
         .changes
         .first()

@@ -134,6 +134,19 @@ impl Live {
     }
 }
 
+/// Forgets the vendor connection when dropped armed (the step's future was dropped).
+struct ForgetSessionOnDrop<'a>(Option<&'a Live>);
+
+impl Drop for ForgetSessionOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(live) = self.0
+            && let Ok(mut slot) = live.session.try_lock()
+        {
+            *slot = None;
+        }
+    }
+}
+
 /// An SSH failure as a step error.
 #[expect(clippy::needless_pass_by_value, reason = "used as `map_err(ssh_err)`")]
 pub(super) fn ssh_err(e: SshError) -> StepError {
@@ -156,6 +169,9 @@ impl Runner for Live {
     }
 
     async fn execute(&self, step: &PlannedStep, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+        // Cut off (a time limit, Ctrl-C), the step's connection goes with it, so the
+        // command on the vendor host ends and a retry starts on a fresh one.
+        let mut guard = ForgetSessionOnDrop(Some(self));
         let result = match &step.spec.kind {
             StepKind::Fetch(f) => fetch::execute(self, step, f, cx).await,
             StepKind::Exec(e) if e.on == ExecOn::Vendor => exec::execute(self, step, e, cx).await,
@@ -164,6 +180,7 @@ impl Runner for Live {
         if result.is_err() {
             self.drop_vendor().await;
         }
+        guard.0 = None;
         result
     }
 
