@@ -208,14 +208,17 @@ mod tests {
     use super::*;
     use std::process::{Command, Stdio};
 
-    /// Runs the wrapper locally, as the vendor's `sh -c` would.
-    fn run(command: &str, env: &[(&str, &str)]) -> (String, i32) {
+    /// Starts the wrapper locally in a session of its own, as sshd would (the watcher
+    /// signals the group), and writes its stdin, which stays open, as over SSH.
+    fn start(
+        command: &str,
+        env: &[(&str, &str)],
+    ) -> (std::process::Child, std::process::ChildStdin) {
         let env: Vec<(String, Secret)> = env
             .iter()
             .map(|(k, v)| ((*k).to_string(), Secret::new((*v).to_string())))
             .collect();
         let (line, stdin) = remote(command, &env).expect("builds");
-        // In a session of its own, as sshd would start it (the watcher signals the group).
         let mut child = Command::new("setsid")
             .args(["-w", "sh", "-c"])
             .arg(&line)
@@ -223,9 +226,14 @@ mod tests {
             .stdout(Stdio::piped())
             .spawn()
             .expect("sh");
-        // Stdin stays open while the command runs, as over SSH.
         let mut input = child.stdin.take().expect("stdin");
         std::io::Write::write_all(&mut input, &stdin).expect("write");
+        (child, input)
+    }
+
+    /// Runs the wrapper locally to the end: stdout and exit status.
+    fn run(command: &str, env: &[(&str, &str)]) -> (String, i32) {
+        let (child, input) = start(command, env);
         let out = child.wait_with_output().expect("waits");
         drop(input);
         (
@@ -267,16 +275,7 @@ mod tests {
 
     #[test]
     fn when_its_stdin_closes_the_command_and_its_children_are_stopped() {
-        let (line, stdin) = remote("sleep 30; echo finished", &[]).expect("builds");
-        let mut child = Command::new("setsid")
-            .args(["-w", "sh", "-c"])
-            .arg(&line)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sh");
-        let mut input = child.stdin.take().expect("stdin");
-        std::io::Write::write_all(&mut input, &stdin).expect("write");
+        let (child, input) = start("sleep 30; echo finished", &[]);
         std::thread::sleep(std::time::Duration::from_millis(300));
         let t0 = std::time::Instant::now();
         drop(input);
