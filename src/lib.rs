@@ -12,6 +12,7 @@
 
 pub mod artifact;
 pub mod diag;
+pub mod docker;
 pub mod engine;
 pub mod plan;
 pub mod playbook;

@@ -81,6 +81,9 @@ enum Command {
         /// known_hosts file (journaled). A changed key is never accepted.
         #[arg(long)]
         accept_new_host_key: bool,
+        /// Add a label to every image and container the run makes on the target.
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
     },
     /// Undo a run's changes, newest first, from its journal.
     Rollback {
@@ -159,15 +162,17 @@ pub fn main() -> ExitCode {
             json,
             break_lock,
             accept_new_host_key,
+            labels,
         } => run::run(
             &cli.state,
             &files,
-            run::RunArgs {
+            &run::RunArgs {
                 resume,
                 no_auto_rollback,
                 json,
                 break_lock,
                 accept_new_host_key,
+                labels,
             },
         ),
         Command::Rollback {
@@ -478,4 +483,21 @@ fn load_ready(file: &Path, cmd: &str) -> Result<Ready, ()> {
             secrets,
         })
         .ok_or(())
+}
+
+/// `KEY=VALUE` for `--label`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v))
+            if !k.is_empty()
+                && !k.starts_with("boyong.app")
+                && !k.starts_with("boyong.run")
+                && !k.starts_with("boyong.step")
+                && !k.starts_with("boyong.source") =>
+        {
+            Ok((k.to_string(), v.to_string()))
+        }
+        Some((k, _)) if !k.is_empty() => Err(format!("`{k}` is one of boyong's own labels")),
+        _ => Err(format!("`{s}`: expected KEY=VALUE")),
+    }
 }

@@ -127,7 +127,7 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
     let secrets = loaded
         .as_ref()
         .map_or_else(SecretStore::default, |(_, s)| s.clone());
-    let world = match World::for_playbook(loaded, false) {
+    let world = match World::for_playbook(loaded, false, &[]) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("boyong rollback: {e}");

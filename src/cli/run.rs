@@ -21,7 +21,7 @@ use super::world::World;
 use super::{exit, load_ready, lock_app, who};
 
 /// Options of `boyong run`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct RunArgs {
     /// `--resume`.
@@ -34,10 +34,12 @@ pub struct RunArgs {
     pub break_lock: bool,
     /// `--accept-new-host-key`.
     pub accept_new_host_key: bool,
+    /// `--label KEY=VALUE`, on everything made on the target.
+    pub labels: Vec<(String, String)>,
 }
 
 /// Runs each playbook in turn; the exit code is the worst of them.
-pub fn run(state: &Path, files: &[PathBuf], args: RunArgs) -> u8 {
+pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
     files
         .iter()
         .map(|f| run_one(state, f, args))
@@ -45,7 +47,7 @@ pub fn run(state: &Path, files: &[PathBuf], args: RunArgs) -> u8 {
         .unwrap_or(exit::OK)
 }
 
-fn run_one(state: &Path, file: &Path, args: RunArgs) -> u8 {
+fn run_one(state: &Path, file: &Path, args: &RunArgs) -> u8 {
     let Ok(ready) = load_ready(file, "boyong run") else {
         return exit::BAD_INPUT;
     };
@@ -58,6 +60,7 @@ fn run_one(state: &Path, file: &Path, args: RunArgs) -> u8 {
     let world = match World::for_playbook(
         Some((pb.clone(), secrets.clone())),
         args.accept_new_host_key,
+        &args.labels,
     ) {
         Ok(w) => w,
         Err(e) => {
@@ -248,7 +251,7 @@ fn execute(
     secrets: &SecretStore,
     lock: &AppLock,
     file: &Path,
-    args: RunArgs,
+    args: &RunArgs,
 ) -> u8 {
     let Ok((mut reporter, rt)) = Reporter::start("boyong run", args.json, &run.log_path()) else {
         return exit::FAILED;

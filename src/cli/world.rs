@@ -27,6 +27,7 @@ impl World {
     pub fn for_playbook(
         playbook: Option<(Playbook, SecretStore)>,
         accept_new_host_key: bool,
+        labels: &[(String, String)],
     ) -> Result<Self, String> {
         #[cfg(feature = "sim")]
         if let Some(file) = std::env::var_os("BOYONG_SIM") {
@@ -52,6 +53,7 @@ impl World {
                 default_known_hosts: home.join(".ssh/known_hosts"),
                 accept_new_host_key,
                 connect_timeout: std::time::Duration::from_secs(30),
+                labels: labels.iter().cloned().collect(),
             },
         ))))
     }

@@ -1,8 +1,23 @@
 //! `build`: re-verify artifacts, then build an image from a deterministic context
 //! streamed to the engine.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
 use super::Described;
-use crate::plan::{Change, Op, Place, PlanContext, Resource};
+use super::live::Live;
+use crate::artifact::{Node, Tree, manifest};
+use crate::docker::DockerError;
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource};
 use crate::playbook::{Build, Step};
 
 pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
@@ -51,5 +66,348 @@ pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
             condition: None,
             undo: "remove the tag (and the image, if nothing else uses it)".into(),
         }],
+    }
+}
+
+/// The generated Dockerfile. Labels that change per run go in as build options, so that
+/// the same artifacts and playbook give the same context, byte for byte.
+pub(crate) fn dockerfile(b: &Build) -> String {
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+    let mut d = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(d, "FROM {}", b.base);
+    for (from, to) in &b.copy {
+        let _ = writeln!(d, "COPY {}", json(&[format!("ctx/{from}/"), to.clone()]));
+    }
+    for r in &b.run {
+        let _ = writeln!(
+            d,
+            "RUN {}",
+            json(&["/bin/sh".into(), "-c".into(), r.clone()])
+        );
+    }
+    if let Some(w) = &b.workdir {
+        let _ = writeln!(d, "WORKDIR {w}");
+    }
+    for (k, v) in &b.env {
+        let _ = writeln!(
+            d,
+            "ENV {k}={}",
+            serde_json::to_string(v).unwrap_or_default()
+        );
+    }
+    if let Some(u) = &b.user {
+        let _ = writeln!(d, "USER {u}");
+    }
+    for p in &b.expose {
+        let _ = writeln!(d, "EXPOSE {p}");
+    }
+    if let Some(c) = &b.cmd {
+        let _ = writeln!(d, "CMD {}", json(c));
+    }
+    d
+}
+
+/// A fetched artifact, verified against its manifest and tree file: its tree, and the
+/// manifest's digest.
+fn verified(artifacts: &Path, from: &str) -> Result<(Tree, String), StepError> {
+    let dir = artifacts.join(from);
+    let read = |p: PathBuf| {
+        fs::read(&p).map_err(|e| StepError::fatal(format!("cannot read {}: {e}", p.display())))
+    };
+    let m = read(artifacts.join(format!("{from}.manifest")))?;
+    let t = read(artifacts.join(format!("{from}.tree")))?;
+    let tree = manifest::parse(&m, &t).map_err(StepError::Fatal)?;
+    manifest::verify(&dir, &tree).map_err(|e| {
+        StepError::fatal(format!(
+            "artifact `{from}` changed since it was pulled: {e}; nothing was built"
+        ))
+    })?;
+    Ok((tree, crate::playbook::hex(&Sha256::digest(&m))))
+}
+
+/// Sends the tar bytes to the engine's stream as they are made, hashing them.
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    hash: Sha256,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn flush_chunk(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::other("the engine stopped reading the build context"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(data);
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 256 * 1024 {
+            self.flush_chunk()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_chunk()
+    }
+}
+
+/// Writes the deterministic context: `Dockerfile`, then each artifact under `ctx/ID/`,
+/// entries sorted, times 0, owners 0, modes kept. Returns the context's SHA-256.
+fn write_context(
+    out: ChunkWriter,
+    dockerfile: &str,
+    trees: &[(String, PathBuf, Tree)],
+) -> std::io::Result<String> {
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    let mut h = header(tar::EntryType::Regular, 0o644, dockerfile.len() as u64);
+    tar.append_data(&mut h, "Dockerfile", dockerfile.as_bytes())?;
+    for (from, dir, tree) in trees {
+        let root = PathBuf::from("ctx").join(from);
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        tar.append_data(&mut h, &root, std::io::empty())?;
+        for (path, node) in tree {
+            let rel = Path::new(std::ffi::OsStr::from_bytes(path));
+            let name = root.join(rel);
+            match node {
+                Node::Dir { mode } => {
+                    let mut h = header(tar::EntryType::Directory, *mode, 0);
+                    tar.append_data(&mut h, &name, std::io::empty())?;
+                }
+                Node::File { size, mode, .. } => {
+                    let mut h = header(tar::EntryType::Regular, *mode, *size);
+                    tar.append_data(&mut h, &name, fs::File::open(dir.join(rel))?)?;
+                }
+                Node::Symlink { target } => {
+                    let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+                    tar.append_link(
+                        &mut h,
+                        &name,
+                        Path::new(std::ffi::OsStr::from_bytes(target)),
+                    )?;
+                }
+            }
+        }
+    }
+    let mut out = tar.into_inner()?;
+    out.flush()?;
+    Ok(crate::playbook::hex(&out.hash.finalize()))
+}
+
+/// Builds the image: artifacts re-verified, the context streamed, labels set.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    b: &Build,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let change = step
+        .changes
+        .first()
+        .ok_or_else(|| StepError::failed("a build step lists its image"))?;
+    let tag = change.name.clone();
+    let artifacts = cx.artifacts().to_path_buf();
+    let mut trees = Vec::new();
+    let mut sources = String::new();
+    for (from, _) in &b.copy {
+        let (tree, digest) = verified(&artifacts, from)?;
+        let _ = writeln!(sources, "{from} {digest}");
+        trees.push((from.clone(), artifacts.join(from), tree));
+    }
+    let source = if b.copy.len() == 1 {
+        sources
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        crate::playbook::hex(&Sha256::digest(sources.as_bytes()))
+    };
+    let engine = live.engine().await?;
+    if engine
+        .image_id(&b.base)
+        .await
+        .map_err(docker_err)?
+        .is_none()
+    {
+        return Err(StepError::fatal(format!(
+            "base image `{}` is not on the target engine ({}), and no registry is used: build it there first (e.g. `bash fixtures/base-images.sh busybox` for boyong-fixture/busybox:1) or `docker load` it",
+            b.base,
+            engine.endpoint()
+        )));
+    }
+    let run = artifacts
+        .parent()
+        .and_then(Path::file_name)
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut labels: HashMap<String, String> = live.extra_labels().clone();
+    labels.insert("boyong.app".into(), live.app().to_string());
+    labels.insert("boyong.run".into(), run);
+    labels.insert("boyong.step".into(), step.id.clone());
+    labels.insert("boyong.source.sha256".into(), source.clone());
+    let undo = json!({"action": "remove-image", "tag": tag});
+    let id = cx.intent(change, &undo)?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let file = dockerfile(b);
+    let writing = tokio::task::spawn_blocking(move || {
+        let out = ChunkWriter {
+            tx,
+            hash: Sha256::new(),
+            buf: Vec::new(),
+        };
+        write_context(out, &file, &trees)
+    });
+    let context = futures_util::stream::poll_fn(move |c| rx.poll_recv(c));
+    let mut lines = Vec::new();
+    let built = engine
+        .build(context, &tag, &labels, &mut |l| lines.push(l.to_string()))
+        .await;
+    for l in &lines {
+        cx.output(l);
+    }
+    let context_sha256 = writing
+        .await
+        .map_err(|e| StepError::failed(format!("the context writer failed: {e}")))?
+        .map_err(|e| StepError::fatal(format!("cannot write the build context: {e}")))?;
+    let image_id = built.map_err(docker_err)?;
+    let facts = json!({
+        "image": tag,
+        "image_id": image_id,
+        "context_sha256": context_sha256,
+        "source_sha256": source,
+    });
+    cx.done(&id, &facts)?;
+    Ok(facts)
+}
+
+/// A Docker failure as a step error: the engine unreachable may pass; the rest will not.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as `map_err(docker_err)`"
+)]
+pub(super) fn docker_err(e: DockerError) -> StepError {
+    match e {
+        DockerError::Unreachable { .. } => StepError::Failed(e.to_string()),
+        _ => StepError::Fatal(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::manifest::{manifest_bytes, tree_bytes};
+
+    /// An artifact as a fetch leaves it: `artifacts/code/` with its manifest and tree file.
+    fn artifact(artifacts: &Path) {
+        let src = artifacts.join("src");
+        fs::create_dir_all(src.join("www")).expect("mkdir");
+        fs::write(src.join("www/index.html"), b"<h1>halo</h1>\n").expect("write");
+        let tar = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .args(["-cf", "-", "."])
+            .output()
+            .expect("tar");
+        fs::create_dir(artifacts.join("code")).expect("mkdir");
+        let u = crate::artifact::unpack(tar.stdout.as_slice(), &artifacts.join("code"))
+            .expect("unpacks");
+        fs::write(artifacts.join("code.manifest"), manifest_bytes(&u.tree)).expect("manifest");
+        fs::write(artifacts.join("code.tree"), tree_bytes(&u.tree)).expect("tree");
+    }
+
+    #[test]
+    fn an_artifact_changed_at_rest_is_refused_naming_the_file() {
+        let d = tempfile::tempdir().expect("tempdir");
+        artifact(d.path());
+        let (_, digest) = verified(d.path(), "code").expect("verifies");
+        assert_eq!(
+            digest,
+            crate::playbook::hex(&Sha256::digest(
+                fs::read(d.path().join("code.manifest")).expect("read")
+            ))
+        );
+        fs::write(d.path().join("code/www/index.html"), b"<h1>HALO</h1>\n").expect("tamper");
+        let err = verified(d.path(), "code").expect_err("refused").to_string();
+        assert!(
+            err.contains("www/index.html") && err.contains("changed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_same_artifact_gives_the_same_context_bytes() {
+        let d = tempfile::tempdir().expect("tempdir");
+        artifact(d.path());
+        let context = || {
+            let (tree, _) = verified(d.path(), "code").expect("verifies");
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1024);
+            let out = ChunkWriter {
+                tx,
+                hash: Sha256::new(),
+                buf: Vec::new(),
+            };
+            let digest = write_context(
+                out,
+                "FROM x\n",
+                &[("code".into(), d.path().join("code"), tree)],
+            )
+            .expect("writes");
+            let mut bytes = Vec::new();
+            while let Ok(b) = rx.try_recv() {
+                bytes.extend_from_slice(&b);
+            }
+            (digest, bytes)
+        };
+        let (a, bytes) = context();
+        // Touch the file's time: the context does not change.
+        let f = fs::File::options()
+            .append(true)
+            .open(d.path().join("code/www/index.html"))
+            .expect("open");
+        f.set_modified(std::time::SystemTime::now()).expect("mtime");
+        let (b, _) = context();
+        assert_eq!(a, b);
+        assert_eq!(a, crate::playbook::hex(&Sha256::digest(&bytes)));
+        let mut ar = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> = ar
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Dockerfile",
+                "ctx/code",
+                "ctx/code/www",
+                "ctx/code/www/index.html"
+            ]
+        );
     }
 }

@@ -16,7 +16,8 @@ use crate::plan::PlannedStep;
 use crate::playbook::{ExecOn, Playbook, SecretStore, StepKind, VendorAuth};
 use crate::ssh::{Auth, Session, SshError, Target};
 
-use super::{exec, fetch};
+use super::{build, exec, fetch};
+use crate::docker::Engine;
 
 /// How to reach the vendor host, as the operator's command line says.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct LiveOptions {
     pub accept_new_host_key: bool,
     /// Limit on each phase of connecting.
     pub connect_timeout: Duration,
+    /// Labels added to everything made on the target (`--label`), besides boyong's own.
+    pub labels: std::collections::HashMap<String, String>,
 }
 
 /// The runner for real hosts.
@@ -35,6 +38,8 @@ pub struct Live {
     secrets: SecretStore,
     options: Option<LiveOptions>,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    engine: tokio::sync::Mutex<Option<Arc<Engine>>>,
+    no_labels: std::collections::HashMap<String, String>,
 }
 
 impl Default for Live {
@@ -44,6 +49,8 @@ impl Default for Live {
             secrets: SecretStore::default(),
             options: None,
             session: tokio::sync::Mutex::new(None),
+            engine: tokio::sync::Mutex::new(None),
+            no_labels: std::collections::HashMap::new(),
         }
     }
 }
@@ -65,7 +72,39 @@ impl Live {
             secrets,
             options: Some(options),
             session: tokio::sync::Mutex::new(None),
+            engine: tokio::sync::Mutex::new(None),
+            no_labels: std::collections::HashMap::new(),
         }
+    }
+
+    /// The target engine, connected on first use.
+    pub(super) async fn engine(&self) -> Result<Arc<Engine>, StepError> {
+        let mut slot = self.engine.lock().await;
+        if let Some(e) = slot.as_ref() {
+            return Ok(Arc::clone(e));
+        }
+        let Some(pb) = &self.playbook else {
+            return Err(StepError::failed(
+                "no target engine is configured for this runner",
+            ));
+        };
+        let e = Arc::new(
+            Engine::connect(&pb.target.docker)
+                .await
+                .map_err(super::build::docker_err)?,
+        );
+        *slot = Some(Arc::clone(&e));
+        Ok(e)
+    }
+
+    /// The labels the operator asked for on everything made on the target.
+    pub(super) fn extra_labels(&self) -> &std::collections::HashMap<String, String> {
+        self.options.as_ref().map_or(&self.no_labels, |o| &o.labels)
+    }
+
+    /// The app's name.
+    pub(super) fn app(&self) -> &str {
+        self.playbook.as_ref().map_or("", |p| p.app.as_str())
     }
 
     fn target(&self) -> Result<Target, StepError> {
@@ -161,6 +200,7 @@ impl Runner for Live {
     fn supports(&self, step: &PlannedStep) -> Result<(), String> {
         match &step.spec.kind {
             StepKind::Fetch(_)
+            | StepKind::Build(_)
             | StepKind::Exec(crate::playbook::Exec {
                 on: ExecOn::Vendor, ..
             }) => Ok(()),
@@ -175,6 +215,7 @@ impl Runner for Live {
         let result = match &step.spec.kind {
             StepKind::Fetch(f) => fetch::execute(self, step, f, cx).await,
             StepKind::Exec(e) if e.on == ExecOn::Vendor => exec::execute(self, step, e, cx).await,
+            StepKind::Build(b) => build::execute(self, step, b, cx).await,
             _ => Err(StepError::Failed(missing(step.kind))),
         };
         if result.is_err() {
@@ -199,6 +240,18 @@ impl Runner for Live {
                 }
                 r
             }
+            Some("remove-image") => {
+                let tag = item
+                    .undo
+                    .get("tag")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                self.engine()
+                    .await?
+                    .remove_image(tag)
+                    .await
+                    .map_err(|e| StepError::failed(e.to_string()))
+            }
             Some("none") => Ok(()),
             other => Err(StepError::failed(format!(
                 "cannot undo {} of step `{}`: unknown undo action {other:?}",
@@ -216,6 +269,19 @@ impl Runner for Live {
     ) -> Result<(), String> {
         match &step.spec.kind {
             StepKind::Fetch(_) => fetch::still_valid(&step.id, facts, artifacts),
+            StepKind::Build(_) => {
+                let tag = facts
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let engine = self.engine().await.map_err(|e| e.to_string())?;
+                let now = engine.image_id(tag).await.map_err(|e| e.to_string())?;
+                if now.as_deref() == facts.get("image_id").and_then(Value::as_str) {
+                    Ok(())
+                } else {
+                    Err(format!("image `{tag}` is gone or was replaced"))
+                }
+            }
             _ => Ok(()),
         }
     }

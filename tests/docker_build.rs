@@ -1,0 +1,185 @@
+//! `build` against the real Docker Engine, from a tree pulled from a real sshd: the image
+//! holds the pulled files, carries its labels, its context is the same twice, a missing
+//! base image is named, and rollback removes the image.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use sha2::Digest as _;
+use support::docker::{Labelled, available as docker_available, busybox};
+use support::sshd::{Sshd, available as sshd_available};
+
+struct Env {
+    sshd: Sshd,
+    dir: tempfile::TempDir,
+    label: Labelled,
+}
+
+impl Env {
+    fn new(test: &str) -> Option<Self> {
+        if !sshd_available() || !docker_available() {
+            return None;
+        }
+        busybox();
+        let sshd = Sshd::start("");
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("vendor/www");
+        std::fs::create_dir_all(src.join("css")).unwrap();
+        std::fs::write(src.join("index.html"), "<h1>Selamat datang</h1>\n").unwrap();
+        std::fs::write(src.join("css/site.css"), "body{}\n").unwrap();
+        Some(Self {
+            sshd,
+            dir,
+            label: Labelled::new(test),
+        })
+    }
+
+    fn playbook(&self, base: &str) -> PathBuf {
+        let p = self.dir.path().join("site.yml");
+        std::fs::write(
+            &p,
+            format!(
+                "version: 1\napp: situs\nvendor:\n  host: 127.0.0.1\n  port: {}\n  user: {}\n  identity: {}\n  known_hosts: {}\nsteps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n",
+                self.sshd.port,
+                self.sshd.user,
+                self.sshd.client_key.display(),
+                self.sshd.known_hosts.display(),
+                self.dir.path().join("vendor/www").display(),
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_boyong"))
+            .args(args)
+            .env("BOYONG_STATE", self.dir.path().join("state"))
+            .env_remove("BOYONG_SIM")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The run directories, oldest first.
+    fn runs(&self) -> Vec<PathBuf> {
+        let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/situs/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        r.sort();
+        r
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The facts of a step's `done` change in a run's journal.
+fn facts(run: &Path, step: &str) -> Value {
+    let j = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    j.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["type"] == "done" && v["step"] == step)
+        .map_or_else(
+            || panic!("no done of {step} in {j}"),
+            |v| v["facts"].clone(),
+        )
+}
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+#[test]
+fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_removes_it() {
+    let Some(env) = Env::new("build") else { return };
+    let pb = env.playbook("boyong-fixture/busybox:1");
+    let label = env.label.arg();
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &label]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run1 = env.runs().pop().unwrap();
+    let f1 = facts(&run1, "image");
+    let image = f1["image"].as_str().unwrap().to_string();
+    let run_id = run1.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(image, format!("boyong/situs-image:{run_id}"));
+
+    let inspect = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        &image,
+    ]);
+    let labels: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let manifest = std::fs::read(run1.join("artifacts/code.manifest")).unwrap();
+    let manifest_sha = boyong::playbook::hex(&sha2::Sha256::digest(&manifest));
+    assert_eq!(labels["boyong.app"], "situs");
+    assert_eq!(labels["boyong.run"], run_id.as_str());
+    assert_eq!(labels["boyong.step"], "image");
+    assert_eq!(labels["boyong.source.sha256"], manifest_sha.as_str());
+    assert_eq!(labels["boyong.test"], env.label.0.as_str());
+
+    // The image serves the bytes that were pulled.
+    let cat = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &label,
+        &image,
+        "cat",
+        "/www/index.html",
+    ]);
+    assert_eq!(
+        text(&cat.stdout),
+        "<h1>Selamat datang</h1>\n",
+        "{}",
+        text(&cat.stderr)
+    );
+
+    // The same tree and playbook give the same context, byte for byte.
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &label]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run2 = env.runs().pop().unwrap();
+    let f2 = facts(&run2, "image");
+    assert_ne!(f1["image"], f2["image"]);
+    assert_eq!(f1["context_sha256"], f2["context_sha256"]);
+
+    let rb = env.run(&["rollback", "situs", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    let gone = docker(&["image", "inspect", f2["image"].as_str().unwrap()]);
+    assert!(!gone.status.success(), "rollback removed the image");
+    let kept = docker(&["image", "inspect", &image]);
+    assert!(
+        kept.status.success(),
+        "the first run's image is not this rollback's"
+    );
+}
+
+#[test]
+fn a_missing_base_image_is_named_with_how_to_provide_it() {
+    let Some(env) = Env::new("nobase") else {
+        return;
+    };
+    let pb = env.playbook("boyong-fixture/absent:1");
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("base image `boyong-fixture/absent:1` is not on the target engine"),
+        "{err}"
+    );
+    assert!(err.contains("fixtures/base-images.sh"), "{err}");
+    assert!(!err.contains("attempt 2"), "not retried: {err}");
+    assert!(env.label.images().is_empty());
+}
