@@ -11,6 +11,10 @@ use futures_util::{Stream, StreamExt as _};
 
 use crate::playbook::DockerEndpoint;
 
+mod containers;
+
+pub use containers::{ContainerSpec, ContainerState};
+
 /// Why the engine refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {

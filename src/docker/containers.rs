@@ -1,0 +1,372 @@
+//! Containers, networks and volumes on the target engine: what a cut-over needs.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BErr;
+use bollard::models::{
+    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+
+use super::{DockerError, Engine};
+
+fn api(e: BErr) -> DockerError {
+    DockerError::Api(e.to_string())
+}
+
+fn not_found(e: &BErr) -> bool {
+    matches!(
+        e,
+        BErr::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// A container as the cut-over sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    /// Full id.
+    pub id: String,
+    /// Its image id (`sha256:…`).
+    pub image: String,
+    /// Whether it runs.
+    pub running: bool,
+    /// Host ports it publishes (`"8080/tcp"` style keys with their host ports).
+    pub host_ports: Vec<u16>,
+}
+
+/// What a new container is made from.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    /// Image reference.
+    pub image: String,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Labels.
+    pub labels: HashMap<String, String>,
+    /// `(address, host port, container port, "tcp"|"udp")`.
+    pub ports: Vec<(Option<String>, u16, u16, String)>,
+    /// `volume:/path[:ro]`.
+    pub binds: Vec<String>,
+    /// Network to join.
+    pub network: Option<String>,
+    /// Read-only root file system.
+    pub read_only: bool,
+    /// no-new-privileges.
+    pub no_new_privileges: bool,
+    /// Capabilities added after dropping all.
+    pub cap_add: Vec<String>,
+    /// Memory limit in bytes.
+    pub memory: i64,
+    /// Process limit.
+    pub pids: i64,
+    /// `no`, `always`, `unless-stopped`, `on-failure`.
+    pub restart: String,
+    /// tmpfs mounts.
+    pub tmpfs: Vec<String>,
+    /// json-file `max-size` and `max-file`.
+    pub log_max_size: String,
+    /// Rotated files kept.
+    pub log_max_files: u32,
+}
+
+impl Engine {
+    /// The container named `name`, if any.
+    ///
+    /// # Errors
+    /// An API error other than "not found".
+    pub async fn container(&self, name: &str) -> Result<Option<ContainerState>, DockerError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => {
+                let host_ports = c
+                    .host_config
+                    .and_then(|h| h.port_bindings)
+                    .into_iter()
+                    .flat_map(HashMap::into_values)
+                    .flatten()
+                    .flatten()
+                    .filter_map(|b| b.host_port.and_then(|p| p.parse().ok()))
+                    .collect();
+                Ok(Some(ContainerState {
+                    id: c.id.unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    running: c.state.and_then(|s| s.running).unwrap_or(false),
+                    host_ports,
+                }))
+            }
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Creates (does not start) container `name`. Returns its id.
+    ///
+    /// # Errors
+    /// The name is taken, the image is missing, or an API error.
+    pub async fn create_container(
+        &self,
+        name: &str,
+        s: &ContainerSpec,
+    ) -> Result<String, DockerError> {
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        let mut exposed = Vec::new();
+        for (addr, host, container, proto) in &s.ports {
+            let key = format!("{container}/{proto}");
+            exposed.push(key.clone());
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding {
+                    host_ip: addr.clone(),
+                    host_port: Some(host.to_string()),
+                });
+        }
+        let restart = match s.restart.as_str() {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "no" => RestartPolicyNameEnum::NO,
+            "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+            _ => RestartPolicyNameEnum::UNLESS_STOPPED,
+        };
+        let host = HostConfig {
+            port_bindings: Some(bindings),
+            binds: (!s.binds.is_empty()).then(|| s.binds.clone()),
+            network_mode: s.network.clone(),
+            readonly_rootfs: Some(s.read_only),
+            security_opt: s
+                .no_new_privileges
+                .then(|| vec!["no-new-privileges:true".to_string()]),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: (!s.cap_add.is_empty()).then(|| s.cap_add.clone()),
+            memory: Some(s.memory),
+            pids_limit: Some(s.pids),
+            restart_policy: Some(RestartPolicy {
+                name: Some(restart),
+                maximum_retry_count: None,
+            }),
+            tmpfs: Some(
+                s.tmpfs
+                    .iter()
+                    .map(|t| (t.clone(), "rw,noexec,nosuid,size=64m".to_string()))
+                    .collect(),
+            ),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), s.log_max_size.clone()),
+                    ("max-file".to_string(), s.log_max_files.to_string()),
+                ])),
+            }),
+            ..HostConfig::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(s.image.clone()),
+            env: Some(s.env.clone()),
+            labels: Some(s.labels.clone()),
+            exposed_ports: Some(exposed),
+            host_config: Some(host),
+            ..ContainerCreateBody::default()
+        };
+        let r = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(name).build()),
+                body,
+            )
+            .await
+            .map_err(api)?;
+        Ok(r.id)
+    }
+
+    /// Starts a container (started already is fine).
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn start(&self, name: &str) -> Result<(), DockerError> {
+        match self.docker.start_container(name, None).await {
+            Ok(())
+            | Err(BErr::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Stops a container, waiting `grace` seconds before killing it (stopped or gone is fine).
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn stop(&self, name: &str, grace: i32) -> Result<(), DockerError> {
+        match self
+            .docker
+            .stop_container(
+                name,
+                Some(StopContainerOptionsBuilder::new().t(grace).build()),
+            )
+            .await
+        {
+            Ok(())
+            | Err(BErr::DockerResponseServerError {
+                status_code: 304 | 404,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Renames a container.
+    ///
+    /// # Errors
+    /// The new name is taken, the container is gone, or an API error.
+    pub async fn rename(&self, name: &str, to: &str) -> Result<(), DockerError> {
+        self.docker
+            .rename_container(name, RenameContainerOptionsBuilder::new().name(to).build())
+            .await
+            .map_err(api)
+    }
+
+    /// Removes a container, running or not (gone is fine).
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn remove_container(&self, name: &str) -> Result<(), DockerError> {
+        match self
+            .docker
+            .remove_container(
+                name,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Runs `cmd` inside a running container; its exit code.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn exec_code(&self, container: &str, cmd: &[String]) -> Result<i64, DockerError> {
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..ExecConfig::default()
+                },
+            )
+            .await
+            .map_err(api)?;
+        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await.map_err(api)?
+        {
+            use futures_util::StreamExt as _;
+            while output.next().await.is_some() {}
+        }
+        let r = self.docker.inspect_exec(&exec.id).await.map_err(api)?;
+        Ok(r.exit_code.unwrap_or(-1))
+    }
+
+    /// Whether network `name` exists.
+    ///
+    /// # Errors
+    /// An API error other than "not found".
+    pub async fn network_exists(&self, name: &str) -> Result<bool, DockerError> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Creates a bridge network with `labels`.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), DockerError> {
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: name.to_string(),
+                labels: Some(labels.clone()),
+                ..NetworkCreateRequest::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(api)
+    }
+
+    /// Removes a network (gone is fine).
+    ///
+    /// # Errors
+    /// An API error (e.g. still in use).
+    pub async fn remove_network(&self, name: &str) -> Result<(), DockerError> {
+        match self.docker.remove_network(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Whether volume `name` exists.
+    ///
+    /// # Errors
+    /// An API error other than "not found".
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, DockerError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) if not_found(&e) => Ok(false),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Creates a volume with `labels`.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), DockerError> {
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(labels.clone()),
+                ..VolumeCreateRequest::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(api)
+    }
+
+    /// Removes a volume (gone is fine).
+    ///
+    /// # Errors
+    /// An API error (e.g. still in use).
+    pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+}
