@@ -14,6 +14,7 @@ use bollard::query_parameters::{
 
 use super::{DockerError, Engine};
 
+#[expect(clippy::needless_pass_by_value, reason = "used as `map_err(api)`")]
 fn api(e: BErr) -> DockerError {
     DockerError::Api(e.to_string())
 }
