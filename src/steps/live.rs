@@ -16,7 +16,7 @@ use crate::plan::PlannedStep;
 use crate::playbook::{ExecOn, Playbook, SecretStore, StepKind, VendorAuth};
 use crate::ssh::{Auth, Session, SshError, Target};
 
-use super::{build, exec, fetch};
+use super::{build, deploy_run, exec, fetch};
 use crate::docker::Engine;
 
 /// How to reach the vendor host, as the operator's command line says.
@@ -100,6 +100,11 @@ impl Live {
     /// The labels the operator asked for on everything made on the target.
     pub(super) fn extra_labels(&self) -> &std::collections::HashMap<String, String> {
         self.options.as_ref().map_or(&self.no_labels, |o| &o.labels)
+    }
+
+    /// The step of the run's playbook with this id.
+    pub(super) fn playbook_step(&self, id: &str) -> Option<&crate::playbook::Step> {
+        self.spec(id)
     }
 
     /// The app's name.
@@ -201,6 +206,7 @@ impl Runner for Live {
         match &step.spec.kind {
             StepKind::Fetch(_)
             | StepKind::Build(_)
+            | StepKind::Deploy(_)
             | StepKind::Exec(crate::playbook::Exec {
                 on: ExecOn::Vendor, ..
             }) => Ok(()),
@@ -216,6 +222,7 @@ impl Runner for Live {
             StepKind::Fetch(f) => fetch::execute(self, step, f, cx).await,
             StepKind::Exec(e) if e.on == ExecOn::Vendor => exec::execute(self, step, e, cx).await,
             StepKind::Build(b) => build::execute(self, step, b, cx).await,
+            StepKind::Deploy(d) => deploy_run::execute(self, step, d, cx).await,
             _ => Err(StepError::Failed(missing(step.kind))),
         };
         if result.is_err() {
@@ -252,6 +259,10 @@ impl Runner for Live {
                     .await
                     .map_err(|e| StepError::failed(e.to_string()))
             }
+            Some(
+                "remove-container" | "start-container" | "rename" | "remove-network"
+                | "remove-volume",
+            ) => deploy_run::undo(&*self.engine().await?, &item.undo).await,
             Some("none") => Ok(()),
             other => Err(StepError::failed(format!(
                 "cannot undo {} of step `{}`: unknown undo action {other:?}",

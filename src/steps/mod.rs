@@ -8,6 +8,7 @@
 
 mod build;
 mod deploy;
+mod deploy_run;
 mod dump;
 mod exec;
 mod fetch;

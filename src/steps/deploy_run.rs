@@ -1,0 +1,369 @@
+//! `deploy` on the target: the health-gated cut-over and the undo of each of its changes.
+//!
+//! Order: the network (if missing), the new container under `NAME.next-RUN`, the old one
+//! stopped if it holds one of the new one's host ports, the new one started and waited on
+//! until healthy; then the old one renamed `NAME.prev-RUN` and the new one `NAME`. Each is
+//! journaled with its undo before it is made, so rollback puts the old one back under
+//! `NAME`, started. Unhealthy: the new one is removed, the old one started again, and the
+//! step fails.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::build::docker_err;
+use super::live::Live;
+use crate::docker::{ContainerSpec, Engine};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, PlannedStep, Resource};
+use crate::playbook::{Deploy, HealthCheck, ImageSource, RestartPolicy, StepKind};
+
+fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, StepError> {
+    step.changes
+        .iter()
+        .find(|c| c.op == op && c.resource == resource)
+        .ok_or_else(|| {
+            StepError::failed(format!("the plan of `{}` lacks a change it needs", step.id))
+        })
+}
+
+/// The same planned change, saying which part of it is being made.
+fn part(c: &Change, what: &str) -> Change {
+    let mut c = c.clone();
+    c.details = vec![what.to_string()];
+    c
+}
+
+/// The image a deploy runs: a build step's tag in this run, or a reference.
+fn image_of(live: &Live, d: &Deploy, run: &str) -> String {
+    match &d.image {
+        ImageSource::Reference(r) => r.clone(),
+        ImageSource::Build(id) => live
+            .playbook_step(id)
+            .and_then(|s| match &s.kind {
+                StepKind::Build(b) => b.tag.clone(),
+                _ => None,
+            })
+            .unwrap_or_else(|| format!("boyong/{}-{id}:{run}", live.app())),
+    }
+}
+
+fn spec(
+    d: &Deploy,
+    image: &str,
+    env: Vec<String>,
+    labels: HashMap<String, String>,
+) -> ContainerSpec {
+    let s = &d.security;
+    ContainerSpec {
+        image: image.to_string(),
+        env,
+        labels,
+        ports: d
+            .ports
+            .iter()
+            .map(|p| {
+                let proto = if p.to_string().ends_with("/udp") {
+                    "udp"
+                } else {
+                    "tcp"
+                };
+                (
+                    p.address.map(|a| a.to_string()),
+                    p.host,
+                    p.container,
+                    proto.to_string(),
+                )
+            })
+            .collect(),
+        binds: d
+            .volumes
+            .iter()
+            .map(|v| {
+                format!(
+                    "{}:{}{}",
+                    v.volume,
+                    v.path,
+                    if v.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect(),
+        network: d.network.clone(),
+        read_only: s.read_only,
+        no_new_privileges: s.no_new_privileges,
+        cap_add: s.cap_add.clone(),
+        memory: i64::try_from(s.memory.0).unwrap_or(i64::MAX),
+        pids: i64::from(s.pids),
+        restart: match s.restart {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+        .to_string(),
+        tmpfs: s.tmpfs.clone(),
+        log_max_size: s.log_max_size.0.to_string(),
+        log_max_files: s.log_max_files,
+    }
+}
+
+/// One try of the health check.
+async fn healthy_once(engine: &Engine, container: &str, check: &HealthCheck) -> Result<(), String> {
+    match check {
+        HealthCheck::Http { url, expect_status } => {
+            let rest = url
+                .strip_prefix("http://")
+                .ok_or("only http:// URLs are checked")?;
+            let (hostport, path) = rest
+                .split_once('/')
+                .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+            let mut s = tokio::net::TcpStream::connect(hostport)
+                .await
+                .map_err(|e| e.to_string())?;
+            let req =
+                format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: boyong\r\n\r\n");
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut head = vec![0u8; 64];
+            let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+            let line = String::from_utf8_lossy(&head[..n]);
+            let status = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok());
+            match status {
+                Some(c) if c == *expect_status => Ok(()),
+                Some(c) => Err(format!("GET {url} answered {c}, expected {expect_status}")),
+                None => Err(format!("GET {url}: not an HTTP answer")),
+            }
+        }
+        HealthCheck::Tcp(addr) => tokio::net::TcpStream::connect(addr.as_str())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{addr}: {e}")),
+        HealthCheck::Cmd(cmd) => match engine.exec_code(container, cmd).await {
+            Ok(0) => Ok(()),
+            Ok(c) => Err(format!("`{}` exited {c}", cmd.join(" "))),
+            Err(e) => Err(e.to_string()),
+        },
+        HealthCheck::Running => Ok(()),
+    }
+}
+
+/// Waits until the new container is healthy, or says why not by the time limit.
+async fn wait_healthy(
+    engine: &Engine,
+    container: &str,
+    d: &Deploy,
+    cx: &mut StepCx<'_>,
+) -> Result<(), String> {
+    let h = &d.health;
+    let t0 = Instant::now();
+    let mut last = String::from("no check ran");
+    if h.check == HealthCheck::Running {
+        tokio::time::sleep(h.interval.0).await;
+    }
+    loop {
+        match engine.container(container).await {
+            Ok(Some(c)) if c.running => {}
+            Ok(_) => return Err(format!("the new container stopped ({last})")),
+            Err(e) => return Err(e.to_string()),
+        }
+        match healthy_once(engine, container, &h.check).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        if t0.elapsed() >= h.timeout.0 {
+            return Err(format!("not healthy within {}: {last}", h.timeout));
+        }
+        cx.output(&format!("waiting for health: {last}"));
+        tokio::time::sleep(h.interval.0.min(Duration::from_secs(5))).await;
+    }
+}
+
+/// The cut-over.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    d: &Deploy,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let engine = live.engine().await?;
+    let run = cx
+        .artifacts()
+        .parent()
+        .and_then(Path::file_name)
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let image = image_of(live, d, &run);
+    let image_id = engine
+        .image_id(&image)
+        .await
+        .map_err(docker_err)?
+        .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
+    let mut labels = live.extra_labels().clone();
+    labels.insert("boyong.app".into(), live.app().to_string());
+    labels.insert("boyong.run".into(), run.clone());
+    labels.insert("boyong.step".into(), step.id.clone());
+    let (next, prev) = (
+        format!("{}.next-{run}", d.name),
+        format!("{}.prev-{run}", d.name),
+    );
+
+    for c in step.changes.iter().filter(|c| c.op == Op::Create) {
+        let (exists, action) = match c.resource {
+            Resource::Network => (
+                engine.network_exists(&c.name).await.map_err(docker_err)?,
+                "remove-network",
+            ),
+            Resource::Volume => (
+                engine.volume_exists(&c.name).await.map_err(docker_err)?,
+                "remove-volume",
+            ),
+            _ => continue,
+        };
+        if exists {
+            cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
+            continue;
+        }
+        let id = cx.intent(c, &json!({"action": action, "name": c.name}))?;
+        match c.resource {
+            Resource::Network => engine.create_network(&c.name, &labels).await,
+            _ => engine.create_volume(&c.name, &labels).await,
+        }
+        .map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
+    }
+
+    let old = engine.container(&d.name).await.map_err(docker_err)?;
+    let env: Vec<String> = d
+        .env
+        .iter()
+        .map(|(k, t)| {
+            t.resolve(cx.secrets())
+                .map(|v| format!("{k}={}", v.expose()))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(StepError::Fatal)?;
+    let create = change(step, Op::Create, Resource::Container)?;
+    let id = cx.intent(create, &json!({"action": "remove-container", "name": next}))?;
+    // A `next` of this run left by a cut-off attempt is ours to replace.
+    engine.remove_container(&next).await.map_err(docker_err)?;
+    let new_id = engine
+        .create_container(&next, &spec(d, &image, env, labels))
+        .await
+        .map_err(docker_err)?;
+    cx.done(&id, &json!({"container_id": new_id}))?;
+
+    let replace = change(step, Op::Replace, Resource::Container)?;
+    let ports: Vec<u16> = d.ports.iter().map(|p| p.host).collect();
+    let mut stopped_old = false;
+    if let Some(o) = old
+        .as_ref()
+        .filter(|o| o.running && o.host_ports.iter().any(|p| ports.contains(p)))
+    {
+        let id = cx.intent(
+            &part(
+                replace,
+                &format!(
+                    "stop the current `{}` (it holds a port of the new one)",
+                    d.name
+                ),
+            ),
+            // Undone: the new one (under either name) is stopped first, to free the port.
+            &json!({"action": "start-container", "name": d.name, "id": o.id, "stop_first": next}),
+        )?;
+        engine.stop(&d.name, 10).await.map_err(docker_err)?;
+        stopped_old = true;
+        cx.done(&id, &json!({}))?;
+    }
+    engine.start(&next).await.map_err(docker_err)?;
+    if let Err(why) = wait_healthy(&engine, &next, d, cx).await {
+        // Unhealthy: the new one goes, the old one serves again. The journal's undo would
+        // do the same; it is done here so that the old app is back without a rollback.
+        let _ = engine.remove_container(&next).await;
+        if stopped_old {
+            let _ = engine.start(&d.name).await;
+        }
+        return Err(StepError::fatal(format!(
+            "the new `{}` is unhealthy, so it was removed and the current one kept: {why}",
+            d.name
+        )));
+    }
+    if old.is_some() {
+        let id = cx.intent(
+            &part(
+                replace,
+                &format!("rename the current `{}` to `{prev}`", d.name),
+            ),
+            &json!({"action": "rename", "from": prev, "to": d.name}),
+        )?;
+        engine.rename(&d.name, &prev).await.map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
+    }
+    let id = cx.intent(
+        &part(replace, &format!("rename `{next}` to `{}`", d.name)),
+        &json!({"action": "rename", "from": d.name, "to": next}),
+    )?;
+    engine.rename(&next, &d.name).await.map_err(docker_err)?;
+    cx.done(&id, &json!({}))?;
+    let now = engine.container(&d.name).await.map_err(docker_err)?;
+    if now.as_ref().map(|c| c.image.as_str()) != Some(image_id.as_str()) {
+        return Err(StepError::fatal(format!(
+            "`{}` does not run the image that was built ({image_id})",
+            d.name
+        )));
+    }
+    Ok(json!({
+        "container": d.name,
+        "container_id": new_id,
+        "image": image,
+        "image_id": image_id,
+        "previous": old.map(|o| o.id),
+    }))
+}
+
+/// Undoes one change of a cut-over. Each is safe whether or not it happened.
+pub(super) async fn undo(engine: &Engine, data: &Value) -> Result<(), StepError> {
+    let s = |k: &str| {
+        data.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let r = match data.get("action").and_then(Value::as_str) {
+        Some("remove-container") => engine.remove_container(&s("name")).await,
+        Some("start-container") => {
+            // The old container, by id: the names may be half swapped back.
+            let old = data
+                .get("id")
+                .and_then(Value::as_str)
+                .map_or_else(|| s("name"), str::to_owned);
+            let new = s("stop_first");
+            if !new.is_empty() {
+                engine
+                    .stop(&new, 10)
+                    .await
+                    .map_err(|e| StepError::failed(e.to_string()))?;
+            }
+            match engine.container(&old).await {
+                Ok(Some(_)) => engine.start(&old).await,
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        Some("rename") => match engine.container(&s("from")).await {
+            Ok(Some(_)) => engine.rename(&s("from"), &s("to")).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Some("remove-network") => engine.remove_network(&s("name")).await,
+        Some("remove-volume") => engine.remove_volume(&s("name")).await,
+        other => return Err(StepError::failed(format!("unknown deploy undo {other:?}"))),
+    };
+    r.map_err(|e| StepError::failed(e.to_string()))
+}

@@ -1,0 +1,233 @@
+//! `deploy` against the real Docker Engine: a health-gated cut-over from a serving
+//! container to a new one, hardened; rollback puts the old one back, serving; an
+//! unhealthy new one is removed and the old one keeps serving.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::docker::{Labelled, available, busybox};
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// An image serving `body` over HTTP on 8080, labelled for cleanup.
+fn web_image(label: &Labelled, name: &str, body: &str) -> String {
+    let tag = format!("boyong-test-{}-{name}:1", label.0);
+    let dockerfile = format!(
+        "FROM boyong-fixture/busybox:1\nRUN mkdir -p /www && echo {body} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+    );
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "--label", &label.arg(), "-t", &tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "docker build {tag}");
+    tag
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body served at 127.0.0.1:port, waiting up to 10 s for it.
+fn get(port: u16) -> String {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if let Some((_, body)) = out.split_once("\r\n\r\n") {
+                return body.trim().to_string();
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nothing serves on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    label: Labelled,
+    name: String,
+    port: u16,
+}
+
+impl Env {
+    fn new(test: &str) -> Option<Self> {
+        if !available() {
+            return None;
+        }
+        busybox();
+        let label = Labelled::new(test);
+        let name = format!("bt-{}", label.0);
+        let env = Self {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+            name,
+            label,
+        };
+        // The app as it runs today.
+        let old = web_image(&env.label, "old", "old");
+        let p = format!("127.0.0.1:{}:8080", env.port);
+        let run = docker(&[
+            "run",
+            "-d",
+            "--name",
+            &env.name,
+            "--label",
+            &env.label.arg(),
+            "-p",
+            &p,
+            &old,
+        ]);
+        assert!(run.status.success(), "{}", text(&run.stderr));
+        assert_eq!(get(env.port), "old");
+        Some(env)
+    }
+
+    fn playbook(&self, image: &str, health_path: &str) -> PathBuf {
+        let p = self.dir.path().join("web.yml");
+        std::fs::write(
+            &p,
+            format!(
+                "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nsteps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {}\n      ports: [\"127.0.0.1:{}:8080\"]\n      health:\n        http: http://127.0.0.1:{}{health_path}\n        timeout: 4s\n        interval: 1s\n",
+                self.name, self.port, self.port
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_boyong"))
+            .args(args)
+            .env("BOYONG_STATE", self.dir.path().join("state"))
+            .env_remove("BOYONG_SIM")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn inspect(name: &str) -> Option<Value> {
+        let out = docker(&["inspect", name]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
+    }
+
+    /// Containers of this test, by name.
+    fn names(&self) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label={}", self.label.arg()),
+        ]);
+        let mut n: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+        n.sort();
+        n
+    }
+}
+
+#[test]
+fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_old() {
+    let Some(env) = Env::new("cutover") else {
+        return;
+    };
+    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(&env.label, "new", "new");
+    let pb = env.playbook(&new, "/");
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(get(env.port), "new");
+
+    let c = Env::inspect(&env.name).unwrap();
+    assert_ne!(c["Id"], old_id);
+    let h = &c["HostConfig"];
+    assert_eq!(h["ReadonlyRootfs"], true);
+    assert_eq!(h["CapDrop"], serde_json::json!(["ALL"]));
+    assert!(h["SecurityOpt"].to_string().contains("no-new-privileges"));
+    assert_eq!(h["Memory"], 512 * 1024 * 1024);
+    assert_eq!(h["PidsLimit"], 256);
+    assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
+    assert_eq!(h["LogConfig"]["Type"], "json-file");
+    assert_eq!(c["Config"]["Labels"]["boyong.app"], "webtest");
+    let names = env.names();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with(&format!("{}.prev-", env.name))),
+        "{names:?}"
+    );
+
+    let rb = env.run(&["rollback", "webtest", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(get(env.port), "old");
+    assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
+    assert_eq!(
+        env.names(),
+        std::slice::from_ref(&env.name),
+        "only the old container is left"
+    );
+}
+
+#[test]
+fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
+    let Some(env) = Env::new("unhealthy") else {
+        return;
+    };
+    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(&env.label, "new", "new");
+    let pb = env.playbook(&new, "/missing");
+    let out = env.run(&[
+        "run",
+        pb.to_str().unwrap(),
+        "--label",
+        &env.label.arg(),
+        "--no-auto-rollback",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("is unhealthy") && err.contains("404"), "{err}");
+    assert_eq!(get(env.port), "old");
+    assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
+    assert_eq!(
+        env.names(),
+        std::slice::from_ref(&env.name),
+        "the new container is gone"
+    );
+}
