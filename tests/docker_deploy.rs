@@ -231,3 +231,67 @@ fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
         "the new container is gone"
     );
 }
+
+#[test]
+fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
+    let Some(env) = Env::new("sigkill") else {
+        return;
+    };
+    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(&env.label, "new", "new");
+    // Never healthy, and a long wait: boyong is killed while it waits.
+    let pb = env.playbook(&new, "/missing");
+    let text_pb = std::fs::read_to_string(&pb)
+        .unwrap()
+        .replace("timeout: 4s", "timeout: 120s");
+    std::fs::write(&pb, text_pb).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boyong"))
+        .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
+        .env("BOYONG_STATE", env.dir.path().join("state"))
+        .env_remove("BOYONG_SIM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the new container runs (the old one is stopped by then).
+    let t0 = Instant::now();
+    let next = loop {
+        let running = docker(&[
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label={}", env.label.arg()),
+        ]);
+        if let Some(n) = text(&running.stdout).lines().find(|n| n.contains(".next-")) {
+            break n.to_string();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the new container never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        get(env.port),
+        "new",
+        "the new one answers (unhealthily) while boyong waits"
+    );
+    let killed = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+    assert!(
+        Env::inspect(&next).is_some(),
+        "the kill left the new container"
+    );
+
+    let rb = env.run(&["rollback", "webtest", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(get(env.port), "old");
+    assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
+    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+}

@@ -1,7 +1,7 @@
 //! `deploy`: the health-gated cut-over to a new container; the old one is kept, stopped,
 //! for rollback.
 
-use super::{Described, hardening, network_if_missing};
+use super::{Described, hardening, network_if_missing, volume_if_missing};
 use crate::plan::{Change, Op, Place, PlanContext, Resource};
 use crate::playbook::{Deploy, HealthCheck, ImageSource};
 
@@ -13,6 +13,9 @@ pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
     let mut changes = Vec::new();
     if let Some(n) = &d.network {
         changes.push(network_if_missing(n));
+    }
+    for v in &d.volumes {
+        changes.push(volume_if_missing(&v.volume));
     }
     let mut details = vec![format!("image {image}")];
     details.extend(d.ports.iter().map(|p| format!("port {p}")));

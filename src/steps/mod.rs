@@ -43,9 +43,18 @@ pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
 
 /// A network created when missing, and removed by rollback only if this run made it.
 pub(crate) fn network_if_missing(name: &str) -> Change {
+    if_missing(crate::plan::Resource::Network, name)
+}
+
+/// A volume created when missing, and removed by rollback only if this run made it.
+pub(crate) fn volume_if_missing(name: &str) -> Change {
+    if_missing(crate::plan::Resource::Volume, name)
+}
+
+fn if_missing(resource: crate::plan::Resource, name: &str) -> Change {
     Change {
         op: crate::plan::Op::Create,
-        resource: crate::plan::Resource::Network,
+        resource,
         place: crate::plan::Place::Target,
         name: name.to_string(),
         details: Vec::new(),
