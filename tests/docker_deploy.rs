@@ -295,3 +295,56 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
     assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
     assert_eq!(env.names(), std::slice::from_ref(&env.name));
 }
+
+#[test]
+fn previous_releases_beyond_keep_are_pruned_for_this_app_only() {
+    let Some(env) = Env::new("prune") else { return };
+    // A container of another app with a name alike: never touched.
+    let other = format!("{}.prev-19990101T000000Z-0000", env.name);
+    let made = docker(&[
+        "create",
+        "--name",
+        &other,
+        "--label",
+        &env.label.arg(),
+        "--label",
+        "boyong.app=someone-else",
+        "boyong-fixture/busybox:1",
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let mut ids = Vec::new();
+    let mut last = None;
+    for body in ["one", "two", "three"] {
+        let image = web_image(&env.label, body, body);
+        let out = env.run(&[
+            "run",
+            env.playbook(&image, "/").to_str().unwrap(),
+            "--label",
+            &env.label.arg(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(get(env.port), body);
+        ids.push(Env::inspect(&env.name).unwrap()["Id"].clone());
+        last = Some(out);
+    }
+    let names = env.names();
+    let alive: Vec<Value> = names
+        .iter()
+        .map(|n| Env::inspect(n).unwrap()["Id"].clone())
+        .collect();
+    // Release "one" was this app's previous release before the last run: pruned (keep: 1).
+    assert!(
+        !alive.contains(&ids[0]),
+        "release one was not pruned: {names:?}"
+    );
+    assert!(
+        alive.contains(&ids[1]),
+        "the last run's previous release is kept: {names:?}"
+    );
+    assert!(
+        names.contains(&other),
+        "another app's container was pruned: {names:?}"
+    );
+    let err = text(&last.unwrap().stderr);
+    assert!(err.contains("removed the previous release"), "{err}");
+}

@@ -279,6 +279,29 @@ impl Engine {
         Ok(r.exit_code.unwrap_or(-1))
     }
 
+    /// Names of all containers (running or not) labelled `boyong.app=APP`.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn app_containers(&self, app: &str) -> Result<Vec<String>, DockerError> {
+        let filters = HashMap::from([("label", vec![format!("boyong.app={app}")])]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(api)?;
+        Ok(list
+            .into_iter()
+            .flat_map(|c| c.names.unwrap_or_default())
+            .map(|n| n.trim_start_matches('/').to_string())
+            .collect())
+    }
+
     /// Whether network `name` exists.
     ///
     /// # Errors

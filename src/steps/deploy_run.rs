@@ -311,6 +311,7 @@ pub(super) async fn execute(
     )?;
     engine.rename(&next, &d.name).await.map_err(docker_err)?;
     cx.done(&id, &json!({}))?;
+    prune(&engine, live.app(), d, &prev, cx).await?;
     let now = engine.container(&d.name).await.map_err(docker_err)?;
     if now.as_ref().map(|c| c.image.as_str()) != Some(image_id.as_str()) {
         return Err(StepError::fatal(format!(
@@ -325,6 +326,42 @@ pub(super) async fn execute(
         "image_id": image_id,
         "previous": old.map(|o| o.id),
     }))
+}
+
+/// Keeps the newest `keep` previous releases (`NAME.prev-RUN`, this app's label only) and
+/// removes older ones: they belong to earlier runs, whose rollback is then no longer
+/// possible, so each removal is journaled as a note.
+async fn prune(
+    engine: &Engine,
+    app: &str,
+    d: &Deploy,
+    this_run: &str,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    let prefix = format!("{}.prev-", d.name);
+    // This run's own previous release is never pruned: its rollback needs it.
+    let mut prevs: Vec<String> = engine
+        .app_containers(app)
+        .await
+        .map_err(docker_err)?
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix) && n != this_run)
+        .collect();
+    prevs.sort();
+    let keep = usize::try_from(d.keep.saturating_sub(1)).unwrap_or(usize::MAX);
+    let old = prevs.len().saturating_sub(keep);
+    for name in &prevs[..old] {
+        engine.remove_container(name).await.map_err(docker_err)?;
+        cx.note(
+            "pruned",
+            &format!("removed the previous release `{name}` (keep: {})", d.keep),
+        )?;
+        cx.output(&format!(
+            "removed the previous release `{name}` (keep: {})",
+            d.keep
+        ));
+    }
+    Ok(())
 }
 
 /// Undoes one change of a cut-over. Each is safe whether or not it happened.
