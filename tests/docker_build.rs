@@ -183,3 +183,81 @@ fn a_missing_base_image_is_named_with_how_to_provide_it() {
     assert!(!err.contains("attempt 2"), "not retried: {err}");
     assert!(env.label.images().is_empty());
 }
+
+#[test]
+fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
+    let Some(env) = Env::new("buildkill") else {
+        return;
+    };
+    let pb = env.playbook("boyong-fixture/busybox:1");
+    // A build that takes a while.
+    let text_pb = std::fs::read_to_string(&pb)
+        .unwrap()
+        .replace("run: [\"chmod -R a+rX /www\"]", "run: [\"sleep 30\"]");
+    std::fs::write(&pb, text_pb).unwrap();
+    // A build cut off leaves the layers it committed as dangling images (no label yet):
+    // this test removes the ones that appear while it runs.
+    let dangling = || text(&docker(&["image", "ls", "-q", "--filter", "dangling=true"]).stdout);
+    let before = dangling();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boyong"))
+        .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
+        .env("BOYONG_STATE", env.dir.path().join("state"))
+        .env_remove("BOYONG_SIM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    loop {
+        let ps = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);
+        if text(&ps.stdout).contains("sleep 30") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the build never ran its RUN line"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let killed = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+
+    let rb = env.run(&["rollback", "situs", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    let run = env.runs().pop().unwrap();
+    assert!(
+        !run.join("artifacts/code").exists(),
+        "the pulled artifact was removed"
+    );
+    let tag = format!(
+        "boyong/situs-image:{}",
+        run.file_name().unwrap().to_string_lossy()
+    );
+    assert!(
+        !docker(&["image", "inspect", &tag]).status.success(),
+        "no image was left tagged"
+    );
+    // The engine may still be finishing the abandoned build; it leaves no tagged image.
+    let t0 = std::time::Instant::now();
+    while text(&docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]).stdout)
+        .contains("sleep 30")
+    {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the build container outlived the build"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !docker(&["image", "inspect", &tag]).status.success(),
+        "no image appeared after the kill"
+    );
+    for id in dangling().lines().filter(|id| !before.contains(id)) {
+        let _ = docker(&["rmi", id]);
+    }
+}
