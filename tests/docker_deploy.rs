@@ -348,3 +348,51 @@ fn previous_releases_beyond_keep_are_pruned_for_this_app_only() {
     let err = text(&last.unwrap().stderr);
     assert!(err.contains("removed the previous release"), "{err}");
 }
+
+#[test]
+fn cmd_and_tcp_health_checks_gate_the_cut_over() {
+    let Some(env) = Env::new("health") else {
+        return;
+    };
+    let one = web_image(&env.label, "one", "one");
+    let two = web_image(&env.label, "two", "two");
+    let health = |check: &str| {
+        let pb = env.playbook(&one, "/");
+        let text_pb = std::fs::read_to_string(&pb).unwrap();
+        let from = text_pb.find("        http:").unwrap();
+        let to = text_pb[from..].find('\n').unwrap() + from + 1;
+        std::fs::write(
+            &pb,
+            format!("{}{check}\n{}", &text_pb[..from], &text_pb[to..]),
+        )
+        .unwrap();
+        pb
+    };
+    // cmd: inside the new container, busybox wget fetches its own page.
+    let pb = health(
+        "        cmd: [\"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/\"]",
+    );
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(get(env.port), "one");
+    // tcp: the published port accepts a connection.
+    let pb = health(&format!("        tcp: 127.0.0.1:{}", env.port));
+    let text_pb = std::fs::read_to_string(&pb).unwrap().replace(&one, &two);
+    std::fs::write(&pb, text_pb).unwrap();
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(get(env.port), "two");
+    // A cmd that fails keeps the current one.
+    let three = web_image(&env.label, "three", "three");
+    let pb = health("        cmd: [\"false\"]");
+    let text_pb = std::fs::read_to_string(&pb).unwrap().replace(&one, &three);
+    std::fs::write(&pb, text_pb).unwrap();
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("`false` exited 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(get(env.port), "two");
+}
