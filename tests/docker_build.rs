@@ -61,11 +61,8 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_boyong"))
+        support::boyong(&self.dir.path().join("state"))
             .args(args)
-            .env("BOYONG_STATE", self.dir.path().join("state"))
-            .env_remove("BOYONG_SIM")
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     }
@@ -199,11 +196,8 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
     // this test removes the ones that appear while it runs.
     let dangling = || text(&docker(&["image", "ls", "-q", "--filter", "dangling=true"]).stdout);
     let before = dangling();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boyong"))
+    let mut child = support::boyong(&env.dir.path().join("state"))
         .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
-        .env("BOYONG_STATE", env.dir.path().join("state"))
-        .env_remove("BOYONG_SIM")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -130,11 +130,8 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_boyong"))
+        support::boyong(&self.dir.path().join("state"))
             .args(args)
-            .env("BOYONG_STATE", self.dir.path().join("state"))
-            .env_remove("BOYONG_SIM")
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     }
@@ -245,11 +242,8 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
         .unwrap()
         .replace("timeout: 4s", "timeout: 120s");
     std::fs::write(&pb, text_pb).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boyong"))
+    let mut child = support::boyong(&env.dir.path().join("state"))
         .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
-        .env("BOYONG_STATE", env.dir.path().join("state"))
-        .env_remove("BOYONG_SIM")
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
