@@ -192,10 +192,9 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
         .unwrap()
         .replace("run: [\"chmod -R a+rX /www\"]", "run: [\"sleep 30\"]");
     std::fs::write(&pb, text_pb).unwrap();
-    // A build cut off leaves the layers it committed as dangling images (no label yet):
-    // this test removes the ones that appear while it runs.
-    let dangling = || text(&docker(&["image", "ls", "-q", "--filter", "dangling=true"]).stdout);
-    let before = dangling();
+    // A build cut off may leave a layer it committed in the engine's build cache (untagged,
+    // no label yet). It is not removed here: other tests' builds, running at the same time,
+    // may share it.
     let mut child = support::boyong(&env.dir.path().join("state"))
         .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
         .stdout(Stdio::null())
@@ -251,7 +250,4 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
         !docker(&["image", "inspect", &tag]).status.success(),
         "no image appeared after the kill"
     );
-    for id in dangling().lines().filter(|id| !before.contains(id)) {
-        let _ = docker(&["rmi", id]);
-    }
 }
