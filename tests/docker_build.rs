@@ -11,7 +11,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 use sha2::Digest as _;
@@ -188,19 +188,16 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
     };
     let pb = env.playbook("boyong-fixture/busybox:1");
     // A build that takes a while.
-    let text_pb = std::fs::read_to_string(&pb)
-        .unwrap()
-        .replace("run: [\"chmod -R a+rX /www\"]", "run: [\"sleep 30\"]");
-    std::fs::write(&pb, text_pb).unwrap();
+    support::edit_file(&pb, "run: [\"chmod -R a+rX /www\"]", "run: [\"sleep 30\"]");
     // A build cut off may leave a layer it committed in the engine's build cache (untagged,
     // no label yet). It is not removed here: other tests' builds, running at the same time,
     // may share it.
-    let mut child = support::boyong(&env.dir.path().join("state"))
-        .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = support::spawn_quiet(support::boyong(&env.dir.path().join("state")).args([
+        "run",
+        pb.to_str().unwrap(),
+        "--label",
+        &env.label.arg(),
+    ]));
     let t0 = std::time::Instant::now();
     loop {
         let ps = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);

@@ -238,16 +238,13 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
     let new = web_image(&env.label, "new", "new");
     // Never healthy, and a long wait: boyong is killed while it waits.
     let pb = env.playbook(&new, "/missing");
-    let text_pb = std::fs::read_to_string(&pb)
-        .unwrap()
-        .replace("timeout: 4s", "timeout: 120s");
-    std::fs::write(&pb, text_pb).unwrap();
-    let mut child = support::boyong(&env.dir.path().join("state"))
-        .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    support::edit_file(&pb, "timeout: 4s", "timeout: 120s");
+    let mut child = support::spawn_quiet(support::boyong(&env.dir.path().join("state")).args([
+        "run",
+        pb.to_str().unwrap(),
+        "--label",
+        &env.label.arg(),
+    ]));
     // Wait until the new container runs (the old one is stopped by then).
     let t0 = Instant::now();
     let next = loop {
@@ -371,16 +368,14 @@ fn cmd_and_tcp_health_checks_gate_the_cut_over() {
     assert_eq!(get(env.port), "one");
     // tcp: the published port accepts a connection.
     let pb = health(&format!("        tcp: 127.0.0.1:{}", env.port));
-    let text_pb = std::fs::read_to_string(&pb).unwrap().replace(&one, &two);
-    std::fs::write(&pb, text_pb).unwrap();
+    support::edit_file(&pb, &one, &two);
     let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "two");
     // A cmd that fails keeps the current one.
     let three = web_image(&env.label, "three", "three");
     let pb = health("        cmd: [\"false\"]");
-    let text_pb = std::fs::read_to_string(&pb).unwrap().replace(&one, &three);
-    std::fs::write(&pb, text_pb).unwrap();
+    support::edit_file(&pb, &one, &three);
     let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

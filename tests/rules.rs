@@ -46,34 +46,7 @@ use boyong::playbook::{
 /// 27         http: http://127.0.0.1:8080/
 /// ```
 /// Steps appended with [`append`] start on line 28.
-const BASE: &str = r#"version: 1
-app: demo
-vendor:
-  host: 10.0.0.5
-  user: deploy
-  identity: keys/id
-  known_hosts: keys/known_hosts
-vars:
-  release: "1.0"
-  db_password: { env: BOYONG_TEST_DB_PASSWORD }
-steps:
-  - id: code
-    fetch:
-      path: /srv/app
-  - id: image
-    build:
-      base: gov/php:8.2
-      copy: { code: /var/www }
-      tag: "demo:{{ vars.release }}"
-  - id: app
-    deploy:
-      image: image
-      name: demo
-      ports: ["127.0.0.1:8080:80"]
-      env: { DB_PASSWORD: "{{ vars.db_password }}" }
-      health:
-        http: http://127.0.0.1:8080/
-"#;
+const BASE: &str = include_str!("../fixtures/rules/base.yml");
 
 /// The base playbook.
 fn base() -> String {

@@ -64,26 +64,8 @@ enum Command {
         /// Playbook files.
         #[arg(required = true, value_name = "PLAYBOOK")]
         files: Vec<PathBuf>,
-        /// Continue the app's last unfinished run: steps done are checked and skipped.
-        #[arg(long)]
-        resume: bool,
-        /// On a failure, leave the run's changes in place for inspection instead of
-        /// undoing them.
-        #[arg(long)]
-        no_auto_rollback: bool,
-        /// Print events as JSON lines on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Take the app's lock from a holder on another host or a dead process.
-        #[arg(long)]
-        break_lock: bool,
-        /// Trust the vendor host's key if none is on record for it, and add it to the
-        /// known_hosts file (journaled). A changed key is never accepted.
-        #[arg(long)]
-        accept_new_host_key: bool,
-        /// Add a label to every image and container the run makes on the target.
-        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
-        labels: Vec<(String, String)>,
+        #[command(flatten)]
+        args: run::RunArgs,
     },
     /// Undo a run's changes, newest first, from its journal.
     Rollback {
@@ -92,18 +74,8 @@ enum Command {
         /// The run (default: the latest).
         #[arg(long)]
         run: Option<String>,
-        /// Do not ask for confirmation.
-        #[arg(long)]
-        yes: bool,
-        /// Only show what would be undone.
-        #[arg(long)]
-        plan: bool,
-        /// Print events as JSON lines on stdout.
-        #[arg(long)]
-        json: bool,
-        /// Take the app's lock from a holder on another host or a dead process.
-        #[arg(long)]
-        break_lock: bool,
+        #[command(flatten)]
+        args: rollback::RollbackArgs,
     },
     /// The state of every app: last run, result, when.
     Status {
@@ -155,44 +127,10 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "boyong", &mut std::io::stdout());
             exit::OK
         }
-        Command::Run {
-            files,
-            resume,
-            no_auto_rollback,
-            json,
-            break_lock,
-            accept_new_host_key,
-            labels,
-        } => run::run(
-            &cli.state,
-            &files,
-            &run::RunArgs {
-                resume,
-                no_auto_rollback,
-                json,
-                break_lock,
-                accept_new_host_key,
-                labels,
-            },
-        ),
-        Command::Rollback {
-            app,
-            run,
-            yes,
-            plan,
-            json,
-            break_lock,
-        } => rollback::rollback(
-            &cli.state,
-            &app,
-            run.as_deref(),
-            rollback::RollbackArgs {
-                yes,
-                plan_only: plan,
-                json,
-                break_lock,
-            },
-        ),
+        Command::Run { files, args } => run::run(&cli.state, &files, &args),
+        Command::Rollback { app, run, args } => {
+            rollback::rollback(&cli.state, &app, run.as_deref(), args)
+        }
         Command::Status { app, json } => status::status(&cli.state, app.as_deref(), json),
         Command::Journal {
             action: JournalAction::Verify { app, run },
@@ -486,7 +424,7 @@ fn load_ready(file: &Path, cmd: &str) -> Result<Ready, ()> {
 }
 
 /// `KEY=VALUE` for `--label`.
-fn parse_label(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_label(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v))
             if !k.is_empty()

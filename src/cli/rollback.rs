@@ -14,16 +14,20 @@ use super::world::World;
 use super::{exit, find_run, lock_app};
 
 /// Options of `boyong rollback`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct RollbackArgs {
-    /// `--yes`: no confirmation.
+    /// Do not ask for confirmation.
+    #[arg(long)]
     pub yes: bool,
-    /// `--plan`: only show.
+    /// Only show what would be undone.
+    #[arg(long = "plan")]
     pub plan_only: bool,
-    /// `--json`: events as JSON lines.
+    /// Print events as JSON lines on stdout.
+    #[arg(long)]
     pub json: bool,
-    /// `--break-lock`.
+    /// Take the app's lock from a holder on another host or a dead process.
+    #[arg(long)]
     pub break_lock: bool,
 }
 

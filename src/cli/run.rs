@@ -21,20 +21,28 @@ use super::world::World;
 use super::{exit, load_ready, lock_app, who};
 
 /// Options of `boyong run`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct RunArgs {
-    /// `--resume`.
+    /// Continue the app's last unfinished run: steps done are checked and skipped.
+    #[arg(long)]
     pub resume: bool,
-    /// `--no-auto-rollback`.
+    /// On a failure, leave the run's changes in place for inspection instead of
+    /// undoing them.
+    #[arg(long)]
     pub no_auto_rollback: bool,
-    /// `--json`.
+    /// Print events as JSON lines on stdout.
+    #[arg(long)]
     pub json: bool,
-    /// `--break-lock`.
+    /// Take the app's lock from a holder on another host or a dead process.
+    #[arg(long)]
     pub break_lock: bool,
-    /// `--accept-new-host-key`.
+    /// Trust the vendor host's key if none is on record for it, and add it to the
+    /// known_hosts file (journaled). A changed key is never accepted.
+    #[arg(long)]
     pub accept_new_host_key: bool,
-    /// `--label KEY=VALUE`, on everything made on the target.
+    /// Add a label to every image and container the run makes on the target.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
     pub labels: Vec<(String, String)>,
 }
 
