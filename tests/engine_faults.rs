@@ -62,6 +62,18 @@ fn start() -> WorldState {
     s
 }
 
+/// The start world with one fault injected.
+fn faulted(step: &str, change: usize, point: Point, action: Action) -> FakeWorld {
+    let world = FakeWorld::with_state(start());
+    world.inject(Fault {
+        step: step.into(),
+        change,
+        point,
+        action,
+    });
+    world
+}
+
 /// The world with generation numbers dropped: which step wrote each resource.
 fn shape(s: &WorldState) -> BTreeMap<String, String> {
     s.resources
@@ -338,13 +350,7 @@ fn after_a_failure_or_a_crash_at_every_point_resume_finishes_the_run() {
 #[test]
 fn interrupt_stops_the_step_in_flight_and_leaves_a_journal_rollback_can_use() {
     let f = fixture(PLAYBOOK);
-    let world = FakeWorld::with_state(start());
-    world.inject(Fault {
-        step: "image".into(),
-        change: 0,
-        point: Point::AfterChange,
-        action: Action::Wait,
-    });
+    let world = faulted("image", 0, Point::AfterChange, Action::Wait);
     let j = new_journal(&f);
     let (contents_j, _) = Journal::open_append(&j).unwrap();
     let (tx, mut rx) = watch::channel(false);
@@ -381,13 +387,7 @@ fn interrupt_stops_the_step_in_flight_and_leaves_a_journal_rollback_can_use() {
 fn a_step_past_its_timeout_fails_and_is_rolled_back() {
     let text = PLAYBOOK.replace("  - id: image\n", "  - id: image\n    timeout: 1s\n");
     let f = fixture(&text);
-    let world = FakeWorld::with_state(start());
-    world.inject(Fault {
-        step: "image".into(),
-        change: 0,
-        point: Point::AfterIntent,
-        action: Action::Wait,
-    });
+    let world = faulted("image", 0, Point::AfterIntent, Action::Wait);
     let j = new_journal(&f);
     let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
     let RunOutcome::Failed {
@@ -407,13 +407,7 @@ fn a_step_past_its_timeout_fails_and_is_rolled_back() {
 fn a_retried_step_undoes_its_first_attempt_then_succeeds() {
     let text = PLAYBOOK.replace("  - id: web\n", "  - id: web\n    retries: 1\n");
     let f = fixture(&text);
-    let world = FakeWorld::with_state(start());
-    world.inject(Fault {
-        step: "web".into(),
-        change: 1,
-        point: Point::AfterChange,
-        action: Action::Fail,
-    });
+    let world = faulted("web", 1, Point::AfterChange, Action::Fail);
     let j = new_journal(&f);
     let mut events = Vec::new();
     let out = run(&f, &world, &j, false, quick(), &mut events).unwrap();
@@ -466,13 +460,7 @@ fn a_rollback_that_fails_part_way_says_what_is_left_and_a_second_one_finishes() 
 #[test]
 fn resume_runs_again_a_done_step_whose_results_are_gone() {
     let f = fixture(PLAYBOOK);
-    let world = FakeWorld::with_state(start());
-    world.inject(Fault {
-        step: "web".into(),
-        change: 0,
-        point: Point::AfterIntent,
-        action: Action::Fail,
-    });
+    let world = faulted("web", 0, Point::AfterIntent, Action::Fail);
     let j = new_journal(&f);
     let _ = run(&f, &world, &j, false, manual(), &mut Vec::new()).unwrap();
     world
@@ -521,13 +509,7 @@ fn secrets_reach_the_far_side_but_never_the_journal_or_the_events() {
 #[test]
 fn resume_redoes_every_step_after_one_whose_results_are_gone_undoing_them_newest_first() {
     let f = fixture(PLAYBOOK);
-    let world = FakeWorld::with_state(start());
-    world.inject(Fault {
-        step: "web".into(),
-        change: 0,
-        point: Point::AfterIntent,
-        action: Action::Fail,
-    });
+    let world = faulted("web", 0, Point::AfterIntent, Action::Fail);
     let j = new_journal(&f);
     let _ = run(&f, &world, &j, false, manual(), &mut Vec::new()).unwrap();
     let artifact = world
