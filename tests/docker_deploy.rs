@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::docker::{Labelled, available, busybox};
+use support::docker::{HoldingProxy, Labelled, available, busybox};
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
@@ -284,6 +284,63 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert_eq!(get(env.port), "old");
     assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
+    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+}
+
+#[test]
+fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() {
+    let Some(env) = Env::new("renames") else {
+        return;
+    };
+    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(&env.label, "new", "new");
+    let pb = env.playbook(&new, "/");
+    // The engine is reached through a proxy that holds the second rename (`NAME.next-RUN`
+    // to `NAME`) forever: boyong is killed after the old one became `NAME.prev-RUN` and
+    // before the new one takes the name.
+    let proxy = HoldingProxy::start(&format!("/rename?name={} ", env.name));
+    support::edit_file(
+        &pb,
+        "steps:",
+        &format!(
+            "target: {{ docker: \"unix://{}\" }}\nsteps:",
+            proxy.socket.display()
+        ),
+    );
+    let mut child = support::spawn_quiet(support::boyong(&env.dir.path().join("state")).args([
+        "run",
+        pb.to_str().unwrap(),
+        "--label",
+        &env.label.arg(),
+    ]));
+    let t0 = Instant::now();
+    while !proxy.held() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the second rename never came"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "boyong ended early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let names = env.names();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with(&format!("{}.prev-", env.name)))
+            && names.iter().any(|n| n.contains(".next-"))
+            && !names.contains(&env.name),
+        "half swapped: {names:?}"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    // Nothing serves under NAME now; rollback (through the same proxy, which holds no
+    // more) puts the old one back.
+    let rb = env.run(&["rollback", "webtest", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(get(env.port), "old");
+    let c = Env::inspect(&env.name).unwrap();
+    assert_eq!(c["Id"], old_id);
+    assert_eq!(c["State"]["Running"], true);
     assert_eq!(env.names(), std::slice::from_ref(&env.name));
 }
 

@@ -567,10 +567,18 @@ impl Validator<'_> {
         }
         if let Some(u) = &r.http {
             let url = self.text(u, &format!("{f}.http"));
-            if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            if url.starts_with("https://") {
+                // The check talks to the container itself, on the target, before any
+                // proxy's TLS: plain HTTP, or a TCP connect.
                 self.error(
                     u.loc,
-                    format!("`{url}` is not an http(s) URL"),
+                    format!("`{url}`: health checks speak plain HTTP to the new container"),
+                    "expected an `http://` URL of the container's own port, or `tcp: HOST:PORT`",
+                );
+            } else if !url.starts_with("http://") || url.len() < 10 {
+                self.error(
+                    u.loc,
+                    format!("`{url}` is not an http URL"),
                     "expected e.g. `http://127.0.0.1:8080/healthz`",
                 );
             }

@@ -185,6 +185,28 @@ async fn wait_healthy(
     }
 }
 
+/// Why the new container did not start, naming the host ports when one is taken.
+fn start_failed(e: crate::docker::DockerError, d: &Deploy) -> StepError {
+    let msg = e.to_string();
+    if !(msg.contains("address already in use") || msg.contains("port is already allocated")) {
+        return docker_err(e);
+    }
+    let ports: Vec<String> = d
+        .ports
+        .iter()
+        .map(|p| match p.address {
+            Some(a) => format!("{a}:{}", p.host),
+            None => format!("*:{}", p.host),
+        })
+        .collect();
+    StepError::fatal(format!(
+        "the new `{}` cannot publish its ports: a host port of {} is already in use by another process or container (not the current `{}`); free it or change `ports` ({msg})",
+        d.name,
+        ports.join(", "),
+        d.name
+    ))
+}
+
 /// The cut-over.
 pub(super) async fn execute(
     live: &Live,
@@ -281,7 +303,9 @@ pub(super) async fn execute(
         stopped_old = true;
         cx.done(&id, &json!({}))?;
     }
-    engine.start(&next).await.map_err(docker_err)?;
+    if let Err(e) = engine.start(&next).await {
+        return Err(start_failed(e, d));
+    }
     if let Err(why) = wait_healthy(&engine, &next, d, cx).await {
         // Unhealthy: the new one goes, the old one serves again. The journal's undo would
         // do the same; it is done here so that the old app is back without a rollback.

@@ -80,3 +80,76 @@ impl Drop for Labelled {
         }
     }
 }
+
+/// A Unix-socket proxy in front of the real engine that forwards everything, except that
+/// the first request whose bytes contain `hold` is never forwarded: the client waits on it
+/// forever. A real fault at an exact point of a cut-over (e.g. between two renames),
+/// with no hook in boyong.
+pub struct HoldingProxy {
+    pub socket: std::path::PathBuf,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _dir: tempfile::TempDir,
+}
+
+impl HoldingProxy {
+    pub fn start(hold: &str) -> Self {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("docker.sock");
+        let listener = UnixListener::bind(&socket).expect("binds");
+        let held = std::sync::Arc::new(AtomicBool::new(false));
+        let (flag, pattern) = (held.clone(), hold.as_bytes().to_vec());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                    return;
+                };
+                let (mut c_read, mut e_write) = (client.try_clone().expect("clone"), engine);
+                let mut e_read = e_write.try_clone().expect("clone");
+                let mut c_write = client;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut e_read, &mut c_write);
+                });
+                let (flag, pattern) = (flag.clone(), pattern.clone());
+                std::thread::spawn(move || {
+                    use std::io::{Read as _, Write as _};
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut tail: Vec<u8> = Vec::new();
+                    loop {
+                        let n = match c_read.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        tail.extend_from_slice(&buf[..n]);
+                        if !flag.load(Ordering::SeqCst)
+                            && tail.windows(pattern.len()).any(|w| w == pattern.as_slice())
+                            && !flag.swap(true, Ordering::SeqCst)
+                        {
+                            // Held: this connection forwards nothing more, ever.
+                            loop {
+                                std::thread::sleep(std::time::Duration::from_secs(3600));
+                            }
+                        }
+                        let keep = tail.len().saturating_sub(pattern.len());
+                        tail.drain(..keep);
+                        if e_write.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            socket,
+            held,
+            _dir: dir,
+        }
+    }
+
+    /// Whether the request has come and is being held.
+    pub fn held(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -28,3 +28,40 @@ pub fn spawn_quiet(cmd: &mut std::process::Command) -> std::process::Child {
         .spawn()
         .expect("starts")
 }
+
+/// Plan fidelity: every change the run's journal records was listed by the run's plan
+/// (same step, operation, resource and name). A change not in the plan fails the test.
+pub fn assert_plan_fidelity(run: &std::path::Path) {
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("plan.json")).expect("plan.json"))
+            .expect("plan.json is JSON");
+    let key = |step: &serde_json::Value, c: &serde_json::Value| {
+        format!("{} {} {} {}", step, c["op"], c["resource"], c["name"])
+    };
+    let planned: Vec<String> = plan["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .flat_map(|s| {
+            s["changes"]
+                .as_array()
+                .expect("changes")
+                .iter()
+                .map(|c| key(&s["id"], c))
+        })
+        .collect();
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).expect("journal");
+    let mut seen = 0;
+    for line in journal.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        if r["type"] == "intent" {
+            seen += 1;
+            let k = key(&r["step"], &r["change"]);
+            assert!(
+                planned.contains(&k),
+                "plan fidelity: the run made `{k}`, which its plan does not list:\n{planned:#?}"
+            );
+        }
+    }
+    assert!(seen > 0, "the run journaled no change at all");
+}

@@ -1,0 +1,256 @@
+//! Whole migrations against a real sshd and the real Docker Engine: fetch → build →
+//! deploy serving over HTTP; a bad release undone automatically; rollback to the first
+//! release; a file changed at rest after the pull; a host port held by another process.
+//! Every run's journal is checked against its plan: a change not in the plan fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::docker::{Labelled, available as docker_available, busybox};
+use support::sshd::{Sshd, available as sshd_available};
+
+struct Env {
+    sshd: Sshd,
+    dir: tempfile::TempDir,
+    label: Labelled,
+    name: String,
+    port: u16,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body served at 127.0.0.1:port, or `None` if nothing answers within `wait`.
+fn get(port: u16, wait: Duration) -> Option<String> {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if let Some((_, body)) = out.split_once("\r\n\r\n") {
+                return Some(body.trim().to_string());
+            }
+        }
+        if t0.elapsed() >= wait {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn serves(port: u16) -> String {
+    get(port, Duration::from_secs(10)).unwrap_or_else(|| panic!("nothing serves on {port}"))
+}
+
+impl Env {
+    fn new(test: &str) -> Option<Self> {
+        if !sshd_available() || !docker_available() {
+            return None;
+        }
+        busybox();
+        let label = Labelled::new(test);
+        let env = Self {
+            sshd: Sshd::start(""),
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("bm-{}", label.0),
+            label,
+            port: free_port(),
+        };
+        env.release("release 1");
+        Some(env)
+    }
+
+    /// The vendor's site now says `body`.
+    fn release(&self, body: &str) {
+        let src = self.dir.path().join("vendor/www");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("index.html"), format!("{body}\n")).unwrap();
+    }
+
+    /// fetch → (`between`) → build → deploy, health checked at `health_path`.
+    fn playbook(&self, between: &str, health_path: &str) -> PathBuf {
+        let p = self.dir.path().join("situs.yml");
+        std::fs::write(
+            &p,
+            format!(
+                "version: 1\napp: situs\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
+                 steps:\n  - id: code\n    fetch: {{ path: {src} }}\n{between}\
+                 \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
+                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{health_path}\n        timeout: 5s\n        interval: 200ms\n",
+                sshport = self.sshd.port,
+                user = self.sshd.user,
+                key = self.sshd.client_key.display(),
+                kh = self.sshd.known_hosts.display(),
+                src = self.dir.path().join("vendor/www").display(),
+                name = self.name,
+                port = self.port,
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        support::boyong(&self.state()).args(args).output().unwrap()
+    }
+
+    fn migrate(&self, pb: &Path) -> Output {
+        self.run(&["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
+    }
+
+    /// The newest run's directory.
+    fn last_run(&self) -> PathBuf {
+        let mut r: Vec<PathBuf> = std::fs::read_dir(self.state().join("apps/situs/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        r.sort();
+        r.pop().unwrap()
+    }
+
+    /// Containers of this test, by name.
+    fn names(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+            .arg(format!("label={}", self.label.arg()))
+            .output()
+            .unwrap();
+        let mut n: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+        n.sort();
+        n
+    }
+}
+
+fn journal(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_migration_serves_the_pulled_site_a_bad_release_is_undone_and_rollback_brings_back_the_first() {
+    let Some(env) = Env::new("e2e") else { return };
+    let good = env.playbook("", "/");
+    let out = env.migrate(&good);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(serves(env.port), "release 1");
+    let first = env.last_run();
+    support::assert_plan_fidelity(&first);
+
+    // A second release whose health check fails: undone by itself, the first serves.
+    env.release("release 2");
+    let bad = env.playbook("", "/missing");
+    let out = env.migrate(&bad);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(serves(env.port), "release 1");
+    let second = env.last_run();
+    support::assert_plan_fidelity(&second);
+    let records = journal(&second);
+    let done: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "done" && r["step"] != "code")
+        .collect();
+    assert!(!done.is_empty(), "the bad release changed the target");
+    for d in done {
+        assert!(
+            records
+                .iter()
+                .any(|r| r["type"] == "undone" && r["change_id"] == d["change_id"]),
+            "change {} was not undone: {records:?}",
+            d["change_id"]
+        );
+    }
+    assert_eq!(
+        records.last().unwrap()["result"],
+        "rolled-back",
+        "{records:?}"
+    );
+    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+
+    // A good third release, then rollback: the first serves again.
+    env.release("release 3");
+    let good = env.playbook("", "/");
+    let out = env.migrate(&good);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(serves(env.port), "release 3");
+    support::assert_plan_fidelity(&env.last_run());
+    let rb = env.run(&["rollback", "situs", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(serves(env.port), "release 1");
+    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+}
+
+#[test]
+fn a_file_changed_at_rest_after_the_pull_fails_the_build_and_nothing_is_deployed() {
+    let Some(env) = Env::new("tamper") else {
+        return;
+    };
+    // The "vendor host" is this machine, so an exec step on it can change the pulled
+    // artifact between the pull and the build: a byte changed at rest.
+    let tamper = format!(
+        "  - id: tamper\n    exec:\n      run: \"for f in {}/apps/situs/runs/*/artifacts/code/index.html; do echo changed >> $f; done\"\n",
+        env.state().display()
+    );
+    let pb = env.playbook(&tamper, "/");
+    let out = env.migrate(&pb);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("index.html") && err.contains("image"),
+        "the step and the file are named: {err}"
+    );
+    assert!(
+        env.names().is_empty(),
+        "nothing deployed: {:?}",
+        env.names()
+    );
+    assert!(env.label.images().is_empty(), "no image left");
+    assert_eq!(get(env.port, Duration::from_millis(300)), None);
+    support::assert_plan_fidelity(&env.last_run());
+}
+
+#[test]
+fn a_host_port_held_by_another_process_is_named_and_nothing_is_left_behind() {
+    let Some(env) = Env::new("porttaken") else {
+        return;
+    };
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", env.port)).unwrap();
+    let pb = env.playbook("", "/");
+    let out = env.migrate(&pb);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", env.port)) && err.contains("in use"),
+        "the port is named: {err}"
+    );
+    assert!(env.names().is_empty(), "{:?}", env.names());
+    assert!(env.label.images().is_empty(), "no image left");
+    support::assert_plan_fidelity(&env.last_run());
+}
