@@ -1,10 +1,17 @@
 //! The target's Docker Engine, through its API (bollard): images for now.
 //!
-//! Owns [`Engine`]: connecting (Unix socket; version negotiated), image lookup, streaming
-//! a build context into the build endpoint without a temporary copy, and removing an
-//! image tag. Every error names what to do.
+//! Owns [`Engine`]: connecting (a Unix socket, or `tcp://` with TLS client certificates;
+//! version negotiated), image lookup, streaming a build context into the build endpoint
+//! without a temporary copy, and removing an image tag. Every error names what to do.
+//!
+//! Over TCP the engine's certificate must chain to the playbook's `tls.ca` and nothing else
+//! (not the system's roots, as `docker --tlsverify --tlscacert` does), and must name the
+//! host; the client presents `tls.cert` and `tls.key`. Crypto is rustls on ring.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -15,15 +22,30 @@ mod containers;
 
 pub use containers::{ContainerSpec, ContainerState};
 
+/// Seconds any one API request may take (a build or a long pull of output included).
+const REQUEST_TIMEOUT_SECS: u64 = 600;
+/// Seconds a TCP connection to a `tcp://` engine may take to open.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Why the engine refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    /// The engine cannot be reached.
-    #[error("cannot reach the Docker Engine at {endpoint}: {reason}")]
+    /// The engine cannot be reached (not running, wrong socket, port closed).
+    #[error("the Docker Engine is not answering at {endpoint}: {reason}")]
     Unreachable {
         /// Where.
         endpoint: String,
-        /// Why.
+        /// Why, and how to check.
+        reason: String,
+    },
+    /// The TLS set-up or handshake with a `tcp://` engine failed: a certificate file that
+    /// cannot be read, a CA that did not sign the engine's certificate, a client
+    /// certificate the engine refused. A retry will not help.
+    #[error("TLS with the Docker Engine at {endpoint} failed: {reason}")]
+    Tls {
+        /// Where.
+        endpoint: String,
+        /// Why (file paths only, never a key's content).
         reason: String,
     },
     /// The build failed; its last output lines say why.
@@ -41,37 +63,76 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects and negotiates the API version.
+    /// Connects, negotiates the API version and pings.
     ///
     /// # Errors
-    /// The socket is missing or the engine does not answer.
+    /// [`DockerError::Unreachable`]: the socket is missing or nothing answers;
+    /// [`DockerError::Tls`]: a certificate file is unusable or the handshake failed.
     pub async fn connect(endpoint: &DockerEndpoint) -> Result<Self, DockerError> {
         let name = endpoint.to_string();
-        let unreachable = |reason: String| DockerError::Unreachable {
-            endpoint: name.clone(),
-            reason,
-        };
         let docker = match endpoint {
             DockerEndpoint::Unix(path) => bollard::Docker::connect_with_unix(
                 &path.display().to_string(),
-                600,
+                REQUEST_TIMEOUT_SECS,
                 bollard::API_DEFAULT_VERSION,
             )
-            .map_err(|e| unreachable(e.to_string()))?,
-            DockerEndpoint::Tcp { .. } => {
-                return Err(unreachable(
-                    "tcp:// endpoints with TLS are not supported by this release; run boyong on the target and use its Unix socket".into(),
-                ));
+            .map_err(|e| connect_error(endpoint, &name, &e))?,
+            DockerEndpoint::Tcp {
+                host,
+                port,
+                ca,
+                cert,
+                key,
+            } => {
+                let tls = |reason: String| DockerError::Tls {
+                    endpoint: name.clone(),
+                    reason,
+                };
+                let config = tls_config(ca, cert, key).map_err(tls)?;
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(config)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector({
+                        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+                        http.enforce_http(false);
+                        http.set_nodelay(true);
+                        http.set_connect_timeout(Some(TCP_CONNECT_TIMEOUT));
+                        http
+                    });
+                // As bollard's own transports: no idle connection kept between requests.
+                let client = Arc::new(
+                    hyper_util::client::legacy::Client::builder(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .pool_max_idle_per_host(0)
+                    .build(connector),
+                );
+                bollard::Docker::connect_with_custom_transport(
+                    move |req: bollard::BollardRequest| {
+                        let client = Arc::clone(&client);
+                        async move {
+                            client
+                                .request(req)
+                                .await
+                                .map_err(bollard::errors::Error::from)
+                        }
+                    },
+                    Some(format!("https://{host}:{port}")),
+                    REQUEST_TIMEOUT_SECS,
+                    bollard::API_DEFAULT_VERSION,
+                )
+                .map_err(|e| connect_error(endpoint, &name, &e))?
             }
         };
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| connect_error(endpoint, &name, &e))?;
         docker
             .ping()
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| connect_error(endpoint, &name, &e))?;
         Ok(Self {
             docker,
             endpoint: name,
@@ -187,4 +248,185 @@ fn last(tail: &[String]) -> String {
     } else {
         format!(" (last output: {})", tail.join(" / "))
     }
+}
+
+/// The client's TLS configuration: roots from `ca` only, the client certificate chain from
+/// `cert` and its key from `key`, all PEM; ring's provider, TLS 1.2 and 1.3. An error
+/// names the file (and the playbook field), never a key's bytes.
+fn tls_config(ca: &Path, cert: &Path, key: &Path) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let read = |path: &Path, field: &str| {
+        std::fs::read(path)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| format!("cannot read `{field}` {}: {e}", path.display()))
+    };
+    let certs = |path: &Path, field: &str| -> Result<Vec<CertificateDer<'static>>, String> {
+        let bytes = read(path, field)?;
+        let certs = CertificateDer::pem_slice_iter(&bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("`{field}` {} is not valid PEM: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "`{field}` {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
+        Ok(certs)
+    };
+
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(ca, "target.tls.ca")? {
+        roots.add(c).map_err(|e| {
+            format!(
+                "`target.tls.ca` {} holds a certificate that cannot be a CA: {e}",
+                ca.display()
+            )
+        })?;
+    }
+    let chain = certs(cert, "target.tls.cert")?;
+    let key_der = {
+        let bytes = read(key, "target.tls.key")?;
+        // The PEM error is not shown: it may quote the key's text.
+        PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| {
+            format!(
+                "`target.tls.key` {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                key.display()
+            )
+        })?
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("no TLS version available: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key_der)
+        .map_err(|e| {
+            format!(
+                "the client certificate `target.tls.cert` {} and key `target.tls.key` {} cannot be used together: {e}",
+                cert.display(),
+                key.display()
+            )
+        })?;
+    // A full handshake each time: some TLS terminators in front of an engine (socat,
+    // OpenSSL servers without a session id context) fail a resumed session that carried a
+    // client certificate. Requests are few; connections are not pooled anyway.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+/// A failure to connect, negotiate or ping, as one line: a TLS failure says which side
+/// refused what; anything else says the engine does not answer and how to check.
+fn connect_error(endpoint: &DockerEndpoint, name: &str, e: &bollard::errors::Error) -> DockerError {
+    let causes = causes(e);
+    if let Some(t) = causes
+        .iter()
+        .find_map(|c| c.downcast_ref::<rustls::Error>())
+    {
+        return DockerError::Tls {
+            endpoint: name.to_string(),
+            reason: tls_reason(endpoint, t),
+        };
+    }
+    let why = match e {
+        bollard::errors::Error::SocketNotFoundError(_) => "no such socket".to_string(),
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => format!(
+            "something answers there, but not as the Docker API (HTTP {status_code}: {message})"
+        ),
+        bollard::errors::Error::RequestTimeoutError => {
+            format!("no answer within {REQUEST_TIMEOUT_SECS} s")
+        }
+        _ => match causes
+            .iter()
+            .rev()
+            .find_map(|c| c.downcast_ref::<std::io::Error>())
+        {
+            Some(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+                format!("{io} (run as root or as a member of the `docker` group)")
+            }
+            Some(io) => io.to_string(),
+            None => causes
+                .last()
+                .map_or_else(|| e.to_string(), ToString::to_string),
+        },
+    };
+    let check = match endpoint {
+        DockerEndpoint::Unix(p) => format!(
+            "is the engine running? Check with `docker -H unix://{} info`",
+            p.display()
+        ),
+        DockerEndpoint::Tcp { host, port, .. } => format!(
+            "is the engine running and listening there? Check with `docker --tlsverify -H tcp://{host}:{port} info` and the same certificates"
+        ),
+    };
+    DockerError::Unreachable {
+        endpoint: name.to_string(),
+        reason: format!("{}; {check}", one_line(&why)),
+    }
+}
+
+/// `e` and its causes, outermost first. An `io::Error` that wraps another error is
+/// followed by that error (its `source()` would skip it).
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = vec![e];
+    let mut cur = e;
+    while out.len() < 16 {
+        let next = match cur.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cur.source(),
+        };
+        let Some(n) = next else { break };
+        out.push(n);
+        cur = n;
+    }
+    out
+}
+
+/// What a rustls error means here, with the file to look at.
+fn tls_reason(endpoint: &DockerEndpoint, e: &rustls::Error) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    let DockerEndpoint::Tcp { host, ca, cert, .. } = endpoint else {
+        return format!("TLS error: {e}");
+    };
+    match e {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => format!(
+            "the engine's certificate is not signed by the CA in `target.tls.ca` {} ({e})",
+            ca.display()
+        ),
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => format!(
+            "the engine's certificate does not name {host} (its subjectAltName must list it) ({e})"
+        ),
+        rustls::Error::InvalidCertificate(_) => {
+            format!("the engine's certificate is not acceptable: {e}")
+        }
+        rustls::Error::AlertReceived(
+            A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+            | A::CertificateRequired,
+        ) => format!(
+            "the engine refused the client certificate `target.tls.cert` {} ({e}); is it signed by the CA the engine trusts (its --tlscacert)?",
+            cert.display()
+        ),
+        _ => format!("the TLS handshake failed: {e}"),
+    }
+}
+
+/// Text on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

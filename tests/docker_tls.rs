@@ -1,0 +1,520 @@
+//! `target.docker: tcp://HOST:PORT` with TLS client certificates, against the real Docker
+//! Engine behind `socat` as a TLS terminator that demands a client certificate. A CA, the
+//! engine's certificate (for IP 127.0.0.1), a client certificate and a second, unrelated CA
+//! are made with `openssl` at test time. A deploy over TLS works and rolls back; a wrong CA,
+//! a refused client certificate, a missing key file and an engine that does not answer each
+//! fail in one clear line and create nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::docker::{Labelled, available, busybox};
+
+fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Whether `openssl` and `socat` run; when not, a test skips with a message, or fails
+/// under CI.
+fn tools() -> bool {
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let missing: Vec<&str> = [("openssl", "version"), ("socat", "-V")]
+        .into_iter()
+        .filter(|(cmd, arg)| !runs(cmd, arg))
+        .map(|(cmd, _)| cmd)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: {} missing (the TLS tests need openssl and socat)",
+        missing.join(" and ")
+    );
+    eprintln!(
+        "skipped: {} missing (the TLS tests need openssl and socat)",
+        missing.join(" and ")
+    );
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The extensions each kind of certificate gets.
+const OPENSSL_CNF: &str = "\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = boyong test
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+";
+
+/// Certificates made at test time, as PEM files in a temporary directory: `ca`, `server`
+/// (signed by `ca`, for IP 127.0.0.1), `client` (signed by `ca`), `other-ca` (unrelated)
+/// and `other-client` (signed by `other-ca`). Each NAME has NAME.pem and NAME.key.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Self {
+        let pki = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(pki.dir.path().join("openssl.cnf"), OPENSSL_CNF).unwrap();
+        pki.ca("ca");
+        pki.leaf("server", "ca", "server", 2);
+        pki.leaf("client", "ca", "client", 3);
+        pki.ca("other-ca");
+        pki.leaf("other-client", "other-ca", "client", 4);
+        pki
+    }
+
+    fn pem(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.pem"))
+    }
+
+    fn key(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.key"))
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+
+    fn ca(&self, name: &str) {
+        let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
+        let subj = format!("/CN=boyong test {name}");
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &subj,
+            "-config",
+            "openssl.cnf",
+            "-extensions",
+            "ca",
+        ]);
+    }
+
+    fn leaf(&self, name: &str, ca: &str, ext: &str, serial: u32) {
+        let (pem, key, csr) = (
+            format!("{name}.pem"),
+            format!("{name}.key"),
+            format!("{name}.csr"),
+        );
+        let subj = format!("/CN=boyong test {name}");
+        self.openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subj,
+            "-config",
+            "openssl.cnf",
+        ]);
+        let (ca_pem, ca_key, serial) =
+            (format!("{ca}.pem"), format!("{ca}.key"), serial.to_string());
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            "openssl.cnf",
+            "-extensions",
+            ext,
+        ]);
+    }
+}
+
+/// `socat` terminating TLS on 127.0.0.1:port in front of the engine's Unix socket; it
+/// accepts only clients whose certificate the test CA signed. Killed on drop.
+struct Terminator {
+    child: Child,
+    port: u16,
+}
+
+impl Terminator {
+    fn start(pki: &Pki) -> Self {
+        let port = free_port();
+        let listen = format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},verify=1",
+            pki.pem("server").display(),
+            pki.key("server").display(),
+            pki.pem("ca").display()
+        );
+        let child = Command::new("socat")
+            .arg(listen)
+            .arg("UNIX-CONNECT:/var/run/docker.sock")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut t = Self { child, port };
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.child.try_wait().unwrap().is_none(),
+                "socat exited before listening on {port}"
+            );
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "socat does not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t
+    }
+}
+
+impl Drop for Terminator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An image serving `body` over HTTP on 8080, labelled for cleanup.
+fn web_image(label: &Labelled, body: &str) -> String {
+    let tag = format!("boyong-test-{}-web:1", label.0);
+    let dockerfile = format!(
+        "FROM boyong-fixture/busybox:1\nRUN mkdir -p /www && echo {body} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+    );
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "--label", &label.arg(), "-t", &tag, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dockerfile.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "docker build {tag}");
+    tag
+}
+
+/// The body served at 127.0.0.1:port, waiting up to 10 s for it.
+fn get(port: u16) -> String {
+    let t0 = Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if let Some((_, body)) = out.split_once("\r\n\r\n") {
+                return body.trim().to_string();
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "nothing serves on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    label: Labelled,
+    pki: Pki,
+    name: String,
+    port: u16,
+}
+
+impl Env {
+    fn new(test: &str) -> Option<Self> {
+        if !available() || !tools() {
+            return None;
+        }
+        busybox();
+        let label = Labelled::new(test);
+        Some(Self {
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("bt-{}", label.0),
+            label,
+            pki: Pki::new(),
+            port: free_port(),
+        })
+    }
+
+    /// A playbook deploying `image` on the engine at `target` (the `target:` mapping's
+    /// lines, indented by two).
+    fn playbook(&self, image: &str, target: &str) -> PathBuf {
+        let p = self.dir.path().join("tls.yml");
+        std::fs::write(
+            &p,
+            format!(
+                "version: 1\napp: tlstest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\ntarget:\n{target}steps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {}\n      ports: [\"127.0.0.1:{}:8080\"]\n      health:\n        http: http://127.0.0.1:{}/\n        timeout: 10s\n        interval: 1s\n",
+                self.name, self.port, self.port
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    /// `target:` for `tcp://127.0.0.1:port` with these files.
+    fn tcp(port: u16, ca: &Path, cert: &Path, key: &Path) -> String {
+        format!(
+            "  docker: tcp://127.0.0.1:{port}\n  tls:\n    ca: {}\n    cert: {}\n    key: {}\n",
+            ca.display(),
+            cert.display(),
+            key.display()
+        )
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        support::boyong(&self.dir.path().join("state"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `boyong run` of the playbook, labelled.
+    fn run_playbook(&self, pb: &Path) -> Output {
+        self.run(&["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
+    }
+
+    /// Containers of this test, by name.
+    fn names(&self) -> Vec<String> {
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label={}", self.label.arg()),
+        ]);
+        let mut n: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+        n.sort();
+        n
+    }
+
+    /// A failed run: exit 1, one message; nothing of this test on the engine.
+    fn failed(&self, out: &Output) -> String {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(self.names().is_empty(), "{:?}\n{err}", self.names());
+        err
+    }
+}
+
+#[test]
+fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
+    let Some(env) = Env::new("tls-deploy") else {
+        return;
+    };
+    let socat = Terminator::start(&env.pki);
+    let image = web_image(&env.label, "over-tls");
+    let target = Env::tcp(
+        socat.port,
+        &env.pki.pem("ca"),
+        &env.pki.pem("client"),
+        &env.pki.key("client"),
+    );
+    let pb = env.playbook(&image, &target);
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(get(env.port), "over-tls");
+    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+
+    let rb = env.run(&["rollback", "tlstest", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(env.names().is_empty(), "{:?}", env.names());
+}
+
+#[test]
+fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_is_created() {
+    let Some(env) = Env::new("tls-wrong-ca") else {
+        return;
+    };
+    let socat = Terminator::start(&env.pki);
+    let image = web_image(&env.label, "never");
+    let target = Env::tcp(
+        socat.port,
+        &env.pki.pem("other-ca"),
+        &env.pki.pem("client"),
+        &env.pki.key("client"),
+    );
+    let out = env.run_playbook(&env.playbook(&image, &target));
+    let err = env.failed(&out);
+    let endpoint = format!("tcp://127.0.0.1:{}", socat.port);
+    assert!(
+        err.contains("TLS") && err.contains("certificate") && err.contains(&endpoint),
+        "{err}"
+    );
+    assert!(err.contains("other-ca.pem"), "names the CA file: {err}");
+}
+
+#[test]
+fn a_client_certificate_the_engine_does_not_trust_is_refused_and_nothing_is_created() {
+    let Some(env) = Env::new("tls-bad-client") else {
+        return;
+    };
+    let socat = Terminator::start(&env.pki);
+    let image = web_image(&env.label, "never");
+    let target = Env::tcp(
+        socat.port,
+        &env.pki.pem("ca"),
+        &env.pki.pem("other-client"),
+        &env.pki.key("other-client"),
+    );
+    let out = env.run_playbook(&env.playbook(&image, &target));
+    let err = env.failed(&out);
+    let endpoint = format!("tcp://127.0.0.1:{}", socat.port);
+    assert!(
+        err.contains("TLS") && err.contains("client certificate") && err.contains(&endpoint),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_client_key_is_named_and_its_content_never_shown() {
+    let Some(env) = Env::new("tls-no-key") else {
+        return;
+    };
+    let image = web_image(&env.label, "never");
+    let missing = env.dir.path().join("nowhere.key");
+    let target = Env::tcp(
+        free_port(),
+        &env.pki.pem("ca"),
+        &env.pki.pem("client"),
+        &missing,
+    );
+    let out = env.run_playbook(&env.playbook(&image, &target));
+    let err = env.failed(&out);
+    assert!(
+        err.contains("TLS") && err.contains(&missing.display().to_string()),
+        "{err}"
+    );
+
+    // A key file that is not a key: named, its text not shown.
+    let bogus = env.dir.path().join("bogus.key");
+    std::fs::write(&bogus, "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXRleHQ=\n").unwrap();
+    let target = Env::tcp(
+        free_port(),
+        &env.pki.pem("ca"),
+        &env.pki.pem("client"),
+        &bogus,
+    );
+    let out = env.run_playbook(&env.playbook(&image, &target));
+    let err = env.failed(&out);
+    assert!(err.contains(&bogus.display().to_string()), "{err}");
+    assert!(!err.contains("c2VjcmV0"), "the key's text leaked: {err}");
+}
+
+#[test]
+fn an_engine_that_does_not_answer_fails_clearly_and_nothing_is_created() {
+    let Some(env) = Env::new("tls-unreachable") else {
+        return;
+    };
+    let image = web_image(&env.label, "never");
+
+    let out =
+        env.run_playbook(&env.playbook(&image, "  docker: unix:///nonexistent/docker.sock\n"));
+    let err = env.failed(&out);
+    assert!(
+        err.contains("not answering at unix:///nonexistent/docker.sock")
+            && err.contains("docker -H unix:///nonexistent/docker.sock info"),
+        "{err}"
+    );
+
+    // A tcp port where nothing listens.
+    let port = free_port();
+    let target = Env::tcp(
+        port,
+        &env.pki.pem("ca"),
+        &env.pki.pem("client"),
+        &env.pki.key("client"),
+    );
+    let out = env.run_playbook(&env.playbook(&image, &target));
+    let err = env.failed(&out);
+    assert!(
+        err.contains(&format!("not answering at tcp://127.0.0.1:{port}"))
+            && err.contains("docker --tlsverify"),
+        "{err}"
+    );
+}
