@@ -19,8 +19,10 @@ use futures_util::{Stream, StreamExt as _};
 use crate::playbook::DockerEndpoint;
 
 mod containers;
+mod exec;
 
 pub use containers::{ContainerSpec, ContainerState};
+pub use exec::ExecOutput;
 
 /// Seconds any one API request may take (a build or a long pull of output included).
 const REQUEST_TIMEOUT_SECS: u64 = 600;

@@ -1,9 +1,22 @@
 //! `dump`: dump a database on the vendor host with its own tool, streamed back over SSH,
 //! hashed and gzip-compressed as it arrives.
 
+use std::fs;
+use std::io::{Read as _, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
 use super::Described;
-use crate::plan::{Change, Op, Place, Resource};
+use super::db::{Conn, Dialect, Evidence};
+use super::fetch::{ChunkReader, remove_all, write_synced};
+use super::live::{Live, ssh_err};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, Place, PlannedStep, Resource};
 use crate::playbook::{Dump, Engine, Step};
+use crate::shell::quote;
+use crate::ssh::{Out, Session};
 
 pub(super) fn describe(step: &Step, d: &Dump) -> Described {
     let consistency = match d.engine {
@@ -38,4 +51,431 @@ pub(super) fn describe(step: &Step, d: &Dump) -> Described {
             undo: "delete the artifact".into(),
         }],
     }
+}
+
+/// Runs `$0` (a command that reads an option file on its stdin) with stdin fed, by the
+/// `printf` builtin, the line `$1` and then the first line this script reads on its own
+/// stdin (the password line): the secret is never in an argument or the environment of
+/// anything exec'd. The rest of stdin stays open while the command runs; when it ends
+/// (boyong went away), a watcher stops the session's process group, as for `exec`.
+const OPTIONS_FROM_STDIN: &str = r#"IFS= read -r __boyong_o || { echo "boyong: no options on stdin" >&2; exit 125; }
+exec 3<&0
+printf '%s\n%s\n' "$1" "$__boyong_o" | /bin/sh -c "$0" &
+__boyong_cmd=$!
+__boyong_o=
+{ while IFS= read -r __boyong_x; do :; done; kill -TERM 0; } <&3 &
+__boyong_watch=$!
+exec 3<&-
+wait "$__boyong_cmd"
+__boyong_status=$?
+kill "$__boyong_watch" 2>/dev/null
+exit "$__boyong_status""#;
+
+/// A running client on the vendor host, its password fed off the command line.
+async fn start(
+    session: &Session,
+    dialect: Dialect,
+    command: &str,
+    password_line: &str,
+) -> Result<crate::ssh::Exec, StepError> {
+    let line = format!(
+        "sh -c {} {} {}",
+        quote(OPTIONS_FROM_STDIN),
+        quote(command),
+        quote(dialect.option_header())
+    );
+    let stdin = format!("{password_line}\n");
+    session
+        .exec_held(&line, stdin.as_bytes())
+        .await
+        .map_err(ssh_err)
+}
+
+/// A failed client's error: bad credentials, an unknown database or a missing tool are
+/// not retried; anything else (a dropped link) may be.
+fn client_failed(what: &str, code: Option<u32>, stderr: &[u8]) -> StepError {
+    let said = String::from_utf8_lossy(stderr).trim().to_string();
+    let lower = said.to_ascii_lowercase();
+    let msg = match code {
+        Some(c) => format!("{what} failed on the vendor host (exit status {c}): {said}"),
+        None => format!("{what}: the connection dropped before it finished"),
+    };
+    let lost = lower.contains("lost connection") || lower.contains("server closed the connection");
+    if code.is_some() && !lost {
+        StepError::Fatal(msg)
+    } else {
+        StepError::Failed(msg)
+    }
+}
+
+/// Runs a query on the vendor host; its whole output.
+async fn query(
+    session: &Session,
+    dialect: Dialect,
+    conn: &Conn<'_>,
+    password_line: &str,
+    sql: &str,
+) -> Result<String, StepError> {
+    let mut run = start(
+        session,
+        dialect,
+        &dialect.query_command(conn, sql),
+        password_line,
+    )
+    .await?;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while let Some(o) = run.next().await {
+        match o {
+            Out::Stdout(b) => out.extend_from_slice(&b),
+            Out::Stderr(b) if err.len() < 64 * 1024 => err.extend_from_slice(&b),
+            Out::Stderr(_) => {}
+        }
+    }
+    match run.exit_status() {
+        Ok(0) => Ok(String::from_utf8_lossy(&out).into_owned()),
+        Ok(c) => Err(client_failed("the evidence query", Some(c), &err)),
+        Err(_) => Err(client_failed("the evidence query", None, &err)),
+    }
+}
+
+/// Row counts and checksums of every base table, as the vendor's server has them.
+async fn evidence(
+    session: &Session,
+    dialect: Dialect,
+    conn: &Conn<'_>,
+    password_line: &str,
+) -> Result<Evidence, StepError> {
+    let out = query(session, dialect, conn, password_line, dialect.tables_sql()).await?;
+    let (version, tables) = dialect.parse_tables(&out);
+    let out = if tables.is_empty() {
+        String::new()
+    } else {
+        query(
+            session,
+            dialect,
+            conn,
+            password_line,
+            &dialect.counts_sql(&tables),
+        )
+        .await?
+    };
+    dialect
+        .parse_counts(version, &tables, &out)
+        .map_err(StepError::Fatal)
+}
+
+/// What a dump writes, and its hashes.
+struct Written {
+    sql_sha256: String,
+    gz_sha256: String,
+    sql_bytes: u64,
+    gz_bytes: u64,
+}
+
+/// Compresses the SQL as it arrives into `path`, hashing both the SQL and the file.
+fn write_gz(reader: ChunkReader, path: &Path) -> std::io::Result<Written> {
+    struct Hashing<W> {
+        inner: W,
+        hash: Sha256,
+        bytes: u64,
+    }
+    impl<W: Write> Write for Hashing<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.hash.update(&buf[..n]);
+            self.bytes += n as u64;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let file = fs::File::create(path)?;
+    let out = Hashing {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    // Level 1: the link, not the compressor, should be the limit (~150 MB/s on one core).
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    let mut sql = Hashing {
+        inner: std::io::sink(),
+        hash: Sha256::new(),
+        bytes: 0,
+    };
+    let mut reader = reader;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sql.write_all(&buf[..n])?;
+        gz.write_all(&buf[..n])?;
+    }
+    let out = gz.finish()?;
+    let file = out
+        .inner
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
+    file.sync_all()?;
+    Ok(Written {
+        sql_sha256: crate::playbook::hex(&sql.hash.finalize()),
+        gz_sha256: crate::playbook::hex(&out.hash.finalize()),
+        sql_bytes: sql.bytes,
+        gz_bytes: out.bytes,
+    })
+}
+
+/// The files a dump step writes in `artifacts`: the dump, its manifest, its evidence.
+pub(super) fn paths(artifacts: &Path, id: &str) -> [PathBuf; 3] {
+    [
+        artifacts.join(format!("{id}.sql.gz")),
+        artifacts.join(format!("{id}.manifest")),
+        artifacts.join(format!("{id}.evidence.json")),
+    ]
+}
+
+/// Dumps: evidence first, then one stream over SSH, compressed and hashed as it arrives,
+/// into a partial file renamed into place once the tool said it finished well.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    d: &Dump,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let dialect = Dialect::of(d.engine);
+    let password = d
+        .password
+        .as_ref()
+        .map(|t| t.resolve(cx.secrets()))
+        .transpose()
+        .map_err(StepError::Fatal)?;
+    let password_line = dialect
+        .password_line(password.as_ref())
+        .map_err(StepError::Fatal)?;
+    let conn = Conn {
+        host: &d.host,
+        port: d.port,
+        user: &d.user,
+        database: &d.database,
+    };
+    let artifacts = cx.artifacts().to_path_buf();
+    let [gz_path, manifest_path, evidence_path] = paths(&artifacts, &step.id);
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.as_nanos());
+    let partial = artifacts.join(format!("{}.sql.gz.partial-{nonce:x}", step.id));
+    let change = step
+        .changes
+        .first()
+        .ok_or_else(|| StepError::failed("a dump step lists its artifact"))?;
+    let undo = json!({
+        "action": "remove-artifact",
+        "paths": [&gz_path, &partial, &manifest_path, &evidence_path],
+    });
+    let id = cx.intent(change, &undo)?;
+    let scrap = [
+        partial.clone(),
+        manifest_path.clone(),
+        evidence_path.clone(),
+    ];
+    let clean = |e: StepError| {
+        let _ = remove_all(&scrap);
+        e
+    };
+    fs::create_dir_all(&artifacts).map_err(|e| {
+        clean(StepError::failed(format!(
+            "cannot create {}: {e}",
+            artifacts.display()
+        )))
+    })?;
+    let session = live.vendor(Some(cx)).await?;
+
+    let ev = evidence(&session, dialect, &conn, &password_line)
+        .await
+        .map_err(clean)?;
+    let loose = ev.non_transactional();
+    if !loose.is_empty() {
+        cx.output(&format!(
+            "warning: {} not InnoDB ({}): a --single-transaction dump of them is not consistent while the app writes; freeze writes first with an `exec` step (maintenance mode) before this dump",
+            if loose.len() == 1 { "a table is" } else { "tables are" },
+            loose.join(", ")
+        ));
+    }
+    cx.output(&format!(
+        "{} tables, {} rows on {}",
+        ev.tables.len(),
+        ev.rows(),
+        ev.server
+    ));
+
+    let mut run = start(
+        &session,
+        dialect,
+        &dialect.dump_command(&conn),
+        &password_line,
+    )
+    .await
+    .map_err(clean)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let into = partial.clone();
+    let writing = tokio::task::spawn_blocking(move || {
+        write_gz(
+            ChunkReader {
+                rx,
+                cur: bytes::Bytes::new(),
+            },
+            &into,
+        )
+    });
+    let mut stderr = Vec::new();
+    let (mut bytes, mut reported) = (0u64, 0u64);
+    let mut tx = Some(tx);
+    while let Some(out) = run.next().await {
+        match out {
+            Out::Stdout(b) => {
+                bytes += b.len() as u64;
+                if let Some(t) = &tx
+                    && t.send(b).await.is_err()
+                {
+                    tx = None;
+                }
+                if bytes - reported >= 8 << 20 {
+                    reported = bytes;
+                    cx.progress(bytes, None);
+                }
+            }
+            Out::Stderr(b) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&b),
+            Out::Stderr(_) => {}
+        }
+    }
+    drop(tx);
+    let written = writing
+        .await
+        .map_err(|e| clean(StepError::failed(format!("the writing thread failed: {e}"))))?;
+    let tool = dialect_tool(dialect);
+    match run.exit_status() {
+        Ok(0) => {}
+        Ok(c) => return Err(clean(client_failed(tool, Some(c), &stderr))),
+        Err(_) => return Err(clean(client_failed(tool, None, &stderr))),
+    }
+    // A full disk is not retried: the next attempt would meet it too.
+    let written = written.map_err(|e| {
+        clean(StepError::Fatal(format!(
+            "cannot write {}: {e}",
+            partial.display()
+        )))
+    })?;
+    cx.progress(bytes, Some(bytes));
+    let evidence_json =
+        serde_json::to_vec_pretty(&ev).map_err(|e| clean(StepError::Fatal(e.to_string())))?;
+    write_synced(&evidence_path, &evidence_json).map_err(|e| {
+        clean(StepError::Fatal(format!(
+            "cannot write {}: {e}",
+            evidence_path.display()
+        )))
+    })?;
+    let name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let manifest = format!(
+        "{}  {}\n{}  {}\n",
+        written.gz_sha256,
+        name(&gz_path),
+        crate::playbook::hex(&Sha256::digest(&evidence_json)),
+        name(&evidence_path)
+    );
+    write_synced(&manifest_path, manifest.as_bytes()).map_err(|e| {
+        clean(StepError::Fatal(format!(
+            "cannot write {}: {e}",
+            manifest_path.display()
+        )))
+    })?;
+    fs::rename(&partial, &gz_path).map_err(|e| {
+        clean(StepError::failed(format!(
+            "cannot move the dump into place: {e}"
+        )))
+    })?;
+    let facts = json!({
+        "manifest_sha256": crate::playbook::hex(&Sha256::digest(manifest.as_bytes())),
+        "sql_gz_sha256": written.gz_sha256,
+        "sql_sha256": written.sql_sha256,
+        "sql_bytes": written.sql_bytes,
+        "gz_bytes": written.gz_bytes,
+        "server": ev.server,
+        "tables": ev.tables.len(),
+        "rows": ev.rows(),
+        "not_transactional": loose,
+    });
+    cx.done(&id, &facts)?;
+    Ok(facts)
+}
+
+fn dialect_tool(d: Dialect) -> &'static str {
+    match d {
+        Dialect::My(t) => t,
+        Dialect::Pg => "pg_dump",
+    }
+}
+
+/// Checks a dump's files against its manifest: the bytes that were pulled.
+///
+/// # Errors
+/// A file is missing or differs, naming it.
+pub(super) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
+    let [gz_path, manifest_path, evidence_path] = paths(artifacts, id);
+    let manifest =
+        fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let sums = crate::artifact::manifest::parse_sums(&manifest);
+    for p in [&gz_path, &evidence_path] {
+        let name = p
+            .file_name()
+            .map(|n| n.as_encoded_bytes().to_vec())
+            .unwrap_or_default();
+        let Some((_, want)) = sums.iter().find(|(n, _)| *n == name) else {
+            return Err(format!(
+                "{} is not in {}",
+                p.display(),
+                manifest_path.display()
+            ));
+        };
+        let mut f = fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| format!("{}: {e}", p.display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        if crate::playbook::hex(&h.finalize()) != *want {
+            return Err(format!(
+                "{} changed since it was pulled (its SHA-256 differs from the manifest's)",
+                p.display()
+            ));
+        }
+    }
+    let ev = fs::read(&evidence_path).map_err(|e| format!("{}: {e}", evidence_path.display()))?;
+    serde_json::from_slice(&ev).map_err(|e| format!("{}: {e}", evidence_path.display()))
+}
+
+/// On resume: the manifest is the one journaled and the files still match it.
+pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
+    let [_, manifest_path, _] = paths(artifacts, id);
+    let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    if facts.get("manifest_sha256").and_then(Value::as_str)
+        != Some(crate::playbook::hex(&Sha256::digest(&m)).as_str())
+    {
+        return Err(format!(
+            "{} is not the one journaled when the dump was made",
+            manifest_path.display()
+        ));
+    }
+    verify(artifacts, id).map(|_| ())
 }

@@ -67,9 +67,9 @@ pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
 }
 
 /// Reads the byte chunks of a channel as one `Read` stream (for the unpacking thread).
-struct ChunkReader {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    cur: Bytes,
+pub(super) struct ChunkReader {
+    pub(super) rx: tokio::sync::mpsc::Receiver<Bytes>,
+    pub(super) cur: Bytes,
 }
 
 impl Read for ChunkReader {
@@ -96,7 +96,7 @@ fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
     ]
 }
 
-fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
+pub(super) fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
     for p in paths {
         match fs::symlink_metadata(p) {
             Ok(m) if m.is_dir() => {
@@ -121,7 +121,7 @@ fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = fs::File::create(path)?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -344,9 +344,15 @@ pub(super) fn undo(step: &str, data: &Value) -> Result<(), StepError> {
         let in_artifacts =
             p.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("artifacts"));
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        // A fetch's tree, or a dump's file and evidence, with their descriptions.
         let ours = name == step
             || name.strip_prefix(step).is_some_and(|rest| {
-                rest == ".manifest" || rest == ".tree" || rest.starts_with(".partial")
+                rest == ".manifest"
+                    || rest == ".tree"
+                    || rest.starts_with(".partial")
+                    || rest == ".sql.gz"
+                    || rest.starts_with(".sql.gz.partial")
+                    || rest == ".evidence.json"
             });
         if !(plain && in_artifacts && ours) {
             return Err(StepError::fatal(format!(

@@ -16,7 +16,7 @@ use crate::plan::PlannedStep;
 use crate::playbook::{ExecOn, Playbook, SecretStore, StepKind, VendorAuth};
 use crate::ssh::{Auth, Session, SshError, Target};
 
-use super::{build, deploy_run, exec, fetch};
+use super::{build, deploy_run, dump, exec, fetch, restore};
 use crate::docker::Engine;
 
 /// How to reach the vendor host, as the operator's command line says.
@@ -207,6 +207,8 @@ impl Runner for Live {
             StepKind::Fetch(_)
             | StepKind::Build(_)
             | StepKind::Deploy(_)
+            | StepKind::Dump(_)
+            | StepKind::Restore(_)
             | StepKind::Exec(crate::playbook::Exec {
                 on: ExecOn::Vendor, ..
             }) => Ok(()),
@@ -223,6 +225,8 @@ impl Runner for Live {
             StepKind::Exec(e) if e.on == ExecOn::Vendor => exec::execute(self, step, e, cx).await,
             StepKind::Build(b) => build::execute(self, step, b, cx).await,
             StepKind::Deploy(d) => deploy_run::execute(self, step, d, cx).await,
+            StepKind::Dump(d) => dump::execute(self, step, d, cx).await,
+            StepKind::Restore(r) => restore::execute(self, step, r, cx).await,
             _ => Err(StepError::Failed(missing(step.kind))),
         };
         if result.is_err() {
@@ -280,6 +284,7 @@ impl Runner for Live {
     ) -> Result<(), String> {
         match &step.spec.kind {
             StepKind::Fetch(_) => fetch::still_valid(&step.id, facts, artifacts),
+            StepKind::Dump(_) => dump::still_valid(&step.id, facts, artifacts),
             StepKind::Build(_) => {
                 let tag = facts
                     .get("image")

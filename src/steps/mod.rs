@@ -7,6 +7,7 @@
 //! does not point at (`STEP_KINDS`, `kind_name`, `reads_vendor`).
 
 mod build;
+mod db;
 mod deploy;
 mod deploy_run;
 mod dump;

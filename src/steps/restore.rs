@@ -1,9 +1,36 @@
 //! `restore`: load a verified dump into a database container on the target and prove
 //! it equal, table by table.
 
+use std::io::BufRead as _;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::build::docker_err;
+use super::db::{Conn, Dialect, Evidence, strip_definer};
+use super::live::{Live, nothing_to_undo};
 use super::{Described, hardening, network_if_missing};
-use crate::plan::{Change, Op, Place, Resource};
-use crate::playbook::{Restore, Security};
+use crate::docker::{ContainerSpec, Engine};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, Place, PlannedStep, Resource};
+use crate::playbook::{Dump, Restore, Secret, Security, StepKind};
+
+/// How a database container is hardened: as a deploy's, except that the server writes
+/// outside its volume (/run, /tmp on tmpfs) and its entrypoint gives the data directory to
+/// the server's own user, then drops to it (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID).
+pub(super) fn db_security() -> Security {
+    Security {
+        read_only: false,
+        tmpfs: vec!["/tmp".into(), "/run".into()],
+        memory: crate::playbook::units::Size(1 << 30),
+        pids: 512,
+        cap_add: ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"]
+            .map(String::from)
+            .to_vec(),
+        ..Security::default()
+    }
+}
 
 pub(super) fn describe(r: &Restore) -> Described {
     let mut changes = Vec::new();
@@ -44,13 +71,7 @@ pub(super) fn describe(r: &Restore) -> Described {
         format!("volume {}", r.volume),
         format!("password {}", r.password),
     ];
-    let db = Security {
-        read_only: false,
-        tmpfs: vec!["/tmp".into(), "/run".into()],
-        memory: crate::playbook::units::Size(1 << 30),
-        ..Security::default()
-    };
-    details.extend(hardening(&db).into_iter().map(|l| {
+    details.extend(hardening(&db_security()).into_iter().map(|l| {
         l.replace(
             "OFF (relaxed by the playbook)",
             "off (a database server writes outside its volume)",
@@ -78,4 +99,345 @@ pub(super) fn describe(r: &Restore) -> Described {
         reads: vec![format!("artifacts/{}.sql.gz (SHA-256 re-verified)", r.from)],
         changes,
     }
+}
+
+fn change<'a>(step: &'a PlannedStep, op: Op, resource: Resource) -> Result<&'a Change, StepError> {
+    step.changes
+        .iter()
+        .find(|c| c.op == op && c.resource == resource)
+        .ok_or_else(|| {
+            StepError::failed(format!("the plan of `{}` lacks a change it needs", step.id))
+        })
+}
+
+/// The dump step a restore loads.
+fn dump_of<'a>(live: &'a Live, r: &Restore) -> Result<&'a Dump, StepError> {
+    match live.playbook_step(&r.from).map(|s| &s.kind) {
+        Some(StepKind::Dump(d)) => Ok(d),
+        _ => Err(StepError::fatal(format!("`{}` is not a dump step", r.from))),
+    }
+}
+
+/// The client connection inside the database container: MariaDB's root (definers and
+/// events need it), PostgreSQL's superuser (the dump's user).
+fn conn<'a>(dialect: Dialect, d: &'a Dump) -> Conn<'a> {
+    Conn {
+        host: "127.0.0.1",
+        port: dialect.port(),
+        user: match dialect {
+            Dialect::My(_) => "root",
+            Dialect::Pg => &d.user,
+        },
+        database: &d.database,
+    }
+}
+
+/// Runs a query in the container; its output.
+async fn query(
+    engine: &Engine,
+    name: &str,
+    dialect: Dialect,
+    c: &Conn<'_>,
+    env: &[String],
+    sql: &str,
+) -> Result<String, String> {
+    let out = engine
+        .exec_io(name, &dialect.container_query(c, sql), env, None, 64 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.code == 0 {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// The restored database's evidence.
+async fn evidence(
+    engine: &Engine,
+    name: &str,
+    dialect: Dialect,
+    c: &Conn<'_>,
+    env: &[String],
+) -> Result<Evidence, StepError> {
+    let fail = |e: String| StepError::Fatal(format!("the evidence query in `{name}` failed: {e}"));
+    let out = query(engine, name, dialect, c, env, dialect.tables_sql())
+        .await
+        .map_err(fail)?;
+    let (version, tables) = dialect.parse_tables(&out);
+    let out = if tables.is_empty() {
+        String::new()
+    } else {
+        query(engine, name, dialect, c, env, &dialect.counts_sql(&tables))
+            .await
+            .map_err(fail)?
+    };
+    dialect
+        .parse_counts(version, &tables, &out)
+        .map_err(StepError::Fatal)
+}
+
+/// Waits until the server in `name` takes logins over TCP (after its first-start
+/// initialisation), or says why not.
+async fn wait_ready(
+    engine: &Engine,
+    name: &str,
+    dialect: Dialect,
+    c: &Conn<'_>,
+    env: &[String],
+    limit: Duration,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    loop {
+        match engine.container(name).await.map_err(docker_err)? {
+            Some(s) if s.running => {}
+            _ => {
+                return Err(StepError::fatal(format!(
+                    "the database container `{name}` stopped while starting (see `docker logs {name}`){}",
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {last}")
+                    }
+                )));
+            }
+        }
+        match query(engine, name, dialect, c, env, "SELECT 1").await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e,
+        }
+        if t0.elapsed() >= limit {
+            return Err(StepError::fatal(format!(
+                "the database in `{name}` did not take logins within {}s: {last}",
+                limit.as_secs()
+            )));
+        }
+        cx.output("waiting for the database server to start");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Reads the dump, decompressed (and, for MariaDB/MySQL, without DEFINER clauses), in
+/// chunks for the container's stdin.
+fn feed(
+    path: std::path::PathBuf,
+    dialect: Dialect,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) -> std::io::Result<u64> {
+    let file = std::fs::File::open(path)?;
+    let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+    let mut r = std::io::BufReader::with_capacity(1 << 20, gz);
+    let mut chunk = Vec::with_capacity(512 * 1024);
+    let mut line = Vec::new();
+    let mut total = 0u64;
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        match dialect {
+            Dialect::My(_) => chunk.extend_from_slice(&strip_definer(&line)),
+            Dialect::Pg => chunk.extend_from_slice(&line),
+        }
+        if chunk.len() >= 256 * 1024 {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(512 * 1024));
+            if tx.blocking_send(Bytes::from(full)).is_err() {
+                return Ok(total);
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = tx.blocking_send(Bytes::from(chunk));
+    }
+    Ok(total)
+}
+
+/// Restores: the dump re-verified, a volume and a hardened database container created,
+/// the dump streamed in through the Docker API, then the evidence compared table by table.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    r: &Restore,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let d = dump_of(live, r)?;
+    let dialect = Dialect::of(d.engine);
+    let dumped = super::dump::verify(cx.artifacts(), &r.from).map_err(StepError::Fatal)?;
+    let password: Secret = r.password.resolve(cx.secrets()).map_err(StepError::Fatal)?;
+    let engine = live.engine().await?;
+    let run = cx
+        .artifacts()
+        .parent()
+        .and_then(std::path::Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut labels = live.extra_labels().clone();
+    labels.insert("boyong.app".into(), live.app().to_string());
+    labels.insert("boyong.run".into(), run);
+    labels.insert("boyong.step".into(), step.id.clone());
+
+    if engine
+        .container(&r.name)
+        .await
+        .map_err(docker_err)?
+        .is_some()
+    {
+        return Err(StepError::fatal(format!(
+            "a container named `{}` exists already on the target; restore makes its own: remove that one or choose another `name`",
+            r.name
+        )));
+    }
+    if engine.volume_exists(&r.volume).await.map_err(docker_err)? {
+        return Err(StepError::fatal(if r.replace {
+            format!(
+                "volume `{}` exists; replacing it (snapshot first) is not supported by this release: remove it yourself after backing it up",
+                r.volume
+            )
+        } else {
+            format!(
+                "volume `{}` exists already: it is not overwritten unless the step says `replace: true`",
+                r.volume
+            )
+        }));
+    }
+    let c = change(step, Op::Create, Resource::Volume)?;
+    let id = cx.intent(c, &json!({"action": "remove-volume", "name": r.volume}))?;
+    engine
+        .create_volume(&r.volume, &labels)
+        .await
+        .map_err(docker_err)?;
+    cx.done(&id, &json!({}))?;
+    if let Some(n) = &r.network
+        && !engine.network_exists(n).await.map_err(docker_err)?
+    {
+        let c = change(step, Op::Create, Resource::Network)?;
+        let id = cx.intent(c, &json!({"action": "remove-network", "name": n}))?;
+        engine
+            .create_network(n, &labels)
+            .await
+            .map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
+    }
+
+    let s = db_security();
+    let spec = ContainerSpec {
+        image: r.image.clone(),
+        env: dialect.server_env(&d.database, &d.user, &password),
+        labels,
+        ports: Vec::new(),
+        binds: vec![format!("{}:{}", r.volume, dialect.data_dir())],
+        network: r.network.clone(),
+        read_only: s.read_only,
+        no_new_privileges: s.no_new_privileges,
+        cap_add: s.cap_add.clone(),
+        memory: i64::try_from(s.memory.0).unwrap_or(i64::MAX),
+        pids: i64::from(s.pids),
+        restart: "unless-stopped".into(),
+        tmpfs: s.tmpfs.clone(),
+        log_max_size: s.log_max_size.0.to_string(),
+        log_max_files: s.log_max_files,
+    };
+    if engine
+        .image_id(&r.image)
+        .await
+        .map_err(docker_err)?
+        .is_none()
+    {
+        return Err(StepError::fatal(format!(
+            "image `{}` is not on the target engine: load it there (`docker load`), or build one with fixtures/base-images.sh",
+            r.image
+        )));
+    }
+    let c = change(step, Op::Create, Resource::Container)?;
+    let id = cx.intent(c, &json!({"action": "remove-container", "name": r.name}))?;
+    let container_id = engine
+        .create_container(&r.name, &spec)
+        .await
+        .map_err(docker_err)?;
+    engine.start(&r.name).await.map_err(docker_err)?;
+    cx.done(&id, &json!({"container_id": container_id}))?;
+
+    let env = vec![dialect.env(&password)];
+    let conn = conn(dialect, d);
+    wait_ready(
+        &engine,
+        &r.name,
+        dialect,
+        &conn,
+        &env,
+        Duration::from_secs(180),
+        cx,
+    )
+    .await?;
+
+    let c = change(step, Op::Replace, Resource::Database)?;
+    let id = cx.intent(c, &nothing_to_undo())?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let path = super::dump::paths(cx.artifacts(), &r.from)[0].clone();
+    let feeding = tokio::task::spawn_blocking(move || feed(path, dialect, tx));
+    let loaded = engine
+        .exec_io(
+            &r.name,
+            &dialect.load_command(&conn),
+            &env,
+            Some(rx),
+            64 * 1024,
+        )
+        .await
+        .map_err(docker_err)?;
+    let sql_bytes = feeding
+        .await
+        .map_err(|e| StepError::failed(format!("the reading thread failed: {e}")))?
+        .map_err(|e| StepError::Fatal(format!("cannot read the dump: {e}")))?;
+    if loaded.code != 0 {
+        let err = String::from_utf8_lossy(&loaded.stderr);
+        return Err(StepError::fatal(format!(
+            "loading the dump into `{}` failed (exit status {}): {}",
+            r.name,
+            loaded.code,
+            err.trim()
+        )));
+    }
+    let restored = evidence(&engine, &r.name, dialect, &conn, &env).await?;
+    let (diff, checksums) = restored.differences(&dumped);
+    if !diff.is_empty() {
+        return Err(StepError::fatal(format!(
+            "the restored database differs from the dump: {}",
+            diff.join("; ")
+        )));
+    }
+    if !checksums {
+        cx.output(&format!(
+            "row counts compared; checksums not compared: the vendor ran {} and the target runs {}",
+            dumped.server, restored.server
+        ));
+    }
+    cx.output(&format!(
+        "{} tables, {} rows: equal to the dump{}",
+        restored.tables.len(),
+        restored.rows(),
+        if checksums {
+            " (rows and checksums)"
+        } else {
+            " (rows)"
+        }
+    ));
+    let facts = json!({
+        "container": r.name,
+        "container_id": container_id,
+        "image": r.image,
+        "volume": r.volume,
+        "sql_bytes": sql_bytes,
+        "server": restored.server,
+        "tables": restored.tables.len(),
+        "rows": restored.rows(),
+        "checksums_compared": checksums,
+        "evidence": restored.tables,
+    });
+    cx.done(&id, &facts)?;
+    Ok(facts)
 }

@@ -78,6 +78,16 @@ impl Drop for Labelled {
         for id in self.images() {
             let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
         }
+        for kind in ["volume", "network"] {
+            if let Ok(out) = Command::new("docker")
+                .args([kind, "ls", "-q", "--filter", &filter])
+                .output()
+            {
+                for id in String::from_utf8_lossy(&out.stdout).lines() {
+                    let _ = Command::new("docker").args([kind, "rm", id]).output();
+                }
+            }
+        }
     }
 }
 

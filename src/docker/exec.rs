@@ -1,0 +1,109 @@
+//! Commands inside a running container, with their standard input streamed in and their
+//! output collected: what `restore` needs to load a dump and ask for its evidence.
+
+use bollard::models::ExecConfig;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+
+use super::{DockerError, Engine};
+
+/// What a command in a container did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its exit code (-1 if the engine did not say).
+    pub code: i64,
+    /// Its standard output.
+    pub stdout: Vec<u8>,
+    /// Its standard error (the last 64 KiB).
+    pub stderr: Vec<u8>,
+}
+
+impl Engine {
+    /// Runs `cmd` in `container` with `env` added to its environment (the API's body, never
+    /// a command line), feeding it the chunks of `stdin` (none: an empty stdin) and
+    /// collecting its output (stdout up to `max_stdout` bytes).
+    ///
+    /// # Errors
+    /// An API error, or the engine stopped reading the input.
+    pub async fn exec_io(
+        &self,
+        container: &str,
+        cmd: &[String],
+        env: &[String],
+        stdin: Option<tokio::sync::mpsc::Receiver<Bytes>>,
+        max_stdout: usize,
+    ) -> Result<ExecOutput, DockerError> {
+        let api = |e: bollard::errors::Error| DockerError::Api(e.to_string());
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd.to_vec()),
+                    env: (!env.is_empty()).then(|| env.to_vec()),
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    ..ExecConfig::default()
+                },
+            )
+            .await
+            .map_err(api)?;
+        let started = self.docker.start_exec(&exec.id, None).await.map_err(api)?;
+        let bollard::exec::StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            return Err(DockerError::Api("the exec did not attach".into()));
+        };
+        let feeding = async move {
+            if let Some(mut rx) = stdin {
+                while let Some(chunk) = rx.recv().await {
+                    input.write_all(&chunk).await?;
+                }
+                input.flush().await?;
+            }
+            // EOF for the command's stdin.
+            input.shutdown().await
+        };
+        let reading = async {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            while let Some(item) = output.next().await {
+                match item.map_err(api)? {
+                    bollard::container::LogOutput::StdOut { message } => {
+                        if out.len() < max_stdout {
+                            out.extend_from_slice(&message);
+                        }
+                    }
+                    bollard::container::LogOutput::StdErr { message } => {
+                        err.extend_from_slice(&message);
+                        if err.len() > 64 * 1024 {
+                            err.drain(..err.len() - 64 * 1024);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Ok::<_, DockerError>((out, err))
+        };
+        let (fed, read) = tokio::join!(feeding, reading);
+        let (stdout, stderr) = read?;
+        let r = self.docker.inspect_exec(&exec.id).await.map_err(api)?;
+        let code = r.exit_code.unwrap_or(-1);
+        if let Err(e) = fed
+            && code == 0
+        {
+            return Err(DockerError::Api(format!(
+                "the command in `{container}` stopped reading its input: {e}"
+            )));
+        }
+        Ok(ExecOutput {
+            code,
+            stdout,
+            stderr,
+        })
+    }
+}
