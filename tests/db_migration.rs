@@ -30,6 +30,10 @@ fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
 }
 
+fn exists(what: &str, name: &str) -> bool {
+    docker(&[what, "inspect", name]).status.success()
+}
+
 struct Env {
     sshd: Sshd,
     dir: tempfile::TempDir,
@@ -116,10 +120,6 @@ impl Env {
             .collect();
         r.sort();
         r.pop().unwrap()
-    }
-
-    fn exists(&self, what: &str, name: &str) -> bool {
-        docker(&[what, "inspect", name]).status.success()
     }
 
     /// The state directory never holds the password, in any file.
@@ -216,8 +216,8 @@ fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_r
 
     let rb = env.rollback();
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert!(!env.exists("container", &env.name), "the container is gone");
-    assert!(!env.exists("volume", &env.volume), "the volume is gone");
+    assert!(!exists("container", &env.name), "the container is gone");
+    assert!(!exists("volume", &env.volume), "the volume is gone");
 }
 
 #[test]
@@ -262,8 +262,8 @@ fn a_postgres_database_moves_into_a_container_equal_table_by_table() {
     env.assert_no_secret_in_state(&db.password);
     let rb = env.rollback();
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert!(!env.exists("container", &env.name));
-    assert!(!env.exists("volume", &env.volume));
+    assert!(!exists("container", &env.name));
+    assert!(!exists("volume", &env.volume));
 }
 
 #[test]
@@ -281,8 +281,8 @@ fn a_wrong_password_is_a_clear_error_and_nothing_is_left() {
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "nothing left in artifacts: {left:?}");
-    assert!(!env.exists("container", &env.name));
-    assert!(!env.exists("volume", &env.volume));
+    assert!(!exists("container", &env.name));
+    assert!(!exists("volume", &env.volume));
 }
 
 #[test]
@@ -302,7 +302,7 @@ fn an_existing_volume_is_not_overwritten_without_replace() {
         err.contains(&env.volume) && err.contains("replace: true"),
         "{err}"
     );
-    assert!(env.exists("volume", &env.volume), "the volume is kept");
-    assert!(!env.exists("container", &env.name));
+    assert!(exists("volume", &env.volume), "the volume is kept");
+    assert!(!exists("container", &env.name));
     let _ = docker(&["volume", "rm", &env.volume]);
 }

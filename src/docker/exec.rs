@@ -73,10 +73,8 @@ impl Engine {
             let (mut out, mut err) = (Vec::new(), Vec::new());
             while let Some(item) = output.next().await {
                 match item.map_err(api)? {
-                    bollard::container::LogOutput::StdOut { message } => {
-                        if out.len() < max_stdout {
-                            out.extend_from_slice(&message);
-                        }
+                    bollard::container::LogOutput::StdOut { message } if out.len() < max_stdout => {
+                        out.extend_from_slice(&message);
                     }
                     bollard::container::LogOutput::StdErr { message } => {
                         err.extend_from_slice(&message);

@@ -212,7 +212,7 @@ impl Runner for Live {
             | StepKind::Exec(crate::playbook::Exec {
                 on: ExecOn::Vendor, ..
             }) => Ok(()),
-            _ => Err(missing(step.kind)),
+            StepKind::Exec(_) => Err(missing(step.kind)),
         }
     }
 
@@ -227,7 +227,7 @@ impl Runner for Live {
             StepKind::Deploy(d) => deploy_run::execute(self, step, d, cx).await,
             StepKind::Dump(d) => dump::execute(self, step, d, cx).await,
             StepKind::Restore(r) => restore::execute(self, step, r, cx).await,
-            _ => Err(StepError::Failed(missing(step.kind))),
+            StepKind::Exec(_) => Err(StepError::Failed(missing(step.kind))),
         };
         if result.is_err() {
             self.drop_vendor().await;

@@ -101,7 +101,7 @@ pub(super) fn describe(r: &Restore) -> Described {
     }
 }
 
-fn change<'a>(step: &'a PlannedStep, op: Op, resource: Resource) -> Result<&'a Change, StepError> {
+fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, StepError> {
     step.changes
         .iter()
         .find(|c| c.op == op && c.resource == resource)
@@ -120,7 +120,7 @@ fn dump_of<'a>(live: &'a Live, r: &Restore) -> Result<&'a Dump, StepError> {
 
 /// The client connection inside the database container: MariaDB's root (definers and
 /// events need it), PostgreSQL's superuser (the dump's user).
-fn conn<'a>(dialect: Dialect, d: &'a Dump) -> Conn<'a> {
+fn conn(dialect: Dialect, d: &Dump) -> Conn<'_> {
     Conn {
         host: "127.0.0.1",
         port: dialect.port(),
@@ -253,6 +253,8 @@ fn feed(
     if !chunk.is_empty() {
         let _ = tx.blocking_send(Bytes::from(chunk));
     }
+    // Dropped: the container's stdin ends.
+    drop(tx);
     Ok(total)
 }
 

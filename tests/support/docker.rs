@@ -102,14 +102,14 @@ pub struct HoldingProxy {
 }
 
 impl HoldingProxy {
-    pub fn start(hold: &str) -> Self {
+    pub fn start(pattern: &str) -> Self {
         use std::os::unix::net::{UnixListener, UnixStream};
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("docker.sock");
         let listener = UnixListener::bind(&socket).expect("binds");
         let held = std::sync::Arc::new(AtomicBool::new(false));
-        let (flag, pattern) = (held.clone(), hold.as_bytes().to_vec());
+        let (flag, pattern) = (held.clone(), pattern.as_bytes().to_vec());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
