@@ -56,10 +56,10 @@ impl Default for Live {
 }
 
 fn missing(kind: &str) -> String {
-    let what = match kind {
-        "dump" => "database dumps (mysqldump, pg_dump over SSH)",
-        "exec" => "the Docker Engine client (for `on: container`)",
-        _ => "the Docker Engine client",
+    let what = if kind == "exec" {
+        "the Docker Engine client (for `on: container`)"
+    } else {
+        "a client"
     };
     format!("step kind `{kind}` needs {what}, which this release does not have yet")
 }
