@@ -306,3 +306,78 @@ fn an_existing_volume_is_not_overwritten_without_replace() {
     assert!(!exists("container", &env.name));
     let _ = docker(&["volume", "rm", &env.volume]);
 }
+
+#[test]
+fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
+    let Some(env) = Env::new("replace") else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    db.seed();
+    support::docker::busybox();
+    let label = env.label.arg();
+    let ls = |env: &Env| {
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--label",
+            &label,
+            "-v",
+            &format!("{}:/v", env.volume),
+            "boyong-fixture/busybox:1",
+            "ls",
+            "-A",
+            "/v",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let made = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &label,
+        "-v",
+        &format!("{}:/v", env.volume),
+        "boyong-fixture/busybox:1",
+        "sh",
+        "-c",
+        "echo earlier > /v/earlier-data && chown 999:999 /v/earlier-data",
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let image = base_image("mariadb");
+    let pb = env.playbook("mariadb", db.port, &image, true);
+    let out = env.run(&pb, &db.password);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    support::assert_plan_fidelity(&env.last_run());
+    assert!(
+        env.last_run()
+            .join("artifacts/database.volume.tar")
+            .exists(),
+        "the old contents were saved"
+    );
+    let now = ls(&env);
+    assert!(
+        !now.contains("earlier-data") && now.contains("ibdata1"),
+        "the volume holds the restored database only: {now}"
+    );
+    let rb = env.rollback();
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(!exists("container", &env.name));
+    let back = ls(&env);
+    assert_eq!(back.trim(), "earlier-data", "the old contents are back");
+    let owner = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &label,
+        "-v",
+        &format!("{}:/v", env.volume),
+        "boyong-fixture/busybox:1",
+        "stat",
+        "-c",
+        "%u %s",
+        "/v/earlier-data",
+    ]);
+    assert_eq!(text(&owner.stdout).trim(), "999 8", "owner and size kept");
+}

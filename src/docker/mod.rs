@@ -20,6 +20,7 @@ use crate::playbook::DockerEndpoint;
 
 mod containers;
 mod exec;
+mod snapshot;
 
 pub use containers::{ContainerSpec, ContainerState};
 pub use exec::ExecOutput;

@@ -21,7 +21,7 @@ use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, PlannedStep, Resource};
 use crate::playbook::{Deploy, HealthCheck, ImageSource, RestartPolicy, StepKind};
 
-fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, StepError> {
+pub(super) fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, StepError> {
     step.changes
         .iter()
         .find(|c| c.op == op && c.resource == resource)
@@ -31,7 +31,7 @@ fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, Ste
 }
 
 /// The same planned change, saying which part of it is being made.
-fn part(c: &Change, what: &str) -> Change {
+pub(super) fn part(c: &Change, what: &str) -> Change {
     let mut c = c.clone();
     c.details = vec![what.to_string()];
     c

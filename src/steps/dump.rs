@@ -442,19 +442,7 @@ pub(super) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
                 manifest_path.display()
             ));
         };
-        let mut f = fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        if crate::playbook::hex(&h.finalize()) != *want {
+        if file_sha256(p)? != *want {
             return Err(format!(
                 "{} changed since it was pulled (its SHA-256 differs from the manifest's)",
                 p.display()
@@ -478,4 +466,24 @@ pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(
         ));
     }
     verify(artifacts, id).map(|_| ())
+}
+
+/// A file's SHA-256, read in 1 MiB pieces.
+///
+/// # Errors
+/// The file cannot be read, naming it.
+pub(super) fn file_sha256(p: &Path) -> Result<String, String> {
+    let mut f = fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(crate::playbook::hex(&h.finalize()))
 }

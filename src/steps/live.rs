@@ -267,6 +267,9 @@ impl Runner for Live {
                 "remove-container" | "start-container" | "rename" | "remove-network"
                 | "remove-volume",
             ) => deploy_run::undo(&*self.engine().await?, &item.undo).await,
+            Some("restore-volume") => {
+                restore::undo_volume(&*self.engine().await?, &item.undo).await
+            }
             Some("none") => Ok(()),
             other => Err(StepError::failed(format!(
                 "cannot undo {} of step `{}`: unknown undo action {other:?}",

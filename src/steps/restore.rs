@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::build::docker_err;
 use super::db::{Conn, Dialect, Evidence, strip_definer};
+use super::deploy_run::{change, part};
 use super::live::{Live, nothing_to_undo};
 use super::{Described, hardening, network_if_missing};
 use crate::docker::{ContainerSpec, Engine};
@@ -16,18 +17,16 @@ use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlannedStep, Resource};
 use crate::playbook::{Dump, Restore, Secret, Security, StepKind};
 
-/// How a database container is hardened: as a deploy's, except that the server writes
-/// outside its volume (/run, /tmp on tmpfs) and its entrypoint gives the data directory to
-/// the server's own user, then drops to it (CHOWN, DAC_OVERRIDE, FOWNER, SETUID, SETGID).
+/// How a database container is hardened: as a deploy's (read-only root, no new
+/// privileges, all capabilities dropped), except that the server writes to tmpfs /run and
+/// /tmp, may use 1 GiB and 512 threads, and keeps SETUID and SETGID: the image's
+/// entrypoint starts as root and drops to the server's own user.
 pub(super) fn db_security() -> Security {
     Security {
-        read_only: false,
         tmpfs: vec!["/tmp".into(), "/run".into()],
         memory: crate::playbook::units::Size(1 << 30),
         pids: 512,
-        cap_add: ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID"]
-            .map(String::from)
-            .to_vec(),
+        cap_add: ["SETUID", "SETGID"].map(String::from).to_vec(),
         ..Security::default()
     }
 }
@@ -71,12 +70,7 @@ pub(super) fn describe(r: &Restore) -> Described {
         format!("volume {}", r.volume),
         format!("password {}", r.password),
     ];
-    details.extend(hardening(&db_security()).into_iter().map(|l| {
-        l.replace(
-            "OFF (relaxed by the playbook)",
-            "off (a database server writes outside its volume)",
-        )
-    }));
+    details.extend(hardening(&db_security()));
     changes.push(Change {
         op: Op::Create,
         resource: Resource::Container,
@@ -99,15 +93,6 @@ pub(super) fn describe(r: &Restore) -> Described {
         reads: vec![format!("artifacts/{}.sql.gz (SHA-256 re-verified)", r.from)],
         changes,
     }
-}
-
-fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, StepError> {
-    step.changes
-        .iter()
-        .find(|c| c.op == op && c.resource == resource)
-        .ok_or_else(|| {
-            StepError::failed(format!("the plan of `{}` lacks a change it needs", step.id))
-        })
 }
 
 /// The dump step a restore loads.
@@ -258,6 +243,82 @@ fn feed(
     Ok(total)
 }
 
+/// `replace: true` on an existing volume: its contents saved into the run's artifacts
+/// (`ID.volume.tar`, hashed), then the volume emptied (removed and created again). The
+/// undo puts the saved contents back into a fresh volume of the same name.
+async fn replace_volume(
+    engine: &Engine,
+    step: &PlannedStep,
+    r: &Restore,
+    labels: &std::collections::HashMap<String, String>,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    let c = change(step, Op::Replace, Resource::Volume)?;
+    let snapshot = cx.artifacts().join(format!("{}.volume.tar", step.id));
+    let run = labels.get("boyong.run").cloned().unwrap_or_default();
+    let helper = format!("{}.snapshot-{run}", r.name);
+    let id = cx.intent(
+        &part(
+            c,
+            &format!("save its contents into artifacts/{}.volume.tar", step.id),
+        ),
+        &json!({"action": "remove-container", "name": helper}),
+    )?;
+    let (sha256, bytes) = engine
+        .snapshot_volume(&r.volume, &r.image, &helper, labels, &snapshot)
+        .await
+        .map_err(|e| StepError::fatal(format!("cannot save volume `{}`: {e}", r.volume)))?;
+    cx.done(&id, &json!({"sha256": sha256, "bytes": bytes}))?;
+    cx.output(&format!(
+        "volume `{}` saved: {bytes} bytes, SHA-256 {sha256}",
+        r.volume
+    ));
+    let id = cx.intent(
+        &part(c, "emptied: removed and created again"),
+        &json!({
+            "action": "restore-volume",
+            "name": r.volume,
+            "image": r.image,
+            "helper": helper,
+            "snapshot": snapshot,
+            "sha256": sha256,
+            "labels": labels,
+        }),
+    )?;
+    engine
+        .remove_volume(&r.volume)
+        .await
+        .map_err(|e| StepError::fatal(format!("cannot empty volume `{}`: {e}", r.volume)))?;
+    engine
+        .create_volume(&r.volume, labels)
+        .await
+        .map_err(docker_err)?;
+    cx.done(&id, &json!({}))?;
+    Ok(())
+}
+
+/// Undoes `restore-volume`: the saved contents, checked against their hash, put back.
+pub(super) async fn undo_volume(engine: &Engine, data: &Value) -> Result<(), StepError> {
+    let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
+    let snapshot = std::path::Path::new(s("snapshot"));
+    let sum = super::dump::file_sha256(snapshot).map_err(StepError::Failed)?;
+    if sum != s("sha256") {
+        return Err(StepError::failed(format!(
+            "{} changed since it was saved: volume `{}` is not restored from it",
+            snapshot.display(),
+            s("name")
+        )));
+    }
+    let labels: std::collections::HashMap<String, String> = data
+        .get("labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default();
+    engine
+        .restore_volume(s("name"), s("image"), s("helper"), &labels, snapshot)
+        .await
+        .map_err(|e| StepError::failed(e.to_string()))
+}
+
 /// Restores: the dump re-verified, a volume and a hardened database container created,
 /// the dump streamed in through the Docker API, then the evidence compared table by table.
 pub(super) async fn execute(
@@ -294,25 +355,22 @@ pub(super) async fn execute(
         )));
     }
     if engine.volume_exists(&r.volume).await.map_err(docker_err)? {
-        return Err(StepError::fatal(if r.replace {
-            format!(
-                "volume `{}` exists; replacing it (snapshot first) is not supported by this release: remove it yourself after backing it up",
+        if !r.replace {
+            return Err(StepError::fatal(format!(
+                "volume `{}` exists already: it is not overwritten unless the step says `replace: true` (its contents are then saved first, for rollback)",
                 r.volume
-            )
-        } else {
-            format!(
-                "volume `{}` exists already: it is not overwritten unless the step says `replace: true`",
-                r.volume
-            )
-        }));
+            )));
+        }
+        replace_volume(&engine, step, r, &labels, cx).await?;
+    } else {
+        let c = change(step, Op::Create, Resource::Volume)?;
+        let id = cx.intent(c, &json!({"action": "remove-volume", "name": r.volume}))?;
+        engine
+            .create_volume(&r.volume, &labels)
+            .await
+            .map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
     }
-    let c = change(step, Op::Create, Resource::Volume)?;
-    let id = cx.intent(c, &json!({"action": "remove-volume", "name": r.volume}))?;
-    engine
-        .create_volume(&r.volume, &labels)
-        .await
-        .map_err(docker_err)?;
-    cx.done(&id, &json!({}))?;
     if let Some(n) = &r.network
         && !engine.network_exists(n).await.map_err(docker_err)?
     {

@@ -1,0 +1,148 @@
+//! Volume snapshots: a volume's contents saved as a tar file (through the engine's archive
+//! endpoint of a stopped helper container that mounts it), and put back into a fresh
+//! volume of the same name. What `restore` with `replace: true` needs so that rollback
+//! gives the old data back.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use sha2::{Digest as _, Sha256};
+
+use super::{ContainerSpec, DockerError, Engine};
+
+/// Where a helper container mounts the volume.
+const MOUNT: &str = "/boyong-volume";
+
+fn helper_spec(
+    image: &str,
+    volume: &str,
+    labels: &HashMap<String, String>,
+    ro: bool,
+) -> ContainerSpec {
+    ContainerSpec {
+        image: image.to_string(),
+        env: Vec::new(),
+        labels: labels.clone(),
+        ports: Vec::new(),
+        binds: vec![format!("{volume}:{MOUNT}{}", if ro { ":ro" } else { "" })],
+        network: None,
+        // The restoring helper's root is writable: the engine unpacks an upload at `/`.
+        read_only: ro,
+        no_new_privileges: true,
+        cap_add: Vec::new(),
+        memory: 64 << 20,
+        pids: 16,
+        restart: "no".into(),
+        tmpfs: Vec::new(),
+        log_max_size: "1m".into(),
+        log_max_files: 1,
+    }
+}
+
+impl Engine {
+    /// Writes the contents of `volume` as a tar file at `dest` (fsync'd), through the
+    /// never-started helper container `helper` (made from `image`, then removed); the
+    /// file's SHA-256 and size.
+    ///
+    /// # Errors
+    /// An API error, or the file cannot be written.
+    pub async fn snapshot_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        helper: &str,
+        labels: &HashMap<String, String>,
+        dest: &Path,
+    ) -> Result<(String, u64), DockerError> {
+        self.remove_container(helper).await?;
+        self.create_container(helper, &helper_spec(image, volume, labels, true))
+            .await?;
+        let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
+        let result = async {
+            let mut file = std::io::BufWriter::new(std::fs::File::create(dest).map_err(io)?);
+            let mut hash = Sha256::new();
+            let mut bytes = 0u64;
+            let mut stream = self.docker.download_from_container(
+                helper,
+                Some(
+                    bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+                        .path(MOUNT)
+                        .build(),
+                ),
+            );
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| DockerError::Api(e.to_string()))?;
+                hash.update(&chunk);
+                bytes += chunk.len() as u64;
+                file.write_all(&chunk).map_err(io)?;
+            }
+            let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+            file.sync_all().map_err(io)?;
+            Ok((crate::playbook::hex(&hash.finalize()), bytes))
+        }
+        .await;
+        self.remove_container(helper).await?;
+        result
+    }
+
+    /// Replaces `volume` by a fresh one holding the snapshot at `src` (owners kept),
+    /// through the helper container `helper`, then removed.
+    ///
+    /// # Errors
+    /// An API error (e.g. the volume is in use), or the file cannot be read.
+    pub async fn restore_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        helper: &str,
+        labels: &HashMap<String, String>,
+        src: &Path,
+    ) -> Result<(), DockerError> {
+        let mut file = std::fs::File::open(src)
+            .map_err(|e| DockerError::Api(format!("{}: {e}", src.display())))?;
+        self.remove_container(helper).await?;
+        self.remove_volume(volume).await?;
+        self.create_volume(volume, labels).await?;
+        self.create_container(helper, &helper_spec(image, volume, labels, false))
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let reading = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 || tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                    return Ok(());
+                }
+            }
+        });
+        let body =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
+            );
+        // The tar's entries are `boyong-volume/…`: unpacked at `/`, they land in the mount.
+        let up = self
+            .docker
+            .upload_to_container(
+                helper,
+                Some(
+                    bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+                        .path("/")
+                        .copy_uidgid("true")
+                        .build(),
+                ),
+                bollard::body_stream(body),
+            )
+            .await
+            .map_err(|e| DockerError::Api(e.to_string()));
+        let read = reading
+            .await
+            .map_err(|e| DockerError::Api(e.to_string()))
+            .and_then(|r| r.map_err(|e| DockerError::Api(format!("{}: {e}", src.display()))));
+        self.remove_container(helper).await?;
+        up.and(read)
+    }
+}
