@@ -381,3 +381,43 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
     ]);
     assert_eq!(text(&owner.stdout).trim(), "999 8", "owner and size kept");
 }
+
+#[test]
+fn a_dump_cut_off_mid_stream_is_retried_from_scratch_and_leaves_no_partial_file() {
+    let Some(env) = Env::new("cutdump") else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    db.seed();
+    // The first SSH connection is cut after 5 MB from the vendor: inside the dump.
+    let (port, cut) = support::sshd::cutting_proxy(env.sshd.port, 5_000_000);
+    let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
+    std::fs::write(
+        &env.sshd.known_hosts,
+        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd.host_key_pub),
+    )
+    .unwrap();
+    let image = base_image("mariadb");
+    let pb = env.playbook("mariadb", db.port, &image, false);
+    support::edit_file(
+        &pb,
+        &format!("  port: {}\n", env.sshd.port),
+        &format!("  port: {port}\n"),
+    );
+    let out = env.run(&pb, &db.password);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
+    let err = text(&out.stderr);
+    assert!(err.contains("attempt 2"), "the dump was retried: {err}");
+    let artifacts = env.last_run().join("artifacts");
+    let names: Vec<String> = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.contains("partial")),
+        "no partial file is left: {names:?}"
+    );
+    let facts = restore_facts(&env.last_run());
+    assert_eq!(facts["checksums_compared"], true, "{facts}");
+}

@@ -11,13 +11,10 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use boyong::artifact::Node;
@@ -342,50 +339,10 @@ fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
     );
 }
 
-/// A TCP proxy that cuts its first connection after `cut_after` bytes from the server.
-fn cutting_proxy(to: u16, cut_after: usize) -> (u16, Arc<AtomicBool>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let cut = Arc::new(AtomicBool::new(false));
-    let cut2 = Arc::clone(&cut);
-    std::thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let server = TcpStream::connect(("127.0.0.1", to)).unwrap();
-            let first = !cut2.swap(true, Ordering::SeqCst);
-            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c2, &mut s2);
-            });
-            let (mut c, mut s) = (client, server);
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut sent = 0;
-                loop {
-                    let n = match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => n,
-                    };
-                    if c.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    sent += n;
-                    if first && sent >= cut_after {
-                        let _ = c.shutdown(std::net::Shutdown::Both);
-                        let _ = s.shutdown(std::net::Shutdown::Both);
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    (port, cut)
-}
-
 #[test]
 fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pull() {
     let Some(env) = Env::new() else { return };
-    let (port, cut) = cutting_proxy(env.sshd.port, 5_000_000);
+    let (port, cut) = support::sshd::cutting_proxy(env.sshd.port, 5_000_000);
     let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
     std::fs::write(
         &env.sshd.known_hosts,

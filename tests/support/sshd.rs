@@ -1,6 +1,7 @@
 //! A real OpenSSH server for tests: started as an ordinary process on a free loopback
 //! port, with host and client keys generated for each test, stopped when dropped.
 
+use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -150,4 +151,50 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A TCP proxy that cuts its first connection after `cut_after` bytes from the server.
+pub fn cutting_proxy(
+    to: u16,
+    cut_after: usize,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy");
+    let port = listener.local_addr().expect("proxy").port();
+    let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cut2 = std::sync::Arc::clone(&cut);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = std::net::TcpStream::connect(("127.0.0.1", to)).expect("proxy");
+            let first = !cut2.swap(true, std::sync::atomic::Ordering::SeqCst);
+            let (mut c2, mut s2) = (
+                client.try_clone().expect("proxy"),
+                server.try_clone().expect("proxy"),
+            );
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+            });
+            let (mut c, mut s) = (client, server);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut sent = 0;
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if first && sent >= cut_after {
+                        let _ = c.shutdown(std::net::Shutdown::Both);
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (port, cut)
 }
