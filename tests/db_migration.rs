@@ -96,6 +96,8 @@ impl Env {
             }
             seen
         });
+        let marker = self.dir.path().join("run-started");
+        std::fs::write(&marker, b"").unwrap();
         let out = support::boyong(&self.dir.path().join("state"))
             .args(["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
             .env("BOYONG_TEST_DB_PASSWORD", password)
@@ -103,6 +105,25 @@ impl Env {
             .unwrap();
         stop.store(true, Ordering::SeqCst);
         assert!(watcher.join().unwrap() > 0);
+        // Nor in a file the run left on the vendor host (this machine): every file written
+        // in /tmp, /var/tmp or the vendor user's home since the run started is searched.
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        let found = Command::new("sh")
+            .args([
+                "-c",
+                "find /tmp /var/tmp \"$2\" -xdev -type f -newer \"$1\" -size -64M -print0 2>/dev/null | xargs -0 -r grep -lF -- \"$3\" 2>/dev/null || true",
+                "sh",
+            ])
+            .arg(&marker)
+            .arg(&home)
+            .arg(password)
+            .output()
+            .unwrap();
+        assert!(
+            found.stdout.is_empty(),
+            "the password is in a file: {}",
+            text(&found.stdout)
+        );
         out
     }
 
@@ -271,7 +292,7 @@ fn a_wrong_password_is_a_clear_error_and_nothing_is_left() {
     let Some(env) = Env::new("badpw") else { return };
     let Some(db) = Mariadb::start() else { return };
     let pb = env.playbook("mariadb", db.port, "gov/mariadb:10.11", false);
-    let out = env.run(&pb, "not-the-password");
+    let out = env.run(&pb, &format!("wrong-{}", support::db::password()));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("Access denied"), "{err}");
