@@ -442,3 +442,49 @@ fn cmd_and_tcp_health_checks_gate_the_cut_over() {
     );
     assert_eq!(get(env.port), "two");
 }
+
+#[test]
+fn exec_in_a_container_gets_its_env_off_the_command_line_and_rollback_runs_its_undo() {
+    let Some(env) = Env::new("exec") else { return };
+    let p = env.dir.path().join("exec.yml");
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nvars:\n  greeting: {{ env: BOYONG_TEST_GREETING }}\nsteps:\n  - id: note\n    exec:\n      on: {{ container: {} }}\n      run: printf %s \"$GREETING\" > /tmp/greeting && echo written\n      undo: rm /tmp/greeting\n      env: {{ GREETING: \"{{{{ vars.greeting }}}}\" }}\n",
+            env.name
+        ),
+    )
+    .unwrap();
+    let secret = format!("salam-{}", env.label.0);
+    let out = support::boyong(&env.dir.path().join("state"))
+        .args(["run", p.to_str().unwrap()])
+        .env("BOYONG_TEST_GREETING", &secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("written") || text(&out.stdout).contains("written"));
+    let cat = docker(&["exec", &env.name, "cat", "/tmp/greeting"]);
+    assert_eq!(text(&cat.stdout), secret);
+    let journal = std::fs::read_to_string(
+        std::fs::read_dir(env.dir.path().join("state/apps/webtest/runs"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+            .join("journal.jsonl"),
+    )
+    .unwrap();
+    assert!(!journal.contains(&secret), "the secret is not journaled");
+
+    // The undo runs with the step's env: its secret must be set again.
+    let rb = support::boyong(&env.dir.path().join("state"))
+        .args(["rollback", "webtest", "--yes"])
+        .env("BOYONG_TEST_GREETING", &secret)
+        .output()
+        .unwrap();
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    let gone = docker(&["exec", &env.name, "cat", "/tmp/greeting"]);
+    assert!(!gone.status.success(), "the undo removed the file");
+    assert_eq!(get(env.port), "old", "the container itself is untouched");
+}

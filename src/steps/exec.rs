@@ -182,11 +182,95 @@ pub(super) async fn execute(
         None => nothing_to_undo(),
     };
     let env = resolve_env(&e.env, cx.secrets())?;
+    if let ExecOn::Container(name) = &e.on {
+        let engine = live.engine().await?;
+        if engine
+            .container(name)
+            .await
+            .map_err(super::build::docker_err)?
+            .is_none_or(|c| !c.running)
+        {
+            return Err(StepError::fatal(format!(
+                "container `{name}` is not running on the target: an `exec` runs inside a running container (made by an earlier `deploy` or `restore`)"
+            )));
+        }
+        let undo = match &e.undo {
+            Some(u) => json!({"action": "container-command", "container": name, "run": u}),
+            None => nothing_to_undo(),
+        };
+        let id = cx.intent(change, &undo)?;
+        run_in_container(&engine, name, &e.run, &env, Some(cx)).await?;
+        let facts = json!({"exit_status": 0});
+        cx.done(&id, &facts)?;
+        return Ok(facts);
+    }
     let id = cx.intent(change, &undo)?;
     run_remote(live, &e.run, &env, Some(cx)).await?;
     let facts = json!({"exit_status": 0});
     cx.done(&id, &facts)?;
     Ok(facts)
+}
+
+/// Runs `command` with `/bin/sh -c` inside a running container on the target, `env` in
+/// the exec's environment (the API's body, never a command line); its output as lines.
+async fn run_in_container(
+    engine: &crate::docker::Engine,
+    container: &str,
+    command: &str,
+    env: &[(String, Secret)],
+    cx: Option<&mut StepCx<'_>>,
+) -> Result<(), StepError> {
+    let env: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.expose()))
+        .collect();
+    let cmd = ["/bin/sh".to_string(), "-c".into(), command.to_string()];
+    let out = engine
+        .exec_io(container, &cmd, &env, None, 1 << 20)
+        .await
+        .map_err(super::build::docker_err)?;
+    if let Some(cx) = cx {
+        for line in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
+            cx.output(line);
+        }
+    }
+    if out.code == 0 {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last: Vec<&str> = err
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Err(StepError::failed(format!(
+        "`{command}` exited with status {} in container `{container}`{}",
+        out.code,
+        if last.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", last.join(" / "))
+        }
+    )))
+}
+
+/// Runs a journaled undo command inside its container, with the step's environment.
+pub(super) async fn undo_in_container(
+    live: &Live,
+    data: &Value,
+    env: &BTreeMap<String, Template>,
+    secrets: &SecretStore,
+) -> Result<(), StepError> {
+    let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
+    let env = resolve_env(env, secrets)?;
+    let engine = live.engine().await?;
+    run_in_container(&engine, s("container"), s("run"), &env, None).await
 }
 
 /// Runs a journaled undo command, with the step's environment.

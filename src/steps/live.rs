@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{Runner, StepCx, StepError, UndoItem};
 use crate::plan::PlannedStep;
-use crate::playbook::{ExecOn, Playbook, SecretStore, StepKind, VendorAuth};
+use crate::playbook::{Playbook, SecretStore, StepKind, VendorAuth};
 use crate::ssh::{Auth, Session, SshError, Target};
 
 use super::{build, deploy_run, dump, exec, fetch, restore};
@@ -53,15 +53,6 @@ impl Default for Live {
             no_labels: std::collections::HashMap::new(),
         }
     }
-}
-
-fn missing(kind: &str) -> String {
-    let what = if kind == "exec" {
-        "the Docker Engine client (for `on: container`)"
-    } else {
-        "a client"
-    };
-    format!("step kind `{kind}` needs {what}, which this release does not have yet")
 }
 
 impl Live {
@@ -209,10 +200,7 @@ impl Runner for Live {
             | StepKind::Deploy(_)
             | StepKind::Dump(_)
             | StepKind::Restore(_)
-            | StepKind::Exec(crate::playbook::Exec {
-                on: ExecOn::Vendor, ..
-            }) => Ok(()),
-            StepKind::Exec(_) => Err(missing(step.kind)),
+            | StepKind::Exec(_) => Ok(()),
         }
     }
 
@@ -222,12 +210,11 @@ impl Runner for Live {
         let mut guard = ForgetSessionOnDrop(Some(self));
         let result = match &step.spec.kind {
             StepKind::Fetch(f) => fetch::execute(self, step, f, cx).await,
-            StepKind::Exec(e) if e.on == ExecOn::Vendor => exec::execute(self, step, e, cx).await,
+            StepKind::Exec(e) => exec::execute(self, step, e, cx).await,
             StepKind::Build(b) => build::execute(self, step, b, cx).await,
             StepKind::Deploy(d) => deploy_run::execute(self, step, d, cx).await,
             StepKind::Dump(d) => dump::execute(self, step, d, cx).await,
             StepKind::Restore(r) => restore::execute(self, step, r, cx).await,
-            StepKind::Exec(_) => Err(StepError::Failed(missing(step.kind))),
         };
         if result.is_err() {
             self.drop_vendor().await;
@@ -250,6 +237,13 @@ impl Runner for Live {
                     self.drop_vendor().await;
                 }
                 r
+            }
+            Some("container-command") => {
+                let env = match self.spec(&item.step).map(|s| &s.kind) {
+                    Some(StepKind::Exec(e)) => e.env.clone(),
+                    _ => std::collections::BTreeMap::new(),
+                };
+                exec::undo_in_container(self, &item.undo, &env, &self.secrets).await
             }
             Some("remove-image") => {
                 let tag = item
