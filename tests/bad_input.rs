@@ -661,6 +661,7 @@ fn every_example_playbook_validates_and_plans() {
     let env = [
         ("PERIZINAN_DB_PASSWORD", "pw-perizinan-x1"),
         ("SIPKD_DB_PASSWORD", "pw-sipkd-x2"),
+        ("IZIN_DB_PASSWORD", "pw-izin-x3"),
     ];
     for f in &files {
         let f = f.to_str().unwrap();

@@ -15,6 +15,7 @@ fn boyong(args: &[&str]) -> (i32, String, String) {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("PERIZINAN_DB_PASSWORD", "plan-secret-perizinan")
         .env("SIPKD_DB_PASSWORD", "plan-secret-sipkd")
+        .env("IZIN_DB_PASSWORD", "plan-secret-izin")
         .env_remove("DB_PASSWORD")
         .output()
         .expect("run boyong");
