@@ -223,7 +223,7 @@ fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_r
             "mariadb",
             "--protocol=tcp",
             "-h127.0.0.1",
-            "-uroot",
+            "-uperizinan",
             "--default-character-set=utf8mb4",
             "--batch",
             "--skip-column-names",
@@ -234,6 +234,20 @@ fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_r
     );
     assert_eq!(restored, db.fingerprint());
     env.assert_no_secret_in_state(&db.password);
+    // The app's password is not root's.
+    let root = docker(&[
+        "exec",
+        "-e",
+        &env_pw,
+        &env.name,
+        "mariadb",
+        "--protocol=tcp",
+        "-h127.0.0.1",
+        "-uroot",
+        "-e",
+        "SELECT 1",
+    ]);
+    assert!(!root.status.success(), "root takes the app's password");
 
     let rb = env.rollback();
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
@@ -281,6 +295,26 @@ fn a_postgres_database_moves_into_a_container_equal_table_by_table() {
     );
     assert_eq!(restored, db.fingerprint());
     env.assert_no_secret_in_state(&db.password);
+    let superuser = docker(&[
+        "exec",
+        "-e",
+        &env_pw,
+        &env.name,
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "perizinan",
+        "-d",
+        "perizinan",
+        "-Atc",
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
+    ]);
+    assert_eq!(
+        text(&superuser.stdout).trim(),
+        "f",
+        "the app's role is not a superuser"
+    );
     let rb = env.rollback();
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert!(!exists("container", &env.name));

@@ -65,7 +65,12 @@ impl Engine {
             let mut file = std::io::BufWriter::new(std::fs::File::create(dest).map_err(io)?);
             let mut hash = Sha256::new();
             let mut bytes = 0u64;
-            let mut stream = self.docker.download_from_container(
+            // A big volume takes long: no request time limit for the transfer itself.
+            let docker = self
+                .docker
+                .clone()
+                .with_timeout(std::time::Duration::from_secs(7 * 24 * 3600));
+            let mut stream = docker.download_from_container(
                 helper,
                 Some(
                     bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
@@ -84,6 +89,10 @@ impl Engine {
             Ok((crate::playbook::hex(&hash.finalize()), bytes))
         }
         .await;
+        if result.is_err() {
+            // Nothing half-written may pass for a snapshot.
+            let _ = std::fs::remove_file(dest);
+        }
         self.remove_container(helper).await?;
         result
     }
@@ -103,6 +112,12 @@ impl Engine {
     ) -> Result<(), DockerError> {
         let mut file = std::fs::File::open(src)
             .map_err(|e| DockerError::Api(format!("{}: {e}", src.display())))?;
+        // Everything that could stop the restore is checked before the volume goes.
+        if self.image_id(image).await?.is_none() {
+            return Err(DockerError::Api(format!(
+                "image `{image}` is not on the engine: volume `{volume}` is left as it is"
+            )));
+        }
         self.remove_container(helper).await?;
         self.remove_volume(volume).await?;
         self.create_volume(volume, labels).await?;
@@ -124,8 +139,11 @@ impl Engine {
                 |mut rx| async move { rx.recv().await.map(|b| (b, rx)) },
             );
         // The tar's entries are `boyong-volume/…`: unpacked at `/`, they land in the mount.
-        let up = self
+        let docker = self
             .docker
+            .clone()
+            .with_timeout(std::time::Duration::from_secs(7 * 24 * 3600));
+        let up = docker
             .upload_to_container(
                 helper,
                 Some(

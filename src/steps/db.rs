@@ -95,8 +95,16 @@ fn major_minor(version: &str) -> String {
         .filter(|s| !s.is_empty())
         .take(2)
         .collect();
-    format!("{flavour}{}", v.join("."))
+    // PostgreSQL 10 and later: the first number is the major version (15.8 and 15.14
+    // write the same text for the same rows); MariaDB and MySQL: the first two.
+    let postgres_major = flavour.is_empty() && v.first().is_some_and(|m| m.len() >= 2);
+    let keep = if postgres_major { 1 } else { 2 };
+    format!("{flavour}{}", v[..keep.min(v.len())].join("."))
 }
+
+/// Settings under which PostgreSQL writes a row as text the same way on the vendor's
+/// server and in the container, whatever their configuration.
+const PG_SESSION: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C'; ";
 
 /// How one engine is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,22 +282,62 @@ impl Dialect {
         }
     }
 
-    /// The database container's environment (the official images' contract).
-    pub fn server_env(self, database: &str, user: &str, password: &Secret) -> Vec<String> {
-        let p = password.expose();
+    /// The database container's environment (the official images' contract). The
+    /// superuser (MariaDB's root, reachable only from inside the container; PostgreSQL's
+    /// `postgres`) gets `admin`, a password made for this restore and never stored; the
+    /// app's `user` gets the playbook's `password` and only its own database (MariaDB
+    /// grants it there; PostgreSQL's role is made by [`Dialect::app_role_sql`]).
+    pub fn server_env(
+        self,
+        database: &str,
+        user: &str,
+        password: &Secret,
+        admin: &Secret,
+    ) -> Vec<String> {
+        let (p, a) = (password.expose(), admin.expose());
         match self {
             Self::My(_) => vec![
-                format!("MARIADB_ROOT_PASSWORD={p}"),
+                format!("MARIADB_ROOT_PASSWORD={a}"),
+                "MARIADB_ROOT_HOST=127.0.0.1".into(),
                 format!("MARIADB_DATABASE={database}"),
                 format!("MARIADB_USER={user}"),
                 format!("MARIADB_PASSWORD={p}"),
             ],
             Self::Pg => vec![
-                format!("POSTGRES_PASSWORD={p}"),
-                format!("POSTGRES_USER={user}"),
+                format!("POSTGRES_PASSWORD={a}"),
+                "POSTGRES_USER=postgres".into(),
                 format!("POSTGRES_DB={database}"),
             ],
         }
+    }
+
+    /// The superuser's name in the container.
+    pub fn admin(self) -> &'static str {
+        match self {
+            Self::My(_) => "root",
+            Self::Pg => "postgres",
+        }
+    }
+
+    /// PostgreSQL: the SQL (sent on stdin: it holds the password) that makes the app's
+    /// role, a plain login role that owns its database and so loads and owns the dump's
+    /// objects. `None` for MariaDB/MySQL, where the image makes the user.
+    pub fn app_role_sql(self, database: &str, user: &str, password: &Secret) -> Option<String> {
+        match self {
+            Self::My(_) => None,
+            Self::Pg => Some(format!(
+                "SET password_encryption = 'scram-sha-256';\nCREATE ROLE {u} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {p};\nALTER DATABASE {d} OWNER TO {u};\n",
+                u = pg_id(user),
+                d = pg_id(database),
+                p = pg_str(password.expose())
+            )),
+        }
+    }
+
+    /// The account a MariaDB/MySQL dump's DEFINER clauses become: the app's user as the
+    /// image makes it.
+    pub fn definer(user: &str) -> Vec<u8> {
+        format!("`{}`@`%`", user.replace('`', "``")).into_bytes()
     }
 
     /// Where the server keeps its data in the container.
@@ -351,7 +399,8 @@ impl Dialect {
                 }
                 sql.join("; ")
             }
-            Self::Pg => tables
+            // The rows' text depends on session settings: the same on both sides.
+            Self::Pg => PG_SESSION.to_string() + &tables
                 .iter()
                 .map(|(t, _)| {
                     let (schema, name) = t.split_once('.').unwrap_or(("public", t));
@@ -451,15 +500,17 @@ fn pg_id(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A PostgreSQL string literal whatever `standard_conforming_strings` says: `E'…'` with
+/// backslashes and quotes escaped.
 fn pg_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// Drops `DEFINER=`user`@`host`` from the DDL lines of a MariaDB/MySQL dump: the vendor's
-/// accounts do not exist on the target, and a view, trigger or routine whose definer is
-/// missing fails when used. Without the clause they belong to the restoring account. Data
-/// lines (`INSERT INTO …`) pass untouched.
-pub fn strip_definer(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+/// Rewrites `DEFINER=`user`@`host`` in the DDL lines of a MariaDB/MySQL dump to `account`
+/// (the app's own user): the vendor's accounts do not exist on the target, a view, trigger
+/// or routine whose definer is missing fails when used, and one owned by the restoring
+/// superuser would run with its rights. Data lines (`INSERT INTO …`) pass untouched.
+pub fn rewrite_definer<'a>(line: &'a [u8], account: &[u8]) -> std::borrow::Cow<'a, [u8]> {
     const KEY: &[u8] = b"DEFINER=";
     if line.starts_with(b"INSERT INTO ") || !line.windows(KEY.len()).any(|w| w == KEY) {
         return std::borrow::Cow::Borrowed(line);
@@ -471,10 +522,9 @@ pub fn strip_definer(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
             // DEFINER=`u`@`h` or DEFINER=CURRENT_USER (kept: it already means the restorer).
             let rest = &line[i + KEY.len()..];
             if let Some(end) = quoted_account(rest) {
+                out.extend_from_slice(KEY);
+                out.extend_from_slice(account);
                 i += KEY.len() + end;
-                while line.get(i) == Some(&b' ') {
-                    i += 1;
-                }
                 continue;
             }
         }
@@ -515,22 +565,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn definers_are_dropped_from_ddl_and_data_is_untouched() {
+    fn definers_become_the_app_user_and_data_is_untouched() {
+        let app = Dialect::definer("izin");
         let ddl =
             b"/*!50003 CREATE*/ /*!50017 DEFINER=`perizinan`@`localhost`*/ /*!50003 TRIGGER t";
         assert_eq!(
-            strip_definer(ddl).as_ref(),
-            b"/*!50003 CREATE*/ /*!50017 */ /*!50003 TRIGGER t".as_slice()
+            rewrite_definer(ddl, &app).as_ref(),
+            b"/*!50003 CREATE*/ /*!50017 DEFINER=`izin`@`%`*/ /*!50003 TRIGGER t".as_slice()
         );
         let proc = b"CREATE DEFINER=`a``b`@`%` PROCEDURE `p`()";
         assert_eq!(
-            strip_definer(proc).as_ref(),
-            b"CREATE PROCEDURE `p`()".as_slice()
+            rewrite_definer(proc, &app).as_ref(),
+            b"CREATE DEFINER=`izin`@`%` PROCEDURE `p`()".as_slice()
         );
         let data = b"INSERT INTO `t` VALUES ('DEFINER=`x`@`y`')";
-        assert_eq!(strip_definer(data).as_ref(), data.as_slice());
+        assert_eq!(rewrite_definer(data, &app).as_ref(), data.as_slice());
         let current = b"CREATE DEFINER=CURRENT_USER VIEW v";
-        assert_eq!(strip_definer(current).as_ref(), current.as_slice());
+        assert_eq!(rewrite_definer(current, &app).as_ref(), current.as_slice());
+    }
+
+    #[test]
+    fn postgres_literals_hold_backslashes_and_quotes() {
+        assert_eq!(pg_str(r"a\'b"), r"E'a\\''b'");
+        let sql = Dialect::Pg
+            .app_role_sql("db", "u\"x", &Secret::new("p'w".into()))
+            .unwrap_or_default();
+        assert!(
+            sql.contains(r#"CREATE ROLE "u""x" LOGIN NOSUPERUSER"#),
+            "{sql}"
+        );
+        assert!(sql.contains("PASSWORD E'p''w'"), "{sql}");
+        assert!(
+            Dialect::My("mariadb-dump")
+                .app_role_sql("d", "u", &Secret::new(String::new()))
+                .is_none()
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::build::docker_err;
-use super::db::{Conn, Dialect, Evidence, strip_definer};
+use super::db::{Conn, Dialect, Evidence, rewrite_definer};
 use super::deploy_run::{change, part};
 use super::live::{Live, nothing_to_undo};
 use super::{Described, hardening, network_if_missing};
@@ -103,18 +103,25 @@ fn dump_of<'a>(live: &'a Live, r: &Restore) -> Result<&'a Dump, StepError> {
     }
 }
 
-/// The client connection inside the database container: MariaDB's root (definers and
-/// events need it), PostgreSQL's superuser (the dump's user).
-fn conn(dialect: Dialect, d: &Dump) -> Conn<'_> {
+/// A client connection inside the database container, as `user`.
+fn conn_as<'a>(dialect: Dialect, d: &'a Dump, user: &'a str) -> Conn<'a> {
     Conn {
         host: "127.0.0.1",
         port: dialect.port(),
-        user: match dialect {
-            Dialect::My(_) => "root",
-            Dialect::Pg => &d.user,
-        },
+        user,
         database: &d.database,
     }
+}
+
+/// A password for the database server's superuser, made for this restore: never in the
+/// playbook, the journal or any output; the container's environment holds it.
+fn admin_password() -> Result<Secret, StepError> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| StepError::fatal(format!("cannot read /dev/urandom: {e}")))?;
+    Ok(Secret::new(crate::playbook::hex(&bytes)))
 }
 
 /// Runs a query in the container; its output.
@@ -204,15 +211,36 @@ async fn wait_ready(
     }
 }
 
-/// Reads the dump, decompressed (and, for MariaDB/MySQL, without DEFINER clauses), in
-/// chunks for the container's stdin.
+/// Reads the dump, decompressed (and, for MariaDB/MySQL, with DEFINER clauses made the
+/// app's user), in chunks for the container's stdin.
 fn feed(
     path: std::path::PathBuf,
     dialect: Dialect,
+    definer: &[u8],
     tx: tokio::sync::mpsc::Sender<Bytes>,
 ) -> std::io::Result<u64> {
+    use std::io::Read as _;
     let file = std::fs::File::open(path)?;
     let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
+    if dialect == Dialect::Pg {
+        // Passed through as it is, in pieces of bounded size whatever a line's length.
+        let mut gz = gz;
+        let mut total = 0u64;
+        loop {
+            let mut buf = vec![0u8; 256 * 1024];
+            let n = gz.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            buf.truncate(n);
+            if tx.blocking_send(Bytes::from(buf)).is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        return Ok(total);
+    }
     let mut r = std::io::BufReader::with_capacity(1 << 20, gz);
     let mut chunk = Vec::with_capacity(512 * 1024);
     let mut line = Vec::new();
@@ -224,10 +252,7 @@ fn feed(
             break;
         }
         total += n as u64;
-        match dialect {
-            Dialect::My(_) => chunk.extend_from_slice(&strip_definer(&line)),
-            Dialect::Pg => chunk.extend_from_slice(&line),
-        }
+        chunk.extend_from_slice(&rewrite_definer(&line, definer));
         if chunk.len() >= 256 * 1024 {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(512 * 1024));
             if tx.blocking_send(Bytes::from(full)).is_err() {
@@ -384,9 +409,10 @@ pub(super) async fn execute(
     }
 
     let s = db_security();
+    let admin = admin_password()?;
     let spec = ContainerSpec {
         image: r.image.clone(),
-        env: dialect.server_env(&d.database, &d.user, &password),
+        env: dialect.server_env(&d.database, &d.user, &password, &admin),
         labels,
         ports: Vec::new(),
         binds: vec![format!("{}:{}", r.volume, dialect.data_dir())],
@@ -421,8 +447,11 @@ pub(super) async fn execute(
     engine.start(&r.name).await.map_err(docker_err)?;
     cx.done(&id, &json!({"container_id": container_id}))?;
 
-    let env = vec![dialect.env(&password)];
-    let conn = conn(dialect, d);
+    // The superuser checks readiness, makes the app's role (PostgreSQL), loads a
+    // MariaDB/MySQL dump (its events and routines need it) and reads the evidence; the
+    // app's own user loads a PostgreSQL dump, so that it owns what the dump makes.
+    let env = vec![dialect.env(&admin)];
+    let conn = conn_as(dialect, d, dialect.admin());
     wait_ready(
         &engine,
         &r.name,
@@ -433,17 +462,45 @@ pub(super) async fn execute(
         cx,
     )
     .await?;
+    if let Some(sql) = dialect.app_role_sql(&d.database, &d.user, &password) {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        let _ = tx.send(Bytes::from(sql)).await;
+        drop(tx);
+        let made = engine
+            .exec_io(
+                &r.name,
+                &dialect.load_command(&conn),
+                &env,
+                Some(rx),
+                64 * 1024,
+            )
+            .await
+            .map_err(docker_err)?;
+        if made.code != 0 {
+            return Err(StepError::fatal(format!(
+                "cannot make the role `{}` in `{}`: {}",
+                d.user,
+                r.name,
+                String::from_utf8_lossy(&made.stderr).trim()
+            )));
+        }
+    }
+    let (load_conn, load_env) = match dialect {
+        Dialect::Pg => (conn_as(dialect, d, &d.user), vec![dialect.env(&password)]),
+        Dialect::My(_) => (conn_as(dialect, d, dialect.admin()), env.clone()),
+    };
 
     let c = change(step, Op::Replace, Resource::Database)?;
     let id = cx.intent(c, &nothing_to_undo())?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let path = super::dump::paths(cx.artifacts(), &r.from)[0].clone();
-    let feeding = tokio::task::spawn_blocking(move || feed(path, dialect, tx));
+    let definer = Dialect::definer(&d.user);
+    let feeding = tokio::task::spawn_blocking(move || feed(path, dialect, &definer, tx));
     let loaded = engine
         .exec_io(
             &r.name,
-            &dialect.load_command(&conn),
-            &env,
+            &dialect.load_command(&load_conn),
+            &load_env,
             Some(rx),
             64 * 1024,
         )
