@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bollard::errors::Error as BErr;
 use bollard::models::{
-    ContainerCreateBody, ExecConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, NetworkCreateRequest, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
@@ -256,27 +256,7 @@ impl Engine {
     /// # Errors
     /// An API error.
     pub async fn exec_code(&self, container: &str, cmd: &[String]) -> Result<i64, DockerError> {
-        let exec = self
-            .docker
-            .create_exec(
-                container,
-                ExecConfig {
-                    cmd: Some(cmd.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..ExecConfig::default()
-                },
-            )
-            .await
-            .map_err(api)?;
-        if let bollard::exec::StartExecResults::Attached { mut output, .. } =
-            self.docker.start_exec(&exec.id, None).await.map_err(api)?
-        {
-            use futures_util::StreamExt as _;
-            while output.next().await.is_some() {}
-        }
-        let r = self.docker.inspect_exec(&exec.id).await.map_err(api)?;
-        Ok(r.exit_code.unwrap_or(-1))
+        Ok(self.exec_io(container, cmd, &[], None, 0).await?.code)
     }
 
     /// Names of all containers (running or not) labelled `boyong.app=APP`.

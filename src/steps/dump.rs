@@ -126,7 +126,13 @@ async fn query(
     let (mut out, mut err) = (Vec::new(), Vec::new());
     while let Some(o) = run.next().await {
         match o {
-            Out::Stdout(b) => out.extend_from_slice(&b),
+            // Evidence is a few lines a table: a bound, not a buffer that grows.
+            Out::Stdout(b) if out.len() < 64 << 20 => out.extend_from_slice(&b),
+            Out::Stdout(_) => {
+                return Err(StepError::fatal(
+                    "the evidence query's output exceeds 64 MiB",
+                ));
+            }
             Out::Stderr(b) if err.len() < 64 * 1024 => err.extend_from_slice(&b),
             Out::Stderr(_) => {}
         }
@@ -329,28 +335,7 @@ pub(super) async fn execute(
             &into,
         )
     });
-    let mut stderr = Vec::new();
-    let (mut bytes, mut reported) = (0u64, 0u64);
-    let mut tx = Some(tx);
-    while let Some(out) = run.next().await {
-        match out {
-            Out::Stdout(b) => {
-                bytes += b.len() as u64;
-                if let Some(t) = &tx
-                    && t.send(b).await.is_err()
-                {
-                    tx = None;
-                }
-                if bytes - reported >= 8 << 20 {
-                    reported = bytes;
-                    cx.progress(bytes, None);
-                }
-            }
-            Out::Stderr(b) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&b),
-            Out::Stderr(_) => {}
-        }
-    }
-    drop(tx);
+    let (bytes, stderr) = super::fetch::pump(&mut run, tx, cx).await;
     let written = writing
         .await
         .map_err(|e| clean(StepError::failed(format!("the writing thread failed: {e}"))))?;

@@ -87,6 +87,38 @@ impl Read for ChunkReader {
     }
 }
 
+/// Feeds a remote command's stdout to `tx` (a thread that writes it) as it arrives,
+/// reporting progress; its byte count and the first 64 KiB of its stderr. A closed `tx`
+/// (the writer stopped: its own error says why) drains the rest.
+pub(super) async fn pump(
+    run: &mut crate::ssh::Exec,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    cx: &mut StepCx<'_>,
+) -> (u64, Vec<u8>) {
+    let mut stderr = Vec::new();
+    let (mut bytes, mut reported) = (0u64, 0u64);
+    let mut tx = Some(tx);
+    while let Some(out) = run.next().await {
+        match out {
+            Out::Stdout(b) => {
+                bytes += b.len() as u64;
+                if let Some(t) = &tx
+                    && t.send(b).await.is_err()
+                {
+                    tx = None;
+                }
+                if bytes - reported >= 8 << 20 {
+                    reported = bytes;
+                    cx.progress(bytes, None);
+                }
+            }
+            Out::Stderr(b) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&b),
+            Out::Stderr(_) => {}
+        }
+    }
+    (bytes, stderr)
+}
+
 fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
     [
         artifacts.join(id),
@@ -182,33 +214,7 @@ pub(super) async fn execute(
             &into,
         )
     });
-    let mut stderr = Vec::new();
-    let mut bytes = 0u64;
-    let mut reported = 0u64;
-    let mut tx = Some(tx);
-    while let Some(out) = run.next().await {
-        match out {
-            Out::Stdout(b) => {
-                bytes += b.len() as u64;
-                if let Some(t) = &tx
-                    && t.send(b).await.is_err()
-                {
-                    // The unpacker stopped (a refused entry): its error says why.
-                    tx = None;
-                }
-                if bytes - reported >= 8 << 20 {
-                    reported = bytes;
-                    cx.progress(bytes, None);
-                }
-            }
-            Out::Stderr(b) => {
-                if stderr.len() < 64 * 1024 {
-                    stderr.extend_from_slice(&b);
-                }
-            }
-        }
-    }
-    drop(tx);
+    let (bytes, stderr) = pump(&mut run, tx, cx).await;
     let unpacked = unpacking
         .await
         .map_err(|e| fail(format!("the unpacking thread failed: {e}")))?;
