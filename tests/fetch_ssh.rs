@@ -492,3 +492,27 @@ fn a_step_past_its_timeout_ends_the_command_on_the_vendor_host_too() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_relative_state_directory_is_rolled_back_from_anywhere() {
+    let Some(env) = Env::new() else { return };
+    let pb = env.playbook(env.sshd.port, "");
+    // `--state state`, relative to where the run starts; the rollback starts elsewhere
+    // with the same directory named absolutely.
+    let out = env
+        .boyong(&["run", pb.to_str().unwrap(), "--state", "state"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(env.run_dir().join("artifacts/code").is_dir());
+    let rb = env
+        .boyong(&["rollback", "wisata", "--yes"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(
+        !env.run_dir().join("artifacts/code").exists(),
+        "the artifact is gone"
+    );
+}

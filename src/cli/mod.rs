@@ -113,7 +113,12 @@ enum JournalAction {
 
 /// Entry point: parse, dispatch, exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Journaled paths (artifacts, their undo) are absolute, whatever directory a later
+    // `rollback` or `run --resume` starts from.
+    if let Ok(abs) = std::path::absolute(&cli.state) {
+        cli.state = abs;
+    }
     let code = match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Plan {
