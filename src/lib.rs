@@ -16,6 +16,7 @@ pub mod docker;
 pub mod engine;
 pub mod plan;
 pub mod playbook;
+pub mod report;
 pub mod shell;
 pub mod ssh;
 pub mod steps;

@@ -12,180 +12,10 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use serde_json::Value;
 use support::db::{Mariadb, Postgres, base_image, fixture};
-use support::docker::{Labelled, available as docker_available};
-use support::sshd::{Sshd, available as sshd_available};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
-}
-
-fn exists(what: &str, name: &str) -> bool {
-    docker(&[what, "inspect", name]).status.success()
-}
-
-struct Env {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    label: Labelled,
-    name: String,
-    volume: String,
-}
-
-impl Env {
-    fn new(test: &str) -> Option<Self> {
-        if !sshd_available() || !docker_available() {
-            return None;
-        }
-        let label = Labelled::new(test);
-        Some(Self {
-            sshd: Sshd::start(""),
-            dir: tempfile::tempdir().unwrap(),
-            name: format!("bd-{}", label.0),
-            volume: format!("bd-{}-data", label.0),
-            label,
-        })
-    }
-
-    fn playbook(&self, engine: &str, port: u16, image: &str, replace: bool) -> PathBuf {
-        let p = self.dir.path().join("db.yml");
-        std::fs::write(
-            &p,
-            format!(
-                "version: 1\napp: dbtest\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
-                 vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
-                 steps:\n  - id: db\n    dump:\n      engine: {engine}\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {port}\n\
-                 \x20 - id: database\n    restore:\n      from: db\n      image: {image}\n      name: {name}\n      volume: {volume}\n      password: \"{{{{ vars.pw }}}}\"\n      replace: {replace}\n",
-                sshport = self.sshd.port,
-                user = self.sshd.user,
-                key = self.sshd.client_key.display(),
-                kh = self.sshd.known_hosts.display(),
-                name = self.name,
-                volume = self.volume,
-            ),
-        )
-        .unwrap();
-        p
-    }
-
-    /// `boyong run`, with the password in the environment; meanwhile every process's
-    /// command line on this machine (the vendor host too) is sampled and must never hold it.
-    fn run(&self, pb: &Path, password: &str) -> Output {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, pw) = (stop.clone(), password.to_string());
-        let watcher = std::thread::spawn(move || {
-            let mut seen = 0;
-            while !s.load(Ordering::SeqCst) {
-                let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-                assert!(
-                    !text(&ps.stdout).contains(&pw),
-                    "the password is on a command line"
-                );
-                seen += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            seen
-        });
-        let marker = self.dir.path().join("run-started");
-        std::fs::write(&marker, b"").unwrap();
-        let out = support::boyong(&self.dir.path().join("state"))
-            .args(["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
-            .env("BOYONG_TEST_DB_PASSWORD", password)
-            .output()
-            .unwrap();
-        stop.store(true, Ordering::SeqCst);
-        assert!(watcher.join().unwrap() > 0);
-        // Nor in a file the run left on the vendor host (this machine): every file written
-        // in /tmp, /var/tmp or the vendor user's home since the run started is searched.
-        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-        let found = Command::new("sh")
-            .args([
-                "-c",
-                "find /tmp /var/tmp \"$2\" -xdev -type f -newer \"$1\" -size -64M -print0 2>/dev/null | xargs -0 -r grep -lF -- \"$3\" 2>/dev/null || true",
-                "sh",
-            ])
-            .arg(&marker)
-            .arg(&home)
-            .arg(password)
-            .output()
-            .unwrap();
-        assert!(
-            found.stdout.is_empty(),
-            "the password is in a file: {}",
-            text(&found.stdout)
-        );
-        out
-    }
-
-    fn rollback(&self) -> Output {
-        support::boyong(&self.dir.path().join("state"))
-            .args(["rollback", "dbtest", "--yes"])
-            .output()
-            .unwrap()
-    }
-
-    fn last_run(&self) -> PathBuf {
-        let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/dbtest/runs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        r.sort();
-        r.pop().unwrap()
-    }
-
-    /// The state directory never holds the password, in any file.
-    fn assert_no_secret_in_state(&self, password: &str) {
-        let grep = Command::new("grep")
-            .args(["-rlF", "--", password])
-            .arg(self.dir.path().join("state"))
-            .output()
-            .unwrap();
-        assert!(
-            grep.stdout.is_empty(),
-            "the password is in {}",
-            text(&grep.stdout)
-        );
-    }
-
-    /// The fixture's fingerprint query run in the restored container.
-    fn fingerprint_in_container(&self, cmd: &[&str], sql: &Path, password_env: &str) -> String {
-        let mut c = Command::new("docker");
-        c.args(["exec", "-i", "-e", password_env, &self.name])
-            .args(cmd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(&std::fs::read(sql).unwrap()).unwrap();
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout).trim_end().to_string()
-    }
-}
-
-fn restore_facts(run: &Path) -> Value {
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|r| r["type"] == "step-done" && r["step"] == "database")
-        .map(|r| r["facts"].clone())
-        .expect("the restore step finished")
-}
+use support::dbrun::{Env, assert_overlapped, docker, exists, restore_facts, text};
 
 #[test]
 fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_removes_it() {
@@ -206,6 +36,7 @@ fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_r
     );
     let run = env.last_run();
     support::assert_plan_fidelity(&run);
+    assert_overlapped(&run);
     let facts = restore_facts(&run);
     assert_eq!(facts["checksums_compared"], true, "{facts}");
     let big = facts["evidence"]
@@ -268,6 +99,7 @@ fn a_postgres_database_moves_into_a_container_equal_table_by_table() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = env.last_run();
     support::assert_plan_fidelity(&run);
+    assert_overlapped(&run);
     let facts = restore_facts(&run);
     assert_eq!(facts["checksums_compared"], true, "{facts}");
     assert!(facts["rows"].as_u64().unwrap() > 1_000_000, "{facts}");

@@ -24,6 +24,15 @@ struct Env {
     label: Labelled,
 }
 
+/// Every run this test made keeps to its plan (a change not in the plan fails the test).
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            support::assert_plan_fidelity_all(&self.dir.path().join("state"));
+        }
+    }
+}
+
 impl Env {
     fn new(test: &str) -> Option<Self> {
         if !sshd_available() || !docker_available() {

@@ -10,7 +10,9 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
+use support::{free_port, serves as get, text};
+
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -20,10 +22,6 @@ use support::docker::{HoldingProxy, Labelled, available, busybox};
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// An image serving `body` over HTTP on 8080, labelled for cleanup.
@@ -48,39 +46,20 @@ fn web_image(label: &Labelled, name: &str, body: &str) -> String {
     tag
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The body served at 127.0.0.1:port, waiting up to 10 s for it.
-fn get(port: u16) -> String {
-    let t0 = Instant::now();
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if let Some((_, body)) = out.split_once("\r\n\r\n") {
-                return body.trim().to_string();
-            }
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "nothing serves on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 struct Env {
     dir: tempfile::TempDir,
     label: Labelled,
     name: String,
     port: u16,
+}
+
+/// Every run this test made keeps to its plan (a change not in the plan fails the test).
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            support::assert_plan_fidelity_all(&self.dir.path().join("state"));
+        }
+    }
 }
 
 impl Env {

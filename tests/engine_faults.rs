@@ -9,216 +9,22 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+mod engine_harness;
 
-use boyong::engine::fake::{Action, FakeWorld, Fault, Point, WorldState};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use boyong::engine::fake::{Action, FakeWorld, Fault, Point};
 use boyong::engine::history::ChangeState;
-use boyong::engine::journal::{self, HeaderFields, Journal};
-use boyong::engine::state::StateDir;
-use boyong::engine::{Event, Executor, History, RunOptions, RunOutcome, RunResult};
-use boyong::plan::Plan;
-use boyong::playbook::{self, SecretStore};
+use boyong::engine::journal::{self, Journal};
+use boyong::engine::{Event, Executor, History, RunOutcome, RunResult};
+use engine_harness::{
+    TOKEN, cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, rt, run,
+    shape, start,
+};
 use tokio::sync::watch;
 
-const TOKEN: &str = "tok-5f1c9a77e2-never-in-state";
-
 const PLAYBOOK: &str = include_str!("../fixtures/engine/demo.yml");
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    plan: Plan,
-    secrets: SecretStore,
-}
-
-fn fixture(text: &str) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("demo.yml");
-    std::fs::write(&path, text).unwrap();
-    let loaded = playbook::load(&path);
-    let pb = loaded
-        .playbook
-        .unwrap_or_else(|| panic!("test playbook invalid: {:?}", loaded.diagnostics));
-    let secrets = SecretStore::from_pairs([
-        ("token".to_string(), TOKEN.to_string()),
-        ("vendor.password".to_string(), "pw-8c1d".to_string()),
-    ]);
-    Fixture {
-        root: dir.path().join("state"),
-        plan: Plan::offline(&pb),
-        secrets,
-        _dir: dir,
-    }
-}
-
-/// The world before any run: an old release of the app serving as `demo-web`.
-fn start() -> WorldState {
-    let mut s = WorldState::default();
-    s.resources
-        .insert("target:container:demo-web".into(), "old-release".into());
-    s
-}
-
-/// The start world with one fault injected.
-fn faulted(step: &str, change: usize, point: Point, action: Action) -> FakeWorld {
-    let world = FakeWorld::with_state(start());
-    world.inject(Fault {
-        step: step.into(),
-        change,
-        point,
-        action,
-    });
-    world
-}
-
-/// The world with generation numbers dropped: which step wrote each resource.
-fn shape(s: &WorldState) -> BTreeMap<String, String> {
-    s.resources
-        .iter()
-        .map(|(k, v)| {
-            // Local artifacts live in their run's directory: keep the part after it.
-            let k = k
-                .find("/artifacts/")
-                .map_or_else(|| k.clone(), |i| format!("local:artifact:{}", &k[i + 1..]));
-            (k, v.split('#').next().unwrap_or(v).to_string())
-        })
-        .collect()
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap()
-}
-
-fn new_journal(f: &Fixture) -> PathBuf {
-    let state = StateDir::new(&f.root);
-    let run = state
-        .create_run("demo", SystemTime::now(), rand_suffix())
-        .unwrap();
-    let path = run.journal_path();
-    Journal::create(
-        &path,
-        &HeaderFields {
-            run: run.id().to_string(),
-            app: "demo".into(),
-            playbook_sha256: f.plan.playbook_sha256.clone(),
-            plan_sha256: "0".repeat(64),
-            operator: "test".into(),
-            host: "test".into(),
-            started: SystemTime::now(),
-        },
-    )
-    .unwrap();
-    path
-}
-
-fn rand_suffix() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static N: AtomicU16 = AtomicU16::new(1);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Runs (or resumes) the plan; `Err` if the run panicked.
-fn run(
-    f: &Fixture,
-    world: &FakeWorld,
-    journal_path: &Path,
-    resume: bool,
-    opts: RunOptions,
-    events: &mut Vec<Event>,
-) -> Result<RunOutcome, ()> {
-    let (j, contents) = Journal::open_append(journal_path).unwrap();
-    let earlier = resume.then(|| History::from_journal(&contents));
-    let (_tx, mut rx) = watch::channel(false);
-    let artifacts = journal_path.parent().unwrap().join("artifacts");
-    let mut sink = |e: &Event| events.push(e.clone());
-    std::panic::catch_unwind(AssertUnwindSafe(|| {
-        rt().block_on(async {
-            let mut ex = Executor::new(world, j, &mut sink, &f.secrets, artifacts);
-            ex.run(&f.plan, earlier.as_ref(), opts, &mut rx)
-                .await
-                .unwrap()
-        })
-    }))
-    .map_err(|_| ())
-}
-
-fn rollback(f: &Fixture, world: &FakeWorld, journal_path: &Path) -> boyong::engine::RollbackReport {
-    let (j, contents) = Journal::open_append(journal_path).unwrap();
-    let h = History::from_journal(&contents);
-    let mut sink = |_: &Event| {};
-    rt().block_on(async {
-        let mut ex = Executor::new(world, j, &mut sink, &f.secrets, PathBuf::new());
-        ex.rollback(&h).await.unwrap()
-    })
-}
-
-fn quick() -> RunOptions {
-    RunOptions {
-        auto_rollback: true,
-        retry_delay: Duration::from_millis(1),
-    }
-}
-
-fn manual() -> RunOptions {
-    RunOptions {
-        auto_rollback: false,
-        ..quick()
-    }
-}
-
-/// The world a clean run leaves.
-fn clean_run_shape() -> BTreeMap<String, String> {
-    let f = fixture(PLAYBOOK);
-    let world = FakeWorld::with_state(start());
-    let j = new_journal(&f);
-    let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
-    assert_eq!(out, RunOutcome::Succeeded);
-    shape(&world.snapshot())
-}
-
-/// Every (step, change index) of the plan.
-fn points_of(plan: &Plan) -> Vec<(String, usize)> {
-    plan.steps
-        .iter()
-        .flat_map(|s| (0..s.changes.len()).map(|i| (s.id.clone(), i)))
-        .collect()
-}
-
-const POINTS: [Point; 4] = [
-    Point::BeforeIntent,
-    Point::AfterIntent,
-    Point::AfterChange,
-    Point::AfterDone,
-];
-
-/// Every fault case: each change of each step, each point, each action given. Returns
-/// the fault and a name for messages.
-fn cases(plan: &Plan, actions: &[Action]) -> Vec<(Fault, String)> {
-    let mut out = Vec::new();
-    for (step, change) in points_of(plan) {
-        for point in POINTS {
-            for &action in actions {
-                let name = format!("{step}:{change}:{point:?}:{action:?}");
-                out.push((
-                    Fault {
-                        step: step.clone(),
-                        change,
-                        point,
-                        action,
-                    },
-                    name,
-                ));
-            }
-        }
-    }
-    out
-}
 
 #[test]
 fn a_clean_run_changes_what_the_plan_lists_and_rollback_undoes_it() {
@@ -323,7 +129,7 @@ fn after_a_failure_or_a_crash_at_every_point_rollback_restores_the_start() {
 
 #[test]
 fn after_a_failure_or_a_crash_at_every_point_resume_finishes_the_run() {
-    let clean = clean_run_shape();
+    let clean = clean_run_shape(PLAYBOOK);
     let f = fixture(PLAYBOOK);
     for (fault, case) in cases(&f.plan, &[Action::Fail, Action::Panic]) {
         let step = fault.step.clone();
@@ -424,7 +230,7 @@ fn a_retried_step_undoes_its_first_attempt_then_succeeds() {
             |e| matches!(e, Event::RollbackStarted { reason, .. } if reason == "before retry")
         )
     );
-    assert_eq!(shape(&world.snapshot()), clean_run_shape());
+    assert_eq!(shape(&world.snapshot()), clean_run_shape(PLAYBOOK));
 }
 
 #[test]
@@ -479,7 +285,7 @@ fn resume_runs_again_a_done_step_whose_results_are_gone() {
         })
         .collect();
     assert_eq!(started, ["image", "web"]);
-    assert_eq!(shape(&world.snapshot()), clean_run_shape());
+    assert_eq!(shape(&world.snapshot()), clean_run_shape(PLAYBOOK));
 }
 
 #[test]
@@ -541,7 +347,7 @@ fn resume_redoes_every_step_after_one_whose_results_are_gone_undoing_them_newest
         })
         .collect();
     assert_eq!(undone, ["web", "image", "maint", "code"]);
-    assert_eq!(shape(&world.snapshot()), clean_run_shape());
+    assert_eq!(shape(&world.snapshot()), clean_run_shape(PLAYBOOK));
     assert!(rollback(&f, &world, &j).is_complete());
     assert_eq!(world.snapshot().resources, start().resources);
 }

@@ -77,6 +77,15 @@ struct Env {
     src: PathBuf,
 }
 
+/// Every run this test made keeps to its plan (a change not in the plan fails the test).
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            support::assert_plan_fidelity_all(&self.path("state"));
+        }
+    }
+}
+
 impl Env {
     fn new() -> Option<Self> {
         Self::with_tree(false)

@@ -11,10 +11,11 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
+use support::{free_port, serves, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::docker::{Labelled, available as docker_available, busybox};
@@ -26,41 +27,6 @@ struct Env {
     label: Labelled,
     name: String,
     port: u16,
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The body served at 127.0.0.1:port, or `None` if nothing answers within `wait`.
-fn get(port: u16, wait: Duration) -> Option<String> {
-    let t0 = Instant::now();
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            if let Some((_, body)) = out.split_once("\r\n\r\n") {
-                return Some(body.trim().to_string());
-            }
-        }
-        if t0.elapsed() >= wait {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn serves(port: u16) -> String {
-    get(port, Duration::from_secs(10)).unwrap_or_else(|| panic!("nothing serves on {port}"))
 }
 
 impl Env {
@@ -232,7 +198,10 @@ fn a_file_changed_at_rest_after_the_pull_fails_the_build_and_nothing_is_deployed
         env.names()
     );
     assert!(env.label.images().is_empty(), "no image left");
-    assert_eq!(get(env.port, Duration::from_millis(300)), None);
+    assert_eq!(
+        support::http_get(env.port, "/", Duration::from_millis(300)),
+        None
+    );
     support::assert_plan_fidelity(&env.last_run());
 }
 

@@ -1,11 +1,19 @@
 //! Command-line definitions (clap) and dispatch.
 
+mod audit;
+mod batch;
+mod batch_view;
 mod exit;
+mod plan;
 mod render;
 mod report;
 mod rollback;
 mod run;
+mod saved;
 mod status;
+mod status_live;
+mod status_scan;
+mod table;
 mod world;
 
 use std::io::Write as _;
@@ -15,7 +23,6 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use boyong::diag::{self, Diagnostic};
-use boyong::plan::Plan;
 use boyong::playbook::{self, Loaded};
 
 /// Moves vendor-hosted apps onto the government's own servers: pull over SSH, verify
@@ -46,23 +53,24 @@ enum Command {
     },
     /// Show what a run will read and change (the dry run); nothing is changed anywhere.
     Plan {
-        /// Playbook file.
-        #[arg(value_name = "PLAYBOOK")]
-        file: PathBuf,
+        /// Playbook files, or directories of them.
+        #[arg(required = true, value_name = "PLAYBOOK")]
+        files: Vec<PathBuf>,
         /// Build the plan from the playbook alone, without contacting any host.
         #[arg(long)]
         offline: bool,
-        /// Print the plan as JSON.
+        /// Print the plan as JSON (an array for several playbooks).
         #[arg(long)]
         json: bool,
-        /// Also write the plan as JSON to this file.
+        /// Also save the plan as JSON to this file (a directory for several playbooks:
+        /// APP.plan.json each), for `boyong run --plan`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
     /// Migrate apps: run their playbooks, journaling every change before it is made.
     Run {
-        /// Playbook files.
-        #[arg(required = true, value_name = "PLAYBOOK")]
+        /// Playbook files, or directories of them (a batch); none with --plan.
+        #[arg(required_unless_present = "saved_plan", value_name = "PLAYBOOK")]
         files: Vec<PathBuf>,
         #[command(flatten)]
         args: run::RunArgs,
@@ -77,13 +85,29 @@ enum Command {
         #[command(flatten)]
         args: rollback::RollbackArgs,
     },
-    /// The state of every app: last run, result, when.
+    /// The fleet: each app's lifecycle, last run and result, and its container now.
     Status {
-        /// Only this app.
-        app: Option<String>,
-        /// Print JSON.
+        #[command(flatten)]
+        args: status::StatusArgs,
+    },
+    /// The evidence of one run for auditors, as Markdown, JSON or one HTML page.
+    ///
+    /// Who ran it, when, from where to where, the vendor's host key, every artifact's size
+    /// and SHA-256, database evidence, images, containers and their hardening, health,
+    /// each step's duration, the rollback history, the journal's chain head and verdict.
+    /// Exit 2: unknown app or run; exit 1: the journal is BROKEN (the report says so first).
+    Report {
+        /// The app.
+        app: String,
+        /// The run (default: the latest).
         #[arg(long)]
-        json: bool,
+        run: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "md")]
+        format: audit::Format,
+        /// Write the report to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Inspect run journals.
     Journal {
@@ -122,11 +146,11 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Validate { files } => validate(&files),
         Command::Plan {
-            file,
+            files,
             offline,
             json,
             out,
-        } => plan(&file, offline, json, out.as_deref()),
+        } => plan::plan(&cli.state, &files, offline, json, out.as_deref()),
         Command::Schema => schema(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "boyong", &mut std::io::stdout());
@@ -136,7 +160,13 @@ pub fn main() -> ExitCode {
         Command::Rollback { app, run, args } => {
             rollback::rollback(&cli.state, &app, run.as_deref(), args)
         }
-        Command::Status { app, json } => status::status(&cli.state, app.as_deref(), json),
+        Command::Status { args } => status::status(&cli.state, &args),
+        Command::Report {
+            app,
+            run,
+            format,
+            out,
+        } => audit::report(&cli.state, &app, run.as_deref(), format, out.as_deref()),
         Command::Journal {
             action: JournalAction::Verify { app, run },
         } => journal_verify(&cli.state, &app, run.as_deref()),
@@ -209,38 +239,6 @@ fn validate(files: &[PathBuf]) -> u8 {
         }
     }
     worst
-}
-
-fn plan(file: &Path, offline: bool, json: bool, out: Option<&Path>) -> u8 {
-    let Ok(ready) = load_ready(file, "boyong plan") else {
-        return exit::BAD_INPUT;
-    };
-    let pb = &ready.playbook;
-    if !offline {
-        eprintln!(
-            "note: live probes of the hosts are not built yet; this is the offline plan (`--offline`)"
-        );
-    }
-    let plan = Plan::offline(pb);
-    let as_json = match serde_json::to_string_pretty(&plan) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("boyong plan: cannot encode the plan: {e}");
-            return exit::FAILED;
-        }
-    };
-    if let Some(path) = out
-        && let Err(e) = std::fs::write(path, format!("{as_json}\n"))
-    {
-        eprintln!("boyong plan: cannot write {}: {e}", path.display());
-        return exit::FAILED;
-    }
-    if json {
-        println!("{as_json}");
-    } else {
-        print!("{}", render::plan(&plan));
-    }
-    exit::OK
 }
 
 fn journal_verify(state: &Path, app: &str, run: Option<&str>) -> u8 {

@@ -7,11 +7,22 @@ use boyong::plan::Plan;
 /// Renders a plan for a terminal.
 pub fn plan(p: &Plan) -> String {
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        "Plan for `{}` ({}: no host was contacted)",
-        p.app, p.mode
-    );
+    match &p.probes {
+        Some(x) => {
+            let _ = writeln!(
+                o,
+                "Plan for `{}` (live: probed {}, in {:.2} s; nothing was changed)",
+                p.app, x.at, x.seconds
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "Plan for `{}` ({}: no host was contacted)",
+                p.app, p.mode
+            );
+        }
+    }
     if let Some(d) = &p.description {
         let _ = writeln!(o, "  {d}");
     }
@@ -36,6 +47,14 @@ pub fn plan(p: &Plan) -> String {
             .collect();
         let _ = writeln!(o, "  secrets   {}", list.join(", "));
     }
+    if let Some(x) = &p.probes {
+        for l in &x.vendor {
+            let _ = writeln!(o, "  found     vendor {l}");
+        }
+        for l in &x.target {
+            let _ = writeln!(o, "  found     {l}");
+        }
+    }
     for s in &p.steps {
         let _ = writeln!(o);
         let mut extras = Vec::new();
@@ -54,6 +73,21 @@ pub fn plan(p: &Plan) -> String {
         for r in &s.reads {
             let _ = writeln!(o, "      reads {r}");
         }
+        for f in &s.found {
+            let _ = writeln!(o, "      found {f}");
+        }
+        if let Some(e) = &s.estimate {
+            let bytes = e
+                .bytes
+                .map(|b| format!("{}, ", boyong::steps::human_bytes(b)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "      estimate {bytes}~{:.0} s ({})",
+                e.seconds.ceil(),
+                e.basis
+            );
+        }
         for c in &s.changes {
             let cond = c
                 .condition
@@ -70,11 +104,40 @@ pub fn plan(p: &Plan) -> String {
             for d in &c.details {
                 let _ = writeln!(o, "          {d}");
             }
+            if let Some(n) = &c.now {
+                let _ = writeln!(o, "          now: {n}");
+            }
             let _ = writeln!(o, "          undo: {}", c.undo);
         }
     }
     let s = p.summary;
     let _ = writeln!(o);
+    if let Some(x) = &p.probes {
+        if x.problems.is_empty() {
+            let _ = writeln!(o, "Probes: no problem found.");
+        } else {
+            let _ = writeln!(
+                o,
+                "Problems ({}): the run would fail; fix these first",
+                x.problems.len()
+            );
+            for pr in &x.problems {
+                let at = pr
+                    .step
+                    .as_ref()
+                    .map(|s| format!("step `{s}`: "))
+                    .unwrap_or_default();
+                let _ = writeln!(o, "  x {at}{}", pr.what);
+                let _ = writeln!(o, "      do: {}", pr.fix);
+            }
+        }
+        let total: f64 = p
+            .steps
+            .iter()
+            .filter_map(|s| s.estimate.as_ref().map(|e| e.seconds))
+            .sum();
+        let _ = writeln!(o, "Estimated time: ~{:.0} s.", total.ceil());
+    }
     let _ = writeln!(
         o,
         "Plan: {} to create, {} to replace, {} to remove, {} command{} to run.",

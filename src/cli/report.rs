@@ -33,22 +33,7 @@ impl Reporter {
 
     /// A reporter writing JSON lines (`json`) or human lines, and logging to `log`.
     pub fn new(json: bool, log: Option<&Path>) -> Result<Self, String> {
-        let guard = match log {
-            Some(path) => {
-                let file = File::options()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                let subscriber = tracing_subscriber::fmt()
-                    .json()
-                    .with_writer(Mutex::new(file))
-                    .with_target(false)
-                    .finish();
-                Some(tracing::subscriber::set_default(subscriber))
-            }
-            None => None,
-        };
+        let guard = log.map(open_log).transpose()?;
         Ok(Self {
             json,
             _log: guard,
@@ -160,7 +145,10 @@ fn human(e: &Event) -> Option<String> {
         Event::ChangeStarted { summary, .. } => format!("    {summary}"),
         Event::ChangeDone { .. } | Event::Progress { .. } | Event::Undone { .. } => return None,
         Event::Output { line, .. } => format!("    | {line}"),
-        Event::StepDone { elapsed_ms, .. } => format!("    done in {:.1} s", ms(*elapsed_ms)),
+        // Named: two steps of a pipelined pair print their lines interleaved.
+        Event::StepDone {
+            step, elapsed_ms, ..
+        } => format!("    {step}: done in {:.1} s", ms(*elapsed_ms)),
         Event::StepFailed {
             step,
             error,
@@ -188,4 +176,19 @@ fn ms(v: u64) -> f64 {
     #[expect(clippy::cast_precision_loss, reason = "display of a duration")]
     let f = v as f64;
     f / 1000.0
+}
+
+/// The run's log (`log.jsonl`, tracing JSON), for this thread only.
+pub fn open_log(path: &Path) -> Result<tracing::subscriber::DefaultGuard, String> {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(Mutex::new(file))
+        .with_target(false)
+        .finish();
+    Ok(tracing::subscriber::set_default(subscriber))
 }

@@ -160,6 +160,11 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         if let Some(b) = lock.broken() {
             ex.note("lock-broken", &b.to_string())?;
         }
+        let (operator, host) = super::who();
+        ex.note(
+            "operator",
+            &format!("boyong rollback by {operator} on {host}"),
+        )?;
         ex.rollback(&h).await
     });
     drop(lock);

@@ -1,4 +1,5 @@
-//! `boyong run` and `boyong run --resume`.
+//! `boyong run` and `boyong run --resume`; several playbooks (or a directory) make a batch
+//! (`batch.rs`), whose apps each go through [`run_one`].
 
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
@@ -11,11 +12,12 @@ use boyong::engine::journal::{self, HeaderFields, Journal};
 use boyong::engine::lock::AppLock;
 use boyong::engine::state::{RunDir, StateDir};
 use boyong::engine::{
-    Executor, History, RollbackReport, RunOptions, RunOutcome, RunResult, Runner,
+    EventSink, Executor, History, RollbackReport, RunOptions, RunOutcome, RunResult, Runner,
 };
 use boyong::plan::Plan;
 use boyong::playbook::{Playbook, SecretStore};
 
+use super::batch::Slot;
 use super::report::Reporter;
 use super::world::World;
 use super::{exit, load_ready, lock_app, who};
@@ -44,27 +46,74 @@ pub struct RunArgs {
     /// Add a label to every image and container the run makes on the target.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Run a plan saved by `boyong plan --out`: its hosts are probed again first, and the
+    /// run is refused, naming what changed, unless everything it saw is still so.
+    #[arg(long = "plan", value_name = "PLAN.json", conflicts_with = "resume")]
+    pub saved_plan: Option<PathBuf>,
+    /// Show the live plan and stop (the same as `boyong plan`): nothing is changed.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A batch: how many apps run at once (default 1). Several playbooks or a directory
+    /// make a batch.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+    /// A batch: after the first app fails, start no other and interrupt the running ones.
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
-/// Runs each playbook in turn; the exit code is the worst of them.
+/// Runs one playbook, or a batch (several, a directory, `--jobs`, `--fail-fast`).
 pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
+    if args.dry_run {
+        if args.saved_plan.is_some() {
+            eprintln!(
+                "boyong run: --dry-run shows a new plan; use `boyong plan` to look at a saved one"
+            );
+            return exit::BAD_INPUT;
+        }
+        return super::plan::plan(state, files, false, args.json, None);
+    }
+    if let Some(saved) = &args.saved_plan {
+        if !files.is_empty() {
+            eprintln!(
+                "boyong run: give either playbooks or --plan, not both (the plan names its playbook)"
+            );
+            return exit::BAD_INPUT;
+        }
+        return super::saved::run_saved(state, saved, args);
+    }
+    if super::batch::is_batch(files, args) {
+        return super::batch::run(state, files, args);
+    }
     files
         .iter()
-        .map(|f| run_one(state, f, args))
+        .map(|f| run_one(state, f, args, None))
         .max()
         .unwrap_or(exit::OK)
 }
 
-fn run_one(state: &Path, file: &Path, args: &RunArgs) -> u8 {
+/// One app's run; in a batch, `batch` takes its events, its cancellation and its outcome.
+pub fn run_one(state: &Path, file: &Path, args: &RunArgs, batch: Option<&Slot<'_>>) -> u8 {
     let Ok(ready) = load_ready(file, "boyong run") else {
         return exit::BAD_INPUT;
     };
+    // Rollback finds the playbook's folder (for its key files) from the absolute path.
+    let plan = super::plan::offline(&ready, file, false);
+    run_planned(state, file, &ready, plan, args, None, batch)
+}
+
+/// Runs `plan`, made from `ready`; `note` (e.g. which saved plan this is) goes into the
+/// journal first.
+pub(super) fn run_planned(
+    state: &Path,
+    file: &Path,
+    ready: &super::Ready,
+    mut plan: Plan,
+    args: &RunArgs,
+    note: Option<(&str, String)>,
+    batch: Option<&Slot<'_>>,
+) -> u8 {
     let (pb, secrets) = (&ready.playbook, &ready.secrets);
-    let mut plan = Plan::offline(pb);
-    // Rollback finds the playbook's folder (for its key files) from here.
-    if let Ok(abs) = fs::canonicalize(file) {
-        plan.playbook = abs.display().to_string();
-    }
     let world = match World::for_playbook(
         Some((pb.clone(), secrets.clone())),
         args.accept_new_host_key,
@@ -96,10 +145,19 @@ fn run_one(state: &Path, file: &Path, args: &RunArgs) -> u8 {
     } else {
         create(&dir, pb, &ready.text, &mut plan)
     };
-    let (run, journal, earlier) = match opened {
+    let (run, mut journal, earlier) = match opened {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if let Some((kind, text)) = note
+        && let Err(e) = journal.append(&boyong::engine::journal::Record::Note {
+            kind: kind.into(),
+            text,
+        })
+    {
+        eprintln!("boyong run: {e}; nothing was changed");
+        return exit::FAILED;
+    }
     let code = execute(
         world,
         &run,
@@ -110,6 +168,7 @@ fn run_one(state: &Path, file: &Path, args: &RunArgs) -> u8 {
         &lock,
         file,
         args,
+        batch,
     );
     drop(lock);
     code
@@ -260,8 +319,14 @@ fn execute(
     lock: &AppLock,
     file: &Path,
     args: &RunArgs,
+    batch: Option<&Slot<'_>>,
 ) -> u8 {
-    let Ok((mut reporter, rt)) = Reporter::start("boyong run", args.json, &run.log_path()) else {
+    let started = match batch {
+        Some(slot) => slot.start(run),
+        None => Reporter::start("boyong run", args.json, &run.log_path())
+            .map(|(r, rt)| (Box::new(r) as Box<dyn EventSink>, rt)),
+    };
+    let Ok((mut sink, rt)) = started else {
         return exit::FAILED;
     };
     let opts = RunOptions {
@@ -270,22 +335,32 @@ fn execute(
     };
     let app = plan.app.clone();
     let outcome = rt.block_on(async {
-        let (tx, mut rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)");
-                let _ = tx.send(true);
+        // A batch watches Ctrl-C (and --fail-fast) for all its runs.
+        let mut rx = if let Some(slot) = batch {
+            slot.cancel()
+        } else {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                    eprintln!("interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)");
+                    let _ = tx.send(true);
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
                 }
-            }
-        });
-        let mut ex = Executor::new(world, journal, &mut reporter, secrets, run.artifacts_dir());
+            });
+            rx
+        };
+        let mut ex = Executor::new(world, journal, &mut *sink, secrets, run.artifacts_dir());
         if let Some(b) = lock.broken() {
             ex.note("lock-broken", &b.to_string())?;
         }
         ex.run(plan, earlier, opts, &mut rx).await
     });
+    drop(sink);
+    if let Some(slot) = batch {
+        return slot.finished(&outcome);
+    }
     let id = run.id();
     match outcome {
         Ok(RunOutcome::Succeeded) => {

@@ -1,7 +1,8 @@
 //! Which world a command acts on: the real hosts, or (built with the `sim` feature, for
 //! the engine's crash tests through this binary) the fake world in the JSON file named
 //! by `BOYONG_SIM`, with faults from `BOYONG_SIM_FAULT` (`STEP:CHANGE:POINT:ACTION`,
-//! comma-separated).
+//! comma-separated). One fake world per process: the runs of a batch share it, as real
+//! runs share the real hosts.
 
 use std::path::Path;
 
@@ -18,7 +19,28 @@ pub enum World {
     Live(Box<Live>),
     /// The fake world (tests only).
     #[cfg(feature = "sim")]
-    Sim(boyong::engine::fake::FakeWorld),
+    Sim(std::sync::Arc<boyong::engine::fake::FakeWorld>),
+}
+
+/// The process's fake world, opened once (a batch's threads share it and its faults).
+#[cfg(feature = "sim")]
+fn sim_world(file: &Path) -> Result<std::sync::Arc<boyong::engine::fake::FakeWorld>, String> {
+    static WORLD: std::sync::OnceLock<
+        Result<std::sync::Arc<boyong::engine::fake::FakeWorld>, String>,
+    > = std::sync::OnceLock::new();
+    WORLD
+        .get_or_init(|| {
+            let world = boyong::engine::fake::FakeWorld::open(file)?;
+            for f in std::env::var("BOYONG_SIM_FAULT")
+                .unwrap_or_default()
+                .split(',')
+                .filter(|f| !f.is_empty())
+            {
+                world.inject(f.parse()?);
+            }
+            Ok(std::sync::Arc::new(world))
+        })
+        .clone()
 }
 
 impl World {
@@ -31,15 +53,7 @@ impl World {
     ) -> Result<Self, String> {
         #[cfg(feature = "sim")]
         if let Some(file) = std::env::var_os("BOYONG_SIM") {
-            let world = boyong::engine::fake::FakeWorld::open(Path::new(&file))?;
-            for f in std::env::var("BOYONG_SIM_FAULT")
-                .unwrap_or_default()
-                .split(',')
-                .filter(|f| !f.is_empty())
-            {
-                world.inject(f.parse()?);
-            }
-            return Ok(Self::Sim(world));
+            return Ok(Self::Sim(sim_world(Path::new(&file))?));
         }
         let Some((pb, secrets)) = playbook else {
             return Ok(Self::Live(Box::default()));
@@ -94,6 +108,14 @@ impl Runner for World {
             Self::Live(w) => w.still_valid(step, facts, artifacts).await,
             #[cfg(feature = "sim")]
             Self::Sim(w) => w.still_valid(step, facts, artifacts).await,
+        }
+    }
+
+    fn streams_from(&self, producer: &PlannedStep, consumer: &PlannedStep) -> bool {
+        match self {
+            Self::Live(w) => w.streams_from(producer, consumer),
+            #[cfg(feature = "sim")]
+            Self::Sim(w) => w.streams_from(producer, consumer),
         }
     }
 }

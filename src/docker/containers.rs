@@ -15,11 +15,11 @@ use bollard::query_parameters::{
 use super::{DockerError, Engine};
 
 #[expect(clippy::needless_pass_by_value, reason = "used as `map_err(api)`")]
-fn api(e: BErr) -> DockerError {
+pub(super) fn api(e: BErr) -> DockerError {
     DockerError::Api(e.to_string())
 }
 
-fn not_found(e: &BErr) -> bool {
+pub(super) fn not_found(e: &BErr) -> bool {
     matches!(
         e,
         BErr::DockerResponseServerError {

@@ -20,10 +20,14 @@ use crate::playbook::DockerEndpoint;
 
 mod containers;
 mod exec;
+mod fleet;
+mod inspect;
 mod snapshot;
 
 pub use containers::{ContainerSpec, ContainerState};
 pub use exec::ExecOutput;
+pub use fleet::Listed;
+pub use inspect::{About, Published};
 
 /// Seconds any one API request may take (a build or a long pull of output included).
 const REQUEST_TIMEOUT_SECS: u64 = 600;

@@ -9,9 +9,17 @@
 //! older changes may depend on it, and says what is left; on resume a step done
 //! earlier is skipped only if the runner confirms its results still hold, and a step
 //! interrupted half-way is first undone, then run again.
+//!
+//! A step that reads the artifact of the step right before it, as the runner says
+//! ([`Runner::streams_from`], e.g. a `restore` from the `dump` before it), runs overlapped
+//! with that step when both run fresh: a pipelined pair (`pair`), whose records interleave.
 
+mod attempt;
+mod pair;
+
+use std::cell::RefCell;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::watch;
@@ -19,8 +27,8 @@ use tokio::sync::watch;
 use super::event::{Event, EventSink, RunResult};
 use super::history::History;
 use super::journal::{Journal, JournalError, Record};
-use super::runner::{Redactor, Runner, StepCx, StepError, UndoItem};
-use crate::plan::{Plan, PlannedStep};
+use super::runner::{Outlet, Redactor, Runner, StepError, UndoItem};
+use crate::plan::Plan;
 use crate::playbook::SecretStore;
 
 /// How a run behaves on failure.
@@ -94,11 +102,31 @@ pub enum EngineError {
 /// A run in progress: the journal it writes and where its events go.
 pub struct Executor<'a, R: Runner> {
     runner: &'a R,
-    journal: Journal,
-    sink: &'a mut dyn EventSink,
+    io: Io<'a>,
     redactor: Redactor,
     secrets: &'a SecretStore,
     artifacts: PathBuf,
+}
+
+/// The journal and the event sink, shared (by `&`) between the executor and the steps in
+/// flight: every borrow is short and never held across an await.
+struct Io<'a> {
+    journal: RefCell<Journal>,
+    sink: RefCell<&'a mut dyn EventSink>,
+}
+
+impl Outlet for Io<'_> {
+    fn next_seq(&self) -> u64 {
+        self.journal.borrow().next_seq()
+    }
+
+    fn append(&self, record: &Record) -> Result<u64, JournalError> {
+        self.journal.borrow_mut().append(record)
+    }
+
+    fn emit(&self, event: &Event) {
+        self.sink.borrow_mut().emit(event);
+    }
 }
 
 enum Attempt {
@@ -106,6 +134,22 @@ enum Attempt {
     Failed(String),
     Interrupted,
 }
+
+/// An attempt's outcome, journaled.
+enum Settled {
+    Done,
+    /// Failed; a retry is allowed.
+    Retry(String),
+    /// Failed; no retry.
+    Failed(String),
+    Interrupted,
+}
+
+/// The error of an attempt stopped by the operator.
+const INTERRUPTED: &str = "interrupted by the operator";
+
+/// What a step attempt's future gives: its result, or why it was cut off.
+type AttemptResult = Result<Result<Value, StepError>, Stop>;
 
 impl<'a, R: Runner> Executor<'a, R> {
     /// An executor that appends to `journal`. Secret values in `secrets` are redacted
@@ -119,8 +163,10 @@ impl<'a, R: Runner> Executor<'a, R> {
     ) -> Self {
         Self {
             runner,
-            journal,
-            sink,
+            io: Io {
+                journal: RefCell::new(journal),
+                sink: RefCell::new(sink),
+            },
             redactor: Redactor::new(secrets),
             secrets,
             artifacts,
@@ -128,16 +174,20 @@ impl<'a, R: Runner> Executor<'a, R> {
     }
 
     /// The journal, e.g. to read its path or head.
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    pub fn journal(&self) -> std::cell::Ref<'_, Journal> {
+        self.io.journal.borrow()
     }
 
-    fn emit(&mut self, e: &Event) {
-        self.sink.emit(e);
+    fn journal_path(&self) -> PathBuf {
+        self.io.journal.borrow().path().to_path_buf()
     }
 
-    fn record(&mut self, r: &Record) -> Result<(), JournalError> {
-        self.journal.append(r).map(|_| ())
+    fn emit(&self, e: &Event) {
+        self.io.emit(e);
+    }
+
+    fn record(&self, r: &Record) -> Result<(), JournalError> {
+        self.io.append(r).map(|_| ())
     }
 
     /// Journals a note (lock broken, torn tail dropped, …).
@@ -145,6 +195,10 @@ impl<'a, R: Runner> Executor<'a, R> {
     /// # Errors
     /// The journal could not be written.
     pub fn note(&mut self, kind: &str, text: &str) -> Result<(), EngineError> {
+        self.note_shared(kind, text)
+    }
+
+    fn note_shared(&self, kind: &str, text: &str) -> Result<(), EngineError> {
         let text = self.redactor.text(text);
         Ok(self.record(&Record::Note {
             kind: kind.into(),
@@ -165,7 +219,8 @@ impl<'a, R: Runner> Executor<'a, R> {
         opts: RunOptions,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<RunOutcome, EngineError> {
-        let run = self.journal.path().parent().and_then(|p| p.file_name());
+        let path = self.journal_path();
+        let run = path.parent().and_then(|p| p.file_name());
         let run = run
             .map(|r| r.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -181,6 +236,8 @@ impl<'a, R: Runner> Executor<'a, R> {
             start = self.resume_point(plan, h).await?;
             // Everything the run changed from there on is undone, newest first, before
             // those steps run again: a step redone may change what later ones used.
+            // (The two steps of a pipelined pair may both be unfinished, their records
+            // interleaved: both are undone here, and both run again.)
             let redo: std::collections::BTreeSet<&str> =
                 plan.steps[start..].iter().map(|s| s.id.as_str()).collect();
             let leftover: Vec<UndoItem> = h
@@ -189,7 +246,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 .filter(|c| redo.contains(c.step.as_str()))
                 .collect();
             if !leftover.is_empty() {
-                let report = self.undo_all(leftover, "before resume").await?;
+                let report = self.undo_all_shared(leftover, "before resume").await?;
                 if let Some((item, e)) = &report.failed {
                     let error = format!(
                         "cannot resume: undoing what step `{}` left failed at {}: {e}",
@@ -199,14 +256,31 @@ impl<'a, R: Runner> Executor<'a, R> {
                 }
             }
         }
-        for step in &plan.steps[start..] {
-            match self.step(step, total, opts, cancel).await? {
+        let mut i = start;
+        while i < total {
+            let step = &plan.steps[i];
+            // A step whose input is the artifact of the one before it reads that
+            // artifact while it is written, when both run fresh (never a step skipped
+            // on resume: `i` is past them).
+            let next = plan
+                .steps
+                .get(i + 1)
+                .filter(|n| self.runner.streams_from(step, n));
+            let (attempt, at) = if let Some(n) = next {
+                i += 2;
+                // Two steps' futures: boxed, so the run's own future stays small.
+                Box::pin(self.pair(step, n, total, opts, cancel)).await?
+            } else {
+                i += 1;
+                (self.step(step, 1, total, opts, cancel).await?, step)
+            };
+            match attempt {
                 Attempt::Done => {}
-                Attempt::Failed(error) => return self.fail(&step.id, error, opts).await,
+                Attempt::Failed(error) => return self.fail(&at.id, error, opts).await,
                 Attempt::Interrupted => {
                     self.finish(RunResult::Interrupted)?;
                     return Ok(RunOutcome::Interrupted {
-                        step: step.id.clone(),
+                        step: at.id.clone(),
                     });
                 }
             }
@@ -216,7 +290,7 @@ impl<'a, R: Runner> Executor<'a, R> {
     }
 
     /// On resume: how many leading steps are done and still hold (they are skipped).
-    async fn resume_point(&mut self, plan: &Plan, h: &History) -> Result<usize, EngineError> {
+    async fn resume_point(&self, plan: &Plan, h: &History) -> Result<usize, EngineError> {
         for (i, step) in plan.steps.iter().enumerate() {
             let Some(facts) = h.steps_done.get(&step.id) else {
                 return Ok(i);
@@ -229,7 +303,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 }),
                 Err(why) => {
                     let why = self.redactor.text(&why);
-                    self.note("redo", &format!("step `{}` runs again: {why}", step.id))?;
+                    self.note_shared("redo", &format!("step `{}` runs again: {why}", step.id))?;
                     return Ok(i);
                 }
             }
@@ -237,7 +311,7 @@ impl<'a, R: Runner> Executor<'a, R> {
         Ok(plan.steps.len())
     }
 
-    fn finish(&mut self, result: RunResult) -> Result<(), JournalError> {
+    fn finish(&self, result: RunResult) -> Result<(), JournalError> {
         self.record(&Record::RunFinished {
             result: result.word().into(),
         })?;
@@ -246,15 +320,15 @@ impl<'a, R: Runner> Executor<'a, R> {
     }
 
     async fn fail(
-        &mut self,
+        &self,
         step: &str,
         error: String,
         opts: RunOptions,
     ) -> Result<RunOutcome, EngineError> {
         let rollback = if opts.auto_rollback {
             let pending =
-                History::from_journal(&super::journal::read(self.journal.path())?).pending();
-            let report = self.undo_all(pending, "step failed").await?;
+                History::from_journal(&super::journal::read(&self.journal_path())?).pending();
+            let report = self.undo_all_shared(pending, "step failed").await?;
             self.finish(if report.is_complete() {
                 RunResult::RolledBack
             } else {
@@ -272,151 +346,6 @@ impl<'a, R: Runner> Executor<'a, R> {
         })
     }
 
-    /// One step, with its retries.
-    async fn step(
-        &mut self,
-        step: &PlannedStep,
-        total: usize,
-        opts: RunOptions,
-        cancel: &mut watch::Receiver<bool>,
-    ) -> Result<Attempt, EngineError> {
-        let mut delay = step.spec.retry_delay.map_or(opts.retry_delay, |d| d.0);
-        for attempt in 1..=step.retries.saturating_add(1) {
-            let started = Instant::now();
-            self.record(&Record::StepStarted {
-                step: step.id.clone(),
-            })?;
-            self.emit(&Event::StepStarted {
-                step: step.id.clone(),
-                number: step.number,
-                total,
-                kind: step.kind.to_string(),
-                attempt,
-            });
-            let (result, changes) = self.attempt(step, cancel).await;
-            let mut retryable = true;
-            let error = match result {
-                Ok(Ok(facts)) => {
-                    let facts = self.redactor.value(&facts);
-                    self.record(&Record::StepDone {
-                        step: step.id.clone(),
-                        facts: facts.clone(),
-                    })?;
-                    self.emit(&Event::StepDone {
-                        step: step.id.clone(),
-                        elapsed_ms: u64::try_from(started.elapsed().as_millis())
-                            .unwrap_or(u64::MAX),
-                        facts: facts.clone(),
-                    });
-                    return Ok(Attempt::Done);
-                }
-                Ok(Err(StepError::Journal(e))) => return Err(e.into()),
-                Ok(Err(StepError::Failed(e))) => self.redactor.text(&e),
-                Ok(Err(StepError::Fatal(e))) => {
-                    retryable = false;
-                    self.redactor.text(&e)
-                }
-                Err(Stop::TimedOut(limit)) => format!(
-                    "step `{}` did not finish within its timeout of {limit}",
-                    step.id
-                ),
-                Err(Stop::Cancelled) => {
-                    let in_flight = changes.iter().rev().find(|c| !c.done);
-                    self.record(&Record::Failed {
-                        step: step.id.clone(),
-                        change_id: in_flight.map(|c| c.change_id.clone()),
-                        error: "interrupted by the operator".into(),
-                    })?;
-                    self.record(&Record::StepFailed {
-                        step: step.id.clone(),
-                        error: "interrupted by the operator".into(),
-                    })?;
-                    self.emit(&Event::StepFailed {
-                        step: step.id.clone(),
-                        error: "interrupted by the operator".into(),
-                        will_retry: false,
-                    });
-                    return Ok(Attempt::Interrupted);
-                }
-            };
-            if let Some(c) = changes.iter().rev().find(|c| !c.done) {
-                self.record(&Record::Failed {
-                    step: step.id.clone(),
-                    change_id: Some(c.change_id.clone()),
-                    error: error.clone(),
-                })?;
-            }
-            self.record(&Record::StepFailed {
-                step: step.id.clone(),
-                error: error.clone(),
-            })?;
-            let will_retry = retryable && attempt <= step.retries;
-            self.emit(&Event::StepFailed {
-                step: step.id.clone(),
-                error: error.clone(),
-                will_retry,
-            });
-            if !will_retry {
-                return Ok(Attempt::Failed(error));
-            }
-            // A retry starts clean: what this attempt changed is undone first.
-            let undo: Vec<UndoItem> = changes.into_iter().rev().collect();
-            let report = self.undo_all(undo, "before retry").await?;
-            if let Some((item, e)) = report.failed {
-                return Ok(Attempt::Failed(format!(
-                    "{error}; no retry: undoing attempt {attempt} failed at {}: {e}",
-                    item.change_id
-                )));
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                _ = cancel.wait_for(|c| *c) => return Ok(Attempt::Interrupted),
-            }
-            delay = (delay * 2).min(Duration::from_secs(60));
-        }
-        Ok(Attempt::Failed(format!(
-            "step `{}` has no attempts",
-            step.id
-        )))
-    }
-
-    async fn attempt(
-        &mut self,
-        step: &PlannedStep,
-        cancel: &mut watch::Receiver<bool>,
-    ) -> (Result<Result<Value, StepError>, Stop>, Vec<UndoItem>) {
-        let mut cx = StepCx {
-            journal: &mut self.journal,
-            sink: &mut *self.sink,
-            redactor: &self.redactor,
-            step: step.id.clone(),
-            artifacts: self.artifacts.clone(),
-            secrets: self.secrets,
-            changes: Vec::new(),
-        };
-        let limit = step.timeout;
-        let result = {
-            let work = self.runner.execute(step, &mut cx);
-            let timed = async {
-                match limit {
-                    Some(l) => tokio::time::timeout(l.0, work)
-                        .await
-                        .map_err(|_| Stop::TimedOut(l.to_string())),
-                    None => Ok(work.await),
-                }
-            };
-            if *cancel.borrow() {
-                Err(Stop::Cancelled)
-            } else {
-                tokio::select! {
-                    r = timed => r,
-                    _ = cancel.wait_for(|c| *c) => Err(Stop::Cancelled),
-                }
-            }
-        };
-        (result, cx.changes)
-    }
-
     /// Undoes `items` in the order given (newest first), journaling each undo before
     /// it is made. Stops at the first failure.
     ///
@@ -424,6 +353,14 @@ impl<'a, R: Runner> Executor<'a, R> {
     /// The journal could not be written.
     pub async fn undo_all(
         &mut self,
+        items: Vec<UndoItem>,
+        reason: &str,
+    ) -> Result<RollbackReport, EngineError> {
+        self.undo_all_shared(items, reason).await
+    }
+
+    async fn undo_all_shared(
+        &self,
         items: Vec<UndoItem>,
         reason: &str,
     ) -> Result<RollbackReport, EngineError> {
@@ -490,7 +427,7 @@ impl<'a, R: Runner> Executor<'a, R> {
     /// # Errors
     /// The journal could not be written.
     pub async fn rollback(&mut self, history: &History) -> Result<RollbackReport, EngineError> {
-        let report = self.undo_all(history.pending(), "requested").await?;
+        let report = self.undo_all_shared(history.pending(), "requested").await?;
         self.finish(if report.is_complete() {
             RunResult::RolledBack
         } else {

@@ -279,9 +279,20 @@ impl Runner for FakeWorld {
                 cx.output(&line);
             }
         }
+        // A pipelined pair (a dump and the restore from it): the dump announces its
+        // artifact once made, then lingers, so that the restore makes its first changes
+        // meanwhile; the restore waits for the dump's end before its last change.
+        let feed = cx.feed();
+        let mut follow = cx.follow();
         let mut keys = Vec::new();
         for (i, change) in step.changes.iter().enumerate() {
             let k = key(change, cx.artifacts());
+            if i + 1 == step.changes.len()
+                && let Some(f) = &mut follow
+                && !matches!(f.ended().await, super::stream::End::Finished { .. })
+            {
+                return Err(StepError::failed("the artifact it reads was not finished"));
+            }
             self.strike(&step.id, i, Point::BeforeIntent).await?;
             let previous = self.lock().resources.get(&k).cloned();
             let undo = match change.op {
@@ -322,10 +333,26 @@ impl Runner for FakeWorld {
             }
             self.strike(&step.id, i, Point::AfterChange).await?;
             cx.done(&id, &json!({"key": k}))?;
+            if i == 0
+                && let Some(f) = &feed
+            {
+                f.begin(Path::new(&k), None);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             keys.push(k);
             self.strike(&step.id, i, Point::AfterDone).await?;
         }
+        if let Some(f) = &feed {
+            f.finish(0, "");
+        }
         Ok(json!({"keys": keys}))
+    }
+
+    fn streams_from(&self, producer: &PlannedStep, consumer: &PlannedStep) -> bool {
+        matches!(
+            (&producer.spec.kind, &consumer.spec.kind),
+            (StepKind::Dump(_), StepKind::Restore(r)) if r.from == producer.id
+        )
     }
 
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {

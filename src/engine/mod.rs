@@ -4,7 +4,9 @@
 //! records every change before it is made (`journal`, format in docs/journal.md),
 //! one-operator-at-a-time locking (`lock`), the executor with its rollback and resume
 //! (`executor`), what a journal says happened (`history`), the typed events of a run
-//! (`event`), and the contract with the code that touches the world (`runner`).
+//! (`event`), the contract with the code that touches the world (`runner`), and the
+//! growing artifact that a pipelined pair of steps hands over while it is written
+//! (`stream`).
 //! `fake` is a strict fake world for the engine's own tests.
 
 pub mod event;
@@ -15,6 +17,7 @@ pub mod journal;
 pub mod lock;
 pub mod runner;
 pub mod state;
+pub mod stream;
 
 pub use event::{Event, EventSink, RunResult};
 pub use executor::{EngineError, Executor, RollbackReport, RunOptions, RunOutcome};

@@ -1,8 +1,10 @@
 //! The contract between the executor and the code that touches the world.
 //!
 //! Owns: [`Runner`] (execute a planned step, undo a journaled change, re-check a
-//! step done earlier), [`StepCx`] (what a step is handed while it runs: the
-//! write-ahead journal, events, the run's artifacts) and [`Redactor`].
+//! step done earlier, say which step reads the one before it as it is written),
+//! [`StepCx`] (what a step is handed while it runs: the write-ahead journal, events, the
+//! run's artifacts, and in a pipelined pair the growing artifact's feed or follower) and
+//! [`Redactor`].
 //!
 //! Invariant (write-ahead): a runner makes a change only after [`StepCx::intent`]
 //! returned, which is after the intent and its undo data are fsync'd; it reports the
@@ -14,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::event::{Event, EventSink};
-use super::journal::{Journal, JournalError, Record};
+use super::event::Event;
+use super::journal::{JournalError, Record};
+use super::stream::{Feed, Follow};
 use crate::plan::{Change, PlannedStep};
 use crate::playbook::SecretStore;
 
@@ -159,18 +162,41 @@ pub trait Runner {
         facts: &Value,
         artifacts: &Path,
     ) -> impl Future<Output = Result<(), String>>;
+
+    /// Whether `consumer`, the step right after `producer`, can read `producer`'s
+    /// artifact while it is being written: the executor then runs them as a pipelined
+    /// pair, `producer` handed a [`Feed`] ([`StepCx::feed`]) and `consumer` a [`Follow`]
+    /// ([`StepCx::follow`]). Otherwise steps run one after the other. (No default: a
+    /// runner that wraps others must pass the question on.)
+    fn streams_from(&self, producer: &PlannedStep, consumer: &PlannedStep) -> bool;
+}
+
+/// Where a running step's records and events go: the run's journal and event sink,
+/// shared by the two steps of a pipelined pair (one task, no await while borrowed).
+pub(crate) trait Outlet {
+    /// The sequence number the next record will get.
+    fn next_seq(&self) -> u64;
+    /// Appends (fsync'd) a record.
+    fn append(&self, record: &Record) -> Result<u64, JournalError>;
+    /// Emits an event.
+    fn emit(&self, event: &Event);
 }
 
 /// What a step is handed while it runs.
 pub struct StepCx<'a> {
-    pub(super) journal: &'a mut Journal,
-    pub(super) sink: &'a mut dyn EventSink,
+    pub(super) out: &'a dyn Outlet,
     pub(super) redactor: &'a Redactor,
     pub(super) step: String,
     pub(super) artifacts: PathBuf,
     pub(super) secrets: &'a SecretStore,
     /// Changes whose intent this attempt journaled, in order.
     pub(super) changes: Vec<UndoItem>,
+    /// The changes the plan lists for this step: the only ones it may make.
+    pub(super) planned: Vec<Change>,
+    /// The growing artifact this step writes for the next step, in a pipelined pair.
+    pub(super) feed: Option<Feed>,
+    /// The growing artifact of the step before, that this step reads as it is written.
+    pub(super) follow: Option<Follow>,
 }
 
 impl StepCx<'_> {
@@ -189,13 +215,40 @@ impl StepCx<'_> {
         &self.step
     }
 
+    /// In a pipelined pair, the writer's side of this step's artifact: report on it as
+    /// the artifact is written ([`Feed::begin`], [`Feed::wrote`], [`Feed::finish`]).
+    /// `None` when no step follows this one's artifact (or once taken).
+    pub fn feed(&mut self) -> Option<Feed> {
+        self.feed.take()
+    }
+
+    /// In a pipelined pair, the artifact of the step before, readable as it is written.
+    /// `None` when this step runs on its own (its input is complete; or once taken).
+    pub fn follow(&mut self) -> Option<Follow> {
+        self.follow.take()
+    }
+
     /// Journals (fsync'd) the intent to make `change`, with the data that undoes it,
     /// and returns the change id. Call before making the change.
     ///
     /// # Errors
     /// The journal could not be written; the change must not be made.
     pub fn intent(&mut self, change: &Change, undo: &Value) -> Result<String, StepError> {
-        let change_id = format!("c{}", self.journal.next_seq());
+        // Plan fidelity: a change the plan did not list is refused before it is made.
+        if !self
+            .planned
+            .iter()
+            .any(|p| p.op == change.op && p.resource == change.resource && p.name == change.name)
+        {
+            return Err(StepError::fatal(format!(
+                "plan fidelity: step `{}` was about to {} {} {}, which its plan does not list; it was not made",
+                self.step,
+                change.op.mark(),
+                change.resource.word(),
+                change.name
+            )));
+        }
+        let change_id = format!("c{}", self.out.next_seq());
         let change = self
             .redactor
             .value(&serde_json::to_value(change).map_err(JournalError::from)?);
@@ -208,13 +261,13 @@ impl StepCx<'_> {
             )));
         }
         let undo = undo.clone();
-        self.journal.append(&Record::Intent {
+        self.out.append(&Record::Intent {
             step: self.step.clone(),
             change_id: change_id.clone(),
             change: change.clone(),
             undo: undo.clone(),
         })?;
-        self.sink.emit(&Event::ChangeStarted {
+        self.out.emit(&Event::ChangeStarted {
             step: self.step.clone(),
             change: change_id.clone(),
             summary: change_summary(&change),
@@ -234,7 +287,7 @@ impl StepCx<'_> {
     /// # Errors
     /// The journal could not be written.
     pub fn done(&mut self, change_id: &str, facts: &Value) -> Result<(), StepError> {
-        self.journal.append(&Record::Done {
+        self.out.append(&Record::Done {
             step: self.step.clone(),
             change_id: change_id.to_string(),
             facts: self.redactor.value(facts),
@@ -242,7 +295,7 @@ impl StepCx<'_> {
         if let Some(c) = self.changes.iter_mut().find(|c| c.change_id == change_id) {
             c.done = true;
         }
-        self.sink.emit(&Event::ChangeDone {
+        self.out.emit(&Event::ChangeDone {
             step: self.step.clone(),
             change: change_id.to_string(),
         });
@@ -254,7 +307,7 @@ impl StepCx<'_> {
     /// # Errors
     /// The journal could not be written.
     pub fn note(&mut self, kind: &str, text: &str) -> Result<(), StepError> {
-        self.journal.append(&Record::Note {
+        self.out.append(&Record::Note {
             kind: kind.into(),
             text: self.redactor.text(text),
         })?;
@@ -263,7 +316,7 @@ impl StepCx<'_> {
 
     /// Reports bytes moved so far.
     pub fn progress(&mut self, bytes: u64, total: Option<u64>) {
-        self.sink.emit(&Event::Progress {
+        self.out.emit(&Event::Progress {
             step: self.step.clone(),
             bytes,
             total,
@@ -272,9 +325,87 @@ impl StepCx<'_> {
 
     /// Reports a line of output (redacted before anyone sees it).
     pub fn output(&mut self, line: &str) {
-        self.sink.emit(&Event::Output {
+        self.out.emit(&Event::Output {
             step: self.step.clone(),
             line: self.redactor.text(line),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::journal::{HeaderFields, Journal};
+    use crate::plan::{Op, Place, Resource};
+
+    fn change(op: Op, name: &str) -> Change {
+        Change {
+            op,
+            resource: Resource::Container,
+            place: Place::Target,
+            name: name.into(),
+            details: Vec::new(),
+            condition: None,
+            undo: "remove it".into(),
+            now: None,
+        }
+    }
+
+    struct Out(std::cell::RefCell<Journal>);
+    impl Outlet for Out {
+        fn next_seq(&self) -> u64 {
+            self.0.borrow().next_seq()
+        }
+        fn append(&self, record: &Record) -> Result<u64, JournalError> {
+            self.0.borrow_mut().append(record)
+        }
+        fn emit(&self, _: &Event) {}
+    }
+
+    #[test]
+    fn a_change_the_plan_does_not_list_is_refused_before_its_intent_is_journaled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::create(
+            &path,
+            &HeaderFields {
+                run: "20261123T120000Z-0001".into(),
+                app: "situs".into(),
+                playbook_sha256: "aa".repeat(32),
+                plan_sha256: "bb".repeat(32),
+                operator: "andi".into(),
+                host: "srv1".into(),
+                started: std::time::SystemTime::UNIX_EPOCH,
+            },
+        )
+        .expect("journal");
+        let out = Out(std::cell::RefCell::new(journal));
+        let store = SecretStore::default();
+        let redactor = Redactor::new(&store);
+        let mut cx = StepCx {
+            out: &out,
+            redactor: &redactor,
+            step: "web".into(),
+            artifacts: dir.path().to_path_buf(),
+            secrets: &store,
+            changes: Vec::new(),
+            planned: vec![change(Op::Replace, "situs")],
+            feed: None,
+            follow: None,
+        };
+        let undo = serde_json::json!({"action": "none"});
+        // Listed: journaled.
+        assert!(cx.intent(&change(Op::Replace, "situs"), &undo).is_ok());
+        // Another name, or another operation on the same name: refused, not journaled.
+        for bad in [change(Op::Replace, "other"), change(Op::Remove, "situs")] {
+            match cx.intent(&bad, &undo) {
+                Err(StepError::Fatal(m)) => assert!(m.contains("plan fidelity"), "{m}"),
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+        assert_eq!(cx.changes.len(), 1);
+        let text = std::fs::read_to_string(&path).expect("reads");
+        assert_eq!(text.matches("\"intent\"").count(), 1, "{text}");
+        assert!(!text.contains("other"), "{text}");
     }
 }

@@ -106,6 +106,9 @@ pub struct Change {
     pub condition: Option<String>,
     /// How rollback undoes it.
     pub undo: String,
+    /// What the live plan found in its place now (live plans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub now: Option<String>,
 }
 
 /// One step of the plan.
@@ -127,6 +130,53 @@ pub struct PlannedStep {
     pub changes: Vec<Change>,
     /// The resolved step, as the run will execute it.
     pub spec: Step,
+    /// What the live probes found for this step (live plans only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub found: Vec<String>,
+    /// How much the step moves and how long it may take (live plans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+}
+
+/// A step's expected size and duration, from what the probes saw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Bytes the step moves or writes, when known.
+    pub bytes: Option<u64>,
+    /// Seconds it may take.
+    pub seconds: f64,
+    /// What the figure rests on.
+    pub basis: String,
+}
+
+/// Something the live probes found that would make the run fail, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The step it concerns, if one.
+    pub step: Option<String>,
+    /// What is wrong.
+    pub what: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+/// What the live probes saw: facts, problems, and the fingerprints a saved plan is
+/// checked against before it runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Probes {
+    /// When the probes ran (UTC, RFC 3339).
+    pub at: String,
+    /// How long they took, in seconds.
+    pub seconds: f64,
+    /// The vendor host, as found.
+    pub vendor: Vec<String>,
+    /// The target engine and this machine, as found.
+    pub target: Vec<String>,
+    /// What would make the run fail.
+    pub problems: Vec<Problem>,
+    /// What the run depends on, as seen: `what -> state`. A saved plan runs only if a
+    /// fresh look finds every one the same.
+    pub fingerprints: BTreeMap<String, String>,
 }
 
 /// Counts of changes by kind.
@@ -178,6 +228,9 @@ pub struct Plan {
     pub steps: Vec<PlannedStep>,
     /// Counts.
     pub summary: Summary,
+    /// What the live probes saw (live plans only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Probes>,
 }
 
 /// A network or volume that an earlier step already creates "if missing" is not
@@ -275,6 +328,8 @@ impl Plan {
                     reads: d.reads,
                     changes: d.changes,
                     spec: s.clone(),
+                    found: Vec::new(),
+                    estimate: None,
                 }
             })
             .collect();
@@ -334,6 +389,7 @@ impl Plan {
                 .collect(),
             steps,
             summary,
+            probes: None,
         }
     }
 }

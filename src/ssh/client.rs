@@ -227,6 +227,8 @@ pub struct Session {
     addr: String,
     /// The known_hosts line added for a new host (`--accept-new-host-key`), to journal.
     pub accepted_new: Option<String>,
+    /// The host key the server proved it holds: `HOST:PORT ALGORITHM SHA256:…`, to journal.
+    pub host_key: Option<String>,
 }
 
 /// The client configuration: big windows for long links, AES-GCM first, keepalives, and
@@ -356,6 +358,13 @@ impl Session {
             Ok(h) => h,
             Err(e) => return Err(connect_error(&addr, &file, t, seen, e)),
         };
+        let host_key = seen.as_ref().map(|Seen { key, .. }| {
+            format!(
+                "{addr} {} {}",
+                key.algorithm(),
+                known_hosts::fingerprint(key)
+            )
+        });
         let mut accepted_new = None;
         if let Some(Seen {
             key,
@@ -387,6 +396,7 @@ impl Session {
             handle,
             addr,
             accepted_new,
+            host_key,
         })
     }
 

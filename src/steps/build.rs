@@ -58,6 +58,7 @@ pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
     Described {
         reads,
         changes: vec![Change {
+            now: None,
             op: Op::Create,
             resource: Resource::Image,
             place: Place::Target,
@@ -295,6 +296,7 @@ pub(super) async fn execute(
         "image_id": image_id,
         "context_sha256": context_sha256,
         "source_sha256": source,
+        "labels": labels,
     });
     cx.done(&id, &facts)?;
     Ok(facts)

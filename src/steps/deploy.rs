@@ -53,6 +53,7 @@ pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         ),
     });
     changes.push(Change {
+        now: None,
         op: Op::Create,
         resource: Resource::Container,
         place: Place::Target,
@@ -62,6 +63,7 @@ pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         undo: "stop and remove it".into(),
     });
     changes.push(Change {
+        now: None,
         op: Op::Replace,
         resource: Resource::Container,
         place: Place::Target,

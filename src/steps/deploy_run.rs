@@ -154,27 +154,46 @@ async fn healthy_once(engine: &Engine, container: &str, check: &HealthCheck) -> 
     }
 }
 
-/// Waits until the new container is healthy, or says why not by the time limit.
+/// What a passed health check showed, for the journal (and `boyong report`).
+fn passed(check: &HealthCheck) -> String {
+    match check {
+        HealthCheck::Http { url, expect_status } => format!("GET {url} answered {expect_status}"),
+        HealthCheck::Tcp(addr) => format!("{addr} accepted a TCP connection"),
+        HealthCheck::Cmd(cmd) => format!("`{}` exited 0 in the container", cmd.join(" ")),
+        HealthCheck::Running => "the container kept running".into(),
+    }
+}
+
+/// Waits until the new container is healthy, or says why not by the time limit. Says
+/// what the passing check showed, after how long and how many checks.
 async fn wait_healthy(
     engine: &Engine,
     container: &str,
     d: &Deploy,
     cx: &mut StepCx<'_>,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let h = &d.health;
     let t0 = Instant::now();
     let mut last = String::from("no check ran");
     if h.check == HealthCheck::Running {
         tokio::time::sleep(h.interval.0).await;
     }
+    let mut checks = 0u32;
     loop {
         match engine.container(container).await {
             Ok(Some(c)) if c.running => {}
             Ok(_) => return Err(format!("the new container stopped ({last})")),
             Err(e) => return Err(e.to_string()),
         }
+        checks += 1;
         match healthy_once(engine, container, &h.check).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                return Ok(format!(
+                    "healthy: {} after {:.1} s ({checks} check(s))",
+                    passed(&h.check),
+                    t0.elapsed().as_secs_f64()
+                ));
+            }
             Err(e) => last = e,
         }
         if t0.elapsed() >= h.timeout.0 {
@@ -306,7 +325,8 @@ pub(super) async fn execute(
     if let Err(e) = engine.start(&next).await {
         return Err(start_failed(e, d));
     }
-    if let Err(why) = wait_healthy(&engine, &next, d, cx).await {
+    let health = wait_healthy(&engine, &next, d, cx).await;
+    if let Err(why) = &health {
         // Unhealthy: the new one goes, the old one serves again. The journal's undo would
         // do the same; it is done here so that the old app is back without a rollback.
         let _ = engine.remove_container(&next).await;
@@ -318,6 +338,7 @@ pub(super) async fn execute(
             d.name
         )));
     }
+    let health = health.unwrap_or_default();
     if old.is_some() {
         let id = cx.intent(
             &part(
@@ -343,12 +364,16 @@ pub(super) async fn execute(
             d.name
         )));
     }
+    // Evidence for the report: the hardening as the engine applied it, not as asked.
+    let settings = engine.applied_settings(&d.name).await.unwrap_or_default();
     Ok(json!({
         "container": d.name,
         "container_id": new_id,
         "image": image,
         "image_id": image_id,
         "previous": old.map(|o| o.id),
+        "health": health,
+        "settings": settings,
     }))
 }
 

@@ -1,5 +1,11 @@
 //! `dump`: dump a database on the vendor host with its own tool, streamed back over SSH,
-//! hashed and gzip-compressed as it arrives.
+//! hashed and gzip-compressed as it arrives, with the vendor's evidence read meanwhile.
+//!
+//! Invariants: the password reaches the tools on their stdin, never a command line; the
+//! artifact appears under its name only once complete and hashed (a per-attempt partial
+//! file until then, removed on failure); in a pipelined pair, the partial file is
+//! announced to its reader only once SQL arrives, each piece only once written, and the
+//! end only with the manifest's hash.
 
 use std::fs;
 use std::io::{Read as _, Write};
@@ -39,6 +45,7 @@ pub(super) fn describe(step: &Step, d: &Dump) -> Described {
         .replacen(&d.database.to_lowercase(), &d.database, 1)
         .replacen(&format!("`{}`", d.user.to_lowercase()), &format!("`{}`", d.user), 1)],
         changes: vec![Change {
+            now: None,
             op: Op::Create,
             resource: Resource::Artifact,
             place: Place::Local,
@@ -109,7 +116,7 @@ fn client_failed(what: &str, code: Option<u32>, stderr: &[u8]) -> StepError {
 }
 
 /// Runs a query on the vendor host; its whole output.
-async fn query(
+pub(super) async fn query(
     session: &Session,
     dialect: Dialect,
     conn: &Conn<'_>,
@@ -178,8 +185,14 @@ struct Written {
     gz_bytes: u64,
 }
 
-/// Compresses the SQL as it arrives into `path`, hashing both the SQL and the file.
-fn write_gz(reader: ChunkReader, path: &Path) -> std::io::Result<Written> {
+/// Compresses the SQL as it arrives into `path`, hashing both the SQL and the file. With
+/// a `feed` (a restore reads the file as it grows), the file is announced once the first
+/// SQL arrives, and each piece reported once it is written to the file.
+fn write_gz(
+    reader: ChunkReader,
+    path: &Path,
+    feed: Option<&crate::engine::stream::Feed>,
+) -> std::io::Result<Written> {
     struct Hashing<W> {
         inner: W,
         hash: Sha256,
@@ -196,9 +209,40 @@ fn write_gz(reader: ChunkReader, path: &Path) -> std::io::Result<Written> {
             self.inner.flush()
         }
     }
+    /// The file, telling the feed how much of it is written.
+    struct Reporting<'f> {
+        file: fs::File,
+        feed: Option<&'f crate::engine::stream::Feed>,
+        bytes: u64,
+    }
+    impl Write for Reporting<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.file.write(buf)?;
+            self.bytes += n as u64;
+            if let Some(f) = self.feed {
+                f.wrote(self.bytes);
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.file.flush()
+        }
+    }
     let file = fs::File::create(path)?;
+    // For the reader: the partial file is renamed or removed before it may get to it.
+    let mut reading = match feed {
+        Some(_) => Some(fs::File::open(path)?),
+        None => None,
+    };
     let out = Hashing {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        inner: std::io::BufWriter::with_capacity(
+            1 << 20,
+            Reporting {
+                file,
+                feed,
+                bytes: 0,
+            },
+        ),
         hash: Sha256::new(),
         bytes: 0,
     };
@@ -216,15 +260,21 @@ fn write_gz(reader: ChunkReader, path: &Path) -> std::io::Result<Written> {
         if n == 0 {
             break;
         }
+        if let Some(f) = feed
+            && let Some(r) = reading.take()
+        {
+            f.begin(path, Some(r));
+        }
         sql.write_all(&buf[..n])?;
+        // A reader following the file gets it 1 MiB (the buffer) at a time.
         gz.write_all(&buf[..n])?;
     }
     let out = gz.finish()?;
-    let file = out
+    let reporting = out
         .inner
         .into_inner()
         .map_err(std::io::IntoInnerError::into_error)?;
-    file.sync_all()?;
+    reporting.file.sync_all()?;
     Ok(Written {
         sql_sha256: crate::playbook::hex(&sql.hash.finalize()),
         gz_sha256: crate::playbook::hex(&out.hash.finalize()),
@@ -242,8 +292,10 @@ pub(super) fn paths(artifacts: &Path, id: &str) -> [PathBuf; 3] {
     ]
 }
 
-/// Dumps: evidence first, then one stream over SSH, compressed and hashed as it arrives,
-/// into a partial file renamed into place once the tool said it finished well.
+/// Dumps: one stream over SSH, compressed and hashed as it arrives, into a partial file
+/// renamed into place once the tool said it finished well; meanwhile the evidence (row
+/// counts and checksums) is read on a second channel. In a pipelined pair, the partial
+/// file is announced to the restore that reads it as it grows, and finished with its hash.
 pub(super) async fn execute(
     live: &Live,
     step: &PlannedStep,
@@ -297,10 +349,60 @@ pub(super) async fn execute(
         )))
     })?;
     let session = live.vendor(Some(cx)).await?;
+    let feed = cx.feed();
 
-    let ev = evidence(&session, dialect, &conn, &password_line)
+    // The dump streams while the evidence queries run on a second channel of the same
+    // session: the evidence is not the dump's snapshot either way (docs/playbook.md).
+    let mut run = start(
+        &session,
+        dialect,
+        &dialect.dump_command(&conn),
+        &password_line,
+    )
+    .await
+    .map_err(clean)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let into = partial.clone();
+    let writer_feed = feed.clone();
+    let writing = tokio::task::spawn_blocking(move || {
+        write_gz(
+            ChunkReader {
+                rx,
+                cur: bytes::Bytes::new(),
+            },
+            &into,
+            writer_feed.as_ref(),
+        )
+    });
+    let (mut ev, mut pumped) = (None, None);
+    {
+        let querying = evidence(&session, dialect, &conn, &password_line);
+        let pumping = super::fetch::pump(&mut run, tx, cx);
+        tokio::pin!(querying, pumping);
+        while ev.is_none() || pumped.is_none() {
+            tokio::select! {
+                r = &mut querying, if ev.is_none() => {
+                    let failed = r.is_err();
+                    ev = Some(r);
+                    if failed {
+                        // The dump is abandoned: its channel closes with `run`.
+                        break;
+                    }
+                }
+                p = &mut pumping, if pumped.is_none() => pumped = Some(p),
+            }
+        }
+    }
+    let written = writing
         .await
-        .map_err(clean)?;
+        .map_err(|e| clean(StepError::failed(format!("the writing thread failed: {e}"))))?;
+    let ev = match ev {
+        Some(r) => r.map_err(clean)?,
+        None => return Err(clean(StepError::failed("the evidence queries did not end"))),
+    };
+    let Some((bytes, stderr)) = pumped else {
+        return Err(clean(StepError::failed("the dump did not end")));
+    };
     let loose = ev.non_transactional();
     if !loose.is_empty() {
         cx.output(&format!(
@@ -315,30 +417,6 @@ pub(super) async fn execute(
         ev.rows(),
         ev.server
     ));
-
-    let mut run = start(
-        &session,
-        dialect,
-        &dialect.dump_command(&conn),
-        &password_line,
-    )
-    .await
-    .map_err(clean)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
-    let into = partial.clone();
-    let writing = tokio::task::spawn_blocking(move || {
-        write_gz(
-            ChunkReader {
-                rx,
-                cur: bytes::Bytes::new(),
-            },
-            &into,
-        )
-    });
-    let (bytes, stderr) = super::fetch::pump(&mut run, tx, cx).await;
-    let written = writing
-        .await
-        .map_err(|e| clean(StepError::failed(format!("the writing thread failed: {e}"))))?;
     let tool = dialect_tool(dialect);
     match run.exit_status() {
         Ok(0) => {}
@@ -384,6 +462,10 @@ pub(super) async fn execute(
             "cannot move the dump into place: {e}"
         )))
     })?;
+    // A restore reading the file as it grew checks what it read against this.
+    if let Some(f) = &feed {
+        f.finish(written.gz_bytes, &written.gz_sha256);
+    }
     let facts = json!({
         "manifest_sha256": crate::playbook::hex(&Sha256::digest(manifest.as_bytes())),
         "sql_gz_sha256": written.gz_sha256,
@@ -436,6 +518,31 @@ pub(super) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
     }
     let ev = fs::read(&evidence_path).map_err(|e| format!("{}: {e}", evidence_path.display()))?;
     serde_json::from_slice(&ev).map_err(|e| format!("{}: {e}", evidence_path.display()))
+}
+
+/// The SHA-256 of a dump's `.sql.gz` as its manifest records it.
+///
+/// # Errors
+/// The manifest cannot be read or does not name the dump.
+pub(super) fn dump_sha256(artifacts: &Path, id: &str) -> Result<String, String> {
+    let [gz_path, manifest_path, _] = paths(artifacts, id);
+    let manifest =
+        fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+    let name = gz_path
+        .file_name()
+        .map(|n| n.as_encoded_bytes().to_vec())
+        .unwrap_or_default();
+    crate::artifact::manifest::parse_sums(&manifest)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, sum)| sum)
+        .ok_or_else(|| {
+            format!(
+                "{} is not in {}",
+                gz_path.display(),
+                manifest_path.display()
+            )
+        })
 }
 
 /// On resume: the manifest is the one journaled and the files still match it.

@@ -27,6 +27,7 @@ pub(super) fn describe(e: &Exec) -> Described {
     Described {
         reads: Vec::new(),
         changes: vec![Change {
+            now: None,
             op: Op::Run,
             resource: Resource::Command,
             place,

@@ -38,6 +38,7 @@ pub(super) fn describe(step: &Step, f: &Fetch) -> Described {
     Described {
         reads,
         changes: vec![Change {
+            now: None,
             op: Op::Create,
             resource: Resource::Artifact,
             place: Place::Local,

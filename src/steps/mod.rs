@@ -14,9 +14,12 @@ mod dump;
 mod exec;
 mod fetch;
 mod live;
+mod probe;
 mod restore;
+mod restore_db;
 
 pub use live::{Live, LiveOptions};
+pub use probe::{Pool, human_bytes, probe};
 
 use crate::plan::{Change, PlanContext};
 use crate::playbook::{Security, Step, StepKind};
@@ -54,6 +57,7 @@ pub(crate) fn volume_if_missing(name: &str) -> Change {
 
 fn if_missing(resource: crate::plan::Resource, name: &str) -> Change {
     Change {
+        now: None,
         op: crate::plan::Op::Create,
         resource,
         place: crate::plan::Place::Target,

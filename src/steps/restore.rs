@@ -1,16 +1,23 @@
 //! `restore`: load a verified dump into a database container on the target and prove
 //! it equal, table by table.
+//!
+//! Two ways: on its own, the dump is verified against its manifest first, then loaded; in
+//! a pipelined pair with its `dump` (the step right before, [`StepCx::follow`]), the
+//! container is made and started while the dump streams, the dump is loaded as it is
+//! written, and once the dump step finished, the SHA-256 of what was loaded must equal the
+//! manifest's, and the files verify, before the evidence is compared. Either way every
+//! change is journaled before it is made, and the evidence must match table by table.
 
-use std::io::BufRead as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::build::docker_err;
-use super::db::{Conn, Dialect, Evidence, rewrite_definer};
+use super::db::{Conn, Dialect};
 use super::deploy_run::{change, part};
 use super::live::{Live, nothing_to_undo};
+use super::restore_db::{evidence, feed, wait_ready};
 use super::{Described, hardening, network_if_missing};
 use crate::docker::{ContainerSpec, Engine};
 use crate::engine::{StepCx, StepError};
@@ -35,6 +42,7 @@ pub(super) fn describe(r: &Restore) -> Described {
     let mut changes = Vec::new();
     if r.replace {
         changes.push(Change {
+            now: None,
             op: Op::Replace,
             resource: Resource::Volume,
             place: Place::Target,
@@ -47,6 +55,7 @@ pub(super) fn describe(r: &Restore) -> Described {
         });
     }
     changes.push(Change {
+        now: None,
         op: Op::Create,
         resource: Resource::Volume,
         place: Place::Target,
@@ -72,6 +81,7 @@ pub(super) fn describe(r: &Restore) -> Described {
     ];
     details.extend(hardening(&db_security()));
     changes.push(Change {
+        now: None,
         op: Op::Create,
         resource: Resource::Container,
         place: Place::Target,
@@ -81,6 +91,7 @@ pub(super) fn describe(r: &Restore) -> Described {
         undo: "stop and remove it".into(),
     });
     changes.push(Change {
+        now: None,
         op: Op::Replace,
         resource: Resource::Database,
         place: Place::Target,
@@ -122,150 +133,6 @@ fn admin_password() -> Result<Secret, StepError> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| StepError::fatal(format!("cannot read /dev/urandom: {e}")))?;
     Ok(Secret::new(crate::playbook::hex(&bytes)))
-}
-
-/// Runs a query in the container; its output.
-async fn query(
-    engine: &Engine,
-    name: &str,
-    dialect: Dialect,
-    c: &Conn<'_>,
-    env: &[String],
-    sql: &str,
-) -> Result<String, String> {
-    let out = engine
-        .exec_io(name, &dialect.container_query(c, sql), env, None, 64 << 20)
-        .await
-        .map_err(|e| e.to_string())?;
-    if out.code == 0 {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
-/// The restored database's evidence.
-async fn evidence(
-    engine: &Engine,
-    name: &str,
-    dialect: Dialect,
-    c: &Conn<'_>,
-    env: &[String],
-) -> Result<Evidence, StepError> {
-    let fail = |e: String| StepError::Fatal(format!("the evidence query in `{name}` failed: {e}"));
-    let out = query(engine, name, dialect, c, env, dialect.tables_sql())
-        .await
-        .map_err(fail)?;
-    let (version, tables) = dialect.parse_tables(&out);
-    let out = if tables.is_empty() {
-        String::new()
-    } else {
-        query(engine, name, dialect, c, env, &dialect.counts_sql(&tables))
-            .await
-            .map_err(fail)?
-    };
-    dialect
-        .parse_counts(version, &tables, &out)
-        .map_err(StepError::Fatal)
-}
-
-/// Waits until the server in `name` takes logins over TCP (after its first-start
-/// initialisation), or says why not.
-async fn wait_ready(
-    engine: &Engine,
-    name: &str,
-    dialect: Dialect,
-    c: &Conn<'_>,
-    env: &[String],
-    limit: Duration,
-    cx: &mut StepCx<'_>,
-) -> Result<(), StepError> {
-    let t0 = Instant::now();
-    let mut last = String::new();
-    loop {
-        match engine.container(name).await.map_err(docker_err)? {
-            Some(s) if s.running => {}
-            _ => {
-                return Err(StepError::fatal(format!(
-                    "the database container `{name}` stopped while starting (see `docker logs {name}`){}",
-                    if last.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {last}")
-                    }
-                )));
-            }
-        }
-        match query(engine, name, dialect, c, env, "SELECT 1").await {
-            Ok(_) => return Ok(()),
-            Err(e) => last = e,
-        }
-        if t0.elapsed() >= limit {
-            return Err(StepError::fatal(format!(
-                "the database in `{name}` did not take logins within {}s: {last}",
-                limit.as_secs()
-            )));
-        }
-        cx.output("waiting for the database server to start");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Reads the dump, decompressed (and, for MariaDB/MySQL, with DEFINER clauses made the
-/// app's user), in chunks for the container's stdin.
-fn feed(
-    path: std::path::PathBuf,
-    dialect: Dialect,
-    definer: &[u8],
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-) -> std::io::Result<u64> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path)?;
-    let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file));
-    if dialect == Dialect::Pg {
-        // Passed through as it is, in pieces of bounded size whatever a line's length.
-        let mut gz = gz;
-        let mut total = 0u64;
-        loop {
-            let mut buf = vec![0u8; 256 * 1024];
-            let n = gz.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            total += n as u64;
-            buf.truncate(n);
-            if tx.blocking_send(Bytes::from(buf)).is_err() {
-                break;
-            }
-        }
-        drop(tx);
-        return Ok(total);
-    }
-    let mut r = std::io::BufReader::with_capacity(1 << 20, gz);
-    let mut chunk = Vec::with_capacity(512 * 1024);
-    let mut line = Vec::new();
-    let mut total = 0u64;
-    loop {
-        line.clear();
-        let n = r.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        total += n as u64;
-        chunk.extend_from_slice(&rewrite_definer(&line, definer));
-        if chunk.len() >= 256 * 1024 {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(512 * 1024));
-            if tx.blocking_send(Bytes::from(full)).is_err() {
-                return Ok(total);
-            }
-        }
-    }
-    if !chunk.is_empty() {
-        let _ = tx.blocking_send(Bytes::from(chunk));
-    }
-    // Dropped: the container's stdin ends.
-    drop(tx);
-    Ok(total)
 }
 
 /// `replace: true` on an existing volume: its contents saved into the run's artifacts
@@ -344,6 +211,45 @@ pub(super) async fn undo_volume(engine: &Engine, data: &Value) -> Result<(), Ste
         .map_err(|e| StepError::failed(e.to_string()))
 }
 
+/// Where the SQL comes from.
+enum Source {
+    /// The complete artifact, verified.
+    File(std::fs::File),
+    /// The artifact as the dump step writes it.
+    Growing(crate::engine::stream::FollowReader),
+}
+
+/// After a load from the dump as it was written: the dump step finished, the SHA-256 of
+/// the bytes loaded (and their count) is the manifest's, and the files verify. The
+/// dump's evidence.
+async fn loaded_as_written(
+    cx: &StepCx<'_>,
+    from: &str,
+    follow: Option<&mut crate::engine::stream::Follow>,
+    read: Option<(u64, String)>,
+) -> Result<super::db::Evidence, StepError> {
+    use crate::engine::stream::End;
+    let (Some(f), Some((bytes, sha256))) = (follow, read) else {
+        return Err(StepError::fatal("the dump was not read as it was written"));
+    };
+    let (want_bytes, want) = match f.ended().await {
+        End::Finished { bytes, sha256 } => (bytes, sha256),
+        End::Failed(e) => {
+            return Err(StepError::failed(format!(
+                "the dump of step `{from}` stopped: {e}"
+            )));
+        }
+        End::Open => return Err(StepError::failed("the dump did not end")),
+    };
+    let manifest = super::dump::dump_sha256(cx.artifacts(), from).map_err(StepError::Fatal)?;
+    if bytes != want_bytes || sha256 != want || sha256 != manifest {
+        return Err(StepError::fatal(format!(
+            "the dump loaded ({bytes} bytes, SHA-256 {sha256}) is not the dump step `{from}` made ({want_bytes} bytes, SHA-256 {manifest} in its manifest)"
+        )));
+    }
+    super::dump::verify(cx.artifacts(), from).map_err(StepError::Fatal)
+}
+
 /// Restores: the dump re-verified, a volume and a hardened database container created,
 /// the dump streamed in through the Docker API, then the evidence compared table by table.
 pub(super) async fn execute(
@@ -354,7 +260,13 @@ pub(super) async fn execute(
 ) -> Result<Value, StepError> {
     let d = dump_of(live, r)?;
     let dialect = Dialect::of(d.engine);
-    let dumped = super::dump::verify(cx.artifacts(), &r.from).map_err(StepError::Fatal)?;
+    let mut follow = cx.follow();
+    // On its own, the dump is checked before anything is made; read as it is written, it
+    // is checked once complete.
+    let verified = match follow {
+        None => Some(super::dump::verify(cx.artifacts(), &r.from).map_err(StepError::Fatal)?),
+        Some(_) => None,
+    };
     let password: Secret = r.password.resolve(cx.secrets()).map_err(StepError::Fatal)?;
     let engine = live.engine().await?;
     let run = cx
@@ -495,7 +407,25 @@ pub(super) async fn execute(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let path = super::dump::paths(cx.artifacts(), &r.from)[0].clone();
     let definer = Dialect::definer(&d.user);
-    let feeding = tokio::task::spawn_blocking(move || feed(path, dialect, &definer, tx));
+    let source = match &mut follow {
+        None => Source::File(
+            std::fs::File::open(&path)
+                .map_err(|e| StepError::Fatal(format!("cannot read {}: {e}", path.display())))?,
+        ),
+        Some(following) => {
+            following.begun().await.map_err(|e| {
+                StepError::failed(format!("the dump of step `{}` did not come: {e}", r.from))
+            })?;
+            Source::Growing(following.reader().map_err(|e| {
+                StepError::failed(format!("cannot read the dump as it is written: {e}"))
+            })?)
+        }
+    };
+    let feeding = tokio::task::spawn_blocking(move || match source {
+        Source::File(file) => feed(file, dialect, &definer, &tx).map(|(n, _)| (n, None)),
+        Source::Growing(growing) => feed(growing, dialect, &definer, &tx)
+            .map(|(n, growing)| (n, Some((growing.bytes(), growing.sha256())))),
+    });
     let loaded = engine
         .exec_io(
             &r.name,
@@ -506,10 +436,9 @@ pub(super) async fn execute(
         )
         .await
         .map_err(docker_err)?;
-    let sql_bytes = feeding
+    let fed = feeding
         .await
-        .map_err(|e| StepError::failed(format!("the reading thread failed: {e}")))?
-        .map_err(|e| StepError::Fatal(format!("cannot read the dump: {e}")))?;
+        .map_err(|e| StepError::failed(format!("the reading thread failed: {e}")))?;
     if loaded.code != 0 {
         let err = String::from_utf8_lossy(&loaded.stderr);
         return Err(StepError::fatal(format!(
@@ -519,6 +448,25 @@ pub(super) async fn execute(
             err.trim()
         )));
     }
+    let (sql_bytes, read) = match (fed, &mut follow) {
+        (Ok(fed), _) => fed,
+        // Read as it was written: the dump step's failure is its own (and stops this one).
+        (Err(why), Some(following)) => {
+            return Err(match following.ended().await {
+                crate::engine::stream::End::Finished { .. } => {
+                    StepError::Fatal(format!("cannot read the dump as it was written: {why}"))
+                }
+                _ => StepError::failed(format!("the dump of step `{}` stopped: {why}", r.from)),
+            });
+        }
+        (Err(why), None) => {
+            return Err(StepError::Fatal(format!("cannot read the dump: {why}")));
+        }
+    };
+    let dumped = match verified {
+        Some(evidence) => evidence,
+        None => loaded_as_written(cx, &r.from, follow.as_mut(), read).await?,
+    };
     let restored = evidence(&engine, &r.name, dialect, &conn, &env).await?;
     let (diff, checksums) = restored.differences(&dumped);
     if !diff.is_empty() {
@@ -543,11 +491,14 @@ pub(super) async fn execute(
             " (rows)"
         }
     ));
+    // Evidence for the report: the hardening as the engine applied it, not as asked.
+    let settings = engine.applied_settings(&r.name).await.unwrap_or_default();
     let facts = json!({
         "container": r.name,
         "container_id": container_id,
         "image": r.image,
         "volume": r.volume,
+        "settings": settings,
         "sql_bytes": sql_bytes,
         "server": restored.server,
         "tables": restored.tables.len(),

@@ -1,7 +1,10 @@
-//! Shared test support: a real sshd, the real Docker Engine, a small tmpfs.
+//! Shared test support: a real sshd, the real Docker Engine, a small tmpfs, a headless
+//! browser.
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+pub mod browser;
 pub mod db;
+pub mod dbrun;
 pub mod docker;
 pub mod sshd;
 pub mod tmpfs;
@@ -65,4 +68,69 @@ pub fn assert_plan_fidelity(run: &std::path::Path) {
         }
     }
     assert!(seen > 0, "the run journaled no change at all");
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("has an address")
+        .port()
+}
+
+/// The body served at `127.0.0.1:port` `path`, or `None` if nothing answers within `wait`.
+pub fn http_get(port: u16, path: &str, wait: std::time::Duration) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if let Some((_, body)) = out.split_once("\r\n\r\n") {
+                return Some(body.trim().to_string());
+            }
+        }
+        if t0.elapsed() >= wait {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Plan fidelity for every run under the state directory `state` that made a change (see
+/// [`assert_plan_fidelity`]). The test environments call it when they are dropped, so each
+/// run of each end-to-end test is checked.
+pub fn assert_plan_fidelity_all(state: &std::path::Path) {
+    let Ok(apps) = std::fs::read_dir(state.join("apps")) else {
+        return;
+    };
+    for app in apps.flatten() {
+        let Ok(runs) = std::fs::read_dir(app.path().join("runs")) else {
+            continue;
+        };
+        for run in runs.flatten() {
+            let journal =
+                std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap_or_default();
+            let intents = journal.lines().any(|l| {
+                serde_json::from_str::<serde_json::Value>(l).is_ok_and(|r| r["type"] == "intent")
+            });
+            if intents {
+                assert_plan_fidelity(&run.path());
+            }
+        }
+    }
+}
+
+/// The body served at `127.0.0.1:port` `/`, waiting up to 10 s for it; panics if nothing
+/// answers.
+pub fn serves(port: u16) -> String {
+    http_get(port, "/", std::time::Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("nothing serves on {port}"))
+}
+
+/// Bytes as text, lossily (command output in assertions).
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }

@@ -158,6 +158,18 @@ pub fn cutting_proxy(
     to: u16,
     cut_after: usize,
 ) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    cutting_proxy_when(to, cut_after, || true)
+}
+
+/// As [`cutting_proxy`], but once `cut_after` bytes went through, the first connection is
+/// held (nothing more forwarded) until `until()` says so (asked every 50 ms, for at most
+/// 120 s), and only then cut.
+pub fn cutting_proxy_when(
+    to: u16,
+    cut_after: usize,
+    until: impl Fn() -> bool + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let until = std::sync::Arc::new(until);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy");
     let port = listener.local_addr().expect("proxy").port();
     let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -175,6 +187,7 @@ pub fn cutting_proxy(
                 let _ = std::io::copy(&mut c2, &mut s2);
             });
             let (mut c, mut s) = (client, server);
+            let until = std::sync::Arc::clone(&until);
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
                 let mut sent = 0;
@@ -188,6 +201,10 @@ pub fn cutting_proxy(
                     }
                     sent += n;
                     if first && sent >= cut_after {
+                        let t0 = std::time::Instant::now();
+                        while !until() && t0.elapsed() < std::time::Duration::from_secs(120) {
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
                         let _ = c.shutdown(std::net::Shutdown::Both);
                         let _ = s.shutdown(std::net::Shutdown::Both);
                         break;

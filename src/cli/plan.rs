@@ -1,0 +1,190 @@
+//! `boyong plan` (and `boyong run --dry-run`): each playbook's plan, then, unless
+//! `--offline`, the live probes of its hosts, many playbooks side by side over shared
+//! connections (one SSH connection per vendor login, one per engine).
+//!
+//! A plan changes nothing anywhere. Exit status: 0 when no problem was found, 1 when the
+//! probes found problems (listed, each with what to do), 2 for bad input.
+
+use std::path::{Path, PathBuf};
+
+use boyong::plan::Plan;
+use boyong::steps::{Live, LiveOptions, Pool, probe};
+
+use super::{Ready, exit, load_ready, render};
+
+/// The playbooks named: files as given; a directory stands for its `*.yml` and `*.yaml`
+/// files, sorted.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("cannot read the directory {}: {e}", p.display()))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension().is_some_and(|x| {
+                            x.eq_ignore_ascii_case("yml") || x.eq_ignore_ascii_case("yaml")
+                        })
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(format!(
+                    "{} is a directory with no playbook (*.yml, *.yaml) in it",
+                    p.display()
+                ));
+            }
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// How a live runner reaches the hosts when only probing.
+pub fn probe_options() -> LiveOptions {
+    let home =
+        std::env::var_os("HOME").map_or_else(|| std::path::PathBuf::from("/root"), Into::into);
+    LiveOptions {
+        default_known_hosts: home.join(".ssh/known_hosts"),
+        accept_new_host_key: false,
+        connect_timeout: std::time::Duration::from_secs(10),
+        labels: std::collections::HashMap::new(),
+    }
+}
+
+/// The plan of a loaded playbook, its path made absolute (a run, and a saved plan, is
+/// rolled back or run from anywhere) unless `as_given`.
+pub fn offline(ready: &Ready, file: &Path, as_given: bool) -> Plan {
+    let mut plan = Plan::offline(&ready.playbook);
+    if !as_given && let Ok(abs) = std::fs::canonicalize(file) {
+        plan.playbook = abs.display().to_string();
+    }
+    plan
+}
+
+/// Probes the hosts of every plan, side by side, sharing connections.
+pub fn probe_all(state: &Path, plans: &mut [Plan], readies: &[Ready]) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let pool = Pool::new();
+    let lives: Vec<Live> = readies
+        .iter()
+        .map(|r| Live::new(r.playbook.clone(), r.secrets.clone(), probe_options()))
+        .collect();
+    rt.block_on(futures_util::future::join_all(
+        plans
+            .iter_mut()
+            .zip(&lives)
+            .map(|(p, l)| probe(&pool, l, p, state)),
+    ));
+    Ok(())
+}
+
+/// `boyong plan PLAYBOOK… [--offline] [--json] [--out FILE|DIR]`.
+pub fn plan(
+    state: &Path,
+    files: &[PathBuf],
+    offline_only: bool,
+    json: bool,
+    out: Option<&Path>,
+) -> u8 {
+    let files = match expand(files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("boyong plan: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let mut readies = Vec::new();
+    let mut bad = false;
+    for f in &files {
+        match load_ready(f, "boyong plan") {
+            Ok(r) => readies.push(r),
+            Err(()) => bad = true,
+        }
+    }
+    if bad {
+        return exit::BAD_INPUT;
+    }
+    let mut plans: Vec<Plan> = readies
+        .iter()
+        .zip(&files)
+        .map(|(r, f)| offline(r, f, offline_only))
+        .collect();
+    if !offline_only && let Err(e) = probe_all(state, &mut plans, &readies) {
+        eprintln!("boyong plan: {e}");
+        return exit::FAILED;
+    }
+    let encode = |p: &Plan| serde_json::to_string_pretty(p).map(|s| s + "\n");
+    if let Some(out) = out {
+        let written = if plans.len() == 1 {
+            encode(&plans[0]).map_err(|e| e.to_string()).and_then(|j| {
+                std::fs::write(out, j).map_err(|e| format!("cannot write {}: {e}", out.display()))
+            })
+        } else {
+            std::fs::create_dir_all(out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))
+                .and_then(|()| {
+                    plans.iter().try_for_each(|p| {
+                        let path = out.join(format!("{}.plan.json", p.app));
+                        encode(p).map_err(|e| e.to_string()).and_then(|j| {
+                            std::fs::write(&path, j)
+                                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+                        })
+                    })
+                })
+        };
+        if let Err(e) = written {
+            eprintln!("boyong plan: {e}");
+            return exit::FAILED;
+        }
+    }
+    if json {
+        let text = if plans.len() == 1 {
+            serde_json::to_string_pretty(&plans[0])
+        } else {
+            serde_json::to_string_pretty(&plans)
+        };
+        match text {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("boyong plan: cannot encode the plan: {e}");
+                return exit::FAILED;
+            }
+        }
+    } else {
+        for (i, p) in plans.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            print!("{}", render::plan(p));
+        }
+    }
+    let problems: usize = plans
+        .iter()
+        .map(|p| p.probes.as_ref().map_or(0, |x| x.problems.len()))
+        .sum();
+    if plans.len() > 1 {
+        let secs = plans
+            .iter()
+            .filter_map(|p| p.probes.as_ref().map(|x| x.seconds))
+            .fold(0.0_f64, f64::max);
+        eprintln!(
+            "{} plans{}; {problems} problem{} found",
+            plans.len(),
+            if offline_only {
+                " (offline)".to_string()
+            } else {
+                format!(", probed side by side (slowest {secs:.2} s)")
+            },
+            if problems == 1 { "" } else { "s" }
+        );
+    }
+    if problems > 0 { exit::FAILED } else { exit::OK }
+}

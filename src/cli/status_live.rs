@@ -1,0 +1,101 @@
+//! What the live engines run, for `boyong status`: per target engine, one connection and
+//! one listing of every container labelled `boyong.app`, all engines at once; then, only
+//! for an app whose container is not in that list (replaced by hand, its labels lost), one
+//! lookup by name. Read-only. Each engine has a few seconds; one that does not answer
+//! makes its apps' rows say so, and the others are still reported.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use boyong::docker::{Engine, Listed};
+use boyong::playbook::{self, DockerEndpoint};
+
+use super::status_scan::Scanned;
+
+/// How long one engine may take to answer status's questions.
+const ENGINE_TIME: Duration = Duration::from_secs(5);
+
+/// An app's container now, or why it is not known.
+pub type Found = Result<Option<Listed>, String>;
+
+/// The endpoint of `target` (a plan's `target`): a Unix socket as is; a TLS engine with
+/// the certificates named by the playbook the run came from.
+fn endpoint(target: &str, playbook_path: &str) -> Result<DockerEndpoint, String> {
+    if let Some(path) = target.strip_prefix("unix://") {
+        return Ok(DockerEndpoint::Unix(PathBuf::from(path)));
+    }
+    let loaded = playbook::load(std::path::Path::new(playbook_path));
+    loaded
+        .playbook
+        .map(|pb| pb.target.docker.clone())
+        .filter(|d| d.to_string() == target)
+        .ok_or_else(|| {
+            format!("engine {target} not checked: its playbook {playbook_path} no longer names it")
+        })
+}
+
+async fn list(endpoint: DockerEndpoint) -> Result<(Engine, Vec<Listed>), String> {
+    let work = async {
+        let engine = Engine::connect(&endpoint)
+            .await
+            .map_err(|e| e.to_string())?;
+        let list = engine
+            .boyong_containers()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((engine, list))
+    };
+    tokio::time::timeout(ENGINE_TIME, work)
+        .await
+        .map_err(|_| format!("the engine {endpoint} did not answer within {ENGINE_TIME:?}"))?
+}
+
+/// Each app's container (by the name its plan cuts over to) on its target engine.
+pub fn containers(apps: &[Scanned]) -> HashMap<String, Found> {
+    let mut targets: HashMap<&str, &str> = HashMap::new();
+    for a in apps.iter().filter(|a| a.container_name.is_some()) {
+        if let Some(t) = &a.target {
+            targets.entry(t.as_str()).or_insert(a.playbook.as_str());
+        }
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return HashMap::new();
+    };
+    rt.block_on(async {
+        let listed = futures_util::future::join_all(targets.iter().map(|(t, pb)| async move {
+            let r = match endpoint(t, pb) {
+                Ok(ep) => list(ep).await,
+                Err(e) => Err(e),
+            };
+            ((*t).to_string(), r)
+        }))
+        .await;
+        let by_target: HashMap<String, Result<(Engine, Vec<Listed>), String>> =
+            listed.into_iter().collect();
+        let lookups = apps.iter().filter_map(|a| {
+            let (name, target) = (a.container_name.as_ref()?, a.target.as_ref()?);
+            let found = by_target.get(target.as_str())?;
+            Some(async move {
+                let r = match found {
+                    Err(e) => Err(e.clone()),
+                    Ok((engine, list)) => match list.iter().find(|c| &c.name == name) {
+                        Some(c) => Ok(Some(c.clone())),
+                        None => tokio::time::timeout(ENGINE_TIME, engine.listed(name))
+                            .await
+                            .map_err(|_| "the engine did not answer".to_string())
+                            .and_then(|r| r.map_err(|e| e.to_string())),
+                    },
+                };
+                (a.app.clone(), r)
+            })
+        });
+        futures_util::future::join_all(lookups)
+            .await
+            .into_iter()
+            .collect()
+    })
+}

@@ -1,0 +1,111 @@
+//! What the engine runs for boyong, in one request: every container labelled
+//! `boyong.app`, for `boyong status` over a fleet.
+
+use std::collections::HashMap;
+
+use super::{DockerError, Engine};
+
+/// A container as `status` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name (without the leading `/`).
+    pub name: String,
+    /// Its image id (`sha256:…`).
+    pub image_id: String,
+    /// `running`, `exited`, `restarting`, `created`, …
+    pub state: String,
+    /// The image's health check now (`healthy`, `unhealthy`, `starting`), if it has one.
+    pub health: Option<String>,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
+}
+
+/// The health in a container's status line (`Up 3 minutes (healthy)`), if any.
+fn health(status: &str) -> Option<String> {
+    let inner = status.rsplit_once('(')?.1.strip_suffix(')')?;
+    let h = inner.strip_prefix("health: ").unwrap_or(inner);
+    matches!(h, "healthy" | "unhealthy" | "starting").then(|| h.to_string())
+}
+
+impl Engine {
+    /// Every container (running or not) with a `boyong.app` label.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn boyong_containers(&self) -> Result<Vec<Listed>, DockerError> {
+        let filters = HashMap::from([("label", vec!["boyong.app".to_string()])]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| DockerError::Api(e.to_string()))?;
+        Ok(list
+            .into_iter()
+            .map(|c| Listed {
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                health: c.status.as_deref().and_then(health),
+                labels: c.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The container named `name` as [`Engine::boyong_containers`] lists one, if any
+    /// (for a container that lost its labels: replaced by hand).
+    ///
+    /// # Errors
+    /// An API error other than "not found".
+    pub async fn listed(&self, name: &str) -> Result<Option<Listed>, DockerError> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => {
+                let state = c.state.unwrap_or_default();
+                Ok(Some(Listed {
+                    name: name.to_string(),
+                    image_id: c.image.unwrap_or_default(),
+                    state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+                    health: state
+                        .health
+                        .and_then(|h| h.status)
+                        .map(|s| s.to_string())
+                        .filter(|s| s != "none" && !s.is_empty()),
+                    labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
+                }))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(DockerError::Api(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::health;
+
+    #[test]
+    fn health_is_read_from_the_status_line() {
+        assert_eq!(health("Up 3 minutes (healthy)").as_deref(), Some("healthy"));
+        assert_eq!(
+            health("Up 1 second (health: starting)").as_deref(),
+            Some("starting")
+        );
+        assert_eq!(
+            health("Up 2 hours (unhealthy)").as_deref(),
+            Some("unhealthy")
+        );
+        assert_eq!(health("Up 2 hours"), None);
+        assert_eq!(health("Exited (1) 3 minutes ago"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! A batch and fleet status against a real sshd and the real Docker Engine: three static
+//! sites run two at a time, one failing its health check; the other two serve, the
+//! failing one is rolled back, the summary names it, every journal matches its plan and
+//! every log holds only its own run. Then status reads the live engine: lifecycles,
+//! containers running their journaled images, and drift once a container is replaced by
+//! hand with another image.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use support::{free_port, serves, text};
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::docker::{Labelled, available as docker_available, busybox};
+use support::sshd::{Sshd, available as sshd_available};
+
+/// A static site fetched from `sshd`, built on busybox, deployed on `port`, health
+/// checked at `health`.
+fn playbook(sshd: &Sshd, dir: &Path, app: &str, name: &str, port: u16, health: &str) -> PathBuf {
+    let src = dir.join(format!("vendor/{app}"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("index.html"), format!("{app}\n")).unwrap();
+    let p = dir.join(format!("pb/{app}.yml"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\napp: {app}\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
+             steps:\n  - id: code\n    fetch: {{ path: {src} }}\n\
+             \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
+             \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{health}\n        timeout: 5s\n        interval: 200ms\n",
+            sshport = sshd.port,
+            user = sshd.user,
+            key = sshd.client_key.display(),
+            kh = sshd.known_hosts.display(),
+            src = src.display(),
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn run_dir(state: &Path, app: &str) -> PathBuf {
+    std::fs::read_dir(state.join(format!("apps/{app}/runs")))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+/// The run ids of the run-started events in a run's log.
+fn logged_runs(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let line: Value = serde_json::from_str(l).ok()?;
+            let e: Value = serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
+            (e["event"] == "run-started").then(|| e["run"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+fn status(state: &Path, extra: &[&str]) -> Vec<Value> {
+    let out = support::boyong(state)
+        .args(["status", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn row<'a>(rows: &'a [Value], app: &str) -> &'a Value {
+    rows.iter().find(|r| r["app"] == app).unwrap()
+}
+
+#[test]
+fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
+    if !sshd_available() || !docker_available() {
+        return;
+    }
+    busybox();
+    let label = Labelled::new("fleet");
+    let sshd = Sshd::start("");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let apps = ["fa", "fb", "fc"];
+    let ports: Vec<u16> = apps.iter().map(|_| free_port()).collect();
+    let names: Vec<String> = apps.iter().map(|a| format!("{a}-{}", label.0)).collect();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| {
+            let health = if i == 1 { "/missing" } else { "/" };
+            playbook(&sshd, dir.path(), apps[i], &names[i], ports[i], health)
+        })
+        .collect();
+
+    let out = support::boyong(&state)
+        .arg("run")
+        .args(&files)
+        .args(["--jobs", "2", "--label", &label.arg()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = |app: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(app))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("fa").contains("succeeded"), "{stdout}");
+    assert!(line("fb").contains("rolled-back"), "{stdout}");
+    assert!(
+        line("fb").contains("`web`") && line("fb").contains("unhealthy"),
+        "{stdout}"
+    );
+    assert!(line("fc").contains("succeeded"), "{stdout}");
+    assert_eq!(serves(ports[0]), "fa");
+    assert_eq!(serves(ports[2]), "fc");
+    for app in apps {
+        let run = run_dir(&state, app);
+        support::assert_plan_fidelity(&run);
+        let id = run.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            logged_runs(&run),
+            [id],
+            "{app}'s log holds its own run only"
+        );
+    }
+
+    let st = status(&state, &[]);
+    assert_eq!(st[0]["app"], "fb", "the rolled-back app first: {st:?}");
+    assert_eq!(row(&st, "fb")["lifecycle"], "rolled-back");
+    for app in ["fa", "fc"] {
+        let r = row(&st, app);
+        assert_eq!(r["lifecycle"], "cut-over", "{r}");
+        assert_eq!(r["live"], "checked", "{r}");
+        assert_eq!(r["container"]["state"], "running", "{r}");
+        assert_eq!(r["drift"], false, "{r}");
+        assert_eq!(r["container"]["image_id"], r["journaled_image_id"], "{r}");
+    }
+
+    // fc's container replaced by hand, on the base image: drift.
+    let name = &names[2];
+    let ok = Command::new("docker")
+        .args(["rm", "-f", name])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let ok = Command::new("docker")
+        .args(["run", "-d", "--name", name, "--label", &label.arg()])
+        .args(["boyong-fixture/busybox:1", "sleep", "600"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let st = status(&state, &["--drift"]);
+    assert_eq!(st.len(), 1, "{st:?}");
+    let r = &st[0];
+    assert_eq!(r["app"], "fc");
+    assert_eq!(r["drift"], true, "{r}");
+    assert!(r["container"]["run"].is_null(), "no boyong labels: {r}");
+    let table = support::boyong(&state).arg("status").output().unwrap();
+    let table = text(&table.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("fc ") && l.contains("DRIFT")),
+        "{table}"
+    );
+    let offline = status(&state, &["--offline"]);
+    assert!(row(&offline, "fc")["drift"].is_null());
+}

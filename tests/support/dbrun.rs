@@ -1,0 +1,206 @@
+//! The database tests' environment: a real sshd as the vendor host, a playbook that
+//! dumps a database there and restores it into a labelled container, runs of the real
+//! binary watched for the password, and readers of what a run journaled.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use super::docker::{Labelled, available as docker_available};
+use super::sshd::{Sshd, available as sshd_available};
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().unwrap()
+}
+
+pub fn exists(what: &str, name: &str) -> bool {
+    docker(&[what, "inspect", name]).status.success()
+}
+
+pub struct Env {
+    pub sshd: Sshd,
+    pub dir: tempfile::TempDir,
+    pub label: Labelled,
+    pub name: String,
+    pub volume: String,
+}
+
+impl Env {
+    pub fn new(test: &str) -> Option<Self> {
+        if !sshd_available() || !docker_available() {
+            return None;
+        }
+        let label = Labelled::new(test);
+        Some(Self {
+            sshd: Sshd::start(""),
+            dir: tempfile::tempdir().unwrap(),
+            name: format!("bd-{}", label.0),
+            volume: format!("bd-{}-data", label.0),
+            label,
+        })
+    }
+
+    pub fn playbook(&self, engine: &str, port: u16, image: &str, replace: bool) -> PathBuf {
+        let p = self.dir.path().join("db.yml");
+        std::fs::write(
+            &p,
+            format!(
+                "version: 1\napp: dbtest\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
+                 vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
+                 steps:\n  - id: db\n    dump:\n      engine: {engine}\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {port}\n\
+                 \x20 - id: database\n    restore:\n      from: db\n      image: {image}\n      name: {name}\n      volume: {volume}\n      password: \"{{{{ vars.pw }}}}\"\n      replace: {replace}\n",
+                sshport = self.sshd.port,
+                user = self.sshd.user,
+                key = self.sshd.client_key.display(),
+                kh = self.sshd.known_hosts.display(),
+                name = self.name,
+                volume = self.volume,
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    /// `boyong run`, with the password in the environment; meanwhile every process's
+    /// command line on this machine (the vendor host too) is sampled and must never hold it.
+    pub fn run(&self, pb: &Path, password: &str) -> Output {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, pw) = (stop.clone(), password.to_string());
+        let watcher = std::thread::spawn(move || {
+            let mut seen = 0;
+            while !s.load(Ordering::SeqCst) {
+                let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+                assert!(
+                    !text(&ps.stdout).contains(&pw),
+                    "the password is on a command line"
+                );
+                seen += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            seen
+        });
+        let marker = self.dir.path().join("run-started");
+        std::fs::write(&marker, b"").unwrap();
+        let out = super::boyong(&self.dir.path().join("state"))
+            .args(["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
+            .env("BOYONG_TEST_DB_PASSWORD", password)
+            .output()
+            .unwrap();
+        stop.store(true, Ordering::SeqCst);
+        assert!(watcher.join().unwrap() > 0);
+        // Nor in a file the run left on the vendor host (this machine): every file written
+        // in /tmp, /var/tmp or the vendor user's home since the run started is searched.
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        let found = Command::new("sh")
+            .args([
+                "-c",
+                "find /tmp /var/tmp \"$2\" -xdev -type f -newer \"$1\" -size -64M -print0 2>/dev/null | xargs -0 -r grep -lF -- \"$3\" 2>/dev/null || true",
+                "sh",
+            ])
+            .arg(&marker)
+            .arg(&home)
+            .arg(password)
+            .output()
+            .unwrap();
+        assert!(
+            found.stdout.is_empty(),
+            "the password is in a file: {}",
+            text(&found.stdout)
+        );
+        out
+    }
+
+    pub fn rollback(&self) -> Output {
+        super::boyong(&self.dir.path().join("state"))
+            .args(["rollback", "dbtest", "--yes"])
+            .output()
+            .unwrap()
+    }
+
+    pub fn last_run(&self) -> PathBuf {
+        let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/dbtest/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        r.sort();
+        r.pop().unwrap()
+    }
+
+    /// The state directory never holds the password, in any file.
+    pub fn assert_no_secret_in_state(&self, password: &str) {
+        let grep = Command::new("grep")
+            .args(["-rlF", "--", password])
+            .arg(self.dir.path().join("state"))
+            .output()
+            .unwrap();
+        assert!(
+            grep.stdout.is_empty(),
+            "the password is in {}",
+            text(&grep.stdout)
+        );
+    }
+
+    /// The fixture's fingerprint query run in the restored container.
+    pub fn fingerprint_in_container(&self, cmd: &[&str], sql: &Path, password_env: &str) -> String {
+        let mut c = Command::new("docker");
+        c.args(["exec", "-i", "-e", password_env, &self.name])
+            .args(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&std::fs::read(sql).unwrap()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim_end().to_string()
+    }
+}
+
+pub fn journal(run: &Path) -> Vec<Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect()
+}
+
+pub fn position(rs: &[Value], what: impl Fn(&Value) -> bool) -> usize {
+    rs.iter()
+        .position(what)
+        .expect("the record is in the journal")
+}
+
+/// The dump and the restore ran overlapped: the restore's first change was journaled
+/// (so made) before the dump step was done, and the restore was done after it.
+pub fn assert_overlapped(run: &Path) {
+    let rs = journal(run);
+    let is = |r: &Value, kind: &str, step: &str| r["type"] == kind && r["step"] == step;
+    let intent = position(&rs, |r| is(r, "intent", "database"));
+    let dump_done = position(&rs, |r| is(r, "step-done", "db"));
+    let restore_done = position(&rs, |r| is(r, "step-done", "database"));
+    assert!(
+        intent < dump_done && dump_done < restore_done,
+        "the restore overlapped the dump: {rs:#?}"
+    );
+}
+
+pub fn restore_facts(run: &Path) -> Value {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|r| r["type"] == "step-done" && r["step"] == "database")
+        .map(|r| r["facts"].clone())
+        .expect("the restore step finished")
+}
