@@ -12,38 +12,15 @@ mod support;
 
 use support::{free_port, serves as get, text};
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::docker::{HoldingProxy, Labelled, available, busybox};
+use support::docker::{HoldingProxy, Labelled, available, busybox, web_image};
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
-}
-
-/// An image serving `body` over HTTP on 8080, labelled for cleanup.
-fn web_image(label: &Labelled, name: &str, body: &str) -> String {
-    let tag = format!("boyong-test-{}-{name}:1", label.0);
-    let dockerfile = format!(
-        "FROM boyong-fixture/busybox:1\nRUN mkdir -p /www && echo {body} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
-    );
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "--label", &label.arg(), "-t", &tag, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "docker build {tag}");
-    tag
 }
 
 struct Env {

@@ -15,12 +15,11 @@ mod support;
 
 use support::{free_port, serves as get, text};
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::docker::{Labelled, available, busybox};
+use support::docker::{Labelled, available, busybox, web_image};
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
@@ -245,28 +244,6 @@ impl Drop for Terminator {
     }
 }
 
-/// An image serving `body` over HTTP on 8080, labelled for cleanup.
-fn web_image(label: &Labelled, body: &str) -> String {
-    let tag = format!("boyong-test-{}-web:1", label.0);
-    let dockerfile = format!(
-        "FROM boyong-fixture/busybox:1\nRUN mkdir -p /www && echo {body} > /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
-    );
-    let mut child = Command::new("docker")
-        .args(["build", "-q", "--label", &label.arg(), "-t", &tag, "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(dockerfile.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "docker build {tag}");
-    tag
-}
-
 struct Env {
     dir: tempfile::TempDir,
     label: Labelled,
@@ -367,7 +344,7 @@ fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
         return;
     };
     let socat = Terminator::start(&env.pki);
-    let image = web_image(&env.label, "over-tls");
+    let image = web_image(&env.label, "web", "over-tls");
     let target = Env::tcp(
         socat.port,
         &env.pki.pem("ca"),
@@ -391,7 +368,7 @@ fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_i
         return;
     };
     let socat = Terminator::start(&env.pki);
-    let image = web_image(&env.label, "never");
+    let image = web_image(&env.label, "web", "never");
     let target = Env::tcp(
         socat.port,
         &env.pki.pem("other-ca"),
@@ -414,7 +391,7 @@ fn a_client_certificate_the_engine_does_not_trust_is_refused_and_nothing_is_crea
         return;
     };
     let socat = Terminator::start(&env.pki);
-    let image = web_image(&env.label, "never");
+    let image = web_image(&env.label, "web", "never");
     let target = Env::tcp(
         socat.port,
         &env.pki.pem("ca"),
@@ -435,7 +412,7 @@ fn a_missing_client_key_is_named_and_its_content_never_shown() {
     let Some(env) = Env::new("tls-no-key") else {
         return;
     };
-    let image = web_image(&env.label, "never");
+    let image = web_image(&env.label, "web", "never");
     let missing = env.dir.path().join("nowhere.key");
     let target = Env::tcp(
         free_port(),
@@ -470,7 +447,7 @@ fn an_engine_that_does_not_answer_fails_clearly_and_nothing_is_created() {
     let Some(env) = Env::new("tls-unreachable") else {
         return;
     };
-    let image = web_image(&env.label, "never");
+    let image = web_image(&env.label, "web", "never");
 
     let out =
         env.run_playbook(&env.playbook(&image, "  docker: unix:///nonexistent/docker.sock\n"));

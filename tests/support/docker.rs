@@ -163,3 +163,34 @@ impl HoldingProxy {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// An image `boyong-test-LABEL-NAME:1` serving `body` over HTTP on 8080, labelled for cleanup.
+/// Built from a directory context with COPY only (no RUN: the legacy builder then starts no
+/// container), and tried up to three times: it is the tests' fixture, not the code under test,
+/// and a busy engine building many images at once now and then refuses one. The last
+/// failure's output is in the panic.
+pub fn web_image(label: &Labelled, name: &str, body: &str) -> String {
+    let tag = format!("boyong-test-{}-{name}:1", label.0);
+    let ctx = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(ctx.path().join("index.html"), format!("{body}\n")).expect("index.html");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM boyong-fixture/busybox:1\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    )
+    .expect("Dockerfile");
+    let mut last = String::new();
+    for attempt in 1..=3 {
+        let out = Command::new("docker")
+            .args(["build", "-q", "--label", &label.arg(), "-t", &tag])
+            .arg(ctx.path())
+            .output()
+            .expect("docker runs");
+        if out.status.success() {
+            return tag;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!("docker build {tag}, attempt {attempt}: {last}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("docker build {tag} failed three times; last: {last}");
+}
