@@ -399,6 +399,55 @@ fn plans_of_a_directory_of_apps_are_probed_side_by_side_and_saved_one_file_each(
 }
 
 #[test]
+fn plans_of_a_batch_are_held_to_the_free_space_they_share() {
+    let Some(env) = Env::new("plan-disk") else {
+        return;
+    };
+    // Each app pulls 3 MiB into a state directory with 8 MiB free: one fits, three do not.
+    let state = env.state();
+    if !support::tmpfs::mount_tmpfs(&state, 8 << 20) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: this test needs to mount a tmpfs (run as root)"
+        );
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let _unmount = support::tmpfs::Unmount(state.clone());
+    std::fs::write(env.www().join("big.bin"), vec![7u8; 3 << 20]).unwrap();
+    let apps = env.dir.path().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    for app in ["satu", "dua", "tiga"] {
+        let p = env.playbook(&format!("{app}.yml"), app, "boyong-fixture/busybox:1", "");
+        std::fs::rename(&p, apps.join(format!("{app}.yml"))).unwrap();
+    }
+
+    let alone = env.boyong(&["plan", apps.join("satu.yml").to_str().unwrap(), "--json"]);
+    assert_eq!(alone.status.code(), Some(0), "{}", text(&alone.stderr));
+
+    let out = env.boyong(&["plan", apps.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for p in all.as_array().unwrap() {
+        let problems = p["probes"]["problems"].to_string();
+        assert!(
+            problems.contains("the 3 plans of this batch that write there need about")
+                && problems.contains(&state.display().to_string()),
+            "{}: {problems}",
+            p["app"]
+        );
+        let disk = &p["probes"]["disk"][0];
+        assert_eq!(disk["what"], "state directory", "{disk}");
+        assert!(disk["need"].as_u64().unwrap() >= 3 << 20, "{disk}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "a plan writes nothing in the state directory"
+    );
+}
+
+#[test]
 fn a_live_plan_reads_the_vendor_database_size_without_showing_its_password() {
     let Some(env) = Env::new("plan-db") else {
         return;

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use boyong::plan::Plan;
-use boyong::steps::{Live, LiveOptions, Pool, probe};
+use boyong::steps::{Live, LiveOptions, Pool, probe, shared_disk};
 
 use super::{Ready, exit, load_ready, render};
 
@@ -83,6 +83,7 @@ pub fn probe_all(state: &Path, plans: &mut [Plan], readies: &[Ready]) -> Result<
             .zip(&lives)
             .map(|(p, l)| probe(&pool, l, p, state)),
     ));
+    shared_disk(plans);
     Ok(())
 }
 

@@ -177,6 +177,22 @@ pub struct Probes {
     /// What the run depends on, as seen: `what -> state`. A saved plan runs only if a
     /// fresh look finds every one the same.
     pub fingerprints: BTreeMap<String, String>,
+    /// Each file system the run writes to, with its free space and the run's estimate: what
+    /// the plans of a batch are checked against together.
+    pub disk: Vec<DiskUse>,
+}
+
+/// One file system a run writes to, as the probes saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskUse {
+    /// `state directory` or `engine storage`.
+    pub what: String,
+    /// The path asked about.
+    pub path: String,
+    /// Free bytes of its file system, when `df` answered.
+    pub free: Option<u64>,
+    /// Bytes the run writes there, estimated.
+    pub need: u64,
 }
 
 /// Counts of changes by kind.
@@ -267,6 +283,8 @@ pub struct PlanContext {
     pub app: String,
     /// Image tag of each build step, by step id.
     pub build_tags: BTreeMap<String, String>,
+    /// The id of the step before each step, by step id (the first has none).
+    pub previous: BTreeMap<String, String>,
 }
 
 impl PlanContext {
@@ -303,6 +321,11 @@ impl Plan {
         let mut ctx = PlanContext {
             app: pb.app.clone(),
             build_tags: BTreeMap::new(),
+            previous: pb
+                .steps
+                .windows(2)
+                .map(|w| (w[1].id.clone(), w[0].id.clone()))
+                .collect(),
         };
         for s in &pb.steps {
             if let StepKind::Build(b) = &s.kind {

@@ -19,7 +19,7 @@ mod restore;
 mod restore_db;
 
 pub use live::{Live, LiveOptions};
-pub use probe::{Pool, human_bytes, probe};
+pub use probe::{Pool, human_bytes, probe, shared_disk};
 
 use crate::plan::{Change, PlanContext};
 use crate::playbook::{Security, Step, StepKind};
@@ -40,7 +40,7 @@ pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
         StepKind::Dump(d) => dump::describe(step, d),
         StepKind::Exec(e) => exec::describe(e),
         StepKind::Build(b) => build::describe(step, b, ctx),
-        StepKind::Restore(r) => restore::describe(r),
+        StepKind::Restore(r) => restore::describe(step, r, ctx),
         StepKind::Deploy(d) => deploy::describe(d, ctx),
     }
 }

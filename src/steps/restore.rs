@@ -21,8 +21,8 @@ use super::restore_db::{evidence, feed, wait_ready};
 use super::{Described, hardening, network_if_missing};
 use crate::docker::{ContainerSpec, Engine};
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, Place, PlannedStep, Resource};
-use crate::playbook::{Dump, Restore, Secret, Security, StepKind};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource};
+use crate::playbook::{Dump, Restore, Secret, Security, Step, StepKind};
 
 /// How a database container is hardened: as a deploy's (read-only root, no new
 /// privileges, all capabilities dropped), except that the server writes to tmpfs /run and
@@ -38,7 +38,18 @@ pub(super) fn db_security() -> Security {
     }
 }
 
-pub(super) fn describe(r: &Restore) -> Described {
+pub(super) fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
+    // Right after its dump, the restore runs beside it (the engine's pair): it reads the
+    // file as it is written and checks the whole file's SHA-256 at the end. Otherwise (its
+    // dump further up, or run on its own on resume) it re-verifies the file first.
+    let read = if ctx.previous.get(&step.id) == Some(&r.from) {
+        format!(
+            "artifacts/{}.sql.gz, loaded while step `{}` writes it; its SHA-256 checked against the manifest at the end (re-verified first when it runs on its own, e.g. on resume)",
+            r.from, r.from
+        )
+    } else {
+        format!("artifacts/{}.sql.gz (SHA-256 re-verified)", r.from)
+    };
     let mut changes = Vec::new();
     if r.replace {
         changes.push(Change {
@@ -96,12 +107,12 @@ pub(super) fn describe(r: &Restore) -> Described {
         resource: Resource::Database,
         place: Place::Target,
         name: format!("{} <- artifacts/{}.sql.gz", r.name, r.from),
-        details: vec!["dump re-verified, streamed in through the Docker API; row counts and checksums compared per table".into()],
+        details: vec!["the dump streamed in through the Docker API; row counts and checksums compared per table".into()],
         condition: None,
         undo: "removed with its container and volume".into(),
     });
     Described {
-        reads: vec![format!("artifacts/{}.sql.gz (SHA-256 re-verified)", r.from)],
+        reads: vec![read],
         changes,
     }
 }

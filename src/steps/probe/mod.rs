@@ -212,6 +212,8 @@ struct Findings {
     /// Bytes the run writes on this machine and on the target, for the disk check.
     local_bytes: u64,
     target_bytes: u64,
+    /// The file systems written to, for the batch's sum ([`shared_disk`]).
+    disk: Vec<crate::plan::DiskUse>,
     /// What each fetch step's probe saw, by step id (a build's context).
     fetched: HashMap<String, vendor::Tree>,
     /// Each dump step's database size, by step id (a restore's load).
@@ -346,6 +348,7 @@ pub async fn probe(pool: &Pool, live: &Live, plan: &mut Plan, state_dir: &std::p
         target: fx.target,
         problems: fx.problems,
         fingerprints: fx.fingerprints,
+        disk: fx.disk,
     });
 }
 
@@ -397,5 +400,68 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_234_567), "1.2 MB");
         assert_eq!(human_bytes(3_000_000_000), "3.00 GB");
+    }
+}
+
+/// The disk check of a batch: plans that write to the same file system are held to its
+/// free space together. Each plan whose share, added to the others', does not fit gets a
+/// problem naming the total (a plan that does not fit alone already has its own).
+pub fn shared_disk(plans: &mut [Plan]) {
+    use std::os::unix::fs::MetadataExt as _;
+    // The file system of a path: the device of its nearest existing parent.
+    let device = |path: &str| {
+        let mut p = std::path::PathBuf::from(path);
+        loop {
+            if let Ok(m) = std::fs::metadata(&p) {
+                return Some(m.dev());
+            }
+            if !p.pop() {
+                return None;
+            }
+        }
+    };
+    // (device, what) -> (free, total need, plan indices)
+    let mut groups: BTreeMap<(u64, String), (u64, u64, Vec<usize>)> = BTreeMap::new();
+    for (i, plan) in plans.iter().enumerate() {
+        for d in plan.probes.iter().flat_map(|p| &p.disk) {
+            let (Some(free), Some(dev)) = (d.free, device(&d.path)) else {
+                continue;
+            };
+            let g = groups
+                .entry((dev, d.what.clone()))
+                .or_insert((free, 0, Vec::new()));
+            g.1 = g.1.saturating_add(d.need);
+            if !g.2.contains(&i) {
+                g.2.push(i);
+            }
+        }
+    }
+    for ((_, what), (free, need, members)) in groups {
+        if members.len() < 2 || free >= need.saturating_add(need / 10) {
+            continue;
+        }
+        for &i in &members {
+            let Some(probes) = plans[i].probes.as_mut() else {
+                continue;
+            };
+            let Some(mine) = probes.disk.iter().find(|d| d.what == what) else {
+                continue;
+            };
+            if free < mine.need.saturating_add(mine.need / 10) {
+                continue; // named already, alone
+            }
+            let what_path = format!("{what} {}", mine.path);
+            probes.problems.push(Problem {
+                step: None,
+                what: format!(
+                    "{what_path} has {} free; the {} plans of this batch that write there need about {} together (this one {})",
+                    human_bytes(free),
+                    members.len(),
+                    human_bytes(need),
+                    human_bytes(mine.need)
+                ),
+                fix: "free space there, or run these apps in smaller batches with space freed in between".into(),
+            });
+        }
     }
 }

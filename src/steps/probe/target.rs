@@ -366,7 +366,14 @@ pub(super) fn disk(
     fx: &mut Findings,
 ) {
     let check = |what: &str, path: &std::path::Path, need: u64, fx: &mut Findings| {
-        let Some(free) = pool.free_bytes(path) else {
+        let free = pool.free_bytes(path);
+        fx.disk.push(crate::plan::DiskUse {
+            what: what.to_owned(),
+            path: path.display().to_string(),
+            free,
+            need,
+        });
+        let Some(free) = free else {
             fx.target
                 .push(format!("{what} {}: free space unknown", path.display()));
             return;
