@@ -424,3 +424,56 @@ fn ctrl_c_interrupts_every_running_app_and_starts_no_other() {
         assert_eq!(env.last_record(app)["result"], "interrupted");
     }
 }
+
+#[test]
+fn an_app_locked_by_another_run_is_refused_by_name_and_the_others_go_on() {
+    let env = Env::new(&["alpha", "bravo"]);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_boyong"));
+    first
+        .current_dir(env.dir.path())
+        .args(["run", "pb/alpha.yml"])
+        .env("BOYONG_STATE", env.path("state"))
+        .env("BOYONG_SIM", env.path("world.json"))
+        .env("DEMO_SSH_PASSWORD", "pw-3b7e")
+        .env("DEMO_TOKEN", "tok-batch")
+        .env("BOYONG_SIM_FAULT", "maint:0:after-intent:wait")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut first = first.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while !std::fs::read_dir(env.path("state/apps/alpha/runs"))
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(Result::ok)
+        .and_then(|r| std::fs::read_to_string(r.path().join("journal.jsonl")).ok())
+        .is_some_and(|j| j.contains("\"type\":\"intent\",\"step\":\"maint\""))
+    {
+        assert!(t0.elapsed().as_secs() < 30, "alpha never reached `maint`");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let out = env.run(&["run", "pb"], None);
+    let _ = first.kill();
+    let _ = first.wait();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // The refusal is said once, on its own line, named for its app.
+    let refusal: Vec<&str> = err.lines().filter(|l| l.contains("is locked by")).collect();
+    assert_eq!(refusal.len(), 1, "{err}");
+    assert!(
+        refusal[0].starts_with("`alpha`: boyong run: "),
+        "{}",
+        refusal[0]
+    );
+    let stdout = text(&out.stdout);
+    let row = |app: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(app))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row("bravo").contains("succeeded"), "{stdout}");
+    assert!(!row("alpha").contains("succeeded"), "{stdout}");
+}

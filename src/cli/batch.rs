@@ -310,7 +310,12 @@ fn worker(batch: &Batch, state: &Path, files: &[PathBuf], args: &RunArgs) {
             r.started = Some(t);
         });
         let slot = Slot { batch, index: i };
+        let app = batch.row(i, |r| r.app.clone()).unwrap_or_default();
+        // What the run path says before or beside its events (a lock refusal, a failure)
+        // goes above the live lines, named for its app.
+        let said = super::say_through(batch.view.printer(&app));
         let code = run_one(state, file, args, Some(&slot));
+        drop(said);
         batch.row(i, |r| {
             r.seconds = Some(t.elapsed().as_secs_f64());
             r.exit = code;

@@ -47,6 +47,21 @@ impl View {
         }
     }
 
+    /// Where `app`'s run prints its own messages: above the live lines on a terminal,
+    /// otherwise on stderr, either way prefixed with the app.
+    pub fn printer(&self, app: &str) -> Box<dyn Fn(&str)> {
+        let app = app.to_owned();
+        match self {
+            Self::Tty(m) => {
+                let m = m.clone();
+                Box::new(move |text| {
+                    let _ = m.println(format!("`{app}`: {text}"));
+                })
+            }
+            Self::Plain | Self::Json => Box::new(move |text| eprintln!("`{app}`: {text}")),
+        }
+    }
+
     /// The sink of `app`'s run, logging to `log`; `pad` aligns the app names.
     pub fn sink(&self, app: &str, pad: usize, log: &Path) -> Result<AppSink, String> {
         let guard = super::report::open_log(log)?;

@@ -1,5 +1,13 @@
 //! Command-line definitions (clap) and dispatch.
 
+/// A message of the command's own (an error, a refusal): on stderr, or on a batch's thread
+/// through the batch's view with the app's name (see [`say`]).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say(&format!($($arg)*))
+    };
+}
+
 mod audit;
 mod batch;
 mod batch_view;
@@ -23,6 +31,36 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, Parser, Subcommand};
 
 use boyong::diag::{self, Diagnostic};
+
+thread_local! {
+    /// Where this thread's messages go instead of stderr: a batch's view, set by the
+    /// batch on each of its threads for the app it runs.
+    static SAY: std::cell::RefCell<Option<Box<dyn Fn(&str)>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Prints a message of the command: on stderr, or through the hook this thread was given
+/// ([`say_through`]), so a batch's terminal view is not torn and the line names its app.
+pub fn say(text: &str) {
+    SAY.with(|hook| match &*hook.borrow() {
+        Some(f) => f(text),
+        None => eprintln!("{text}"),
+    });
+}
+
+/// Sends this thread's messages through `hook` until the guard is dropped.
+pub fn say_through(hook: Box<dyn Fn(&str)>) -> SayGuard {
+    SAY.with(|h| *h.borrow_mut() = Some(hook));
+    SayGuard
+}
+
+/// Gives this thread's messages back to stderr when dropped.
+pub struct SayGuard;
+
+impl Drop for SayGuard {
+    fn drop(&mut self) {
+        SAY.with(|h| *h.borrow_mut() = None);
+    }
+}
 use boyong::playbook::{self, Loaded};
 
 /// Moves vendor-hosted apps onto the government's own servers: pull over SSH, verify
@@ -233,7 +271,7 @@ fn validate(files: &[PathBuf]) -> u8 {
         };
         if errs > 0 {
             worst = exit::BAD_INPUT;
-            eprintln!("{}", summary_line(&head, errs, warns));
+            say!("{}", summary_line(&head, errs, warns));
         } else {
             println!("{}", summary_line(&head, errs, warns));
         }
@@ -270,8 +308,8 @@ fn journal_verify(state: &Path, app: &str, run: Option<&str>) -> u8 {
                     exit::OK
                 }
                 Some(p) => {
-                    eprintln!("{}: BROKEN: {p}", path.display());
-                    eprintln!(
+                    say!("{}: BROKEN: {p}", path.display());
+                    say!(
                         "the journal was changed after it was written; keep a copy for the auditors before anything else"
                     );
                     exit::FAILED
@@ -279,7 +317,7 @@ fn journal_verify(state: &Path, app: &str, run: Option<&str>) -> u8 {
             }
         }
         Err(e) => {
-            eprintln!("boyong journal verify: {e}");
+            say!("boyong journal verify: {e}");
             exit::FAILED
         }
     }
@@ -292,7 +330,7 @@ fn schema() -> u8 {
             exit::OK
         }
         Err(e) => {
-            eprintln!("boyong schema: {e}");
+            say!("boyong schema: {e}");
             exit::FAILED
         }
     }
@@ -307,7 +345,7 @@ fn find_run(
 ) -> Result<boyong::engine::state::RunDir, u8> {
     use boyong::engine::state::RunId;
     let refuse = |e: String| {
-        eprintln!("{cmd}: {e}");
+        say!("{cmd}: {e}");
         exit::BAD_INPUT
     };
     let id = match run {
@@ -356,7 +394,7 @@ fn lock_app(
 ) -> Result<boyong::engine::lock::AppLock, u8> {
     use boyong::engine::lock::{AppLock, Holder, LockError};
     let fail = |e: String| {
-        eprintln!("{command}: {e}");
+        say!("{command}: {e}");
         exit::FAILED
     };
     dir.ensure_app_dir(app)
@@ -373,7 +411,7 @@ fn lock_app(
     match taken {
         Ok(lock) => {
             if let Some((prev, _)) = lock.previous() {
-                eprintln!(
+                say!(
                     "note: the previous holder of `{app}`'s lock ({prev}) ended without releasing it: it crashed or was killed; `boyong status {app}` shows what it left"
                 );
             }
@@ -400,7 +438,7 @@ fn load_ready(file: &Path, cmd: &str) -> Result<Ready, ()> {
     let Some(pb) = &loaded.playbook else {
         print_diags(&loaded, &[]);
         let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
-        eprintln!(
+        say!(
             "{}",
             summary_line(
                 &file.display().to_string(),
@@ -413,7 +451,7 @@ fn load_ready(file: &Path, cmd: &str) -> Result<Ready, ()> {
     let (secrets, problems) = playbook::check_local_inputs(pb, &env_lookup);
     print_diags(&loaded, &problems);
     if problems.iter().any(Diagnostic::is_error) {
-        eprintln!("{cmd}: refused: a run needs the secrets and files above; nothing was changed");
+        say!("{cmd}: refused: a run needs the secrets and files above; nothing was changed");
         return Err(());
     }
     let Loaded { playbook, text, .. } = loaded;

@@ -66,7 +66,7 @@ pub struct RunArgs {
 pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
     if args.dry_run {
         if args.saved_plan.is_some() {
-            eprintln!(
+            say!(
                 "boyong run: --dry-run shows a new plan; use `boyong plan` to look at a saved one"
             );
             return exit::BAD_INPUT;
@@ -75,7 +75,7 @@ pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
     }
     if let Some(saved) = &args.saved_plan {
         if !files.is_empty() {
-            eprintln!(
+            say!(
                 "boyong run: give either playbooks or --plan, not both (the plan names its playbook)"
             );
             return exit::BAD_INPUT;
@@ -121,16 +121,17 @@ pub(super) fn run_planned(
     ) {
         Ok(w) => w,
         Err(e) => {
-            eprintln!("boyong run: {e}");
+            say!("boyong run: {e}");
             return exit::BAD_INPUT;
         }
     };
     let world = &world;
     for step in &plan.steps {
         if let Err(why) = world.supports(step) {
-            eprintln!(
+            say!(
                 "boyong run: `{}` cannot run: step `{}`: {why}; nothing was changed",
-                pb.app, step.id
+                pb.app,
+                step.id
             );
             return exit::FAILED;
         }
@@ -155,7 +156,7 @@ pub(super) fn run_planned(
             text,
         })
     {
-        eprintln!("boyong run: {e}; nothing was changed");
+        say!("boyong run: {e}; nothing was changed");
         return exit::FAILED;
     }
     let code = execute(
@@ -182,7 +183,7 @@ fn create(
     plan: &mut Plan,
 ) -> Result<(RunDir, Journal, Option<History>), u8> {
     let fail = |e: String| {
-        eprintln!("boyong run: {e}; nothing was changed");
+        say!("boyong run: {e}; nothing was changed");
         exit::FAILED
     };
     let now = SystemTime::now();
@@ -225,7 +226,7 @@ fn reopen(
     plan: &mut Plan,
 ) -> Result<(RunDir, Journal, Option<History>), u8> {
     let refuse = |e: String| {
-        eprintln!("boyong run --resume: {e}");
+        say!("boyong run --resume: {e}");
         exit::BAD_INPUT
     };
     let id = match dir.latest_run(&pb.app) {
@@ -275,11 +276,11 @@ fn reopen(
         ))
     })?;
     if before != text {
-        eprintln!(
+        say!(
             "boyong run --resume: refused: the playbook changed since run {id} started; a resumed run must do what the run began.\n{}",
             line_diff(&before, text)
         );
-        eprintln!(
+        say!(
             "roll the run back (`boyong rollback {}`) and start a new one, or restore the playbook",
             pb.app
         );
@@ -342,7 +343,7 @@ fn execute(
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)");
+                    say!("interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)");
                     let _ = tx.send(true);
                     if tokio::signal::ctrl_c().await.is_ok() {
                         std::process::exit(130);
@@ -365,7 +366,7 @@ fn execute(
     match outcome {
         Ok(RunOutcome::Succeeded) => {
             if args.json {
-                eprintln!("`{app}`: run {id} succeeded");
+                say!("`{app}`: run {id} succeeded");
             } else {
                 println!("`{app}`: run {id} succeeded");
             }
@@ -376,10 +377,10 @@ fn execute(
             error,
             rollback,
         }) => {
-            eprintln!("`{app}`: run {id} FAILED at step `{step}`: {error}");
+            say!("`{app}`: run {id} FAILED at step `{step}`: {error}");
             match rollback {
                 Some(r) if r.is_complete() => {
-                    eprintln!(
+                    say!(
                         "everything this run changed was undone ({} change(s)); fix the cause and run again",
                         r.undone.len()
                     );
@@ -390,7 +391,7 @@ fn execute(
                     exit::ROLLBACK_INCOMPLETE
                 }
                 None => {
-                    eprintln!(
+                    say!(
                         "its changes are left in place for inspection: undo them with `boyong rollback {app}`, or finish with `boyong run {} --resume`",
                         file.display()
                     );
@@ -399,14 +400,14 @@ fn execute(
             }
         }
         Ok(RunOutcome::Interrupted { step }) => {
-            eprintln!(
+            say!(
                 "`{app}`: run {id} interrupted during step `{step}`; the journal is consistent.\nundo what it changed with `boyong rollback {app}`, or continue with `boyong run {} --resume`",
                 file.display()
             );
             exit::FAILED
         }
         Err(e) => {
-            eprintln!(
+            say!(
                 "`{app}`: run {id} STOPPED: {e}\nno change was made after the last journaled record; free the disk and run `boyong rollback {app}` or `boyong run {} --resume`",
                 file.display()
             );
@@ -418,28 +419,28 @@ fn execute(
 /// Says what a partial rollback left and how to finish it.
 pub fn print_left(r: &RollbackReport, app: &str) {
     if let Some((item, e)) = &r.failed {
-        eprintln!(
+        say!(
             "rollback INCOMPLETE: undoing {} ({}, step `{}`) failed: {e}",
             item.change_id,
             item.summary(),
             item.step
         );
     }
-    eprintln!("still in place, newest first:");
+    say!("still in place, newest first:");
     for item in &r.left {
         let happened = if item.done {
             ""
         } else {
             " (may not have happened)"
         };
-        eprintln!(
+        say!(
             "  {} {}  [step `{}`]{happened}",
             item.change_id,
             item.summary(),
             item.step
         );
     }
-    eprintln!("fix the cause and run `boyong rollback {app}` again: it continues from there");
+    say!("fix the cause and run `boyong rollback {app}` again: it continues from there");
 }
 
 /// Writes a new file and syncs it.
