@@ -357,6 +357,20 @@ fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
     assert_eq!(get(env.port), "over-tls");
     assert_eq!(env.names(), std::slice::from_ref(&env.name));
 
+    // Status asks the same engine over TLS (the playbook's certificates, found again).
+    let st = env.run(&["status", "--json"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["app"], "tlstest", "{row}");
+    assert_eq!(row["live"], "checked", "{row}");
+    assert_eq!(row["container"]["state"], "running", "{row}");
+    assert_eq!(row["drift"], false, "{row}");
+    assert_eq!(
+        row["container"]["image_id"], row["journaled_image_id"],
+        "{row}"
+    );
+
     let rb = env.run(&["rollback", "tlstest", "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert!(env.names().is_empty(), "{:?}", env.names());
