@@ -46,6 +46,11 @@ impl Env {
     }
 
     fn run(&self, args: &[&str], fault: Option<&str>) -> Output {
+        self.command(args, fault).output().unwrap()
+    }
+
+    /// `boyong ARGS` in this world, with `fault` (BOYONG_SIM_FAULT) if given.
+    fn command(&self, args: &[&str], fault: Option<&str>) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
         c.current_dir(self.dir.path())
             .args(args)
@@ -59,7 +64,17 @@ impl Env {
         if let Some(f) = fault {
             c.env("BOYONG_SIM_FAULT", f);
         }
-        c.output().unwrap()
+        c
+    }
+
+    /// Whether `app`'s first run has journaled the intent of `step`.
+    fn reached(&self, app: &str, step: &str) -> bool {
+        std::fs::read_dir(self.path(&format!("state/apps/{app}/runs")))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+            .and_then(|r| std::fs::read_to_string(r.path().join("journal.jsonl")).ok())
+            .is_some_and(|j| j.contains(&format!("\"type\":\"intent\",\"step\":\"{step}\"")))
     }
 
     /// `status --json --offline` and any extra arguments, by app.
@@ -364,30 +379,17 @@ fn status_lifecycles_filters_and_a_broken_journal() {
 #[test]
 fn ctrl_c_interrupts_every_running_app_and_starts_no_other() {
     let env = Env::new(&["c1", "c2", "c3"]);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boyong"));
-    cmd.current_dir(env.dir.path())
-        .args(["run", "pb", "--jobs", "2"])
-        .env("BOYONG_STATE", env.path("state"))
-        .env("BOYONG_SIM", env.path("world.json"))
-        .env("DEMO_SSH_PASSWORD", "pw-3b7e")
-        .env("DEMO_TOKEN", "tok-batch")
-        .env(
-            "BOYONG_SIM_FAULT",
-            "maint:0:after-intent:wait,maint:0:after-intent:wait",
+    let child = env
+        .command(
+            &["run", "pb", "--jobs", "2"],
+            Some("maint:0:after-intent:wait,maint:0:after-intent:wait"),
         )
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let t0 = std::time::Instant::now();
-    let waiting = |app: &str| {
-        std::fs::read_dir(env.path(&format!("state/apps/{app}/runs")))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok)
-            .and_then(|r| std::fs::read_to_string(r.path().join("journal.jsonl")).ok())
-            .is_some_and(|j| j.contains("\"type\":\"intent\",\"step\":\"maint\""))
-    };
+    let waiting = |app: &str| env.reached(app, "maint");
     while !(waiting("c1") && waiting("c2")) {
         assert!(
             t0.elapsed().as_secs() < 30,
@@ -428,27 +430,14 @@ fn ctrl_c_interrupts_every_running_app_and_starts_no_other() {
 #[test]
 fn an_app_locked_by_another_run_is_refused_by_name_and_the_others_go_on() {
     let env = Env::new(&["alpha", "bravo"]);
-    let mut first = Command::new(env!("CARGO_BIN_EXE_boyong"));
-    first
-        .current_dir(env.dir.path())
-        .args(["run", "pb/alpha.yml"])
-        .env("BOYONG_STATE", env.path("state"))
-        .env("BOYONG_SIM", env.path("world.json"))
-        .env("DEMO_SSH_PASSWORD", "pw-3b7e")
-        .env("DEMO_TOKEN", "tok-batch")
-        .env("BOYONG_SIM_FAULT", "maint:0:after-intent:wait")
-        .stdin(Stdio::null())
+    let mut first = env
+        .command(&["run", "pb/alpha.yml"], Some("maint:0:after-intent:wait"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut first = first.spawn().unwrap();
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let t0 = std::time::Instant::now();
-    while !std::fs::read_dir(env.path("state/apps/alpha/runs"))
-        .ok()
-        .and_then(|mut d| d.next())
-        .and_then(Result::ok)
-        .and_then(|r| std::fs::read_to_string(r.path().join("journal.jsonl")).ok())
-        .is_some_and(|j| j.contains("\"type\":\"intent\",\"step\":\"maint\""))
-    {
+    while !env.reached("alpha", "maint") {
         assert!(t0.elapsed().as_secs() < 30, "alpha never reached `maint`");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -21,3 +21,17 @@ impl Drop for Unmount {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// A tmpfs of `size` bytes mounted at `dir` until the guard drops; `None` (the test skips,
+/// with a message) where this machine does not allow it, which fails the test under CI.
+pub fn mounted(dir: &Path, size: usize) -> Option<Unmount> {
+    if mount_tmpfs(dir, size) {
+        return Some(Unmount(dir.to_path_buf()));
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: this test needs to mount a tmpfs (run as root)"
+    );
+    eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+    None
+}
