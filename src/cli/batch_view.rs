@@ -49,7 +49,7 @@ impl View {
 
     /// Where `app`'s run prints its own messages: above the live lines on a terminal,
     /// otherwise on stderr, either way prefixed with the app.
-    pub fn printer(&self, app: &str) -> Box<dyn Fn(&str)> {
+    pub fn printer(&self, app: &str) -> super::Printer {
         let app = app.to_owned();
         match self {
             Self::Tty(m) => {

@@ -32,10 +32,13 @@ use clap::{CommandFactory as _, Parser, Subcommand};
 
 use boyong::diag::{self, Diagnostic};
 
+/// Where a thread's messages go instead of stderr.
+pub type Printer = Box<dyn Fn(&str)>;
+
 thread_local! {
     /// Where this thread's messages go instead of stderr: a batch's view, set by the
     /// batch on each of its threads for the app it runs.
-    static SAY: std::cell::RefCell<Option<Box<dyn Fn(&str)>>> = const { std::cell::RefCell::new(None) };
+    static SAY: std::cell::RefCell<Option<Printer>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Prints a message of the command: on stderr, or through the hook this thread was given
@@ -48,7 +51,7 @@ pub fn say(text: &str) {
 }
 
 /// Sends this thread's messages through `hook` until the guard is dropped.
-pub fn say_through(hook: Box<dyn Fn(&str)>) -> SayGuard {
+pub fn say_through(hook: Printer) -> SayGuard {
     SAY.with(|h| *h.borrow_mut() = Some(hook));
     SayGuard
 }

@@ -385,24 +385,6 @@ fn utc(secs: u64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
-    }
-
-    #[test]
-    fn human() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1_234_567), "1.2 MB");
-        assert_eq!(human_bytes(3_000_000_000), "3.00 GB");
-    }
-}
-
 /// The disk check of a batch: plans that write to the same file system are held to its
 /// free space together. Each plan whose share, added to the others', does not fit gets a
 /// problem naming the total (a plan that does not fit alone already has its own).
@@ -463,5 +445,23 @@ pub fn shared_disk(plans: &mut [Plan]) {
                 fix: "free space there, or run these apps in smaller batches with space freed in between".into(),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+
+    #[test]
+    fn human() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_234_567), "1.2 MB");
+        assert_eq!(human_bytes(3_000_000_000), "3.00 GB");
     }
 }
