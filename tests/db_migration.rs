@@ -195,6 +195,62 @@ fn an_existing_volume_is_not_overwritten_without_replace() {
 }
 
 #[test]
+fn a_volume_with_its_own_storage_is_not_replaced_and_the_plan_says_so() {
+    let Some(env) = Env::new("volume-opts") else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    // A volume on storage of its own (here a tmpfs; on a server, a bind to a data disk):
+    // removed and made again it would land on the engine's default storage.
+    let made = docker(&[
+        "volume",
+        "create",
+        "--label",
+        &env.label.arg(),
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=16m",
+        &env.volume,
+    ]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let image = base_image("mariadb");
+    let pb = env.playbook("mariadb", db.port, &image, true);
+
+    let plan = support::boyong(&env.dir.path().join("state"))
+        .args(["plan", pb.to_str().unwrap()])
+        .env("BOYONG_TEST_DB_PASSWORD", &db.password)
+        .output()
+        .unwrap();
+    let said = text(&plan.stdout) + &text(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(
+            "has its own storage (driver local, options device=tmpfs,o=size=16m,type=tmpfs)"
+        ),
+        "{said}"
+    );
+
+    let out = env.run(&pb, &db.password);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("has its own storage") && err.contains(&env.volume),
+        "{err}"
+    );
+    let opts = docker(&["volume", "inspect", "-f", "{{json .Options}}", &env.volume]);
+    assert!(
+        text(&opts.stdout).contains("size=16m"),
+        "the volume is kept as it was: {}",
+        text(&opts.stdout)
+    );
+    assert!(!exists("container", &env.name));
+    let _ = docker(&["volume", "rm", &env.volume]);
+}
+
+#[test]
 fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
     let Some(env) = Env::new("replace") else {
         return;

@@ -331,9 +331,35 @@ impl Engine {
     /// # Errors
     /// An API error other than "not found".
     pub async fn volume_exists(&self, name: &str) -> Result<bool, DockerError> {
+        Ok(self.volume_storage(name).await?.is_some())
+    }
+
+    /// A volume's storage, when it exists.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn volume_storage(&self, name: &str) -> Result<Option<VolumeStorage>, DockerError> {
         match self.docker.inspect_volume(name).await {
-            Ok(_) => Ok(true),
-            Err(e) if not_found(&e) => Ok(false),
+            Ok(v) => {
+                let mut opts: Vec<String> = v
+                    .options
+                    .iter()
+                    .map(|(k, val)| format!("{k}={val}"))
+                    .collect();
+                opts.sort();
+                Ok(Some(if v.driver == "local" && opts.is_empty() {
+                    VolumeStorage::Default
+                } else if opts.is_empty() {
+                    VolumeStorage::Custom(format!("driver {}", v.driver))
+                } else {
+                    VolumeStorage::Custom(format!(
+                        "driver {}, options {}",
+                        v.driver,
+                        opts.join(",")
+                    ))
+                }))
+            }
+            Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(api(e)),
         }
     }
@@ -373,4 +399,15 @@ impl Engine {
             Err(e) => Err(api(e)),
         }
     }
+}
+
+/// Where an existing volume keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeStorage {
+    /// The engine's default: the `local` driver without options.
+    Default,
+    /// Another driver, or options (`local` with `o=bind,device=/srv/…`, an NFS mount, a
+    /// plugin), said as `driver D, options K=V,…`: a volume made again by
+    /// [`Engine::create_volume`] would not have them.
+    Custom(String),
 }

@@ -24,7 +24,7 @@ mod fleet;
 mod inspect;
 mod snapshot;
 
-pub use containers::{ContainerSpec, ContainerState};
+pub use containers::{ContainerSpec, ContainerState, VolumeStorage};
 pub use exec::ExecOutput;
 pub use fleet::Listed;
 pub use inspect::{About, Published};

@@ -19,7 +19,7 @@ use super::deploy_run::{change, part};
 use super::live::{Live, nothing_to_undo};
 use super::restore_db::{evidence, feed, wait_ready};
 use super::{Described, hardening, network_if_missing};
-use crate::docker::{ContainerSpec, Engine};
+use crate::docker::{ContainerSpec, Engine, VolumeStorage};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource};
 use crate::playbook::{Dump, Restore, Secret, Security, Step, StepKind};
@@ -200,6 +200,15 @@ async fn replace_volume(
     Ok(())
 }
 
+/// Why a volume with its own storage is not replaced: emptied by removing and creating
+/// it again, it would come back on the engine's default storage (and a bind-backed one
+/// would not even be emptied), and rollback could not give back its driver and options.
+pub(super) fn unreplaceable(volume: &str, how: &str) -> String {
+    format!(
+        "volume `{volume}` has its own storage ({how}): `replace: true` replaces only volumes on the engine's default storage; empty it yourself (its data stays where the options say), or restore into another volume"
+    )
+}
+
 /// Undoes `restore-volume`: the saved contents, checked against their hash, put back.
 pub(super) async fn undo_volume(engine: &Engine, data: &Value) -> Result<(), StepError> {
     let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -302,12 +311,15 @@ pub(super) async fn execute(
             r.name
         )));
     }
-    if engine.volume_exists(&r.volume).await.map_err(docker_err)? {
+    if let Some(storage) = engine.volume_storage(&r.volume).await.map_err(docker_err)? {
         if !r.replace {
             return Err(StepError::fatal(format!(
                 "volume `{}` exists already: it is not overwritten unless the step says `replace: true` (its contents are then saved first, for rollback)",
                 r.volume
             )));
+        }
+        if let VolumeStorage::Custom(how) = storage {
+            return Err(StepError::fatal(unreplaceable(&r.volume, &how)));
         }
         replace_volume(&engine, step, r, &labels, cx).await?;
     } else {

@@ -128,11 +128,17 @@ pub(super) async fn restore(
             "check the engine",
         ),
     }
-    match t.engine.volume_exists(&r.volume).await {
-        Ok(true) => {
+    match t.engine.volume_storage(&r.volume).await {
+        Ok(Some(storage)) => {
             fx.fingerprints
                 .insert(format!("target.volume.{}", r.volume), "present".into());
-            if r.replace {
+            if let (true, crate::docker::VolumeStorage::Custom(how)) = (r.replace, &storage) {
+                fx.problem(
+                    Some(id),
+                    crate::steps::restore::unreplaceable(&r.volume, how),
+                    "empty the volume on the target yourself and drop `replace: true`, or give the step another volume",
+                );
+            } else if r.replace {
                 if let Some(n) = at(Resource::Volume, &r.volume) {
                     sf.now[n] =
                         Some("exists: saved as a tar in the run's artifacts, then replaced".into());
@@ -145,7 +151,7 @@ pub(super) async fn restore(
                 );
             }
         }
-        Ok(false) => {
+        Ok(None) => {
             fx.fingerprints
                 .insert(format!("target.volume.{}", r.volume), "absent".into());
             if let Some(n) = at(Resource::Volume, &r.volume) {
