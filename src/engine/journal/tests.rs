@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, UNIX_EPOCH};
 
-mod tamper;
+mod tamper_tests;
 
 const T0: u64 = 1_795_348_981; // 2026-11-22T12:03:01Z
 
