@@ -151,6 +151,24 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
         assert_eq!(r["container"]["image_id"], r["journaled_image_id"], "{r}");
     }
 
+    // The playbooks' own health checks, run now.
+    let st = status(&state, &["--check"]);
+    for app in ["fa", "fc"] {
+        let r = row(&st, app);
+        assert_eq!(r["check"]["ok"], true, "{r}");
+        assert!(
+            r["check"]["said"]
+                .as_str()
+                .unwrap()
+                .contains("answered 200"),
+            "{r}"
+        );
+    }
+    assert!(
+        row(&st, "fb")["check"].is_null(),
+        "rolled back: not checked"
+    );
+
     // fc's container replaced by hand, on the base image: drift.
     let name = &names[2];
     let ok = Command::new("docker")
@@ -177,6 +195,24 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
             .lines()
             .any(|l| l.starts_with("fc ") && l.contains("DRIFT")),
         "{table}"
+    );
+    // Its port is served by nothing now: the check fails, and says so with exit 1.
+    let out = support::boyong(&state)
+        .args(["status", "--json", "--check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let st: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(row(&st, "fa")["check"]["ok"], true);
+    let r = row(&st, "fc");
+    assert_eq!(r["check"]["ok"], false, "{r}");
+    assert!(
+        r["check"]["said"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("refused"),
+        "{r}"
     );
     let offline = status(&state, &["--offline"]);
     assert!(row(&offline, "fc")["drift"].is_null());

@@ -41,6 +41,11 @@ pub struct StatusArgs {
     /// Only apps whose container runs another image than their journal recorded.
     #[arg(long)]
     pub drift: bool,
+    /// Also run each cut-over app's health check from its playbook now (the HTTP GET, the
+    /// TCP connection, or the command in its container), all at once, a few seconds each;
+    /// exit status 1 when one fails.
+    #[arg(long, conflicts_with = "offline")]
+    pub check: bool,
     /// Only apps at this stage (repeat or comma-separate for several).
     #[arg(long, value_name = "STAGE", value_delimiter = ',', value_parser = parse_lifecycle)]
     pub lifecycle: Vec<Lifecycle>,
@@ -84,6 +89,18 @@ struct AppStatus {
     /// `checked`, `offline`, `no-container` (the playbook deploys none), or why the
     /// engine could not be asked.
     live: String,
+    /// With `--check`: the playbook's health check run now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<CheckNow>,
+}
+
+/// The playbook's health check, run now by `status --check`.
+#[derive(Debug, Clone, Serialize)]
+struct CheckNow {
+    /// Whether it passed.
+    ok: bool,
+    /// What it showed, or why it failed (or was not run).
+    said: String,
 }
 
 impl AppStatus {
@@ -99,13 +116,14 @@ impl AppStatus {
         )
     }
 
-    /// Whether a cut-over app's container is gone, stopped or unhealthy.
+    /// Whether a cut-over app's container is gone, stopped or unhealthy, or its check
+    /// failed now.
     fn unwell(&self) -> bool {
-        self.lifecycle() == Lifecycle::CutOver
-            && self
-                .container
-                .as_ref()
-                .is_some_and(|c| c.state != "running" || c.health.as_deref() == Some("unhealthy"))
+        self.check.as_ref().is_some_and(|c| !c.ok)
+            || self.lifecycle() == Lifecycle::CutOver
+                && self.container.as_ref().is_some_and(|c| {
+                    c.state != "running" || c.health.as_deref() == Some("unhealthy")
+                })
     }
 
     /// 0 first: broken journal or incomplete rollback, failed, drift or unwell, running,
@@ -152,25 +170,70 @@ pub fn status(state: &Path, args: &StatusArgs) -> u8 {
             with_live(&dir, s, found, args.offline)
         })
         .collect();
+    if args.check {
+        check_all(&mut rows);
+    }
     rows.retain(|r| {
         (!args.failed || r.failed())
             && (!args.drift || r.drift == Some(true))
             && (args.lifecycle.is_empty() || args.lifecycle.contains(&r.lifecycle()))
     });
     sort(&mut rows);
+    let code = if rows.iter().any(|r| r.check.as_ref().is_some_and(|c| !c.ok)) {
+        exit::FAILED
+    } else {
+        exit::OK
+    };
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
-        return exit::OK;
+        return code;
     }
     if rows.is_empty() {
         println!("no apps in {} match", state.display());
-        return exit::OK;
+        return code;
     }
     print!("{}", render(&rows, table::stdout_width()));
-    exit::OK
+    code
+}
+
+/// `--check`: each cut-over app's health check, run now where its container runs.
+fn check_all(rows: &mut [AppStatus]) {
+    let running: Vec<(&Scanned, &str)> = rows
+        .iter()
+        .filter(|r| r.lifecycle() == Lifecycle::CutOver)
+        .filter_map(|r| {
+            let c = r.container.as_ref().filter(|c| c.state == "running")?;
+            Some((&r.scanned, c.name.as_str()))
+        })
+        .collect();
+    let mut results = status_live::checks(&running);
+    for r in rows.iter_mut() {
+        if r.lifecycle() != Lifecycle::CutOver {
+            continue;
+        }
+        r.check = Some(match results.remove(&r.scanned.app) {
+            Some(Ok(said)) => CheckNow { ok: true, said },
+            Some(Err(why)) => CheckNow {
+                ok: false,
+                said: why,
+            },
+            None => CheckNow {
+                ok: false,
+                said: match &r.container {
+                    Some(c) if c.state != "running" => {
+                        format!("not run: the container is {}", c.state)
+                    }
+                    _ if r.scanned.health.is_none() => {
+                        "not run: no health check in its plan".into()
+                    }
+                    _ => format!("not run: {}", r.live),
+                },
+            },
+        });
+    }
 }
 
 /// Problems first (see [`AppStatus::rank`]), then by app.
@@ -217,6 +280,7 @@ fn with_live(dir: &StateDir, s: Scanned, found: Option<Found>, offline: bool) ->
         expected_image_id: None,
         drift: None,
         live: if offline { "offline" } else { "no-container" }.into(),
+        check: None,
         scanned: s,
     };
     let (Some(name), Some(found)) = (row.scanned.container_name.clone(), found) else {
@@ -281,9 +345,11 @@ fn render(rows: &[AppStatus], width: Option<usize>) -> String {
             let (container, image) = match &r.container {
                 None => ("-".to_string(), "-".to_string()),
                 Some(c) => (
-                    match &c.health {
-                        Some(h) => format!("{} ({h})", c.state),
-                        None => c.state.clone(),
+                    match (&c.health, &r.check) {
+                        (_, Some(k)) if !k.ok => format!("{} CHECK FAILED", c.state),
+                        (Some(h), _) => format!("{} ({h})", c.state),
+                        (None, Some(_)) => format!("{} (check ok)", c.state),
+                        (None, None) => c.state.clone(),
                     },
                     match (&c.image_id, r.drift, &r.expected_image_id) {
                         (Some(i), Some(true), Some(e)) => {
@@ -296,6 +362,9 @@ fn render(rows: &[AppStatus], width: Option<usize>) -> String {
             };
             let note = match (&s.held_by, &s.failure) {
                 (Some(h), _) => format!("locked by {h}"),
+                _ if r.check.as_ref().is_some_and(|k| !k.ok) => {
+                    r.check.as_ref().map(|k| k.said.clone()).unwrap_or_default()
+                }
                 (None, Some(f)) => f.clone(),
                 (None, None) if s.changes_in_place > 0 && s.result != "succeeded" => format!(
                     "{} change(s) in place: `boyong rollback {}`",
@@ -343,7 +412,39 @@ mod tests {
             expected_image_id: drift.map(|_| "sha256:fedcba9876543210".into()),
             drift,
             live: "checked".into(),
+            check: None,
         }
+    }
+
+    #[test]
+    fn a_failed_check_sorts_with_the_problems_and_says_why() {
+        let mut ok = row("alpha", Lifecycle::CutOver, "succeeded", Some(false));
+        ok.check = Some(CheckNow {
+            ok: true,
+            said: "GET http://127.0.0.1:8080/ answered 200".into(),
+        });
+        let mut bad = row("zulu", Lifecycle::CutOver, "succeeded", Some(false));
+        bad.check = Some(CheckNow {
+            ok: false,
+            said: "GET http://127.0.0.1:8081/ answered 404, expected 200".into(),
+        });
+        let mut rows = vec![ok, bad];
+        sort(&mut rows);
+        assert_eq!(rows[0].scanned.app, "zulu");
+        let t = render(&rows, Some(200));
+        let zulu = t
+            .lines()
+            .find(|l| l.starts_with("zulu"))
+            .unwrap_or_default();
+        assert!(
+            zulu.contains("CHECK FAILED") && zulu.contains("answered 404"),
+            "{t}"
+        );
+        let alpha = t
+            .lines()
+            .find(|l| l.starts_with("alpha"))
+            .unwrap_or_default();
+        assert!(alpha.contains("running (check ok)"), "{t}");
     }
 
     #[test]

@@ -99,3 +99,60 @@ pub fn containers(apps: &[Scanned]) -> HashMap<String, Found> {
             .collect()
     })
 }
+
+/// How long one app's health check may take in `status --check`.
+const CHECK_TIME: Duration = Duration::from_secs(5);
+
+/// The health check of each app in `apps` (app, its running container, its check, its
+/// engine, its playbook), run once now, all at once: what it showed, or why it failed.
+pub fn checks(apps: &[(&Scanned, &str)]) -> HashMap<String, Result<String, String>> {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return HashMap::new();
+    };
+    rt.block_on(async {
+        // One connection per engine, shared by its apps' checks.
+        let mut targets: HashMap<&str, &str> = HashMap::new();
+        for (a, _) in apps {
+            if let Some(t) = &a.target {
+                targets.entry(t.as_str()).or_insert(a.playbook.as_str());
+            }
+        }
+        let engines: HashMap<String, Result<Engine, String>> =
+            futures_util::future::join_all(targets.iter().map(|(t, pb)| async move {
+                let r = match endpoint(t, pb) {
+                    Ok(ep) => tokio::time::timeout(ENGINE_TIME, Engine::connect(&ep))
+                        .await
+                        .map_err(|_| format!("the engine {t} did not answer"))
+                        .and_then(|r| r.map_err(|e| e.to_string())),
+                    Err(e) => Err(e),
+                };
+                ((*t).to_string(), r)
+            }))
+            .await
+            .into_iter()
+            .collect();
+        let runs = apps.iter().filter_map(|(a, container)| {
+            let check = a.health.as_ref()?;
+            let engine = engines.get(a.target.as_deref()?)?;
+            Some(async move {
+                let r = match engine {
+                    Err(e) => Err(e.clone()),
+                    Ok(engine) => tokio::time::timeout(
+                        CHECK_TIME,
+                        boyong::steps::check_health(engine, container, check),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIME:?}"))),
+                };
+                (a.app.clone(), r)
+            })
+        });
+        futures_util::future::join_all(runs)
+            .await
+            .into_iter()
+            .collect()
+    })
+}

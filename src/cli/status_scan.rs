@@ -13,6 +13,7 @@ use boyong::engine::journal;
 use boyong::engine::lock::AppLock;
 use boyong::engine::state::{RunId, StateDir};
 use boyong::engine::{History, RunResult};
+use boyong::playbook::HealthCheck;
 
 /// Where an app stands, from its last run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -102,6 +103,9 @@ pub struct PlanStep {
     /// Its changes.
     #[serde(default)]
     pub changes: Vec<PlanChange>,
+    /// The step as the playbook gave it (a deploy's health check is read from it).
+    #[serde(default)]
+    pub spec: Option<Value>,
 }
 
 /// One change of [`PlanStep`].
@@ -116,6 +120,12 @@ pub struct PlanChange {
 }
 
 impl PlanView {
+    /// The deploy step's health check, as its plan recorded it.
+    pub fn health(&self, step: &str) -> Option<HealthCheck> {
+        let spec = self.steps.iter().find(|s| s.id == step)?.spec.as_ref()?;
+        health_check(spec.pointer("/kind/deploy/health/check")?)
+    }
+
     /// The deploy step's id and the name of the container it cuts over to.
     pub fn deployed(&self) -> Option<(&str, &str)> {
         self.steps
@@ -128,6 +138,28 @@ impl PlanView {
                     .map(|c| (s.id.as_str(), c.name.as_str()))
             })
     }
+}
+
+/// A health check as a plan's JSON writes it (`{"http": {"url", "expect_status"}}`,
+/// `{"tcp": ADDR}`, `{"cmd": [...]}`, `"running"`).
+fn health_check(v: &Value) -> Option<HealthCheck> {
+    if v.as_str() == Some("running") {
+        return Some(HealthCheck::Running);
+    }
+    if let Some(h) = v.get("http") {
+        return Some(HealthCheck::Http {
+            url: h.get("url")?.as_str()?.to_owned(),
+            expect_status: u16::try_from(h.get("expect_status")?.as_u64()?).ok()?,
+        });
+    }
+    if let Some(t) = v.get("tcp") {
+        return Some(HealthCheck::Tcp(t.as_str()?.to_owned()));
+    }
+    let cmd = v.get("cmd")?.as_array()?;
+    cmd.iter()
+        .map(|a| a.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .map(HealthCheck::Cmd)
 }
 
 /// An app as the state directory tells it.
@@ -165,6 +197,9 @@ pub struct Scanned {
     /// The playbook's path when it ran (to reach a TLS engine's certificates).
     #[serde(skip)]
     pub playbook: String,
+    /// The deploy step's health check (for `--check`).
+    #[serde(skip)]
+    pub health: Option<HealthCheck>,
     /// The deploy step's id.
     #[serde(skip)]
     pub deploy_step: Option<String>,
@@ -221,6 +256,7 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
     if let Some((step, name)) = plan.deployed() {
         s.deploy_step = Some(step.to_string());
         s.container_name = Some(name.to_string());
+        s.health = plan.health(step);
     }
     let h = match journal::read(&run.journal_path()) {
         Ok(c) => History::from_journal(&c),

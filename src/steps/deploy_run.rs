@@ -154,6 +154,20 @@ async fn healthy_once(engine: &Engine, container: &str, check: &HealthCheck) -> 
     }
 }
 
+/// One try of `check` against `container` now, for `boyong status --check`: what it
+/// showed, or why it failed.
+///
+/// # Errors
+/// The check failed: the reason.
+pub async fn check_health(
+    engine: &Engine,
+    container: &str,
+    check: &HealthCheck,
+) -> Result<String, String> {
+    healthy_once(engine, container, check).await?;
+    Ok(passed(check))
+}
+
 /// What a passed health check showed, for the journal (and `boyong report`).
 fn passed(check: &HealthCheck) -> String {
     match check {

@@ -18,6 +18,7 @@ mod probe;
 mod restore;
 mod restore_db;
 
+pub use deploy_run::check_health;
 pub use live::{Live, LiveOptions};
 pub use probe::{Pool, human_bytes, probe, shared_disk};
 
