@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::Described;
-use super::db::{Conn, Dialect, Evidence};
+use super::db::{ARG_SQL_MAX, Conn, Dialect, Evidence};
 use super::fetch::{ChunkReader, remove_all, write_synced};
 use super::live::{Live, ssh_err};
 use crate::engine::{StepCx, StepError};
@@ -151,7 +151,9 @@ pub(super) async fn query(
     }
 }
 
-/// Row counts and checksums of every base table, as the vendor's server has them.
+/// Row counts and checksums of every base table, as the vendor's server has them: the
+/// tables listed, then counted in batches whose SQL fits on a command line, one after the
+/// other on channels of the same session.
 async fn evidence(
     session: &Session,
     dialect: Dialect,
@@ -159,19 +161,12 @@ async fn evidence(
     password_line: &str,
 ) -> Result<Evidence, StepError> {
     let out = query(session, dialect, conn, password_line, dialect.tables_sql()).await?;
-    let (version, tables) = dialect.parse_tables(&out);
-    let out = if tables.is_empty() {
-        String::new()
-    } else {
-        query(
-            session,
-            dialect,
-            conn,
-            password_line,
-            &dialect.counts_sql(&tables),
-        )
-        .await?
-    };
+    let (version, tables) = dialect.parse_tables(&out).map_err(StepError::Fatal)?;
+    let mut out = String::new();
+    for sql in dialect.counts_sql(&tables, ARG_SQL_MAX) {
+        out.push_str(&query(session, dialect, conn, password_line, &sql).await?);
+        out.push('\n');
+    }
     dialect
         .parse_counts(version, &tables, &out)
         .map_err(StepError::Fatal)
