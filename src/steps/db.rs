@@ -437,7 +437,7 @@ impl Dialect {
             };
             let more = part.len() + join.len() + id.len() + tail_join.len();
             if !parts.is_empty() && size + more > max {
-                batches.push(self.batch(head, join, &parts, &ids));
+                batches.push(Self::batch(head, join, &parts, &ids));
                 (parts, ids, size) = (Vec::new(), Vec::new(), head.len() + 32);
             }
             size += more;
@@ -447,12 +447,12 @@ impl Dialect {
             }
         }
         if !parts.is_empty() {
-            batches.push(self.batch(head, join, &parts, &ids));
+            batches.push(Self::batch(head, join, &parts, &ids));
         }
         batches
     }
 
-    fn batch(self, head: &str, join: &str, parts: &[String], ids: &[String]) -> String {
+    fn batch(head: &str, join: &str, parts: &[String], ids: &[String]) -> String {
         let mut sql = head.to_string() + &parts.join(join);
         if !ids.is_empty() {
             sql.push_str("; CHECKSUM TABLE ");
@@ -583,7 +583,7 @@ pub fn shown(name: &str) -> String {
 
 /// Hex (either case) to a UTF-8 string.
 fn unhex(h: &str) -> Option<String> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..h.len())
@@ -694,6 +694,7 @@ fn quoted_account(s: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn definers_become_the_app_user_and_data_is_untouched() {
@@ -824,10 +825,10 @@ mod tests {
         // MariaDB: names hex-encoded in the list, identifiers quoted in the SQL, and the
         // names CHECKSUM TABLE echoes in the client's batch escaping.
         let my = Dialect::My("mariadb-dump");
-        let listed: String = odd
-            .iter()
-            .map(|n| format!("{}\tInnoDB\n", hex(n)))
-            .collect();
+        let listed = odd.iter().fold(String::new(), |mut s, n| {
+            let _ = writeln!(s, "{}\tInnoDB", hex(n));
+            s
+        });
         let (_, t) = my
             .parse_tables(&format!("version\t10.11.6-MariaDB\n{listed}"))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -841,11 +842,12 @@ mod tests {
                 .replace('\t', "\\t")
                 .replace('\n', "\\n")
         };
-        let mut out: String = (0..odd.len())
-            .map(|i| format!("rows\t{i}\t{i}\n"))
-            .collect();
+        let mut out = String::new();
+        for i in 0..odd.len() {
+            let _ = writeln!(out, "rows\t{i}\t{i}");
+        }
         for n in odd {
-            out.push_str(&format!("perizinan.{}\t{}\n", escape(n), n.len()));
+            let _ = writeln!(out, "perizinan.{}\t{}", escape(n), n.len());
         }
         let e = my
             .parse_counts("10.11.6-MariaDB".into(), &t, &out)
