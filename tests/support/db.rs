@@ -325,6 +325,12 @@ impl Mariadb {
         eprintln!("mariadb: seeded in {:.1?}", t0.elapsed());
     }
 
+    /// Loads fixtures/db/mariadb-odd-names.sql: tables named with a tab, a line break, a
+    /// backslash, quotes, a space, a dot and Javanese script, and `aaa_gate`.
+    pub fn seed_odd_names(&self) {
+        self.source(&fixture("mariadb-odd-names.sql"));
+    }
+
     /// Loads fixtures/db/mariadb-myisam.sql: the MyISAM table `legacy_log`.
     pub fn seed_myisam(&self) {
         self.source(&fixture("mariadb-myisam.sql"));
@@ -550,6 +556,18 @@ impl Postgres {
         let t0 = Instant::now();
         self.source_as(&self.user, &fixture("postgres-seed.sql"));
         eprintln!("postgres: seeded in {:.1?}", t0.elapsed());
+    }
+
+    /// Loads fixtures/db/postgres-odd-names.sql as the app's user: tables named with a tab,
+    /// a line break, a backslash, quotes, a space, a dot, Javanese and an emoji (one in a
+    /// schema whose name holds a dot), and `aaa_gate`.
+    pub fn seed_odd_names(&self) {
+        self.source_as(&self.user, &fixture("postgres-odd-names.sql"));
+    }
+
+    /// Runs `sql` as `user` in the app's database; its output (see `query`).
+    pub fn query_as(&self, user: &str, sql: &str) -> String {
+        run(&mut self.psql(user, &self.database), sql.as_bytes(), "psql")
     }
 
     /// fixtures/db/postgres-fingerprint.sql on the app's database: a line per table (name,
