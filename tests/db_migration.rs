@@ -12,6 +12,7 @@
 
 mod support;
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use support::db::{Mariadb, Postgres, base_image, fixture};
@@ -315,9 +316,10 @@ fn many_tables(count: usize, prefix: &str, quote: impl Fn(&str) -> String, engin
     let mut sql = String::from("BEGIN;\n");
     for i in 0..count {
         let t = quote(&format!("{prefix}{i:04}"));
-        sql.push_str(&format!(
-            "CREATE TABLE {t} (id INT, berkas VARCHAR(40)){engine};\nINSERT INTO {t} VALUES ({i}, 'lampiran {i}');\n"
-        ));
+        let _ = writeln!(
+            sql,
+            "CREATE TABLE {t} (id INT, berkas VARCHAR(40)){engine};\nINSERT INTO {t} VALUES ({i}, 'lampiran {i}');"
+        );
     }
     sql.push_str("COMMIT;\n");
     sql
