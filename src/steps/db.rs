@@ -7,6 +7,13 @@
 //! `--defaults-extra-file=/dev/stdin`, libpq `PGSERVICEFILE=/dev/stdin`), written there by
 //! a shell builtin (`printf`) from a line the wrapper read on its own stdin. Nothing with
 //! the secret is ever exec'd, so no command line and no environment carries it.
+//!
+//! Evidence: any legal table name and any number of tables. Names are listed hex-encoded,
+//! put in SQL only as quoted identifiers, and never parsed back from text except where
+//! `CHECKSUM TABLE` echoes them (decoded, and checked against the table asked for); rows
+//! and checksums come keyed by the table's position. On the vendor host a query is one
+//! argument (at most 128 KiB on Linux): the counts go in batches of [`ARG_SQL_MAX`]; in
+//! the container the SQL goes on the client's stdin.
 
 use serde::{Deserialize, Serialize};
 
