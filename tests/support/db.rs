@@ -205,6 +205,10 @@ impl Mariadb {
         let out = Command::new(MARIADB_INSTALL_DB)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            // Its own temporary directory, not the shared /tmp, where a bootstrapping
+            // server's temporary tables once met another's (`Error on delete of
+            // '/tmp/#sql-temptable-…'`); passed on to the bootstrapping mariadbd.
+            .arg(format!("--tmpdir={}", d.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
