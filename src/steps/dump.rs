@@ -372,7 +372,11 @@ pub(super) async fn execute(
     let (mut ev, mut pumped) = (None, None);
     {
         let querying = evidence(&session, dialect, &conn, &password_line);
-        let pumping = super::fetch::pump(&mut run, tx, cx);
+        let pumping = async {
+            let pumped = super::fetch::pump(&mut run, tx, cx).await;
+            let ended_well = matches!(run.exit_status(), Ok(0));
+            (pumped, ended_well)
+        };
         tokio::pin!(querying, pumping);
         while ev.is_none() || pumped.is_none() {
             tokio::select! {
@@ -384,19 +388,36 @@ pub(super) async fn execute(
                         break;
                     }
                 }
-                p = &mut pumping, if pumped.is_none() => pumped = Some(p),
+                (p, ended_well) = &mut pumping, if pumped.is_none() => {
+                    pumped = Some(p);
+                    if !ended_well {
+                        // The dump failed (or its connection dropped): the evidence is
+                        // of no use, and a query on a lost connection may never end.
+                        break;
+                    }
+                }
             }
         }
     }
     let written = writing
         .await
         .map_err(|e| clean(StepError::failed(format!("the writing thread failed: {e}"))))?;
+    let tool = dialect_tool(dialect);
+    let Some((bytes, stderr)) = pumped else {
+        match ev {
+            Some(Err(e)) => return Err(clean(e)),
+            _ => return Err(clean(StepError::failed("the dump did not end"))),
+        }
+    };
     let ev = match ev {
         Some(r) => r.map_err(clean)?,
-        None => return Err(clean(StepError::failed("the evidence queries did not end"))),
-    };
-    let Some((bytes, stderr)) = pumped else {
-        return Err(clean(StepError::failed("the dump did not end")));
+        None => {
+            return Err(clean(match run.exit_status() {
+                Ok(0) => StepError::failed("the evidence queries did not end"),
+                Ok(c) => client_failed(tool, Some(c), &stderr),
+                Err(_) => client_failed(tool, None, &stderr),
+            }));
+        }
     };
     let loose = ev.non_transactional();
     if !loose.is_empty() {
@@ -412,7 +433,6 @@ pub(super) async fn execute(
         ev.rows(),
         ev.server
     ));
-    let tool = dialect_tool(dialect);
     match run.exit_status() {
         Ok(0) => {}
         Ok(c) => return Err(clean(client_failed(tool, Some(c), &stderr))),
