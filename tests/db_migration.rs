@@ -12,6 +12,7 @@
 
 mod support;
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use support::db::{Mariadb, Postgres, base_image, fixture};
@@ -363,4 +364,314 @@ fn a_dump_cut_off_mid_stream_is_retried_from_scratch_and_leaves_no_partial_file(
     );
     let facts = restore_facts(&env.last_run());
     assert_eq!(facts["checksums_compared"], true, "{facts}");
+}
+
+/// SQL that makes `count` tables named `prefix` and a number (`quote` quotes a name, `engine`
+/// ends the CREATE TABLE), a row each, in one batch.
+fn many_tables(count: usize, prefix: &str, quote: impl Fn(&str) -> String, engine: &str) -> String {
+    let mut sql = String::from("BEGIN;\n");
+    for i in 0..count {
+        let t = quote(&format!("{prefix}{i:04}"));
+        let _ = writeln!(
+            sql,
+            "CREATE TABLE {t} (id INT, berkas VARCHAR(40)){engine};\nINSERT INTO {t} VALUES ({i}, 'lampiran {i}');"
+        );
+    }
+    sql.push_str("COMMIT;\n");
+    sql
+}
+
+/// The restore's evidence, table name to rows.
+fn restored_rows(facts: &serde_json::Value) -> std::collections::HashMap<String, u64> {
+    facts["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["rows"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_postgres_database_of_1500_tables_some_oddly_named_moves_equal_table_by_table() {
+    let Some(env) = Env::new("pgmany") else {
+        return;
+    };
+    let Some(db) = Postgres::start() else { return };
+    db.seed_odd_names();
+    let t0 = std::time::Instant::now();
+    let prefix = "permohonan_izin_usaha_mikro_kecil_lampiran_";
+    db.query_as(
+        &db.user,
+        &many_tables(1500, prefix, |t| format!("\"{t}\""), ""),
+    );
+    eprintln!("postgres: 1,500 tables made in {:.1?}", t0.elapsed());
+    let image = base_image("postgres");
+    let pb = env.playbook("postgres", db.port, &image, false);
+    let out = env.run(&pb, &db.password);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = env.last_run();
+    let facts = restore_facts(&run);
+    assert_eq!(facts["checksums_compared"], true, "{facts}");
+    assert_eq!(facts["tables"], 1500 + 9, "{facts}");
+    let rows = restored_rows(&facts);
+    for (name, n) in [
+        ("public.tab\there", 3),
+        ("public.line\nbreak", 3),
+        ("public.back\\slash", 3),
+        ("public.\"it's \"\"quoted\"\"\"", 3),
+        ("public.with space", 3),
+        ("public.\"dot.ted\"", 3),
+        ("public.Jawa ꦗꦮ 🙂", 3),
+        ("\"dot.schema\".with space", 1),
+        ("public.permohonan_izin_usaha_mikro_kecil_lampiran_1499", 1),
+    ] {
+        assert_eq!(rows.get(name), Some(&n), "{name:?} in {rows:?}");
+    }
+    // The vendor's evidence names the same tables (compared by boyong; read here too).
+    let dumped: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("artifacts/db.evidence.json")).unwrap())
+            .unwrap();
+    assert_eq!(dumped["tables"].as_array().unwrap().len(), 1509);
+    let restored = env.fingerprint_in_container(
+        &[
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "perizinan",
+            "-d",
+            "perizinan",
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+        ],
+        &fixture("postgres-fingerprint.sql"),
+        &format!("PGPASSWORD={}", db.password),
+    );
+    assert_eq!(restored, db.fingerprint());
+}
+
+#[test]
+fn a_mariadb_database_of_800_tables_named_long_and_odd_moves_equal_table_by_table() {
+    let Some(env) = Env::new("mymany") else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    db.seed_odd_names();
+    let t0 = std::time::Instant::now();
+    // 64 characters, MariaDB's longest: 800 such tables need ~150 KiB of evidence SQL,
+    // more than one argument may hold. MyISAM: made and restored in seconds, not minutes.
+    let prefix = "permohonan_izin_usaha_mikro_kecil_menengah_lampiran_dokumen_";
+    assert_eq!(prefix.len() + 4, 64);
+    db.query(&many_tables(
+        800,
+        prefix,
+        |t| format!("`{t}`"),
+        " ENGINE=MyISAM",
+    ));
+    eprintln!("mariadb: 800 tables made in {:.1?}", t0.elapsed());
+    let image = base_image("mariadb");
+    let pb = env.playbook("mariadb", db.port, &image, false);
+    let out = env.run(&pb, &db.password);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let facts = restore_facts(&env.last_run());
+    assert_eq!(facts["checksums_compared"], true, "{facts}");
+    assert_eq!(facts["tables"], 800 + 8, "{facts}");
+    let rows = restored_rows(&facts);
+    for (name, n) in [
+        ("tab\there", 3),
+        ("line\nbreak", 2),
+        ("back\\slash", 2),
+        ("it's \"quoted\" `x`", 2),
+        ("with space", 1),
+        ("dot.ted", 1),
+        ("Jawa ꦗꦮ é", 2),
+        (
+            "permohonan_izin_usaha_mikro_kecil_menengah_lampiran_dokumen_0799",
+            1,
+        ),
+    ] {
+        assert_eq!(rows.get(name), Some(&n), "{name:?} in {rows:?}");
+    }
+    // Not the fixture's fingerprint here: its query reads information_schema.COLUMNS once
+    // per table, minutes for 800 tables (the first test compares it, on the seed).
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        said.contains("808 tables, 814 rows: equal to the dump"),
+        "{said}"
+    );
+}
+
+/// What a failed restore said differs, up to the end of its line.
+fn differences(stderr: &str) -> &str {
+    let at = stderr
+        .find("the restored database differs from the dump: ")
+        .unwrap_or_else(|| panic!("no differences in: {stderr}"));
+    let rest = &stderr[at + "the restored database differs from the dump: ".len()..];
+    rest.split('\n').next().unwrap_or_default().trim_end()
+}
+
+/// Runs `boyong run` on `pb` while `meanwhile` runs: once the dump and the vendor's
+/// evidence both wait on the lock a test holds (`waiting` says so), `change` is made and
+/// the lock let go. The dump's snapshot predates the change, the evidence (counted after
+/// the lock) sees it: a real difference between the dump and the vendor's evidence.
+fn run_with_change_under_a_held_lock(
+    env: &Env,
+    pb: &std::path::Path,
+    password: &str,
+    waiting: impl Fn() -> bool,
+    change_and_release: impl FnOnce(),
+) -> std::process::Output {
+    let mut child = support::boyong(&env.dir.path().join("state"))
+        .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
+        .env("BOYONG_TEST_DB_PASSWORD", password)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !waiting() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "the dump and the evidence never waited on the lock"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "boyong ended early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    change_and_release();
+    child.wait_with_output().unwrap()
+}
+
+/// A psql or mariadb session as the superuser that holds what `sql` locks until dropped
+/// (its stdin closed ends it).
+struct Holding(std::process::Child);
+
+impl Holding {
+    fn start(mut cmd: std::process::Command, sql: &str) -> Self {
+        use std::io::Write as _;
+        let mut child = cmd
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(sql.as_bytes())
+            .unwrap();
+        Self(child)
+    }
+
+    fn release(mut self, sql: &str) {
+        use std::io::Write as _;
+        let mut stdin = self.0.stdin.take().unwrap();
+        stdin.write_all(sql.as_bytes()).unwrap();
+        drop(stdin);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if self.0.stdin.is_some() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_postgres_table_named_with_a_tab_that_changed_during_the_dump_fails_the_restore_by_name() {
+    let Some(env) = Env::new("pgdiff") else {
+        return;
+    };
+    let Some(db) = Postgres::start() else { return };
+    db.seed_odd_names();
+    let image = base_image("postgres");
+    let pb = env.playbook("postgres", db.port, &image, false);
+    let gate = Holding::start(
+        db.client(),
+        "BEGIN;\nLOCK TABLE aaa_gate IN ACCESS EXCLUSIVE MODE;\n",
+    );
+    let locked = || {
+        db.query("SELECT count(*) FROM pg_locks WHERE relation = 'aaa_gate'::regclass AND mode = 'AccessExclusiveLock' AND granted")
+            == "1"
+    };
+    let t0 = std::time::Instant::now();
+    while !locked() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // pg_dump (its snapshot taken) and the evidence's count, both waiting on the gate.
+    let waiting = || {
+        db.query(
+            "SELECT count(DISTINCT application_name) FROM pg_stat_activity WHERE datname = 'perizinan' AND wait_event_type = 'Lock' AND application_name IN ('pg_dump', 'psql') AND usename = 'perizinan'",
+        ) == "2"
+    };
+    let out = run_with_change_under_a_held_lock(&env, &pb, &db.password, waiting, || {
+        db.query_as(&db.user, "INSERT INTO \"tab\there\" VALUES (4, 'later')");
+        gate.release("COMMIT;\n");
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(
+        differences(&err),
+        "table `public.tab\\there` has 3 rows, the dump had 4",
+        "that table alone, named: {err}"
+    );
+}
+
+#[test]
+fn a_mariadb_table_named_with_a_tab_that_changed_during_the_dump_fails_the_restore_by_name() {
+    let Some(env) = Env::new("mydiff") else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    db.seed_odd_names();
+    let image = base_image("mariadb");
+    let pb = env.playbook("mariadb", db.port, &image, false);
+    let gate = Holding::start(db.client(), "LOCK TABLES aaa_gate WRITE;\n");
+    let count = |state: &str| {
+        db.query(&format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE {state}"
+        ))
+    };
+    let t0 = std::time::Instant::now();
+    while db
+        .query("SHOW OPEN TABLES FROM perizinan WHERE `Table` = 'aaa_gate' AND In_use > 0")
+        .is_empty()
+    {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The dump (its snapshot taken) and the evidence's count, both waiting on the gate.
+    let waiting = || {
+        count("USER = 'perizinan' AND STATE = 'Waiting for table metadata lock'")
+            .parse::<u32>()
+            .unwrap()
+            >= 2
+    };
+    let out = run_with_change_under_a_held_lock(&env, &pb, &db.password, waiting, || {
+        db.query("INSERT INTO `tab\there` VALUES (4, 'later')");
+        gate.release("UNLOCK TABLES;\n");
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(
+        differences(&err),
+        "table `tab\\there` has 3 rows, the dump had 4",
+        "that table alone, named: {err}"
+    );
 }

@@ -13,7 +13,7 @@ mod support;
 use support::{free_port, serves as get, text};
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -442,5 +442,63 @@ fn exec_in_a_container_gets_its_env_off_the_command_line_and_rollback_runs_its_u
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     let gone = docker(&["exec", &env.name, "cat", "/tmp/greeting"]);
     assert!(!gone.status.success(), "the undo removed the file");
+    assert_eq!(get(env.port), "old", "the container itself is untouched");
+}
+
+#[test]
+fn exec_in_a_container_past_its_timeout_is_stopped_there_with_what_it_started() {
+    let Some(env) = Env::new("exectimeout") else {
+        return;
+    };
+    let p = env.dir.path().join("slow.yml");
+    // One sleep in the background, one in the foreground: the command and its children.
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nsteps:\n  - id: wait\n    timeout: 2s\n    exec:\n      on: {{ container: {} }}\n      run: sleep 37.25 & sleep 37.5\n",
+            env.name
+        ),
+    )
+    .unwrap();
+    let sleeps = || {
+        let top = docker(&["top", &env.name]);
+        assert!(top.status.success(), "{}", text(&top.stderr));
+        text(&top.stdout)
+            .lines()
+            .filter(|l| l.contains("sleep 37."))
+            .count()
+    };
+    let mut child = support::boyong(&env.dir.path().join("state"))
+        .args(["run", p.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The command runs in the container first (a test that can fail: it is seen there).
+    let t0 = Instant::now();
+    while sleeps() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the command never ran in the container"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "boyong ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("did not finish within its timeout of 2s"),
+        "{}",
+        text(&out.stderr)
+    );
+    let t1 = Instant::now();
+    while sleeps() > 0 {
+        assert!(
+            t1.elapsed() < Duration::from_secs(10),
+            "the command outlived its step in the container: {}",
+            text(&docker(&["top", &env.name]).stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(get(env.port), "old", "the container itself is untouched");
 }

@@ -1,5 +1,6 @@
-//! Commands inside a running container, with their standard input streamed in and their
-//! output collected: what `restore` needs to load a dump and ask for its evidence.
+//! Commands inside a running container, with their standard input streamed in (or held
+//! open) and their output collected: what `restore` needs to load a dump and ask for its
+//! evidence, and what an `exec` step needs to be stopped when boyong stops waiting for it.
 
 use bollard::models::ExecConfig;
 use bytes::Bytes;
@@ -19,6 +20,17 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// What a command's standard input is.
+enum Input {
+    /// These chunks (none: empty), then its end.
+    Feed(Option<tokio::sync::mpsc::Receiver<Bytes>>),
+    /// Nothing is written, but it stays open until the command's output ends. When the
+    /// caller goes away first (its future dropped: a time limit, Ctrl-C, a crash), the API
+    /// connection closes and the engine ends the command's stdin: a command that watches it
+    /// learns that nobody waits for it any more.
+    Held,
+}
+
 impl Engine {
     /// Runs `cmd` in `container` with `env` added to its environment (the API's body, never
     /// a command line), feeding it the chunks of `stdin` (none: an empty stdin) and
@@ -34,7 +46,38 @@ impl Engine {
         stdin: Option<tokio::sync::mpsc::Receiver<Bytes>>,
         max_stdout: usize,
     ) -> Result<ExecOutput, DockerError> {
+        self.exec_with(container, cmd, env, Input::Feed(stdin), max_stdout)
+            .await
+    }
+
+    /// Runs `cmd` as [`Engine::exec_io`] does, its stdin held open (nothing written) until
+    /// its output ends, or until this future is dropped: then the connection closes and
+    /// the command's stdin ends, which a wrapper watching it takes as the signal to stop
+    /// the command (`steps/exec.rs`). The engine itself never stops an exec.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn exec_held(
+        &self,
+        container: &str,
+        cmd: &[String],
+        env: &[String],
+        max_stdout: usize,
+    ) -> Result<ExecOutput, DockerError> {
+        self.exec_with(container, cmd, env, Input::Held, max_stdout)
+            .await
+    }
+
+    async fn exec_with(
+        &self,
+        container: &str,
+        cmd: &[String],
+        env: &[String],
+        stdin: Input,
+        max_stdout: usize,
+    ) -> Result<ExecOutput, DockerError> {
         let api = |e: bollard::errors::Error| DockerError::Api(e.to_string());
+        let attach_stdin = !matches!(stdin, Input::Feed(None));
         let exec = self
             .docker
             .create_exec(
@@ -42,7 +85,7 @@ impl Engine {
                 ExecConfig {
                     cmd: Some(cmd.to_vec()),
                     env: (!env.is_empty()).then(|| env.to_vec()),
-                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdin: Some(attach_stdin),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(false),
@@ -58,16 +101,6 @@ impl Engine {
         } = started
         else {
             return Err(DockerError::Api("the exec did not attach".into()));
-        };
-        let feeding = async move {
-            if let Some(mut rx) = stdin {
-                while let Some(chunk) = rx.recv().await {
-                    input.write_all(&chunk).await?;
-                }
-                input.flush().await?;
-            }
-            // EOF for the command's stdin.
-            input.shutdown().await
         };
         let reading = async {
             let (mut out, mut err) = (Vec::new(), Vec::new());
@@ -87,7 +120,27 @@ impl Engine {
             }
             Ok::<_, DockerError>((out, err))
         };
-        let (fed, read) = tokio::join!(feeding, reading);
+        let (fed, read) = match stdin {
+            Input::Feed(stdin) => {
+                let feeding = async move {
+                    if let Some(mut rx) = stdin {
+                        while let Some(chunk) = rx.recv().await {
+                            input.write_all(&chunk).await?;
+                        }
+                        input.flush().await?;
+                    }
+                    // EOF for the command's stdin.
+                    input.shutdown().await
+                };
+                tokio::join!(feeding, reading)
+            }
+            Input::Held => {
+                let read = reading.await;
+                // The command is done; its stdin may close now (an error is no matter).
+                let _ = input.shutdown().await;
+                (Ok(()), read)
+            }
+        };
         let (stdout, stderr) = read?;
         let r = self.docker.inspect_exec(&exec.id).await.map_err(api)?;
         let code = r.exit_code.unwrap_or(-1);

@@ -7,6 +7,13 @@
 //! `--defaults-extra-file=/dev/stdin`, libpq `PGSERVICEFILE=/dev/stdin`), written there by
 //! a shell builtin (`printf`) from a line the wrapper read on its own stdin. Nothing with
 //! the secret is ever exec'd, so no command line and no environment carries it.
+//!
+//! Evidence: any legal table name and any number of tables. Names are listed hex-encoded,
+//! put in SQL only as quoted identifiers, and never parsed back from text except where
+//! `CHECKSUM TABLE` echoes them (decoded, and checked against the table asked for); rows
+//! and checksums come keyed by the table's position. On the vendor host a query is one
+//! argument (at most 128 KiB on Linux): the counts go in batches of [`ARG_SQL_MAX`]; in
+//! the container the SQL goes on the client's stdin.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,24 +67,29 @@ impl Evidence {
     /// servers are the same major.minor version (else a note says they were not).
     pub fn differences(&self, dumped: &Self) -> (Vec<String>, bool) {
         let same = major_minor(&self.server) == major_minor(&dumped.server);
+        let mine: std::collections::HashMap<&str, &TableEvidence> =
+            self.tables.iter().map(|t| (t.table.as_str(), t)).collect();
+        let theirs: std::collections::HashSet<&str> =
+            dumped.tables.iter().map(|t| t.table.as_str()).collect();
         let mut diff = Vec::new();
         for d in &dumped.tables {
-            match self.tables.iter().find(|t| t.table == d.table) {
-                None => diff.push(format!("table `{}` is missing", d.table)),
+            let name = shown(&d.table);
+            match mine.get(d.table.as_str()) {
+                None => diff.push(format!("table `{name}` is missing")),
                 Some(t) if t.rows != d.rows => diff.push(format!(
-                    "table `{}` has {} rows, the dump had {}",
-                    d.table, t.rows, d.rows
+                    "table `{name}` has {} rows, the dump had {}",
+                    t.rows, d.rows
                 )),
                 Some(t) if same && t.checksum != d.checksum => diff.push(format!(
-                    "table `{}`: content checksum {} differs from the dump's {}",
-                    d.table, t.checksum, d.checksum
+                    "table `{name}`: content checksum {} differs from the dump's {}",
+                    t.checksum, d.checksum
                 )),
                 Some(_) => {}
             }
         }
         for t in &self.tables {
-            if !dumped.tables.iter().any(|d| d.table == t.table) {
-                diff.push(format!("table `{}` is not in the dump", t.table));
+            if !theirs.contains(t.table.as_str()) {
+                diff.push(format!("table `{}` is not in the dump", shown(&t.table)));
             }
         }
         (diff, same)
@@ -105,6 +117,14 @@ fn major_minor(version: &str) -> String {
 /// Settings under which PostgreSQL writes a row as text the same way on the vendor's
 /// server and in the container, whatever their configuration.
 const PG_SESSION: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'; SET lc_monetary = 'C'; ";
+
+/// The most SQL one query on the vendor host carries. It is a single argument there (to
+/// the login shell, then the client), and Linux refuses one longer than 128 KiB
+/// (`MAX_ARG_STRLEN`); shell quoting at most quadruples it (`'` becomes `'\''`), and the
+/// wrapper around it is under 1 KiB. The evidence of a database of any size is sent in
+/// batches of this size (the vendor host's stdin carries the password and, held open, the
+/// signal that boyong is still there: not the SQL).
+pub const ARG_SQL_MAX: usize = 30 * 1024;
 
 /// How one engine is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +237,8 @@ impl Dialect {
         }
     }
 
-    /// A query's command (stdout: tab-separated rows).
+    /// A query's command (stdout: tab-separated rows). The SQL is one argument: it must
+    /// keep within [`ARG_SQL_MAX`] (the evidence comes in batches that do).
     pub fn query_command(self, c: &Conn<'_>, sql: &str) -> String {
         match self {
             Self::My(_) => format!("exec {} --execute={}", self.client(c), quote(sql)),
@@ -253,22 +274,13 @@ impl Dialect {
         }
     }
 
-    /// A query inside the database container, output tab-separated.
-    pub fn container_query(self, c: &Conn<'_>, sql: &str) -> Vec<String> {
+    /// A query inside the database container, its SQL read from stdin (no length limit, none
+    /// of it on a command line), output tab-separated.
+    pub fn container_query(self, c: &Conn<'_>) -> Vec<String> {
         let mut cmd = self.load_command(c);
         match self {
-            Self::My(_) => cmd.extend([
-                "--batch".into(),
-                "--skip-column-names".into(),
-                format!("--execute={sql}"),
-            ]),
-            Self::Pg => cmd.extend([
-                "-A".into(),
-                "-t".into(),
-                "-F".into(),
-                "\t".into(),
-                format!("--command={sql}"),
-            ]),
+            Self::My(_) => cmd.extend(["--batch".into(), "--skip-column-names".into()]),
+            Self::Pg => cmd.extend(["-A".into(), "-t".into(), "-F".into(), "\t".into()]),
         }
         cmd
     }
@@ -357,118 +369,171 @@ impl Dialect {
     }
 
     /// The first evidence query: the server's version, then the base tables (and their
-    /// storage engine).
+    /// storage engine), each name hex-encoded (UTF-8) so that any legal name, a tab, a line
+    /// break or a backslash in it, comes back exactly whatever the client escapes.
     pub fn tables_sql(self) -> &'static str {
         match self {
             Self::My(_) => {
-                "SELECT 'version', VERSION(); SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
+                "SELECT 'version', VERSION(); SELECT HEX(CONVERT(TABLE_NAME USING utf8mb4)), ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
             }
             Self::Pg => {
-                "SELECT 'version', current_setting('server_version') UNION ALL (SELECT table_schema || '.' || table_name, '' FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1)"
+                "SELECT 'version', current_setting('server_version') UNION ALL (SELECT encode(convert_to(table_schema, 'UTF8'), 'hex') || '.' || encode(convert_to(table_name, 'UTF8'), 'hex'), '' FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name)"
             }
         }
     }
 
-    /// Parses the first query's output: (version, [(table, engine)]).
-    pub fn parse_tables(self, out: &str) -> (String, Vec<(String, Option<String>)>) {
+    /// Parses the first query's output: the server's version and the base tables.
+    ///
+    /// # Errors
+    /// A line that is not a version or a hex-encoded UTF-8 name.
+    pub fn parse_tables(self, out: &str) -> Result<(String, Vec<Table>), String> {
         let mut version = String::new();
         let mut tables = Vec::new();
         for line in out.lines().filter(|l| !l.is_empty()) {
             let (a, b) = line.split_once('\t').unwrap_or((line, ""));
-            if a == "version" && version.is_empty() {
+            if a == "version" {
                 version = b.to_string();
-            } else {
-                let engine = (self != Self::Pg && !b.is_empty()).then(|| b.to_string());
-                tables.push((a.to_string(), engine));
+                continue;
             }
-        }
-        (version, tables)
-    }
-
-    /// The second evidence query: rows and a content checksum per table.
-    pub fn counts_sql(self, tables: &[(String, Option<String>)]) -> String {
-        match self {
-            Self::My(_) => {
-                let mut sql: Vec<String> = tables
-                    .iter()
-                    .map(|(t, _)| format!("SELECT 'rows', {}, COUNT(*) FROM {}", my_str(t), my_id(t)))
-                    .collect();
-                if !tables.is_empty() {
-                    let list: Vec<String> = tables.iter().map(|(t, _)| my_id(t)).collect();
-                    sql.push(format!("CHECKSUM TABLE {} EXTENDED", list.join(", ")));
+            let bad = || format!("unexpected line in the list of tables: {line}");
+            tables.push(match self {
+                Self::My(_) => Table {
+                    schema: None,
+                    name: unhex(a).ok_or_else(bad)?,
+                    engine: (!b.is_empty() && b != "NULL").then(|| b.to_string()),
+                },
+                Self::Pg => {
+                    let (schema, name) = a.split_once('.').ok_or_else(bad)?;
+                    Table {
+                        schema: Some(unhex(schema).ok_or_else(bad)?),
+                        name: unhex(name).ok_or_else(bad)?,
+                        engine: None,
+                    }
                 }
-                sql.join("; ")
-            }
-            // The rows' text depends on session settings: the same on both sides.
-            Self::Pg => PG_SESSION.to_string() + &tables
-                .iter()
-                .map(|(t, _)| {
-                    let (schema, name) = t.split_once('.').unwrap_or(("public", t));
-                    format!(
-                        "SELECT {}, count(*), coalesce(sum(('x' || left(md5(r::text), 15))::bit(60)::bigint), 0) FROM {}.{} r",
-                        pg_str(t),
-                        pg_id(schema),
-                        pg_id(name)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL "),
+            });
         }
+        Ok((version, tables))
     }
 
-    /// Parses the second query's output into evidence.
+    /// The second evidence query, in batches of at most about `max` bytes of SQL each (a
+    /// table's own SQL is never split): rows and a content checksum per table. A table is
+    /// named in the SQL only as an identifier (quoted as the engine quotes them) and in the
+    /// output only by its position in `tables`, so no name is ever parsed back from text.
+    pub fn counts_sql(self, tables: &[Table], max: usize) -> Vec<String> {
+        let (head, join, tail_join) = match self {
+            Self::My(_) => ("", "; ", ", "),
+            // The rows' text depends on session settings: the same on both sides.
+            Self::Pg => (PG_SESSION, " UNION ALL ", ""),
+        };
+        let mut batches = Vec::new();
+        let (mut parts, mut ids, mut size) = (Vec::new(), Vec::new(), head.len() + 32);
+        for (i, t) in tables.iter().enumerate() {
+            let (part, id) = match self {
+                Self::My(_) => {
+                    let id = my_id(&t.name);
+                    (format!("SELECT 'rows', {i}, COUNT(*) FROM {id}"), id)
+                }
+                Self::Pg => (
+                    format!(
+                        "SELECT {i}, count(*), coalesce(sum(('x' || left(md5(r::text), 15))::bit(60)::bigint), 0) FROM {}.{} r",
+                        pg_id(t.schema.as_deref().unwrap_or("public")),
+                        pg_id(&t.name)
+                    ),
+                    String::new(),
+                ),
+            };
+            let more = part.len() + join.len() + id.len() + tail_join.len();
+            if !parts.is_empty() && size + more > max {
+                batches.push(Self::batch(head, join, &parts, &ids));
+                (parts, ids, size) = (Vec::new(), Vec::new(), head.len() + 32);
+            }
+            size += more;
+            parts.push(part);
+            if !id.is_empty() {
+                ids.push(id);
+            }
+        }
+        if !parts.is_empty() {
+            batches.push(Self::batch(head, join, &parts, &ids));
+        }
+        batches
+    }
+
+    fn batch(head: &str, join: &str, parts: &[String], ids: &[String]) -> String {
+        let mut sql = head.to_string() + &parts.join(join);
+        if !ids.is_empty() {
+            sql.push_str("; CHECKSUM TABLE ");
+            sql.push_str(&ids.join(", "));
+            sql.push_str(" EXTENDED");
+        }
+        sql
+    }
+
+    /// Parses the second query's output (its batches' outputs one after the other) into
+    /// evidence. Row counts (and PostgreSQL's checksums) come keyed by the table's position;
+    /// `CHECKSUM TABLE` answers a row per table in the order asked, its name escaped by the
+    /// client's batch mode, which is undone and checked against the table asked for.
     ///
     /// # Errors
-    /// A table without a row count or checksum.
+    /// A table without a row count or checksum, or a line that is not one of those.
     pub fn parse_counts(
         self,
         version: String,
-        tables: &[(String, Option<String>)],
+        tables: &[Table],
         out: &str,
     ) -> Result<Evidence, String> {
-        let mut rows = std::collections::HashMap::new();
-        let mut sums = std::collections::HashMap::new();
+        let mut rows: Vec<Option<u64>> = vec![None; tables.len()];
+        let mut sums: Vec<Option<String>> = vec![None; tables.len()];
+        let mut next_sum = 0;
+        let index = |i: &str| {
+            i.parse::<usize>()
+                .ok()
+                .filter(|&i| i < tables.len())
+                .ok_or_else(|| format!("unexpected table number in the evidence: {i}"))
+        };
+        let count = |n: &str| n.parse::<u64>().map_err(|e| format!("{n}: {e}"));
         for line in out.lines().filter(|l| !l.is_empty()) {
             let f: Vec<&str> = line.split('\t').collect();
             match (self, f.as_slice()) {
-                (Self::My(_), ["rows", t, n]) => {
-                    rows.insert(
-                        (*t).to_string(),
-                        n.parse::<u64>().map_err(|e| e.to_string())?,
-                    );
-                }
+                (Self::My(_), ["rows", i, n]) => rows[index(i)?] = Some(count(n)?),
                 (Self::My(_), [qualified, sum]) => {
-                    // `db.table`: the database name may itself hold dots; tables are known.
-                    if let Some((t, _)) = tables
-                        .iter()
-                        .find(|(t, _)| qualified.ends_with(&format!(".{t}")))
+                    let t = tables
+                        .get(next_sum)
+                        .ok_or_else(|| format!("unexpected evidence line: {line}"))?;
+                    // `db.table`, as the statement named the table (the database name may
+                    // itself hold dots).
+                    let named = unescape_batch(qualified);
+                    let suffix = format!(".{}", t.name);
+                    if !named.ends_with(&suffix)
+                        && !named.to_lowercase().ends_with(&suffix.to_lowercase())
                     {
-                        sums.insert(t.clone(), (*sum).to_string());
+                        return Err(format!(
+                            "CHECKSUM TABLE answered for `{}` where `{}` was asked",
+                            shown(&named),
+                            shown(&t.name)
+                        ));
                     }
+                    sums[next_sum] = Some((*sum).to_string());
+                    next_sum += 1;
                 }
-                (Self::Pg, [t, n, sum]) => {
-                    rows.insert(
-                        (*t).to_string(),
-                        n.parse::<u64>().map_err(|e| e.to_string())?,
-                    );
-                    sums.insert((*t).to_string(), (*sum).to_string());
+                (Self::Pg, [i, n, sum]) => {
+                    let i = index(i)?;
+                    rows[i] = Some(count(n)?);
+                    sums[i] = Some((*sum).to_string());
                 }
                 _ => return Err(format!("unexpected evidence line: {line}")),
             }
         }
         let tables = tables
             .iter()
-            .map(|(t, engine)| {
+            .zip(rows.into_iter().zip(sums))
+            .map(|(t, (rows, sum))| {
+                let label = t.label();
                 Ok(TableEvidence {
-                    table: t.clone(),
-                    rows: *rows
-                        .get(t)
-                        .ok_or_else(|| format!("no row count for `{t}`"))?,
-                    checksum: sums
-                        .get(t)
-                        .cloned()
-                        .ok_or_else(|| format!("no checksum for `{t}`"))?,
-                    engine: engine.clone(),
+                    rows: rows.ok_or_else(|| format!("no row count for `{}`", shown(&label)))?,
+                    checksum: sum.ok_or_else(|| format!("no checksum for `{}`", shown(&label)))?,
+                    table: label,
+                    engine: t.engine.clone(),
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -477,6 +542,83 @@ impl Dialect {
             tables,
         })
     }
+}
+
+/// A base table as its server lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    /// PostgreSQL's schema.
+    pub schema: Option<String>,
+    /// The table's name, exactly.
+    pub name: String,
+    /// Storage engine (MariaDB/MySQL).
+    pub engine: Option<String>,
+}
+
+impl Table {
+    /// How the evidence names the table: its name; for PostgreSQL `schema.name`, where a
+    /// part that holds a dot or a double quote is double-quoted (quotes doubled), so that
+    /// two tables never share a label.
+    pub fn label(&self) -> String {
+        let part = |s: &str| {
+            if s.contains(['.', '"']) {
+                pg_id(s)
+            } else {
+                s.to_string()
+            }
+        };
+        match &self.schema {
+            Some(schema) => format!("{}.{}", part(schema), part(&self.name)),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// A name as a message shows it: control characters (a tab, a line break) and backslashes
+/// escaped, everything else as it is.
+pub fn shown(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '\\' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Hex (either case) to a UTF-8 string.
+fn unhex(h: &str) -> Option<String> {
+    if !h.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes = (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(h.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Undoes the escaping of the `mariadb`/`mysql` client's batch mode: `\0`, `\t`, `\n`
+/// and `\\` (a field's tab and line break would otherwise end it).
+fn unescape_batch(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('0') => out.push('\0'),
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn my_host(c: &Conn<'_>) -> String {
@@ -490,10 +632,6 @@ fn my_host(c: &Conn<'_>) -> String {
 
 fn my_id(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
-}
-
-fn my_str(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 fn pg_id(name: &str) -> String {
@@ -563,6 +701,7 @@ fn quoted_account(s: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     #[test]
     fn definers_become_the_app_user_and_data_is_untouched() {
@@ -646,24 +785,161 @@ mod tests {
     #[test]
     fn evidence_output_is_parsed_per_engine() {
         let my = Dialect::My("mariadb-dump");
-        let (v, t) = my.parse_tables("version\t10.11.6-MariaDB\nbig\tInnoDB\nlegacy_log\tMyISAM\n");
+        let hex = |s: &str| crate::playbook::hex(s.as_bytes());
+        let listed = format!(
+            "version\t10.11.6-MariaDB\n{}\tInnoDB\n{}\tMyISAM\n",
+            hex("big"),
+            hex("legacy_log")
+        );
+        let (v, t) = my.parse_tables(&listed).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v, "10.11.6-MariaDB");
         assert_eq!(t.len(), 2);
         let e = my
             .parse_counts(
                 v,
                 &t,
-                "rows\tbig\t1000000\nrows\tlegacy_log\t2\nperizinan.big\t123\nperizinan.legacy_log\t456\n",
+                "rows\t0\t1000000\nrows\t1\t2\nperizinan.big\t123\nperizinan.legacy_log\t456\n",
             )
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(e.rows(), 1_000_002);
         assert_eq!(e.non_transactional(), vec!["legacy_log"]);
+        assert_eq!(e.tables[1].checksum, "456");
         let pg = Dialect::Pg;
-        let (v, t) = pg.parse_tables("version\t15.14\npublic.permits\t\n");
+        let listed = format!("version\t15.14\n{}.{}\t\n", hex("public"), hex("permits"));
+        let (v, t) = pg.parse_tables(&listed).unwrap_or_else(|e| panic!("{e}"));
         let e = pg
-            .parse_counts(v, &t, "public.permits\t3\t99\n")
+            .parse_counts(v, &t, "0\t3\t99\n")
             .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(e.tables[0].table, "public.permits");
         assert_eq!(e.tables[0].checksum, "99");
         assert!(pg.parse_counts("15".into(), &t, "").is_err());
+        assert!(pg.parse_counts("15".into(), &t, "7\t3\t99\n").is_err());
+        assert!(pg.parse_tables("public.permits\t\n").is_err(), "not hex");
+    }
+
+    #[test]
+    fn any_legal_name_comes_back_exactly_and_is_named_in_a_difference() {
+        let odd = [
+            "tab\there",
+            "line\nbreak",
+            "back\\slash",
+            "it's \"quoted\" `x`",
+            "with space",
+            "Jawa ꦗꦮ é",
+            "dot.ted",
+        ];
+        let hex = |s: &str| crate::playbook::hex(s.as_bytes());
+        // MariaDB: names hex-encoded in the list, identifiers quoted in the SQL, and the
+        // names CHECKSUM TABLE echoes in the client's batch escaping.
+        let my = Dialect::My("mariadb-dump");
+        let listed = odd.iter().fold(String::new(), |mut s, n| {
+            let _ = writeln!(s, "{}\tInnoDB", hex(n));
+            s
+        });
+        let (_, t) = my
+            .parse_tables(&format!("version\t10.11.6-MariaDB\n{listed}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> = t.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, odd);
+        let sql = my.counts_sql(&t, usize::MAX).join("; ");
+        assert!(sql.contains("FROM `it's \"quoted\" ``x```"), "{sql}");
+        assert!(sql.contains("FROM `tab\there`"), "{sql}");
+        let escape = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('\t', "\\t")
+                .replace('\n', "\\n")
+        };
+        let mut out = String::new();
+        for i in 0..odd.len() {
+            let _ = writeln!(out, "rows\t{i}\t{i}");
+        }
+        for n in odd {
+            let _ = writeln!(out, "perizinan.{}\t{}", escape(n), n.len());
+        }
+        let e = my
+            .parse_counts("10.11.6-MariaDB".into(), &t, &out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(&str, u64, &str)> = e
+            .tables
+            .iter()
+            .map(|t| (t.table.as_str(), t.rows, t.checksum.as_str()))
+            .collect();
+        for (i, n) in odd.iter().enumerate() {
+            assert_eq!(got[i], (*n, i as u64, n.len().to_string().as_str()));
+        }
+        // A checksum answered for another table than asked is refused, not misfiled.
+        let swapped = out.replace("perizinan.with space", "perizinan.elsewhere");
+        assert!(my.parse_counts("10.11".into(), &t, &swapped).is_err());
+        // A difference in such a table names it, control characters shown escaped.
+        let mut changed = e.clone();
+        changed.tables[0].rows += 1;
+        let (d, _) = changed.differences(&e);
+        assert_eq!(d, vec!["table `tab\\there` has 1 rows, the dump had 0"]);
+
+        // PostgreSQL: schema and name each hex-encoded and quoted; a part with a dot or a
+        // quote is labelled quoted, so `a.b`.`c` and `a`.`b.c` stay two tables.
+        let pg = Dialect::Pg;
+        let listed = format!(
+            "version\t15.14\n{}.{}\t\n{}.{}\t\n{}.{}\t\n",
+            hex("a.b"),
+            hex("c"),
+            hex("a"),
+            hex("b.c"),
+            hex("public"),
+            hex("tab\there \"q\""),
+        );
+        let (_, t) = pg.parse_tables(&listed).unwrap_or_else(|e| panic!("{e}"));
+        let labels: Vec<String> = t.iter().map(Table::label).collect();
+        assert_eq!(
+            labels,
+            vec!["\"a.b\".c", "a.\"b.c\"", "public.\"tab\there \"\"q\"\"\""]
+        );
+        let sql = pg.counts_sql(&t, usize::MAX).join("");
+        assert!(sql.contains("FROM \"a.b\".\"c\" r"), "{sql}");
+        assert!(
+            sql.contains("FROM \"public\".\"tab\there \"\"q\"\"\" r"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn evidence_sql_comes_in_batches_that_fit_on_a_command_line() {
+        for dialect in [Dialect::My("mariadb-dump"), Dialect::Pg] {
+            let tables: Vec<Table> = (0..3000)
+                .map(|i| Table {
+                    schema: (dialect == Dialect::Pg).then(|| "public".to_string()),
+                    name: format!("permohonan_izin_usaha_mikro_kecil_menengah_lampiran_{i:05}"),
+                    engine: None,
+                })
+                .collect();
+            let batches = dialect.counts_sql(&tables, ARG_SQL_MAX);
+            assert!(batches.len() > 5, "{}", batches.len());
+            for b in &batches {
+                assert!(b.len() <= ARG_SQL_MAX, "{}", b.len());
+                let line = dialect.query_command(
+                    &Conn {
+                        host: "127.0.0.1",
+                        port: 5432,
+                        user: "u",
+                        database: "d",
+                    },
+                    b,
+                );
+                assert!(quote(&line).len() < 128 * 1024);
+            }
+            // Every table once, in order.
+            let all = batches.concat();
+            let mut at = 0;
+            for t in &tables {
+                let quoted = match dialect {
+                    Dialect::My(_) => my_id(&t.name),
+                    Dialect::Pg => pg_id(&t.name),
+                };
+                let found = all[at..].find(&quoted).map(|i| i + at);
+                assert!(found.is_some(), "{} missing or out of order", t.name);
+                at = found.unwrap_or(at);
+            }
+            assert!(dialect.counts_sql(&[], ARG_SQL_MAX).is_empty());
+        }
     }
 }

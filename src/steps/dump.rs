@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::Described;
-use super::db::{Conn, Dialect, Evidence};
+use super::db::{ARG_SQL_MAX, Conn, Dialect, Evidence};
 use super::fetch::{ChunkReader, remove_all, write_synced};
 use super::live::{Live, ssh_err};
 use crate::engine::{StepCx, StepError};
@@ -151,7 +151,9 @@ pub(super) async fn query(
     }
 }
 
-/// Row counts and checksums of every base table, as the vendor's server has them.
+/// Row counts and checksums of every base table, as the vendor's server has them: the
+/// tables listed, then counted in batches whose SQL fits on a command line, one after the
+/// other on channels of the same session.
 async fn evidence(
     session: &Session,
     dialect: Dialect,
@@ -159,19 +161,12 @@ async fn evidence(
     password_line: &str,
 ) -> Result<Evidence, StepError> {
     let out = query(session, dialect, conn, password_line, dialect.tables_sql()).await?;
-    let (version, tables) = dialect.parse_tables(&out);
-    let out = if tables.is_empty() {
-        String::new()
-    } else {
-        query(
-            session,
-            dialect,
-            conn,
-            password_line,
-            &dialect.counts_sql(&tables),
-        )
-        .await?
-    };
+    let (version, tables) = dialect.parse_tables(&out).map_err(StepError::Fatal)?;
+    let mut out = String::new();
+    for sql in dialect.counts_sql(&tables, ARG_SQL_MAX) {
+        out.push_str(&query(session, dialect, conn, password_line, &sql).await?);
+        out.push('\n');
+    }
     dialect
         .parse_counts(version, &tables, &out)
         .map_err(StepError::Fatal)
@@ -377,7 +372,11 @@ pub(super) async fn execute(
     let (mut ev, mut pumped) = (None, None);
     {
         let querying = evidence(&session, dialect, &conn, &password_line);
-        let pumping = super::fetch::pump(&mut run, tx, cx);
+        let pumping = async {
+            let pumped = super::fetch::pump(&mut run, tx, cx).await;
+            let ended_well = matches!(run.exit_status(), Ok(0));
+            (pumped, ended_well)
+        };
         tokio::pin!(querying, pumping);
         while ev.is_none() || pumped.is_none() {
             tokio::select! {
@@ -389,19 +388,36 @@ pub(super) async fn execute(
                         break;
                     }
                 }
-                p = &mut pumping, if pumped.is_none() => pumped = Some(p),
+                (p, ended_well) = &mut pumping, if pumped.is_none() => {
+                    pumped = Some(p);
+                    if !ended_well {
+                        // The dump failed (or its connection dropped): the evidence is
+                        // of no use, and a query on a lost connection may never end.
+                        break;
+                    }
+                }
             }
         }
     }
     let written = writing
         .await
         .map_err(|e| clean(StepError::failed(format!("the writing thread failed: {e}"))))?;
+    let tool = dialect_tool(dialect);
+    let Some((bytes, stderr)) = pumped else {
+        match ev {
+            Some(Err(e)) => return Err(clean(e)),
+            _ => return Err(clean(StepError::failed("the dump did not end"))),
+        }
+    };
     let ev = match ev {
         Some(r) => r.map_err(clean)?,
-        None => return Err(clean(StepError::failed("the evidence queries did not end"))),
-    };
-    let Some((bytes, stderr)) = pumped else {
-        return Err(clean(StepError::failed("the dump did not end")));
+        None => {
+            return Err(clean(match run.exit_status() {
+                Ok(0) => StepError::failed("the evidence queries did not end"),
+                Ok(c) => client_failed(tool, Some(c), &stderr),
+                Err(_) => client_failed(tool, None, &stderr),
+            }));
+        }
     };
     let loose = ev.non_transactional();
     if !loose.is_empty() {
@@ -417,7 +433,6 @@ pub(super) async fn execute(
         ev.rows(),
         ev.server
     ));
-    let tool = dialect_tool(dialect);
     match run.exit_status() {
         Ok(0) => {}
         Ok(c) => return Err(clean(client_failed(tool, Some(c), &stderr))),

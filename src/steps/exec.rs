@@ -66,6 +66,25 @@ __boyong_status=$?
 kill "$__boyong_watch" 2>/dev/null
 exit "$__boyong_status""#;
 
+/// The wrapper of a command in a container, the same watch as [`ENV_FROM_STDIN`]'s: `$0`
+/// runs with `/bin/sh -c`, stdin from /dev/null, while the wrapper's own stdin, which
+/// boyong holds open without writing, is watched. When it ends (boyong went away: a time
+/// limit, Ctrl-C, a crash; the engine ends it when the API connection closes), the
+/// wrapper's process group (the engine makes each exec the leader of its own session) is
+/// sent TERM, then KILL 5 s later, so nothing the step started outlives it. The signals go
+/// to the group whose id is the wrapper's PID and to no other: if the wrapper leads none,
+/// the command alone is stopped. `env` is the exec's environment, not on stdin.
+const HELD_IN_CONTAINER: &str = r#"exec 3<&0
+/bin/sh -c "$0" < /dev/null &
+__boyong_cmd=$!
+{ while IFS= read -r __boyong_x; do :; done; trap '' TERM; kill -s TERM -- -$$ || kill -s TERM "$__boyong_cmd"; sleep 5; kill -s KILL -- -$$; } <&3 >/dev/null 2>&1 &
+__boyong_watch=$!
+exec 3<&-
+wait "$__boyong_cmd"
+__boyong_status=$?
+kill "$__boyong_watch" 2>/dev/null
+exit "$__boyong_status""#;
+
 /// The prefix of the wrapper's own variables.
 const RESERVED: &str = "__boyong_";
 
@@ -214,6 +233,7 @@ pub(super) async fn execute(
 
 /// Runs `command` with `/bin/sh -c` inside a running container on the target, `env` in
 /// the exec's environment (the API's body, never a command line); its output as lines.
+/// Stopped, with everything it started, when this future is dropped ([`HELD_IN_CONTAINER`]).
 async fn run_in_container(
     engine: &crate::docker::Engine,
     container: &str,
@@ -221,13 +241,24 @@ async fn run_in_container(
     env: &[(String, Secret)],
     cx: Option<&mut StepCx<'_>>,
 ) -> Result<(), StepError> {
+    if let Some((k, _)) = env.iter().find(|(k, _)| k.starts_with(RESERVED)) {
+        return Err(StepError::fatal(format!(
+            "`env` name `{k}` is reserved (it starts with `{RESERVED}`)"
+        )));
+    }
     let env: Vec<String> = env
         .iter()
         .map(|(k, v)| format!("{k}={}", v.expose()))
         .collect();
-    let cmd = ["/bin/sh".to_string(), "-c".into(), command.to_string()];
+    let cmd = [
+        "/bin/sh".to_string(),
+        "-c".into(),
+        HELD_IN_CONTAINER.into(),
+        command.to_string(),
+    ];
+    // Held: when this future is dropped (the step's time limit), the command is stopped.
     let out = engine
-        .exec_io(container, &cmd, &env, None, 1 << 20)
+        .exec_held(container, &cmd, &env, 1 << 20)
         .await
         .map_err(super::build::docker_err)?;
     if let Some(cx) = cx {
@@ -356,6 +387,41 @@ mod tests {
             &[("k", "1"), ("v", "2"), ("kv", "3")],
         );
         assert_eq!(out, "1 2 3");
+    }
+
+    #[test]
+    fn in_a_container_the_command_ends_with_its_status_or_is_stopped_when_stdin_ends() {
+        // As the engine runs an exec: the leader of its own session, stdin held open.
+        let start = |command: &str| {
+            let mut child = Command::new("setsid")
+                .args(["-w", "sh", "-c", HELD_IN_CONTAINER, command])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("sh");
+            let input = child.stdin.take().expect("stdin");
+            (child, input)
+        };
+        let (child, input) = start("echo done; exit 3");
+        let out = child.wait_with_output().expect("waits");
+        drop(input);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n");
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "its own status, stdin still open"
+        );
+
+        let (child, input) = start("sleep 30 & sleep 31; echo finished");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let t0 = std::time::Instant::now();
+        drop(input);
+        let out = child.wait_with_output().expect("waits");
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "not stopped"
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("finished"));
     }
 
     #[test]

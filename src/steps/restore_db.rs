@@ -17,7 +17,7 @@ use super::db::{Conn, Dialect, Evidence, rewrite_definer};
 use crate::docker::Engine;
 use crate::engine::{StepCx, StepError};
 
-/// Runs a query in the container; its output.
+/// Runs a query in the container, its SQL on the client's stdin; its output.
 pub(super) async fn query(
     engine: &Engine,
     name: &str,
@@ -26,8 +26,12 @@ pub(super) async fn query(
     env: &[String],
     sql: &str,
 ) -> Result<String, String> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    // Room for one piece: sent before the exec starts, then the end.
+    let _ = tx.try_send(Bytes::from(format!("{sql};\n")));
+    drop(tx);
     let out = engine
-        .exec_io(name, &dialect.container_query(c, sql), env, None, 64 << 20)
+        .exec_io(name, &dialect.container_query(c), env, Some(rx), 64 << 20)
         .await
         .map_err(|e| e.to_string())?;
     if out.code == 0 {
@@ -37,7 +41,8 @@ pub(super) async fn query(
     }
 }
 
-/// The restored database's evidence.
+/// The restored database's evidence: the same queries as on the vendor host, the counts in
+/// one batch (its SQL goes on stdin, so any number of tables fits).
 pub(super) async fn evidence(
     engine: &Engine,
     name: &str,
@@ -49,14 +54,16 @@ pub(super) async fn evidence(
     let out = query(engine, name, dialect, c, env, dialect.tables_sql())
         .await
         .map_err(fail)?;
-    let (version, tables) = dialect.parse_tables(&out);
-    let out = if tables.is_empty() {
-        String::new()
-    } else {
-        query(engine, name, dialect, c, env, &dialect.counts_sql(&tables))
-            .await
-            .map_err(fail)?
-    };
+    let (version, tables) = dialect.parse_tables(&out).map_err(fail)?;
+    let mut out = String::new();
+    for sql in dialect.counts_sql(&tables, usize::MAX) {
+        out.push_str(
+            &query(engine, name, dialect, c, env, &sql)
+                .await
+                .map_err(fail)?,
+        );
+        out.push('\n');
+    }
     dialect
         .parse_counts(version, &tables, &out)
         .map_err(StepError::Fatal)

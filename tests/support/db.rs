@@ -205,6 +205,10 @@ impl Mariadb {
         let out = Command::new(MARIADB_INSTALL_DB)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
+            // Its own temporary directory, not the shared /tmp, where a bootstrapping
+            // server's temporary tables once met another's (`Error on delete of
+            // '/tmp/#sql-temptable-…'`); passed on to the bootstrapping mariadbd.
+            .arg(format!("--tmpdir={}", d.display()))
             .args([
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -323,6 +327,12 @@ impl Mariadb {
         let t0 = Instant::now();
         self.source(&fixture("mariadb-seed.sql"));
         eprintln!("mariadb: seeded in {:.1?}", t0.elapsed());
+    }
+
+    /// Loads fixtures/db/mariadb-odd-names.sql: tables named with a tab, a line break, a
+    /// backslash, quotes, a space, a dot and Javanese script, and `aaa_gate`.
+    pub fn seed_odd_names(&self) {
+        self.source(&fixture("mariadb-odd-names.sql"));
     }
 
     /// Loads fixtures/db/mariadb-myisam.sql: the MyISAM table `legacy_log`.
@@ -550,6 +560,18 @@ impl Postgres {
         let t0 = Instant::now();
         self.source_as(&self.user, &fixture("postgres-seed.sql"));
         eprintln!("postgres: seeded in {:.1?}", t0.elapsed());
+    }
+
+    /// Loads fixtures/db/postgres-odd-names.sql as the app's user: tables named with a tab,
+    /// a line break, a backslash, quotes, a space, a dot, Javanese and an emoji (one in a
+    /// schema whose name holds a dot), and `aaa_gate`.
+    pub fn seed_odd_names(&self) {
+        self.source_as(&self.user, &fixture("postgres-odd-names.sql"));
+    }
+
+    /// Runs `sql` as `user` in the app's database; its output (see `query`).
+    pub fn query_as(&self, user: &str, sql: &str) -> String {
+        run(&mut self.psql(user, &self.database), sql.as_bytes(), "psql")
     }
 
     /// fixtures/db/postgres-fingerprint.sql on the app's database: a line per table (name,
