@@ -45,9 +45,9 @@ pub(super) fn describe(e: &Exec) -> Described {
 /// A script that reads `NAME=BASE64` lines from stdin up to an empty line, exports them,
 /// and runs its first argument with `/bin/sh -c`, stdin from /dev/null: secrets travel on
 /// stdin, never on a command line. The rest of stdin stays open while the command runs;
-/// when it ends (boyong went away: a time limit, Ctrl-C, a dropped link), a watcher stops
-/// the session's whole process group (sshd gives each session its own), so nothing boyong
-/// started outlives it. `base64` is found before any variable (a `PATH` among them) is exported;
+/// when it ends (boyong went away: a time limit, Ctrl-C, a dropped link), a watcher sends
+/// the session's whole process group (sshd gives each session its own) TERM, then KILL 5 s
+/// later for what ignored it, so nothing boyong started outlives it. `base64` is found before any variable (a `PATH` among them) is exported;
 /// a value that does not decode stops it (exit 125); its own variables carry a prefix
 /// that `env` may not use.
 const ENV_FROM_STDIN: &str = r#"__boyong_b64=$(command -v base64) || { echo "boyong: base64 is missing on the vendor host" >&2; exit 125; }
@@ -58,7 +58,7 @@ done
 exec 3<&0
 /bin/sh -c "$0" < /dev/null &
 __boyong_cmd=$!
-{ while IFS= read -r __boyong_x; do :; done; kill -TERM 0; } <&3 &
+{ while IFS= read -r __boyong_x; do :; done; trap '' TERM; kill -TERM 0; sleep 5; kill -KILL 0; } <&3 >/dev/null 2>&1 &
 __boyong_watch=$!
 exec 3<&-
 wait "$__boyong_cmd"
