@@ -6,8 +6,8 @@
 //! journaled with its undo before it is made, so rollback puts the old one back under
 //! `NAME`, started. Between the old one's stop and the new one's start (the gap clients
 //! see) nothing is awaited: everything that can be is done before the stop, and the stop's
-//! `done` is journaled after the start. Unhealthy: the new one is removed, the old one started again, and the
-//! step fails.
+//! `done` is journaled after the start. Unhealthy: the new one is removed, the old one
+//! started again, and the step fails.
 
 use std::collections::HashMap;
 use std::path::Path;
