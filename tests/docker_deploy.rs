@@ -99,6 +99,47 @@ impl Env {
             .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
     }
 
+    /// The order the cut-over relies on, as the (only) run's journal shows it: the new
+    /// container is created (intent, done) and the old one's stop is journaled (intent)
+    /// before the stop, so nothing is journaled between the stop and the new one's start;
+    /// the stop's `done` comes after, with how long the stop and the start took.
+    fn assert_cut_over_order(&self) {
+        let runs = self.dir.path().join("state/apps/webtest/runs");
+        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
+        let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap();
+        let records: Vec<Value> = journal
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let pos = |f: &dyn Fn(&Value) -> bool| records.iter().position(f);
+        let intent = |name: &str, detail: &str| {
+            let (name, detail) = (name.to_string(), detail.to_string());
+            move |r: &Value| {
+                r["type"] == "intent"
+                    && r["change"]["name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with(&name)
+                    && r["change"]["details"].to_string().contains(&detail)
+            }
+        };
+        let id_of = |i: usize| records[i]["change_id"].clone();
+        let done_of = |id: &Value| pos(&|r| r["type"] == "done" && r["change_id"] == *id);
+        let create = pos(&intent(&format!("{}.next-", self.name), "")).expect("create intent");
+        let create_done = done_of(&id_of(create)).expect("create done");
+        let stop = pos(&intent(&self.name, "stop the current")).expect("stop intent");
+        let stop_done = done_of(&id_of(stop)).expect("stop done");
+        assert!(
+            create < create_done && create_done < stop && stop + 1 == stop_done,
+            "create {create}, its done {create_done}, stop {stop}, its done {stop_done}: {journal}"
+        );
+        let facts = &records[stop_done]["facts"];
+        assert!(
+            facts["stop_ms"].is_u64() && facts["then_start_ms"].is_u64(),
+            "{facts}"
+        );
+    }
+
     /// Containers of this test, by name.
     fn names(&self) -> Vec<String> {
         let out = docker(&[
@@ -126,6 +167,7 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
     let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "new");
+    env.assert_cut_over_order();
 
     let c = Env::inspect(&env.name).unwrap();
     assert_ne!(c["Id"], old_id);

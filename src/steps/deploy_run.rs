@@ -4,8 +4,10 @@
 //! stopped if it holds one of the new one's host ports, the new one started and waited on
 //! until healthy; then the old one renamed `NAME.prev-RUN` and the new one `NAME`. Each is
 //! journaled with its undo before it is made, so rollback puts the old one back under
-//! `NAME`, started. Unhealthy: the new one is removed, the old one started again, and the
-//! step fails.
+//! `NAME`, started. Between the old one's stop and the new one's start (the gap clients
+//! see) nothing is awaited: everything that can be is done before the stop, and the stop's
+//! `done` is journaled after the start. Unhealthy: the new one is removed, the old one
+//! started again, and the step fails.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -316,7 +318,8 @@ pub(super) async fn execute(
 
     let replace = change(step, Op::Replace, Resource::Container)?;
     let ports: Vec<u16> = d.ports.iter().map(|p| p.host).collect();
-    let mut stopped_old = false;
+    // The stop's change id and how long the stop took, once it was made.
+    let mut stopped: Option<(String, Duration)> = None;
     if let Some(o) = old
         .as_ref()
         .filter(|o| o.running && o.host_ports.iter().any(|p| ports.contains(p)))
@@ -332,11 +335,35 @@ pub(super) async fn execute(
             // Undone: the new one (under either name) is stopped first, to free the port.
             &json!({"action": "start-container", "name": d.name, "id": o.id, "stop_first": next}),
         )?;
+        let t = Instant::now();
         engine.stop(&d.name, 10).await.map_err(docker_err)?;
-        stopped_old = true;
-        cx.done(&id, &json!({}))?;
+        stopped = Some((id, t.elapsed()));
     }
-    if let Err(e) = engine.start(&next).await {
+    // The new one is started the moment the old one's stop returns (the port is free then):
+    // the stop's `done` is journaled after the start, not between them, so no fsync lies
+    // in the gap. Write-ahead still holds: the stop's intent was durable before the stop,
+    // the start is undone with the creation's intent (the container is removed), and each
+    // undo is safe whether or not its change happened.
+    let t = Instant::now();
+    let started = engine.start(&next).await;
+    let start_took = t.elapsed();
+    let stopped_old = stopped.is_some();
+    if let Some((id, stop_took)) = stopped {
+        cx.output(&format!(
+            "the current `{}` stopped in {:.3} s; the new one's start took {:.3} s",
+            d.name,
+            stop_took.as_secs_f64(),
+            start_took.as_secs_f64()
+        ));
+        cx.done(
+            &id,
+            &json!({
+                "stop_ms": u64::try_from(stop_took.as_millis()).unwrap_or(u64::MAX),
+                "then_start_ms": u64::try_from(start_took.as_millis()).unwrap_or(u64::MAX),
+            }),
+        )?;
+    }
+    if let Err(e) = started {
         return Err(start_failed(e, d));
     }
     let health = wait_healthy(&engine, &next, d, cx).await;
