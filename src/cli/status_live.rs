@@ -53,19 +53,8 @@ async fn list(endpoint: DockerEndpoint) -> Result<(Engine, Vec<Listed>), String>
 
 /// Each app's container (by the name its plan cuts over to) on its target engine.
 pub fn containers(apps: &[Scanned]) -> HashMap<String, Found> {
-    let mut targets: HashMap<&str, &str> = HashMap::new();
-    for a in apps.iter().filter(|a| a.container_name.is_some()) {
-        if let Some(t) = &a.target {
-            targets.entry(t.as_str()).or_insert(a.playbook.as_str());
-        }
-    }
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return HashMap::new();
-    };
-    rt.block_on(async {
+    let targets = targets(apps.iter().filter(|a| a.container_name.is_some()));
+    block_on(async {
         let listed = futures_util::future::join_all(targets.iter().map(|(t, pb)| async move {
             let r = match endpoint(t, pb) {
                 Ok(ep) => list(ep).await,
@@ -100,26 +89,35 @@ pub fn containers(apps: &[Scanned]) -> HashMap<String, Found> {
     })
 }
 
+/// Each target engine of `apps`, with the playbook of one of its apps (for a TLS
+/// engine's certificates).
+fn targets<'a>(apps: impl Iterator<Item = &'a Scanned>) -> HashMap<&'a str, &'a str> {
+    let mut targets = HashMap::new();
+    for a in apps {
+        if let Some(t) = &a.target {
+            targets.entry(t.as_str()).or_insert(a.playbook.as_str());
+        }
+    }
+    targets
+}
+
+/// Runs `work` on a runtime of its own; nothing (an empty map) when none can start.
+fn block_on<T: Default>(work: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_or_else(|_| T::default(), |rt| rt.block_on(work))
+}
+
 /// How long one app's health check may take in `status --check`.
 const CHECK_TIME: Duration = Duration::from_secs(5);
 
 /// The health check of each app in `apps` (app, its running container, its check, its
 /// engine, its playbook), run once now, all at once: what it showed, or why it failed.
 pub fn checks(apps: &[(&Scanned, &str)]) -> HashMap<String, Result<String, String>> {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
-        return HashMap::new();
-    };
-    rt.block_on(async {
-        // One connection per engine, shared by its apps' checks.
-        let mut targets: HashMap<&str, &str> = HashMap::new();
-        for (a, _) in apps {
-            if let Some(t) = &a.target {
-                targets.entry(t.as_str()).or_insert(a.playbook.as_str());
-            }
-        }
+    // One connection per engine, shared by its apps' checks.
+    let targets = targets(apps.iter().map(|(a, _)| *a));
+    block_on(async {
         let engines: HashMap<String, Result<Engine, String>> =
             futures_util::future::join_all(targets.iter().map(|(t, pb)| async move {
                 let r = match endpoint(t, pb) {

@@ -64,20 +64,15 @@ pub(super) fn describe(step: &Step, d: &Dump) -> Described {
 /// `printf` builtin, the line `$1` and then the first line this script reads on its own
 /// stdin (the password line): the secret is never in an argument or the environment of
 /// anything exec'd. The rest of stdin stays open while the command runs; when it ends
-/// (boyong went away), a watcher sends the session's process group TERM, then KILL 5 s
-/// later, as for `exec`.
-const OPTIONS_FROM_STDIN: &str = r#"IFS= read -r __boyong_o || { echo "boyong: no options on stdin" >&2; exit 125; }
+/// (boyong went away), the session's process group is stopped (`held_on_vendor!`).
+const OPTIONS_FROM_STDIN: &str = concat!(
+    r#"IFS= read -r __boyong_o || { echo "boyong: no options on stdin" >&2; exit 125; }
 exec 3<&0
 printf '%s\n%s\n' "$1" "$__boyong_o" | /bin/sh -c "$0" &
-__boyong_cmd=$!
 __boyong_o=
-{ while IFS= read -r __boyong_x; do :; done; trap '' TERM; kill -TERM 0; sleep 5; kill -KILL 0; } <&3 >/dev/null 2>&1 &
-__boyong_watch=$!
-exec 3<&-
-wait "$__boyong_cmd"
-__boyong_status=$?
-kill "$__boyong_watch" 2>/dev/null
-exit "$__boyong_status""#;
+"#,
+    held_on_vendor!()
+);
 
 /// A running client on the vendor host, its password fed off the command line.
 async fn start(

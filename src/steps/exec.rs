@@ -45,26 +45,21 @@ pub(super) fn describe(e: &Exec) -> Described {
 /// A script that reads `NAME=BASE64` lines from stdin up to an empty line, exports them,
 /// and runs its first argument with `/bin/sh -c`, stdin from /dev/null: secrets travel on
 /// stdin, never on a command line. The rest of stdin stays open while the command runs;
-/// when it ends (boyong went away: a time limit, Ctrl-C, a dropped link), a watcher sends
-/// the session's whole process group (sshd gives each session its own) TERM, then KILL 5 s
-/// later for what ignored it, so nothing boyong started outlives it. `base64` is found before any variable (a `PATH` among them) is exported;
-/// a value that does not decode stops it (exit 125); its own variables carry a prefix
-/// that `env` may not use.
-const ENV_FROM_STDIN: &str = r#"__boyong_b64=$(command -v base64) || { echo "boyong: base64 is missing on the vendor host" >&2; exit 125; }
+/// when it ends, the session's process group is stopped (`held_on_vendor!`), so nothing
+/// boyong started outlives it. `base64` is found before any variable (a `PATH` among
+/// them) is exported; a value that does not decode stops it (exit 125); its own variables
+/// carry a prefix that `env` may not use.
+const ENV_FROM_STDIN: &str = concat!(
+    r#"__boyong_b64=$(command -v base64) || { echo "boyong: base64 is missing on the vendor host" >&2; exit 125; }
 while IFS= read -r __boyong_kv && [ -n "$__boyong_kv" ]; do
   __boyong_v=$(printf %s "${__boyong_kv#*=}" | "$__boyong_b64" -d && echo x) || { echo "boyong: cannot decode ${__boyong_kv%%=*}" >&2; exit 125; }
   export "${__boyong_kv%%=*}=${__boyong_v%x}"
 done
 exec 3<&0
 /bin/sh -c "$0" < /dev/null &
-__boyong_cmd=$!
-{ while IFS= read -r __boyong_x; do :; done; trap '' TERM; kill -TERM 0; sleep 5; kill -KILL 0; } <&3 >/dev/null 2>&1 &
-__boyong_watch=$!
-exec 3<&-
-wait "$__boyong_cmd"
-__boyong_status=$?
-kill "$__boyong_watch" 2>/dev/null
-exit "$__boyong_status""#;
+"#,
+    held_on_vendor!()
+);
 
 /// The wrapper of a command in a container, the same watch as [`ENV_FROM_STDIN`]'s: `$0`
 /// runs with `/bin/sh -c`, stdin from /dev/null, while the wrapper's own stdin, which

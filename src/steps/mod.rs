@@ -6,6 +6,24 @@
 //! Adding a kind: CONTRIBUTING.md lists every place, including the lists the compiler
 //! does not point at (`STEP_KINDS`, `kind_name`, `reads_vendor`).
 
+/// The end of the vendor-side wrappers of `exec` and `dump`, after the command they start
+/// in the background: the wrapper's fd 3 (its stdin, which boyong holds open) is watched;
+/// when it ends (boyong went away: a time limit, Ctrl-C, a dropped link), the session's
+/// process group (sshd gives each session its own) is sent TERM, then KILL 5 s later for
+/// what ignored it. Otherwise the wrapper exits with the command's status.
+macro_rules! held_on_vendor {
+    () => {
+        r#"__boyong_cmd=$!
+{ while IFS= read -r __boyong_x; do :; done; trap '' TERM; kill -TERM 0; sleep 5; kill -KILL 0; } <&3 >/dev/null 2>&1 &
+__boyong_watch=$!
+exec 3<&-
+wait "$__boyong_cmd"
+__boyong_status=$?
+kill "$__boyong_watch" 2>/dev/null
+exit "$__boyong_status""#
+    };
+}
+
 mod build;
 mod db;
 mod deploy;
