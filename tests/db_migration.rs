@@ -15,7 +15,7 @@ mod support;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use support::db::{Mariadb, Postgres, base_image, fixture};
+use support::db::{Mariadb, Postgres, base_image};
 use support::dbrun::{Env, assert_overlapped, docker, exists, restore_facts, text};
 
 #[test]
@@ -50,20 +50,7 @@ fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_r
     assert_eq!(big["rows"], 1_000_000);
     // Independently of boyong's own evidence: the fixture's fingerprint, both sides.
     let env_pw = format!("MYSQL_PWD={}", db.password);
-    let restored = env.fingerprint_in_container(
-        &[
-            "mariadb",
-            "--protocol=tcp",
-            "-h127.0.0.1",
-            "-uperizinan",
-            "--default-character-set=utf8mb4",
-            "--batch",
-            "--skip-column-names",
-            "perizinan",
-        ],
-        &fixture("mariadb-fingerprint.sql"),
-        &env_pw,
-    );
+    let restored = env.mariadb_fingerprint(&db.password);
     assert_eq!(restored, db.fingerprint());
     env.assert_no_secret_in_state(&db.password);
     // The app's password is not root's.
@@ -105,27 +92,7 @@ fn a_postgres_database_moves_into_a_container_equal_table_by_table() {
     assert_eq!(facts["checksums_compared"], true, "{facts}");
     assert!(facts["rows"].as_u64().unwrap() > 1_000_000, "{facts}");
     let env_pw = format!("PGPASSWORD={}", db.password);
-    let restored = env.fingerprint_in_container(
-        &[
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "perizinan",
-            "-d",
-            "perizinan",
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-F",
-            "\t",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ],
-        &fixture("postgres-fingerprint.sql"),
-        &env_pw,
-    );
+    let restored = env.postgres_fingerprint(&db.password);
     assert_eq!(restored, db.fingerprint());
     env.assert_no_secret_in_state(&db.password);
     let superuser = docker(&[
@@ -437,27 +404,7 @@ fn a_postgres_database_of_1500_tables_some_oddly_named_moves_equal_table_by_tabl
         serde_json::from_slice(&std::fs::read(run.join("artifacts/db.evidence.json")).unwrap())
             .unwrap();
     assert_eq!(dumped["tables"].as_array().unwrap().len(), 1509);
-    let restored = env.fingerprint_in_container(
-        &[
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "perizinan",
-            "-d",
-            "perizinan",
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-F",
-            "\t",
-            "-v",
-            "ON_ERROR_STOP=1",
-        ],
-        &fixture("postgres-fingerprint.sql"),
-        &format!("PGPASSWORD={}", db.password),
-    );
+    let restored = env.postgres_fingerprint(&db.password);
     assert_eq!(restored, db.fingerprint());
 }
 

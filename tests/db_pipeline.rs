@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::db::{Mariadb, base_image, fixture};
+use support::db::{Mariadb, base_image};
 use support::dbrun::{Env, docker, exists, journal, position, restore_facts, text};
 
 /// The proxied playbook: the vendor's sshd reached through a proxy on `port`.
@@ -111,20 +111,7 @@ fn a_dump_cut_while_the_restore_reads_it_stops_the_restore_which_is_undone_and_r
     // Equal table by table: boyong's evidence, and independently the fixture's fingerprint.
     let facts = restore_facts(&run);
     assert_eq!(facts["checksums_compared"], true, "{facts}");
-    let restored = env.fingerprint_in_container(
-        &[
-            "mariadb",
-            "--protocol=tcp",
-            "-h127.0.0.1",
-            "-uperizinan",
-            "--default-character-set=utf8mb4",
-            "--batch",
-            "--skip-column-names",
-            "perizinan",
-        ],
-        &fixture("mariadb-fingerprint.sql"),
-        &format!("MYSQL_PWD={}", db.password),
-    );
+    let restored = env.mariadb_fingerprint(&db.password);
     assert_eq!(restored, db.fingerprint());
     let names: Vec<String> = std::fs::read_dir(run.join("artifacts"))
         .unwrap()

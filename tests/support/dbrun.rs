@@ -147,6 +147,51 @@ impl Env {
         );
     }
 
+    /// The fixture's fingerprint of the restored MariaDB, read in its container as the
+    /// app's user.
+    pub fn mariadb_fingerprint(&self, password: &str) -> String {
+        self.fingerprint_in_container(
+            &[
+                "mariadb",
+                "--protocol=tcp",
+                "-h127.0.0.1",
+                "-uperizinan",
+                "--default-character-set=utf8mb4",
+                "--batch",
+                "--skip-column-names",
+                "perizinan",
+            ],
+            &super::db::fixture("mariadb-fingerprint.sql"),
+            &format!("MYSQL_PWD={password}"),
+        )
+    }
+
+    /// The fixture's fingerprint of the restored PostgreSQL, read in its container as the
+    /// app's user.
+    pub fn postgres_fingerprint(&self, password: &str) -> String {
+        self.fingerprint_in_container(
+            &[
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "perizinan",
+                "-d",
+                "perizinan",
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-F",
+                "\t",
+                "-v",
+                "ON_ERROR_STOP=1",
+            ],
+            &super::db::fixture("postgres-fingerprint.sql"),
+            &format!("PGPASSWORD={password}"),
+        )
+    }
+
     /// The fixture's fingerprint query run in the restored container.
     pub fn fingerprint_in_container(&self, cmd: &[&str], sql: &Path, password_env: &str) -> String {
         let mut c = Command::new("docker");
