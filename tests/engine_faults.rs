@@ -11,18 +11,16 @@
 
 mod engine_harness;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use boyong::engine::fake::{Action, FakeWorld, Fault, Point};
 use boyong::engine::history::ChangeState;
-use boyong::engine::journal::{self, Journal};
-use boyong::engine::{Event, Executor, History, RunOutcome, RunResult};
+use boyong::engine::journal::{self};
+use boyong::engine::{Event, History, RunOutcome, RunResult};
 use engine_harness::{
-    TOKEN, cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, rt, run,
-    shape, start,
+    TOKEN, cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, run,
+    run_interrupted, shape, start,
 };
-use tokio::sync::watch;
 
 const PLAYBOOK: &str = include_str!("../fixtures/engine/demo.yml");
 
@@ -158,18 +156,7 @@ fn interrupt_stops_the_step_in_flight_and_leaves_a_journal_rollback_can_use() {
     let f = fixture(PLAYBOOK);
     let world = faulted("image", 0, Point::AfterChange, Action::Wait);
     let j = new_journal(&f);
-    let (contents_j, _) = Journal::open_append(&j).unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let mut sink = |_: &Event| {};
-    let out = rt().block_on(async {
-        let mut ex = Executor::new(&world, contents_j, &mut sink, &f.secrets, PathBuf::new());
-        let run = ex.run(&f.plan, None, manual(), &mut rx);
-        let stop = async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            tx.send(true).unwrap();
-        };
-        tokio::join!(run, stop).0.unwrap()
-    });
+    let out = run_interrupted(&f, &world, &j, Duration::from_millis(200));
     assert_eq!(
         out,
         RunOutcome::Interrupted {

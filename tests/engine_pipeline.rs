@@ -13,17 +13,15 @@
 
 mod engine_harness;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use boyong::engine::fake::{Action, FakeWorld, Point};
-use boyong::engine::journal::{self, Journal, Record};
-use boyong::engine::{Event, Executor, History, RunOutcome, RunResult};
+use boyong::engine::journal::{self, Record};
+use boyong::engine::{Event, History, RunOutcome, RunResult};
 use engine_harness::{
-    cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, rt, run, shape,
-    start,
+    cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, run,
+    run_interrupted, shape, start,
 };
-use tokio::sync::watch;
 
 const PAIR: &str = "version: 1
 app: demo
@@ -263,18 +261,7 @@ fn an_interrupt_during_the_pair_stops_both_and_rollback_undoes_both() {
     // waits for the dump's end.
     let world = faulted("db", 0, Point::AfterDone, Action::Wait);
     let j = new_journal(&f);
-    let (contents_j, _) = Journal::open_append(&j).unwrap();
-    let (tx, mut rx) = watch::channel(false);
-    let mut sink = |_: &Event| {};
-    let out = rt().block_on(async {
-        let mut ex = Executor::new(&world, contents_j, &mut sink, &f.secrets, PathBuf::new());
-        let run = ex.run(&f.plan, None, manual(), &mut rx);
-        let stop = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            tx.send(true).unwrap();
-        };
-        tokio::join!(run, stop).0.unwrap()
-    });
+    let out = run_interrupted(&f, &world, &j, Duration::from_millis(300));
     assert_eq!(out, RunOutcome::Interrupted { step: "db".into() });
     let rs = records(&j);
     for step in ["db", "database"] {

@@ -138,6 +138,28 @@ pub fn run(
     .map_err(|_| ())
 }
 
+/// A new run of `f` without automatic rollback, interrupted (as by Ctrl-C) `after` it
+/// starts.
+pub fn run_interrupted(
+    f: &Fixture,
+    world: &FakeWorld,
+    journal_path: &Path,
+    after: Duration,
+) -> RunOutcome {
+    let (j, _) = Journal::open_append(journal_path).unwrap();
+    let (tx, mut rx) = watch::channel(false);
+    let mut sink = |_: &Event| {};
+    rt().block_on(async {
+        let mut ex = Executor::new(world, j, &mut sink, &f.secrets, PathBuf::new());
+        let run = ex.run(&f.plan, None, manual(), &mut rx);
+        let stop = async {
+            tokio::time::sleep(after).await;
+            tx.send(true).unwrap();
+        };
+        tokio::join!(run, stop).0.unwrap()
+    })
+}
+
 pub fn rollback(
     f: &Fixture,
     world: &FakeWorld,

@@ -124,6 +124,15 @@ impl Env {
             .unwrap()
     }
 
+    /// `boyong rollback`, which must succeed and leave neither the database container nor
+    /// its volume.
+    pub fn rollback_leaves_nothing(&self) {
+        let rb = self.rollback();
+        assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+        assert!(!exists("container", &self.name), "the container is gone");
+        assert!(!exists("volume", &self.volume), "the volume is gone");
+    }
+
     pub fn last_run(&self) -> PathBuf {
         let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/dbtest/runs"))
             .unwrap()
