@@ -57,11 +57,8 @@ impl Env {
         std::fs::write(
             &p,
             format!(
-                "version: 1\napp: situs\nvendor:\n  host: 127.0.0.1\n  port: {}\n  user: {}\n  identity: {}\n  known_hosts: {}\nsteps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n",
-                self.sshd.port,
-                self.sshd.user,
-                self.sshd.client_key.display(),
-                self.sshd.known_hosts.display(),
+                "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n",
+                self.sshd.vendor_yaml(),
                 self.dir.path().join("vendor/www").display(),
             ),
         )

@@ -464,11 +464,8 @@ fn a_step_past_its_timeout_ends_the_command_on_the_vendor_host_too() {
     std::fs::write(
         &pb,
         format!(
-            "version: 1\napp: slow\nvendor:\n  host: 127.0.0.1\n  port: {}\n  user: {}\n  identity: {}\n  known_hosts: {}\nsteps:\n  - id: wait\n    timeout: 1s\n    exec:\n      run: \"sleep 37.25 & trap '' TERM; sleep 37.5\"\n",
-            env.sshd.port,
-            env.sshd.user,
-            env.sshd.client_key.display(),
-            env.sshd.known_hosts.display()
+            "version: 1\napp: slow\n{}steps:\n  - id: wait\n    timeout: 1s\n    exec:\n      run: \"sleep 37.25 & trap '' TERM; sleep 37.5\"\n",
+            env.sshd.vendor_yaml(),
         ),
     )
     .unwrap();

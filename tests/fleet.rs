@@ -33,14 +33,11 @@ fn playbook(sshd: &Sshd, dir: &Path, app: &str, name: &str, port: u16, health: &
     std::fs::write(
         &p,
         format!(
-            "version: 1\napp: {app}\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
+            "version: 1\napp: {app}\n{vendor}\
              steps:\n  - id: code\n    fetch: {{ path: {src} }}\n\
              \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
              \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{health}\n        timeout: 5s\n        interval: 200ms\n",
-            sshport = sshd.port,
-            user = sshd.user,
-            key = sshd.client_key.display(),
-            kh = sshd.known_hosts.display(),
+            vendor = sshd.vendor_yaml(),
             src = src.display(),
         ),
     )

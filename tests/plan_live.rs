@@ -60,14 +60,11 @@ impl Env {
         std::fs::write(
             &p,
             format!(
-                "version: 1\napp: {app}\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
+                "version: 1\napp: {app}\n{vendor}\
                  steps:\n  - id: code\n    fetch: {{ path: {src}, exclude: [css/] }}\n{extra}\
                  \x20 - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
                  \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}/\n        timeout: 5s\n        interval: 200ms\n",
-                sshport = self.sshd.port,
-                user = self.sshd.user,
-                key = self.sshd.client_key.display(),
-                kh = self.sshd.known_hosts.display(),
+                vendor = self.sshd.vendor_yaml(),
                 src = self.www().display(),
                 name = self.name,
                 port = self.port,

@@ -52,14 +52,11 @@ impl Env {
         std::fs::write(
             &p,
             format!(
-                "version: 1\napp: dbtest\nvendor:\n  host: 127.0.0.1\n  port: {sshport}\n  user: {user}\n  identity: {key}\n  known_hosts: {kh}\n\
+                "version: 1\napp: dbtest\n{vendor}\
                  vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
                  steps:\n  - id: db\n    dump:\n      engine: {engine}\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {port}\n\
                  \x20 - id: database\n    restore:\n      from: db\n      image: {image}\n      name: {name}\n      volume: {volume}\n      password: \"{{{{ vars.pw }}}}\"\n      replace: {replace}\n",
-                sshport = self.sshd.port,
-                user = self.sshd.user,
-                key = self.sshd.client_key.display(),
-                kh = self.sshd.known_hosts.display(),
+                vendor = self.sshd.vendor_yaml(),
                 name = self.name,
                 volume = self.volume,
             ),

@@ -63,6 +63,17 @@ fn free_port() -> u16 {
 }
 
 impl Sshd {
+    /// A playbook's `vendor:` block for this server (the client key, its known_hosts).
+    pub fn vendor_yaml(&self) -> String {
+        format!(
+            "vendor:\n  host: 127.0.0.1\n  port: {}\n  user: {}\n  identity: {}\n  known_hosts: {}\n",
+            self.port,
+            self.user,
+            self.client_key.display(),
+            self.known_hosts.display()
+        )
+    }
+
     /// Starts sshd. `extra` lines are appended to its configuration.
     pub fn start(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
