@@ -31,6 +31,46 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     hex(bytes)
 }
 
+/// The run's plan: a real plan (the typed contract a report reads) of fetch → dump →
+/// build → restore → deploy, each step showing the one change the report lists.
+fn plan_of_the_run() -> (boyong::plan::Plan, Vec<(String, Value)>) {
+    let yaml = "version: 1
+app: perizinan
+vendor: { host: 10.20.0.5, user: deploy, identity: keys/vendor_ed25519, known_hosts: keys/known_hosts }
+vars: { pw: { env: PERIZINAN_DB_PASSWORD } }
+steps:
+  - id: code
+    fetch: { path: /srv/www/perizinan }
+  - id: db
+    dump: { engine: mariadb, database: perizinan, user: perizinan }
+  - id: image
+    build: { base: gov/php:8.2, copy: { code: /var/www/html }, tag: \"perizinan:2026.11.1\" }
+  - id: database
+    restore: { from: db, image: gov/mariadb:10.11, name: perizinan-db, volume: perizinan-data, password: \"{{ vars.pw }}\" }
+  - id: app
+    deploy: { image: image, name: perizinan, health: { tcp: \"127.0.0.1:8080\" } }
+";
+    let dir = Path::new("/srv/boyong/playbooks");
+    let loaded = boyong::playbook::parse(&dir.join("perizinan.yml"), yaml.as_bytes());
+    let pb = loaded
+        .playbook
+        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+    let mut plan = boyong::steps::plan(&pb);
+    let listed = [
+        json!({"op": "create", "resource": "artifact", "place": "local", "name": "artifacts/code/", "undo": "delete the artifact"}),
+        json!({"op": "create", "resource": "artifact", "place": "local", "name": "artifacts/db.sql.gz", "undo": "delete the artifact"}),
+        json!({"op": "create", "resource": "image", "place": "target", "name": "perizinan:2026.11.1", "undo": "remove the image"}),
+        json!({"op": "create", "resource": "container", "place": "target", "name": "perizinan-db", "undo": "remove it"}),
+        json!({"op": "create", "resource": "container", "place": "target", "name": "perizinan", "undo": "remove it; the previous one serves again"}),
+    ];
+    let mut journaled = Vec::new();
+    for (step, change) in plan.steps.iter_mut().zip(listed) {
+        step.changes = vec![serde_json::from_value(change.clone()).unwrap()];
+        journaled.push((step.id.clone(), change));
+    }
+    (plan, journaled)
+}
+
 /// fetch → dump → build → restore → deploy, all done, with their facts as real steps
 /// record them.
 fn deterministic_run(state: &Path) {
@@ -77,24 +117,7 @@ fn deterministic_run(state: &Path) {
     let db_manifest = format!("{gz_sha}  db.sql.gz\n{ev_sha}  db.evidence.json\n");
     let db_manifest_sha = write(&art, "db.manifest", db_manifest.as_bytes());
 
-    let plan = json!({
-        "format": 1, "mode": "offline", "app": "perizinan",
-        "playbook": "/srv/boyong/playbooks/perizinan.yml",
-        "vendor": {"address": "deploy@10.20.0.5:22", "known_hosts": "/srv/boyong/playbooks/keys/known_hosts"},
-        "target": "unix:///var/run/docker.sock",
-        "steps": [
-            {"number": 1, "id": "code", "kind": "fetch", "changes": [
-                {"op": "create", "resource": "artifact", "place": "local", "name": "artifacts/code/", "undo": "delete the artifact"}]},
-            {"number": 2, "id": "db", "kind": "dump", "changes": [
-                {"op": "create", "resource": "artifact", "place": "local", "name": "artifacts/db.sql.gz", "undo": "delete the artifact"}]},
-            {"number": 3, "id": "image", "kind": "build", "changes": [
-                {"op": "create", "resource": "image", "place": "target", "name": "perizinan:2026.11.1", "undo": "remove the image"}]},
-            {"number": 4, "id": "database", "kind": "restore", "changes": [
-                {"op": "create", "resource": "container", "place": "target", "name": "perizinan-db", "undo": "remove it"}]},
-            {"number": 5, "id": "app", "kind": "deploy", "changes": [
-                {"op": "create", "resource": "container", "place": "target", "name": "perizinan", "undo": "remove it; the previous one serves again"}]}
-        ]
-    });
+    let (plan, steps) = plan_of_the_run();
     let plan_text = serde_json::to_string_pretty(&plan).unwrap() + "\n";
     let playbook = b"version: 1\napp: perizinan\n";
     std::fs::write(run.join("plan.json"), &plan_text).unwrap();
@@ -112,7 +135,6 @@ fn deterministic_run(state: &Path) {
         },
     )
     .unwrap();
-    let steps = plan["steps"].as_array().unwrap();
     let image_id = format!("sha256:{}", hex(b"image"));
     let facts: [Value; 5] = [
         json!({"manifest_sha256": manifest_sha, "tree_sha256": tree_sha, "files": 2, "entries": 3, "bytes": 47, "links_outside": 0}),
@@ -142,8 +164,7 @@ fn deterministic_run(state: &Path) {
         },
         1,
     );
-    for (i, (step, facts)) in steps.iter().zip(facts).enumerate() {
-        let id = step["id"].as_str().unwrap().to_string();
+    for (i, ((id, change), facts)) in steps.into_iter().zip(facts).enumerate() {
         append(&mut j, Record::StepStarted { step: id.clone() }, 1);
         let change_id = format!("c{}", j.next_seq());
         append(
@@ -151,7 +172,7 @@ fn deterministic_run(state: &Path) {
             Record::Intent {
                 step: id.clone(),
                 change_id: change_id.clone(),
-                change: step["changes"][0].clone(),
+                change,
                 undo: json!({"action": "none"}),
             },
             0,

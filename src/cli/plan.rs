@@ -59,7 +59,7 @@ pub fn probe_options() -> LiveOptions {
 /// The plan of a loaded playbook, its path made absolute (a run, and a saved plan, is
 /// rolled back or run from anywhere) unless `as_given`.
 pub fn offline(ready: &Ready, file: &Path, as_given: bool) -> Plan {
-    let mut plan = Plan::offline(&ready.playbook);
+    let mut plan = boyong::steps::plan(&ready.playbook);
     if !as_given && let Ok(abs) = std::fs::canonicalize(file) {
         plan.playbook = abs.display().to_string();
     }

@@ -8,84 +8,12 @@
 //! playbook now must equal the plan's. Any difference refuses the run (exit status 2),
 //! naming each one. The plan then run is journaled with the saved file's SHA-256.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde_json::Value;
-
-use boyong::plan::PLAN_FORMAT;
+use boyong::plan::Plan;
 
 use super::run::{RunArgs, run_planned};
 use super::{exit, load_ready, plan};
-
-/// The differences between a saved plan and a fresh look at the same world, one line each.
-pub fn stale(saved: &Value, fresh: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if saved["playbook_sha256"] != fresh["playbook_sha256"] {
-        out.push(format!(
-            "the playbook changed: sha256 {} when planned, {} now",
-            short(&saved["playbook_sha256"]),
-            short(&fresh["playbook_sha256"])
-        ));
-        return out;
-    }
-    let empty = serde_json::Map::new();
-    let prints = |v: &Value| {
-        v["probes"]["fingerprints"]
-            .as_object()
-            .cloned()
-            .unwrap_or_else(|| empty.clone())
-    };
-    let (a, b) = (prints(saved), prints(fresh));
-    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-    for k in keys {
-        let (was, now) = (a.get(k), b.get(k));
-        if was != now {
-            let show = |v: Option<&Value>| {
-                v.and_then(Value::as_str)
-                    .map_or_else(|| "(not seen)".to_string(), str::to_owned)
-            };
-            out.push(format!(
-                "{k}: {} when planned, {} now",
-                show(was),
-                show(now)
-            ));
-        }
-    }
-    if out.is_empty() && bare_steps(saved) != bare_steps(fresh) {
-        out.push(
-            "the steps made from this playbook now differ from the plan's (was it made by another version of boyong?)"
-                .into(),
-        );
-    }
-    out
-}
-
-fn short(v: &Value) -> String {
-    v.as_str()
-        .map_or_else(|| "?".into(), |s| s.chars().take(12).collect())
-}
-
-/// The plan's steps without what the probes added (found, estimates, now).
-fn bare_steps(plan: &Value) -> Value {
-    let mut steps = plan["steps"].clone();
-    if let Some(list) = steps.as_array_mut() {
-        for s in list {
-            if let Some(o) = s.as_object_mut() {
-                o.remove("found");
-                o.remove("estimate");
-                if let Some(changes) = o.get_mut("changes").and_then(Value::as_array_mut) {
-                    for c in changes {
-                        if let Some(c) = c.as_object_mut() {
-                            c.remove("now");
-                        }
-                    }
-                }
-            }
-        }
-    }
-    steps
-}
 
 /// `boyong run --plan FILE`.
 pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
@@ -97,26 +25,17 @@ pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
         Ok(b) => b,
         Err(e) => return refuse(format!("cannot read {}: {e}", file.display())),
     };
-    let saved: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => return refuse(format!("{}: not a plan: {e}", file.display())),
+    let saved = match Plan::read(&String::from_utf8_lossy(&bytes)) {
+        Ok(p) => p,
+        Err(e) => return refuse(format!("{}: not a boyong plan: {e}", file.display())),
     };
-    if saved["format"].as_u64() != Some(u64::from(PLAN_FORMAT)) {
-        return refuse(format!(
-            "{}: not a boyong plan of format {PLAN_FORMAT}",
-            file.display()
-        ));
-    }
-    if saved["mode"] != "live" {
+    if saved.mode != "live" {
         return refuse(format!(
             "{} is an offline plan: it saw nothing of the hosts, so nothing can be checked; make it again without --offline",
             file.display()
         ));
     }
-    let Some(playbook) = saved["playbook"].as_str() else {
-        return refuse(format!("{}: names no playbook", file.display()));
-    };
-    let playbook = Path::new(playbook);
+    let playbook = Path::new(&saved.playbook);
     let Ok(ready) = load_ready(playbook, "boyong run --plan") else {
         return exit::BAD_INPUT;
     };
@@ -129,16 +48,12 @@ pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
         eprintln!("boyong run --plan: {e}");
         return exit::FAILED;
     }
-    let fresh_json = match serde_json::to_value(&fresh) {
-        Ok(v) => v,
-        Err(e) => return refuse(format!("cannot encode the plan: {e}")),
-    };
-    let changed = stale(&saved, &fresh_json);
+    let changed = saved.stale_against(&fresh);
     if !changed.is_empty() {
         eprintln!(
             "boyong run --plan: refused: the plan in {} is stale; since it was made ({}):",
             file.display(),
-            saved["probes"]["at"].as_str().unwrap_or("?")
+            saved.probes.as_ref().map_or("?", |p| p.at.as_str())
         );
         for c in &changed {
             eprintln!("  - {c}");
@@ -181,45 +96,4 @@ pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
         )),
         None,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn names_each_changed_fingerprint() {
-        let saved = json!({"playbook_sha256": "aa", "steps": [],
-            "probes": {"fingerprints": {"target.container.web": "absent", "vendor.host_key": "k1", "x": "same"}}});
-        let fresh = json!({"playbook_sha256": "aa", "steps": [],
-            "probes": {"fingerprints": {"target.container.web": "id=1 image=sha256:2", "vendor.host_key": "k1", "x": "same", "new": "y"}}});
-        assert_eq!(
-            stale(&saved, &fresh),
-            vec![
-                "new: (not seen) when planned, y now".to_string(),
-                "target.container.web: absent when planned, id=1 image=sha256:2 now".to_string(),
-            ]
-        );
-        assert!(stale(&saved, &saved).is_empty());
-    }
-
-    #[test]
-    fn a_changed_playbook_is_named_first() {
-        let a = json!({"playbook_sha256": "aaaaaaaaaaaaaaaa", "steps": []});
-        let b = json!({"playbook_sha256": "bbbbbbbbbbbbbbbb", "steps": []});
-        assert_eq!(
-            stale(&a, &b),
-            vec!["the playbook changed: sha256 aaaaaaaaaaaa when planned, bbbbbbbbbbbb now"]
-        );
-    }
-
-    #[test]
-    fn probe_annotations_do_not_count_as_step_changes() {
-        let a = json!({"playbook_sha256": "a", "steps": [{"id": "x", "changes": [{"name": "n"}]}]});
-        let b = json!({"playbook_sha256": "a", "steps": [{"id": "x", "found": ["f"], "changes": [{"name": "n", "now": "absent"}]}]});
-        assert!(stale(&a, &b).is_empty());
-        let c = json!({"playbook_sha256": "a", "steps": [{"id": "x", "changes": [{"name": "m"}]}]});
-        assert_eq!(stale(&a, &c).len(), 1);
-    }
 }

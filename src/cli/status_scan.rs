@@ -6,13 +6,14 @@
 //! `plan.json` (its steps' kinds, its target, the deployed container's name) and journal
 //! (verified as it is read: a broken one makes a `journal-broken` row, never a panic).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use boyong::engine::journal;
 use boyong::engine::lock::AppLock;
 use boyong::engine::state::{RunId, StateDir};
 use boyong::engine::{History, RunResult};
+use boyong::plan::Plan;
 use boyong::playbook::HealthCheck;
 
 /// Where an app stands, from its last run.
@@ -77,89 +78,6 @@ impl Lifecycle {
             _ => Self::Planned,
         }
     }
-}
-
-/// What one run's `plan.json` tells status (the rest of it is not read into memory).
-#[derive(Debug, Default, Deserialize)]
-pub struct PlanView {
-    /// The target engine (`unix:///…` or `tcp://host:port (TLS)`).
-    #[serde(default)]
-    pub target: String,
-    /// The playbook's path when it ran.
-    #[serde(default)]
-    pub playbook: String,
-    /// The steps.
-    #[serde(default)]
-    pub steps: Vec<PlanStep>,
-}
-
-/// One step of [`PlanView`].
-#[derive(Debug, Deserialize)]
-pub struct PlanStep {
-    /// Step id.
-    pub id: String,
-    /// Step kind (`fetch`, `deploy`, …).
-    pub kind: String,
-    /// Its changes.
-    #[serde(default)]
-    pub changes: Vec<PlanChange>,
-    /// The step as the playbook gave it (a deploy's health check is read from it).
-    #[serde(default)]
-    pub spec: Option<Value>,
-}
-
-/// One change of [`PlanStep`].
-#[derive(Debug, Deserialize)]
-pub struct PlanChange {
-    /// `create`, `replace`, …
-    pub op: String,
-    /// `container`, `image`, …
-    pub resource: String,
-    /// Its name.
-    pub name: String,
-}
-
-impl PlanView {
-    /// The deploy step's health check, as its plan recorded it.
-    pub fn health(&self, step: &str) -> Option<HealthCheck> {
-        let spec = self.steps.iter().find(|s| s.id == step)?.spec.as_ref()?;
-        health_check(spec.pointer("/kind/deploy/health/check")?)
-    }
-
-    /// The deploy step's id and the name of the container it cuts over to.
-    pub fn deployed(&self) -> Option<(&str, &str)> {
-        self.steps
-            .iter()
-            .filter(|s| s.kind == "deploy")
-            .find_map(|s| {
-                s.changes
-                    .iter()
-                    .find(|c| c.op == "replace" && c.resource == "container")
-                    .map(|c| (s.id.as_str(), c.name.as_str()))
-            })
-    }
-}
-
-/// A health check as a plan's JSON writes it (`{"http": {"url", "expect_status"}}`,
-/// `{"tcp": ADDR}`, `{"cmd": [...]}`, `"running"`).
-fn health_check(v: &Value) -> Option<HealthCheck> {
-    if v.as_str() == Some("running") {
-        return Some(HealthCheck::Running);
-    }
-    if let Some(h) = v.get("http") {
-        return Some(HealthCheck::Http {
-            url: h.get("url")?.as_str()?.to_owned(),
-            expect_status: u16::try_from(h.get("expect_status")?.as_u64()?).ok()?,
-        });
-    }
-    if let Some(t) = v.get("tcp") {
-        return Some(HealthCheck::Tcp(t.as_str()?.to_owned()));
-    }
-    let cmd = v.get("cmd")?.as_array()?;
-    cmd.iter()
-        .map(|a| a.as_str().map(str::to_owned))
-        .collect::<Option<Vec<_>>>()
-        .map(HealthCheck::Cmd)
 }
 
 /// An app as the state directory tells it.
@@ -242,21 +160,20 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
     };
     let run = dir.run(app, &id).map_err(|e| e.to_string())?;
     s.run = Some(id.to_string());
-    let plan: PlanView = std::fs::read(run.plan_path())
+    let plan: Option<Plan> = std::fs::read_to_string(run.plan_path())
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if !plan.steps.is_empty() {
-        s.steps_total = Some(plan.steps.len());
-    }
-    if !plan.target.is_empty() {
+        .and_then(|t| Plan::read(&t).ok());
+    if let Some(plan) = &plan {
+        if !plan.steps.is_empty() {
+            s.steps_total = Some(plan.steps.len());
+        }
         s.target = Some(plan.target.clone());
-    }
-    s.playbook.clone_from(&plan.playbook);
-    if let Some((step, name)) = plan.deployed() {
-        s.deploy_step = Some(step.to_string());
-        s.container_name = Some(name.to_string());
-        s.health = plan.health(step);
+        s.playbook.clone_from(&plan.playbook);
+        if let Some((step, name)) = plan.deployed() {
+            s.deploy_step = Some(step.to_string());
+            s.container_name = Some(name.to_string());
+            s.health = plan.health(step).cloned();
+        }
     }
     let h = match journal::read(&run.journal_path()) {
         Ok(c) => History::from_journal(&c),
@@ -285,10 +202,10 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
     };
     s.result = result.map_or("in-progress", RunResult::word).into();
     let stage = plan
-        .steps
         .iter()
+        .flat_map(|p| &p.steps)
         .filter(|p| h.steps_done.contains_key(&p.id))
-        .map(|p| Lifecycle::of_kind(&p.kind))
+        .map(|p| Lifecycle::of_kind(p.kind))
         .max()
         .unwrap_or(Lifecycle::Planned);
     s.lifecycle = Some(match result {

@@ -106,6 +106,8 @@ pub struct Executor<'a, R: Runner> {
     redactor: Redactor,
     secrets: &'a SecretStore,
     artifacts: PathBuf,
+    /// The run the plan being run is bound to (set by [`Executor::run`]).
+    binding: crate::plan::RunBinding,
 }
 
 /// The journal and the event sink, shared (by `&`) between the executor and the steps in
@@ -170,6 +172,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             redactor: Redactor::new(secrets),
             secrets,
             artifacts,
+            binding: crate::plan::RunBinding::default(),
         }
     }
 
@@ -219,11 +222,18 @@ impl<'a, R: Runner> Executor<'a, R> {
         opts: RunOptions,
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<RunOutcome, EngineError> {
-        let path = self.journal_path();
-        let run = path.parent().and_then(|p| p.file_name());
-        let run = run
-            .map(|r| r.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // A plan not bound by `Plan::for_run` (the engine's own tests) runs as the run
+        // whose directory holds the journal.
+        self.binding = plan.run.clone().unwrap_or_else(|| crate::plan::RunBinding {
+            id: self
+                .journal_path()
+                .parent()
+                .and_then(|p| p.file_name())
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            images: std::collections::BTreeMap::new(),
+        });
+        let run = self.binding.id.clone();
         self.emit(&Event::RunStarted {
             app: plan.app.clone(),
             run,

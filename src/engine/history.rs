@@ -93,7 +93,7 @@ impl History {
                             step: step.clone(),
                             change_id: change_id.clone(),
                             change: change.clone(),
-                            undo: undo.clone(),
+                            undo: crate::plan::Undo::from_value(undo),
                             done: false,
                         },
                         state: ChangeState::Intended,

@@ -7,10 +7,12 @@
 //! (`event`), the contract with the code that touches the world (`runner`), and the
 //! growing artifact that a pipelined pair of steps hands over while it is written
 //! (`stream`).
-//! `fake` is a strict fake world for the engine's own tests.
+//! `fake` is a strict fake world for the engine's own tests (compiled only for tests and
+//! the `sim` feature, never into a release).
 
 pub mod event;
 pub mod executor;
+#[cfg(any(test, feature = "sim"))]
 pub mod fake;
 pub mod history;
 pub mod journal;

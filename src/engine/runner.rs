@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::event::Event;
 use super::journal::{JournalError, Record};
 use super::stream::{Feed, Follow};
-use crate::plan::{Change, PlannedStep};
+use crate::plan::{Change, PlannedStep, RunBinding, Undo};
 use crate::playbook::SecretStore;
 
 /// Why a step or an undo failed.
@@ -105,7 +105,7 @@ pub struct UndoItem {
     /// The change, as journaled.
     pub change: Value,
     /// The undo data, as journaled.
-    pub undo: Value,
+    pub undo: Undo,
     /// Whether its `done` was journaled; if not, it may or may not have happened.
     pub done: bool,
 }
@@ -187,6 +187,7 @@ pub struct StepCx<'a> {
     pub(super) out: &'a dyn Outlet,
     pub(super) redactor: &'a Redactor,
     pub(super) step: String,
+    pub(super) run: &'a RunBinding,
     pub(super) artifacts: PathBuf,
     pub(super) secrets: &'a SecretStore,
     /// Changes whose intent this attempt journaled, in order.
@@ -215,6 +216,16 @@ impl StepCx<'_> {
         &self.step
     }
 
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run.id
+    }
+
+    /// The tag the build step `build` gives its image in this run, if it is a build step.
+    pub fn image_of(&self, build: &str) -> Option<&str> {
+        self.run.images.get(build).map(String::as_str)
+    }
+
     /// In a pipelined pair, the writer's side of this step's artifact: report on it as
     /// the artifact is written ([`Feed::begin`], [`Feed::wrote`], [`Feed::finish`]).
     /// `None` when no step follows this one's artifact (or once taken).
@@ -233,7 +244,7 @@ impl StepCx<'_> {
     ///
     /// # Errors
     /// The journal could not be written; the change must not be made.
-    pub fn intent(&mut self, change: &Change, undo: &Value) -> Result<String, StepError> {
+    pub fn intent(&mut self, change: &Change, undo: &Undo) -> Result<String, StepError> {
         // Plan fidelity: a change the plan did not list is refused before it is made.
         if !self
             .planned
@@ -254,18 +265,18 @@ impl StepCx<'_> {
             .value(&serde_json::to_value(change).map_err(JournalError::from)?);
         // Undo data is executed by rollback: it is never rewritten, and a secret value in
         // it refuses the change (before it is made) rather than reach the journal.
-        if self.redactor.value(undo) != *undo {
+        let journaled = undo.to_value();
+        if self.redactor.value(&journaled) != journaled {
             return Err(StepError::fatal(format!(
                 "the undo of step `{}` would contain a secret value, and undo data is journaled as is: keep secrets out of it (e.g. in `env`)",
                 self.step
             )));
         }
-        let undo = undo.clone();
         self.out.append(&Record::Intent {
             step: self.step.clone(),
             change_id: change_id.clone(),
             change: change.clone(),
-            undo: undo.clone(),
+            undo: journaled,
         })?;
         self.out.emit(&Event::ChangeStarted {
             step: self.step.clone(),
@@ -276,7 +287,7 @@ impl StepCx<'_> {
             step: self.step.clone(),
             change_id: change_id.clone(),
             change,
-            undo,
+            undo: undo.clone(),
             done: false,
         });
         Ok(change_id)
@@ -382,10 +393,12 @@ mod tests {
         let out = Out(std::cell::RefCell::new(journal));
         let store = SecretStore::default();
         let redactor = Redactor::new(&store);
+        let binding = crate::plan::RunBinding::default();
         let mut cx = StepCx {
             out: &out,
             redactor: &redactor,
             step: "web".into(),
+            run: &binding,
             artifacts: dir.path().to_path_buf(),
             secrets: &store,
             changes: Vec::new(),
@@ -393,7 +406,7 @@ mod tests {
             feed: None,
             follow: None,
         };
-        let undo = serde_json::json!({"action": "none"});
+        let undo = Undo::None;
         // Listed: journaled.
         assert!(cx.intent(&change(Op::Replace, "situs"), &undo).is_ok());
         // Another name, or another operation on the same name: refused, not journaled.

@@ -2,22 +2,29 @@
 //!
 //! Owns: [`Plan`] (serialisable; what `boyong plan` prints and what a run executes),
 //! [`Change`] (one change on the target or the vendor host, with how it is undone) and
-//! [`Plan::offline`], which builds a plan from a validated playbook without touching
-//! any host. Secrets appear in a plan only as `***`.
+//! [`Undo`] (how a journaled change is undone). Data only: `steps::plan` builds a plan
+//! from a validated playbook without touching any host. A plan is a round-trippable
+//! contract: what `plan --json`, `plan --out` and a run's `plan.json` write,
+//! [`Plan::read`] reads back, typed. Secrets appear in a plan only as `***` (a plan read
+//! back is for reading and comparing; a run resolves its playbook again).
+
+mod stale;
+mod undo;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use undo::Undo;
 
 use crate::playbook::units::Span;
-use crate::playbook::{Playbook, SecretSource, Step, StepKind, VendorAuth};
-use crate::steps;
+use crate::playbook::{HealthCheck, STEP_KINDS, Step, StepKind};
 
 /// The plan format's version.
 pub const PLAN_FORMAT: u32 = 1;
 
 /// What a change does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     /// Something new is made.
@@ -43,7 +50,7 @@ impl Op {
 }
 
 /// What a change acts on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Resource {
     /// A file or tree in the run's state directory.
@@ -78,7 +85,7 @@ impl Resource {
 }
 
 /// Where a change happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Place {
     /// This machine's state directory.
@@ -90,7 +97,7 @@ pub enum Place {
 }
 
 /// One change a step will make.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Create, replace, remove, or run.
     pub op: Op,
@@ -101,25 +108,44 @@ pub struct Change {
     /// Its name (placeholders in `<...>` are known only when the run starts).
     pub name: String,
     /// The change's settings, one per line.
+    #[serde(default)]
     pub details: Vec<String>,
     /// When the change happens only in some cases, e.g. "if missing".
+    #[serde(default)]
     pub condition: Option<String>,
     /// How rollback undoes it.
     pub undo: String,
     /// What the live plan found in its place now (live plans only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
 }
 
+impl Change {
+    /// One line, as plans and journals show it: `+ container web (target)`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} {} {} ({})",
+            self.op.mark(),
+            self.resource.word(),
+            self.name,
+            serde_json::to_value(self.place)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )
+    }
+}
+
 /// One step of the plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedStep {
     /// 1-based position.
     pub number: usize,
     /// The step's id.
     pub id: String,
     /// The step's kind.
-    pub kind: &'static str,
+    #[serde(deserialize_with = "kind_name")]
+    pub kind: Word,
     /// Retries after a failure.
     pub retries: u32,
     /// Time limit.
@@ -131,15 +157,15 @@ pub struct PlannedStep {
     /// The resolved step, as the run will execute it.
     pub spec: Step,
     /// What the live probes found for this step (live plans only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub found: Vec<String>,
     /// How much the step moves and how long it may take (live plans only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimate: Option<Estimate>,
 }
 
 /// A step's expected size and duration, from what the probes saw.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     /// Bytes the step moves or writes, when known.
     pub bytes: Option<u64>,
@@ -150,7 +176,7 @@ pub struct Estimate {
 }
 
 /// Something the live probes found that would make the run fail, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// The step it concerns, if one.
     pub step: Option<String>,
@@ -162,7 +188,7 @@ pub struct Problem {
 
 /// What the live probes saw: facts, problems, and the fingerprints a saved plan is
 /// checked against before it runs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Probes {
     /// When the probes ran (UTC, RFC 3339).
     pub at: String,
@@ -183,7 +209,7 @@ pub struct Probes {
 }
 
 /// One file system a run writes to, as the probes saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskUse {
     /// `state directory` or `engine storage`.
     pub what: String,
@@ -196,7 +222,7 @@ pub struct DiskUse {
 }
 
 /// Counts of changes by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     /// Things made.
     pub create: usize,
@@ -209,7 +235,7 @@ pub struct Summary {
 }
 
 /// The vendor host as the plan shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VendorView {
     /// `user@host:port`.
     pub address: String,
@@ -220,12 +246,13 @@ pub struct VendorView {
 }
 
 /// A resolved plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// Plan format version.
     pub format: u32,
-    /// `offline`: built from the playbook alone, no host was contacted.
-    pub mode: &'static str,
+    /// `offline`: built from the playbook alone, no host was contacted; `live`: probed.
+    #[serde(deserialize_with = "mode_name")]
+    pub mode: Word,
     /// The app.
     pub app: String,
     /// Free text.
@@ -245,35 +272,47 @@ pub struct Plan {
     /// Counts.
     pub summary: Summary,
     /// What the live probes saw (live plans only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<Probes>,
+    /// The run this plan is bound to ([`Plan::for_run`]); none in a plan not yet run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunBinding>,
 }
 
-/// A network or volume that an earlier step already creates "if missing" is not
-/// listed again: the later step finds it.
-fn drop_repeated_creates(steps: &mut [PlannedStep]) {
-    let mut seen: Vec<(Resource, String, String)> = Vec::new();
-    for s in steps.iter_mut() {
-        let id = s.id.clone();
-        s.changes.retain(|c| {
-            if c.op != Op::Create || !matches!(c.resource, Resource::Network | Resource::Volume) {
-                return true;
-            }
-            if let Some((_, _, by)) = seen
-                .iter()
-                .find(|(r, n, _)| *r == c.resource && *n == c.name)
-            {
-                s.reads.push(format!(
-                    "{} {} (created by step `{by}` if missing)",
-                    c.resource.word(),
-                    c.name
-                ));
-                return false;
-            }
-            seen.push((c.resource, c.name.clone(), id.clone()));
-            true
-        });
-    }
+/// What binds a plan to one run: its id, and what the id decides (image tags).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunBinding {
+    /// The run's id.
+    pub id: String,
+    /// The tag each build step gives its image in this run, by step id.
+    pub images: BTreeMap<String, String>,
+}
+
+/// One of a fixed set of words (a step's kind, a plan's mode), read back as that word.
+/// (An alias, not `&'static str` written out, so that serde does not take it for a
+/// string borrowed from the input.)
+pub type Word = &'static str;
+
+/// The word a plan was made in, read back as one of the words a plan can have.
+fn one_of<'de, D: Deserializer<'de>>(
+    d: D,
+    words: &[&'static str],
+    what: &str,
+) -> Result<&'static str, D::Error> {
+    let s = String::deserialize(d)?;
+    words
+        .iter()
+        .find(|w| **w == s)
+        .copied()
+        .ok_or_else(|| serde::de::Error::custom(format!("unknown {what} `{s}`")))
+}
+
+fn kind_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, &STEP_KINDS, "step kind")
+}
+
+fn mode_name<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    one_of(d, &["offline", "live"], "plan mode")
 }
 
 /// What the describe functions of step kinds need from the whole playbook.
@@ -293,19 +332,36 @@ impl PlanContext {
         self.build_tags
             .get(step)
             .cloned()
-            .unwrap_or_else(|| format!("boyong/{}-{step}:<run-id>", self.app))
+            .unwrap_or_else(|| default_tag(&self.app, step, "<run-id>"))
     }
 }
 
 impl Plan {
-    /// Puts the run's id where the plan says `<run-id>` (names, details, reads), as
-    /// the run will use it.
+    /// Reads a plan back from its JSON (`plan --json`, `plan --out`, a run's `plan.json`).
+    ///
+    /// # Errors
+    /// Not a plan of this format: what is wrong.
+    pub fn read(json: &str) -> Result<Self, String> {
+        let plan: Self = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        if plan.format != PLAN_FORMAT {
+            return Err(format!(
+                "plan format {} (this boyong reads format {PLAN_FORMAT})",
+                plan.format
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Binds the plan to the run `run`: every `<run-id>` (names, details, reads, undo
+    /// texts) becomes the id, and each build step's image tag is fixed, once, as the run
+    /// will use them.
     pub fn for_run(&mut self, run: &str) {
         let put = |t: &mut String| {
             if t.contains("<run-id>") {
                 *t = t.replace("<run-id>", run);
             }
         };
+        let mut images = BTreeMap::new();
         for s in &mut self.steps {
             s.reads.iter_mut().for_each(put);
             for c in &mut s.changes {
@@ -313,106 +369,46 @@ impl Plan {
                 c.details.iter_mut().for_each(put);
                 put(&mut c.undo);
             }
-        }
-    }
-
-    /// Builds the plan of a validated playbook without contacting any host.
-    pub fn offline(pb: &Playbook) -> Self {
-        let mut ctx = PlanContext {
-            app: pb.app.clone(),
-            build_tags: BTreeMap::new(),
-            previous: pb
-                .steps
-                .windows(2)
-                .map(|w| (w[1].id.clone(), w[0].id.clone()))
-                .collect(),
-        };
-        for s in &pb.steps {
-            if let StepKind::Build(b) = &s.kind {
+            if let crate::playbook::StepKind::Build(b) = &s.spec.kind {
                 let tag = b
                     .tag
                     .clone()
-                    .unwrap_or_else(|| format!("boyong/{}-{}:<run-id>", pb.app, s.id));
-                ctx.build_tags.insert(s.id.clone(), tag);
+                    .unwrap_or_else(|| default_tag(&self.app, &s.id, run));
+                images.insert(s.id.clone(), tag);
             }
         }
-        let steps: Vec<PlannedStep> = pb
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let d = steps::describe(s, &ctx);
-                PlannedStep {
-                    number: i + 1,
-                    id: s.id.clone(),
-                    kind: s.kind.name(),
-                    retries: s.retries,
-                    timeout: s.timeout,
-                    reads: d.reads,
-                    changes: d.changes,
-                    spec: s.clone(),
-                    found: Vec::new(),
-                    estimate: None,
-                }
-            })
-            .collect();
-        let mut steps = steps;
-        drop_repeated_creates(&mut steps);
-        let mut summary = Summary::default();
-        for c in steps.iter().flat_map(|s| &s.changes) {
-            match c.op {
-                Op::Create => summary.create += 1,
-                Op::Replace => summary.replace += 1,
-                Op::Remove => summary.remove += 1,
-                Op::Run => summary.run += 1,
-            }
-        }
-        let v = &pb.vendor;
-        let auth = match &v.auth {
-            VendorAuth::Key {
-                identity,
-                passphrase,
-            } => format!(
-                "key {}{}",
-                identity.display(),
-                if passphrase.is_some() {
-                    " (passphrase: ***)"
-                } else {
-                    ""
-                }
-            ),
-            VendorAuth::Password(_) => "password ***".into(),
-        };
-        Self {
-            format: PLAN_FORMAT,
-            mode: "offline",
-            app: pb.app.clone(),
-            description: pb.description.clone(),
-            playbook: pb.path.display().to_string(),
-            playbook_sha256: pb.sha256.clone(),
-            vendor: VendorView {
-                address: format!("{}@{}:{}", v.user, v.host, v.port),
-                auth,
-                known_hosts: v.known_hosts.as_ref().map_or_else(
-                    || "~/.ssh/known_hosts (the operator's)".into(),
-                    |k| k.display().to_string(),
-                ),
-            },
-            target: pb.target.docker.to_string(),
-            secrets: pb
-                .secrets
-                .iter()
-                .map(|(k, d)| {
-                    let src = match &d.source {
-                        SecretSource::Env(e) => format!("env {e}"),
-                        SecretSource::File(f) => format!("file {}", f.display()),
-                    };
-                    (k.clone(), src)
-                })
-                .collect(),
-            steps,
-            summary,
-            probes: None,
-        }
+        self.run = Some(RunBinding {
+            id: run.to_string(),
+            images,
+        });
     }
+
+    /// The deploy step's id and the name of the container it cuts over to.
+    pub fn deployed(&self) -> Option<(&str, &str)> {
+        self.steps.iter().find_map(|s| match &s.spec.kind {
+            StepKind::Deploy(d) => Some((s.id.as_str(), d.name.as_str())),
+            _ => None,
+        })
+    }
+
+    /// The health check of the deploy step `step`.
+    pub fn health(&self, step: &str) -> Option<&HealthCheck> {
+        self.steps
+            .iter()
+            .find(|s| s.id == step)
+            .and_then(|s| match &s.spec.kind {
+                StepKind::Deploy(d) => Some(&d.health.check),
+                _ => None,
+            })
+    }
+
+    /// The run this plan is bound to, or `""` before [`Plan::for_run`].
+    pub fn run_id(&self) -> &str {
+        self.run.as_ref().map_or("", |r| r.id.as_str())
+    }
+}
+
+/// The tag a build step without `tag` gives its image: `boyong/APP-STEP:RUN`.
+pub fn default_tag(app: &str, step: &str, run: &str) -> String {
+    format!("boyong/{app}-{step}:{run}")
 }

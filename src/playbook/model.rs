@@ -121,7 +121,7 @@ impl std::fmt::Display for DockerEndpoint {
 }
 
 /// One step.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     /// Unique id.
     pub id: String,
@@ -136,7 +136,7 @@ pub struct Step {
 }
 
 /// What a step does: exactly one kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     /// Pull a tree or file from the vendor host.
@@ -168,7 +168,7 @@ impl StepKind {
 }
 
 /// Pull a directory or one file from the vendor host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fetch {
     /// Absolute path on the vendor host.
     pub path: String,
@@ -210,7 +210,7 @@ impl Engine {
 }
 
 /// Dump a database on the vendor host.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dump {
     /// Engine.
     pub engine: Engine,
@@ -227,7 +227,7 @@ pub struct Dump {
 }
 
 /// Where an exec step runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecOn {
     /// The vendor host.
@@ -237,7 +237,7 @@ pub enum ExecOn {
 }
 
 /// Run a command.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Exec {
     /// Command line.
     pub run: String,
@@ -250,7 +250,7 @@ pub struct Exec {
 }
 
 /// Build an image from artifacts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Build {
     /// Base image.
     pub base: String,
@@ -273,7 +273,7 @@ pub struct Build {
 }
 
 /// Load a dump into a database container.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Restore {
     /// The dump step.
     pub from: String,
@@ -292,7 +292,7 @@ pub struct Restore {
 }
 
 /// The image a deploy runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageSource {
     /// The image built by this build step.
@@ -302,7 +302,7 @@ pub enum ImageSource {
 }
 
 /// A named volume mounted into a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeMount {
     /// Volume name.
     pub volume: String,
@@ -313,7 +313,7 @@ pub struct VolumeMount {
 }
 
 /// Cut over to a new container.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deploy {
     /// The image.
     pub image: ImageSource,
@@ -336,7 +336,7 @@ pub struct Deploy {
 }
 
 /// What "healthy" means.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthCheck {
     /// An HTTP GET answered with this status.
@@ -355,7 +355,7 @@ pub enum HealthCheck {
 }
 
 /// The health gate of a cut-over.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// The check.
     pub check: HealthCheck,
@@ -380,7 +380,7 @@ pub enum RestartPolicy {
 }
 
 /// Container hardening; the defaults are the hardened values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Security {
     /// Read-only root file system.
     pub read_only: bool,

@@ -161,6 +161,14 @@ impl Serialize for Template {
     }
 }
 
+/// A template read back from a plan is its shown text: secrets stay `***`. A plan read
+/// back is for reading (stale checks, status, reports); a run resolves the playbook again.
+impl<'de> serde::Deserialize<'de> for Template {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

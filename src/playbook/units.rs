@@ -92,6 +92,23 @@ impl Serialize for Span {
     }
 }
 
+/// Read back as written: a saved plan's durations, sizes and ports are their text.
+macro_rules! deserialize_from_text {
+    ($t:ty, $parse:expr) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+deserialize_from_text!(Span, Span::parse);
+deserialize_from_text!(Size, Size::parse);
+// As shown (`0.0.0.0:8080->80/tcp`) or as written (`127.0.0.1:8080:80`).
+deserialize_from_text!(PortMap, |t: &str| PortMap::parse(&t.replace("->", ":")));
+
 /// A size in bytes as written: `512m`, `1g`, `64k`, `1048576`; binary units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(pub u64);
@@ -140,7 +157,7 @@ impl Serialize for Size {
 }
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     /// TCP.

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::engine::history::ChangeState;
 use crate::engine::journal::{self, Entry, Header, JournalContents, Record, VerifyReport};
-use crate::engine::runner::change_summary;
 use crate::engine::{History, RunResult};
+use crate::plan::{Change, Plan};
 
 pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
     move |source| ReportError::Io {
@@ -97,12 +97,12 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
         head_sha256: verified.head_sha256.clone().unwrap_or_default(),
     };
     let h = History::from_journal(&contents);
-    let plan: Value = fs::read(dir.join("plan.json"))
+    let plan: Option<Plan> = fs::read_to_string(dir.join("plan.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
+        .and_then(|t| Plan::read(&t).ok());
+    let plan = plan.as_ref();
     let digest_of = |f: &str| file_digest(&dir.join(f)).ok().map(|(d, _)| d);
-    let mut steps = steps(&plan, &contents.entries);
+    let mut steps = steps(plan, &contents.entries);
     for (id, ms) in log_elapsed(&dir.join("log.jsonl")) {
         if let Some(st) = steps.iter_mut().find(|s| s.id == id && s.outcome == "done") {
             st.elapsed_ms = Some(ms);
@@ -133,8 +133,8 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
             later: later(&contents.entries),
         },
         route: Route {
-            vendor: s(&plan["vendor"], "address"),
-            known_hosts: s(&plan["vendor"], "known_hosts"),
+            vendor: plan.map(|p| p.vendor.address.clone()),
+            known_hosts: plan.map(|p| p.vendor.known_hosts.clone()),
             host_keys: notes(&contents.entries)
                 .into_iter()
                 .filter(|n| n.kind == "host-key")
@@ -144,10 +144,10 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
                     }
                     keys
                 }),
-            target: s(&plan, "target"),
+            target: plan.map(|p| p.target.clone()),
         },
         inputs: Inputs {
-            playbook: s(&plan, "playbook"),
+            playbook: plan.map(|p| p.playbook.clone()),
             playbook_sha256: header.playbook_sha256.clone(),
             playbook_file_sha256: digest_of("playbook.yml"),
             plan_sha256: header.plan_sha256.clone(),
@@ -255,24 +255,17 @@ fn slot(out: &mut Vec<StepReport>, id: &str) -> usize {
 }
 
 /// Each step of the plan, then any journaled step the plan does not list.
-fn steps(plan: &Value, entries: &[Entry]) -> Vec<StepReport> {
-    let mut out: Vec<StepReport> = plan["steps"]
-        .as_array()
-        .map(Vec::as_slice)
+fn steps(plan: Option<&Plan>, entries: &[Entry]) -> Vec<StepReport> {
+    let mut out: Vec<StepReport> = plan
+        .map(|p| p.steps.as_slice())
         .unwrap_or_default()
         .iter()
         .map(|p| {
             blank_step(
-                p["number"].as_u64().unwrap_or(0),
-                s(p, "id").unwrap_or_default(),
-                s(p, "kind").unwrap_or_default(),
-                p["changes"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(change_summary)
-                    .collect(),
+                u64::try_from(p.number).unwrap_or(0),
+                p.id.clone(),
+                p.kind.to_string(),
+                p.changes.iter().map(Change::summary).collect(),
             )
         })
         .collect();

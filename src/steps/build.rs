@@ -12,15 +12,60 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::Described;
+use super::common::{LABEL_SOURCE, docker_err, labels};
 use super::live::Live;
+use super::probe::{Findings, ProbeCx, StepFound, Target, human_bytes, image_present, secs, short};
+use super::{Described, Kind};
 use crate::artifact::{Node, Tree, manifest};
-use crate::docker::DockerError;
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource};
+use crate::plan::{Change, Estimate, Op, Place, PlanContext, PlannedStep, Resource, Undo};
 use crate::playbook::{Build, Step};
 
-pub(super) fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
+/// The `build` kind.
+pub(crate) struct BuildStep;
+
+impl Kind for BuildStep {
+    type Spec = Build;
+
+    fn describe(step: &Step, spec: &Build, ctx: &PlanContext) -> Described {
+        describe(step, spec, ctx)
+    }
+
+    async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Build) {
+        probe(p.target, step, spec, p.fx, p.sf).await;
+    }
+
+    async fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Build,
+        cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        execute(live, step, spec, cx).await
+    }
+
+    /// The image is still there, the same one.
+    async fn still_valid(
+        live: &Live,
+        _step: &PlannedStep,
+        facts: &Value,
+        _artifacts: &Path,
+    ) -> Result<(), String> {
+        let tag = facts
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let engine = live.engine().await.map_err(|e| e.to_string())?;
+        let now = engine.image_id(tag).await.map_err(|e| e.to_string())?;
+        if now.as_deref() == facts.get("image_id").and_then(Value::as_str) {
+            Ok(())
+        } else {
+            Err(format!("image `{tag}` is gone or was replaced"))
+        }
+    }
+}
+
+fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
     let mut reads: Vec<String> = b
         .copy
         .iter()
@@ -215,7 +260,7 @@ fn write_context(
 }
 
 /// Builds the image: artifacts re-verified, the context streamed, labels set.
-pub(super) async fn execute(
+async fn execute(
     live: &Live,
     step: &PlannedStep,
     b: &Build,
@@ -256,17 +301,10 @@ pub(super) async fn execute(
             engine.endpoint()
         )));
     }
-    let run = artifacts
-        .parent()
-        .and_then(Path::file_name)
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut labels: HashMap<String, String> = live.extra_labels().clone();
-    labels.insert("boyong.app".into(), live.app().to_string());
-    labels.insert("boyong.run".into(), run);
-    labels.insert("boyong.step".into(), step.id.clone());
-    labels.insert("boyong.source.sha256".into(), source.clone());
-    let undo = json!({"action": "remove-image", "tag": tag});
+    let mut labels: HashMap<String, String> =
+        labels(live.extra_labels(), live.app(), cx.run_id(), &step.id);
+    labels.insert(LABEL_SOURCE.into(), source.clone());
+    let undo = Undo::RemoveImage { tag: tag.clone() };
     let id = cx.intent(change, &undo)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let file = dockerfile(b);
@@ -302,15 +340,49 @@ pub(super) async fn execute(
     Ok(facts)
 }
 
-/// A Docker failure as a step error: the engine unreachable may pass; the rest will not.
-#[expect(
-    clippy::needless_pass_by_value,
-    reason = "used as `map_err(docker_err)`"
-)]
-pub(super) fn docker_err(e: DockerError) -> StepError {
-    match e {
-        DockerError::Unreachable { .. } => StepError::Failed(e.to_string()),
-        _ => StepError::Fatal(e.to_string()),
+/// A build step: its base image, and the tag it moves if that exists.
+async fn probe(
+    t: Option<&Target>,
+    step: &PlannedStep,
+    b: &crate::playbook::Build,
+    fx: &mut Findings,
+    sf: &mut StepFound,
+) {
+    let bytes: u64 = b
+        .copy
+        .iter()
+        .filter_map(|(from, _)| fx.fetched.get(from).map(|t| t.bytes))
+        .sum();
+    for (from, _) in &b.copy {
+        sf.found.push(match fx.fetched.get(from) {
+            Some(t) => format!(
+                "context: artifact `{from}` ({} files, {} as probed; its digest is known after fetch)",
+                t.files,
+                human_bytes(t.bytes)
+            ),
+            None => format!("context: artifact `{from}` (size known after fetch)"),
+        });
+    }
+    let known = b.copy.iter().all(|(from, _)| fx.fetched.contains_key(from));
+    sf.estimate = Some(Estimate {
+        bytes: known.then_some(bytes),
+        seconds: 3.0 + secs(bytes, 100e6),
+        basis: "context sent at ~100 MB/s plus the base image's RUN commands".into(),
+    });
+    fx.target_bytes += bytes;
+    let Some(t) = t else { return };
+    image_present(t, &b.base, Some(&step.id), fx, sf).await;
+    if let Some(tag) = &b.tag {
+        let n = step
+            .changes
+            .iter()
+            .position(|c| c.resource == Resource::Image);
+        if let (Some(n), Ok(Some(img))) = (n, t.engine.image_id(tag).await) {
+            sf.now[n] = Some(format!(
+                "the tag exists ({}): it moves to the new image; rollback moves it back",
+                short(&img)
+            ));
+        }
     }
 }
 

@@ -6,15 +6,44 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::Described;
-use super::live::{Live, nothing_to_undo, ssh_err};
+use super::common::{docker_err, ssh_err};
+use super::live::Live;
+use super::probe::ProbeCx;
+use super::{Described, Kind};
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, Place, PlannedStep, Resource};
-use crate::playbook::{Exec, ExecOn, Secret, SecretStore, Template};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
+use crate::playbook::{Exec, ExecOn, Secret, SecretStore, Step, Template};
 use crate::shell::quote;
 use crate::ssh::Out;
 
-pub(super) fn describe(e: &Exec) -> Described {
+/// The `exec` kind.
+pub(crate) struct ExecStep;
+
+impl Kind for ExecStep {
+    type Spec = Exec;
+
+    fn describe(_step: &Step, spec: &Exec, _ctx: &PlanContext) -> Described {
+        describe(spec)
+    }
+
+    fn reads_vendor(spec: &Exec) -> bool {
+        matches!(spec.on, ExecOn::Vendor)
+    }
+
+    /// Nothing to look at: the command is shown as it will run.
+    async fn probe(_p: &mut ProbeCx<'_>, _step: &PlannedStep, _spec: &Exec) {}
+
+    async fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Exec,
+        cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        execute(live, step, spec, cx).await
+    }
+}
+
+fn describe(e: &Exec) -> Described {
     let (place, name) = match &e.on {
         ExecOn::Vendor => (Place::Vendor, format!("on vendor: {}", e.run)),
         ExecOn::Container(c) => (Place::Target, format!("in container {c}: {}", e.run)),
@@ -182,7 +211,7 @@ async fn run_remote(
 }
 
 /// Runs the step: its undo is journaled first, then the command.
-pub(super) async fn execute(
+async fn execute(
     live: &Live,
     step: &PlannedStep,
     e: &Exec,
@@ -193,8 +222,8 @@ pub(super) async fn execute(
         .first()
         .ok_or_else(|| StepError::failed("an exec step lists its command"))?;
     let undo = match &e.undo {
-        Some(u) => json!({"action": "vendor-command", "run": u}),
-        None => nothing_to_undo(),
+        Some(u) => Undo::VendorCommand { run: u.clone() },
+        None => Undo::None,
     };
     let env = resolve_env(&e.env, cx.secrets())?;
     if let ExecOn::Container(name) = &e.on {
@@ -202,7 +231,7 @@ pub(super) async fn execute(
         if engine
             .container(name)
             .await
-            .map_err(super::build::docker_err)?
+            .map_err(docker_err)?
             .is_none_or(|c| !c.running)
         {
             return Err(StepError::fatal(format!(
@@ -210,8 +239,11 @@ pub(super) async fn execute(
             )));
         }
         let undo = match &e.undo {
-            Some(u) => json!({"action": "container-command", "container": name, "run": u}),
-            None => nothing_to_undo(),
+            Some(u) => Undo::ContainerCommand {
+                container: name.clone(),
+                run: u.clone(),
+            },
+            None => Undo::None,
         };
         let id = cx.intent(change, &undo)?;
         run_in_container(&engine, name, &e.run, &env, Some(cx)).await?;
@@ -255,7 +287,7 @@ async fn run_in_container(
     let out = engine
         .exec_held(container, &cmd, &env, 1 << 20)
         .await
-        .map_err(super::build::docker_err)?;
+        .map_err(docker_err)?;
     if let Some(cx) = cx {
         for line in String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -290,27 +322,22 @@ async fn run_in_container(
 /// Runs a journaled undo command inside its container, with the step's environment.
 pub(super) async fn undo_in_container(
     live: &Live,
-    data: &Value,
+    container: &str,
+    command: &str,
     env: &BTreeMap<String, Template>,
-    secrets: &SecretStore,
 ) -> Result<(), StepError> {
-    let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
-    let env = resolve_env(env, secrets)?;
+    let env = resolve_env(env, live.secrets())?;
     let engine = live.engine().await?;
-    run_in_container(&engine, s("container"), s("run"), &env, None).await
+    run_in_container(&engine, container, command, &env, None).await
 }
 
 /// Runs a journaled undo command, with the step's environment.
-pub(super) async fn undo(
+pub(super) async fn undo_on_vendor(
     live: &Live,
-    data: &Value,
+    command: &str,
     env: &BTreeMap<String, Template>,
-    secrets: &SecretStore,
 ) -> Result<(), StepError> {
-    let Some(command) = data.get("run").and_then(Value::as_str) else {
-        return Err(StepError::failed("the undo data names no command"));
-    };
-    let env = resolve_env(env, secrets)?;
+    let env = resolve_env(env, live.secrets())?;
     run_remote(live, command, &env, None).await
 }
 

@@ -2,24 +2,67 @@
 //! hashed and safely unpacked as it arrives.
 
 use std::fs;
-use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
+
+use std::fmt::Write as _;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::Described;
+use super::common::{ChunkReader, pump, remove_all, write_synced};
 use super::live::Live;
+use super::probe::{Findings, ProbeCx, StepFound, Vendor, human_bytes, secs, sh, utc};
+use super::{Described, Kind};
 use crate::artifact::manifest::{manifest_bytes, tree_bytes};
 use crate::artifact::{Node, UnpackError, unpack};
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, Place, PlannedStep, Resource};
+use crate::plan::{Change, Estimate, Op, Place, PlanContext, PlannedStep, Resource, Undo};
 use crate::playbook::{Fetch, Step};
 use crate::shell::quote;
 use crate::ssh::{Out, Session};
 
-pub(super) fn describe(step: &Step, f: &Fetch) -> Described {
+/// The `fetch` kind.
+pub(crate) struct FetchStep;
+
+impl Kind for FetchStep {
+    type Spec = Fetch;
+
+    fn describe(step: &Step, spec: &Fetch, _ctx: &PlanContext) -> Described {
+        describe(step, spec)
+    }
+
+    fn reads_vendor(_spec: &Fetch) -> bool {
+        true
+    }
+
+    async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Fetch) {
+        match p.vendor {
+            Some(v) => probe_tree(v, step, spec, p.fx, p.sf).await,
+            None => p.vendor_unreached(),
+        }
+    }
+
+    async fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Fetch,
+        cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        execute(live, step, spec, cx).await
+    }
+
+    async fn still_valid(
+        _live: &Live,
+        step: &PlannedStep,
+        facts: &Value,
+        artifacts: &Path,
+    ) -> Result<(), String> {
+        still_valid(&step.id, facts, artifacts)
+    }
+}
+
+fn describe(step: &Step, f: &Fetch) -> Described {
     let mut read = format!("vendor:{} (one tar stream over SSH", f.path);
     if !f.exclude.is_empty() {
         read.push_str(", excluding ");
@@ -67,59 +110,6 @@ pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
     )
 }
 
-/// Reads the byte chunks of a channel as one `Read` stream (for the unpacking thread).
-pub(super) struct ChunkReader {
-    pub(super) rx: tokio::sync::mpsc::Receiver<Bytes>,
-    pub(super) cur: Bytes,
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.cur = b,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
-    }
-}
-
-/// Feeds a remote command's stdout to `tx` (a thread that writes it) as it arrives,
-/// reporting progress; its byte count and the first 64 KiB of its stderr. A closed `tx`
-/// (the writer stopped: its own error says why) drains the rest.
-pub(super) async fn pump(
-    run: &mut crate::ssh::Exec,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    cx: &mut StepCx<'_>,
-) -> (u64, Vec<u8>) {
-    let mut stderr = Vec::new();
-    let (mut bytes, mut reported) = (0u64, 0u64);
-    let mut tx = Some(tx);
-    while let Some(out) = run.next().await {
-        match out {
-            Out::Stdout(b) => {
-                bytes += b.len() as u64;
-                if let Some(t) = &tx
-                    && t.send(b).await.is_err()
-                {
-                    tx = None;
-                }
-                if bytes - reported >= 8 << 20 {
-                    reported = bytes;
-                    cx.progress(bytes, None);
-                }
-            }
-            Out::Stderr(b) if stderr.len() < 64 * 1024 => stderr.extend_from_slice(&b),
-            Out::Stderr(_) => {}
-        }
-    }
-    (bytes, stderr)
-}
-
 fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
     [
         artifacts.join(id),
@@ -129,39 +119,8 @@ fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
     ]
 }
 
-pub(super) fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
-    for p in paths {
-        match fs::symlink_metadata(p) {
-            Ok(m) if m.is_dir() => {
-                // An unpacker being stopped may add a last file while this runs.
-                let mut tries = 0;
-                while let Err(e) = fs::remove_dir_all(p) {
-                    tries += 1;
-                    if tries == 5 || e.kind() == std::io::ErrorKind::NotFound {
-                        if e.kind() == std::io::ErrorKind::NotFound {
-                            break;
-                        }
-                        return Err(e);
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-            }
-            Ok(_) => fs::remove_file(p)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::File::create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
 /// Pulls the tree: intent, stream, unpack and hash in one pass, manifest, `done`.
-pub(super) async fn execute(
+async fn execute(
     live: &Live,
     step: &PlannedStep,
     f: &Fetch,
@@ -179,10 +138,14 @@ pub(super) async fn execute(
         .changes
         .first()
         .ok_or_else(|| StepError::failed("a fetch step lists its artifact"))?;
-    let undo = json!({
-        "action": "remove-artifact",
-        "paths": [&dest, &partial, &manifest_path, &tree_path],
-    });
+    let undo = Undo::RemoveArtifact {
+        paths: vec![
+            dest.clone(),
+            partial.clone(),
+            manifest_path.clone(),
+            tree_path.clone(),
+        ],
+    };
     let id = cx.intent(change, &undo)?;
     // A failed pull leaves nothing that could pass for an artifact. `fail` may be
     // retried (a dropped link); `fatal` may not (a refused entry, a full disk, tar's
@@ -330,50 +293,9 @@ async fn check_sums(
     Ok(())
 }
 
-/// Removes an artifact and its partial copies and descriptions. Safe when they are gone.
-/// Only ever the paths a fetch of `step` writes, inside a run's `artifacts` directory.
-pub(super) fn undo(step: &str, data: &Value) -> Result<(), StepError> {
-    let paths: Vec<PathBuf> = data
-        .get("paths")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p.as_str().map(PathBuf::from))
-        .collect();
-    for p in &paths {
-        let plain = p.is_absolute()
-            && p.components().all(|c| {
-                matches!(
-                    c,
-                    std::path::Component::RootDir | std::path::Component::Normal(_)
-                )
-            });
-        let in_artifacts =
-            p.parent().and_then(Path::file_name) == Some(std::ffi::OsStr::new("artifacts"));
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        // A fetch's tree, or a dump's file and evidence, with their descriptions.
-        let ours = name == step
-            || name.strip_prefix(step).is_some_and(|rest| {
-                rest == ".manifest"
-                    || rest == ".tree"
-                    || rest.starts_with(".partial")
-                    || rest == ".sql.gz"
-                    || rest.starts_with(".sql.gz.partial")
-                    || rest == ".evidence.json"
-            });
-        if !(plain && in_artifacts && ours) {
-            return Err(StepError::fatal(format!(
-                "refusing to remove {}: not an artifact of step `{step}`",
-                p.display()
-            )));
-        }
-    }
-    remove_all(&paths).map_err(|e| StepError::failed(format!("cannot remove the artifact: {e}")))
-}
-
 /// On resume: the manifest and tree file are the ones journaled, and the artifact still
 /// matches them, byte for byte.
-pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
+fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
     let [dest, _, manifest_path, tree_path] = paths(artifacts, id);
     let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     let t = fs::read(&tree_path).map_err(|e| format!("{}: {e}", tree_path.display()))?;
@@ -392,4 +314,176 @@ pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(
     }
     let tree = crate::artifact::manifest::parse(&m, &t)?;
     crate::artifact::manifest::verify(&dest, &tree)
+}
+
+/// What a fetch probe saw.
+pub(crate) struct Tree {
+    pub(crate) kind: String,
+    pub(crate) files: u64,
+    pub(crate) bytes: u64,
+    pub(crate) newest: u64,
+}
+
+/// The read-only command that sizes a fetch: files, bytes and the newest mtime, with the
+/// fetch's own exclusions.
+fn size_command(path: &str, exclude: &[String]) -> String {
+    let mut prune = String::new();
+    for (i, e) in exclude.iter().enumerate() {
+        let rel = format!("./{}", e.trim_end_matches('/').trim_start_matches("./"));
+        if i > 0 {
+            prune.push_str(" -o");
+        }
+        let _ = write!(prune, " -path {}", quote(&rel));
+    }
+    let prune = if prune.is_empty() {
+        String::new()
+    } else {
+        format!(" \\({prune} \\) -prune -o")
+    };
+    format!(
+        "P={p}; if [ -d \"$P\" ]; then cd \"$P\" && find . -xdev{prune} -type f -printf '%s %T@\\n' | \
+         awk 'BEGIN {{n=0; s=0; m=0}} {{n++; s+=$1; t=int($2); if (t>m) m=t}} END {{printf \"dir %d %.0f %d\\n\", n, s, m}}'; \
+         elif [ -f \"$P\" ]; then echo \"file 1 $(stat -c '%s %Y' -- \"$P\")\"; \
+         elif [ -e \"$P\" ]; then echo other; else echo missing; fi",
+        p = quote(path)
+    )
+}
+
+fn parse_tree(out: &str) -> Option<Tree> {
+    let mut w = out.split_whitespace();
+    let kind = w.next()?.to_string();
+    if kind != "dir" && kind != "file" {
+        return Some(Tree {
+            kind,
+            files: 0,
+            bytes: 0,
+            newest: 0,
+        });
+    }
+    Some(Tree {
+        kind,
+        files: w.next()?.parse().ok()?,
+        bytes: w.next()?.parse().ok()?,
+        newest: w.next()?.parse().ok()?,
+    })
+}
+
+/// Probes a fetch step: the tree's files, bytes and newest change (with the step's exclusions),
+/// `tar`, and the vendor's manifest.
+async fn probe_tree(
+    v: &Vendor,
+    step: &PlannedStep,
+    x: &crate::playbook::Fetch,
+    fx: &mut Findings,
+    sf: &mut StepFound,
+) {
+    let id = step.id.as_str();
+    let key = format!("vendor.fetch.{id}");
+    match sh(v, &size_command(&x.path, &x.exclude), None).await {
+        Ok((0, out)) => match parse_tree(&out) {
+            Some(t) if t.kind == "dir" || t.kind == "file" => {
+                sf.found.push(format!(
+                    "vendor:{}: {} {}, {} (newest change {})",
+                    x.path,
+                    t.files,
+                    if t.files == 1 { "file" } else { "files" },
+                    human_bytes(t.bytes),
+                    utc(t.newest)
+                ));
+                fx.print(
+                    key,
+                    format!(
+                        "{} files={} bytes={} newest={}",
+                        t.kind, t.files, t.bytes, t.newest
+                    ),
+                );
+                sf.estimate = Some(Estimate {
+                    bytes: Some(t.bytes),
+                    seconds: 0.5 + secs(t.bytes, 100e6),
+                    basis: "one tar stream at ~100 MB/s (loopback measures ~240 MB/s; a long link is slower)".into(),
+                });
+                fx.local_bytes += t.bytes;
+                fx.fetched.insert(id.to_string(), t);
+            }
+            Some(t) => {
+                fx.print(key, t.kind.clone());
+                fx.problem(
+                    Some(id),
+                    format!(
+                        "vendor:{} does not exist or is not a file or directory ({})",
+                        x.path, t.kind
+                    ),
+                    "correct `fetch.path`, or ask the vendor where the app lives",
+                );
+            }
+            None => sf.found.push(format!(
+                "vendor:{}: size unknown (the host's find/awk answered `{}`)",
+                x.path,
+                out.trim()
+            )),
+        },
+        Ok((c, err)) => fx.problem(
+            Some(id),
+            format!("sizing vendor:{} failed (exit status {c}): {err}", x.path),
+            "check that the vendor account can read the path",
+        ),
+        Err(e) => fx.problem(
+            Some(id),
+            format!("sizing vendor:{}: {e}", x.path),
+            "check the vendor link",
+        ),
+    }
+    match sh(v, "tar --version 2>/dev/null | head -n 1", None).await {
+        Ok((0, out)) if !out.trim().is_empty() => sf.found.push(format!("tar: {}", out.trim())),
+        _ => fx.problem(
+            Some(id),
+            "no `tar` on the vendor host",
+            "install tar there (every Linux has it), or ask the vendor for an archive",
+        ),
+    }
+    if let Some(sums) = &x.sha256sums {
+        let present = matches!(
+            sh(v, &format!("test -r {}", quote(sums)), None).await,
+            Ok((0, _))
+        );
+        fx.print(
+            format!("vendor.sha256sums.{id}"),
+            if present { "present" } else { "missing" },
+        );
+        if present {
+            sf.found.push(format!("vendor:{sums}: present"));
+        } else {
+            fx.problem(
+                Some(id),
+                format!("the vendor's manifest {sums} is missing or unreadable"),
+                "ask the vendor for it, or remove `sha256sums` from the step",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_command_prunes_exclusions_quoted() {
+        let c = size_command("/srv/a b", &["storage/logs/".into(), "x'y".into()]);
+        assert!(c.starts_with("P='/srv/a b';"), "{c}");
+        assert!(
+            c.contains("\\( -path './storage/logs' -o -path './x'\\''y' \\) -prune -o -type f"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn trees_parse() {
+        let t = parse_tree("dir 42 123456 1700000000\n").expect("parses");
+        assert_eq!((t.files, t.bytes, t.newest), (42, 123_456, 1_700_000_000));
+        assert_eq!(
+            parse_tree("missing\n").map(|t| t.kind),
+            Some("missing".into())
+        );
+        assert!(parse_tree("dir x").is_none());
+    }
 }

@@ -1,23 +1,20 @@
-//! The runner for real hosts: each step kind's execution against the vendor host (SSH)
-//! and the target engine (Docker), and the undo of what they changed.
-//!
-//! Built now: `fetch` and `exec` on the vendor host, over one SSH connection opened on
-//! first use and reopened after a transient failure. Kinds whose client is not built
-//! yet are refused by name in [`Live::supports`] before a run starts.
+//! The runner for real hosts: its connections (one SSH connection to the vendor host,
+//! opened on first use and reopened after a transient failure; one to the target engine)
+//! and the dispatch of steps to their kinds ([`super::Kind`]) and of undos to
+//! [`super::undo`].
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::common::{docker_err, ssh_err};
+use crate::docker::Engine;
 use crate::engine::{Runner, StepCx, StepError, UndoItem};
 use crate::plan::PlannedStep;
 use crate::playbook::{Playbook, SecretStore, StepKind, VendorAuth};
-use crate::ssh::{Auth, Session, SshError, Target};
-
-use super::{build, deploy_run, dump, exec, fetch, restore};
-use crate::docker::Engine;
+use crate::ssh::{Auth, Session, Target};
 
 /// How to reach the vendor host, as the operator's command line says.
 #[derive(Debug, Clone)]
@@ -82,7 +79,7 @@ impl Live {
         let e = Arc::new(
             Engine::connect(&pb.target.docker)
                 .await
-                .map_err(super::build::docker_err)?,
+                .map_err(docker_err)?,
         );
         *slot = Some(Arc::clone(&e));
         Ok(e)
@@ -203,40 +200,16 @@ impl Drop for ForgetSessionOnDrop<'_> {
     }
 }
 
-/// An SSH failure as a step error.
-#[expect(clippy::needless_pass_by_value, reason = "used as `map_err(ssh_err)`")]
-pub(super) fn ssh_err(e: SshError) -> StepError {
-    if e.is_transient() {
-        StepError::Failed(e.to_string())
-    } else {
-        StepError::Fatal(e.to_string())
-    }
-}
-
 impl Runner for Live {
-    fn supports(&self, step: &PlannedStep) -> Result<(), String> {
-        match &step.spec.kind {
-            StepKind::Fetch(_)
-            | StepKind::Build(_)
-            | StepKind::Deploy(_)
-            | StepKind::Dump(_)
-            | StepKind::Restore(_)
-            | StepKind::Exec(_) => Ok(()),
-        }
+    fn supports(&self, _step: &PlannedStep) -> Result<(), String> {
+        Ok(())
     }
 
     async fn execute(&self, step: &PlannedStep, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
         // Cut off (a time limit, Ctrl-C), the step's connection goes with it, so the
         // command on the vendor host ends and a retry starts on a fresh one.
         let mut guard = ForgetSessionOnDrop(Some(self));
-        let result = match &step.spec.kind {
-            StepKind::Fetch(f) => fetch::execute(self, step, f, cx).await,
-            StepKind::Exec(e) => exec::execute(self, step, e, cx).await,
-            StepKind::Build(b) => build::execute(self, step, b, cx).await,
-            StepKind::Deploy(d) => deploy_run::execute(self, step, d, cx).await,
-            StepKind::Dump(d) => dump::execute(self, step, d, cx).await,
-            StepKind::Restore(r) => restore::execute(self, step, r, cx).await,
-        };
+        let result = super::execute(self, step, cx).await;
         if result.is_err() {
             self.drop_vendor().await;
         }
@@ -245,53 +218,7 @@ impl Runner for Live {
     }
 
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {
-        match item.undo.get("action").and_then(Value::as_str) {
-            Some("remove-artifact") => fetch::undo(&item.step, &item.undo),
-            Some("vendor-command") => {
-                let spec = self.spec(&item.step).map(|s| &s.kind);
-                let env = match spec {
-                    Some(StepKind::Exec(e)) => e.env.clone(),
-                    _ => std::collections::BTreeMap::new(),
-                };
-                let r = exec::undo(self, &item.undo, &env, &self.secrets).await;
-                if r.is_err() {
-                    self.drop_vendor().await;
-                }
-                r
-            }
-            Some("container-command") => {
-                let env = match self.spec(&item.step).map(|s| &s.kind) {
-                    Some(StepKind::Exec(e)) => e.env.clone(),
-                    _ => std::collections::BTreeMap::new(),
-                };
-                exec::undo_in_container(self, &item.undo, &env, &self.secrets).await
-            }
-            Some("remove-image") => {
-                let tag = item
-                    .undo
-                    .get("tag")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                self.engine()
-                    .await?
-                    .remove_image(tag)
-                    .await
-                    .map_err(|e| StepError::failed(e.to_string()))
-            }
-            Some(
-                "remove-container" | "start-container" | "rename" | "remove-network"
-                | "remove-volume",
-            ) => deploy_run::undo(&*self.engine().await?, &item.undo).await,
-            Some("restore-volume") => {
-                restore::undo_volume(&*self.engine().await?, &item.undo).await
-            }
-            Some("none") => Ok(()),
-            other => Err(StepError::failed(format!(
-                "cannot undo {} of step `{}`: unknown undo action {other:?}",
-                item.summary(),
-                item.step
-            ))),
-        }
+        super::undo::undo(self, item).await
     }
 
     /// A `restore` right after the `dump` it loads reads the dump as it is written.
@@ -308,28 +235,6 @@ impl Runner for Live {
         facts: &Value,
         artifacts: &Path,
     ) -> Result<(), String> {
-        match &step.spec.kind {
-            StepKind::Fetch(_) => fetch::still_valid(&step.id, facts, artifacts),
-            StepKind::Dump(_) => dump::still_valid(&step.id, facts, artifacts),
-            StepKind::Build(_) => {
-                let tag = facts
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let engine = self.engine().await.map_err(|e| e.to_string())?;
-                let now = engine.image_id(tag).await.map_err(|e| e.to_string())?;
-                if now.as_deref() == facts.get("image_id").and_then(Value::as_str) {
-                    Ok(())
-                } else {
-                    Err(format!("image `{tag}` is gone or was replaced"))
-                }
-            }
-            _ => Ok(()),
-        }
+        super::still_valid(self, step, facts, artifacts).await
     }
-}
-
-/// Undo data for a change with nothing to undo.
-pub(super) fn nothing_to_undo() -> Value {
-    json!({"action": "none"})
 }

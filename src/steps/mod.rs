@@ -1,10 +1,15 @@
-//! Step kinds: one file each (`fetch.rs`, `dump.rs`, `exec.rs`, `build.rs`,
-//! `restore.rs`, `deploy.rs`).
+//! Step kinds: one module each, behind one trait ([`Kind`]).
 //!
-//! Owns: what each kind reads and changes ([`describe`]), which is what a plan shows and
-//! what a run is held to; and the [`Live`] runner that executes kinds on real hosts.
-//! Adding a kind: CONTRIBUTING.md lists every place, including the lists the compiler
-//! does not point at (`STEP_KINDS`, `kind_name`, `reads_vendor`).
+//! Owns: each kind's whole life: what it reads and changes (`describe`: what a plan shows
+//! and what a run is held to), what the live plan looks at, read-only (`probe`), how it
+//! runs (`execute`) and how a resumed run re-checks it (`still_valid`); the undo of every
+//! journaled change ([`undo`](undo/index.html): one exhaustive `match` on
+//! [`Undo`](crate::plan::Undo), each action implemented by the kind that makes it); the
+//! offline plan ([`plan()`]); and the [`Live`] runner that executes kinds on real hosts.
+//!
+//! Adding a kind: a file `steps/KIND.rs` with its `impl Kind`, one line in [`kinds!`]
+//! (the registry every dispatch below is generated from), and its playbook side
+//! (CONTRIBUTING.md): the compiler points at each of those.
 
 /// The end of the vendor-side wrappers of `exec` and `dump`, after the command they start
 /// in the background: the wrapper's fd 3 (its stdin, which boyong holds open) is watched;
@@ -25,23 +30,33 @@ exit "$__boyong_status""#
 }
 
 mod build;
+mod common;
 mod db;
 mod deploy;
-mod deploy_run;
 mod dump;
 mod exec;
 mod fetch;
 mod live;
+mod plan;
 mod probe;
 mod restore;
-mod restore_db;
+mod undo;
 
-pub use deploy_run::check_health;
+use std::future::Future;
+use std::path::Path;
+
+use serde_json::Value;
+
+pub use common::{LABEL_APP, LABEL_RUN, LABEL_SOURCE, LABEL_STEP};
+pub use deploy::check_health;
 pub use live::{Live, LiveOptions};
+pub use plan::plan;
 pub use probe::{Pool, human_bytes, probe, shared_disk};
 
-use crate::plan::{Change, PlanContext};
-use crate::playbook::{Security, Step, StepKind};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, PlanContext, PlannedStep};
+use crate::playbook::{Step, StepKind};
+use probe::ProbeCx;
 
 /// What a step reads and what it changes.
 #[derive(Debug, Clone, Default)]
@@ -52,76 +67,105 @@ pub struct Described {
     pub changes: Vec<Change>,
 }
 
-/// Describes a step for the plan.
-pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
-    match &step.kind {
-        StepKind::Fetch(f) => fetch::describe(step, f),
-        StepKind::Dump(d) => dump::describe(step, d),
-        StepKind::Exec(e) => exec::describe(e),
-        StepKind::Build(b) => build::describe(step, b, ctx),
-        StepKind::Restore(r) => restore::describe(step, r, ctx),
-        StepKind::Deploy(d) => deploy::describe(d, ctx),
+/// One step kind: everything boyong does with a step of it, from plan to resume.
+pub(crate) trait Kind {
+    /// The kind's validated settings (its variant of [`StepKind`]).
+    type Spec;
+
+    /// What the step reads and changes, from the playbook alone.
+    fn describe(step: &Step, spec: &Self::Spec, ctx: &PlanContext) -> Described;
+
+    /// Whether the step needs the vendor connection (the live plan opens it only then).
+    fn reads_vendor(_spec: &Self::Spec) -> bool {
+        false
+    }
+
+    /// What the live plan finds for the step now; read-only on every host.
+    fn probe(
+        p: &mut ProbeCx<'_>,
+        step: &PlannedStep,
+        spec: &Self::Spec,
+    ) -> impl Future<Output = ()>;
+
+    /// Runs the step: each change journaled ([`StepCx::intent`]) before it is made, and
+    /// its `done` after. Returns the step's facts.
+    fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Self::Spec,
+        cx: &mut StepCx<'_>,
+    ) -> impl Future<Output = Result<Value, StepError>>;
+
+    /// On resume: whether what the step made earlier (its facts) still holds.
+    fn still_valid(
+        _live: &Live,
+        _step: &PlannedStep,
+        _facts: &Value,
+        _artifacts: &Path,
+    ) -> impl Future<Output = Result<(), String>> {
+        async { Ok(()) }
     }
 }
 
-/// A network created when missing, and removed by rollback only if this run made it.
-pub(crate) fn network_if_missing(name: &str) -> Change {
-    if_missing(crate::plan::Resource::Network, name)
-}
-
-/// A volume created when missing, and removed by rollback only if this run made it.
-pub(crate) fn volume_if_missing(name: &str) -> Change {
-    if_missing(crate::plan::Resource::Volume, name)
-}
-
-fn if_missing(resource: crate::plan::Resource, name: &str) -> Change {
-    Change {
-        now: None,
-        op: crate::plan::Op::Create,
-        resource,
-        place: crate::plan::Place::Target,
-        name: name.to_string(),
-        details: Vec::new(),
-        condition: Some("if missing".into()),
-        undo: "remove it (only if this run created it)".into(),
-    }
-}
-
-/// The hardening of a container, spelled out for plans.
-pub(crate) fn hardening(s: &Security) -> Vec<String> {
-    let onoff = |b: bool, what: &str| {
-        if b {
-            what.to_string()
-        } else {
-            format!("{what}: OFF (relaxed by the playbook)")
+/// The registry: each [`StepKind`] variant and the module that implements it. Every
+/// dispatch on a step's kind is this one `match`.
+macro_rules! kinds {
+    ($kind:expr, $spec:ident, $K:ident => $body:expr) => {
+        match $kind {
+            StepKind::Fetch($spec) => {
+                type $K = fetch::FetchStep;
+                $body
+            }
+            StepKind::Dump($spec) => {
+                type $K = dump::DumpStep;
+                $body
+            }
+            StepKind::Exec($spec) => {
+                type $K = exec::ExecStep;
+                $body
+            }
+            StepKind::Build($spec) => {
+                type $K = build::BuildStep;
+                $body
+            }
+            StepKind::Restore($spec) => {
+                type $K = restore::RestoreStep;
+                $body
+            }
+            StepKind::Deploy($spec) => {
+                type $K = deploy::DeployStep;
+                $body
+            }
         }
     };
-    let caps = if s.cap_add.is_empty() {
-        "capabilities: drop ALL".to_string()
-    } else {
-        format!("capabilities: drop ALL, add {}", s.cap_add.join(", "))
-    };
-    let tmpfs = if s.tmpfs.is_empty() {
-        String::new()
-    } else {
-        format!(" (tmpfs {})", s.tmpfs.join(", "))
-    };
-    vec![
-        onoff(s.no_new_privileges, "no-new-privileges"),
-        caps,
-        format!(
-            "{}{tmpfs}",
-            onoff(s.read_only, "read-only root file system")
-        ),
-        format!("memory {}, pids {}", s.memory, s.pids),
-        format!(
-            "restart {}",
-            serde_json::to_value(s.restart)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()
-        ),
-        format!("logs json-file, {} x {}", s.log_max_size, s.log_max_files),
-        "no Docker socket, no host paths mounted".into(),
-    ]
+}
+
+/// Describes a step for the plan.
+pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
+    kinds!(&step.kind, s, K => K::describe(step, s, ctx))
+}
+
+/// Whether a step needs the vendor connection.
+fn reads_vendor(step: &PlannedStep) -> bool {
+    kinds!(&step.spec.kind, s, K => K::reads_vendor(s))
+}
+
+/// Probes one step.
+async fn probe_step(p: &mut ProbeCx<'_>, step: &PlannedStep) {
+    kinds!(&step.spec.kind, s, K => K::probe(p, step, s).await);
+}
+
+/// Executes one step on real hosts.
+async fn execute(live: &Live, step: &PlannedStep, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+    kinds!(&step.spec.kind, s, K => K::execute(live, step, s, cx).await)
+}
+
+/// Re-checks on resume a step done earlier.
+async fn still_valid(
+    live: &Live,
+    step: &PlannedStep,
+    facts: &Value,
+    artifacts: &Path,
+) -> Result<(), String> {
+    kinds!(&step.spec.kind, _s, K => K::still_valid(live, step, facts, artifacts).await)
 }

@@ -38,7 +38,7 @@ pub fn fixture(text: &str) -> Fixture {
     ]);
     Fixture {
         root: dir.path().join("state"),
-        plan: Plan::offline(&pb),
+        plan: boyong::steps::plan(&pb),
         secrets,
         _dir: dir,
     }

@@ -44,6 +44,7 @@ impl<R: Runner> Executor<'_, R> {
             out: &self.io,
             redactor: &self.redactor,
             step: step.id.clone(),
+            run: &self.binding,
             artifacts: self.artifacts.clone(),
             secrets: self.secrets,
             changes: Vec::new(),

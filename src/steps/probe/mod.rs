@@ -14,7 +14,8 @@
 
 mod batch;
 mod target;
-mod vendor;
+
+pub(crate) use target::{image_present, network, port_free, proto};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -24,33 +25,33 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::live::Live;
 use crate::docker::{Engine, Published};
-use crate::plan::{Estimate, Plan, PlannedStep, Probes, Problem};
-use crate::playbook::{DockerEndpoint, StepKind};
+use crate::plan::{Estimate, Plan, Probes, Problem};
+use crate::playbook::DockerEndpoint;
 use crate::ssh::{Out, Session};
 
 /// Commands in flight at once on one SSH connection (OpenSSH's `MaxSessions` is 10).
 pub const CHANNELS: usize = 8;
 /// Longest wait for one probe's answer.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Shared<T> = Arc<OnceCell<Result<T, String>>>;
 
 /// A vendor connection and the limit of commands in flight on it.
 #[derive(Clone)]
-struct Vendor {
-    session: Arc<Session>,
-    channels: Arc<Semaphore>,
+pub(crate) struct Vendor {
+    pub(crate) session: Arc<Session>,
+    pub(crate) channels: Arc<Semaphore>,
     /// Commands of every playbook on this connection, run a batch per session.
     batch: batch::Batcher,
 }
 
 /// What an engine is and which ports its containers hold, asked once.
 #[derive(Clone)]
-struct Target {
-    engine: Arc<Engine>,
+pub(crate) struct Target {
+    pub(crate) engine: Arc<Engine>,
     about: String,
     root_dir: Option<String>,
-    ports: Vec<Published>,
+    pub(crate) ports: Vec<Published>,
 }
 
 /// Connections shared by the probes of many playbooks.
@@ -150,7 +151,11 @@ impl std::fmt::Debug for Pool {
 
 /// Runs `command` on the vendor host: `(exit status, stdout)`, or stderr for a failure.
 /// Without stdin it joins a batch of the commands asked at the same time.
-async fn sh(v: &Vendor, command: &str, stdin: Option<&[u8]>) -> Result<(u32, String), String> {
+pub(crate) async fn sh(
+    v: &Vendor,
+    command: &str,
+    stdin: Option<&[u8]>,
+) -> Result<(u32, String), String> {
     if stdin.is_none() {
         return v.batch.ask(command).await;
     }
@@ -198,30 +203,35 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 #[expect(clippy::cast_precision_loss, reason = "an estimate")]
-fn secs(bytes: u64, rate: f64) -> f64 {
+pub(crate) fn secs(bytes: u64, rate: f64) -> f64 {
     bytes as f64 / rate
 }
 
 /// Accumulates what the probes of one plan find.
 #[derive(Default)]
-struct Findings {
+pub(crate) struct Findings {
     problems: Vec<Problem>,
-    fingerprints: BTreeMap<String, String>,
+    pub(crate) fingerprints: BTreeMap<String, String>,
     vendor: Vec<String>,
     target: Vec<String>,
     /// Bytes the run writes on this machine and on the target, for the disk check.
-    local_bytes: u64,
-    target_bytes: u64,
+    pub(crate) local_bytes: u64,
+    pub(crate) target_bytes: u64,
     /// The file systems written to, for the batch's sum ([`shared_disk`]).
     disk: Vec<crate::plan::DiskUse>,
     /// What each fetch step's probe saw, by step id (a build's context).
-    fetched: HashMap<String, vendor::Tree>,
+    pub(crate) fetched: HashMap<String, crate::steps::fetch::Tree>,
     /// Each dump step's database size, by step id (a restore's load).
-    dumped: HashMap<String, u64>,
+    pub(crate) dumped: HashMap<String, u64>,
 }
 
 impl Findings {
-    fn problem(&mut self, step: Option<&str>, what: impl Into<String>, fix: impl Into<String>) {
+    pub(crate) fn problem(
+        &mut self,
+        step: Option<&str>,
+        what: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             step: step.map(str::to_owned),
             what: what.into(),
@@ -229,18 +239,45 @@ impl Findings {
         });
     }
 
-    fn print(&mut self, key: String, value: impl Into<String>) {
+    pub(crate) fn print(&mut self, key: String, value: impl Into<String>) {
         self.fingerprints.insert(key, value.into());
     }
 }
 
 /// What the probes add to one step of the plan.
 #[derive(Default)]
-struct StepFound {
-    found: Vec<String>,
-    estimate: Option<Estimate>,
+pub(crate) struct StepFound {
+    pub(crate) found: Vec<String>,
+    pub(crate) estimate: Option<Estimate>,
     /// By the step's changes, in order.
-    now: Vec<Option<String>>,
+    pub(crate) now: Vec<Option<String>>,
+}
+
+/// What a kind's probe is handed: the connections (each `None` when it could not be
+/// opened, a problem already said so), what the plan has found so far, and this step's
+/// findings.
+pub(crate) struct ProbeCx<'a> {
+    /// The vendor connection, when a step needs it and it opened.
+    pub(crate) vendor: Option<&'a Vendor>,
+    /// The target engine, when it answered.
+    pub(crate) target: Option<&'a Target>,
+    /// Where the engine listens.
+    pub(crate) endpoint: Option<&'a DockerEndpoint>,
+    /// The runner of the playbook (its secrets, for a database's password).
+    pub(crate) live: &'a Live,
+    /// What the plan has found.
+    pub(crate) fx: &'a mut Findings,
+    /// What this step's probe found.
+    pub(crate) sf: &'a mut StepFound,
+}
+
+impl ProbeCx<'_> {
+    /// A step that reads the vendor host, when it could not be reached.
+    pub(crate) fn vendor_unreached(&mut self) {
+        self.sf
+            .found
+            .push("the vendor host was not reached: sizes unknown".into());
+    }
 }
 
 /// Probes the hosts of `plan` (made from the playbook `live` runs) and writes what they
@@ -249,7 +286,7 @@ pub async fn probe(pool: &Pool, live: &Live, plan: &mut Plan, state_dir: &std::p
     let started = Instant::now();
     let mut fx = Findings::default();
     fx.print("playbook".into(), plan.playbook_sha256.clone());
-    let vendor = if plan.steps.iter().any(reads_vendor) {
+    let vendor = if plan.steps.iter().any(super::reads_vendor) {
         match pool.vendor(live).await {
             Ok(v) => {
                 // `HOST:PORT ALGORITHM SHA256:…`: the key, without the address.
@@ -303,31 +340,15 @@ pub async fn probe(pool: &Pool, live: &Live, plan: &mut Plan, state_dir: &std::p
             now: vec![None; step.changes.len()],
             ..StepFound::default()
         };
-        match (&step.spec.kind, &vendor) {
-            (StepKind::Fetch(x), Some(v)) => vendor::fetch(v, step, x, &mut fx, &mut sf).await,
-            (StepKind::Dump(d), Some(v)) => vendor::dump(v, live, step, d, &mut fx, &mut sf).await,
-            (StepKind::Fetch(_) | StepKind::Dump(_), None) => sf
-                .found
-                .push("the vendor host was not reached: sizes unknown".into()),
-            (StepKind::Exec(_), _) => {}
-            (StepKind::Build(b), _) => {
-                target::build(engine.as_ref(), step, b, &mut fx, &mut sf).await;
-            }
-            (StepKind::Restore(r), _) => {
-                target::restore(engine.as_ref(), step, r, &mut fx, &mut sf).await;
-            }
-            (StepKind::Deploy(d), _) => {
-                target::deploy(
-                    engine.as_ref(),
-                    endpoint.as_ref(),
-                    step,
-                    d,
-                    &mut fx,
-                    &mut sf,
-                )
-                .await;
-            }
-        }
+        let mut p = ProbeCx {
+            vendor: vendor.as_ref(),
+            target: engine.as_ref(),
+            endpoint: endpoint.as_ref(),
+            live,
+            fx: &mut fx,
+            sf: &mut sf,
+        };
+        super::probe_step(&mut p, step).await;
         per_step.push(sf);
     }
     for (step, sf) in plan.steps.iter_mut().zip(per_step) {
@@ -352,20 +373,12 @@ pub async fn probe(pool: &Pool, live: &Live, plan: &mut Plan, state_dir: &std::p
     });
 }
 
-fn reads_vendor(s: &PlannedStep) -> bool {
-    match &s.spec.kind {
-        StepKind::Fetch(_) | StepKind::Dump(_) => true,
-        StepKind::Exec(e) => matches!(e.on, crate::playbook::ExecOn::Vendor),
-        _ => false,
-    }
-}
-
-fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     id.trim_start_matches("sha256:").chars().take(12).collect()
 }
 
 /// `2026-11-23 10:04 UTC` from seconds since the epoch.
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Civil from days (Howard Hinnant's algorithm).

@@ -1,12 +1,12 @@
-//! Probes on the target engine (inspections and lists only) and on this machine (`df`, a
-//! port bound and closed at once): images, containers, volumes, networks, ports, disk.
+//! What the kinds' probes on the target engine share (inspections and lists only), and
+//! this machine's disk (`df`): images, networks, ports, free space.
 
-use super::{Findings, StepFound, Target, human_bytes, secs, short};
-use crate::plan::{Estimate, PlannedStep, Resource};
-use crate::playbook::{DockerEndpoint, ImageSource};
+use super::{Findings, StepFound, Target, human_bytes, short};
+use crate::plan::{PlannedStep, Resource};
+use crate::playbook::DockerEndpoint;
 
 /// Whether `image` is on the engine (no registry is ever used).
-async fn image_present(
+pub(crate) async fn image_present(
     t: &Target,
     image: &str,
     step: Option<&str>,
@@ -36,140 +36,13 @@ async fn image_present(
     }
 }
 
-/// A build step: its base image, and the tag it moves if that exists.
-pub(super) async fn build(
-    t: Option<&Target>,
+pub(crate) async fn network(
+    t: &Target,
     step: &PlannedStep,
-    b: &crate::playbook::Build,
+    net: &str,
     fx: &mut Findings,
     sf: &mut StepFound,
 ) {
-    let bytes: u64 = b
-        .copy
-        .iter()
-        .filter_map(|(from, _)| fx.fetched.get(from).map(|t| t.bytes))
-        .sum();
-    for (from, _) in &b.copy {
-        sf.found.push(match fx.fetched.get(from) {
-            Some(t) => format!(
-                "context: artifact `{from}` ({} files, {} as probed; its digest is known after fetch)",
-                t.files,
-                human_bytes(t.bytes)
-            ),
-            None => format!("context: artifact `{from}` (size known after fetch)"),
-        });
-    }
-    let known = b.copy.iter().all(|(from, _)| fx.fetched.contains_key(from));
-    sf.estimate = Some(Estimate {
-        bytes: known.then_some(bytes),
-        seconds: 3.0 + secs(bytes, 100e6),
-        basis: "context sent at ~100 MB/s plus the base image's RUN commands".into(),
-    });
-    fx.target_bytes += bytes;
-    let Some(t) = t else { return };
-    image_present(t, &b.base, Some(&step.id), fx, sf).await;
-    if let Some(tag) = &b.tag {
-        let n = step
-            .changes
-            .iter()
-            .position(|c| c.resource == Resource::Image);
-        if let (Some(n), Ok(Some(img))) = (n, t.engine.image_id(tag).await) {
-            sf.now[n] = Some(format!(
-                "the tag exists ({}): it moves to the new image; rollback moves it back",
-                short(&img)
-            ));
-        }
-    }
-}
-
-/// A restore step: its image, and that its container, volume and network are as the
-/// step needs them.
-pub(super) async fn restore(
-    t: Option<&Target>,
-    step: &PlannedStep,
-    r: &crate::playbook::Restore,
-    fx: &mut Findings,
-    sf: &mut StepFound,
-) {
-    let bytes = fx.dumped.get(&r.from).copied();
-    sf.estimate = Some(Estimate {
-        bytes,
-        seconds: 8.0 + bytes.map_or(0.0, |b| secs(b, 11e6)),
-        basis: "container start plus a load at ~11 MB/s of SQL (the 1 GB benchmark)".into(),
-    });
-    fx.target_bytes += bytes.map_or(0, |b| b.saturating_mul(2));
-    let Some(t) = t else { return };
-    let id = step.id.as_str();
-    image_present(t, &r.image, Some(id), fx, sf).await;
-    let at = |res: Resource, name: &str| {
-        step.changes
-            .iter()
-            .position(|c| c.resource == res && c.name == name)
-    };
-    match t.engine.container(&r.name).await {
-        Ok(Some(c)) => {
-            fx.fingerprints.insert(
-                format!("target.container.{}", r.name),
-                format!("id={} image={}", short(&c.id), c.image),
-            );
-            fx.problem(
-                Some(id),
-                format!("a container `{}` exists already ({})", r.name, short(&c.id)),
-                "the restore makes its own database container: choose another `name`, or remove that container after saving what it holds",
-            );
-        }
-        Ok(None) => {
-            fx.fingerprints
-                .insert(format!("target.container.{}", r.name), "absent".into());
-        }
-        Err(e) => fx.problem(
-            Some(id),
-            format!("cannot inspect container {}: {e}", r.name),
-            "check the engine",
-        ),
-    }
-    match t.engine.volume_storage(&r.volume).await {
-        Ok(Some(storage)) => {
-            fx.fingerprints
-                .insert(format!("target.volume.{}", r.volume), "present".into());
-            if let (true, crate::docker::VolumeStorage::Custom(how)) = (r.replace, &storage) {
-                fx.problem(
-                    Some(id),
-                    crate::steps::restore::unreplaceable(&r.volume, how),
-                    "empty the volume on the target yourself and drop `replace: true`, or give the step another volume",
-                );
-            } else if r.replace {
-                if let Some(n) = at(Resource::Volume, &r.volume) {
-                    sf.now[n] =
-                        Some("exists: saved as a tar in the run's artifacts, then replaced".into());
-                }
-            } else {
-                fx.problem(
-                    Some(id),
-                    format!("volume {} exists already; the restore refuses to overwrite it", r.volume),
-                    "set `replace: true` to save it and load over it (rollback puts it back), or choose another volume",
-                );
-            }
-        }
-        Ok(None) => {
-            fx.fingerprints
-                .insert(format!("target.volume.{}", r.volume), "absent".into());
-            if let Some(n) = at(Resource::Volume, &r.volume) {
-                sf.now[n] = Some("absent: this run creates it".into());
-            }
-        }
-        Err(e) => fx.problem(
-            Some(id),
-            format!("cannot inspect volume {}: {e}", r.volume),
-            "check the engine",
-        ),
-    }
-    if let Some(net) = &r.network {
-        network(t, step, net, fx, sf).await;
-    }
-}
-
-async fn network(t: &Target, step: &PlannedStep, net: &str, fx: &mut Findings, sf: &mut StepFound) {
     let n = step
         .changes
         .iter()
@@ -196,135 +69,7 @@ async fn network(t: &Target, step: &PlannedStep, net: &str, fx: &mut Findings, s
     }
 }
 
-/// A deploy step: its image when not built here, the container it replaces, its network
-/// and the host ports it publishes.
-pub(super) async fn deploy(
-    t: Option<&Target>,
-    endpoint: Option<&DockerEndpoint>,
-    step: &PlannedStep,
-    spec: &crate::playbook::Deploy,
-    fx: &mut Findings,
-    sf: &mut StepFound,
-) {
-    sf.estimate = Some(Estimate {
-        bytes: None,
-        seconds: 2.0,
-        basis: format!(
-            "create, start, health check (waits at most {}), rename",
-            spec.health.timeout
-        ),
-    });
-    let Some(t) = t else { return };
-    if let ImageSource::Reference(r) = &spec.image {
-        image_present(t, r, Some(&step.id), fx, sf).await;
-    }
-    let d = spec;
-    let id = step.id.as_str();
-    let current = t.engine.container(&d.name).await;
-    let n = step
-        .changes
-        .iter()
-        .position(|c| c.resource == Resource::Container && c.name == d.name);
-    match &current {
-        Ok(Some(c)) => {
-            let shown = t
-                .engine
-                .container_image_ref(&d.name)
-                .await
-                .ok()
-                .flatten()
-                .map_or_else(String::new, |(r, _)| format!("{r}, "));
-            fx.fingerprints.insert(
-                format!("target.container.{}", d.name),
-                format!("id={} image={}", short(&c.id), c.image),
-            );
-            if let Some(n) = n {
-                sf.now[n] = Some(format!(
-                    "`{}` {} ({shown}image {}, container {}): it is replaced, and kept for rollback",
-                    d.name,
-                    if c.running {
-                        "runs"
-                    } else {
-                        "exists, stopped,"
-                    },
-                    short(&c.image),
-                    short(&c.id)
-                ));
-            }
-        }
-        Ok(None) => {
-            fx.fingerprints
-                .insert(format!("target.container.{}", d.name), "absent".into());
-            if let Some(n) = n {
-                sf.now[n] = Some(format!("no `{}`: this creates it (+)", d.name));
-            }
-        }
-        Err(e) => fx.problem(
-            Some(id),
-            format!("cannot inspect container {}: {e}", d.name),
-            "check the engine",
-        ),
-    }
-    if let Some(net) = &d.network {
-        network(t, step, net, fx, sf).await;
-    }
-    for p in &d.ports {
-        let addr = p
-            .address
-            .map_or_else(|| "0.0.0.0".to_string(), |a| a.to_string());
-        let key = format!("target.port.{addr}:{}", p.host);
-        let holder = t.ports.iter().find(|h| {
-            h.port == p.host
-                && h.protocol == proto(p.proto)
-                && (h.ip.is_none()
-                    || p.address.is_none()
-                    || h.ip.as_deref() == Some(addr.as_str())
-                    || h.ip.as_deref().is_some_and(|i| i == "0.0.0.0" || i == "::"))
-        });
-        match holder {
-            Some(h) if h.container == d.name => {
-                sf.found.push(format!(
-                    "port {addr}:{} held by `{}` (the app's current container; freed at the cut-over)",
-                    p.host, h.container
-                ));
-                fx.fingerprints
-                    .insert(key, format!("held by {}", h.container));
-            }
-            Some(h) => {
-                fx.fingerprints
-                    .insert(key, format!("held by {}", h.container));
-                fx.problem(
-                    Some(id),
-                    format!(
-                        "host port {addr}:{} is held by container `{}`",
-                        p.host, h.container
-                    ),
-                    "choose another host port in `ports`, or stop that container",
-                );
-            }
-            None => {
-                let local = matches!(endpoint, Some(DockerEndpoint::Unix(_)));
-                let free = !local || port_free(&addr, p.host);
-                if free {
-                    fx.fingerprints.insert(key, "free".into());
-                    sf.found.push(format!("port {addr}:{} free", p.host));
-                } else {
-                    fx.fingerprints.insert(key, "held by a process".into());
-                    fx.problem(
-                        Some(id),
-                        format!(
-                            "host port {addr}:{} is held by a process that is not a container",
-                            p.host
-                        ),
-                        "find it with `ss -ltnp`, stop it or choose another port",
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn proto(p: crate::playbook::units::Proto) -> &'static str {
+pub(crate) fn proto(p: crate::playbook::units::Proto) -> &'static str {
     match p {
         crate::playbook::units::Proto::Tcp => "tcp",
         crate::playbook::units::Proto::Udp => "udp",
@@ -333,7 +78,7 @@ fn proto(p: crate::playbook::units::Proto) -> &'static str {
 
 /// Whether a TCP port can be bound on this machine (the engine is local). The socket is
 /// closed at once; nothing listens.
-fn port_free(addr: &str, port: u16) -> bool {
+pub(crate) fn port_free(addr: &str, port: u16) -> bool {
     let ip: std::net::IpAddr = addr.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     std::net::TcpListener::bind((ip, port)).is_ok()
 }

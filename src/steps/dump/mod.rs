@@ -14,17 +14,60 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::Described;
+mod probe;
+
+use super::common::{ChunkReader, file_sha256, pump, remove_all, ssh_err, write_synced};
 use super::db::{ARG_SQL_MAX, Conn, Dialect, Evidence};
-use super::fetch::{ChunkReader, remove_all, write_synced};
-use super::live::{Live, ssh_err};
+use super::live::Live;
+use super::probe::ProbeCx;
+use super::{Described, Kind};
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, Place, PlannedStep, Resource};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
 use crate::playbook::{Dump, Engine, Step};
 use crate::shell::quote;
 use crate::ssh::{Out, Session};
 
-pub(super) fn describe(step: &Step, d: &Dump) -> Described {
+/// The `dump` kind.
+pub(crate) struct DumpStep;
+
+impl Kind for DumpStep {
+    type Spec = Dump;
+
+    fn describe(step: &Step, spec: &Dump, _ctx: &PlanContext) -> Described {
+        describe(step, spec)
+    }
+
+    fn reads_vendor(_spec: &Dump) -> bool {
+        true
+    }
+
+    async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Dump) {
+        match p.vendor {
+            Some(v) => probe::database(v, p.live, step, spec, p.fx, p.sf).await,
+            None => p.vendor_unreached(),
+        }
+    }
+
+    async fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Dump,
+        cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        execute(live, step, spec, cx).await
+    }
+
+    async fn still_valid(
+        _live: &Live,
+        step: &PlannedStep,
+        facts: &Value,
+        artifacts: &Path,
+    ) -> Result<(), String> {
+        still_valid(&step.id, facts, artifacts)
+    }
+}
+
+fn describe(step: &Step, d: &Dump) -> Described {
     let consistency = match d.engine {
         Engine::Mariadb | Engine::Mysql => {
             "--single-transaction --routines --triggers --events --hex-blob, utf8mb4"
@@ -112,7 +155,7 @@ fn client_failed(what: &str, code: Option<u32>, stderr: &[u8]) -> StepError {
 }
 
 /// Runs a query on the vendor host; its whole output.
-pub(super) async fn query(
+pub(crate) async fn query(
     session: &Session,
     dialect: Dialect,
     conn: &Conn<'_>,
@@ -275,7 +318,7 @@ fn write_gz(
 }
 
 /// The files a dump step writes in `artifacts`: the dump, its manifest, its evidence.
-pub(super) fn paths(artifacts: &Path, id: &str) -> [PathBuf; 3] {
+pub(crate) fn paths(artifacts: &Path, id: &str) -> [PathBuf; 3] {
     [
         artifacts.join(format!("{id}.sql.gz")),
         artifacts.join(format!("{id}.manifest")),
@@ -287,7 +330,7 @@ pub(super) fn paths(artifacts: &Path, id: &str) -> [PathBuf; 3] {
 /// renamed into place once the tool said it finished well; meanwhile the evidence (row
 /// counts and checksums) is read on a second channel. In a pipelined pair, the partial
 /// file is announced to the restore that reads it as it grows, and finished with its hash.
-pub(super) async fn execute(
+async fn execute(
     live: &Live,
     step: &PlannedStep,
     d: &Dump,
@@ -319,10 +362,14 @@ pub(super) async fn execute(
         .changes
         .first()
         .ok_or_else(|| StepError::failed("a dump step lists its artifact"))?;
-    let undo = json!({
-        "action": "remove-artifact",
-        "paths": [&gz_path, &partial, &manifest_path, &evidence_path],
-    });
+    let undo = Undo::RemoveArtifact {
+        paths: vec![
+            gz_path.clone(),
+            partial.clone(),
+            manifest_path.clone(),
+            evidence_path.clone(),
+        ],
+    };
     let id = cx.intent(change, &undo)?;
     let scrap = [
         partial.clone(),
@@ -369,7 +416,7 @@ pub(super) async fn execute(
     {
         let querying = evidence(&session, dialect, &conn, &password_line);
         let pumping = async {
-            let pumped = super::fetch::pump(&mut run, tx, cx).await;
+            let pumped = pump(&mut run, tx, cx).await;
             let ended_well = matches!(run.exit_status(), Ok(0));
             (pumped, ended_well)
         };
@@ -503,7 +550,7 @@ fn dialect_tool(d: Dialect) -> &'static str {
 ///
 /// # Errors
 /// A file is missing or differs, naming it.
-pub(super) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
+pub(crate) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
     let [gz_path, manifest_path, evidence_path] = paths(artifacts, id);
     let manifest =
         fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
@@ -535,7 +582,7 @@ pub(super) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
 ///
 /// # Errors
 /// The manifest cannot be read or does not name the dump.
-pub(super) fn dump_sha256(artifacts: &Path, id: &str) -> Result<String, String> {
+pub(crate) fn dump_sha256(artifacts: &Path, id: &str) -> Result<String, String> {
     let [gz_path, manifest_path, _] = paths(artifacts, id);
     let manifest =
         fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
@@ -557,7 +604,7 @@ pub(super) fn dump_sha256(artifacts: &Path, id: &str) -> Result<String, String> 
 }
 
 /// On resume: the manifest is the one journaled and the files still match it.
-pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
+fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
     let [_, manifest_path, _] = paths(artifacts, id);
     let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if facts.get("manifest_sha256").and_then(Value::as_str)
@@ -569,24 +616,4 @@ pub(super) fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(
         ));
     }
     verify(artifacts, id).map(|_| ())
-}
-
-/// A file's SHA-256, read in 1 MiB pieces.
-///
-/// # Errors
-/// The file cannot be read, naming it.
-pub(super) fn file_sha256(p: &Path) -> Result<String, String> {
-    let mut f = fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(crate::playbook::hex(&h.finalize()))
 }

@@ -8,21 +8,50 @@
 //! manifest's, and the files verify, before the evidence is compared. Either way every
 //! change is journaled before it is made, and the evidence must match table by table.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::time::Duration;
+
+mod db;
+mod probe;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::build::docker_err;
+use super::common::{change, docker_err, file_sha256, hardening, labels, network_if_missing, part};
 use super::db::{Conn, Dialect};
-use super::deploy_run::{change, part};
-use super::live::{Live, nothing_to_undo};
-use super::restore_db::{evidence, feed, wait_ready};
-use super::{Described, hardening, network_if_missing};
+use super::live::Live;
+use super::probe::ProbeCx;
+use super::{Described, Kind};
 use crate::docker::{ContainerSpec, Engine, VolumeStorage};
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
 use crate::playbook::{Dump, Restore, Secret, Security, Step, StepKind};
+use db::{evidence, feed, wait_ready};
+
+/// The `restore` kind.
+pub(crate) struct RestoreStep;
+
+impl Kind for RestoreStep {
+    type Spec = Restore;
+
+    fn describe(step: &Step, spec: &Restore, ctx: &PlanContext) -> Described {
+        describe(step, spec, ctx)
+    }
+
+    async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Restore) {
+        probe::restore(p.target, step, spec, p.fx, p.sf).await;
+    }
+
+    async fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Restore,
+        cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        execute(live, step, spec, cx).await
+    }
+}
 
 /// How a database container is hardened: as a deploy's (read-only root, no new
 /// privileges, all capabilities dropped), except that the server writes to tmpfs /run and
@@ -38,7 +67,7 @@ pub(super) fn db_security() -> Security {
     }
 }
 
-pub(super) fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
+fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
     // Right after its dump, the restore runs beside it (the engine's pair): it reads the
     // file as it is written and checks the whole file's SHA-256 at the end. Otherwise (its
     // dump further up, or run on its own on resume) it re-verifies the file first.
@@ -158,14 +187,15 @@ async fn replace_volume(
 ) -> Result<(), StepError> {
     let c = change(step, Op::Replace, Resource::Volume)?;
     let snapshot = cx.artifacts().join(format!("{}.volume.tar", step.id));
-    let run = labels.get("boyong.run").cloned().unwrap_or_default();
-    let helper = format!("{}.snapshot-{run}", r.name);
+    let helper = format!("{}.snapshot-{}", r.name, cx.run_id());
     let id = cx.intent(
         &part(
             c,
             &format!("save its contents into artifacts/{}.volume.tar", step.id),
         ),
-        &json!({"action": "remove-container", "name": helper}),
+        &Undo::RemoveContainer {
+            name: helper.clone(),
+        },
     )?;
     let (sha256, bytes) = engine
         .snapshot_volume(&r.volume, &r.image, &helper, labels, &snapshot)
@@ -178,15 +208,14 @@ async fn replace_volume(
     ));
     let id = cx.intent(
         &part(c, "emptied: removed and created again"),
-        &json!({
-            "action": "restore-volume",
-            "name": r.volume,
-            "image": r.image,
-            "helper": helper,
-            "snapshot": snapshot,
-            "sha256": sha256,
-            "labels": labels,
-        }),
+        &Undo::RestoreVolume {
+            helper,
+            image: r.image.clone(),
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            name: r.volume.clone(),
+            sha256,
+            snapshot: snapshot.clone(),
+        },
     )?;
     engine
         .remove_volume(&r.volume)
@@ -210,23 +239,25 @@ pub(super) fn unreplaceable(volume: &str, how: &str) -> String {
 }
 
 /// Undoes `restore-volume`: the saved contents, checked against their hash, put back.
-pub(super) async fn undo_volume(engine: &Engine, data: &Value) -> Result<(), StepError> {
-    let s = |k: &str| data.get(k).and_then(Value::as_str).unwrap_or_default();
-    let snapshot = std::path::Path::new(s("snapshot"));
-    let sum = super::dump::file_sha256(snapshot).map_err(StepError::Failed)?;
-    if sum != s("sha256") {
+pub(super) async fn undo_volume(
+    engine: &Engine,
+    name: &str,
+    image: &str,
+    helper: &str,
+    labels: &BTreeMap<String, String>,
+    snapshot: &Path,
+    sha256: &str,
+) -> Result<(), StepError> {
+    let sum = file_sha256(snapshot).map_err(StepError::Failed)?;
+    if sum != sha256 {
         return Err(StepError::failed(format!(
-            "{} changed since it was saved: volume `{}` is not restored from it",
+            "{} changed since it was saved: volume `{name}` is not restored from it",
             snapshot.display(),
-            s("name")
         )));
     }
-    let labels: std::collections::HashMap<String, String> = data
-        .get("labels")
-        .and_then(|l| serde_json::from_value(l.clone()).ok())
-        .unwrap_or_default();
+    let labels: HashMap<String, String> = labels.clone().into_iter().collect();
     engine
-        .restore_volume(s("name"), s("image"), s("helper"), &labels, snapshot)
+        .restore_volume(name, image, helper, &labels, snapshot)
         .await
         .map_err(|e| StepError::failed(e.to_string()))
 }
@@ -261,18 +292,19 @@ async fn loaded_as_written(
         }
         End::Open => return Err(StepError::failed("the dump did not end")),
     };
-    let manifest = super::dump::dump_sha256(cx.artifacts(), from).map_err(StepError::Fatal)?;
+    let manifest =
+        crate::steps::dump::dump_sha256(cx.artifacts(), from).map_err(StepError::Fatal)?;
     if bytes != want_bytes || sha256 != want || sha256 != manifest {
         return Err(StepError::fatal(format!(
             "the dump loaded ({bytes} bytes, SHA-256 {sha256}) is not the dump step `{from}` made ({want_bytes} bytes, SHA-256 {manifest} in its manifest)"
         )));
     }
-    super::dump::verify(cx.artifacts(), from).map_err(StepError::Fatal)
+    crate::steps::dump::verify(cx.artifacts(), from).map_err(StepError::Fatal)
 }
 
 /// Restores: the dump re-verified, a volume and a hardened database container created,
 /// the dump streamed in through the Docker API, then the evidence compared table by table.
-pub(super) async fn execute(
+async fn execute(
     live: &Live,
     step: &PlannedStep,
     r: &Restore,
@@ -284,21 +316,14 @@ pub(super) async fn execute(
     // On its own, the dump is checked before anything is made; read as it is written, it
     // is checked once complete.
     let verified = match follow {
-        None => Some(super::dump::verify(cx.artifacts(), &r.from).map_err(StepError::Fatal)?),
+        None => {
+            Some(crate::steps::dump::verify(cx.artifacts(), &r.from).map_err(StepError::Fatal)?)
+        }
         Some(_) => None,
     };
     let password: Secret = r.password.resolve(cx.secrets()).map_err(StepError::Fatal)?;
     let engine = live.engine().await?;
-    let run = cx
-        .artifacts()
-        .parent()
-        .and_then(std::path::Path::file_name)
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut labels = live.extra_labels().clone();
-    labels.insert("boyong.app".into(), live.app().to_string());
-    labels.insert("boyong.run".into(), run);
-    labels.insert("boyong.step".into(), step.id.clone());
+    let labels = labels(live.extra_labels(), live.app(), cx.run_id(), &step.id);
 
     if engine
         .container(&r.name)
@@ -324,7 +349,12 @@ pub(super) async fn execute(
         replace_volume(&engine, step, r, &labels, cx).await?;
     } else {
         let c = change(step, Op::Create, Resource::Volume)?;
-        let id = cx.intent(c, &json!({"action": "remove-volume", "name": r.volume}))?;
+        let id = cx.intent(
+            c,
+            &Undo::RemoveVolume {
+                name: r.volume.clone(),
+            },
+        )?;
         engine
             .create_volume(&r.volume, &labels)
             .await
@@ -335,7 +365,7 @@ pub(super) async fn execute(
         && !engine.network_exists(n).await.map_err(docker_err)?
     {
         let c = change(step, Op::Create, Resource::Network)?;
-        let id = cx.intent(c, &json!({"action": "remove-network", "name": n}))?;
+        let id = cx.intent(c, &Undo::RemoveNetwork { name: n.clone() })?;
         engine
             .create_network(n, &labels)
             .await
@@ -374,7 +404,12 @@ pub(super) async fn execute(
         )));
     }
     let c = change(step, Op::Create, Resource::Container)?;
-    let id = cx.intent(c, &json!({"action": "remove-container", "name": r.name}))?;
+    let id = cx.intent(
+        c,
+        &Undo::RemoveContainer {
+            name: r.name.clone(),
+        },
+    )?;
     let container_id = engine
         .create_container(&r.name, &spec)
         .await
@@ -426,9 +461,9 @@ pub(super) async fn execute(
     };
 
     let c = change(step, Op::Replace, Resource::Database)?;
-    let id = cx.intent(c, &nothing_to_undo())?;
+    let id = cx.intent(c, &Undo::None)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-    let path = super::dump::paths(cx.artifacts(), &r.from)[0].clone();
+    let path = crate::steps::dump::paths(cx.artifacts(), &r.from)[0].clone();
     let definer = Dialect::definer(&d.user);
     let source = match &mut follow {
         None => Source::File(

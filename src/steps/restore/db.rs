@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::build::docker_err;
-use super::db::{Conn, Dialect, Evidence, rewrite_definer};
 use crate::docker::Engine;
 use crate::engine::{StepCx, StepError};
+use crate::steps::common::docker_err;
+use crate::steps::db::{Conn, Dialect, Evidence, rewrite_definer};
 
 /// Runs a query in the container, its SQL on the client's stdin; its output.
 pub(super) async fn query(

@@ -1,4 +1,4 @@
-//! `deploy` on the target: the health-gated cut-over and the undo of each of its changes.
+//! `deploy` on the target: the health-gated cut-over.
 //!
 //! Order: the network (if missing), the new container under `NAME.next-RUN`, the old one
 //! stopped if it holds one of the new one's host ports, the new one started and waited on
@@ -10,46 +10,27 @@
 //! started again, and the step fails.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::build::docker_err;
-use super::live::Live;
+use super::health::wait_healthy;
 use crate::docker::{ContainerSpec, Engine};
 use crate::engine::{StepCx, StepError};
-use crate::plan::{Change, Op, PlannedStep, Resource};
-use crate::playbook::{Deploy, HealthCheck, ImageSource, RestartPolicy, StepKind};
-
-pub(super) fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&Change, StepError> {
-    step.changes
-        .iter()
-        .find(|c| c.op == op && c.resource == resource)
-        .ok_or_else(|| {
-            StepError::failed(format!("the plan of `{}` lacks a change it needs", step.id))
-        })
-}
-
-/// The same planned change, saying which part of it is being made.
-pub(super) fn part(c: &Change, what: &str) -> Change {
-    let mut c = c.clone();
-    c.details = vec![what.to_string()];
-    c
-}
+use crate::plan::{Op, PlannedStep, Resource, Undo};
+use crate::playbook::{Deploy, ImageSource, RestartPolicy};
+use crate::steps::common::{change, docker_err, labels, part};
+use crate::steps::live::Live;
 
 /// The image a deploy runs: a build step's tag in this run, or a reference.
-fn image_of(live: &Live, d: &Deploy, run: &str) -> String {
+fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
     match &d.image {
-        ImageSource::Reference(r) => r.clone(),
-        ImageSource::Build(id) => live
-            .playbook_step(id)
-            .and_then(|s| match &s.kind {
-                StepKind::Build(b) => b.tag.clone(),
-                _ => None,
-            })
-            .unwrap_or_else(|| format!("boyong/{}-{id}:{run}", live.app())),
+        ImageSource::Reference(r) => Ok(r.clone()),
+        ImageSource::Build(id) => cx.image_of(id).map(str::to_owned).ok_or_else(|| {
+            StepError::fatal(format!(
+                "the plan of this run gives no image for the build step `{id}`"
+            ))
+        }),
     }
 }
 
@@ -112,114 +93,6 @@ fn spec(
     }
 }
 
-/// One try of the health check.
-async fn healthy_once(engine: &Engine, container: &str, check: &HealthCheck) -> Result<(), String> {
-    match check {
-        HealthCheck::Http { url, expect_status } => {
-            let rest = url
-                .strip_prefix("http://")
-                .ok_or("only http:// URLs are checked")?;
-            let (hostport, path) = rest
-                .split_once('/')
-                .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-            let mut s = tokio::net::TcpStream::connect(hostport)
-                .await
-                .map_err(|e| e.to_string())?;
-            let req =
-                format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: boyong\r\n\r\n");
-            s.write_all(req.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut head = vec![0u8; 64];
-            let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
-            let line = String::from_utf8_lossy(&head[..n]);
-            let status = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse::<u16>().ok());
-            match status {
-                Some(c) if c == *expect_status => Ok(()),
-                Some(c) => Err(format!("GET {url} answered {c}, expected {expect_status}")),
-                None => Err(format!("GET {url}: not an HTTP answer")),
-            }
-        }
-        HealthCheck::Tcp(addr) => tokio::net::TcpStream::connect(addr.as_str())
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("{addr}: {e}")),
-        HealthCheck::Cmd(cmd) => match engine.exec_code(container, cmd).await {
-            Ok(0) => Ok(()),
-            Ok(c) => Err(format!("`{}` exited {c}", cmd.join(" "))),
-            Err(e) => Err(e.to_string()),
-        },
-        HealthCheck::Running => Ok(()),
-    }
-}
-
-/// One try of `check` against `container` now, for `boyong status --check`: what it
-/// showed, or why it failed.
-///
-/// # Errors
-/// The check failed: the reason.
-pub async fn check_health(
-    engine: &Engine,
-    container: &str,
-    check: &HealthCheck,
-) -> Result<String, String> {
-    healthy_once(engine, container, check).await?;
-    Ok(passed(check))
-}
-
-/// What a passed health check showed, for the journal (and `boyong report`).
-fn passed(check: &HealthCheck) -> String {
-    match check {
-        HealthCheck::Http { url, expect_status } => format!("GET {url} answered {expect_status}"),
-        HealthCheck::Tcp(addr) => format!("{addr} accepted a TCP connection"),
-        HealthCheck::Cmd(cmd) => format!("`{}` exited 0 in the container", cmd.join(" ")),
-        HealthCheck::Running => "the container kept running".into(),
-    }
-}
-
-/// Waits until the new container is healthy, or says why not by the time limit. Says
-/// what the passing check showed, after how long and how many checks.
-async fn wait_healthy(
-    engine: &Engine,
-    container: &str,
-    d: &Deploy,
-    cx: &mut StepCx<'_>,
-) -> Result<String, String> {
-    let h = &d.health;
-    let t0 = Instant::now();
-    let mut last = String::from("no check ran");
-    if h.check == HealthCheck::Running {
-        tokio::time::sleep(h.interval.0).await;
-    }
-    let mut checks = 0u32;
-    loop {
-        match engine.container(container).await {
-            Ok(Some(c)) if c.running => {}
-            Ok(_) => return Err(format!("the new container stopped ({last})")),
-            Err(e) => return Err(e.to_string()),
-        }
-        checks += 1;
-        match healthy_once(engine, container, &h.check).await {
-            Ok(()) => {
-                return Ok(format!(
-                    "healthy: {} after {:.1} s ({checks} check(s))",
-                    passed(&h.check),
-                    t0.elapsed().as_secs_f64()
-                ));
-            }
-            Err(e) => last = e,
-        }
-        if t0.elapsed() >= h.timeout.0 {
-            return Err(format!("not healthy within {}: {last}", h.timeout));
-        }
-        cx.output(&format!("waiting for health: {last}"));
-        tokio::time::sleep(h.interval.0.min(Duration::from_secs(5))).await;
-    }
-}
-
 /// Why the new container did not start, naming the host ports when one is taken.
 fn start_failed(e: crate::docker::DockerError, d: &Deploy) -> StepError {
     let msg = e.to_string();
@@ -250,36 +123,29 @@ pub(super) async fn execute(
     cx: &mut StepCx<'_>,
 ) -> Result<Value, StepError> {
     let engine = live.engine().await?;
-    let run = cx
-        .artifacts()
-        .parent()
-        .and_then(Path::file_name)
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let image = image_of(live, d, &run);
+    let run = cx.run_id().to_string();
+    let image = image_of(d, cx)?;
     let image_id = engine
         .image_id(&image)
         .await
         .map_err(docker_err)?
         .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
-    let mut labels = live.extra_labels().clone();
-    labels.insert("boyong.app".into(), live.app().to_string());
-    labels.insert("boyong.run".into(), run.clone());
-    labels.insert("boyong.step".into(), step.id.clone());
+    let labels = labels(live.extra_labels(), live.app(), &run, &step.id);
     let (next, prev) = (
         format!("{}.next-{run}", d.name),
         format!("{}.prev-{run}", d.name),
     );
 
     for c in step.changes.iter().filter(|c| c.op == Op::Create) {
-        let (exists, action) = match c.resource {
+        let name = c.name.clone();
+        let (exists, undo) = match c.resource {
             Resource::Network => (
                 engine.network_exists(&c.name).await.map_err(docker_err)?,
-                "remove-network",
+                Undo::RemoveNetwork { name },
             ),
             Resource::Volume => (
                 engine.volume_exists(&c.name).await.map_err(docker_err)?,
-                "remove-volume",
+                Undo::RemoveVolume { name },
             ),
             _ => continue,
         };
@@ -287,7 +153,7 @@ pub(super) async fn execute(
             cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
             continue;
         }
-        let id = cx.intent(c, &json!({"action": action, "name": c.name}))?;
+        let id = cx.intent(c, &undo)?;
         match c.resource {
             Resource::Network => engine.create_network(&c.name, &labels).await,
             _ => engine.create_volume(&c.name, &labels).await,
@@ -307,7 +173,7 @@ pub(super) async fn execute(
         .collect::<Result<_, _>>()
         .map_err(StepError::Fatal)?;
     let create = change(step, Op::Create, Resource::Container)?;
-    let id = cx.intent(create, &json!({"action": "remove-container", "name": next}))?;
+    let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
     // A `next` of this run left by a cut-off attempt is ours to replace.
     engine.remove_container(&next).await.map_err(docker_err)?;
     let new_id = engine
@@ -333,7 +199,11 @@ pub(super) async fn execute(
                 ),
             ),
             // Undone: the new one (under either name) is stopped first, to free the port.
-            &json!({"action": "start-container", "name": d.name, "id": o.id, "stop_first": next}),
+            &Undo::StartContainer {
+                id: Some(o.id.clone()),
+                name: d.name.clone(),
+                stop_first: next.clone(),
+            },
         )?;
         let t = Instant::now();
         engine.stop(&d.name, 10).await.map_err(docker_err)?;
@@ -386,14 +256,20 @@ pub(super) async fn execute(
                 replace,
                 &format!("rename the current `{}` to `{prev}`", d.name),
             ),
-            &json!({"action": "rename", "from": prev, "to": d.name}),
+            &Undo::Rename {
+                from: prev.clone(),
+                to: d.name.clone(),
+            },
         )?;
         engine.rename(&d.name, &prev).await.map_err(docker_err)?;
         cx.done(&id, &json!({}))?;
     }
     let id = cx.intent(
         &part(replace, &format!("rename `{next}` to `{}`", d.name)),
-        &json!({"action": "rename", "from": d.name, "to": next}),
+        &Undo::Rename {
+            from: d.name.clone(),
+            to: next.clone(),
+        },
     )?;
     engine.rename(&next, &d.name).await.map_err(docker_err)?;
     cx.done(&id, &json!({}))?;
@@ -452,45 +328,4 @@ async fn prune(
         ));
     }
     Ok(())
-}
-
-/// Undoes one change of a cut-over. Each is safe whether or not it happened.
-pub(super) async fn undo(engine: &Engine, data: &Value) -> Result<(), StepError> {
-    let s = |k: &str| {
-        data.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let r = match data.get("action").and_then(Value::as_str) {
-        Some("remove-container") => engine.remove_container(&s("name")).await,
-        Some("start-container") => {
-            // The old container, by id: the names may be half swapped back.
-            let old = data
-                .get("id")
-                .and_then(Value::as_str)
-                .map_or_else(|| s("name"), str::to_owned);
-            let new = s("stop_first");
-            if !new.is_empty() {
-                engine
-                    .stop(&new, 10)
-                    .await
-                    .map_err(|e| StepError::failed(e.to_string()))?;
-            }
-            match engine.container(&old).await {
-                Ok(Some(_)) => engine.start(&old).await,
-                Ok(None) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-        Some("rename") => match engine.container(&s("from")).await {
-            Ok(Some(_)) => engine.rename(&s("from"), &s("to")).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
-        },
-        Some("remove-network") => engine.remove_network(&s("name")).await,
-        Some("remove-volume") => engine.remove_volume(&s("name")).await,
-        other => return Err(StepError::failed(format!("unknown deploy undo {other:?}"))),
-    };
-    r.map_err(|e| StepError::failed(e.to_string()))
 }

@@ -1,11 +1,48 @@
 //! `deploy`: the health-gated cut-over to a new container; the old one is kept, stopped,
-//! for rollback.
+//! for rollback. `cutover.rs` makes the switch, `health.rs` is its gate, `probe.rs` what
+//! the live plan looks at.
 
-use super::{Described, hardening, network_if_missing, volume_if_missing};
-use crate::plan::{Change, Op, Place, PlanContext, Resource};
-use crate::playbook::{Deploy, HealthCheck, ImageSource};
+mod cutover;
+mod health;
+mod probe;
 
-pub(super) fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
+use serde_json::Value;
+
+pub use health::check_health;
+
+use super::common::{hardening, network_if_missing, volume_if_missing};
+use super::live::Live;
+use super::probe::ProbeCx;
+use super::{Described, Kind};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource};
+use crate::playbook::{Deploy, HealthCheck, ImageSource, Step};
+
+/// The `deploy` kind.
+pub(crate) struct DeployStep;
+
+impl Kind for DeployStep {
+    type Spec = Deploy;
+
+    fn describe(_step: &Step, spec: &Deploy, ctx: &PlanContext) -> Described {
+        describe(spec, ctx)
+    }
+
+    async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Deploy) {
+        probe::deploy(p.target, p.endpoint, step, spec, p.fx, p.sf).await;
+    }
+
+    async fn execute(
+        live: &Live,
+        step: &PlannedStep,
+        spec: &Deploy,
+        cx: &mut StepCx<'_>,
+    ) -> Result<Value, StepError> {
+        cutover::execute(live, step, spec, cx).await
+    }
+}
+
+fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
         ImageSource::Reference(r) => r.clone(),

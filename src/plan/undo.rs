@@ -1,0 +1,167 @@
+//! The data that undoes a change: journaled with the change's intent, executed by rollback.
+//!
+//! Owns: [`Undo`], one variant per way a change is undone. It is serde-tagged by `action`
+//! with its fields in alphabetical order, so it is written byte for byte as the journals
+//! of earlier releases were, and those journals read unchanged. An action this release
+//! does not know (a newer release's, or a test world's) reads as [`Undo::Other`] and is
+//! refused at rollback by name, never guessed at.
+//!
+//! Invariant: undo data never holds a secret's value (the journal refuses such an
+//! intent); it is executed as written, so it is never redacted.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How a journaled change is undone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Undo {
+    /// Nothing to undo (a command without `undo`).
+    None,
+    /// Remove an artifact (a fetched tree, a dump) with its partial copies and descriptions.
+    RemoveArtifact {
+        /// Every path the step may have written, inside the run's `artifacts/`.
+        paths: Vec<PathBuf>,
+    },
+    /// Run the step's `undo` command on the vendor host.
+    VendorCommand {
+        /// The command.
+        run: String,
+    },
+    /// Run the step's `undo` command inside a container on the target.
+    ContainerCommand {
+        /// The container.
+        container: String,
+        /// The command.
+        run: String,
+    },
+    /// Remove an image tag from the target.
+    RemoveImage {
+        /// The tag.
+        tag: String,
+    },
+    /// Stop and remove a container (safe when it is gone).
+    RemoveContainer {
+        /// Its name.
+        name: String,
+    },
+    /// Start the container that was stopped, first stopping `stop_first` to free its ports.
+    StartContainer {
+        /// The old container's id (its name may be half swapped back).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// Its name.
+        name: String,
+        /// The new container, stopped first (empty: none).
+        #[serde(default)]
+        stop_first: String,
+    },
+    /// Rename a container back (safe when `from` is gone).
+    Rename {
+        /// The name it has now.
+        from: String,
+        /// The name it gets back.
+        to: String,
+    },
+    /// Remove a network this run created.
+    RemoveNetwork {
+        /// Its name.
+        name: String,
+    },
+    /// Remove a volume this run created.
+    RemoveVolume {
+        /// Its name.
+        name: String,
+    },
+    /// Put a replaced volume's saved contents back (checked against their SHA-256).
+    RestoreVolume {
+        /// The helper container's name.
+        helper: String,
+        /// The image that runs the helper.
+        image: String,
+        /// The labels the volume is made with.
+        labels: BTreeMap<String, String>,
+        /// The volume.
+        name: String,
+        /// The saved contents' SHA-256.
+        sha256: String,
+        /// The saved contents (`artifacts/ID.volume.tar`).
+        snapshot: PathBuf,
+    },
+    /// An action this release does not know: refused at rollback.
+    #[serde(untagged)]
+    Other(Value),
+}
+
+impl Undo {
+    /// The undo data as journaled.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// The undo data of a journal record.
+    pub fn from_value(value: &Value) -> Self {
+        Self::deserialize(value).unwrap_or_else(|_| Self::Other(value.clone()))
+    }
+
+    /// The action's name, as journaled.
+    pub fn action(&self) -> String {
+        match self.to_value().get("action").and_then(Value::as_str) {
+            Some(a) => a.to_string(),
+            None => "(none given)".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Each action is written exactly as the `json!` of earlier releases wrote it, and
+    /// read back as itself.
+    #[test]
+    fn journals_read_unchanged() {
+        let old = [
+            json!({"action": "none"}),
+            json!({"action": "remove-artifact", "paths": ["/s/artifacts/code", "/s/artifacts/code.manifest"]}),
+            json!({"action": "vendor-command", "run": "php artisan up"}),
+            json!({"action": "container-command", "container": "web", "run": "true"}),
+            json!({"action": "remove-image", "tag": "a:b"}),
+            json!({"action": "remove-container", "name": "web.next-r"}),
+            json!({"action": "start-container", "name": "web", "id": "abc", "stop_first": "web.next-r"}),
+            json!({"action": "rename", "from": "web.prev-r", "to": "web"}),
+            json!({"action": "remove-network", "name": "n"}),
+            json!({"action": "remove-volume", "name": "v"}),
+            json!({"action": "restore-volume", "name": "v", "image": "i", "helper": "h",
+                   "snapshot": "/s/artifacts/db.volume.tar", "sha256": "00", "labels": {"boyong.app": "a"}}),
+        ];
+        for v in old {
+            let u = Undo::from_value(&v);
+            assert!(!matches!(u, Undo::Other(_)), "{v} read as unknown");
+            assert_eq!(
+                serde_json::to_string(&u).unwrap_or_default(),
+                serde_json::to_string(&v).unwrap_or_default()
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_actions_are_kept_as_they_are() {
+        for v in [
+            json!({"fake": "remove", "key": "k"}),
+            json!({"action": "teleport"}),
+            json!({"action": "rename", "from": 3}),
+        ] {
+            assert_eq!(Undo::from_value(&v), Undo::Other(v.clone()));
+            assert_eq!(Undo::from_value(&v).to_value(), v);
+        }
+        assert_eq!(
+            Undo::from_value(&json!({"action": "teleport"})).action(),
+            "teleport"
+        );
+    }
+}
