@@ -54,7 +54,7 @@ steps:
     let loaded = boyong::playbook::parse(&dir.join("perizinan.yml"), yaml.as_bytes());
     let pb = loaded
         .playbook
-        .unwrap_or_else(|| panic!("{:?}", loaded.diagnostics));
+        .expect("the fixture playbook validates");
     let mut plan = boyong::steps::plan(&pb);
     let listed = [
         json!({"op": "create", "resource": "artifact", "place": "local", "name": "artifacts/code/", "undo": "delete the artifact"}),
