@@ -158,3 +158,55 @@ impl From<CreateError> for CliError {
 pub fn worst(kind: Option<Kind>) -> Result {
     kind.map_or(Ok(()), |k| Err(CliError::reported(k)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kinds_are_the_readmes_exit_codes() {
+        assert_eq!(
+            [
+                OK,
+                Kind::Failed.code(),
+                Kind::BadInput.code(),
+                Kind::RollbackIncomplete.code()
+            ],
+            [0, 1, 2, 3]
+        );
+        // A batch exits with the worst of its apps' codes: 3 over 2 over 1.
+        assert_eq!(
+            [Kind::BadInput, Kind::RollbackIncomplete, Kind::Failed]
+                .into_iter()
+                .max(),
+            Some(Kind::RollbackIncomplete)
+        );
+        assert!(worst(None).is_ok());
+        assert_eq!(
+            worst(Some(Kind::Failed)).map_err(|e| e.kind()),
+            Err(Kind::Failed)
+        );
+    }
+
+    #[test]
+    fn a_changed_playbook_says_how_to_go_on() {
+        let e = CliError::from(ResumeRefusal::NoRuns { app: "demo".into() });
+        assert_eq!(e.kind(), Kind::BadInput);
+        assert_eq!(
+            e.message.as_deref(),
+            Some("boyong run --resume: app `demo` has no run to resume; run it without --resume")
+        );
+        assert!(e.hints.is_empty());
+        let e = CliError::from(ResumeRefusal::PlaybookChanged {
+            app: "demo".into(),
+            run: boyong::engine::state::RunId::parse("20261122T120301Z-3f9c").unwrap(),
+            diff: "  - line 1: a\n".into(),
+        });
+        assert_eq!(
+            e.hints,
+            [
+                "roll the run back (`boyong rollback demo`) and start a new one, or restore the playbook"
+            ]
+        );
+    }
+}
