@@ -203,7 +203,14 @@ pub fn main() -> ExitCode {
             let _ = tx.send(ended.map_or(End::Panicked, End::Done));
         });
     let end = match command {
-        Ok(_) => rx.recv().unwrap_or(End::Panicked),
+        Ok(thread) => {
+            let end = rx.recv().unwrap_or(End::Panicked);
+            // Its thread has ended (or is ending), unless the process quits at once.
+            if !matches!(end, End::Quit) {
+                let _ = thread.join();
+            }
+            end
+        }
         Err(e) => End::Done(Err(CliError::failed(format!(
             "boyong: cannot start the command: {e}"
         )))),
