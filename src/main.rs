@@ -1,5 +1,5 @@
 //! The `boyong` command line: parses arguments, calls the engine, prints, and maps
-//! outcomes to documented exit codes (see `cli/exit.rs`).
+//! outcomes to documented exit codes (see `cli/error.rs`).
 
 mod cli;
 

@@ -52,9 +52,7 @@ steps:
 ";
     let dir = Path::new("/srv/boyong/playbooks");
     let loaded = boyong::playbook::parse(&dir.join("perizinan.yml"), yaml.as_bytes());
-    let pb = loaded
-        .playbook
-        .expect("the fixture playbook validates");
+    let pb = loaded.playbook.expect("the fixture playbook validates");
     let mut plan = boyong::steps::plan(&pb);
     let listed = [
         json!({"op": "create", "resource": "artifact", "place": "local", "name": "artifacts/code/", "undo": "delete the artifact"}),

@@ -16,13 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use boyong::engine::state::RunDir;
-use boyong::engine::{EngineError, EventSink, RunOutcome};
+use boyong::engine::{EventSink, RunOutcome};
 use boyong::playbook;
 
 use super::batch_view::{View, secs};
-use super::run::{RunArgs, run_one};
+use super::error::{self, CliError, Kind, Result};
+use super::load::{env_lookup, load_ready};
+use super::run::{Outcome, RunArgs, Slot, run_one};
 use super::table::{self, Col};
-use super::{env_lookup, exit, load_ready};
 
 /// Whether `boyong run` was given a batch: several playbooks, a directory, or a batch flag.
 pub fn is_batch(files: &[PathBuf], args: &RunArgs) -> bool {
@@ -45,7 +46,9 @@ struct Row {
     /// What to do next, for a run that did not succeed.
     hint: Option<String>,
     seconds: Option<f64>,
-    exit: u8,
+    /// Its exit status, as a single run's.
+    #[serde(serialize_with = "exit_status")]
+    exit: Option<Kind>,
     #[serde(skip)]
     started: Option<Instant>,
 }
@@ -92,22 +95,34 @@ impl Batch {
     }
 }
 
+/// The JSON of a row's exit status: a number.
+#[expect(
+    clippy::ref_option,
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's serialize_with signature"
+)]
+fn exit_status<S: serde::Serializer>(
+    kind: &Option<Kind>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u8(kind.map_or(error::OK, Kind::code))
+}
+
 /// What [`run_one`] is given in a batch: where its run's events, cancellation and
 /// outcome go.
-pub struct Slot<'a> {
+struct AppSlot<'a> {
     batch: &'a Batch,
     index: usize,
 }
 
-impl Slot<'_> {
+impl Slot for AppSlot<'_> {
     /// The run's event sink (its log, the batch's view) and its runtime.
-    pub fn start(&self, run: &RunDir) -> Result<(Box<dyn EventSink>, tokio::runtime::Runtime), ()> {
-        let app = self.batch.row(self.index, |r| {
+    fn start(&self, run: &RunDir) -> Result<(Box<dyn EventSink>, tokio::runtime::Runtime)> {
+        self.batch.row(self.index, |r| {
             r.run = Some(run.id().to_string());
-            r.app.clone()
         });
-        let app = app.unwrap_or_default();
-        let fail = |e: String| self.batch.view.say(&format!("`{app}`: boyong run: {e}"));
+        let app = self.app();
+        let fail = |e: String| CliError::failed(format!("boyong run: {e}"));
         let sink = self
             .batch
             .view
@@ -120,29 +135,37 @@ impl Slot<'_> {
         Ok((Box::new(sink), rt))
     }
 
-    /// The batch's cancellation: set by Ctrl-C or `--fail-fast`.
-    pub fn cancel(&self) -> tokio::sync::watch::Receiver<bool> {
+    fn cancel(&self) -> tokio::sync::watch::Receiver<bool> {
         self.batch.cancel.subscribe()
     }
 
-    /// Records how the run ended; returns its exit code (as a single run's).
-    pub fn finished(&self, outcome: &Result<RunOutcome, EngineError>) -> u8 {
-        self.batch
+    fn finished(&self, outcome: &Outcome) -> Result {
+        let kind = self
+            .batch
             .row(self.index, |r| {
-                let (result, code) = describe(r, outcome);
+                let (result, kind) = describe(r, outcome);
                 r.result = result.into();
-                r.exit = code;
-                code
+                r.exit = kind;
+                kind
             })
-            .unwrap_or(exit::FAILED)
+            .unwrap_or(Some(Kind::Failed));
+        error::worst(kind)
     }
 }
 
-/// Fills `r`'s step, error and hint from `outcome`; its result word and exit code.
-fn describe(r: &mut Row, outcome: &Result<RunOutcome, EngineError>) -> (&'static str, u8) {
+impl AppSlot<'_> {
+    fn app(&self) -> String {
+        self.batch
+            .row(self.index, |r| r.app.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Fills `r`'s step, error and hint from `outcome`; its result word and how it failed.
+fn describe(r: &mut Row, outcome: &Outcome) -> (&'static str, Option<Kind>) {
     let (app, file) = (r.app.clone(), r.file.display().to_string());
     match outcome {
-        Ok(RunOutcome::Succeeded) => ("succeeded", exit::OK),
+        Ok(RunOutcome::Succeeded) => ("succeeded", None),
         Ok(RunOutcome::Failed {
             step,
             error,
@@ -156,20 +179,20 @@ fn describe(r: &mut Row, outcome: &Result<RunOutcome, EngineError>) -> (&'static
                         "everything it changed was undone ({} change(s)); fix the cause and run it again",
                         rb.undone.len()
                     ));
-                    ("rolled-back", exit::FAILED)
+                    ("rolled-back", Some(Kind::Failed))
                 }
                 Some(rb) => {
                     r.hint = Some(format!(
                         "rollback INCOMPLETE, {} change(s) still in place: `boyong rollback {app} --plan` lists them; fix the cause and run `boyong rollback {app}`",
                         rb.left.len()
                     ));
-                    ("rollback-incomplete", exit::ROLLBACK_INCOMPLETE)
+                    ("rollback-incomplete", Some(Kind::RollbackIncomplete))
                 }
                 None => {
                     r.hint = Some(format!(
                         "its changes are left in place: `boyong rollback {app}`, or `boyong run {file} --resume`"
                     ));
-                    ("failed", exit::FAILED)
+                    ("failed", Some(Kind::Failed))
                 }
             }
         }
@@ -178,21 +201,22 @@ fn describe(r: &mut Row, outcome: &Result<RunOutcome, EngineError>) -> (&'static
             r.hint = Some(format!(
                 "the journal is consistent: `boyong rollback {app}`, or `boyong run {file} --resume`"
             ));
-            ("interrupted", exit::FAILED)
+            ("interrupted", Some(Kind::Failed))
         }
         Err(e) => {
             r.error = Some(e.to_string());
             r.hint = Some(format!(
                 "no change was made after its last journal record: `boyong rollback {app}` or `boyong run {file} --resume`"
             ));
-            ("failed", exit::FAILED)
+            ("failed", Some(Kind::Failed))
         }
     }
 }
 
-/// Every playbook's app, or `Err` after printing every problem: a playbook that does not
-/// validate or lacks a secret (with its file:line:col diagnostics), an app named twice.
-fn check_all(files: &[PathBuf]) -> Result<Vec<String>, ()> {
+/// Every playbook's app, or bad input after printing every problem: a playbook that does
+/// not validate or lacks a secret (with its file:line:col diagnostics), an app named
+/// twice.
+fn check_all(files: &[PathBuf]) -> Result<Vec<String>> {
     let mut apps = Vec::new();
     let mut bad = 0;
     let mut seen: BTreeMap<String, &Path> = BTreeMap::new();
@@ -208,8 +232,10 @@ fn check_all(files: &[PathBuf]) -> Result<Vec<String>, ()> {
             ok.then(|| pb.app.clone())
         });
         let Some(app) = app else {
-            // Prints the diagnostics, as a single run would.
-            let _ = load_ready(f, "boyong run");
+            // Prints the diagnostics and says why, as a single run would.
+            if let Err(e) = load_ready(f, "boyong run") {
+                e.render();
+            }
             bad += 1;
             continue;
         };
@@ -226,27 +252,19 @@ fn check_all(files: &[PathBuf]) -> Result<Vec<String>, ()> {
         apps.push(app);
     }
     if bad > 0 {
-        eprintln!(
+        return Err(CliError::bad_input(format!(
             "boyong run: refused: {bad} of {} playbook(s) cannot run; nothing was run or changed",
             files.len()
-        );
-        return Err(());
+        )));
     }
     Ok(apps)
 }
 
 /// `boyong run` with a batch.
-pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
-    let files = match super::plan::expand(files) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("boyong run: {e}; nothing was run");
-            return exit::BAD_INPUT;
-        }
-    };
-    let Ok(apps) = check_all(&files) else {
-        return exit::BAD_INPUT;
-    };
+pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> Result {
+    let files = super::plan::expand(files)
+        .map_err(|e| CliError::bad_input(format!("boyong run: {e}; nothing was run")))?;
+    let apps = check_all(&files)?;
     let jobs = usize::from(args.jobs.unwrap_or(1)).min(apps.len()).max(1);
     let batch = Batch {
         rows: Mutex::new(
@@ -261,7 +279,7 @@ pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
                     error: None,
                     hint: None,
                     seconds: None,
-                    exit: exit::OK,
+                    exit: None,
                     started: None,
                 })
                 .collect(),
@@ -309,22 +327,26 @@ fn worker(batch: &Batch, state: &Path, files: &[PathBuf], args: &RunArgs) {
             r.result = "refused".into();
             r.started = Some(t);
         });
-        let slot = Slot { batch, index: i };
-        let app = batch.row(i, |r| r.app.clone()).unwrap_or_default();
+        let slot = AppSlot { batch, index: i };
+        let app = slot.app();
         // What the run path says before or beside its events (a lock refusal, a failure)
         // goes above the live lines, named for its app.
-        let said = super::say_through(batch.view.printer(&app));
-        let code = run_one(state, file, args, Some(&slot));
+        let said = super::say::say_through(batch.view.printer(&app));
+        let result = run_one(state, file, args, Some(&slot));
+        if let Err(e) = &result {
+            e.render();
+        }
         drop(said);
+        let failed = result.err().map(|e| e.kind());
         batch.row(i, |r| {
             r.seconds = Some(t.elapsed().as_secs_f64());
-            r.exit = code;
-            if r.run.is_none() && code != exit::OK {
+            r.exit = failed;
+            if r.run.is_none() && failed.is_some() {
                 r.hint =
                     Some("it stopped before its run began: the reason is printed above".into());
             }
         });
-        if code != exit::OK && args.fail_fast && !batch.stop.load(Ordering::SeqCst) {
+        if failed.is_some() && args.fail_fast && !batch.stop.load(Ordering::SeqCst) {
             let app = batch.row(i, |r| r.app.clone()).unwrap_or_default();
             batch.view.say(&format!(
                 "--fail-fast: `{app}` did not succeed; interrupting the running apps and starting no other"
@@ -357,7 +379,7 @@ fn watch_interrupt(batch: &Batch, mut done: tokio::sync::watch::Receiver<bool>) 
         tokio::select! {
             r = tokio::signal::ctrl_c() => {
                 if r.is_ok() {
-                    std::process::exit(130);
+                    super::quit_now();
                 }
             }
             _ = done.wait_for(|d| *d) => {}
@@ -374,31 +396,32 @@ const COLS: [Col; 5] = [
     Col::cut("RUN", 2, 10),
 ];
 
-/// Prints the summary (a table, or a JSON line with `--json`); returns the exit code.
-fn summary(rows: &[Row], took: Duration, json: bool) -> u8 {
+/// Prints the summary (a table, or a JSON line with `--json`); the batch's result: the
+/// worst of its apps'.
+fn summary(rows: &[Row], took: Duration, json: bool) -> Result {
     let rows: Vec<Row> = rows
         .iter()
         .cloned()
         .map(|mut r| {
             if r.result == "waiting" {
                 r.result = "not-started".into();
-                r.exit = exit::FAILED;
+                r.exit = Some(Kind::Failed);
             }
             r
         })
         .collect();
-    let code = rows.iter().map(|r| r.exit).max().unwrap_or(exit::OK);
-    let ok = rows.iter().filter(|r| r.exit == exit::OK).count();
+    let worst = rows.iter().filter_map(|r| r.exit).max();
+    let ok = rows.iter().filter(|r| r.exit.is_none()).count();
     if json {
         let line = serde_json::json!({
             "event": "batch-finished",
             "apps": rows,
             "succeeded": ok,
             "seconds": took.as_secs_f64(),
-            "exit": code,
+            "exit": worst.map_or(error::OK, Kind::code),
         });
         println!("{line}");
-        return code;
+        return error::worst(worst);
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -422,12 +445,12 @@ fn summary(rows: &[Row], took: Duration, json: bool) -> u8 {
     println!();
     print!("{}", table::render(&COLS, &cells, table::stdout_width()));
     println!("{ok} of {} app(s) succeeded in {}", rows.len(), secs(took));
-    for r in rows.iter().filter(|r| r.exit != exit::OK) {
+    for r in rows.iter().filter(|r| r.exit.is_some()) {
         if let Some(h) = &r.hint {
             eprintln!("{}: {h}", r.app);
         }
     }
-    code
+    error::worst(worst)
 }
 
 fn first_line(s: &str) -> &str {

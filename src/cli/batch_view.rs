@@ -49,7 +49,7 @@ impl View {
 
     /// Where `app`'s run prints its own messages: above the live lines on a terminal,
     /// otherwise on stderr, either way prefixed with the app.
-    pub fn printer(&self, app: &str) -> super::Printer {
+    pub fn printer(&self, app: &str) -> super::say::Printer {
         let app = app.to_owned();
         match self {
             Self::Tty(m) => {
@@ -64,7 +64,7 @@ impl View {
 
     /// The sink of `app`'s run, logging to `log`; `pad` aligns the app names.
     pub fn sink(&self, app: &str, pad: usize, log: &Path) -> Result<AppSink, String> {
-        let guard = super::report::open_log(log)?;
+        let guard = super::events::open_log(log)?;
         let out = match self {
             Self::Tty(m) => {
                 let bar = m.add(ProgressBar::new_spinner());

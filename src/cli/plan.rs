@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use boyong::plan::Plan;
 use boyong::steps::{Live, LiveOptions, Pool, probe, shared_disk};
 
-use super::{Ready, exit, load_ready, render};
+use super::error::{self, CliError, Kind};
+use super::load::{Ready, load_ready};
+use super::render;
 
 /// The playbooks named: files as given; a directory stands for its `*.yml` and `*.yaml`
 /// files, sorted.
@@ -94,33 +96,31 @@ pub fn plan(
     offline_only: bool,
     json: bool,
     out: Option<&Path>,
-) -> u8 {
-    let files = match expand(files) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("boyong plan: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
+) -> error::Result {
+    let files = expand(files).map_err(|e| CliError::bad_input(format!("boyong plan: {e}")))?;
     let mut readies = Vec::new();
     let mut bad = false;
     for f in &files {
         match load_ready(f, "boyong plan") {
             Ok(r) => readies.push(r),
-            Err(()) => bad = true,
+            // Said now, beside its file's diagnostics.
+            Err(e) => {
+                e.render();
+                bad = true;
+            }
         }
     }
     if bad {
-        return exit::BAD_INPUT;
+        return Err(CliError::reported(Kind::BadInput));
     }
     let mut plans: Vec<Plan> = readies
         .iter()
         .zip(&files)
         .map(|(r, f)| offline(r, f, offline_only))
         .collect();
-    if !offline_only && let Err(e) = probe_all(state, &mut plans, &readies) {
-        eprintln!("boyong plan: {e}");
-        return exit::FAILED;
+    if !offline_only {
+        probe_all(state, &mut plans, &readies)
+            .map_err(|e| CliError::failed(format!("boyong plan: {e}")))?;
     }
     let encode = |p: &Plan| serde_json::to_string_pretty(p).map(|s| s + "\n");
     if let Some(out) = out {
@@ -141,10 +141,7 @@ pub fn plan(
                     })
                 })
         };
-        if let Err(e) = written {
-            eprintln!("boyong plan: {e}");
-            return exit::FAILED;
-        }
+        written.map_err(|e| CliError::failed(format!("boyong plan: {e}")))?;
     }
     if json {
         let text = if plans.len() == 1 {
@@ -152,13 +149,9 @@ pub fn plan(
         } else {
             serde_json::to_string_pretty(&plans)
         };
-        match text {
-            Ok(t) => println!("{t}"),
-            Err(e) => {
-                eprintln!("boyong plan: cannot encode the plan: {e}");
-                return exit::FAILED;
-            }
-        }
+        let t = text
+            .map_err(|e| CliError::failed(format!("boyong plan: cannot encode the plan: {e}")))?;
+        println!("{t}");
     } else {
         for (i, p) in plans.iter().enumerate() {
             if i > 0 {
@@ -187,5 +180,9 @@ pub fn plan(
             if problems == 1 { "" } else { "s" }
         );
     }
-    if problems > 0 { exit::FAILED } else { exit::OK }
+    if problems > 0 {
+        // Each problem is in the plan, with what to do.
+        return Err(CliError::reported(Kind::Failed));
+    }
+    Ok(())
 }

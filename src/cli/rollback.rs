@@ -1,17 +1,22 @@
 //! `boyong rollback`: undo a run's changes, newest first, from its journal.
+//!
+//! The list of what is undone comes from the engine (`engine::open::UndoList`); it is
+//! shown, confirmed, and undone exactly as shown: if the journal changed before the
+//! app's lock was taken, nothing is undone.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 
-use boyong::engine::journal::{self, Journal};
+use boyong::engine::journal::Journal;
+use boyong::engine::open::{UndoList, find_run, playbook_as_run};
 use boyong::engine::state::StateDir;
-use boyong::engine::{Executor, History};
+use boyong::engine::{Executor, RollbackReport};
 use boyong::playbook::{self, SecretStore};
 
-use super::report::Reporter;
-use super::run::print_left;
+use super::error::{CliError, Kind, Result};
+use super::events::Reporter;
+use super::load::env_lookup;
 use super::world::World;
-use super::{exit, find_run, lock_app};
 
 /// Options of `boyong rollback`.
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -32,37 +37,31 @@ pub struct RollbackArgs {
 }
 
 /// `boyong rollback APP [--run ID]`.
-pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) -> u8 {
+pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) -> Result {
+    const CMD: &str = "boyong rollback";
     let dir = StateDir::new(state);
-    let run = match find_run(&dir, app, run, "boyong rollback") {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let h = match journal::read(&run.journal_path()) {
-        Ok(c) => History::from_journal(&c),
-        Err(e) => {
-            eprintln!(
-                "boyong rollback: {e}\nnothing was changed; `boyong journal verify {app} --run {}` shows the damage",
-                run.id()
-            );
-            return exit::FAILED;
-        }
-    };
-    let pending = h.pending();
+    let run = find_run(&dir, app, run).map_err(|e| CliError::no_run(CMD, &e))?;
+    let list = UndoList::read(&run).map_err(|e| {
+        CliError::failed(format!(
+            "{CMD}: {e}\nnothing was changed; `boyong journal verify {app} --run {}` shows the damage",
+            run.id()
+        ))
+    })?;
+    let pending = &list.pending;
     if pending.is_empty() {
         println!(
             "nothing to roll back: run {} of `{app}` has no change left to undo ({})",
             run.id(),
-            h.result.map_or("unfinished", |r| r.word())
+            list.history.result.map_or("unfinished", |r| r.word())
         );
-        return exit::OK;
+        return Ok(());
     }
     println!(
         "Rollback of run {} of `{app}`: {} change(s) to undo, newest first",
         run.id(),
         pending.len()
     );
-    for item in &pending {
+    for item in pending {
         let undo = item
             .change
             .get("undo")
@@ -81,74 +80,34 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         );
     }
     if args.plan_only {
-        return exit::OK;
+        return Ok(());
     }
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            eprintln!(
-                "boyong rollback: refused without confirmation: pass --yes (stdin is not a terminal); nothing was changed"
-            );
-            return exit::BAD_INPUT;
-        }
-        eprint!("Undo these {} change(s)? [y/N] ", pending.len());
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("not confirmed; nothing was changed");
-            return exit::FAILED;
-        }
+        confirm(pending.len())?;
     }
-    let lock = match lock_app(&dir, app, "boyong rollback", args.break_lock) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
+    let lock = super::lock_app(&dir, app, CMD, args.break_lock)?;
     // What was shown may have changed before the lock was ours (a run still going):
     // undo exactly what the operator confirmed, or nothing.
-    let now = journal::read(&run.journal_path()).map(|c| History::from_journal(&c));
-    if !matches!(&now, Ok(n) if n.pending() == pending) {
-        eprintln!(
-            "boyong rollback: the run's journal changed since the list above was shown; nothing was changed. Run `boyong rollback {app}` again to see the new list"
-        );
-        return exit::FAILED;
+    if !list.is_current(&run) {
+        return Err(CliError::failed(format!(
+            "{CMD}: the run's journal changed since the list above was shown; nothing was changed. Run `boyong rollback {app}` again to see the new list"
+        )));
     }
     // The playbook as run, read as if from its own folder (for its key files), and the
     // secrets it uses, for undo commands that need them (and to redact them).
-    let original = std::fs::read(run.plan_path())
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| {
-            v.get("playbook")
-                .and_then(|p| p.as_str())
-                .map(std::path::PathBuf::from)
-        })
-        .unwrap_or_else(|| run.playbook_path());
-    let bytes = std::fs::read(run.playbook_path()).unwrap_or_default();
+    let (original, bytes) = playbook_as_run(&run);
     let loaded = playbook::parse(&original, &bytes).playbook.map(|pb| {
-        let secrets = playbook::check_local_inputs(&pb, &super::env_lookup).0;
+        let secrets = playbook::check_local_inputs(&pb, &env_lookup).0;
         (pb, secrets)
     });
     let secrets = loaded
         .as_ref()
         .map_or_else(SecretStore::default, |(_, s)| s.clone());
-    let world = match World::for_playbook(loaded, false, &[]) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("boyong rollback: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let journal = match Journal::open_append(&run.journal_path()) {
-        Ok((j, _)) => j,
-        Err(e) => {
-            eprintln!("boyong rollback: {e}; nothing was changed");
-            return exit::FAILED;
-        }
-    };
-    let Ok((mut reporter, rt)) = Reporter::start("boyong rollback", args.json, &run.log_path())
-    else {
-        return exit::FAILED;
-    };
+    let world = World::for_playbook(loaded, false, &[])
+        .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+    let (journal, _) = Journal::open_append(&run.journal_path())
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let (mut reporter, rt) = Reporter::start(CMD, args.json, &run.log_path())?;
     let result = rt.block_on(async {
         let mut ex = Executor::new(
             &world,
@@ -160,12 +119,12 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         if let Some(b) = lock.broken() {
             ex.note("lock-broken", &b.to_string())?;
         }
-        let (operator, host) = super::who();
+        let who = super::who();
         ex.note(
             "operator",
-            &format!("boyong rollback by {operator} on {host}"),
+            &format!("boyong rollback by {} on {}", who.operator, who.host),
         )?;
-        ex.rollback(&h).await
+        ex.rollback(&list.history).await
     });
     drop(lock);
     match result {
@@ -175,17 +134,65 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
                 run.id(),
                 r.undone.len()
             );
-            exit::OK
+            Ok(())
         }
-        Ok(r) => {
-            print_left(&r, app);
-            exit::ROLLBACK_INCOMPLETE
-        }
-        Err(e) => {
-            eprintln!(
-                "boyong rollback: STOPPED: {e}\nrun `boyong rollback {app}` again once the journal can be written"
-            );
-            exit::ROLLBACK_INCOMPLETE
-        }
+        Ok(r) => Err(left_in_place(None, &r, app)),
+        Err(e) => Err(CliError::new(
+            Kind::RollbackIncomplete,
+            format!(
+                "{CMD}: STOPPED: {e}\nrun `boyong rollback {app}` again once the journal can be written"
+            ),
+        )),
     }
+}
+
+/// Asks the operator on the terminal; refused when stdin is not one.
+fn confirm(changes: usize) -> Result {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::bad_input(
+            "boyong rollback: refused without confirmation: pass --yes (stdin is not a terminal); nothing was changed",
+        ));
+    }
+    eprint!("Undo these {changes} change(s)? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Err(CliError::failed("not confirmed; nothing was changed"));
+    }
+    Ok(())
+}
+
+/// A rollback that left changes in place (exit status 3): `first` (a run's failure, if
+/// any), what undo failed, what is still in place, and how to finish.
+pub fn left_in_place(first: Option<String>, r: &RollbackReport, app: &str) -> CliError {
+    let mut lines: Vec<String> = first.into_iter().collect();
+    if let Some((item, e)) = &r.failed {
+        lines.push(format!(
+            "rollback INCOMPLETE: undoing {} ({}, step `{}`) failed: {e}",
+            item.change_id,
+            item.summary(),
+            item.step
+        ));
+    }
+    lines.push("still in place, newest first:".into());
+    for item in &r.left {
+        let happened = if item.done {
+            ""
+        } else {
+            " (may not have happened)"
+        };
+        lines.push(format!(
+            "  {} {}  [step `{}`]{happened}",
+            item.change_id,
+            item.summary(),
+            item.step
+        ));
+    }
+    lines.push(format!(
+        "fix the cause and run `boyong rollback {app}` again: it continues from there"
+    ));
+    let mut lines = lines.into_iter();
+    let message = lines.next().unwrap_or_default();
+    CliError::new(Kind::RollbackIncomplete, message).hints(lines)
 }

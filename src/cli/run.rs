@@ -1,26 +1,27 @@
-//! `boyong run` and `boyong run --resume`; several playbooks (or a directory) make a batch
-//! (`batch.rs`), whose apps each go through [`run_one`].
+//! `boyong run` of one app, and `boyong run --resume`: the playbook loaded, its plan
+//! made, the world chosen, the app's lock taken, the run opened by the engine
+//! (`engine::open`), executed with Ctrl-C watched, and its outcome worded.
+//!
+//! A batch (`batch.rs`) runs each of its apps through [`run_one`] with a [`Slot`] that
+//! takes the run's events, cancellation and outcome; a saved plan (`saved.rs`) goes
+//! through [`run_planned`]. This file knows neither: they call it, never the other way.
 
-use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use boyong::engine::journal::{self, HeaderFields, Journal};
+use boyong::engine::journal::Record;
 use boyong::engine::lock::AppLock;
+use boyong::engine::open::{OpenedRun, create_run, reopen_run};
 use boyong::engine::state::{RunDir, StateDir};
-use boyong::engine::{
-    EventSink, Executor, History, RollbackReport, RunOptions, RunOutcome, RunResult, Runner,
-};
+use boyong::engine::{EngineError, EventSink, Executor, RunOptions, RunOutcome, Runner};
 use boyong::plan::Plan;
-use boyong::playbook::{Playbook, SecretStore};
+use boyong::playbook::SecretStore;
 
-use super::batch::Slot;
-use super::report::Reporter;
+use super::error::{CliError, Result};
+use super::events::Reporter;
+use super::load::{Ready, load_ready};
+use super::rollback::left_in_place;
 use super::world::World;
-use super::{exit, load_ready, lock_app, who};
 
 /// Options of `boyong run`.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,7 +45,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub accept_new_host_key: bool,
     /// Add a label to every image and container the run makes on the target.
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
     /// Run a plan saved by `boyong plan --out`: its hosts are probed again first, and the
     /// run is refused, naming what changed, unless everything it saw is still so.
@@ -62,450 +63,194 @@ pub struct RunArgs {
     pub fail_fast: bool,
 }
 
-/// Runs one playbook, or a batch (several, a directory, `--jobs`, `--fail-fast`).
-pub fn run(state: &Path, files: &[PathBuf], args: &RunArgs) -> u8 {
-    if args.dry_run {
-        if args.saved_plan.is_some() {
-            say!(
-                "boyong run: --dry-run shows a new plan; use `boyong plan` to look at a saved one"
-            );
-            return exit::BAD_INPUT;
-        }
-        return super::plan::plan(state, files, false, args.json, None);
-    }
-    if let Some(saved) = &args.saved_plan {
-        if !files.is_empty() {
-            say!(
-                "boyong run: give either playbooks or --plan, not both (the plan names its playbook)"
-            );
-            return exit::BAD_INPUT;
-        }
-        return super::saved::run_saved(state, saved, args);
-    }
-    if super::batch::is_batch(files, args) {
-        return super::batch::run(state, files, args);
-    }
-    files
-        .iter()
-        .map(|f| run_one(state, f, args, None))
-        .max()
-        .unwrap_or(exit::OK)
+/// Where a run of a batch sends its events, takes its cancellation from, and tells how
+/// it ended (the batch implements it).
+pub trait Slot {
+    /// The run's event sink and the runtime it runs on.
+    fn start(&self, run: &RunDir) -> Result<(Box<dyn EventSink>, tokio::runtime::Runtime)>;
+    /// The batch's cancellation: set by Ctrl-C or `--fail-fast`.
+    fn cancel(&self) -> tokio::sync::watch::Receiver<bool>;
+    /// Records how the run ended. The result is a single run's, with nothing more to
+    /// say: the batch's summary says it.
+    fn finished(&self, outcome: &Outcome) -> Result;
 }
 
-/// One app's run; in a batch, `batch` takes its events, its cancellation and its outcome.
-pub fn run_one(state: &Path, file: &Path, args: &RunArgs, batch: Option<&Slot<'_>>) -> u8 {
-    let Ok(ready) = load_ready(file, "boyong run") else {
-        return exit::BAD_INPUT;
-    };
+/// How the engine ended a run.
+pub type Outcome = std::result::Result<RunOutcome, EngineError>;
+
+/// One app's run; in a batch, `slot` takes its events, its cancellation and its outcome.
+pub fn run_one(state: &Path, file: &Path, args: &RunArgs, slot: Option<&dyn Slot>) -> Result {
+    let ready = load_ready(file, "boyong run")?;
     // Rollback finds the playbook's folder (for its key files) from the absolute path.
     let plan = super::plan::offline(&ready, file, false);
-    run_planned(state, file, &ready, plan, args, None, batch)
+    run_planned(state, file, &ready, plan, args, None, slot)
 }
 
 /// Runs `plan`, made from `ready`; `note` (e.g. which saved plan this is) goes into the
 /// journal first.
-pub(super) fn run_planned(
+pub fn run_planned(
     state: &Path,
     file: &Path,
-    ready: &super::Ready,
+    ready: &Ready,
     mut plan: Plan,
     args: &RunArgs,
     note: Option<(&str, String)>,
-    batch: Option<&Slot<'_>>,
-) -> u8 {
+    slot: Option<&dyn Slot>,
+) -> Result {
     let (pb, secrets) = (&ready.playbook, &ready.secrets);
-    let world = match World::for_playbook(
+    let world = World::for_playbook(
         Some((pb.clone(), secrets.clone())),
         args.accept_new_host_key,
         &args.labels,
-    ) {
-        Ok(w) => w,
-        Err(e) => {
-            say!("boyong run: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
-    let world = &world;
+    )
+    .map_err(|e| CliError::bad_input(format!("boyong run: {e}")))?;
     for step in &plan.steps {
-        if let Err(why) = world.supports(step) {
-            say!(
+        world.supports(step).map_err(|why| {
+            CliError::failed(format!(
                 "boyong run: `{}` cannot run: step `{}`: {why}; nothing was changed",
-                pb.app,
-                step.id
-            );
-            return exit::FAILED;
-        }
+                pb.app, step.id
+            ))
+        })?;
     }
     let dir = StateDir::new(state);
-    let lock = match lock_app(&dir, &pb.app, "boyong run", args.break_lock) {
-        Ok(l) => l,
-        Err(code) => return code,
-    };
-    let opened = if args.resume {
-        reopen(&dir, pb, &ready.text, &mut plan)
+    let lock = super::lock_app(&dir, &pb.app, "boyong run", args.break_lock)?;
+    let who = super::who();
+    let mut opened = if args.resume {
+        reopen_run(&dir, pb, &ready.text, &mut plan, &who)?
     } else {
-        create(&dir, pb, &ready.text, &mut plan)
+        create_run(&dir, pb, &ready.text, &mut plan, &who)?
     };
-    let (run, mut journal, earlier) = match opened {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    if let Some((kind, text)) = note
-        && let Err(e) = journal.append(&boyong::engine::journal::Record::Note {
+    if let Some((kind, text)) = note {
+        let note = Record::Note {
             kind: kind.into(),
             text,
-        })
-    {
-        say!("boyong run: {e}; nothing was changed");
-        return exit::FAILED;
+        };
+        opened
+            .journal
+            .append(&note)
+            .map_err(|e| CliError::failed(format!("boyong run: {e}; nothing was changed")))?;
     }
-    let code = execute(
-        world,
-        &run,
-        journal,
-        earlier.as_ref(),
-        &plan,
-        secrets,
-        &lock,
-        file,
-        args,
-        batch,
-    );
+    let id = opened.run.id().clone();
+    let outcome = execute(&world, opened, &plan, secrets, &lock, args, slot)?;
     drop(lock);
-    code
+    match slot {
+        Some(slot) => slot.finished(&outcome),
+        None => worded(&plan.app, &id.to_string(), file, args.json, outcome),
+    }
 }
 
-/// A new run: its directory, `playbook.yml`, `plan.json` and the journal's header.
-fn create(
-    dir: &StateDir,
-    pb: &Playbook,
-    text: &str,
-    plan: &mut Plan,
-) -> Result<(RunDir, Journal, Option<History>), u8> {
-    let fail = |e: String| {
-        say!("boyong run: {e}; nothing was changed");
-        exit::FAILED
-    };
-    let now = SystemTime::now();
-    let run = dir
-        .create_run(&pb.app, now, next_suffix(dir, &pb.app, now))
-        .map_err(|e| fail(e.to_string()))?;
-    plan.for_run(run.id().as_str());
-    let started = (|| {
-        let plan_json = serde_json::to_string_pretty(&*plan).map_err(|e| e.to_string())? + "\n";
-        write_new(&run.playbook_path(), text.as_bytes())?;
-        write_new(&run.plan_path(), plan_json.as_bytes())?;
-        let (operator, host) = who();
-        Journal::create(
-            &run.journal_path(),
-            &HeaderFields {
-                run: run.id().to_string(),
-                app: pb.app.clone(),
-                playbook_sha256: pb.sha256.clone(),
-                plan_sha256: journal::sha256_hex(plan_json.as_bytes()),
-                operator,
-                host,
-                started: now,
-            },
-        )
-        .map_err(|e| e.to_string())
-    })();
-    let journal = started.map_err(|e| {
-        // The run never began: leave no half-made run directory behind.
-        let _ = fs::remove_dir_all(run.path());
-        fail(e)
-    })?;
-    Ok((run, journal, None))
-}
-
-/// `--resume`: the app's last run, if it is unfinished and its playbook unchanged.
-fn reopen(
-    dir: &StateDir,
-    pb: &Playbook,
-    text: &str,
-    plan: &mut Plan,
-) -> Result<(RunDir, Journal, Option<History>), u8> {
-    let refuse = |e: String| {
-        say!("boyong run --resume: {e}");
-        exit::BAD_INPUT
-    };
-    let id = match dir.latest_run(&pb.app) {
-        Ok(Some(id)) => id,
-        Ok(None) => {
-            return Err(refuse(format!(
-                "app `{}` has no run to resume; run it without --resume",
-                pb.app
-            )));
-        }
-        Err(e) => return Err(refuse(e.to_string())),
-    };
-    let run = dir.run(&pb.app, &id).map_err(|e| refuse(e.to_string()))?;
-    let contents = journal::read(&run.journal_path()).map_err(|e| refuse(e.to_string()))?;
-    let h = History::from_journal(&contents);
-    if h.rollback_unfinished {
-        return Err(refuse(format!(
-            "a rollback of the last run of `{}` ({id}) began and did not finish: finish it with `boyong rollback {}` first",
-            pb.app, pb.app
-        )));
-    }
-    match (h.result, h.unfinished_tail) {
-        (Some(RunResult::Succeeded), false) => {
-            return Err(refuse(format!(
-                "the last run of `{}` ({id}) succeeded: nothing to resume",
-                pb.app
-            )));
-        }
-        (Some(RunResult::RolledBack), false) => {
-            return Err(refuse(format!(
-                "the last run of `{}` ({id}) was rolled back: start a new run without --resume",
-                pb.app
-            )));
-        }
-        (Some(RunResult::RollbackIncomplete), false) => {
-            return Err(refuse(format!(
-                "the last run of `{}` ({id}) has an incomplete rollback: finish it with `boyong rollback {}` first",
-                pb.app, pb.app
-            )));
-        }
-        _ => {}
-    }
-    let before = fs::read_to_string(run.playbook_path()).map_err(|e| {
-        refuse(format!(
-            "cannot read {}: {e}",
-            run.playbook_path().display()
-        ))
-    })?;
-    if before != text {
-        say!(
-            "boyong run --resume: refused: the playbook changed since run {id} started; a resumed run must do what the run began.\n{}",
-            line_diff(&before, text)
-        );
-        say!(
-            "roll the run back (`boyong rollback {}`) and start a new one, or restore the playbook",
-            pb.app
-        );
-        return Err(exit::BAD_INPUT);
-    }
-    plan.for_run(id.as_str());
-    let (mut journal, _) =
-        Journal::open_append(&run.journal_path()).map_err(|e| refuse(e.to_string()))?;
-    let (operator, host) = who();
-    let mut note = format!("resumed by {operator} on {host}");
-    if let Some(n) = journal.repaired_torn_tail() {
-        let _ = write!(
-            note,
-            "; a torn last line ({n} bytes, never acknowledged) was dropped"
-        );
-    }
-    journal
-        .append(&boyong::engine::journal::Record::Note {
-            kind: "resumed".into(),
-            text: note,
-        })
-        .map_err(|e| refuse(e.to_string()))?;
-    Ok((run, journal, Some(h)))
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; the pieces of a run"
-)]
+/// Runs the opened run to its end, with Ctrl-C (or the batch's cancellation) watched.
 fn execute(
     world: &World,
-    run: &RunDir,
-    journal: Journal,
-    earlier: Option<&History>,
+    opened: OpenedRun,
     plan: &Plan,
     secrets: &SecretStore,
     lock: &AppLock,
-    file: &Path,
     args: &RunArgs,
-    batch: Option<&Slot<'_>>,
-) -> u8 {
-    let started = match batch {
-        Some(slot) => slot.start(run),
+    slot: Option<&dyn Slot>,
+) -> Result<Outcome> {
+    let OpenedRun {
+        run,
+        journal,
+        earlier,
+    } = opened;
+    let (mut sink, rt) = match slot {
+        Some(slot) => slot.start(&run)?,
         None => Reporter::start("boyong run", args.json, &run.log_path())
-            .map(|(r, rt)| (Box::new(r) as Box<dyn EventSink>, rt)),
-    };
-    let Ok((mut sink, rt)) = started else {
-        return exit::FAILED;
+            .map(|(r, rt)| (Box::new(r) as Box<dyn EventSink>, rt))?,
     };
     let opts = RunOptions {
         auto_rollback: !args.no_auto_rollback,
         retry_delay: Duration::from_secs(2),
     };
-    let app = plan.app.clone();
     let outcome = rt.block_on(async {
         // A batch watches Ctrl-C (and --fail-fast) for all its runs.
-        let mut rx = if let Some(slot) = batch {
-            slot.cancel()
-        } else {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    say!("interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)");
-                    let _ = tx.send(true);
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(130);
-                    }
-                }
-            });
-            rx
+        let mut rx = match slot {
+            Some(slot) => slot.cancel(),
+            None => watch_interrupt(),
         };
         let mut ex = Executor::new(world, journal, &mut *sink, secrets, run.artifacts_dir());
         if let Some(b) = lock.broken() {
             ex.note("lock-broken", &b.to_string())?;
         }
-        ex.run(plan, earlier, opts, &mut rx).await
+        ex.run(plan, earlier.as_ref(), opts, &mut rx).await
     });
+    // The sink's bar is cleared before anything is said of the outcome.
     drop(sink);
-    if let Some(slot) = batch {
-        return slot.finished(&outcome);
-    }
-    let id = run.id();
+    Ok(outcome)
+}
+
+/// Ctrl-C stops the step in flight (the flag turns true); a second quits at once.
+fn watch_interrupt() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            say!(
+                "interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)"
+            );
+            let _ = tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                super::quit_now();
+            }
+        }
+    });
+    rx
+}
+
+/// What the operator reads of a single run's outcome, and its exit status.
+fn worded(app: &str, id: &str, file: &Path, json: bool, outcome: Outcome) -> Result {
+    let file = file.display();
     match outcome {
         Ok(RunOutcome::Succeeded) => {
-            if args.json {
+            if json {
                 say!("`{app}`: run {id} succeeded");
             } else {
                 println!("`{app}`: run {id} succeeded");
             }
-            exit::OK
+            Ok(())
         }
         Ok(RunOutcome::Failed {
             step,
             error,
             rollback,
         }) => {
-            say!("`{app}`: run {id} FAILED at step `{step}`: {error}");
-            match rollback {
-                Some(r) if r.is_complete() => {
-                    say!(
-                        "everything this run changed was undone ({} change(s)); fix the cause and run again",
-                        r.undone.len()
-                    );
-                    exit::FAILED
-                }
-                Some(r) => {
-                    print_left(&r, &app);
-                    exit::ROLLBACK_INCOMPLETE
-                }
-                None => {
-                    say!(
-                        "its changes are left in place for inspection: undo them with `boyong rollback {app}`, or finish with `boyong run {} --resume`",
-                        file.display()
-                    );
-                    exit::FAILED
-                }
-            }
+            let failed = format!("`{app}`: run {id} FAILED at step `{step}`: {error}");
+            Err(match rollback {
+                Some(r) if r.is_complete() => CliError::failed(failed).hint(format!(
+                    "everything this run changed was undone ({} change(s)); fix the cause and run again",
+                    r.undone.len()
+                )),
+                Some(r) => left_in_place(Some(failed), &r, app),
+                None => CliError::failed(failed).hint(format!(
+                    "its changes are left in place for inspection: undo them with `boyong rollback {app}`, or finish with `boyong run {file} --resume`"
+                )),
+            })
         }
-        Ok(RunOutcome::Interrupted { step }) => {
-            say!(
-                "`{app}`: run {id} interrupted during step `{step}`; the journal is consistent.\nundo what it changed with `boyong rollback {app}`, or continue with `boyong run {} --resume`",
-                file.display()
-            );
-            exit::FAILED
+        Ok(RunOutcome::Interrupted { step }) => Err(CliError::failed(format!(
+            "`{app}`: run {id} interrupted during step `{step}`; the journal is consistent."
+        ))
+        .hint(format!(
+            "undo what it changed with `boyong rollback {app}`, or continue with `boyong run {file} --resume`"
+        ))),
+        Err(e) => Err(CliError::failed(format!("`{app}`: run {id} STOPPED: {e}")).hint(format!(
+            "no change was made after the last journaled record; free the disk and run `boyong rollback {app}` or `boyong run {file} --resume`"
+        ))),
+    }
+}
+
+/// `KEY=VALUE` for `--label`.
+fn parse_label(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v))
+            if !k.is_empty()
+                && !k.starts_with("boyong.app")
+                && !k.starts_with("boyong.run")
+                && !k.starts_with("boyong.step")
+                && !k.starts_with("boyong.source") =>
+        {
+            Ok((k.to_string(), v.to_string()))
         }
-        Err(e) => {
-            say!(
-                "`{app}`: run {id} STOPPED: {e}\nno change was made after the last journaled record; free the disk and run `boyong rollback {app}` or `boyong run {} --resume`",
-                file.display()
-            );
-            exit::FAILED
-        }
+        Some((k, _)) if !k.is_empty() => Err(format!("`{k}` is one of boyong's own labels")),
+        _ => Err(format!("`{s}`: expected KEY=VALUE")),
     }
-}
-
-/// Says what a partial rollback left and how to finish it.
-pub fn print_left(r: &RollbackReport, app: &str) {
-    if let Some((item, e)) = &r.failed {
-        say!(
-            "rollback INCOMPLETE: undoing {} ({}, step `{}`) failed: {e}",
-            item.change_id,
-            item.summary(),
-            item.step
-        );
-    }
-    say!("still in place, newest first:");
-    for item in &r.left {
-        let happened = if item.done {
-            ""
-        } else {
-            " (may not have happened)"
-        };
-        say!(
-            "  {} {}  [step `{}`]{happened}",
-            item.change_id,
-            item.summary(),
-            item.step
-        );
-    }
-    say!("fix the cause and run `boyong rollback {app}` again: it continues from there");
-}
-
-/// Writes a new file and syncs it.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// The random part of a new run's id, above any run's of the same second, so that ids
-/// keep sorting in the order runs began (the app's lock is held, so none can race).
-fn next_suffix(dir: &StateDir, app: &str, now: SystemTime) -> u16 {
-    let Ok(probe) = boyong::engine::state::RunId::new(now, 0) else {
-        return suffix(now);
-    };
-    let second = &probe.as_str()[..probe.as_str().len() - 4];
-    let last = dir
-        .runs(app)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.as_str().starts_with(second))
-        .filter_map(|r| u16::from_str_radix(&r.as_str()[second.len()..], 16).ok())
-        .max();
-    match last {
-        Some(n) => n.saturating_add(1),
-        None => suffix(now) & 0x7fff,
-    }
-}
-
-/// A run id's random part: time and pid mixed (ids also sort by time).
-fn suffix(now: SystemTime) -> u16 {
-    let nanos = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let mixed = nanos ^ std::process::id().rotate_left(16) ^ (nanos >> 16);
-    u16::try_from(mixed & 0xffff).unwrap_or(0)
-}
-
-/// The lines that differ between two texts, with line numbers (common head and tail
-/// trimmed; at most 20 lines each side).
-pub fn line_diff(old: &str, new: &str) -> String {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..]
-        .iter()
-        .rev()
-        .zip(b[head..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let mut out = String::new();
-    for (i, l) in a[head..a.len() - tail].iter().enumerate().take(20) {
-        let _ = writeln!(out, "  - line {}: {l}", head + i + 1);
-    }
-    for (i, l) in b[head..b.len() - tail].iter().enumerate().take(20) {
-        let _ = writeln!(out, "  + line {}: {l}", head + i + 1);
-    }
-    if out.is_empty() {
-        out.push_str("  (only line endings or the final newline differ)\n");
-    }
-    out
 }

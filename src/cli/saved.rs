@@ -8,18 +8,22 @@
 //! playbook now must equal the plan's. Any difference refuses the run (exit status 2),
 //! naming each one. The plan then run is journaled with the saved file's SHA-256.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use boyong::plan::Plan;
 
+use super::error::{CliError, Kind, Result};
+use super::load::load_ready;
+use super::plan;
 use super::run::{RunArgs, run_planned};
-use super::{exit, load_ready, plan};
 
 /// `boyong run --plan FILE`.
-pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
+pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> Result {
     let refuse = |why: String| {
-        eprintln!("boyong run --plan: {why}; nothing was changed");
-        exit::BAD_INPUT
+        Err(CliError::bad_input(format!(
+            "boyong run --plan: {why}; nothing was changed"
+        )))
     };
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
@@ -36,38 +40,34 @@ pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
         ));
     }
     let playbook = Path::new(&saved.playbook);
-    let Ok(ready) = load_ready(playbook, "boyong run --plan") else {
-        return exit::BAD_INPUT;
-    };
+    let ready = load_ready(playbook, "boyong run --plan")?;
     let mut fresh = plan::offline(&ready, playbook, false);
     if let Err(e) = plan::probe_all(
         state,
         std::slice::from_mut(&mut fresh),
         std::slice::from_ref(&ready),
     ) {
-        eprintln!("boyong run --plan: {e}");
-        return exit::FAILED;
+        return Err(CliError::failed(format!("boyong run --plan: {e}")));
     }
     let changed = saved.stale_against(&fresh);
     if !changed.is_empty() {
-        eprintln!(
+        let mut why = format!(
             "boyong run --plan: refused: the plan in {} is stale; since it was made ({}):",
             file.display(),
             saved.probes.as_ref().map_or("?", |p| p.at.as_str())
         );
         for c in &changed {
-            eprintln!("  - {c}");
+            let _ = write!(why, "\n  - {c}");
         }
-        eprintln!(
+        return Err(CliError::bad_input(why).hint(format!(
             "make a new plan (`boyong plan {} --out {}`), read it, and run that; nothing was changed",
             playbook.display(),
             file.display()
-        );
-        return exit::BAD_INPUT;
+        )));
     }
     if let Some(p) = fresh.probes.as_ref().filter(|p| !p.problems.is_empty()) {
-        eprintln!(
-            "boyong run --plan: refused: the plan's probes find problems that would make the run fail:"
+        let mut why = String::from(
+            "boyong run --plan: refused: the plan's probes find problems that would make the run fail:",
         );
         for pr in &p.problems {
             let at = pr
@@ -75,10 +75,9 @@ pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> u8 {
                 .as_ref()
                 .map(|s| format!("step `{s}`: "))
                 .unwrap_or_default();
-            eprintln!("  - {at}{} (do: {})", pr.what, pr.fix);
+            let _ = write!(why, "\n  - {at}{} (do: {})", pr.what, pr.fix);
         }
-        eprintln!("nothing was changed");
-        return exit::FAILED;
+        return Err(CliError::new(Kind::Failed, why).hint("nothing was changed"));
     }
     let digest = boyong::engine::journal::sha256_hex(&bytes);
     run_planned(

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use boyong::engine::state::StateDir;
 
-use super::exit;
+use super::error::{self, CliError, Kind};
 use super::status_live::{self, Found};
 use super::status_scan::{self, Lifecycle, Scanned};
 use super::table::{self, Col};
@@ -141,20 +141,18 @@ impl AppStatus {
 }
 
 /// `boyong status [APP-GLOB] [--json] [--offline] [filters]`.
-pub fn status(state: &Path, args: &StatusArgs) -> u8 {
+pub fn status(state: &Path, args: &StatusArgs) -> error::Result {
     let dir = StateDir::new(state);
-    let mut apps = match dir.apps() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("boyong status: {e}");
-            return exit::FAILED;
-        }
-    };
+    let mut apps = dir
+        .apps()
+        .map_err(|e| CliError::failed(format!("boyong status: {e}")))?;
     if let Some(p) = &args.app {
         apps.retain(|a| status_scan::glob(p, a));
         if apps.is_empty() && !p.contains(['*', '?']) {
-            eprintln!("boyong status: no app `{p}` in {}", state.display());
-            return exit::BAD_INPUT;
+            return Err(CliError::bad_input(format!(
+                "boyong status: no app `{p}` in {}",
+                state.display()
+            )));
         }
     }
     let scanned = scan_all(&dir, &apps);
@@ -179,10 +177,11 @@ pub fn status(state: &Path, args: &StatusArgs) -> u8 {
             && (args.lifecycle.is_empty() || args.lifecycle.contains(&r.lifecycle()))
     });
     sort(&mut rows);
+    // A failed `--check` is in the table (or the JSON), with what it showed.
     let code = if rows.iter().any(|r| r.check.as_ref().is_some_and(|c| !c.ok)) {
-        exit::FAILED
+        Err(CliError::reported(Kind::Failed))
     } else {
-        exit::OK
+        Ok(())
     };
     if args.json {
         println!(

@@ -4,9 +4,10 @@
 //! records every change before it is made (`journal`, format in docs/journal.md),
 //! one-operator-at-a-time locking (`lock`), the executor with its rollback and resume
 //! (`executor`), what a journal says happened (`history`), the typed events of a run
-//! (`event`), the contract with the code that touches the world (`runner`), and the
+//! (`event`), the contract with the code that touches the world (`runner`), the
 //! growing artifact that a pipelined pair of steps hands over while it is written
-//! (`stream`).
+//! (`stream`), and opening a run for a command: its lock, a new run or a resumed one,
+//! finding a run, what a rollback would undo (`open`).
 //! `fake` is a strict fake world for the engine's own tests (compiled only for tests and
 //! the `sim` feature, never into a release).
 
@@ -17,6 +18,7 @@ pub mod fake;
 pub mod history;
 pub mod journal;
 pub mod lock;
+pub mod open;
 pub mod runner;
 pub mod state;
 pub mod stream;

@@ -1,0 +1,200 @@
+//! Where a run's events go: the terminal (human lines on stderr, or JSON lines on
+//! stdout with `--json`) and the run's structured log (`log.jsonl`, tracing JSON).
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+
+use boyong::engine::{Event, EventSink, RunResult};
+
+use super::error::CliError;
+
+/// Prints events and writes them to the run's log.
+pub struct Reporter {
+    json: bool,
+    _log: Option<tracing::subscriber::DefaultGuard>,
+    /// On a terminal: the bar of the transfer in flight.
+    tty: bool,
+    bar: Option<indicatif::ProgressBar>,
+    /// Off a terminal: when the last progress line was printed.
+    last_line: Option<std::time::Instant>,
+}
+
+impl Reporter {
+    /// A reporter logging to `log`, and the runtime `cmd` runs its engine on.
+    pub fn start(
+        cmd: &str,
+        json: bool,
+        log: &Path,
+    ) -> Result<(Self, tokio::runtime::Runtime), CliError> {
+        let reporter =
+            Self::new(json, Some(log)).map_err(|e| CliError::failed(format!("{cmd}: {e}")))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::failed(format!("{cmd}: cannot start the runtime: {e}")))?;
+        Ok((reporter, rt))
+    }
+
+    /// A reporter writing JSON lines (`json`) or human lines, and logging to `log`.
+    pub fn new(json: bool, log: Option<&Path>) -> Result<Self, String> {
+        let guard = log.map(open_log).transpose()?;
+        Ok(Self {
+            json,
+            _log: guard,
+            tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            bar: None,
+            last_line: None,
+        })
+    }
+}
+
+impl EventSink for Reporter {
+    fn emit(&mut self, e: &Event) {
+        let line = serde_json::to_string(e).unwrap_or_default();
+        tracing::info!(event = %line);
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+            return;
+        }
+        if let Event::Progress { step, bytes, total } = e {
+            self.progress(step, *bytes, *total);
+            return;
+        }
+        if let Some(text) = human(e) {
+            match &self.bar {
+                Some(bar) => bar.println(text),
+                None => eprintln!("{text}"),
+            }
+        }
+        if matches!(
+            e,
+            Event::StepDone { .. } | Event::StepFailed { .. } | Event::RunFinished { .. }
+        ) && let Some(bar) = self.bar.take()
+        {
+            bar.finish_and_clear();
+            self.last_line = None;
+        }
+    }
+}
+
+impl Reporter {
+    /// A bar (bytes, rate, ETA when the total is known) on a terminal; elsewhere a plain
+    /// line at most every 5 seconds.
+    fn progress(&mut self, step: &str, bytes: u64, total: Option<u64>) {
+        if !self.tty {
+            let due = self
+                .last_line
+                .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(5));
+            if due {
+                self.last_line = Some(std::time::Instant::now());
+                eprintln!("    {step}: {} so far", indicatif::HumanBytes(bytes));
+            }
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "    {spinner} {prefix} {bytes} at {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(step.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        if let Some(t) = total
+            && bar.length() != Some(t)
+        {
+            bar.set_length(t);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "    {prefix} [{bar:30}] {bytes}/{total_bytes} at {bytes_per_sec}, {eta} left",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+        }
+        bar.set_position(bytes);
+    }
+}
+
+fn human(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::RunStarted {
+            app,
+            run,
+            steps,
+            resumed,
+        } => format!(
+            "{} run {run} of `{app}`: {steps} steps",
+            if *resumed { "resuming" } else { "starting" }
+        ),
+        Event::StepSkipped { step, reason } => format!("  {step}: skipped ({reason})"),
+        Event::StepStarted {
+            step,
+            number,
+            total,
+            kind,
+            attempt,
+        } => {
+            if *attempt > 1 {
+                format!("[{number}/{total}] {step} ({kind}), attempt {attempt}")
+            } else {
+                format!("[{number}/{total}] {step} ({kind})")
+            }
+        }
+        Event::ChangeStarted { summary, .. } => format!("    {summary}"),
+        Event::ChangeDone { .. } | Event::Progress { .. } | Event::Undone { .. } => return None,
+        Event::Output { line, .. } => format!("    | {line}"),
+        // Named: two steps of a pipelined pair print their lines interleaved.
+        Event::StepDone {
+            step, elapsed_ms, ..
+        } => format!("    {step}: done in {:.1} s", ms(*elapsed_ms)),
+        Event::StepFailed {
+            step,
+            error,
+            will_retry,
+        } => format!(
+            "    step `{step}` failed: {error}{}",
+            if *will_retry { " (retrying)" } else { "" }
+        ),
+        Event::RollbackStarted { changes, reason } => {
+            format!("rolling back {changes} change(s) ({reason})")
+        }
+        Event::Undoing {
+            summary, change, ..
+        } => format!("    undo {change}: {summary}"),
+        Event::UndoFailed { change, error, .. } => format!("    undo {change} FAILED: {error}"),
+        Event::RunFinished { result } => match result {
+            RunResult::Succeeded => "finished: succeeded".into(),
+            other => format!("finished: {}", other.word()),
+        },
+    })
+}
+
+fn ms(v: u64) -> f64 {
+    // Display only: precision loss above 2^52 ms is irrelevant.
+    #[expect(clippy::cast_precision_loss, reason = "display of a duration")]
+    let f = v as f64;
+    f / 1000.0
+}
+
+/// The run's log (`log.jsonl`, tracing JSON), for this thread only.
+pub fn open_log(path: &Path) -> Result<tracing::subscriber::DefaultGuard, String> {
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_writer(Mutex::new(file))
+        .with_target(false)
+        .finish();
+    Ok(tracing::subscriber::set_default(subscriber))
+}

@@ -1,0 +1,116 @@
+//! Finding a run that exists, for the commands that read or undo one (`rollback`,
+//! `report`, `journal verify`), and what a rollback of it would undo.
+//!
+//! Invariant: [`find_run`] hands out only a run whose journal is a file, so a command
+//! that goes on to read it fails on its content, not on its absence.
+
+use std::path::PathBuf;
+
+use crate::engine::UndoItem;
+use crate::engine::history::History;
+use crate::engine::journal::{self, JournalError};
+use crate::engine::state::{RunDir, RunId, RunIdError, StateDir, StateError};
+
+/// Why no run was found.
+#[derive(Debug, thiserror::Error)]
+pub enum FindRunError {
+    /// The run named is not a run id.
+    #[error("`{given}` is not a run id: {source}")]
+    BadId {
+        /// What was given.
+        given: String,
+        /// What is wrong with it.
+        source: RunIdError,
+    },
+    /// The app has no run.
+    #[error("app `{app}` has no runs in {}", root.display())]
+    NoRuns {
+        /// The app.
+        app: String,
+        /// The state directory.
+        root: PathBuf,
+    },
+    /// The run has no journal.
+    #[error("run {run} of `{app}` has no journal at {}", path.display())]
+    NoJournal {
+        /// The app.
+        app: String,
+        /// The run.
+        run: RunId,
+        /// Where its journal would be.
+        path: PathBuf,
+    },
+    /// The state directory: an invalid app name, or it cannot be read.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+/// The run `run` of `app`, or its latest, if it has a journal.
+///
+/// # Errors
+/// [`FindRunError`].
+pub fn find_run(dir: &StateDir, app: &str, run: Option<&str>) -> Result<RunDir, FindRunError> {
+    let id = match run {
+        Some(r) => RunId::parse(r).map_err(|source| FindRunError::BadId {
+            given: r.to_owned(),
+            source,
+        })?,
+        None => dir.latest_run(app)?.ok_or_else(|| FindRunError::NoRuns {
+            app: app.to_owned(),
+            root: dir.root().to_path_buf(),
+        })?,
+    };
+    let run = dir.run(app, &id)?;
+    if !run.journal_path().is_file() {
+        return Err(FindRunError::NoJournal {
+            app: app.to_owned(),
+            path: run.journal_path(),
+            run: id,
+        });
+    }
+    Ok(run)
+}
+
+/// What a rollback of a run would undo, as its journal says now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UndoList {
+    /// The run's history.
+    pub history: History,
+    /// Its changes still to undo, newest first ([`History::pending`]).
+    pub pending: Vec<UndoItem>,
+}
+
+impl UndoList {
+    /// Reads `run`'s journal.
+    ///
+    /// # Errors
+    /// The journal cannot be read or does not verify.
+    pub fn read(run: &RunDir) -> Result<Self, JournalError> {
+        let history = History::from_journal(&journal::read(&run.journal_path())?);
+        let pending = history.pending();
+        Ok(Self { history, pending })
+    }
+
+    /// Whether `run`'s journal still lists exactly these changes to undo (it may have
+    /// grown since it was read, before the app's lock was taken).
+    pub fn is_current(&self, run: &RunDir) -> bool {
+        matches!(Self::read(run), Ok(now) if now.pending == self.pending)
+    }
+}
+
+/// The playbook as `run` ran it: the path it was read from (recorded in `plan.json`,
+/// so that its key files are found beside it; `playbook.yml` if not recorded) and the
+/// text stored in `playbook.yml` (empty if unreadable).
+pub fn playbook_as_run(run: &RunDir) -> (PathBuf, Vec<u8>) {
+    let original = std::fs::read(run.plan_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            v.get("playbook")
+                .and_then(|p| p.as_str())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| run.playbook_path());
+    let bytes = std::fs::read(run.playbook_path()).unwrap_or_default();
+    (original, bytes)
+}
