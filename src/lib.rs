@@ -12,11 +12,13 @@
 
 pub mod artifact;
 pub mod diag;
+pub mod digest;
 pub mod docker;
 pub mod engine;
 pub mod plan;
 pub mod playbook;
 pub mod report;
+pub mod secret;
 pub mod shell;
 pub mod ssh;
 pub mod steps;

@@ -126,7 +126,7 @@ fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_re
     ]);
     let labels: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let manifest = std::fs::read(run1.join("artifacts/code.manifest")).unwrap();
-    let manifest_sha = boyong::playbook::hex(&sha2::Sha256::digest(&manifest));
+    let manifest_sha = boyong::digest::hex(&sha2::Sha256::digest(&manifest));
     assert_eq!(labels["boyong.app"], "situs");
     assert_eq!(labels["boyong.run"], run_id.as_str());
     assert_eq!(labels["boyong.step"], "image");

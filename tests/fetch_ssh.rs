@@ -195,7 +195,7 @@ fn text(b: &[u8]) -> String {
 
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
-    boyong::playbook::hex(&sha2::Sha256::digest(b))
+    boyong::digest::hex(&sha2::Sha256::digest(b))
 }
 
 #[test]

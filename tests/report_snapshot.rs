@@ -23,7 +23,7 @@ fn at(s: u64) -> SystemTime {
 }
 
 fn hex(b: &[u8]) -> String {
-    boyong::playbook::hex(&Sha256::digest(b))
+    boyong::digest::hex(&Sha256::digest(b))
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

@@ -208,7 +208,7 @@ fn an_rsa_key_with_a_passphrase_logs_in_with_sha2() {
     let mut t = target(&sshd);
     t.auth = Auth::Key {
         path: rsa,
-        passphrase: Some(boyong::playbook::Secret::new("correct horse".into())),
+        passphrase: Some(boyong::secret::Secret::new("correct horse".into())),
     };
     rt().block_on(Session::connect(&t)).unwrap();
 }

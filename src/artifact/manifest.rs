@@ -9,12 +9,10 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Read as _};
+use std::io;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest as _, Sha256};
 
 /// One entry of a tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,17 +299,7 @@ pub fn scan(root: &Path) -> io::Result<Tree> {
 }
 
 fn hash_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(crate::playbook::hex(&h.finalize()))
+    crate::digest::file_sha256(path).map(|(d, _)| d)
 }
 
 /// Checks the tree under `root` against `expected`, naming the first difference.

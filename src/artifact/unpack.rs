@@ -195,7 +195,7 @@ impl Writer<'_> {
         self.out.tree.insert(
             rel.as_os_str().as_bytes().to_vec(),
             Node::File {
-                sha256: crate::playbook::hex(&h.finalize()),
+                sha256: crate::digest::hex(&h.finalize()),
                 size,
                 mode,
             },

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use boyong::diag::{self, Diagnostic};
-use boyong::playbook::{self, Loaded, Playbook, SecretStore};
+use boyong::playbook::{self, Loaded, Playbook};
+use boyong::secret::SecretStore;
 
 use super::error::CliError;
 

@@ -11,7 +11,8 @@ use boyong::engine::journal::Journal;
 use boyong::engine::open::{UndoList, find_run, playbook_as_run};
 use boyong::engine::state::StateDir;
 use boyong::engine::{Executor, RollbackReport};
-use boyong::playbook::{self, SecretStore};
+use boyong::playbook;
+use boyong::secret::SecretStore;
 
 use super::error::{CliError, Kind, Result};
 use super::events::Reporter;

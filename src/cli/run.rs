@@ -15,7 +15,7 @@ use boyong::engine::open::{OpenedRun, create_run, reopen_run};
 use boyong::engine::state::{RunDir, StateDir};
 use boyong::engine::{EngineError, EventSink, Executor, RunOptions, RunOutcome, Runner};
 use boyong::plan::Plan;
-use boyong::playbook::SecretStore;
+use boyong::secret::SecretStore;
 
 use super::error::{CliError, Result};
 use super::events::Reporter;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use boyong::docker::{Engine, Listed};
+use boyong::docker::{Docker, Listed};
 use boyong::playbook::{self, DockerEndpoint};
 
 use super::status_scan::Scanned;
@@ -35,9 +35,9 @@ fn endpoint(target: &str, playbook_path: &str) -> Result<DockerEndpoint, String>
         })
 }
 
-async fn list(endpoint: DockerEndpoint) -> Result<(Engine, Vec<Listed>), String> {
+async fn list(endpoint: DockerEndpoint) -> Result<(Docker, Vec<Listed>), String> {
     let work = async {
-        let engine = Engine::connect(&endpoint)
+        let engine = Docker::connect(&endpoint)
             .await
             .map_err(|e| e.to_string())?;
         let list = engine
@@ -63,7 +63,7 @@ pub fn containers(apps: &[Scanned]) -> HashMap<String, Found> {
             ((*t).to_string(), r)
         }))
         .await;
-        let by_target: HashMap<String, Result<(Engine, Vec<Listed>), String>> =
+        let by_target: HashMap<String, Result<(Docker, Vec<Listed>), String>> =
             listed.into_iter().collect();
         let lookups = apps.iter().filter_map(|a| {
             let (name, target) = (a.container_name.as_ref()?, a.target.as_ref()?);
@@ -118,10 +118,10 @@ pub fn checks(apps: &[(&Scanned, &str)]) -> HashMap<String, Result<String, Strin
     // One connection per engine, shared by its apps' checks.
     let targets = targets(apps.iter().map(|(a, _)| *a));
     block_on(async {
-        let engines: HashMap<String, Result<Engine, String>> =
+        let engines: HashMap<String, Result<Docker, String>> =
             futures_util::future::join_all(targets.iter().map(|(t, pb)| async move {
                 let r = match endpoint(t, pb) {
-                    Ok(ep) => tokio::time::timeout(ENGINE_TIME, Engine::connect(&ep))
+                    Ok(ep) => tokio::time::timeout(ENGINE_TIME, Docker::connect(&ep))
                         .await
                         .map_err(|_| format!("the engine {t} did not answer"))
                         .and_then(|r| r.map_err(|e| e.to_string())),

@@ -10,7 +10,8 @@ use serde_json::Value;
 
 use boyong::engine::{Runner, StepCx, StepError, UndoItem};
 use boyong::plan::PlannedStep;
-use boyong::playbook::{Playbook, SecretStore};
+use boyong::playbook::Playbook;
+use boyong::secret::SecretStore;
 use boyong::steps::{Live, LiveOptions};
 
 /// The world a command acts on.

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 
-use super::{DockerError, Engine};
+use super::{Docker, DockerError};
 
 #[expect(clippy::needless_pass_by_value, reason = "used as `map_err(api)`")]
 pub(super) fn api(e: BErr) -> DockerError {
@@ -77,7 +77,7 @@ pub struct ContainerSpec {
     pub log_max_files: u32,
 }
 
-impl Engine {
+impl Docker {
     /// The container named `name`, if any.
     ///
     /// # Errors
@@ -408,6 +408,6 @@ pub enum VolumeStorage {
     Default,
     /// Another driver, or options (`local` with `o=bind,device=/srv/…`, an NFS mount, a
     /// plugin), said as `driver D, options K=V,…`: a volume made again by
-    /// [`Engine::create_volume`] would not have them.
+    /// [`Docker::create_volume`] would not have them.
     Custom(String),
 }

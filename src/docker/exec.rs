@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use tokio::io::AsyncWriteExt as _;
 
-use super::{DockerError, Engine};
+use super::{Docker, DockerError};
 
 /// What a command in a container did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +31,7 @@ enum Input {
     Held,
 }
 
-impl Engine {
+impl Docker {
     /// Runs `cmd` in `container` with `env` added to its environment (the API's body, never
     /// a command line), feeding it the chunks of `stdin` (none: an empty stdin) and
     /// collecting its output (stdout up to `max_stdout` bytes).
@@ -50,7 +50,7 @@ impl Engine {
             .await
     }
 
-    /// Runs `cmd` as [`Engine::exec_io`] does, its stdin held open (nothing written) until
+    /// Runs `cmd` as [`Docker::exec_io`] does, its stdin held open (nothing written) until
     /// its output ends, or until this future is dropped: then the connection closes and
     /// the command's stdin ends, which a wrapper watching it takes as the signal to stop
     /// the command (`steps/exec.rs`). The engine itself never stops an exec.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{DockerError, Engine};
+use super::{Docker, DockerError};
 
 /// A container as `status` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +27,7 @@ fn health(status: &str) -> Option<String> {
     matches!(h, "healthy" | "unhealthy" | "starting").then(|| h.to_string())
 }
 
-impl Engine {
+impl Docker {
     /// Every container (running or not) with a `boyong.app` label.
     ///
     /// # Errors
@@ -61,7 +61,7 @@ impl Engine {
             .collect())
     }
 
-    /// The container named `name` as [`Engine::boyong_containers`] lists one, if any
+    /// The container named `name` as [`Docker::boyong_containers`] lists one, if any
     /// (for a container that lost its labels: replaced by hand).
     ///
     /// # Errors

@@ -6,12 +6,12 @@
 use serde_json::{Map, Value};
 
 use super::containers::api;
-use super::{DockerError, Engine};
+use super::{Docker, DockerError};
 
 /// What the engine says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct About {
-    /// Engine version, e.g. `27.5.1`.
+    /// Docker version, e.g. `27.5.1`.
     pub version: String,
     /// API version in use.
     pub api: String,
@@ -34,7 +34,7 @@ pub struct Published {
     pub protocol: String,
 }
 
-impl Engine {
+impl Docker {
     /// Version, API version, root directory and platform.
     ///
     /// # Errors
@@ -129,7 +129,7 @@ const HOST_CONFIG: &[&str] = &[
     "Binds",
 ];
 
-impl Engine {
+impl Docker {
     /// Container `name`'s hardening and exposure as the engine applied them, keyed
     /// `HostConfig.X` and `Config.User`; each value as the API returns it. Empty and
     /// null members are left out.

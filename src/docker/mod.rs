@@ -1,6 +1,6 @@
 //! The target's Docker Engine, through its API (bollard): images for now.
 //!
-//! Owns [`Engine`]: connecting (a Unix socket, or `tcp://` with TLS client certificates;
+//! Owns [`Docker`]: connecting (a Unix socket, or `tcp://` with TLS client certificates;
 //! version negotiated), image lookup, streaming a build context into the build endpoint
 //! without a temporary copy, and removing an image tag. Every error names what to do.
 //!
@@ -64,12 +64,12 @@ pub enum DockerError {
 }
 
 /// A connected engine.
-pub struct Engine {
+pub struct Docker {
     docker: bollard::Docker,
     endpoint: String,
 }
 
-impl Engine {
+impl Docker {
     /// Connects, negotiates the API version and pings.
     ///
     /// # Errors

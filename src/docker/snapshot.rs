@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 
-use super::{ContainerSpec, DockerError, Engine};
+use super::{ContainerSpec, Docker, DockerError};
 
 /// Where a helper container mounts the volume.
 const MOUNT: &str = "/boyong-volume";
@@ -42,7 +42,7 @@ fn helper_spec(
     }
 }
 
-impl Engine {
+impl Docker {
     /// Writes the contents of `volume` as a tar file at `dest` (fsync'd), through the
     /// never-started helper container `helper` (made from `image`, then removed); the
     /// file's SHA-256 and size.
@@ -86,7 +86,7 @@ impl Engine {
             }
             let file = file.into_inner().map_err(|e| io(e.into_error()))?;
             file.sync_all().map_err(io)?;
-            Ok((crate::playbook::hex(&hash.finalize()), bytes))
+            Ok((crate::digest::hex(&hash.finalize()), bytes))
         }
         .await;
         if result.is_err() {

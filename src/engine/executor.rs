@@ -29,7 +29,7 @@ use super::history::History;
 use super::journal::{Journal, JournalError, Record};
 use super::runner::{Outlet, Redactor, Runner, StepError, UndoItem};
 use crate::plan::Plan;
-use crate::playbook::SecretStore;
+use crate::secret::SecretStore;
 
 /// How a run behaves on failure.
 #[derive(Debug, Clone, Copy)]

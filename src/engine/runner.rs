@@ -20,7 +20,7 @@ use super::event::Event;
 use super::journal::{JournalError, Record};
 use super::stream::{Feed, Follow};
 use crate::plan::{Change, PlannedStep, RunBinding, Undo};
-use crate::playbook::SecretStore;
+use crate::secret::SecretStore;
 
 /// Why a step or an undo failed.
 #[derive(Debug, thiserror::Error)]

@@ -179,7 +179,7 @@ impl FollowReader {
 
     /// SHA-256 (hex) of the bytes read so far.
     pub fn sha256(&self) -> String {
-        crate::playbook::hex(&self.hash.clone().finalize())
+        crate::digest::hex(&self.hash.clone().finalize())
     }
 }
 
@@ -265,7 +265,7 @@ mod tests {
                     feed.wrote(all.len() as u64);
                     std::thread::sleep(std::time::Duration::from_millis(2));
                 }
-                let sum = crate::playbook::hex(&Sha256::digest(&all));
+                let sum = crate::digest::hex(&Sha256::digest(&all));
                 feed.finish(all.len() as u64, &sum);
                 sum
             });

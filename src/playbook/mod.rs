@@ -23,16 +23,15 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use sha2::{Digest as _, Sha256};
-
 pub use model::*;
 pub use raw::STEP_KINDS;
-pub use secret::{Secret, SecretDef, SecretSource, SecretStore};
+pub use secret::{SecretDef, SecretSource, load_secrets};
 pub use template::Template;
 pub use validate::{is_app_name, is_docker_name, is_step_id};
 pub use validate_steps::{CAPABILITIES, is_image_ref};
 
 use crate::diag::{Diagnostic, Loc};
+use crate::secret::SecretStore;
 
 /// The largest playbook read: 1 MiB.
 pub const MAX_PLAYBOOK_BYTES: u64 = 1024 * 1024;
@@ -121,7 +120,7 @@ pub fn load(path: &Path) -> Loaded {
 
 /// Validates a playbook's bytes; `path` names it in messages and anchors relative paths.
 pub fn parse(path: &Path, bytes: &[u8]) -> Loaded {
-    let sha256 = hex(&Sha256::digest(bytes));
+    let sha256 = crate::digest::sha256_hex(bytes);
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t.to_owned(),
         Err(e) => {
@@ -227,7 +226,7 @@ pub fn check_local_inputs(
     pb: &Playbook,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> (SecretStore, Vec<Diagnostic>) {
-    let (store, mut problems) = SecretStore::load(&pb.secrets, env);
+    let (store, mut problems) = load_secrets(&pb.secrets, env);
     let mut files: Vec<(&str, &Path)> = Vec::new();
     if let VendorAuth::Key { identity, .. } = &pb.vendor.auth {
         files.push(("vendor.identity", identity));
@@ -255,17 +254,6 @@ pub fn check_local_inputs(
     }
     problems.extend(secret::file_permission_warnings(&pb.secrets));
     (store, problems)
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 fn bytecount_newlines(b: &[u8]) -> usize {

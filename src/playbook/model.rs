@@ -181,7 +181,8 @@ pub struct Fetch {
 /// Database engines boyong dumps and restores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Engine {
+#[schemars(rename = "Engine")]
+pub enum DbEngine {
     /// MariaDB.
     Mariadb,
     /// MySQL.
@@ -190,7 +191,7 @@ pub enum Engine {
     Postgres,
 }
 
-impl Engine {
+impl DbEngine {
     /// The engine's default port.
     pub fn default_port(self) -> u16 {
         match self {
@@ -213,7 +214,7 @@ impl Engine {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dump {
     /// Engine.
-    pub engine: Engine,
+    pub engine: DbEngine,
     /// Database.
     pub database: String,
     /// User.

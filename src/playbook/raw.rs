@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{MapAccess, Visitor};
 
-use super::model::{Engine, RestartPolicy};
+use super::model::{DbEngine, RestartPolicy};
 use super::yaml::{Key, Sp};
 
 /// A boyong playbook: how one application moves from its vendor's host to the
@@ -146,7 +146,7 @@ pub struct RawFetch {
 #[schemars(rename = "Dump")]
 pub struct RawDump {
     /// `mariadb`, `mysql` or `postgres`.
-    pub engine: Sp<Engine>,
+    pub engine: Sp<DbEngine>,
     /// Database name.
     pub database: Sp<String>,
     /// Database user.

@@ -1,8 +1,7 @@
-//! Secrets: where they come from ([`SecretSource`]), their values ([`Secret`]) and the
-//! set loaded for a run ([`SecretStore`]).
+//! A playbook's secrets: where they come from ([`SecretSource`], [`SecretDef`]) and
+//! loading them into a [`SecretStore`] for a run ([`load_secrets`]). The values' type is
+//! [`crate::secret`]'s.
 //!
-//! Invariant: a [`Secret`]'s Debug, Display and Serialize print `***`; its value is only
-//! reachable through [`Secret::expose`], and it is wiped from memory when dropped.
 //! Loading reads environment variables through a lookup function given by the caller
 //! (the library never reads the process environment itself) and files relative to the
 //! playbook.
@@ -11,44 +10,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Serialize, Serializer};
-use zeroize::Zeroizing;
+use serde::Serialize;
 
 use crate::diag::{Diagnostic, Loc};
-
-/// A secret value. Never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: String) -> Self {
-        Self(Zeroizing::new(value))
-    }
-
-    /// The value, for handing to an API or a channel. Never print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
-}
+use crate::secret::{Secret, SecretStore};
 
 /// Where a secret's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,58 +47,30 @@ pub struct SecretDef {
 /// The largest secret file read.
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
-/// Loaded secret values by name.
-#[derive(Debug, Default, Clone)]
-pub struct SecretStore {
-    values: BTreeMap<String, Secret>,
-}
-
-impl SecretStore {
-    /// The value of a secret.
-    pub fn get(&self, name: &str) -> Option<&Secret> {
-        self.values.get(name)
-    }
-
-    /// Every loaded value (for scrubbing output: a run replaces them with `***`).
-    pub fn values(&self) -> impl Iterator<Item = &Secret> {
-        self.values.values()
-    }
-
-    /// Loads every declared secret. Missing ones come back as diagnostics (the caller
-    /// decides whether they are errors or warnings); the store holds what was found.
-    pub fn load(
-        defs: &BTreeMap<String, SecretDef>,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> (Self, Vec<Diagnostic>) {
-        let mut store = Self::default();
-        let mut problems = Vec::new();
-        for (name, def) in defs {
-            match read_source(&def.source, env) {
-                Ok(v) => {
-                    store.values.insert(name.clone(), Secret::new(v));
-                }
-                Err(why) => problems.push(
-                    Diagnostic::error(Some(def.loc), format!("secret `{name}` is not set: {why}"))
-                        .label(format!("declared here ({})", def.source))
-                        .help(match &def.source {
-                            SecretSource::Env(v) => format!("export {v}=... in the shell that runs boyong (never on the command line of another host)"),
-                            SecretSource::File(p) => format!("create {} with the value, readable only by you (chmod 600)", p.display()),
-                        }),
-                ),
+/// Loads every declared secret. Missing ones come back as diagnostics (the caller
+/// decides whether they are errors or warnings); the store holds what was found.
+pub fn load_secrets(
+    defs: &BTreeMap<String, SecretDef>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (SecretStore, Vec<Diagnostic>) {
+    let mut store = SecretStore::default();
+    let mut problems = Vec::new();
+    for (name, def) in defs {
+        match read_source(&def.source, env) {
+            Ok(v) => {
+                store.insert(name.clone(), Secret::new(v));
             }
-        }
-        (store, problems)
-    }
-
-    /// A store with the given values (tests and fakes).
-    pub fn from_pairs<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Self {
-        Self {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k, Secret::new(v)))
-                .collect(),
+            Err(why) => problems.push(
+                Diagnostic::error(Some(def.loc), format!("secret `{name}` is not set: {why}"))
+                    .label(format!("declared here ({})", def.source))
+                    .help(match &def.source {
+                        SecretSource::Env(v) => format!("export {v}=... in the shell that runs boyong (never on the command line of another host)"),
+                        SecretSource::File(p) => format!("create {} with the value, readable only by you (chmod 600)", p.display()),
+                    }),
+            ),
         }
     }
+    (store, problems)
 }
 
 fn read_source(src: &SecretSource, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -226,7 +163,7 @@ mod tests {
             def(SecretSource::File(dir.path().join("nope"))),
         );
         let env = |k: &str| (k == "A_PW").then(|| "pw".to_string());
-        let (store, problems) = SecretStore::load(&defs, &env);
+        let (store, problems) = load_secrets(&defs, &env);
         assert_eq!(store.get("a").map(Secret::expose), Some("pw"));
         assert_eq!(store.get("b").map(Secret::expose), Some("s3cret"));
         assert_eq!(problems.len(), 2);

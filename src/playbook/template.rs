@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
-use super::secret::{Secret, SecretStore};
+use crate::secret::{Secret, SecretStore};
 
 /// A piece of a scanned string.
 #[derive(Debug, Clone, PartialEq, Eq)]

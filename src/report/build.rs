@@ -166,7 +166,7 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
             path: "journal.jsonl".into(),
             lines: verified.lines,
             head_sha256: verified.head_sha256.clone(),
-            file_sha256: crate::playbook::hex(&Sha256::digest(&bytes)),
+            file_sha256: crate::digest::hex(&Sha256::digest(&bytes)),
             verify: if verified.is_intact() {
                 "intact".into()
             } else {

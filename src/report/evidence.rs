@@ -3,7 +3,6 @@
 //! pulled tree, and the databases' evidence (dumped and restored).
 
 use std::fs;
-use std::io::Read as _;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -14,21 +13,9 @@ use super::build::{io, s};
 use super::{Artifact, Database, ReportError, TableRow, TreeFile, TreeListing};
 use crate::engine::journal::{Entry, Record};
 
-/// SHA-256 of a file and its length, read in 1 MiB pieces.
+/// SHA-256 of a file and its length.
 pub(super) fn file_digest(path: &Path) -> Result<(String, u64), ReportError> {
-    let mut f = fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        len += n as u64;
-    }
-    Ok((crate::playbook::hex(&h.finalize()), len))
+    crate::digest::file_sha256(path).map_err(io(path))
 }
 
 /// The step an artifact file belongs to, and its kind.
@@ -90,7 +77,7 @@ pub(super) fn artifacts(
                     _ => None,
                 })
                 .collect();
-            let sha256 = crate::playbook::hex(&Sha256::digest(&manifest));
+            let sha256 = crate::digest::hex(&Sha256::digest(&manifest));
             let recorded = fact(&name, "manifest_sha256");
             // Every file hashed again and compared with the manifest, as `build` does.
             let problem = if tree.is_empty() {

@@ -14,7 +14,7 @@ fn at(s: u64) -> SystemTime {
 }
 
 fn hex(b: &[u8]) -> String {
-    crate::playbook::hex(&Sha256::digest(b))
+    crate::digest::hex(&Sha256::digest(b))
 }
 
 /// A run that pulled one file, ran a command whose text is hostile markup, failed, and

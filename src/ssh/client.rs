@@ -18,7 +18,7 @@ use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::{Channel, ChannelMsg};
 
 use super::known_hosts::{self, Verdict};
-use crate::playbook::Secret;
+use crate::secret::Secret;
 
 /// How to log in.
 #[derive(Debug, Clone)]

@@ -169,7 +169,7 @@ fn verified(artifacts: &Path, from: &str) -> Result<(Tree, String), StepError> {
             "artifact `{from}` changed since it was pulled: {e}; nothing was built"
         ))
     })?;
-    Ok((tree, crate::playbook::hex(&Sha256::digest(&m))))
+    Ok((tree, crate::digest::hex(&Sha256::digest(&m))))
 }
 
 /// Sends the tar bytes to the engine's stream as they are made, hashing them.
@@ -256,7 +256,7 @@ fn write_context(
     }
     let mut out = tar.into_inner()?;
     out.flush()?;
-    Ok(crate::playbook::hex(&out.hash.finalize()))
+    Ok(crate::digest::hex(&out.hash.finalize()))
 }
 
 /// Builds the image: artifacts re-verified, the context streamed, labels set.
@@ -286,7 +286,7 @@ async fn execute(
             .unwrap_or_default()
             .to_string()
     } else {
-        crate::playbook::hex(&Sha256::digest(sources.as_bytes()))
+        crate::digest::hex(&Sha256::digest(sources.as_bytes()))
     };
     let engine = live.engine().await?;
     if engine
@@ -416,7 +416,7 @@ mod tests {
         let (_, digest) = verified(d.path(), "code").expect("verifies");
         assert_eq!(
             digest,
-            crate::playbook::hex(&Sha256::digest(
+            crate::digest::hex(&Sha256::digest(
                 fs::read(d.path().join("code.manifest")).expect("read")
             ))
         );
@@ -461,7 +461,7 @@ mod tests {
         f.set_modified(std::time::SystemTime::now()).expect("mtime");
         let (b, _) = context();
         assert_eq!(a, b);
-        assert_eq!(a, crate::playbook::hex(&Sha256::digest(&bytes)));
+        assert_eq!(a, crate::digest::hex(&Sha256::digest(&bytes)));
         let mut ar = tar::Archive::new(bytes.as_slice());
         let names: Vec<String> = ar
             .entries()

@@ -11,7 +11,6 @@ use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
 
 use crate::docker::DockerError;
 use crate::engine::{StepCx, StepError};
@@ -127,24 +126,11 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// A file's SHA-256, read in 1 MiB pieces.
-///
-/// # Errors
-/// The file cannot be read, naming it.
+/// A file's SHA-256, naming the file when it cannot be read.
 pub(crate) fn file_sha256(p: &Path) -> Result<String, String> {
-    let mut f = fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("{}: {e}", p.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(crate::playbook::hex(&h.finalize()))
+    crate::digest::file_sha256(p)
+        .map(|(d, _)| d)
+        .map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// Removes an artifact and its partial copies and descriptions. Safe when they are gone.

@@ -17,7 +17,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::playbook::{Engine, Secret};
+use crate::playbook::DbEngine;
+use crate::secret::Secret;
 use crate::shell::quote;
 
 /// One table's evidence.
@@ -149,9 +150,9 @@ pub struct Conn<'a> {
 
 impl Dialect {
     /// The dialect of an engine.
-    pub fn of(engine: Engine) -> Self {
+    pub fn of(engine: DbEngine) -> Self {
         match engine {
-            Engine::Postgres => Self::Pg,
+            DbEngine::Postgres => Self::Pg,
             other => Self::My(other.dump_tool()),
         }
     }
@@ -785,7 +786,7 @@ mod tests {
     #[test]
     fn evidence_output_is_parsed_per_engine() {
         let my = Dialect::My("mariadb-dump");
-        let hex = |s: &str| crate::playbook::hex(s.as_bytes());
+        let hex = |s: &str| crate::digest::hex(s.as_bytes());
         let listed = format!(
             "version\t10.11.6-MariaDB\n{}\tInnoDB\n{}\tMyISAM\n",
             hex("big"),
@@ -828,7 +829,7 @@ mod tests {
             "Jawa ꦗꦮ é",
             "dot.ted",
         ];
-        let hex = |s: &str| crate::playbook::hex(s.as_bytes());
+        let hex = |s: &str| crate::digest::hex(s.as_bytes());
         // MariaDB: names hex-encoded in the list, identifiers quoted in the SQL, and the
         // names CHECKSUM TABLE echoes in the client's batch escaping.
         let my = Dialect::My("mariadb-dump");

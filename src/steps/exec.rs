@@ -12,7 +12,8 @@ use super::probe::ProbeCx;
 use super::{Described, Kind};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
-use crate::playbook::{Exec, ExecOn, Secret, SecretStore, Step, Template};
+use crate::playbook::{Exec, ExecOn, Step, Template};
+use crate::secret::{Secret, SecretStore};
 use crate::shell::quote;
 use crate::ssh::Out;
 
@@ -262,7 +263,7 @@ async fn execute(
 /// the exec's environment (the API's body, never a command line); its output as lines.
 /// Stopped, with everything it started, when this future is dropped ([`HELD_IN_CONTAINER`]).
 async fn run_in_container(
-    engine: &crate::docker::Engine,
+    engine: &crate::docker::Docker,
     container: &str,
     command: &str,
     env: &[(String, Secret)],

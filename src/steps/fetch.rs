@@ -230,8 +230,8 @@ async fn execute(
         .filter(|n| matches!(n, Node::File { .. }))
         .count();
     let facts = json!({
-        "manifest_sha256": crate::playbook::hex(&Sha256::digest(&manifest)),
-        "tree_sha256": crate::playbook::hex(&Sha256::digest(&tree_file)),
+        "manifest_sha256": crate::digest::hex(&Sha256::digest(&manifest)),
+        "tree_sha256": crate::digest::hex(&Sha256::digest(&tree_file)),
         "files": files,
         "entries": unpacked.tree.len(),
         "bytes": unpacked.bytes,
@@ -304,7 +304,7 @@ fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> 
         (&tree_path, &t, "tree_sha256"),
     ] {
         let journaled = facts.get(fact).and_then(Value::as_str);
-        let now = crate::playbook::hex(&Sha256::digest(bytes));
+        let now = crate::digest::hex(&Sha256::digest(bytes));
         if journaled != Some(now.as_str()) {
             return Err(format!(
                 "{} is not the one journaled when it was pulled",

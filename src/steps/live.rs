@@ -10,10 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::common::{docker_err, ssh_err};
-use crate::docker::Engine;
+use crate::docker::Docker;
 use crate::engine::{Runner, StepCx, StepError, UndoItem};
 use crate::plan::PlannedStep;
-use crate::playbook::{Playbook, SecretStore, StepKind, VendorAuth};
+use crate::playbook::{Playbook, StepKind, VendorAuth};
+use crate::secret::SecretStore;
 use crate::ssh::{Auth, Session, Target};
 
 /// How to reach the vendor host, as the operator's command line says.
@@ -35,7 +36,7 @@ pub struct Live {
     secrets: SecretStore,
     options: Option<LiveOptions>,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
-    engine: tokio::sync::Mutex<Option<Arc<Engine>>>,
+    engine: tokio::sync::Mutex<Option<Arc<Docker>>>,
     no_labels: std::collections::HashMap<String, String>,
 }
 
@@ -66,7 +67,7 @@ impl Live {
     }
 
     /// The target engine, connected on first use.
-    pub(super) async fn engine(&self) -> Result<Arc<Engine>, StepError> {
+    pub(super) async fn engine(&self) -> Result<Arc<Docker>, StepError> {
         let mut slot = self.engine.lock().await;
         if let Some(e) = slot.as_ref() {
             return Ok(Arc::clone(e));
@@ -77,7 +78,7 @@ impl Live {
             ));
         };
         let e = Arc::new(
-            Engine::connect(&pb.target.docker)
+            Docker::connect(&pb.target.docker)
                 .await
                 .map_err(docker_err)?,
         );

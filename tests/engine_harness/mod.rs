@@ -12,7 +12,8 @@ use boyong::engine::journal::{HeaderFields, Journal};
 use boyong::engine::state::StateDir;
 use boyong::engine::{Event, Executor, History, RunOptions, RunOutcome};
 use boyong::plan::Plan;
-use boyong::playbook::{self, SecretStore};
+use boyong::playbook;
+use boyong::secret::SecretStore;
 use tokio::sync::watch;
 
 pub const TOKEN: &str = "tok-5f1c9a77e2-never-in-state";

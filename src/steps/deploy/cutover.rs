@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::health::wait_healthy;
-use crate::docker::{ContainerSpec, Engine};
+use crate::docker::{ContainerSpec, Docker};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Op, PlannedStep, Resource, Undo};
 use crate::playbook::{Deploy, ImageSource, RestartPolicy};
@@ -298,7 +298,7 @@ pub(super) async fn execute(
 /// removes older ones: they belong to earlier runs, whose rollback is then no longer
 /// possible, so each removal is journaled as a note.
 async fn prune(
-    engine: &Engine,
+    engine: &Docker,
     app: &str,
     d: &Deploy,
     this_run: &str,

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::docker::Engine;
+use crate::docker::Docker;
 use crate::engine::StepCx;
 use crate::playbook::{Deploy, HealthCheck};
 
 /// One try of the health check.
-async fn healthy_once(engine: &Engine, container: &str, check: &HealthCheck) -> Result<(), String> {
+async fn healthy_once(engine: &Docker, container: &str, check: &HealthCheck) -> Result<(), String> {
     match check {
         HealthCheck::Http { url, expect_status } => {
             let rest = url
@@ -59,7 +59,7 @@ async fn healthy_once(engine: &Engine, container: &str, check: &HealthCheck) -> 
 /// # Errors
 /// The check failed: the reason.
 pub async fn check_health(
-    engine: &Engine,
+    engine: &Docker,
     container: &str,
     check: &HealthCheck,
 ) -> Result<String, String> {
@@ -80,7 +80,7 @@ fn passed(check: &HealthCheck) -> String {
 /// Waits until the new container is healthy, or says why not by the time limit. Says
 /// what the passing check showed, after how long and how many checks.
 pub(super) async fn wait_healthy(
-    engine: &Engine,
+    engine: &Docker,
     container: &str,
     d: &Deploy,
     cx: &mut StepCx<'_>,

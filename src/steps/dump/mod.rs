@@ -23,7 +23,7 @@ use super::probe::ProbeCx;
 use super::{Described, Kind};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
-use crate::playbook::{Dump, Engine, Step};
+use crate::playbook::{DbEngine, Dump, Step};
 use crate::shell::quote;
 use crate::ssh::{Out, Session};
 
@@ -69,10 +69,10 @@ impl Kind for DumpStep {
 
 fn describe(step: &Step, d: &Dump) -> Described {
     let consistency = match d.engine {
-        Engine::Mariadb | Engine::Mysql => {
+        DbEngine::Mariadb | DbEngine::Mysql => {
             "--single-transaction --routines --triggers --events --hex-blob, utf8mb4"
         }
-        Engine::Postgres => "one snapshot",
+        DbEngine::Postgres => "one snapshot",
     };
     let pw = if d.password.is_some() {
         "password *** through stdin, never on a command line"
@@ -310,8 +310,8 @@ fn write_gz(
         .map_err(std::io::IntoInnerError::into_error)?;
     reporting.file.sync_all()?;
     Ok(Written {
-        sql_sha256: crate::playbook::hex(&sql.hash.finalize()),
-        gz_sha256: crate::playbook::hex(&out.hash.finalize()),
+        sql_sha256: crate::digest::hex(&sql.hash.finalize()),
+        gz_sha256: crate::digest::hex(&out.hash.finalize()),
         sql_bytes: sql.bytes,
         gz_bytes: out.bytes,
     })
@@ -506,7 +506,7 @@ async fn execute(
         "{}  {}\n{}  {}\n",
         written.gz_sha256,
         name(&gz_path),
-        crate::playbook::hex(&Sha256::digest(&evidence_json)),
+        crate::digest::hex(&Sha256::digest(&evidence_json)),
         name(&evidence_path)
     );
     write_synced(&manifest_path, manifest.as_bytes()).map_err(|e| {
@@ -525,7 +525,7 @@ async fn execute(
         f.finish(written.gz_bytes, &written.gz_sha256);
     }
     let facts = json!({
-        "manifest_sha256": crate::playbook::hex(&Sha256::digest(manifest.as_bytes())),
+        "manifest_sha256": crate::digest::hex(&Sha256::digest(manifest.as_bytes())),
         "sql_gz_sha256": written.gz_sha256,
         "sql_sha256": written.sql_sha256,
         "sql_bytes": written.sql_bytes,
@@ -608,7 +608,7 @@ fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> 
     let [_, manifest_path, _] = paths(artifacts, id);
     let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
     if facts.get("manifest_sha256").and_then(Value::as_str)
-        != Some(crate::playbook::hex(&Sha256::digest(&m)).as_str())
+        != Some(crate::digest::hex(&Sha256::digest(&m)).as_str())
     {
         return Err(format!(
             "{} is not the one journaled when the dump was made",

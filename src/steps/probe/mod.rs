@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::live::Live;
-use crate::docker::{Engine, Published};
+use crate::docker::{Docker, Published};
 use crate::plan::{Estimate, Plan, Probes, Problem};
 use crate::playbook::DockerEndpoint;
 use crate::ssh::{Out, Session};
@@ -48,7 +48,7 @@ pub(crate) struct Vendor {
 /// What an engine is and which ports its containers hold, asked once.
 #[derive(Clone)]
 pub(crate) struct Target {
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) engine: Arc<Docker>,
     about: String,
     root_dir: Option<String>,
     pub(crate) ports: Vec<Published>,
@@ -109,7 +109,7 @@ impl Pool {
                 .or_default(),
         );
         cell.get_or_init(|| async move {
-            let engine = Engine::connect(endpoint).await.map_err(|e| e.to_string())?;
+            let engine = Docker::connect(endpoint).await.map_err(|e| e.to_string())?;
             let about = engine.about().await.map_err(|e| e.to_string())?;
             let ports = engine.published_ports().await.map_err(|e| e.to_string())?;
             Ok(Target {

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::docker::Engine;
+use crate::docker::Docker;
 use crate::engine::{StepCx, StepError};
 use crate::steps::common::docker_err;
 use crate::steps::db::{Conn, Dialect, Evidence, rewrite_definer};
 
 /// Runs a query in the container, its SQL on the client's stdin; its output.
 pub(super) async fn query(
-    engine: &Engine,
+    engine: &Docker,
     name: &str,
     dialect: Dialect,
     c: &Conn<'_>,
@@ -44,7 +44,7 @@ pub(super) async fn query(
 /// The restored database's evidence: the same queries as on the vendor host, the counts in
 /// one batch (its SQL goes on stdin, so any number of tables fits).
 pub(super) async fn evidence(
-    engine: &Engine,
+    engine: &Docker,
     name: &str,
     dialect: Dialect,
     c: &Conn<'_>,
@@ -72,7 +72,7 @@ pub(super) async fn evidence(
 /// Waits until the server in `name` takes logins over TCP (after its first-start
 /// initialisation), or says why not.
 pub(super) async fn wait_ready(
-    engine: &Engine,
+    engine: &Docker,
     name: &str,
     dialect: Dialect,
     c: &Conn<'_>,

@@ -23,10 +23,11 @@ use super::db::{Conn, Dialect};
 use super::live::Live;
 use super::probe::ProbeCx;
 use super::{Described, Kind};
-use crate::docker::{ContainerSpec, Engine, VolumeStorage};
+use crate::docker::{ContainerSpec, Docker, VolumeStorage};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
-use crate::playbook::{Dump, Restore, Secret, Security, Step, StepKind};
+use crate::playbook::{Dump, Restore, Security, Step, StepKind};
+use crate::secret::Secret;
 use db::{evidence, feed, wait_ready};
 
 /// The `restore` kind.
@@ -172,14 +173,14 @@ fn admin_password() -> Result<Secret, StepError> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| StepError::fatal(format!("cannot read /dev/urandom: {e}")))?;
-    Ok(Secret::new(crate::playbook::hex(&bytes)))
+    Ok(Secret::new(crate::digest::hex(&bytes)))
 }
 
 /// `replace: true` on an existing volume: its contents saved into the run's artifacts
 /// (`ID.volume.tar`, hashed), then the volume emptied (removed and created again). The
 /// undo puts the saved contents back into a fresh volume of the same name.
 async fn replace_volume(
-    engine: &Engine,
+    engine: &Docker,
     step: &PlannedStep,
     r: &Restore,
     labels: &std::collections::HashMap<String, String>,
@@ -240,7 +241,7 @@ pub(super) fn unreplaceable(volume: &str, how: &str) -> String {
 
 /// Undoes `restore-volume`: the saved contents, checked against their hash, put back.
 pub(super) async fn undo_volume(
-    engine: &Engine,
+    engine: &Docker,
     name: &str,
     image: &str,
     helper: &str,
