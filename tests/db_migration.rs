@@ -192,8 +192,8 @@ fn a_volume_with_its_own_storage_is_not_replaced_and_the_plan_says_so() {
     let image = base_image("mariadb");
     let pb = env.db_playbook("mariadb", db.port, &image, true);
 
-    let plan = support::boyong(&env.state())
-        .args(["plan", pb.to_str().unwrap()])
+    let plan = env
+        .command(&["plan", pb.to_str().unwrap()])
         .env("BOYONG_TEST_DB_PASSWORD", &db.password)
         .output()
         .unwrap();
@@ -313,19 +313,9 @@ fn a_dump_cut_off_mid_stream_is_retried_from_scratch_and_leaves_no_partial_file(
     db.seed();
     // The first SSH connection is cut after 5 MB from the vendor: inside the dump.
     let (port, cut) = support::sshd::cutting_proxy(env.sshd().port, 5_000_000);
-    let kh = std::fs::read_to_string(&env.sshd().known_hosts).unwrap();
-    std::fs::write(
-        &env.sshd().known_hosts,
-        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd().host_key_pub),
-    )
-    .unwrap();
     let image = base_image("mariadb");
     let pb = env.db_playbook("mariadb", db.port, &image, false);
-    support::edit_file(
-        &pb,
-        &format!("  port: {}\n", env.sshd().port),
-        &format!("  port: {port}\n"),
-    );
+    env.through_proxy(&pb, port);
     let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
@@ -490,8 +480,8 @@ fn run_with_change_under_a_held_lock(
     waiting: impl Fn() -> bool,
     change_and_release: impl FnOnce(),
 ) -> std::process::Output {
-    let mut child = support::boyong(&env.state())
-        .args(["run", pb.to_str().unwrap(), "--label", &env.label().arg()])
+    let mut child = env
+        .playbook_run(pb)
         .env("BOYONG_TEST_DB_PASSWORD", password)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -24,21 +24,6 @@ use support::docker::docker;
 use support::env::Env;
 use support::{journal, text};
 
-/// The proxied playbook: the vendor's sshd reached through a proxy on `port`.
-fn through_proxy(env: &Env, pb: &std::path::Path, port: u16) {
-    let kh = std::fs::read_to_string(&env.sshd().known_hosts).unwrap();
-    std::fs::write(
-        &env.sshd().known_hosts,
-        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd().host_key_pub),
-    )
-    .unwrap();
-    support::edit_file(
-        pb,
-        &format!("  port: {}\n", env.sshd().port),
-        &format!("  port: {port}\n"),
-    );
-}
-
 /// Whether the container `name` runs.
 fn running(name: &str) -> bool {
     let out = docker(&["inspect", "-f", "{{.State.Running}}", name]);
@@ -59,7 +44,7 @@ fn a_dump_cut_while_the_restore_reads_it_stops_the_restore_which_is_undone_and_r
         support::sshd::cutting_proxy_when(env.sshd().port, 5_000_000, move || running(&name));
     let image = base_image("mariadb");
     let pb = env.db_playbook("mariadb", db.port, &image, false);
-    through_proxy(&env, &pb, port);
+    env.through_proxy(&pb, port);
     let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
@@ -142,10 +127,9 @@ fn a_run_killed_during_the_overlapped_pair_is_fully_undone_by_rollback() {
     });
     let image = base_image("mariadb");
     let pb = env.db_playbook("mariadb", db.port, &image, false);
-    through_proxy(&env, &pb, port);
+    env.through_proxy(&pb, port);
     let mut child = support::spawn_quiet(
-        support::boyong(&env.state())
-            .args(["run", pb.to_str().unwrap(), "--label", &env.label().arg()])
+        env.playbook_run(&pb)
             .env("BOYONG_TEST_DB_PASSWORD", &db.password),
     );
     // Both in flight: the restore's container runs while the dump is held.

@@ -35,9 +35,10 @@ impl Env {
         self.write(
             "site.yml",
             format!(
-                "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n",
+                "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n{}",
                 self.sshd().vendor_yaml(),
                 self.path("vendor/www").display(),
+                support::site::image_step(base),
             ),
         )
     }
@@ -148,12 +149,7 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
     // A build cut off may leave a layer it committed in the engine's build cache (untagged,
     // no label yet). It is not removed here: other tests' builds, running at the same time,
     // may share it.
-    let mut child = support::spawn_quiet(&mut env.command(&[
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label().arg(),
-    ]));
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     let t0 = std::time::Instant::now();
     loop {
         let ps = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);

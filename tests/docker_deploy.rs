@@ -52,6 +52,18 @@ impl Env {
         )
     }
 
+    /// The app as it ran before the test serves again, the same container (`old_id`), the
+    /// only one of this test left.
+    fn assert_the_old_one_serves_alone(&self, old_id: &Value) {
+        assert_eq!(get(self.port), "old");
+        assert_eq!(inspect(&self.name).unwrap()["Id"], *old_id);
+        assert_eq!(
+            self.containers(),
+            std::slice::from_ref(&self.name),
+            "only the old container is left"
+        );
+    }
+
     /// The order the cut-over relies on, as the (only) run's journal shows it: the new
     /// container is created (intent, done) and the old one's stop is journaled (intent)
     /// before the stop, so nothing is journaled between the stop and the new one's start;
@@ -128,13 +140,7 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
 
     let rb = env.rollback("webtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert_eq!(get(env.port), "old");
-    assert_eq!(inspect(&env.name).unwrap()["Id"], old_id);
-    assert_eq!(
-        env.containers(),
-        std::slice::from_ref(&env.name),
-        "only the old container is left"
-    );
+    env.assert_the_old_one_serves_alone(&old_id);
 }
 
 #[test]
@@ -145,23 +151,15 @@ fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
     let old_id = inspect(&env.name).unwrap()["Id"].clone();
     let new = web_image(env.label(), "new", "new");
     let pb = env.playbook(&new, "/missing");
-    let out = env.run(&[
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label().arg(),
-        "--no-auto-rollback",
-    ]);
+    let out = env
+        .playbook_run(&pb)
+        .arg("--no-auto-rollback")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("is unhealthy") && err.contains("404"), "{err}");
-    assert_eq!(get(env.port), "old");
-    assert_eq!(inspect(&env.name).unwrap()["Id"], old_id);
-    assert_eq!(
-        env.containers(),
-        std::slice::from_ref(&env.name),
-        "the new container is gone"
-    );
+    env.assert_the_old_one_serves_alone(&old_id);
 }
 
 #[test]
@@ -174,12 +172,7 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
     // Never healthy, and a long wait: boyong is killed while it waits.
     let pb = env.playbook(&new, "/missing");
     support::edit_file(&pb, "timeout: 4s", "timeout: 120s");
-    let mut child = support::spawn_quiet(&mut env.command(&[
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label().arg(),
-    ]));
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     // Wait until the new container runs (the old one is stopped by then).
     let t0 = Instant::now();
     let next = loop {
@@ -214,9 +207,7 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
 
     let rb = env.rollback("webtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert_eq!(get(env.port), "old");
-    assert_eq!(inspect(&env.name).unwrap()["Id"], old_id);
-    assert_eq!(env.containers(), std::slice::from_ref(&env.name));
+    env.assert_the_old_one_serves_alone(&old_id);
 }
 
 #[test]
@@ -239,12 +230,7 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
             proxy.socket.display()
         ),
     );
-    let mut child = support::spawn_quiet(&mut env.command(&[
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label().arg(),
-    ]));
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     let t0 = Instant::now();
     while !proxy.held() {
         assert!(
@@ -269,11 +255,8 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
     // more) puts the old one back.
     let rb = env.rollback("webtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert_eq!(get(env.port), "old");
-    let c = inspect(&env.name).unwrap();
-    assert_eq!(c["Id"], old_id);
-    assert_eq!(c["State"]["Running"], true);
-    assert_eq!(env.containers(), std::slice::from_ref(&env.name));
+    env.assert_the_old_one_serves_alone(&old_id);
+    assert_eq!(inspect(&env.name).unwrap()["State"]["Running"], true);
 }
 
 #[test]

@@ -103,6 +103,12 @@ impl Pki {
         self.dir.path().join(format!("{name}.key"))
     }
 
+    /// `target:` for `tcp://127.0.0.1:port`, trusting the CA `ca`, with the certificate and
+    /// key of `client`.
+    fn target(&self, port: u16, ca: &str, client: &str) -> String {
+        Env::tcp(port, &self.pem(ca), &self.pem(client), &self.key(client))
+    }
+
     fn openssl(&self, args: &[&str]) {
         let out = Command::new("openssl")
             .args(args)
@@ -290,12 +296,7 @@ fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
     };
     let socat = Terminator::start(&pki);
     let image = web_image(env.label(), "web", "over-tls");
-    let target = Env::tcp(
-        socat.port,
-        &pki.pem("ca"),
-        &pki.pem("client"),
-        &pki.key("client"),
-    );
+    let target = pki.target(socat.port, "ca", "client");
     let pb = env.playbook(&image, &target);
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -321,22 +322,21 @@ fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
     assert!(env.containers().is_empty(), "{:?}", env.containers());
 }
 
-#[test]
-fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_is_created() {
-    let Some((env, pki)) = setup("tls-wrong-ca") else {
-        return;
-    };
+/// A deploy through the TLS terminator, trusting the CA `ca`, with the certificate of
+/// `client`: it fails and creates nothing. Its message, and the engine's endpoint.
+fn refused(test: &str, ca: &str, client: &str) -> Option<(String, String)> {
+    let (env, pki) = setup(test)?;
     let socat = Terminator::start(&pki);
     let image = web_image(env.label(), "web", "never");
-    let target = Env::tcp(
-        socat.port,
-        &pki.pem("other-ca"),
-        &pki.pem("client"),
-        &pki.key("client"),
-    );
-    let out = env.run_playbook(&env.playbook(&image, &target));
-    let err = env.failed(&out);
-    let endpoint = format!("tcp://127.0.0.1:{}", socat.port);
+    let out = env.run_playbook(&env.playbook(&image, &pki.target(socat.port, ca, client)));
+    Some((env.failed(&out), format!("tcp://127.0.0.1:{}", socat.port)))
+}
+
+#[test]
+fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_is_created() {
+    let Some((err, endpoint)) = refused("tls-wrong-ca", "other-ca", "client") else {
+        return;
+    };
     assert!(
         err.contains("TLS") && err.contains("certificate") && err.contains(&endpoint),
         "{err}"
@@ -346,20 +346,9 @@ fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_i
 
 #[test]
 fn a_client_certificate_the_engine_does_not_trust_is_refused_and_nothing_is_created() {
-    let Some((env, pki)) = setup("tls-bad-client") else {
+    let Some((err, endpoint)) = refused("tls-bad-client", "ca", "other-client") else {
         return;
     };
-    let socat = Terminator::start(&pki);
-    let image = web_image(env.label(), "web", "never");
-    let target = Env::tcp(
-        socat.port,
-        &pki.pem("ca"),
-        &pki.pem("other-client"),
-        &pki.key("other-client"),
-    );
-    let out = env.run_playbook(&env.playbook(&image, &target));
-    let err = env.failed(&out);
-    let endpoint = format!("tcp://127.0.0.1:{}", socat.port);
     assert!(
         err.contains("TLS") && err.contains("client certificate") && err.contains(&endpoint),
         "{err}"
@@ -409,7 +398,7 @@ fn an_engine_that_does_not_answer_fails_clearly_and_nothing_is_created() {
 
     // A tcp port where nothing listens.
     let port = free_port();
-    let target = Env::tcp(port, &pki.pem("ca"), &pki.pem("client"), &pki.key("client"));
+    let target = pki.target(port, "ca", "client");
     let out = env.run_playbook(&env.playbook(&image, &target));
     let err = env.failed(&out);
     assert!(

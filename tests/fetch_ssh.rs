@@ -311,12 +311,7 @@ fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
 fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pull() {
     let Some(env) = Env::new() else { return };
     let (port, cut) = support::sshd::cutting_proxy(env.sshd().port, 5_000_000);
-    let kh = std::fs::read_to_string(&env.sshd().known_hosts).unwrap();
-    std::fs::write(
-        &env.sshd().known_hosts,
-        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd().host_key_pub),
-    )
-    .unwrap();
+    env.sshd().known_at(port);
     let pb = env.playbook(port, "");
     let out = env.run(&["run", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -12,6 +12,7 @@
 mod support;
 
 use support::env::Env;
+use support::site;
 use support::{journal, serves, text};
 
 use std::path::PathBuf;
@@ -39,12 +40,11 @@ impl Env {
             format!(
                 "version: 1\napp: situs\n{vendor}\
                  steps:\n  - id: code\n    fetch: {{ path: {src} }}\n{between}\
-                 \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
-                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{health_path}\n        timeout: 5s\n        interval: 200ms\n",
+                 {image}{web}",
                 vendor = self.sshd().vendor_yaml(),
                 src = self.path("vendor/www").display(),
-                name = self.name,
-                port = self.port,
+                image = site::image_step("boyong-fixture/busybox:1"),
+                web = site::web_step(&self.name, self.port, health_path, "5s", ""),
             ),
         )
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::env::Env;
+use support::site;
 use support::text;
 
 impl Env {
@@ -41,12 +42,11 @@ impl Env {
             format!(
                 "version: 1\napp: {app}\n{vendor}\
                  steps:\n  - id: code\n    fetch: {{ path: {src}, exclude: [css/] }}\n{extra}\
-                 \x20 - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
-                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}/\n        timeout: 5s\n        interval: 200ms\n",
+                 {image}{web}",
                 vendor = self.sshd().vendor_yaml(),
                 src = self.www().display(),
-                name = self.name,
-                port = self.port,
+                image = site::image_step(base),
+                web = site::web_step(&self.name, self.port, "/", "5s", ""),
             ),
         )
     }

@@ -14,6 +14,7 @@
 mod support;
 
 use support::env::Env;
+use support::site;
 use support::text;
 
 use std::path::{Path, PathBuf};
@@ -40,14 +41,21 @@ impl Env {
                  vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
                  steps:\n  - id: code\n    fetch: {{ path: {src} }}\n\
                  \x20 - id: db\n    dump:\n      engine: mariadb\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {dbport}\n\
-                 \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
+                 {image}\
                  \x20 - id: database\n    restore:\n      from: db\n      image: gov/mariadb:10.11\n      name: {name}-db\n      volume: {name}-data\n      password: \"{{{{ vars.pw }}}}\"\n\
-                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      env: {{ DB_PASSWORD: \"{{{{ vars.pw }}}}\" }}\n      health:\n        http: http://127.0.0.1:{port}/\n        timeout: 10s\n        interval: 200ms\n",
+                 {web}",
                 vendor = self.sshd().vendor_yaml(),
                 src = self.path("vendor/www").display(),
                 dbport = db.port,
                 name = self.name,
-                port = self.port,
+                image = site::image_step("boyong-fixture/busybox:1"),
+                web = site::web_step(
+                    &self.name,
+                    self.port,
+                    "/",
+                    "10s",
+                    "      env: { DB_PASSWORD: \"{{ vars.pw }}\" }\n",
+                ),
             ),
         )
     }

@@ -39,6 +39,16 @@ impl Env {
         )
     }
 
+    /// The playbook `pb` reaches the vendor's sshd through a proxy on `port`.
+    pub fn through_proxy(&self, pb: &Path, port: u16) {
+        self.sshd().known_at(port);
+        super::edit_file(
+            pb,
+            &format!("  port: {}\n", self.sshd().port),
+            &format!("  port: {port}\n"),
+        );
+    }
+
     /// `boyong run`, with the password in the environment; meanwhile every process's
     /// command line on this machine (the vendor host too) is sampled and must never hold it.
     pub fn run_watched(&self, pb: &Path, password: &str) -> Output {

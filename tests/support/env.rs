@@ -217,13 +217,18 @@ impl Env {
         self.faulted(args, fault).output().expect("boyong runs")
     }
 
-    /// `boyong run PLAYBOOK`, labelled with the test's label when it has one.
-    pub fn run_playbook(&self, playbook: &Path) -> Output {
-        let pb = playbook.to_str().expect("a UTF-8 path");
-        match &self.label {
-            Some(label) => self.run(&["run", pb, "--label", &label.arg()]),
-            None => self.run(&["run", pb]),
+    /// `boyong run PLAYBOOK`, labelled with the test's label when it has one; not started.
+    pub fn playbook_run(&self, playbook: &Path) -> Command {
+        let mut c = self.command(&["run", playbook.to_str().expect("a UTF-8 path")]);
+        if let Some(label) = &self.label {
+            c.args(["--label", &label.arg()]);
         }
+        c
+    }
+
+    /// [`Env::playbook_run`], run to its end.
+    pub fn run_playbook(&self, playbook: &Path) -> Output {
+        self.playbook_run(playbook).output().expect("boyong runs")
     }
 
     /// `boyong rollback APP --yes`.
