@@ -10,12 +10,12 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use support::env::Env;
-use support::text;
+use support::{logged_runs, text};
 
 mod support;
 
@@ -81,24 +81,6 @@ fn playbook(app: &str) -> String {
         .replace("app: demo", &format!("app: {app}"))
         .replace("demo-web", &format!("{app}-web"))
         .replace("demo-net", &format!("{app}-net"))
-}
-
-/// The run-started events in a run's log: each names its app and run.
-fn logged_runs(run: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let line: Value = serde_json::from_str(l).ok()?;
-            let e: Value = serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
-            (e["event"] == "run-started").then(|| {
-                (
-                    e["app"].as_str().unwrap().into(),
-                    e["run"].as_str().unwrap().into(),
-                )
-            })
-        })
-        .collect()
 }
 
 #[test]

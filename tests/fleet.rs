@@ -17,7 +17,7 @@ use support::env::Env;
 use support::site;
 use support::{free_port, serves, text};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 use support::docker::docker;
@@ -50,19 +50,6 @@ impl Env {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
-}
-
-/// The run ids of the run-started events in a run's log.
-fn logged_runs(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let line: Value = serde_json::from_str(l).ok()?;
-            let e: Value = serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
-            (e["event"] == "run-started").then(|| e["run"].as_str().unwrap().to_string())
-        })
-        .collect()
 }
 
 fn row<'a>(rows: &'a [Value], app: &str) -> &'a Value {
@@ -115,11 +102,11 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
         let run = env.last_run(app);
         support::assert_plan_fidelity(&run);
         let id = run.file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(
-            logged_runs(&run),
-            [id],
-            "{app}'s log holds its own run only"
-        );
+        let runs: Vec<String> = support::logged_runs(&run)
+            .into_iter()
+            .map(|(_, run)| run)
+            .collect();
+        assert_eq!(runs, [id], "{app}'s log holds its own run only");
     }
 
     let st = env.status(&[]);

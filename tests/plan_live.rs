@@ -51,6 +51,16 @@ impl Env {
         )
     }
 
+    /// `boyong plan PLAYBOOK --out SAVED`.
+    fn plan_to(&self, pb: &Path, saved: &Path) -> Output {
+        self.run(&[
+            "plan",
+            pb.to_str().unwrap(),
+            "--out",
+            saved.to_str().unwrap(),
+        ])
+    }
+
     /// `boyong run --plan SAVED`, its containers labelled for cleanup.
     fn run_saved(&self, saved: &Path) -> Output {
         self.run(&[
@@ -98,12 +108,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
     let saved = env.path("plan.json");
     let vendor_before = snapshot(&env.www());
 
-    let out = env.run(&[
-        "plan",
-        pb.to_str().unwrap(),
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
+    let out = env.plan_to(&pb, &saved);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
     // What it found: the host key, the tree's size without the excluded css/, the tools,
@@ -190,12 +195,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
     assert!(env.runs("situs").is_empty(), "a refused plan starts no run");
 
     // A new plan, run as saved: the run is journaled as that plan, and keeps to it.
-    let out = env.run(&[
-        "plan",
-        pb.to_str().unwrap(),
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
+    let out = env.plan_to(&pb, &saved);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = env.run_saved(&saved);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -211,12 +211,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
 
     // Planned again with the app in place: the current container and the port it holds
     // are shown, no problem. Then another run replaces the container: that plan is stale.
-    let out = env.run(&[
-        "plan",
-        pb.to_str().unwrap(),
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
+    let out = env.plan_to(&pb, &saved);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(

@@ -141,6 +141,26 @@ pub fn journal(run: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The runs a run's log (`RUN/log.jsonl`) says started, as (app, run id): a log holds
+/// its own run only.
+pub fn logged_runs(run: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .expect("the run's log")
+        .lines()
+        .filter_map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).ok()?;
+            let e: serde_json::Value =
+                serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
+            (e["event"] == "run-started").then(|| {
+                (
+                    e["app"].as_str().expect("an app").into(),
+                    e["run"].as_str().expect("a run id").into(),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Bytes as text, lossily (command output in assertions).
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
