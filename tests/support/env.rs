@@ -5,10 +5,11 @@
 //! binary start in the directory with a controlled environment.
 //!
 //! Invariants: `build` gives `None` (the test skips; under CI the check fails it instead)
-//! when a tool asked for is missing, before anything is started; everything a test makes in
-//! Docker carries its label and is removed when the `Env` drops, pass or fail; `name` and the
-//! label are unique per test and process; the state directory is never made here (a test may
-//! mount a tmpfs there, or assert that a command wrote nothing).
+//! when a tool asked for is missing, before anything is started; everything in Docker that
+//! carries the test's label (`run_playbook` and `playbook_run` pass it to the binary) is
+//! removed when the `Env` drops, pass or fail; `name` and the label are unique per test and
+//! process; the state directory is never made here (a test may mount a tmpfs there, or
+//! assert that a command wrote nothing).
 //!
 //! A test file adds its own helpers (its playbook, its readers) in an `impl Env` block of its
 //! own; this file holds only what several of them share.
