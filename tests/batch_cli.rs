@@ -10,61 +10,28 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use support::env::Env;
+use support::{logged_runs, text};
+
+mod support;
 
 const PLAYBOOK: &str = include_str!("../fixtures/engine/demo.yml");
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 impl Env {
-    /// A world and the playbooks of `apps` (the demo app renamed) in `pb/`.
+    /// An empty fake world and the playbooks of `apps` (the demo app renamed) in `pb/`.
     fn new(apps: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("pb")).unwrap();
+        let mut b = Self::builder("batch-cli")
+            .sim(r#"{"resources": {}, "delivered": [], "generation": 0}"#)
+            .var("DEMO_SSH_PASSWORD", "pw-3b7e")
+            .var("DEMO_TOKEN", "tok-batch");
         for app in apps {
-            std::fs::write(dir.path().join(format!("pb/{app}.yml")), playbook(app)).unwrap();
+            b = b.file(&format!("pb/{app}.yml"), playbook(app));
         }
-        std::fs::write(
-            dir.path().join("world.json"),
-            r#"{"resources": {}, "delivered": [], "generation": 0}"#,
-        )
-        .unwrap();
-        Self { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn run(&self, args: &[&str], fault: Option<&str>) -> Output {
-        self.command(args, fault).output().unwrap()
-    }
-
-    /// `boyong ARGS` in this world, with `fault` (BOYONG_SIM_FAULT) if given.
-    fn command(&self, args: &[&str], fault: Option<&str>) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
-        c.current_dir(self.dir.path())
-            .args(args)
-            .env("BOYONG_STATE", self.path("state"))
-            .env("BOYONG_SIM", self.path("world.json"))
-            .env("DEMO_SSH_PASSWORD", "pw-3b7e")
-            .env("DEMO_TOKEN", "tok-batch")
-            .env_remove("BOYONG_SIM_FAULT")
-            .env_remove("COLUMNS")
-            .stdin(Stdio::null());
-        if let Some(f) = fault {
-            c.env("BOYONG_SIM_FAULT", f);
-        }
-        c
+        b.build().unwrap()
     }
 
     /// Whether `app`'s first run has journaled the intent of `step`.
@@ -81,7 +48,7 @@ impl Env {
     fn status(&self, extra: &[&str]) -> Vec<Value> {
         let mut args = vec!["status", "--json", "--offline"];
         args.extend_from_slice(extra);
-        let out = self.run(&args, None);
+        let out = self.run(&args);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
     }
@@ -116,31 +83,13 @@ fn playbook(app: &str) -> String {
         .replace("demo-net", &format!("{app}-net"))
 }
 
-/// The run-started events in a run's log: each names its app and run.
-fn logged_runs(run: &Path) -> Vec<(String, String)> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let line: Value = serde_json::from_str(l).ok()?;
-            let e: Value = serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
-            (e["event"] == "run-started").then(|| {
-                (
-                    e["app"].as_str().unwrap().into(),
-                    e["run"].as_str().unwrap().into(),
-                )
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn one_failure_does_not_stop_the_others_and_the_summary_names_it() {
     let env = Env::new(&["alpha", "bravo", "charlie"]);
     // The first app to reach `web` fails there: with one job, `alpha`.
-    let out = env.run(
+    let out = env.run_faulted(
         &["run", "pb/alpha.yml", "pb/bravo.yml", "pb/charlie.yml"],
-        Some("web:0:after-intent:fail"),
+        "web:0:after-intent:fail",
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -178,9 +127,9 @@ fn fail_fast_interrupts_the_running_app_and_starts_no_other() {
     let env = Env::new(&["a1", "a2", "a3", "a4"]);
     // The first app at `maint` waits; the other fails at `web`: fail-fast interrupts the
     // waiting one, and a3, a4 never start.
-    let out = env.run(
+    let out = env.run_faulted(
         &["run", "pb", "--jobs", "2", "--fail-fast"],
-        Some("maint:0:after-intent:wait,web:0:after-intent:fail"),
+        "maint:0:after-intent:wait,web:0:after-intent:fail",
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -206,9 +155,9 @@ fn fail_fast_interrupts_the_running_app_and_starts_no_other() {
         "a2"
     };
     assert_eq!(env.last_record(stopped)["result"], "interrupted");
-    let v = env.run(&["journal", "verify", stopped], None);
+    let v = env.run(&["journal", "verify", stopped]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
-    let rb = env.run(&["rollback", stopped, "--yes"], None);
+    let rb = env.run(&["rollback", stopped, "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
 }
 
@@ -216,10 +165,7 @@ fn fail_fast_interrupts_the_running_app_and_starts_no_other() {
 fn bad_input_anywhere_runs_nothing() {
     let env = Env::new(&["alpha", "bravo"]);
     std::fs::write(env.path("pb/again.yml"), playbook("alpha")).unwrap();
-    let out = env.run(
-        &["run", "pb/alpha.yml", "pb/again.yml", "pb/bravo.yml"],
-        None,
-    );
+    let out = env.run(&["run", "pb/alpha.yml", "pb/again.yml", "pb/bravo.yml"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(
@@ -233,7 +179,7 @@ fn bad_input_anywhere_runs_nothing() {
         playbook("delta").replace("fetch:", "fetsh:"),
     )
     .unwrap();
-    let out = env.run(&["run", "pb", "--jobs", "2"], None);
+    let out = env.run(&["run", "pb", "--jobs", "2"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("pb/again.yml:"), "file:line:col: {err}");
@@ -245,7 +191,7 @@ fn bad_input_anywhere_runs_nothing() {
 fn a_directory_in_json_every_event_names_its_app() {
     let env = Env::new(&["bravo", "alpha"]);
     std::fs::write(env.path("pb/notes.txt"), "not a playbook").unwrap();
-    let out = env.run(&["run", "pb", "--json"], None);
+    let out = env.run(&["run", "pb", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let events: Vec<Value> = text(&out.stdout)
         .lines()
@@ -275,21 +221,15 @@ fn a_directory_in_json_every_event_names_its_app() {
 #[test]
 fn status_lifecycles_filters_and_a_broken_journal() {
     let env = Env::new(&["good", "kept", "undone", "broken"]);
-    assert_eq!(
-        env.run(&["run", "pb/good.yml"], None).status.code(),
-        Some(0)
-    );
-    let kept = env.run(
+    assert_eq!(env.run(&["run", "pb/good.yml"]).status.code(), Some(0));
+    let kept = env.run_faulted(
         &["run", "pb/kept.yml", "--no-auto-rollback"],
-        Some("image:0:after-change:fail"),
+        "image:0:after-change:fail",
     );
     assert_eq!(kept.status.code(), Some(1));
-    let undone = env.run(&["run", "pb/undone.yml"], Some("image:0:after-change:fail"));
+    let undone = env.run_faulted(&["run", "pb/undone.yml"], "image:0:after-change:fail");
     assert_eq!(undone.status.code(), Some(1));
-    assert_eq!(
-        env.run(&["run", "pb/broken.yml"], None).status.code(),
-        Some(0)
-    );
+    assert_eq!(env.run(&["run", "pb/broken.yml"]).status.code(), Some(0));
     let journal = env.run_dir("broken").join("journal.jsonl");
     let lines = std::fs::read_to_string(&journal).unwrap();
     std::fs::write(
@@ -358,10 +298,8 @@ fn status_lifecycles_filters_and_a_broken_journal() {
     assert_eq!(names(env.status(&["*o*"])), ["broken", "undone", "good"]);
 
     // The table fits COLUMNS, problems first.
-    let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
-    let out = c
-        .args(["status", "--offline"])
-        .env("BOYONG_STATE", env.path("state"))
+    let out = env
+        .command(&["status", "--offline"])
         .env("COLUMNS", "80")
         .output()
         .unwrap();
@@ -380,9 +318,9 @@ fn status_lifecycles_filters_and_a_broken_journal() {
 fn ctrl_c_interrupts_every_running_app_and_starts_no_other() {
     let env = Env::new(&["c1", "c2", "c3"]);
     let child = env
-        .command(
+        .faulted(
             &["run", "pb", "--jobs", "2"],
-            Some("maint:0:after-intent:wait,maint:0:after-intent:wait"),
+            "maint:0:after-intent:wait,maint:0:after-intent:wait",
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -431,7 +369,7 @@ fn ctrl_c_interrupts_every_running_app_and_starts_no_other() {
 fn an_app_locked_by_another_run_is_refused_by_name_and_the_others_go_on() {
     let env = Env::new(&["alpha", "bravo"]);
     let mut first = env
-        .command(&["run", "pb/alpha.yml"], Some("maint:0:after-intent:wait"))
+        .faulted(&["run", "pb/alpha.yml"], "maint:0:after-intent:wait")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -442,7 +380,7 @@ fn an_app_locked_by_another_run_is_refused_by_name_and_the_others_go_on() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
-    let out = env.run(&["run", "pb"], None);
+    let out = env.run(&["run", "pb"]);
     let _ = first.kill();
     let _ = first.wait();
     let err = text(&out.stderr);

@@ -16,26 +16,29 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use support::db::{Mariadb, Postgres, base_image};
-use support::dbrun::{Env, assert_overlapped, docker, exists, restore_facts, text};
+use support::dbrun::{assert_overlapped, restore_facts};
+use support::docker::{docker, exists};
+use support::env::Env;
+use support::text;
 
 #[test]
 fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_removes_it() {
-    let Some(env) = Env::new("mariadb") else {
+    let Some(env) = Env::database("mariadb") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
     db.seed();
     db.seed_myisam();
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = text(&out.stdout) + &text(&out.stderr);
     assert!(
         said.contains("legacy_log") && said.contains("not InnoDB"),
         "the MyISAM table is warned about: {said}"
     );
-    let run = env.last_run();
+    let run = env.last_run("dbtest");
     support::assert_plan_fidelity(&run);
     assert_overlapped(&run);
     let facts = restore_facts(&run);
@@ -73,16 +76,16 @@ fn a_mariadb_database_moves_into_a_container_equal_table_by_table_and_rollback_r
 
 #[test]
 fn a_postgres_database_moves_into_a_container_equal_table_by_table() {
-    let Some(env) = Env::new("postgres") else {
+    let Some(env) = Env::database("postgres") else {
         return;
     };
     let Some(db) = Postgres::start() else { return };
     db.seed();
     let image = base_image("postgres");
-    let pb = env.playbook("postgres", db.port, &image, false);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("postgres", db.port, &image, false);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run = env.last_run();
+    let run = env.last_run("dbtest");
     support::assert_plan_fidelity(&run);
     assert_overlapped(&run);
     let facts = restore_facts(&run);
@@ -117,48 +120,56 @@ fn a_postgres_database_moves_into_a_container_equal_table_by_table() {
 
 #[test]
 fn a_wrong_password_is_a_clear_error_and_nothing_is_left() {
-    let Some(env) = Env::new("badpw") else { return };
+    let Some(env) = Env::database("badpw") else {
+        return;
+    };
     let Some(db) = Mariadb::start() else { return };
-    let pb = env.playbook("mariadb", db.port, "gov/mariadb:10.11", false);
-    let out = env.run(&pb, &format!("wrong-{}", support::db::password()));
+    let pb = env.db_playbook("mariadb", db.port, "gov/mariadb:10.11", false);
+    let out = env.run_watched(&pb, &format!("wrong-{}", support::db::password()));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("Access denied"), "{err}");
     assert!(!err.contains("attempt 2"), "not retried: {err}");
-    let artifacts = env.last_run().join("artifacts");
+    let artifacts = env.last_run("dbtest").join("artifacts");
     let left: Vec<_> = std::fs::read_dir(&artifacts)
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "nothing left in artifacts: {left:?}");
     assert!(!exists("container", &env.name));
-    assert!(!exists("volume", &env.volume));
+    assert!(!exists("volume", &env.volume()));
 }
 
 #[test]
 fn an_existing_volume_is_not_overwritten_without_replace() {
-    let Some(env) = Env::new("volume") else {
+    let Some(env) = Env::database("volume") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
-    let made = docker(&["volume", "create", "--label", &env.label.arg(), &env.volume]);
+    let made = docker(&[
+        "volume",
+        "create",
+        "--label",
+        &env.label().arg(),
+        &env.volume(),
+    ]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&env.volume) && err.contains("replace: true"),
+        err.contains(&env.volume()) && err.contains("replace: true"),
         "{err}"
     );
-    assert!(exists("volume", &env.volume), "the volume is kept");
+    assert!(exists("volume", &env.volume()), "the volume is kept");
     assert!(!exists("container", &env.name));
-    let _ = docker(&["volume", "rm", &env.volume]);
+    let _ = docker(&["volume", "rm", &env.volume()]);
 }
 
 #[test]
 fn a_volume_with_its_own_storage_is_not_replaced_and_the_plan_says_so() {
-    let Some(env) = Env::new("volume-opts") else {
+    let Some(env) = Env::database("volume-opts") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
@@ -168,21 +179,21 @@ fn a_volume_with_its_own_storage_is_not_replaced_and_the_plan_says_so() {
         "volume",
         "create",
         "--label",
-        &env.label.arg(),
+        &env.label().arg(),
         "--opt",
         "type=tmpfs",
         "--opt",
         "device=tmpfs",
         "--opt",
         "o=size=16m",
-        &env.volume,
+        &env.volume(),
     ]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, true);
+    let pb = env.db_playbook("mariadb", db.port, &image, true);
 
-    let plan = support::boyong(&env.dir.path().join("state"))
-        .args(["plan", pb.to_str().unwrap()])
+    let plan = env
+        .command(&["plan", pb.to_str().unwrap()])
         .env("BOYONG_TEST_DB_PASSWORD", &db.password)
         .output()
         .unwrap();
@@ -195,32 +206,38 @@ fn a_volume_with_its_own_storage_is_not_replaced_and_the_plan_says_so() {
         "{said}"
     );
 
-    let out = env.run(&pb, &db.password);
+    let out = env.run_watched(&pb, &db.password);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("has its own storage") && err.contains(&env.volume),
+        err.contains("has its own storage") && err.contains(&env.volume()),
         "{err}"
     );
-    let opts = docker(&["volume", "inspect", "-f", "{{json .Options}}", &env.volume]);
+    let opts = docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{json .Options}}",
+        &env.volume(),
+    ]);
     assert!(
         text(&opts.stdout).contains("size=16m"),
         "the volume is kept as it was: {}",
         text(&opts.stdout)
     );
     assert!(!exists("container", &env.name));
-    let _ = docker(&["volume", "rm", &env.volume]);
+    let _ = docker(&["volume", "rm", &env.volume()]);
 }
 
 #[test]
 fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
-    let Some(env) = Env::new("replace") else {
+    let Some(env) = Env::database("replace") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
     db.seed();
     support::docker::busybox();
-    let label = env.label.arg();
+    let label = env.label().arg();
     let ls = |env: &Env| {
         let out = docker(&[
             "run",
@@ -228,7 +245,7 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
             "--label",
             &label,
             "-v",
-            &format!("{}:/v", env.volume),
+            &format!("{}:/v", env.volume()),
             "boyong-fixture/busybox:1",
             "ls",
             "-A",
@@ -243,7 +260,7 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
         "--label",
         &label,
         "-v",
-        &format!("{}:/v", env.volume),
+        &format!("{}:/v", env.volume()),
         "boyong-fixture/busybox:1",
         "sh",
         "-c",
@@ -251,12 +268,12 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
     ]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, true);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("mariadb", db.port, &image, true);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    support::assert_plan_fidelity(&env.last_run());
+    support::assert_plan_fidelity(&env.last_run("dbtest"));
     assert!(
-        env.last_run()
+        env.last_run("dbtest")
             .join("artifacts/database.volume.tar")
             .exists(),
         "the old contents were saved"
@@ -266,7 +283,7 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
         !now.contains("earlier-data") && now.contains("ibdata1"),
         "the volume holds the restored database only: {now}"
     );
-    let rb = env.rollback();
+    let rb = env.rollback("dbtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert!(!exists("container", &env.name));
     let back = ls(&env);
@@ -277,7 +294,7 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
         "--label",
         &label,
         "-v",
-        &format!("{}:/v", env.volume),
+        &format!("{}:/v", env.volume()),
         "boyong-fixture/busybox:1",
         "stat",
         "-c",
@@ -289,32 +306,22 @@ fn replace_saves_the_existing_volume_first_and_rollback_puts_it_back() {
 
 #[test]
 fn a_dump_cut_off_mid_stream_is_retried_from_scratch_and_leaves_no_partial_file() {
-    let Some(env) = Env::new("cutdump") else {
+    let Some(env) = Env::database("cutdump") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
     db.seed();
     // The first SSH connection is cut after 5 MB from the vendor: inside the dump.
-    let (port, cut) = support::sshd::cutting_proxy(env.sshd.port, 5_000_000);
-    let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
-    std::fs::write(
-        &env.sshd.known_hosts,
-        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd.host_key_pub),
-    )
-    .unwrap();
+    let (port, cut) = support::sshd::cutting_proxy(env.sshd().port, 5_000_000);
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
-    support::edit_file(
-        &pb,
-        &format!("  port: {}\n", env.sshd.port),
-        &format!("  port: {port}\n"),
-    );
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
+    env.through_proxy(&pb, port);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
     let err = text(&out.stderr);
     assert!(err.contains("attempt 2"), "the dump was retried: {err}");
-    let artifacts = env.last_run().join("artifacts");
+    let artifacts = env.last_run("dbtest").join("artifacts");
     let names: Vec<String> = std::fs::read_dir(&artifacts)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -323,7 +330,7 @@ fn a_dump_cut_off_mid_stream_is_retried_from_scratch_and_leaves_no_partial_file(
         !names.iter().any(|n| n.contains("partial")),
         "no partial file is left: {names:?}"
     );
-    let facts = restore_facts(&env.last_run());
+    let facts = restore_facts(&env.last_run("dbtest"));
     assert_eq!(facts["checksums_compared"], true, "{facts}");
 }
 
@@ -359,7 +366,7 @@ fn restored_rows(facts: &serde_json::Value) -> std::collections::HashMap<String,
 
 #[test]
 fn a_postgres_database_of_1500_tables_some_oddly_named_moves_equal_table_by_table() {
-    let Some(env) = Env::new("pgmany") else {
+    let Some(env) = Env::database("pgmany") else {
         return;
     };
     let Some(db) = Postgres::start() else { return };
@@ -372,10 +379,10 @@ fn a_postgres_database_of_1500_tables_some_oddly_named_moves_equal_table_by_tabl
     );
     eprintln!("postgres: 1,500 tables made in {:.1?}", t0.elapsed());
     let image = base_image("postgres");
-    let pb = env.playbook("postgres", db.port, &image, false);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("postgres", db.port, &image, false);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run = env.last_run();
+    let run = env.last_run("dbtest");
     let facts = restore_facts(&run);
     assert_eq!(facts["checksums_compared"], true, "{facts}");
     assert_eq!(facts["tables"], 1500 + 9, "{facts}");
@@ -404,7 +411,7 @@ fn a_postgres_database_of_1500_tables_some_oddly_named_moves_equal_table_by_tabl
 
 #[test]
 fn a_mariadb_database_of_800_tables_named_long_and_odd_moves_equal_table_by_table() {
-    let Some(env) = Env::new("mymany") else {
+    let Some(env) = Env::database("mymany") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
@@ -422,10 +429,10 @@ fn a_mariadb_database_of_800_tables_named_long_and_odd_moves_equal_table_by_tabl
     ));
     eprintln!("mariadb: 800 tables made in {:.1?}", t0.elapsed());
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let facts = restore_facts(&env.last_run());
+    let facts = restore_facts(&env.last_run("dbtest"));
     assert_eq!(facts["checksums_compared"], true, "{facts}");
     assert_eq!(facts["tables"], 800 + 8, "{facts}");
     let rows = restored_rows(&facts);
@@ -473,8 +480,8 @@ fn run_with_change_under_a_held_lock(
     waiting: impl Fn() -> bool,
     change_and_release: impl FnOnce(),
 ) -> std::process::Output {
-    let mut child = support::boyong(&env.dir.path().join("state"))
-        .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
+    let mut child = env
+        .playbook_run(pb)
         .env("BOYONG_TEST_DB_PASSWORD", password)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -535,13 +542,13 @@ impl Drop for Holding {
 
 #[test]
 fn a_postgres_table_named_with_a_tab_that_changed_during_the_dump_fails_the_restore_by_name() {
-    let Some(env) = Env::new("pgdiff") else {
+    let Some(env) = Env::database("pgdiff") else {
         return;
     };
     let Some(db) = Postgres::start() else { return };
     db.seed_odd_names();
     let image = base_image("postgres");
-    let pb = env.playbook("postgres", db.port, &image, false);
+    let pb = env.db_playbook("postgres", db.port, &image, false);
     let gate = Holding::start(
         db.client(),
         "BEGIN;\nLOCK TABLE aaa_gate IN ACCESS EXCLUSIVE MODE;\n",
@@ -576,13 +583,13 @@ fn a_postgres_table_named_with_a_tab_that_changed_during_the_dump_fails_the_rest
 
 #[test]
 fn a_mariadb_table_named_with_a_tab_that_changed_during_the_dump_fails_the_restore_by_name() {
-    let Some(env) = Env::new("mydiff") else {
+    let Some(env) = Env::database("mydiff") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
     db.seed_odd_names();
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
     let gate = Holding::start(db.client(), "LOCK TABLES aaa_gate WRITE;\n");
     let count = |state: &str| {
         db.query(&format!(

@@ -19,22 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::db::{Mariadb, base_image};
-use support::dbrun::{Env, docker, journal, position, restore_facts, text};
-
-/// The proxied playbook: the vendor's sshd reached through a proxy on `port`.
-fn through_proxy(env: &Env, pb: &std::path::Path, port: u16) {
-    let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
-    std::fs::write(
-        &env.sshd.known_hosts,
-        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd.host_key_pub),
-    )
-    .unwrap();
-    support::edit_file(
-        pb,
-        &format!("  port: {}\n", env.sshd.port),
-        &format!("  port: {port}\n"),
-    );
-}
+use support::dbrun::{position, restore_facts};
+use support::docker::docker;
+use support::env::Env;
+use support::{journal, text};
 
 /// Whether the container `name` runs.
 fn running(name: &str) -> bool {
@@ -44,7 +32,7 @@ fn running(name: &str) -> bool {
 
 #[test]
 fn a_dump_cut_while_the_restore_reads_it_stops_the_restore_which_is_undone_and_redone_equal() {
-    let Some(env) = Env::new("cutpair") else {
+    let Some(env) = Env::database("cutpair") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
@@ -53,14 +41,14 @@ fn a_dump_cut_while_the_restore_reads_it_stops_the_restore_which_is_undone_and_r
     // the overlapped restore's container runs, then cut.
     let name = env.name.clone();
     let (port, cut) =
-        support::sshd::cutting_proxy_when(env.sshd.port, 5_000_000, move || running(&name));
+        support::sshd::cutting_proxy_when(env.sshd().port, 5_000_000, move || running(&name));
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
-    through_proxy(&env, &pb, port);
-    let out = env.run(&pb, &db.password);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
+    env.through_proxy(&pb, port);
+    let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(cut.load(Ordering::SeqCst), "the proxy cut a connection");
-    let run = env.last_run();
+    let run = env.last_run("dbtest");
     support::assert_plan_fidelity(&run);
     let rs = journal(&run);
     let is = |r: &Value, kind: &str, step: &str| r["type"] == kind && r["step"] == step;
@@ -126,7 +114,7 @@ fn a_dump_cut_while_the_restore_reads_it_stops_the_restore_which_is_undone_and_r
 
 #[test]
 fn a_run_killed_during_the_overlapped_pair_is_fully_undone_by_rollback() {
-    let Some(env) = Env::new("killpair") else {
+    let Some(env) = Env::database("killpair") else {
         return;
     };
     let Some(db) = Mariadb::start() else { return };
@@ -134,15 +122,14 @@ fn a_run_killed_during_the_overlapped_pair_is_fully_undone_by_rollback() {
     // The dump is held after 5 MB until the test has killed boyong.
     let killed = Arc::new(AtomicBool::new(false));
     let k = Arc::clone(&killed);
-    let (port, _cut) = support::sshd::cutting_proxy_when(env.sshd.port, 5_000_000, move || {
+    let (port, _cut) = support::sshd::cutting_proxy_when(env.sshd().port, 5_000_000, move || {
         k.load(Ordering::SeqCst)
     });
     let image = base_image("mariadb");
-    let pb = env.playbook("mariadb", db.port, &image, false);
-    through_proxy(&env, &pb, port);
+    let pb = env.db_playbook("mariadb", db.port, &image, false);
+    env.through_proxy(&pb, port);
     let mut child = support::spawn_quiet(
-        support::boyong(&env.dir.path().join("state"))
-            .args(["run", pb.to_str().unwrap(), "--label", &env.label.arg()])
+        env.playbook_run(&pb)
             .env("BOYONG_TEST_DB_PASSWORD", &db.password),
     );
     // Both in flight: the restore's container runs while the dump is held.
@@ -158,7 +145,7 @@ fn a_run_killed_during_the_overlapped_pair_is_fully_undone_by_rollback() {
     child.kill().unwrap();
     let _ = child.wait();
     killed.store(true, Ordering::SeqCst);
-    let run = env.last_run();
+    let run = env.last_run("dbtest");
     let rs = journal(&run);
     assert!(
         !rs.iter().any(|r| r["type"] == "step-done"),

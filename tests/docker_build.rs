@@ -11,107 +11,58 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 use sha2::Digest as _;
-use support::docker::{Labelled, available as docker_available, busybox};
-use support::sshd::{Sshd, available as sshd_available};
-
-struct Env {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    label: Labelled,
-}
-
-/// Every run this test made keeps to its plan (a change not in the plan fails the test).
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            support::assert_plan_fidelity_all(&self.dir.path().join("state"));
-        }
-    }
-}
+use support::docker::docker;
+use support::env::Env;
+use support::text;
 
 impl Env {
+    /// A vendor sshd serving a small site, the engine with busybox; runs keep to their plans.
     fn new(test: &str) -> Option<Self> {
-        if !sshd_available() || !docker_available() {
-            return None;
-        }
-        busybox();
-        let sshd = Sshd::start("");
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("vendor/www");
-        std::fs::create_dir_all(src.join("css")).unwrap();
-        std::fs::write(src.join("index.html"), "<h1>Selamat datang</h1>\n").unwrap();
-        std::fs::write(src.join("css/site.css"), "body{}\n").unwrap();
-        Some(Self {
-            sshd,
-            dir,
-            label: Labelled::new(test),
-        })
+        Self::builder(test)
+            .sshd()
+            .busybox()
+            .plan_fidelity()
+            .file("vendor/www/index.html", "<h1>Selamat datang</h1>\n")
+            .file("vendor/www/css/site.css", "body{}\n")
+            .build()
     }
 
     fn playbook(&self, base: &str) -> PathBuf {
-        let p = self.dir.path().join("site.yml");
-        std::fs::write(
-            &p,
+        self.write(
+            "site.yml",
             format!(
-                "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n",
-                self.sshd.vendor_yaml(),
-                self.dir.path().join("vendor/www").display(),
+                "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n{}",
+                self.sshd().vendor_yaml(),
+                self.path("vendor/www").display(),
+                support::site::image_step(base),
             ),
         )
-        .unwrap();
-        p
     }
-
-    fn run(&self, args: &[&str]) -> Output {
-        support::boyong(&self.dir.path().join("state"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// The run directories, oldest first.
-    fn runs(&self) -> Vec<PathBuf> {
-        let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/situs/runs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        r.sort();
-        r
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// The facts of a step's `done` change in a run's journal.
 fn facts(run: &Path, step: &str) -> Value {
-    let j = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
-    j.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let j = support::journal(run);
+    j.iter()
         .find(|v| v["type"] == "done" && v["step"] == step)
         .map_or_else(
-            || panic!("no done of {step} in {j}"),
+            || panic!("no done of {step} in {j:?}"),
             |v| v["facts"].clone(),
         )
-}
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
 }
 
 #[test]
 fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_removes_it() {
     let Some(env) = Env::new("build") else { return };
     let pb = env.playbook("boyong-fixture/busybox:1");
-    let label = env.label.arg();
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &label]);
+    let label = env.label().arg();
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run1 = env.runs().pop().unwrap();
+    let run1 = env.last_run("situs");
     let f1 = facts(&run1, "image");
     let image = f1["image"].as_str().unwrap().to_string();
     let run_id = run1.file_name().unwrap().to_string_lossy().into_owned();
@@ -131,7 +82,7 @@ fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_re
     assert_eq!(labels["boyong.run"], run_id.as_str());
     assert_eq!(labels["boyong.step"], "image");
     assert_eq!(labels["boyong.source.sha256"], manifest_sha.as_str());
-    assert_eq!(labels["boyong.test"], env.label.0.as_str());
+    assert_eq!(labels["boyong.test"], env.label().0.as_str());
 
     // The image serves the bytes that were pulled.
     let cat = docker(&[
@@ -151,14 +102,14 @@ fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_re
     );
 
     // The same tree and playbook give the same context, byte for byte.
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &label]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run2 = env.runs().pop().unwrap();
+    let run2 = env.last_run("situs");
     let f2 = facts(&run2, "image");
     assert_ne!(f1["image"], f2["image"]);
     assert_eq!(f1["context_sha256"], f2["context_sha256"]);
 
-    let rb = env.run(&["rollback", "situs", "--yes"]);
+    let rb = env.rollback("situs");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     let gone = docker(&["image", "inspect", f2["image"].as_str().unwrap()]);
     assert!(!gone.status.success(), "rollback removed the image");
@@ -175,7 +126,7 @@ fn a_missing_base_image_is_named_with_how_to_provide_it() {
         return;
     };
     let pb = env.playbook("boyong-fixture/absent:1");
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(
@@ -184,7 +135,7 @@ fn a_missing_base_image_is_named_with_how_to_provide_it() {
     );
     assert!(err.contains("fixtures/base-images.sh"), "{err}");
     assert!(!err.contains("attempt 2"), "not retried: {err}");
-    assert!(env.label.images().is_empty());
+    assert!(env.label().images().is_empty());
 }
 
 #[test]
@@ -198,12 +149,7 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
     // A build cut off may leave a layer it committed in the engine's build cache (untagged,
     // no label yet). It is not removed here: other tests' builds, running at the same time,
     // may share it.
-    let mut child = support::spawn_quiet(support::boyong(&env.dir.path().join("state")).args([
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label.arg(),
-    ]));
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     let t0 = std::time::Instant::now();
     loop {
         let ps = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);
@@ -223,9 +169,9 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
     assert!(killed.success());
     let _ = child.wait();
 
-    let rb = env.run(&["rollback", "situs", "--yes"]);
+    let rb = env.rollback("situs");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    let run = env.runs().pop().unwrap();
+    let run = env.last_run("situs");
     assert!(
         !run.join("artifacts/code").exists(),
         "the pulled artifact was removed"

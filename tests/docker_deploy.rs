@@ -10,51 +10,21 @@
 
 mod support;
 
-use support::{free_port, serves as get, text};
+use support::docker::{HoldingProxy, docker, inspect, web_image};
+use support::env::Env;
+use support::{serves as get, text};
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::docker::{HoldingProxy, Labelled, available, busybox, web_image};
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
-}
-
-struct Env {
-    dir: tempfile::TempDir,
-    label: Labelled,
-    name: String,
-    port: u16,
-}
-
-/// Every run this test made keeps to its plan (a change not in the plan fails the test).
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            support::assert_plan_fidelity_all(&self.dir.path().join("state"));
-        }
-    }
-}
 
 impl Env {
+    /// The engine with busybox, and the app as it runs today: `name`, serving "old" on `port`.
     fn new(test: &str) -> Option<Self> {
-        if !available() {
-            return None;
-        }
-        busybox();
-        let label = Labelled::new(test);
-        let name = format!("bt-{}", label.0);
-        let env = Self {
-            dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
-            name,
-            label,
-        };
-        // The app as it runs today.
-        let old = web_image(&env.label, "old", "old");
+        let env = Self::builder(test).busybox().plan_fidelity().build()?;
+        let old = web_image(env.label(), "old", "old");
         let p = format!("127.0.0.1:{}:8080", env.port);
         let run = docker(&[
             "run",
@@ -62,7 +32,7 @@ impl Env {
             "--name",
             &env.name,
             "--label",
-            &env.label.arg(),
+            &env.label().arg(),
             "-p",
             &p,
             &old,
@@ -73,30 +43,25 @@ impl Env {
     }
 
     fn playbook(&self, image: &str, health_path: &str) -> PathBuf {
-        let p = self.dir.path().join("web.yml");
-        std::fs::write(
-            &p,
+        self.write(
+            "web.yml",
             format!(
                 "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nsteps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {}\n      ports: [\"127.0.0.1:{}:8080\"]\n      health:\n        http: http://127.0.0.1:{}{health_path}\n        timeout: 4s\n        interval: 1s\n",
                 self.name, self.port, self.port
             ),
         )
-        .unwrap();
-        p
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        support::boyong(&self.dir.path().join("state"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn inspect(name: &str) -> Option<Value> {
-        let out = docker(&["inspect", name]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone())
+    /// The app as it ran before the test serves again, the same container (`old_id`), the
+    /// only one of this test left.
+    fn assert_the_old_one_serves_alone(&self, old_id: &Value) {
+        assert_eq!(get(self.port), "old");
+        assert_eq!(inspect(&self.name).unwrap()["Id"], *old_id);
+        assert_eq!(
+            self.containers(),
+            std::slice::from_ref(&self.name),
+            "only the old container is left"
+        );
     }
 
     /// The order the cut-over relies on, as the (only) run's journal shows it: the new
@@ -104,9 +69,8 @@ impl Env {
     /// before the stop, so nothing is journaled between the stop and the new one's start;
     /// the stop's `done` comes after, with how long the stop and the start took.
     fn assert_cut_over_order(&self) {
-        let runs = self.dir.path().join("state/apps/webtest/runs");
-        let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap();
-        let journal = std::fs::read_to_string(run.path().join("journal.jsonl")).unwrap();
+        let run = self.last_run("webtest");
+        let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
         let records: Vec<Value> = journal
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -139,21 +103,6 @@ impl Env {
             "{facts}"
         );
     }
-
-    /// Containers of this test, by name.
-    fn names(&self) -> Vec<String> {
-        let out = docker(&[
-            "ps",
-            "-a",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            &format!("label={}", self.label.arg()),
-        ]);
-        let mut n: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
-        n.sort();
-        n
-    }
 }
 
 #[test]
@@ -161,15 +110,15 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
     let Some(env) = Env::new("cutover") else {
         return;
     };
-    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(&env.label, "new", "new");
+    let old_id = inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(env.label(), "new", "new");
     let pb = env.playbook(&new, "/");
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "new");
     env.assert_cut_over_order();
 
-    let c = Env::inspect(&env.name).unwrap();
+    let c = inspect(&env.name).unwrap();
     assert_ne!(c["Id"], old_id);
     let h = &c["HostConfig"];
     assert_eq!(h["ReadonlyRootfs"], true);
@@ -180,7 +129,7 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
     assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
     assert_eq!(h["LogConfig"]["Type"], "json-file");
     assert_eq!(c["Config"]["Labels"]["boyong.app"], "webtest");
-    let names = env.names();
+    let names = env.containers();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(
         names
@@ -189,15 +138,9 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
         "{names:?}"
     );
 
-    let rb = env.run(&["rollback", "webtest", "--yes"]);
+    let rb = env.rollback("webtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert_eq!(get(env.port), "old");
-    assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
-    assert_eq!(
-        env.names(),
-        std::slice::from_ref(&env.name),
-        "only the old container is left"
-    );
+    env.assert_the_old_one_serves_alone(&old_id);
 }
 
 #[test]
@@ -205,26 +148,18 @@ fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
     let Some(env) = Env::new("unhealthy") else {
         return;
     };
-    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(&env.label, "new", "new");
+    let old_id = inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(env.label(), "new", "new");
     let pb = env.playbook(&new, "/missing");
-    let out = env.run(&[
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label.arg(),
-        "--no-auto-rollback",
-    ]);
+    let out = env
+        .playbook_run(&pb)
+        .arg("--no-auto-rollback")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("is unhealthy") && err.contains("404"), "{err}");
-    assert_eq!(get(env.port), "old");
-    assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
-    assert_eq!(
-        env.names(),
-        std::slice::from_ref(&env.name),
-        "the new container is gone"
-    );
+    env.assert_the_old_one_serves_alone(&old_id);
 }
 
 #[test]
@@ -232,17 +167,12 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
     let Some(env) = Env::new("sigkill") else {
         return;
     };
-    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(&env.label, "new", "new");
+    let old_id = inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(env.label(), "new", "new");
     // Never healthy, and a long wait: boyong is killed while it waits.
     let pb = env.playbook(&new, "/missing");
     support::edit_file(&pb, "timeout: 4s", "timeout: 120s");
-    let mut child = support::spawn_quiet(support::boyong(&env.dir.path().join("state")).args([
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label.arg(),
-    ]));
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     // Wait until the new container runs (the old one is stopped by then).
     let t0 = Instant::now();
     let next = loop {
@@ -251,7 +181,7 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
             "--format",
             "{{.Names}}",
             "--filter",
-            &format!("label={}", env.label.arg()),
+            &format!("label={}", env.label().arg()),
         ]);
         if let Some(n) = text(&running.stdout).lines().find(|n| n.contains(".next-")) {
             break n.to_string();
@@ -273,16 +203,11 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
         .unwrap();
     assert!(killed.success());
     let _ = child.wait();
-    assert!(
-        Env::inspect(&next).is_some(),
-        "the kill left the new container"
-    );
+    assert!(inspect(&next).is_some(), "the kill left the new container");
 
-    let rb = env.run(&["rollback", "webtest", "--yes"]);
+    let rb = env.rollback("webtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert_eq!(get(env.port), "old");
-    assert_eq!(Env::inspect(&env.name).unwrap()["Id"], old_id);
-    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+    env.assert_the_old_one_serves_alone(&old_id);
 }
 
 #[test]
@@ -290,8 +215,8 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
     let Some(env) = Env::new("renames") else {
         return;
     };
-    let old_id = Env::inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(&env.label, "new", "new");
+    let old_id = inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(env.label(), "new", "new");
     let pb = env.playbook(&new, "/");
     // The engine is reached through a proxy that holds the second rename (`NAME.next-RUN`
     // to `NAME`) forever: boyong is killed after the old one became `NAME.prev-RUN` and
@@ -305,12 +230,7 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
             proxy.socket.display()
         ),
     );
-    let mut child = support::spawn_quiet(support::boyong(&env.dir.path().join("state")).args([
-        "run",
-        pb.to_str().unwrap(),
-        "--label",
-        &env.label.arg(),
-    ]));
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     let t0 = Instant::now();
     while !proxy.held() {
         assert!(
@@ -320,7 +240,7 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
         assert!(child.try_wait().unwrap().is_none(), "boyong ended early");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let names = env.names();
+    let names = env.containers();
     assert!(
         names
             .iter()
@@ -333,13 +253,10 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
     let _ = child.wait();
     // Nothing serves under NAME now; rollback (through the same proxy, which holds no
     // more) puts the old one back.
-    let rb = env.run(&["rollback", "webtest", "--yes"]);
+    let rb = env.rollback("webtest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert_eq!(get(env.port), "old");
-    let c = Env::inspect(&env.name).unwrap();
-    assert_eq!(c["Id"], old_id);
-    assert_eq!(c["State"]["Running"], true);
-    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+    env.assert_the_old_one_serves_alone(&old_id);
+    assert_eq!(inspect(&env.name).unwrap()["State"]["Running"], true);
 }
 
 #[test]
@@ -352,7 +269,7 @@ fn previous_releases_beyond_keep_are_pruned_for_this_app_only() {
         "--name",
         &other,
         "--label",
-        &env.label.arg(),
+        &env.label().arg(),
         "--label",
         "boyong.app=someone-else",
         "boyong-fixture/busybox:1",
@@ -361,22 +278,17 @@ fn previous_releases_beyond_keep_are_pruned_for_this_app_only() {
     let mut ids = Vec::new();
     let mut last = None;
     for body in ["one", "two", "three"] {
-        let image = web_image(&env.label, body, body);
-        let out = env.run(&[
-            "run",
-            env.playbook(&image, "/").to_str().unwrap(),
-            "--label",
-            &env.label.arg(),
-        ]);
+        let image = web_image(env.label(), body, body);
+        let out = env.run_playbook(&env.playbook(&image, "/"));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         assert_eq!(get(env.port), body);
-        ids.push(Env::inspect(&env.name).unwrap()["Id"].clone());
+        ids.push(inspect(&env.name).unwrap()["Id"].clone());
         last = Some(out);
     }
-    let names = env.names();
+    let names = env.containers();
     let alive: Vec<Value> = names
         .iter()
-        .map(|n| Env::inspect(n).unwrap()["Id"].clone())
+        .map(|n| inspect(n).unwrap()["Id"].clone())
         .collect();
     // Release "one" was this app's previous release before the last run: pruned (keep: 1).
     assert!(
@@ -400,8 +312,8 @@ fn cmd_and_tcp_health_checks_gate_the_cut_over() {
     let Some(env) = Env::new("health") else {
         return;
     };
-    let one = web_image(&env.label, "one", "one");
-    let two = web_image(&env.label, "two", "two");
+    let one = web_image(env.label(), "one", "one");
+    let two = web_image(env.label(), "two", "two");
     let health = |check: &str| {
         let pb = env.playbook(&one, "/");
         let text_pb = std::fs::read_to_string(&pb).unwrap();
@@ -418,20 +330,20 @@ fn cmd_and_tcp_health_checks_gate_the_cut_over() {
     let pb = health(
         "        cmd: [\"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/\"]",
     );
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "one");
     // tcp: the published port accepts a connection.
     let pb = health(&format!("        tcp: 127.0.0.1:{}", env.port));
     support::edit_file(&pb, &one, &two);
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "two");
     // A cmd that fails keeps the current one.
-    let three = web_image(&env.label, "three", "three");
+    let three = web_image(env.label(), "three", "three");
     let pb = health("        cmd: [\"false\"]");
     support::edit_file(&pb, &one, &three);
-    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("`false` exited 1"),
@@ -444,18 +356,16 @@ fn cmd_and_tcp_health_checks_gate_the_cut_over() {
 #[test]
 fn exec_in_a_container_gets_its_env_off_the_command_line_and_rollback_runs_its_undo() {
     let Some(env) = Env::new("exec") else { return };
-    let p = env.dir.path().join("exec.yml");
-    std::fs::write(
-        &p,
+    let p = env.write(
+        "exec.yml",
         format!(
-            "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nvars:\n  greeting: {{ env: BOYONG_TEST_GREETING }}\nsteps:\n  - id: note\n    exec:\n      on: {{ container: {} }}\n      run: printf %s \"$GREETING\" > /tmp/greeting && echo written\n      undo: rm /tmp/greeting\n      env: {{ GREETING: \"{{{{ vars.greeting }}}}\" }}\n",
-            env.name
-        ),
-    )
-    .unwrap();
-    let secret = format!("salam-{}", env.label.0);
-    let out = support::boyong(&env.dir.path().join("state"))
-        .args(["run", p.to_str().unwrap()])
+        "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nvars:\n  greeting: {{ env: BOYONG_TEST_GREETING }}\nsteps:\n  - id: note\n    exec:\n      on: {{ container: {} }}\n      run: printf %s \"$GREETING\" > /tmp/greeting && echo written\n      undo: rm /tmp/greeting\n      env: {{ GREETING: \"{{{{ vars.greeting }}}}\" }}\n",
+        env.name
+    ),
+    );
+    let secret = format!("salam-{}", env.label().0);
+    let out = env
+        .command(&["run", p.to_str().unwrap()])
         .env("BOYONG_TEST_GREETING", &secret)
         .output()
         .unwrap();
@@ -463,21 +373,12 @@ fn exec_in_a_container_gets_its_env_off_the_command_line_and_rollback_runs_its_u
     assert!(text(&out.stderr).contains("written") || text(&out.stdout).contains("written"));
     let cat = docker(&["exec", &env.name, "cat", "/tmp/greeting"]);
     assert_eq!(text(&cat.stdout), secret);
-    let journal = std::fs::read_to_string(
-        std::fs::read_dir(env.dir.path().join("state/apps/webtest/runs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path()
-            .join("journal.jsonl"),
-    )
-    .unwrap();
+    let journal = std::fs::read_to_string(env.last_run("webtest").join("journal.jsonl")).unwrap();
     assert!(!journal.contains(&secret), "the secret is not journaled");
 
     // The undo runs with the step's env: its secret must be set again.
-    let rb = support::boyong(&env.dir.path().join("state"))
-        .args(["rollback", "webtest", "--yes"])
+    let rb = env
+        .command(&["rollback", "webtest", "--yes"])
         .env("BOYONG_TEST_GREETING", &secret)
         .output()
         .unwrap();
@@ -492,16 +393,14 @@ fn exec_in_a_container_past_its_timeout_is_stopped_there_with_what_it_started() 
     let Some(env) = Env::new("exectimeout") else {
         return;
     };
-    let p = env.dir.path().join("slow.yml");
     // One sleep in the background, one in the foreground: the command and its children.
-    std::fs::write(
-        &p,
+    let p = env.write(
+        "slow.yml",
         format!(
-            "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nsteps:\n  - id: wait\n    timeout: 2s\n    exec:\n      on: {{ container: {} }}\n      run: sleep 37.25 & sleep 37.5\n",
-            env.name
-        ),
-    )
-    .unwrap();
+        "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\nsteps:\n  - id: wait\n    timeout: 2s\n    exec:\n      on: {{ container: {} }}\n      run: sleep 37.25 & sleep 37.5\n",
+        env.name
+    ),
+    );
     let sleeps = || {
         let top = docker(&["top", &env.name]);
         assert!(top.status.success(), "{}", text(&top.stderr));
@@ -510,8 +409,8 @@ fn exec_in_a_container_past_its_timeout_is_stopped_there_with_what_it_started() 
             .filter(|l| l.contains("sleep 37."))
             .count()
     };
-    let mut child = support::boyong(&env.dir.path().join("state"))
-        .args(["run", p.to_str().unwrap()])
+    let mut child = env
+        .command(&["run", p.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -13,17 +13,13 @@
 
 mod support;
 
+use support::docker::web_image;
+use support::env::Env;
 use support::{free_port, serves as get, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-use support::docker::{Labelled, available, busybox, web_image};
-
-fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
-}
 
 /// Whether `openssl` and `socat` run; when not, a test skips with a message, or fails
 /// under CI.
@@ -105,6 +101,12 @@ impl Pki {
 
     fn key(&self, name: &str) -> PathBuf {
         self.dir.path().join(format!("{name}.key"))
+    }
+
+    /// `target:` for `tcp://127.0.0.1:port`, trusting the CA `ca`, with the certificate and
+    /// key of `client`.
+    fn target(&self, port: u16, ca: &str, client: &str) -> String {
+        Env::tcp(port, &self.pem(ca), &self.pem(client), &self.key(client))
     }
 
     fn openssl(&self, args: &[&str]) {
@@ -244,52 +246,24 @@ impl Drop for Terminator {
     }
 }
 
-struct Env {
-    dir: tempfile::TempDir,
-    label: Labelled,
-    pki: Pki,
-    name: String,
-    port: u16,
-}
-
-/// Every run this test made keeps to its plan (a change not in the plan fails the test).
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            support::assert_plan_fidelity_all(&self.dir.path().join("state"));
-        }
-    }
+/// The engine with busybox, and the test's certificates; `None` (the test skips) where a
+/// tool is missing.
+fn setup(test: &str) -> Option<(Env, Pki)> {
+    let env = Env::builder(test).busybox().plan_fidelity().build()?;
+    tools().then(|| (env, Pki::new()))
 }
 
 impl Env {
-    fn new(test: &str) -> Option<Self> {
-        if !available() || !tools() {
-            return None;
-        }
-        busybox();
-        let label = Labelled::new(test);
-        Some(Self {
-            dir: tempfile::tempdir().unwrap(),
-            name: format!("bt-{}", label.0),
-            label,
-            pki: Pki::new(),
-            port: free_port(),
-        })
-    }
-
     /// A playbook deploying `image` on the engine at `target` (the `target:` mapping's
     /// lines, indented by two).
     fn playbook(&self, image: &str, target: &str) -> PathBuf {
-        let p = self.dir.path().join("tls.yml");
-        std::fs::write(
-            &p,
+        self.write(
+            "tls.yml",
             format!(
                 "version: 1\napp: tlstest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\ntarget:\n{target}steps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {}\n      ports: [\"127.0.0.1:{}:8080\"]\n      health:\n        http: http://127.0.0.1:{}/\n        timeout: 10s\n        interval: 1s\n",
                 self.name, self.port, self.port
             ),
         )
-        .unwrap();
-        p
     }
 
     /// `target:` for `tcp://127.0.0.1:port` with these files.
@@ -302,60 +276,32 @@ impl Env {
         )
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        support::boyong(&self.dir.path().join("state"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// `boyong run` of the playbook, labelled.
-    fn run_playbook(&self, pb: &Path) -> Output {
-        self.run(&["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
-    }
-
-    /// Containers of this test, by name.
-    fn names(&self) -> Vec<String> {
-        let out = docker(&[
-            "ps",
-            "-a",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            &format!("label={}", self.label.arg()),
-        ]);
-        let mut n: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
-        n.sort();
-        n
-    }
-
     /// A failed run: exit 1, one message; nothing of this test on the engine.
     fn failed(&self, out: &Output) -> String {
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(self.names().is_empty(), "{:?}\n{err}", self.names());
+        assert!(
+            self.containers().is_empty(),
+            "{:?}\n{err}",
+            self.containers()
+        );
         err
     }
 }
 
 #[test]
 fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
-    let Some(env) = Env::new("tls-deploy") else {
+    let Some((env, pki)) = setup("tls-deploy") else {
         return;
     };
-    let socat = Terminator::start(&env.pki);
-    let image = web_image(&env.label, "web", "over-tls");
-    let target = Env::tcp(
-        socat.port,
-        &env.pki.pem("ca"),
-        &env.pki.pem("client"),
-        &env.pki.key("client"),
-    );
+    let socat = Terminator::start(&pki);
+    let image = web_image(env.label(), "web", "over-tls");
+    let target = pki.target(socat.port, "ca", "client");
     let pb = env.playbook(&image, &target);
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "over-tls");
-    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+    assert_eq!(env.containers(), std::slice::from_ref(&env.name));
 
     // Status asks the same engine over TLS (the playbook's certificates, found again).
     let st = env.run(&["status", "--json"]);
@@ -371,27 +317,26 @@ fn a_deploy_over_tcp_with_client_certificates_serves_and_rollback_removes_it() {
         "{row}"
     );
 
-    let rb = env.run(&["rollback", "tlstest", "--yes"]);
+    let rb = env.rollback("tlstest");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert!(env.names().is_empty(), "{:?}", env.names());
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+/// A deploy through the TLS terminator, trusting the CA `ca`, with the certificate of
+/// `client`: it fails and creates nothing. Its message, and the engine's endpoint.
+fn refused(test: &str, ca: &str, client: &str) -> Option<(String, String)> {
+    let (env, pki) = setup(test)?;
+    let socat = Terminator::start(&pki);
+    let image = web_image(env.label(), "web", "never");
+    let out = env.run_playbook(&env.playbook(&image, &pki.target(socat.port, ca, client)));
+    Some((env.failed(&out), format!("tcp://127.0.0.1:{}", socat.port)))
 }
 
 #[test]
 fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_is_created() {
-    let Some(env) = Env::new("tls-wrong-ca") else {
+    let Some((err, endpoint)) = refused("tls-wrong-ca", "other-ca", "client") else {
         return;
     };
-    let socat = Terminator::start(&env.pki);
-    let image = web_image(&env.label, "web", "never");
-    let target = Env::tcp(
-        socat.port,
-        &env.pki.pem("other-ca"),
-        &env.pki.pem("client"),
-        &env.pki.key("client"),
-    );
-    let out = env.run_playbook(&env.playbook(&image, &target));
-    let err = env.failed(&out);
-    let endpoint = format!("tcp://127.0.0.1:{}", socat.port);
     assert!(
         err.contains("TLS") && err.contains("certificate") && err.contains(&endpoint),
         "{err}"
@@ -401,20 +346,9 @@ fn an_engine_certificate_not_signed_by_the_playbooks_ca_is_refused_and_nothing_i
 
 #[test]
 fn a_client_certificate_the_engine_does_not_trust_is_refused_and_nothing_is_created() {
-    let Some(env) = Env::new("tls-bad-client") else {
+    let Some((err, endpoint)) = refused("tls-bad-client", "ca", "other-client") else {
         return;
     };
-    let socat = Terminator::start(&env.pki);
-    let image = web_image(&env.label, "web", "never");
-    let target = Env::tcp(
-        socat.port,
-        &env.pki.pem("ca"),
-        &env.pki.pem("other-client"),
-        &env.pki.key("other-client"),
-    );
-    let out = env.run_playbook(&env.playbook(&image, &target));
-    let err = env.failed(&out);
-    let endpoint = format!("tcp://127.0.0.1:{}", socat.port);
     assert!(
         err.contains("TLS") && err.contains("client certificate") && err.contains(&endpoint),
         "{err}"
@@ -423,17 +357,12 @@ fn a_client_certificate_the_engine_does_not_trust_is_refused_and_nothing_is_crea
 
 #[test]
 fn a_missing_client_key_is_named_and_its_content_never_shown() {
-    let Some(env) = Env::new("tls-no-key") else {
+    let Some((env, pki)) = setup("tls-no-key") else {
         return;
     };
-    let image = web_image(&env.label, "web", "never");
-    let missing = env.dir.path().join("nowhere.key");
-    let target = Env::tcp(
-        free_port(),
-        &env.pki.pem("ca"),
-        &env.pki.pem("client"),
-        &missing,
-    );
+    let image = web_image(env.label(), "web", "never");
+    let missing = env.path("nowhere.key");
+    let target = Env::tcp(free_port(), &pki.pem("ca"), &pki.pem("client"), &missing);
     let out = env.run_playbook(&env.playbook(&image, &target));
     let err = env.failed(&out);
     assert!(
@@ -442,14 +371,9 @@ fn a_missing_client_key_is_named_and_its_content_never_shown() {
     );
 
     // A key file that is not a key: named, its text not shown.
-    let bogus = env.dir.path().join("bogus.key");
+    let bogus = env.path("bogus.key");
     std::fs::write(&bogus, "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXRleHQ=\n").unwrap();
-    let target = Env::tcp(
-        free_port(),
-        &env.pki.pem("ca"),
-        &env.pki.pem("client"),
-        &bogus,
-    );
+    let target = Env::tcp(free_port(), &pki.pem("ca"), &pki.pem("client"), &bogus);
     let out = env.run_playbook(&env.playbook(&image, &target));
     let err = env.failed(&out);
     assert!(err.contains(&bogus.display().to_string()), "{err}");
@@ -458,10 +382,10 @@ fn a_missing_client_key_is_named_and_its_content_never_shown() {
 
 #[test]
 fn an_engine_that_does_not_answer_fails_clearly_and_nothing_is_created() {
-    let Some(env) = Env::new("tls-unreachable") else {
+    let Some((env, pki)) = setup("tls-unreachable") else {
         return;
     };
-    let image = web_image(&env.label, "web", "never");
+    let image = web_image(env.label(), "web", "never");
 
     let out =
         env.run_playbook(&env.playbook(&image, "  docker: unix:///nonexistent/docker.sock\n"));
@@ -474,12 +398,7 @@ fn an_engine_that_does_not_answer_fails_clearly_and_nothing_is_created() {
 
     // A tcp port where nothing listens.
     let port = free_port();
-    let target = Env::tcp(
-        port,
-        &env.pki.pem("ca"),
-        &env.pki.pem("client"),
-        &env.pki.key("client"),
-    );
+    let target = pki.target(port, "ca", "client");
     let out = env.run_playbook(&env.playbook(&image, &target));
     let err = env.failed(&out);
     assert!(

@@ -10,10 +10,12 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::env::Env;
+use support::text;
 use support::tmpfs::mounted;
 
 mod support;
@@ -24,44 +26,20 @@ const PLAYBOOK: &str = include_str!("../fixtures/engine/demo.yml");
 
 const START: &str = r#"{"resources": {"target:container:demo-web": "old-release"}, "delivered": [], "generation": 0}"#;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
 impl Env {
+    /// The demo playbook and its secrets, in the fake world's start.
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("demo.yml"), PLAYBOOK).unwrap();
-        std::fs::write(dir.path().join("world.json"), START).unwrap();
-        Self { dir }
+        Self::builder("engine-cli")
+            .file("demo.yml", PLAYBOOK)
+            .sim(START)
+            .var("DEMO_SSH_PASSWORD", "pw-3b7e")
+            .var("DEMO_TOKEN", TOKEN)
+            .build()
+            .unwrap()
     }
 
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn cmd(&self, args: &[&str], fault: Option<&str>) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
-        c.current_dir(self.dir.path())
-            .args(args)
-            .env("BOYONG_STATE", self.path("state"))
-            .env("BOYONG_SIM", self.path("world.json"))
-            .env("DEMO_SSH_PASSWORD", "pw-3b7e")
-            .env("DEMO_TOKEN", TOKEN)
-            .env_remove("BOYONG_SIM_FAULT")
-            .stdin(Stdio::null());
-        if let Some(f) = fault {
-            c.env("BOYONG_SIM_FAULT", f);
-        }
-        c
-    }
-
-    fn run(&self, args: &[&str], fault: Option<&str>) -> Output {
-        self.cmd(args, fault).output().unwrap()
-    }
-
-    fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
-        self.cmd(args, fault)
+    fn spawn(&self, args: &[&str], fault: &str) -> Child {
+        self.faulted(args, fault)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -77,7 +55,7 @@ impl Env {
     }
 
     fn status(&self) -> Value {
-        let out = self.run(&["status", "--json"], None);
+        let out = self.run(&["status", "--json"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
     }
@@ -136,10 +114,6 @@ impl Env {
     }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn start_resources() -> Value {
     serde_json::from_str::<Value>(START).unwrap()["resources"].clone()
 }
@@ -156,7 +130,7 @@ fn signal(child: &Child, sig: &str) {
 #[test]
 fn run_status_rollback_and_a_second_rollback_that_does_nothing() {
     let env = Env::new();
-    let out = env.run(&["run", "demo.yml"], None);
+    let out = env.run(&["run", "demo.yml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         env.resources()["target:container:demo-web"]
@@ -172,37 +146,37 @@ fn run_status_rollback_and_a_second_rollback_that_does_nothing() {
 
     // --plan only shows; without --yes and without a terminal, nothing happens.
     let before = env.resources();
-    let plan = env.run(&["rollback", "demo", "--plan"], None);
+    let plan = env.run(&["rollback", "demo", "--plan"]);
     assert_eq!(plan.status.code(), Some(0));
     assert!(
         text(&plan.stdout).contains("6 change(s) to undo"),
         "{}",
         text(&plan.stdout)
     );
-    let refused = env.run(&["rollback", "demo"], None);
+    let refused = env.run(&["rollback", "demo"]);
     assert_eq!(refused.status.code(), Some(2));
     assert!(text(&refused.stderr).contains("--yes"));
     assert_eq!(env.resources(), before);
 
-    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    let rb = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert_eq!(env.resources(), start_resources());
     assert_eq!(env.status()["result"], "rolled-back");
-    let again = env.run(&["rollback", "demo", "--yes"], None);
+    let again = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(again.status.code(), Some(0));
     assert!(
         text(&again.stdout).contains("nothing to roll back"),
         "{}",
         text(&again.stdout)
     );
-    let v = env.run(&["journal", "verify", "demo"], None);
+    let v = env.run(&["journal", "verify", "demo"]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v.stderr));
 }
 
 #[test]
 fn a_failed_step_is_rolled_back_automatically() {
     let env = Env::new();
-    let out = env.run(&["run", "demo.yml"], Some("web:1:after-change:fail"));
+    let out = env.run_faulted(&["run", "demo.yml"], "web:1:after-change:fail");
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("FAILED at step `web`"), "{err}");
@@ -219,9 +193,9 @@ fn a_failed_step_is_rolled_back_automatically() {
 #[test]
 fn a_failure_left_for_inspection_then_resume_finishes_it() {
     let env = Env::new();
-    let out = env.run(
+    let out = env.run_faulted(
         &["run", "demo.yml", "--no-auto-rollback"],
-        Some("image:0:after-change:fail"),
+        "image:0:after-change:fail",
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -238,7 +212,7 @@ fn a_failure_left_for_inspection_then_resume_finishes_it() {
             .any(|k| k.contains("image"))
     );
 
-    let out = env.run(&["run", "demo.yml", "--resume", "--json"], None);
+    let out = env.run(&["run", "demo.yml", "--resume", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let events: Vec<Value> = text(&out.stdout)
         .lines()
@@ -260,7 +234,7 @@ fn a_failure_left_for_inspection_then_resume_finishes_it() {
         .filter(|k| k.contains(":image:"))
         .count();
     assert_eq!(images, 1);
-    let again = env.run(&["run", "demo.yml", "--resume"], None);
+    let again = env.run(&["run", "demo.yml", "--resume"]);
     assert_eq!(again.status.code(), Some(2));
     assert!(text(&again.stderr).contains("nothing to resume"));
 }
@@ -268,7 +242,7 @@ fn a_failure_left_for_inspection_then_resume_finishes_it() {
 #[test]
 fn sigkill_mid_step_then_rollback_restores_the_start() {
     let env = Env::new();
-    let mut child = env.spawn(&["run", "demo.yml"], Some("image:0:after-change:wait"));
+    let mut child = env.spawn(&["run", "demo.yml"], "image:0:after-change:wait");
     env.wait_for_change("image", ":image:");
     signal(&child, "-KILL");
     let _ = child.wait().unwrap();
@@ -278,9 +252,9 @@ fn sigkill_mid_step_then_rollback_restores_the_start() {
         st["held_by"].is_null(),
         "the kernel released the dead run's lock"
     );
-    let v = env.run(&["journal", "verify", "demo"], None);
+    let v = env.run(&["journal", "verify", "demo"]);
     assert_eq!(v.status.code(), Some(0), "{}", text(&v.stdout));
-    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    let rb = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     let err = text(&rb.stderr);
     assert!(
@@ -293,11 +267,11 @@ fn sigkill_mid_step_then_rollback_restores_the_start() {
 #[test]
 fn sigkill_mid_step_then_resume_finishes() {
     let env = Env::new();
-    let mut child = env.spawn(&["run", "demo.yml"], Some("web:1:after-intent:wait"));
+    let mut child = env.spawn(&["run", "demo.yml"], "web:1:after-intent:wait");
     env.wait_for_change("web", "demo-net");
     signal(&child, "-KILL");
     let _ = child.wait().unwrap();
-    let out = env.run(&["run", "demo.yml", "--resume"], None);
+    let out = env.run(&["run", "demo.yml", "--resume"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let r = env.resources();
     let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
@@ -313,7 +287,7 @@ fn sigkill_mid_step_then_resume_finishes() {
 #[test]
 fn ctrl_c_stops_the_step_and_says_how_to_recover() {
     let env = Env::new();
-    let child = env.spawn(&["run", "demo.yml"], Some("maint:0:after-change:wait"));
+    let child = env.spawn(&["run", "demo.yml"], "maint:0:after-change:wait");
     env.wait_for_change("maint", "command");
     signal(&child, "-INT");
     let out = child.wait_with_output().unwrap();
@@ -322,7 +296,7 @@ fn ctrl_c_stops_the_step_and_says_how_to_recover() {
     assert!(err.contains("interrupted during step `maint`"), "{err}");
     assert!(err.contains("boyong rollback demo"), "{err}");
     assert_eq!(env.status()["result"], "interrupted");
-    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    let rb = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert_eq!(env.resources(), start_resources());
 }
@@ -330,9 +304,9 @@ fn ctrl_c_stops_the_step_and_says_how_to_recover() {
 #[test]
 fn a_second_run_of_the_same_app_is_refused_naming_the_holder() {
     let env = Env::new();
-    let mut first = env.spawn(&["run", "demo.yml"], Some("code:0:after-intent:wait"));
+    let mut first = env.spawn(&["run", "demo.yml"], "code:0:after-intent:wait");
     env.wait_for_intent("code");
-    let second = env.run(&["run", "demo.yml"], None);
+    let second = env.run(&["run", "demo.yml"]);
     assert_eq!(second.status.code(), Some(1));
     let err = text(&second.stderr);
     assert!(err.contains("is locked by"), "{err}");
@@ -342,7 +316,7 @@ fn a_second_run_of_the_same_app_is_refused_naming_the_holder() {
     );
     let st = env.status();
     assert_eq!(st["result"], "in-progress");
-    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    let rb = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(rb.status.code(), Some(1), "rollback waits its turn too");
     signal(&first, "-KILL");
     let _ = first.wait().unwrap();
@@ -351,15 +325,15 @@ fn a_second_run_of_the_same_app_is_refused_naming_the_holder() {
 #[test]
 fn a_rollback_that_fails_part_way_exits_3_and_lists_what_is_left() {
     let env = Env::new();
-    assert_eq!(env.run(&["run", "demo.yml"], None).status.code(), Some(0));
-    let rb = env.run(&["rollback", "demo", "--yes"], Some("maint:0:undo:fail"));
+    assert_eq!(env.run(&["run", "demo.yml"]).status.code(), Some(0));
+    let rb = env.run_faulted(&["rollback", "demo", "--yes"], "maint:0:undo:fail");
     assert_eq!(rb.status.code(), Some(3));
     let err = text(&rb.stderr);
     assert!(err.contains("rollback INCOMPLETE"), "{err}");
     assert!(err.contains("touch /srv/app/.maintenance"), "{err}");
     assert!(err.contains("artifacts/code/"), "{err}");
     assert_eq!(env.status()["result"], "rollback-incomplete");
-    let rb = env.run(&["rollback", "demo", "--yes"], None);
+    let rb = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert_eq!(env.resources(), start_resources());
 }
@@ -367,9 +341,9 @@ fn a_rollback_that_fails_part_way_exits_3_and_lists_what_is_left() {
 #[test]
 fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
     let env = Env::new();
-    let out = env.run(
+    let out = env.run_faulted(
         &["run", "demo.yml", "--no-auto-rollback"],
-        Some("web:0:after-done:fail"),
+        "web:0:after-done:fail",
     );
     assert_eq!(out.status.code(), Some(1));
     std::fs::write(
@@ -378,7 +352,7 @@ fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
     )
     .unwrap();
     let before = env.resources();
-    let out = env.run(&["run", "demo.yml", "--resume"], None);
+    let out = env.run(&["run", "demo.yml", "--resume"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("playbook changed"), "{err}");
@@ -390,8 +364,8 @@ fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
 #[test]
 fn no_secret_value_anywhere_in_the_state_directory() {
     let env = Env::new();
-    assert_eq!(env.run(&["run", "demo.yml"], None).status.code(), Some(0));
-    let failed = env.run(&["run", "demo.yml"], Some("web:2:after-change:fail"));
+    assert_eq!(env.run(&["run", "demo.yml"]).status.code(), Some(0));
+    let failed = env.run_faulted(&["run", "demo.yml"], "web:2:after-change:fail");
     assert_eq!(failed.status.code(), Some(1));
     assert!(!text(&failed.stderr).contains(TOKEN));
     assert!(text(&failed.stderr).contains("TOKEN=***"));
@@ -446,7 +420,7 @@ fn a_full_disk_stops_the_run_cleanly_and_rollback_works_once_space_is_freed() {
         f.set_len(len.saturating_sub(free_kib * 1024)).unwrap();
         drop(f);
 
-        let out = env.run(&["run", "demo.yml"], None);
+        let out = env.run(&["run", "demo.yml"]);
         let err = text(&out.stderr);
         assert!(!err.contains("panicked"), "{free_kib} KiB: {err}");
         std::fs::remove_file(&filler).unwrap();
@@ -476,7 +450,7 @@ fn a_full_disk_stops_the_run_cleanly_and_rollback_works_once_space_is_freed() {
             );
             continue;
         }
-        let v = env.run(&["journal", "verify", "demo"], None);
+        let v = env.run(&["journal", "verify", "demo"]);
         assert_eq!(
             v.status.code(),
             Some(0),
@@ -489,7 +463,7 @@ fn a_full_disk_stops_the_run_cleanly_and_rollback_works_once_space_is_freed() {
         {
             stopped_mid_run += 1;
         }
-        let rb = env.run(&["rollback", "demo", "--yes"], None);
+        let rb = env.run(&["rollback", "demo", "--yes"]);
         assert_eq!(
             rb.status.code(),
             Some(0),
@@ -504,8 +478,8 @@ fn a_full_disk_stops_the_run_cleanly_and_rollback_works_once_space_is_freed() {
 #[test]
 fn a_rollback_killed_half_way_blocks_resume_and_a_second_rollback_finishes_it() {
     let env = Env::new();
-    assert_eq!(env.run(&["run", "demo.yml"], None).status.code(), Some(0));
-    let mut rb = env.spawn(&["rollback", "demo", "--yes"], Some("maint:0:undo:wait"));
+    assert_eq!(env.run(&["run", "demo.yml"]).status.code(), Some(0));
+    let mut rb = env.spawn(&["rollback", "demo", "--yes"], "maint:0:undo:wait");
     let t0 = Instant::now();
     while !std::fs::read_to_string(env.journal())
         .unwrap_or_default()
@@ -520,14 +494,14 @@ fn a_rollback_killed_half_way_blocks_resume_and_a_second_rollback_finishes_it() 
     }
     signal(&rb, "-KILL");
     let _ = rb.wait().unwrap();
-    let resume = env.run(&["run", "demo.yml", "--resume"], None);
+    let resume = env.run(&["run", "demo.yml", "--resume"]);
     assert_eq!(resume.status.code(), Some(2));
     assert!(
         text(&resume.stderr).contains("did not finish"),
         "{}",
         text(&resume.stderr)
     );
-    let again = env.run(&["rollback", "demo", "--yes"], None);
+    let again = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     assert_eq!(env.resources(), start_resources());
 }

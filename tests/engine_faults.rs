@@ -17,8 +17,12 @@ use boyong::engine::fake::{Action, FakeWorld, Fault, Point};
 use boyong::engine::history::ChangeState;
 use boyong::engine::journal::{self};
 use boyong::engine::{Event, History, RunOutcome, RunResult};
+use engine_harness::every_point::{
+    Then, after_a_fault_at_every_point, every_failure_is_rolled_back_automatically, started,
+    summary,
+};
 use engine_harness::{
-    TOKEN, cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, run,
+    TOKEN, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, run,
     run_interrupted, shape, start,
 };
 
@@ -47,15 +51,7 @@ fn a_clean_run_changes_what_the_plan_lists_and_rollback_undoes_it() {
         .steps
         .iter()
         .flat_map(|s| &s.changes)
-        .map(|c| {
-            format!(
-                "{} {} {} ({})",
-                c.op.mark(),
-                c.resource.word(),
-                c.name,
-                serde_json::to_value(c.place).unwrap().as_str().unwrap()
-            )
-        })
+        .map(summary)
         .collect();
     assert_eq!(journaled, planned);
     assert_eq!(h.result, Some(RunResult::Succeeded));
@@ -73,82 +69,23 @@ fn a_clean_run_changes_what_the_plan_lists_and_rollback_undoes_it() {
 
 #[test]
 fn a_failure_at_every_point_is_rolled_back_automatically() {
-    let f = fixture(PLAYBOOK);
-    for (fault, case) in cases(&f.plan, &[Action::Fail]) {
-        let step = fault.step.clone();
-        let world = FakeWorld::with_state(start());
-        world.inject(fault);
-        let j = new_journal(&f);
-        let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
-        let RunOutcome::Failed {
-            step: failed,
-            rollback: Some(r),
-            ..
-        } = out
-        else {
-            panic!("{case}: expected a failure rolled back, got {out:?}");
-        };
-        assert_eq!(failed, step);
-        assert!(r.is_complete(), "{case}: {r:?}");
-        assert_eq!(world.snapshot().resources, start().resources, "{case}");
-        let h = History::from_journal(&journal::read(&j).unwrap());
-        assert_eq!(h.result, Some(RunResult::RolledBack));
-        assert!(h.pending().is_empty());
-    }
+    every_failure_is_rolled_back_automatically(PLAYBOOK);
 }
 
 #[test]
 fn after_a_failure_or_a_crash_at_every_point_rollback_restores_the_start() {
-    let f = fixture(PLAYBOOK);
-    for (fault, case) in cases(&f.plan, &[Action::Fail, Action::Panic]) {
-        let action = fault.action;
-        let world = FakeWorld::with_state(start());
-        world.inject(fault);
-        let j = new_journal(&f);
-        let out = run(&f, &world, &j, false, manual(), &mut Vec::new());
-        match action {
-            Action::Panic => assert!(out.is_err(), "{case}: expected a crash"),
-            _ => assert!(
-                matches!(out, Ok(RunOutcome::Failed { rollback: None, .. })),
-                "{case}: {out:?}"
-            ),
-        }
-        // The journal a crash leaves still verifies.
-        assert!(journal::verify(&j).unwrap().is_intact(), "{case}");
-        let report = rollback(&f, &world, &j);
-        assert!(report.is_complete(), "{case}: {report:?}");
-        assert_eq!(world.snapshot().resources, start().resources, "{case}");
-        assert!(
-            rollback(&f, &world, &j).undone.is_empty(),
-            "{case}: second rollback"
-        );
-    }
+    after_a_fault_at_every_point(PLAYBOOK, &[Then::Rollback]);
 }
 
 #[test]
 fn after_a_failure_or_a_crash_at_every_point_resume_finishes_the_run() {
-    let clean = clean_run_shape(PLAYBOOK);
-    let f = fixture(PLAYBOOK);
-    for (fault, case) in cases(&f.plan, &[Action::Fail, Action::Panic]) {
-        let step = fault.step.clone();
-        let world = FakeWorld::with_state(start());
-        world.inject(fault);
-        let j = new_journal(&f);
-        let _ = run(&f, &world, &j, false, manual(), &mut Vec::new());
-        let mut events = Vec::new();
-        let out = run(&f, &world, &j, true, manual(), &mut events).unwrap();
-        assert_eq!(out, RunOutcome::Succeeded, "{case}");
-        assert_eq!(shape(&world.snapshot()), clean, "{case}");
-        // Steps before the failing one were not run again.
-        let first_started = events.iter().find_map(|e| match e {
-            Event::StepStarted { step, .. } => Some(step.clone()),
-            _ => None,
-        });
-        assert_eq!(first_started.as_deref(), Some(step.as_str()), "{case}");
-        // And the resumed run rolls back to the start in one go.
-        assert!(rollback(&f, &world, &j).is_complete(), "{case}");
-        assert_eq!(world.snapshot().resources, start().resources, "{case}");
-    }
+    // Steps before the faulted one are not run again, after a failure or a crash.
+    after_a_fault_at_every_point(
+        PLAYBOOK,
+        &[Then::Resume {
+            starts_at_the_fault: &[Action::Fail, Action::Panic],
+        }],
+    );
 }
 
 #[test]
@@ -264,14 +201,7 @@ fn resume_runs_again_a_done_step_whose_results_are_gone() {
         run(&f, &world, &j, true, manual(), &mut events).unwrap(),
         RunOutcome::Succeeded
     );
-    let started: Vec<String> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::StepStarted { step, .. } => Some(step.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started, ["image", "web"]);
+    assert_eq!(started(&events), ["image", "web"]);
     assert_eq!(shape(&world.snapshot()), clean_run_shape(PLAYBOOK));
 }
 
@@ -317,14 +247,7 @@ fn resume_redoes_every_step_after_one_whose_results_are_gone_undoing_them_newest
         run(&f, &world, &j, true, manual(), &mut events).unwrap(),
         RunOutcome::Succeeded
     );
-    let started: Vec<String> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::StepStarted { step, .. } => Some(step.clone()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(started, ["code", "maint", "image", "web"]);
+    assert_eq!(started(&events), ["code", "maint", "image", "web"]);
     // The later steps' earlier changes were undone before the redo, newest first.
     let undone: Vec<String> = events
         .iter()

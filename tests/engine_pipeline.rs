@@ -17,10 +17,13 @@ use std::time::Duration;
 
 use boyong::engine::fake::{Action, FakeWorld, Point};
 use boyong::engine::journal::{self, Record};
-use boyong::engine::{Event, History, RunOutcome, RunResult};
+use boyong::engine::{Event, History, RunOutcome};
+use engine_harness::every_point::{
+    Then, after_a_fault_at_every_point, every_failure_is_rolled_back_automatically, summary,
+};
 use engine_harness::{
-    cases, clean_run_shape, faulted, fixture, manual, new_journal, quick, rollback, run,
-    run_interrupted, shape, start,
+    clean_run_shape, faulted, fixture, new_journal, quick, rollback, run, run_interrupted, shape,
+    start,
 };
 
 const PAIR: &str = "version: 1
@@ -101,19 +104,7 @@ fn the_restore_starts_while_the_dump_writes_and_every_change_is_journaled_as_pla
             .filter(|c| c.item.step == step.id)
             .map(|c| c.item.summary())
             .collect();
-        let planned: Vec<String> = step
-            .changes
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {} {} ({})",
-                    c.op.mark(),
-                    c.resource.word(),
-                    c.name,
-                    serde_json::to_value(c.place).unwrap().as_str().unwrap()
-                )
-            })
-            .collect();
+        let planned: Vec<String> = step.changes.iter().map(summary).collect();
         assert_eq!(journaled, planned, "{}", step.id);
     }
     assert!(journal::verify(&j).unwrap().is_clean());
@@ -124,73 +115,22 @@ fn the_restore_starts_while_the_dump_writes_and_every_change_is_journaled_as_pla
 
 #[test]
 fn a_failure_at_every_point_of_the_pair_is_rolled_back_automatically() {
-    let f = fixture(PAIR);
-    for (fault, case) in cases(&f.plan, &[Action::Fail]) {
-        let step = fault.step.clone();
-        let world = FakeWorld::with_state(start());
-        world.inject(fault);
-        let j = new_journal(&f);
-        let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
-        let RunOutcome::Failed {
-            step: failed,
-            rollback: Some(r),
-            ..
-        } = out
-        else {
-            panic!("{case}: expected a failure rolled back, got {out:?}");
-        };
-        assert_eq!(failed, step, "{case}");
-        assert!(r.is_complete(), "{case}: {r:?}");
-        assert_eq!(world.snapshot().resources, start().resources, "{case}");
-        let h = History::from_journal(&journal::read(&j).unwrap());
-        assert_eq!(h.result, Some(RunResult::RolledBack), "{case}");
-        assert!(h.pending().is_empty(), "{case}");
-    }
+    every_failure_is_rolled_back_automatically(PAIR);
 }
 
 #[test]
 fn after_a_failure_or_a_crash_at_every_point_of_the_pair_rollback_and_resume_work() {
-    let clean = clean_run_shape(PAIR);
-    let f = fixture(PAIR);
-    for (fault, case) in cases(&f.plan, &[Action::Fail, Action::Panic]) {
-        for resume in [false, true] {
-            let action = fault.action;
-            let world = FakeWorld::with_state(start());
-            world.inject(fault.clone());
-            let j = new_journal(&f);
-            let out = run(&f, &world, &j, false, manual(), &mut Vec::new());
-            match action {
-                Action::Panic => assert!(out.is_err(), "{case}: expected a crash"),
-                _ => assert!(
-                    matches!(out, Ok(RunOutcome::Failed { rollback: None, .. })),
-                    "{case}: {out:?}"
-                ),
-            }
-            assert!(journal::verify(&j).unwrap().is_intact(), "{case}");
-            if resume {
-                let mut events = Vec::new();
-                let out = run(&f, &world, &j, true, manual(), &mut events).unwrap();
-                assert_eq!(out, RunOutcome::Succeeded, "{case}");
-                assert_eq!(shape(&world.snapshot()), clean, "{case}");
-                if action == Action::Fail {
-                    // The dump's outcome is journaled before the restore's: a restore
-                    // that failed finds the dump done and skipped.
-                    let first = events.iter().find_map(|e| match e {
-                        Event::StepStarted { step, .. } => Some(step.clone()),
-                        _ => None,
-                    });
-                    assert_eq!(first.as_deref(), Some(fault.step.as_str()), "{case}");
-                }
-            }
-            let report = rollback(&f, &world, &j);
-            assert!(report.is_complete(), "{case}: {report:?}");
-            assert_eq!(world.snapshot().resources, start().resources, "{case}");
-            assert!(
-                rollback(&f, &world, &j).undone.is_empty(),
-                "{case}: second rollback"
-            );
-        }
-    }
+    // The dump's outcome is journaled before the restore's: a restore that failed finds
+    // the dump done and skipped.
+    after_a_fault_at_every_point(
+        PAIR,
+        &[
+            Then::Rollback,
+            Then::Resume {
+                starts_at_the_fault: &[Action::Fail],
+            },
+        ],
+    );
 }
 
 #[test]

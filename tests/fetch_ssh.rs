@@ -13,13 +13,14 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use boyong::artifact::Node;
 use boyong::artifact::manifest;
-use support::sshd::{Sshd, available};
+use support::env::Env;
+use support::text;
 
 const TOKEN: &str = "tok-4d1f7e0c9b-only-on-stdin";
 
@@ -71,46 +72,31 @@ fn vendor_tree(root: &Path, full: bool) {
     assert!(ok);
 }
 
-struct Env {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    src: PathBuf,
-}
-
-/// Every run this test made keeps to its plan (a change not in the plan fails the test).
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            support::assert_plan_fidelity_all(&self.path("state"));
-        }
-    }
-}
-
 impl Env {
     fn new() -> Option<Self> {
         Self::with_tree(false)
     }
 
+    /// A vendor sshd with the tree (see [`vendor_tree`]) in `vendor/www`; every run keeps to
+    /// its plan. The token is in the runs' environment.
     fn with_tree(full: bool) -> Option<Self> {
-        if !available() {
-            return None;
-        }
-        let sshd = Sshd::start("");
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("vendor/www");
-        vendor_tree(&src, full);
-        Some(Self { sshd, dir, src })
+        Self::with(Self::builder("fetch").sshd(), full)
     }
 
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
+    fn with(builder: support::env::Builder, full: bool) -> Option<Self> {
+        let env = builder.plan_fidelity().var("WISATA_TOKEN", TOKEN).build()?;
+        vendor_tree(&env.src(), full);
+        Some(env)
+    }
+
+    fn src(&self) -> PathBuf {
+        self.path("vendor/www")
     }
 
     /// Writes the playbook, with the vendor at `port`.
     fn playbook(&self, port: u16, extra_fetch: &str) -> PathBuf {
-        let p = self.path("app.yml");
-        std::fs::write(
-            &p,
+        self.write(
+            "app.yml",
             format!(
                 r#"version: 1
 app: wisata
@@ -134,45 +120,22 @@ steps:
       undo: rm -f {{{{ vars.marker }}}}
       env: {{ TOKEN: "{{{{ vars.token }}}}" }}
 "#,
-                user = self.sshd.user,
-                key = self.sshd.client_key.display(),
-                kh = self.sshd.known_hosts.display(),
+                user = self.sshd().user,
+                key = self.sshd().client_key.display(),
+                kh = self.sshd().known_hosts.display(),
                 marker = self.path("maintenance.marker").display(),
-                src = self.src.display(),
+                src = self.src().display(),
             ),
         )
-        .unwrap();
-        p
-    }
-
-    fn boyong(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("BOYONG_STATE", self.path("state"))
-            .env("WISATA_TOKEN", TOKEN)
-            .env_remove("BOYONG_SIM")
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.boyong(args).output().unwrap()
     }
 
     fn run_dir(&self) -> PathBuf {
-        let runs = self.path("state/apps/wisata/runs");
-        let mut all: Vec<PathBuf> = std::fs::read_dir(runs)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        all.sort();
-        all.pop().unwrap()
+        self.last_run("wisata")
     }
 
     /// The source as the artifact must be: setuid dropped, `cache/` excluded.
     fn expected(&self) -> manifest::Tree {
-        let mut t = manifest::scan(&self.src).unwrap();
+        let mut t = manifest::scan(&self.src()).unwrap();
         t.retain(|k, _| !k.starts_with(b"cache"));
         if let Some(Node::File { mode, .. }) = t.get_mut(b"bin/suid".as_slice()) {
             *mode = 0o755;
@@ -189,10 +152,6 @@ fn no_partial(artifacts: &Path) -> bool {
     })
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     boyong::digest::hex(&sha2::Sha256::digest(b))
@@ -203,9 +162,9 @@ fn run_pulls_the_tree_exactly_runs_exec_with_secrets_off_the_command_line_and_ro
     let Some(env) = Env::with_tree(true) else {
         return;
     };
-    let pb = env.playbook(env.sshd.port, "");
+    let pb = env.playbook(env.sshd().port, "");
     let mut child = env
-        .boyong(&["run", pb.to_str().unwrap()])
+        .command(&["run", pb.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -278,8 +237,8 @@ fn run_pulls_the_tree_exactly_runs_exec_with_secrets_off_the_command_line_and_ro
 #[test]
 fn an_unknown_host_key_refuses_the_run_and_accept_new_records_it_in_the_journal() {
     let Some(env) = Env::new() else { return };
-    std::fs::write(&env.sshd.known_hosts, "").unwrap();
-    let pb = env.playbook(env.sshd.port, "");
+    std::fs::write(&env.sshd().known_hosts, "").unwrap();
+    let pb = env.playbook(env.sshd().port, "");
     let out = env.run(&["run", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -288,7 +247,7 @@ fn an_unknown_host_key_refuses_the_run_and_accept_new_records_it_in_the_journal(
         "{err}"
     );
     assert!(
-        err.contains(&env.sshd.host_key_pub),
+        err.contains(&env.sshd().host_key_pub),
         "the line to add is shown: {err}"
     );
     assert!(!env.run_dir().join("artifacts/code").exists());
@@ -298,9 +257,9 @@ fn an_unknown_host_key_refuses_the_run_and_accept_new_records_it_in_the_journal(
     let journal = std::fs::read_to_string(env.run_dir().join("journal.jsonl")).unwrap();
     assert!(journal.contains("host-key-accepted"), "{journal}");
     assert!(
-        std::fs::read_to_string(&env.sshd.known_hosts)
+        std::fs::read_to_string(&env.sshd().known_hosts)
             .unwrap()
-            .contains(&env.sshd.host_key_pub)
+            .contains(&env.sshd().host_key_pub)
     );
 }
 
@@ -308,7 +267,7 @@ fn an_unknown_host_key_refuses_the_run_and_accept_new_records_it_in_the_journal(
 fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
     let Some(env) = Env::new() else { return };
     let sums = env.path("vendor/SHA256SUMS");
-    let good = sha256_hex(&std::fs::read(env.src.join("index.php")).unwrap());
+    let good = sha256_hex(&std::fs::read(env.src().join("index.php")).unwrap());
     std::fs::write(
         &sums,
         format!(
@@ -318,7 +277,7 @@ fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
     )
     .unwrap();
     let pb = env.playbook(
-        env.sshd.port,
+        env.sshd().port,
         &format!("\n      sha256sums: {}", sums.display()),
     );
     let out = env.run(&["run", pb.to_str().unwrap()]);
@@ -337,7 +296,7 @@ fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
 
     let text_pb = std::fs::read_to_string(&pb)
         .unwrap()
-        .replace(env.src.to_str().unwrap(), "/nonexistent/www");
+        .replace(env.src().to_str().unwrap(), "/nonexistent/www");
     std::fs::write(&pb, text_pb).unwrap();
     let out = env.run(&["run", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
@@ -351,13 +310,8 @@ fn a_missing_path_and_a_vendor_checksum_mismatch_fail_the_step_by_name() {
 #[test]
 fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pull() {
     let Some(env) = Env::new() else { return };
-    let (port, cut) = support::sshd::cutting_proxy(env.sshd.port, 5_000_000);
-    let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
-    std::fs::write(
-        &env.sshd.known_hosts,
-        format!("{kh}[127.0.0.1]:{port} {}\n", env.sshd.host_key_pub),
-    )
-    .unwrap();
+    let (port, cut) = support::sshd::cutting_proxy(env.sshd().port, 5_000_000);
+    env.sshd().known_at(port);
     let pb = env.playbook(port, "");
     let out = env.run(&["run", pb.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -380,21 +334,18 @@ fn a_connection_dropped_mid_transfer_is_retried_and_the_result_equals_a_clean_pu
 
 #[test]
 fn a_file_the_ssh_user_cannot_read_fails_the_step_naming_it() {
-    if !available() {
-        return;
-    }
     // The vendor's login runs without capabilities, so even root is held to file modes.
-    let sshd = Sshd::start(
-        "ForceCommand /usr/bin/setpriv --bounding-set=-all /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("vendor/www");
-    vendor_tree(&src, false);
-    let locked = src.join("app/config/secret.key");
-    std::fs::write(&locked, b"k").unwrap();
+    let Some(env) = Env::with(
+        Env::builder("fetch").sshd_config(
+            "ForceCommand /usr/bin/setpriv --bounding-set=-all /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+        ),
+        false,
+    ) else {
+        return;
+    };
+    let locked = env.write("vendor/www/app/config/secret.key", b"k");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    let env = Env { sshd, dir, src };
-    let pb = env.playbook(env.sshd.port, "");
+    let pb = env.playbook(env.sshd().port, "");
     let out = env.run(&["run", pb.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -417,7 +368,7 @@ fn a_full_disk_on_our_side_fails_clearly_and_leaves_no_partial_artifact() {
     let Some(_unmount) = support::tmpfs::mounted(&state, 8 << 20) else {
         return;
     };
-    let pb = env.playbook(env.sshd.port, "");
+    let pb = env.playbook(env.sshd().port, "");
     let out = env.run(&["run", pb.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -436,12 +387,12 @@ fn a_full_disk_on_our_side_fails_clearly_and_leaves_no_partial_artifact() {
 #[test]
 fn fetching_one_file_gives_a_tree_of_that_file() {
     let Some(env) = Env::new() else { return };
-    let pb = env.playbook(env.sshd.port, "");
-    let one = env.src.join("app/ünïcödé ꦧꦺꦴꦪꦺꦴꦁ.txt");
+    let pb = env.playbook(env.sshd().port, "");
+    let one = env.src().join("app/ünïcödé ꦧꦺꦴꦪꦺꦴꦁ.txt");
     let text_pb = std::fs::read_to_string(&pb)
         .unwrap()
         .replace(
-            &format!("path: {}\n", env.src.display()),
+            &format!("path: {}\n", env.src().display()),
             &format!("path: \"{}\"\n", one.display()),
         )
         .replace("      exclude: [\"cache/\"]\n", "");
@@ -465,7 +416,7 @@ fn a_step_past_its_timeout_ends_the_command_on_the_vendor_host_too() {
         &pb,
         format!(
             "version: 1\napp: slow\n{}steps:\n  - id: wait\n    timeout: 1s\n    exec:\n      run: \"sleep 37.25 & trap '' TERM; sleep 37.5\"\n",
-            env.sshd.vendor_yaml(),
+            env.sshd().vendor_yaml(),
         ),
     )
     .unwrap();
@@ -498,17 +449,17 @@ fn a_step_past_its_timeout_ends_the_command_on_the_vendor_host_too() {
 #[test]
 fn a_relative_state_directory_is_rolled_back_from_anywhere() {
     let Some(env) = Env::new() else { return };
-    let pb = env.playbook(env.sshd.port, "");
+    let pb = env.playbook(env.sshd().port, "");
     // `--state state`, relative to where the run starts; the rollback starts elsewhere
     // with the same directory named absolutely.
     let out = env
-        .boyong(&["run", pb.to_str().unwrap(), "--state", "state"])
+        .command(&["run", pb.to_str().unwrap(), "--state", "state"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(env.run_dir().join("artifacts/code").is_dir());
     let rb = env
-        .boyong(&["rollback", "wisata", "--yes"])
+        .command(&["rollback", "wisata", "--yes"])
         .current_dir("/")
         .output()
         .unwrap();

@@ -13,68 +13,43 @@
 
 mod support;
 
+use support::env::Env;
+use support::site;
 use support::{free_port, serves, text};
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::Value;
-use support::docker::{Labelled, available as docker_available, busybox};
-use support::sshd::{Sshd, available as sshd_available};
+use support::docker::docker;
 
-/// A static site fetched from `sshd`, built on busybox, deployed on `port`, health
-/// checked at `health`.
-fn playbook(sshd: &Sshd, dir: &Path, app: &str, name: &str, port: u16, health: &str) -> PathBuf {
-    let src = dir.join(format!("vendor/{app}"));
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("index.html"), format!("{app}\n")).unwrap();
-    let p = dir.join(format!("pb/{app}.yml"));
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(
-        &p,
-        format!(
-            "version: 1\napp: {app}\n{vendor}\
+impl Env {
+    /// A static site fetched from the vendor, built on busybox, deployed on `port`, health
+    /// checked at `health`.
+    fn playbook(&self, app: &str, name: &str, port: u16, health: &str) -> PathBuf {
+        self.write(&format!("vendor/{app}/index.html"), format!("{app}\n"));
+        self.write(
+            &format!("pb/{app}.yml"),
+            format!(
+                "version: 1\napp: {app}\n{vendor}\
              steps:\n  - id: code\n    fetch: {{ path: {src} }}\n\
-             \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
-             \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{health}\n        timeout: 5s\n        interval: 200ms\n",
-            vendor = sshd.vendor_yaml(),
-            src = src.display(),
-        ),
-    )
-    .unwrap();
-    p
-}
+             {image}{web}",
+                vendor = self.sshd().vendor_yaml(),
+                src = self.path(&format!("vendor/{app}")).display(),
+                image = site::image_step("boyong-fixture/busybox:1"),
+                web = site::web_step(name, port, health, "5s", ""),
+            ),
+        )
+    }
 
-fn run_dir(state: &Path, app: &str) -> PathBuf {
-    std::fs::read_dir(state.join(format!("apps/{app}/runs")))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
-}
-
-/// The run ids of the run-started events in a run's log.
-fn logged_runs(run: &Path) -> Vec<String> {
-    std::fs::read_to_string(run.join("log.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let line: Value = serde_json::from_str(l).ok()?;
-            let e: Value = serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
-            (e["event"] == "run-started").then(|| e["run"].as_str().unwrap().to_string())
-        })
-        .collect()
-}
-
-fn status(state: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = support::boyong(state)
-        .args(["status", "--json"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    fn status(&self, extra: &[&str]) -> Vec<Value> {
+        let out = self
+            .command(&["status", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
 }
 
 fn row<'a>(rows: &'a [Value], app: &str) -> &'a Value {
@@ -83,28 +58,26 @@ fn row<'a>(rows: &'a [Value], app: &str) -> &'a Value {
 
 #[test]
 fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
-    if !sshd_available() || !docker_available() {
+    let Some(env) = Env::builder("fleet").sshd().busybox().build() else {
         return;
-    }
-    busybox();
-    let label = Labelled::new("fleet");
-    let sshd = Sshd::start("");
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
+    };
     let apps = ["fa", "fb", "fc"];
     let ports: Vec<u16> = apps.iter().map(|_| free_port()).collect();
-    let names: Vec<String> = apps.iter().map(|a| format!("{a}-{}", label.0)).collect();
+    let names: Vec<String> = apps
+        .iter()
+        .map(|a| format!("{a}-{}", env.label().0))
+        .collect();
     let files: Vec<PathBuf> = (0..3)
         .map(|i| {
             let health = if i == 1 { "/missing" } else { "/" };
-            playbook(&sshd, dir.path(), apps[i], &names[i], ports[i], health)
+            env.playbook(apps[i], &names[i], ports[i], health)
         })
         .collect();
 
-    let out = support::boyong(&state)
-        .arg("run")
+    let out = env
+        .command(&["run"])
         .args(&files)
-        .args(["--jobs", "2", "--label", &label.arg()])
+        .args(["--jobs", "2", "--label", &env.label().arg()])
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -126,17 +99,17 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
     assert_eq!(serves(ports[0]), "fa");
     assert_eq!(serves(ports[2]), "fc");
     for app in apps {
-        let run = run_dir(&state, app);
+        let run = env.last_run(app);
         support::assert_plan_fidelity(&run);
         let id = run.file_name().unwrap().to_string_lossy().into_owned();
-        assert_eq!(
-            logged_runs(&run),
-            [id],
-            "{app}'s log holds its own run only"
-        );
+        let runs: Vec<String> = support::logged_runs(&run)
+            .into_iter()
+            .map(|(_, run)| run)
+            .collect();
+        assert_eq!(runs, [id], "{app}'s log holds its own run only");
     }
 
-    let st = status(&state, &[]);
+    let st = env.status(&[]);
     assert_eq!(st[0]["app"], "fb", "the rolled-back app first: {st:?}");
     assert_eq!(row(&st, "fb")["lifecycle"], "rolled-back");
     for app in ["fa", "fc"] {
@@ -149,7 +122,7 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
     }
 
     // The playbooks' own health checks, run now.
-    let st = status(&state, &["--check"]);
+    let st = env.status(&["--check"]);
     for app in ["fa", "fc"] {
         let r = row(&st, app);
         assert_eq!(r["check"]["ok"], true, "{r}");
@@ -168,24 +141,27 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
 
     // fc's container replaced by hand, on the base image: drift.
     let name = &names[2];
-    let ok = Command::new("docker")
-        .args(["rm", "-f", name])
-        .output()
-        .unwrap();
+    let ok = docker(&["rm", "-f", name]);
     assert!(ok.status.success());
-    let ok = Command::new("docker")
-        .args(["run", "-d", "--name", name, "--label", &label.arg()])
-        .args(["boyong-fixture/busybox:1", "sleep", "600"])
-        .output()
-        .unwrap();
+    let ok = docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--label",
+        &env.label().arg(),
+        "boyong-fixture/busybox:1",
+        "sleep",
+        "600",
+    ]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
-    let st = status(&state, &["--drift"]);
+    let st = env.status(&["--drift"]);
     assert_eq!(st.len(), 1, "{st:?}");
     let r = &st[0];
     assert_eq!(r["app"], "fc");
     assert_eq!(r["drift"], true, "{r}");
     assert!(r["container"]["run"].is_null(), "no boyong labels: {r}");
-    let table = support::boyong(&state).arg("status").output().unwrap();
+    let table = env.run(&["status"]);
     let table = text(&table.stdout);
     assert!(
         table
@@ -194,10 +170,7 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
         "{table}"
     );
     // Its port is served by nothing now: the check fails, and says so with exit 1.
-    let out = support::boyong(&state)
-        .args(["status", "--json", "--check"])
-        .output()
-        .unwrap();
+    let out = env.run(&["status", "--json", "--check"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let st: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(row(&st, "fa")["check"]["ok"], true);
@@ -211,6 +184,6 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
             .contains("refused"),
         "{r}"
     );
-    let offline = status(&state, &["--offline"]);
+    let offline = env.status(&["--offline"]);
     assert!(row(&offline, "fc")["drift"].is_null());
 }

@@ -11,129 +11,62 @@
 
 mod support;
 
-use support::{free_port, serves, text};
+use support::env::Env;
+use support::site;
+use support::{journal, serves, text};
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::docker::{Labelled, available as docker_available, busybox};
-use support::sshd::{Sshd, available as sshd_available};
-
-struct Env {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    label: Labelled,
-    name: String,
-    port: u16,
-}
 
 impl Env {
+    /// A vendor sshd serving release 1 of a site, the engine with busybox.
     fn new(test: &str) -> Option<Self> {
-        if !sshd_available() || !docker_available() {
-            return None;
-        }
-        busybox();
-        let label = Labelled::new(test);
-        let env = Self {
-            sshd: Sshd::start(""),
-            dir: tempfile::tempdir().unwrap(),
-            name: format!("bm-{}", label.0),
-            label,
-            port: free_port(),
-        };
+        let env = Self::builder(test).sshd().busybox().build()?;
         env.release("release 1");
         Some(env)
     }
 
     /// The vendor's site now says `body`.
     fn release(&self, body: &str) {
-        let src = self.dir.path().join("vendor/www");
-        std::fs::create_dir_all(&src).unwrap();
-        std::fs::write(src.join("index.html"), format!("{body}\n")).unwrap();
+        self.write("vendor/www/index.html", format!("{body}\n"));
     }
 
     /// fetch → (`between`) → build → deploy, health checked at `health_path`.
     fn playbook(&self, between: &str, health_path: &str) -> PathBuf {
-        let p = self.dir.path().join("situs.yml");
-        std::fs::write(
-            &p,
+        self.write(
+            "situs.yml",
             format!(
                 "version: 1\napp: situs\n{vendor}\
                  steps:\n  - id: code\n    fetch: {{ path: {src} }}\n{between}\
-                 \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
-                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{health_path}\n        timeout: 5s\n        interval: 200ms\n",
-                vendor = self.sshd.vendor_yaml(),
-                src = self.dir.path().join("vendor/www").display(),
-                name = self.name,
-                port = self.port,
+                 {image}{web}",
+                vendor = self.sshd().vendor_yaml(),
+                src = self.path("vendor/www").display(),
+                image = site::image_step("boyong-fixture/busybox:1"),
+                web = site::web_step(&self.name, self.port, health_path, "5s", ""),
             ),
         )
-        .unwrap();
-        p
     }
-
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        support::boyong(&self.state()).args(args).output().unwrap()
-    }
-
-    fn migrate(&self, pb: &Path) -> Output {
-        self.run(&["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
-    }
-
-    /// The newest run's directory.
-    fn last_run(&self) -> PathBuf {
-        let mut r: Vec<PathBuf> = std::fs::read_dir(self.state().join("apps/situs/runs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        r.sort();
-        r.pop().unwrap()
-    }
-
-    /// Containers of this test, by name.
-    fn names(&self) -> Vec<String> {
-        let out = Command::new("docker")
-            .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-            .arg(format!("label={}", self.label.arg()))
-            .output()
-            .unwrap();
-        let mut n: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
-        n.sort();
-        n
-    }
-}
-
-fn journal(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
 fn a_migration_serves_the_pulled_site_a_bad_release_is_undone_and_rollback_brings_back_the_first() {
     let Some(env) = Env::new("e2e") else { return };
     let good = env.playbook("", "/");
-    let out = env.migrate(&good);
+    let out = env.run_playbook(&good);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(serves(env.port), "release 1");
-    let first = env.last_run();
+    let first = env.last_run("situs");
     support::assert_plan_fidelity(&first);
 
     // A second release whose health check fails: undone by itself, the first serves.
     env.release("release 2");
     let bad = env.playbook("", "/missing");
-    let out = env.migrate(&bad);
+    let out = env.run_playbook(&bad);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert_eq!(serves(env.port), "release 1");
-    let second = env.last_run();
+    let second = env.last_run("situs");
     support::assert_plan_fidelity(&second);
     let records = journal(&second);
     let done: Vec<&Value> = records
@@ -155,19 +88,19 @@ fn a_migration_serves_the_pulled_site_a_bad_release_is_undone_and_rollback_bring
         "rolled-back",
         "{records:?}"
     );
-    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+    assert_eq!(env.containers(), std::slice::from_ref(&env.name));
 
     // A good third release, then rollback: the first serves again.
     env.release("release 3");
     let good = env.playbook("", "/");
-    let out = env.migrate(&good);
+    let out = env.run_playbook(&good);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(serves(env.port), "release 3");
-    support::assert_plan_fidelity(&env.last_run());
-    let rb = env.run(&["rollback", "situs", "--yes"]);
+    support::assert_plan_fidelity(&env.last_run("situs"));
+    let rb = env.rollback("situs");
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert_eq!(serves(env.port), "release 1");
-    assert_eq!(env.names(), std::slice::from_ref(&env.name));
+    assert_eq!(env.containers(), std::slice::from_ref(&env.name));
 }
 
 #[test]
@@ -182,7 +115,7 @@ fn a_file_changed_at_rest_after_the_pull_fails_the_build_and_nothing_is_deployed
         env.state().display()
     );
     let pb = env.playbook(&tamper, "/");
-    let out = env.migrate(&pb);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
@@ -190,16 +123,16 @@ fn a_file_changed_at_rest_after_the_pull_fails_the_build_and_nothing_is_deployed
         "the step and the file are named: {err}"
     );
     assert!(
-        env.names().is_empty(),
+        env.containers().is_empty(),
         "nothing deployed: {:?}",
-        env.names()
+        env.containers()
     );
-    assert!(env.label.images().is_empty(), "no image left");
+    assert!(env.label().images().is_empty(), "no image left");
     assert_eq!(
         support::http_get(env.port, "/", Duration::from_millis(300)),
         None
     );
-    support::assert_plan_fidelity(&env.last_run());
+    support::assert_plan_fidelity(&env.last_run("situs"));
 }
 
 #[test]
@@ -209,14 +142,14 @@ fn a_host_port_held_by_another_process_is_named_and_nothing_is_left_behind() {
     };
     let _squatter = std::net::TcpListener::bind(("127.0.0.1", env.port)).unwrap();
     let pb = env.playbook("", "/");
-    let out = env.migrate(&pb);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!("127.0.0.1:{}", env.port)) && err.contains("in use"),
         "the port is named: {err}"
     );
-    assert!(env.names().is_empty(), "{:?}", env.names());
-    assert!(env.label.images().is_empty(), "no image left");
-    support::assert_plan_fidelity(&env.last_run());
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(env.label().images().is_empty(), "no image left");
+    support::assert_plan_fidelity(&env.last_run("situs"));
 }

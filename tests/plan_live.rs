@@ -10,106 +10,70 @@
 
 mod support;
 
-use support::text;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::docker::{Labelled, available as docker_available, busybox};
-use support::sshd::{Sshd, available as sshd_available};
-
-struct Env {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    label: Labelled,
-    name: String,
-    port: u16,
-}
+use support::env::Env;
+use support::site;
+use support::text;
 
 impl Env {
+    /// A vendor sshd serving a small site (`css/` to be excluded), the engine with busybox.
     fn new(test: &str) -> Option<Self> {
-        if !sshd_available() || !docker_available() {
-            return None;
-        }
-        busybox();
-        let label = Labelled::new(test);
-        let env = Self {
-            sshd: Sshd::start(""),
-            dir: tempfile::tempdir().unwrap(),
-            name: format!("pl-{}", label.0),
-            label,
-            port: support::free_port(),
-        };
-        let www = env.www();
-        std::fs::create_dir_all(www.join("css")).unwrap();
-        std::fs::write(www.join("index.html"), "release 1\n").unwrap();
-        std::fs::write(www.join("css/site.css"), "body {}\n").unwrap();
-        std::fs::write(www.join("robots.txt"), "User-agent: *\n").unwrap();
-        Some(env)
+        Self::builder(test)
+            .sshd()
+            .busybox()
+            .file("vendor/www/index.html", "release 1\n")
+            .file("vendor/www/css/site.css", "body {}\n")
+            .file("vendor/www/robots.txt", "User-agent: *\n")
+            .build()
     }
 
     fn www(&self) -> PathBuf {
-        self.dir.path().join("vendor/www")
+        self.path("vendor/www")
     }
 
     /// fetch → build on `base` → deploy; `extra` steps go after the fetch.
     fn playbook(&self, file: &str, app: &str, base: &str, extra: &str) -> PathBuf {
-        let p = self.dir.path().join(file);
-        std::fs::write(
-            &p,
+        self.write(
+            file,
             format!(
                 "version: 1\napp: {app}\n{vendor}\
                  steps:\n  - id: code\n    fetch: {{ path: {src}, exclude: [css/] }}\n{extra}\
-                 \x20 - id: image\n    build:\n      base: {base}\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
-                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}/\n        timeout: 5s\n        interval: 200ms\n",
-                vendor = self.sshd.vendor_yaml(),
+                 {image}{web}",
+                vendor = self.sshd().vendor_yaml(),
                 src = self.www().display(),
-                name = self.name,
-                port = self.port,
+                image = site::image_step(base),
+                web = site::web_step(&self.name, self.port, "/", "5s", ""),
             ),
         )
-        .unwrap();
-        p
+    }
+
+    /// `boyong plan PLAYBOOK --out SAVED`.
+    fn plan_to(&self, pb: &Path, saved: &Path) -> Output {
+        self.run(&[
+            "plan",
+            pb.to_str().unwrap(),
+            "--out",
+            saved.to_str().unwrap(),
+        ])
     }
 
     /// `boyong run --plan SAVED`, its containers labelled for cleanup.
     fn run_saved(&self, saved: &Path) -> Output {
-        self.boyong(&[
+        self.run(&[
             "run",
             "--plan",
             saved.to_str().unwrap(),
             "--label",
-            &self.label.arg(),
+            &self.label().arg(),
         ])
     }
 
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn boyong(&self, args: &[&str]) -> Output {
-        support::boyong(&self.state()).args(args).output().unwrap()
-    }
-
-    fn runs(&self, app: &str) -> Vec<PathBuf> {
-        let mut r: Vec<PathBuf> =
-            std::fs::read_dir(self.state().join("apps").join(app).join("runs"))
-                .map(|d| d.map(|e| e.unwrap().path()).collect())
-                .unwrap_or_default();
-        r.sort();
-        r
-    }
-
     fn container_id(&self) -> Option<String> {
-        let out = Command::new("docker")
-            .args(["inspect", "--format", "{{.Id}}", &self.name])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| text(&out.stdout).trim().to_string())
+        support::docker::inspect(&self.name).map(|c| c["Id"].as_str().unwrap().to_string())
     }
 }
 
@@ -141,15 +105,10 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
         return;
     };
     let pb = env.playbook("situs.yml", "situs", "boyong-fixture/busybox:1", "");
-    let saved = env.dir.path().join("plan.json");
+    let saved = env.path("plan.json");
     let vendor_before = snapshot(&env.www());
 
-    let out = env.boyong(&[
-        "plan",
-        pb.to_str().unwrap(),
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
+    let out = env.plan_to(&pb, &saved);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
     // What it found: the host key, the tree's size without the excluded css/, the tools,
@@ -165,7 +124,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
             c.stdin
                 .take()
                 .unwrap()
-                .write_all(env.sshd.host_key_pub.as_bytes())?;
+                .write_all(env.sshd().host_key_pub.as_bytes())?;
             c.wait_with_output()
         })
         .unwrap();
@@ -236,12 +195,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
     assert!(env.runs("situs").is_empty(), "a refused plan starts no run");
 
     // A new plan, run as saved: the run is journaled as that plan, and keeps to it.
-    let out = env.boyong(&[
-        "plan",
-        pb.to_str().unwrap(),
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
+    let out = env.plan_to(&pb, &saved);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = env.run_saved(&saved);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -249,7 +203,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
         support::http_get(env.port, "/", Duration::from_secs(10)).as_deref(),
         Some("release 1")
     );
-    let run = env.runs("situs").pop().unwrap();
+    let run = env.last_run("situs");
     support::assert_plan_fidelity(&run);
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     assert!(journal.contains("\"saved-plan\""), "{journal}");
@@ -257,12 +211,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
 
     // Planned again with the app in place: the current container and the port it holds
     // are shown, no problem. Then another run replaces the container: that plan is stale.
-    let out = env.boyong(&[
-        "plan",
-        pb.to_str().unwrap(),
-        "--out",
-        saved.to_str().unwrap(),
-    ]);
+    let out = env.plan_to(&pb, &saved);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(
@@ -274,7 +223,7 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
         "{said}"
     );
     let before = env.container_id().unwrap();
-    let out = env.boyong(&["run", pb.to_str().unwrap(), "--label", &env.label.arg()]);
+    let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_ne!(env.container_id().unwrap(), before);
     let out = env.run_saved(&saved);
@@ -287,12 +236,12 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
 
     // The playbook itself changes: named first.
     support::edit_file(&pb, "timeout: 5s", "timeout: 6s");
-    let out = env.boyong(&["run", "--plan", saved.to_str().unwrap()]);
+    let out = env.run(&["run", "--plan", saved.to_str().unwrap()]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("the playbook changed: sha256 "), "{err}");
 
-    let out = env.boyong(&["rollback", "situs", "--yes"]);
+    let out = env.rollback("situs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
@@ -312,7 +261,7 @@ fn a_live_plan_names_each_problem_with_what_to_do() {
             env.dir.path().display()
         ),
     );
-    let out = env.boyong(&["plan", pb.to_str().unwrap()]);
+    let out = env.run(&["plan", pb.to_str().unwrap()]);
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
     for want in [
@@ -332,14 +281,14 @@ fn a_live_plan_names_each_problem_with_what_to_do() {
     }
     drop(held);
     // The offline plan of the same playbook looks at nothing.
-    let out = env.boyong(&["plan", pb.to_str().unwrap(), "--offline"]);
+    let out = env.run(&["plan", pb.to_str().unwrap(), "--offline"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).contains("(offline: no host was contacted)"));
 
     // An unknown host key is a problem too, and is not added to known_hosts.
-    let kh = std::fs::read_to_string(&env.sshd.known_hosts).unwrap();
-    std::fs::write(&env.sshd.known_hosts, "").unwrap();
-    let out = env.boyong(&["plan", pb.to_str().unwrap(), "--json"]);
+    let kh = std::fs::read_to_string(&env.sshd().known_hosts).unwrap();
+    std::fs::write(&env.sshd().known_hosts, "").unwrap();
+    let out = env.run(&["plan", pb.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let p: Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems = p["probes"]["problems"].to_string();
@@ -348,11 +297,11 @@ fn a_live_plan_names_each_problem_with_what_to_do() {
         "{problems}"
     );
     assert_eq!(
-        std::fs::read_to_string(&env.sshd.known_hosts).unwrap(),
+        std::fs::read_to_string(&env.sshd().known_hosts).unwrap(),
         "",
         "a plan adds no host key"
     );
-    std::fs::write(&env.sshd.known_hosts, kh).unwrap();
+    std::fs::write(&env.sshd().known_hosts, kh).unwrap();
 }
 
 #[test]
@@ -360,14 +309,14 @@ fn plans_of_a_directory_of_apps_are_probed_side_by_side_and_saved_one_file_each(
     let Some(env) = Env::new("plan-many") else {
         return;
     };
-    let apps = env.dir.path().join("apps");
+    let apps = env.path("apps");
     std::fs::create_dir_all(&apps).unwrap();
     for app in ["satu", "dua", "tiga"] {
         let p = env.playbook(&format!("{app}.yml"), app, "boyong-fixture/busybox:1", "");
         std::fs::rename(&p, apps.join(format!("{app}.yml"))).unwrap();
     }
-    let out_dir = env.dir.path().join("plans");
-    let out = env.boyong(&[
+    let out_dir = env.path("plans");
+    let out = env.run(&[
         "plan",
         apps.to_str().unwrap(),
         "--json",
@@ -406,17 +355,17 @@ fn plans_of_a_batch_are_held_to_the_free_space_they_share() {
         return;
     };
     std::fs::write(env.www().join("big.bin"), vec![7u8; 3 << 20]).unwrap();
-    let apps = env.dir.path().join("apps");
+    let apps = env.path("apps");
     std::fs::create_dir_all(&apps).unwrap();
     for app in ["satu", "dua", "tiga"] {
         let p = env.playbook(&format!("{app}.yml"), app, "boyong-fixture/busybox:1", "");
         std::fs::rename(&p, apps.join(format!("{app}.yml"))).unwrap();
     }
 
-    let alone = env.boyong(&["plan", apps.join("satu.yml").to_str().unwrap(), "--json"]);
+    let alone = env.run(&["plan", apps.join("satu.yml").to_str().unwrap(), "--json"]);
     assert_eq!(alone.status.code(), Some(0), "{}", text(&alone.stderr));
 
-    let out = env.boyong(&["plan", apps.to_str().unwrap(), "--json"]);
+    let out = env.run(&["plan", apps.to_str().unwrap(), "--json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let all: Value = serde_json::from_slice(&out.stdout).unwrap();
     for p in all.as_array().unwrap() {
@@ -451,8 +400,8 @@ fn a_live_plan_reads_the_vendor_database_size_without_showing_its_password() {
         db.database, db.user, db.port
     );
     let pb = env.playbook("db.yml", "situs", "boyong-fixture/busybox:1", &dump);
-    let out = support::boyong(&env.state())
-        .args(["plan", pb.to_str().unwrap()])
+    let out = env
+        .command(&["plan", pb.to_str().unwrap()])
         .env("PLAN_DB_PW", &db.password)
         .output()
         .unwrap();
@@ -467,8 +416,8 @@ fn a_live_plan_reads_the_vendor_database_size_without_showing_its_password() {
     );
     assert!(said.contains("found mariadb-dump: "), "{said}");
     assert!(!said.contains(&db.password), "the password is never shown");
-    let out = support::boyong(&env.state())
-        .args(["plan", pb.to_str().unwrap()])
+    let out = env
+        .command(&["plan", pb.to_str().unwrap()])
         .env("PLAN_DB_PW", format!("wrong-{}", db.password))
         .output()
         .unwrap();

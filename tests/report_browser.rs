@@ -13,7 +13,9 @@
 
 mod support;
 
-use support::{free_port, text};
+use support::env::Env;
+use support::site;
+use support::text;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -21,25 +23,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use support::db::Mariadb;
-use support::docker::{Labelled, available as docker_available, busybox};
-use support::sshd::{Sshd, available as sshd_available};
-
-struct Env {
-    sshd: Sshd,
-    dir: tempfile::TempDir,
-    label: Labelled,
-    name: String,
-    port: u16,
-}
 
 impl Env {
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
     fn boyong(&self, args: &[&str], password: &str) -> Output {
-        support::boyong(&self.state())
-            .args(args)
+        self.command(args)
             .env("BOYONG_TEST_DB_PASSWORD", password)
             .env("BOYONG_OPERATOR", "report-browser-test")
             .output()
@@ -48,26 +35,29 @@ impl Env {
 
     /// fetch, dump, build, restore, deploy (its env holding the database password).
     fn playbook(&self, db: &Mariadb) -> PathBuf {
-        let p = self.dir.path().join("situs.yml");
-        std::fs::write(
-            &p,
-            format!(
-                "version: 1\napp: situs\n{vendor}\
+        self.write(
+            "situs.yml",
+            format!(                "version: 1\napp: situs\n{vendor}\
                  vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
                  steps:\n  - id: code\n    fetch: {{ path: {src} }}\n\
                  \x20 - id: db\n    dump:\n      engine: mariadb\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {dbport}\n\
-                 \x20 - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      run: [\"chmod -R a+rX /www\"]\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n      expose: [8080]\n\
+                 {image}\
                  \x20 - id: database\n    restore:\n      from: db\n      image: gov/mariadb:10.11\n      name: {name}-db\n      volume: {name}-data\n      password: \"{{{{ vars.pw }}}}\"\n\
-                 \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      env: {{ DB_PASSWORD: \"{{{{ vars.pw }}}}\" }}\n      health:\n        http: http://127.0.0.1:{port}/\n        timeout: 10s\n        interval: 200ms\n",
-                vendor = self.sshd.vendor_yaml(),
-                src = self.dir.path().join("vendor/www").display(),
+                 {web}",
+                vendor = self.sshd().vendor_yaml(),
+                src = self.path("vendor/www").display(),
                 dbport = db.port,
                 name = self.name,
-                port = self.port,
+                image = site::image_step("boyong-fixture/busybox:1"),
+                web = site::web_step(
+                    &self.name,
+                    self.port,
+                    "/",
+                    "10s",
+                    "      env: { DB_PASSWORD: \"{{ vars.pw }}\" }\n",
+                ),
             ),
         )
-        .unwrap();
-        p
     }
 }
 
@@ -92,36 +82,25 @@ fn the_html_report_of_a_real_migration_is_read_and_seen_by_a_browser() {
     let Some(browser) = support::browser::available() else {
         return;
     };
-    if !sshd_available() || !docker_available() {
+    let Some(env) = Env::builder("report").sshd().busybox().build() else {
         return;
-    }
+    };
     let Some(db) = Mariadb::start() else { return };
-    busybox();
     support::db::base_image("mariadb");
     db.query(
         "CREATE TABLE izin (id INT PRIMARY KEY, pemohon VARCHAR(64)) ENGINE=InnoDB; \
          INSERT INTO izin VALUES (1, 'CV Maju'), (2, 'PT Jaya & Sons'), (3, '<b>Toko</b>');",
     );
-    let label = Labelled::new("report");
-    let env = Env {
-        sshd: Sshd::start(""),
-        dir: tempfile::tempdir().unwrap(),
-        name: format!("rp-{}", label.0),
-        label,
-        port: free_port(),
-    };
     let site = b"<h1>Situs Perizinan</h1>\n";
-    let src = env.dir.path().join("vendor/www");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("index.html"), site).unwrap();
+    env.write("vendor/www/index.html", site);
     let pb = env.playbook(&db);
     let out = env.boyong(
-        &["run", pb.to_str().unwrap(), "--label", &env.label.arg()],
+        &["run", pb.to_str().unwrap(), "--label", &env.label().arg()],
         &db.password,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
-    let page = env.dir.path().join("report.html");
+    let page = env.path("report.html");
     let out = env.boyong(
         &[
             "report",
@@ -170,7 +149,7 @@ fn the_html_report_of_a_real_migration_is_read_and_seen_by_a_browser() {
     ));
     let gz = std::fs::read(run.join("artifacts/db.sql.gz")).unwrap();
     assert!(dom.contains(&support::db::hex(&Sha256::digest(&gz))));
-    let key = fingerprint(&env.sshd.host_key_pub, env.dir.path());
+    let key = fingerprint(&env.sshd().host_key_pub, env.dir.path());
     assert!(dom.contains(&key), "the vendor's host key {key}");
     assert!(dom.contains("report-browser-test"), "the operator");
     assert!(dom.contains("<code>izin</code>"), "the table's evidence");

@@ -9,72 +9,46 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
 use serde_json::Value;
+use support::env::Env;
+use support::text;
+
+mod support;
 
 const TOKEN: &str = "tok-5e1f0a77c2-must-not-leak";
 const START: &str = r#"{"resources": {"target:container:demo-web": "old-release"}, "delivered": [], "generation": 0}"#;
 /// A command whose text is markup: the report must show it, never run it.
 const HOSTILE: &str = r#"touch /srv/app/.maintenance && echo "<script>alert(1)</script> a&b""#;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 impl Env {
+    /// The demo playbook, its `maint` command made hostile, in the fake world's start.
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let pb = include_str!("../fixtures/engine/demo.yml").replace(
             "run: touch /srv/app/.maintenance",
             &format!("run: '{}'", HOSTILE.replace('\'', "''")),
         );
         assert!(pb.contains("<script>"), "the fixture changed");
-        std::fs::write(dir.path().join("demo.yml"), pb).unwrap();
-        std::fs::write(dir.path().join("world.json"), START).unwrap();
-        Self { dir }
-    }
-
-    fn run(&self, args: &[&str], fault: Option<&str>) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_boyong"));
-        c.current_dir(self.dir.path())
-            .args(args)
-            .env("BOYONG_STATE", self.dir.path().join("state"))
-            .env("BOYONG_SIM", self.dir.path().join("world.json"))
-            .env("BOYONG_OPERATOR", "auditor-test")
-            .env("DEMO_SSH_PASSWORD", "pw-3b7e")
-            .env("DEMO_TOKEN", TOKEN)
-            .env_remove("BOYONG_SIM_FAULT")
-            .stdin(Stdio::null());
-        if let Some(f) = fault {
-            c.env("BOYONG_SIM_FAULT", f);
-        }
-        c.output().unwrap()
+        Self::builder("report-cli")
+            .file("demo.yml", pb)
+            .sim(START)
+            .var("BOYONG_OPERATOR", "auditor-test")
+            .var("DEMO_SSH_PASSWORD", "pw-3b7e")
+            .var("DEMO_TOKEN", TOKEN)
+            .build()
+            .unwrap()
     }
 
     fn report(&self, extra: &[&str]) -> (i32, String, String) {
         let mut args = vec!["report", "demo"];
         args.extend_from_slice(extra);
-        let out = self.run(&args, None);
+        let out = self.run(&args);
         (
             out.status.code().unwrap_or(-1),
             text(&out.stdout),
             text(&out.stderr),
         )
-    }
-
-    fn runs(&self) -> Vec<PathBuf> {
-        let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/demo/runs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        r.sort();
-        r
     }
 }
 
@@ -85,9 +59,9 @@ fn id(run: &Path) -> String {
 #[test]
 fn a_run_is_reported_in_markdown_json_and_html_without_its_secret() {
     let env = Env::new();
-    let out = env.run(&["run", "demo.yml"], None);
+    let out = env.run(&["run", "demo.yml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let run = env.runs().pop().unwrap();
+    let run = env.last_run("demo");
 
     let (code, md, err) = env.report(&[]);
     assert_eq!(code, 0, "{err}");
@@ -138,7 +112,7 @@ fn a_run_is_reported_in_markdown_json_and_html_without_its_secret() {
     }
     assert!(!v["changes"].as_array().unwrap().is_empty());
     // The chain head is the one `journal verify` prints.
-    let verify = env.run(&["journal", "verify", "demo"], None);
+    let verify = env.run(&["journal", "verify", "demo"]);
     let head = v["journal"]["head_sha256"].as_str().unwrap();
     assert!(
         text(&verify.stdout).contains(head),
@@ -150,7 +124,7 @@ fn a_run_is_reported_in_markdown_json_and_html_without_its_secret() {
         v["inputs"]["playbook_file_sha256"]
     );
 
-    let file = env.dir.path().join("report.html");
+    let file = env.path("report.html");
     let (code, stdout, err) = env.report(&["--format", "html", "--out", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.is_empty(), "--out writes the file only");
@@ -180,7 +154,7 @@ fn a_run_is_reported_in_markdown_json_and_html_without_its_secret() {
 fn rolled_back_runs_show_their_rollback_history() {
     let env = Env::new();
     // A failure at the last step: the run undoes itself.
-    let out = env.run(&["run", "demo.yml"], Some("web:1:after-change:fail"));
+    let out = env.run_faulted(&["run", "demo.yml"], "web:1:after-change:fail");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let (code, json, err) = env.report(&["--format", "json"]);
     assert_eq!(code, 0, "{err}");
@@ -207,9 +181,9 @@ fn rolled_back_runs_show_their_rollback_history() {
     );
 
     // A run that succeeded, then rolled back on request: who asked is recorded.
-    let out = env.run(&["run", "demo.yml"], None);
+    let out = env.run(&["run", "demo.yml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let out = env.run(&["rollback", "demo", "--yes"], None);
+    let out = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (code, md, err) = env.report(&[]);
     assert_eq!(code, 0, "{err}");
@@ -219,7 +193,7 @@ fn rolled_back_runs_show_their_rollback_history() {
     assert!(html.contains("RUN ROLLED BACK"));
     assert!(html.contains("<section id=\"rollback\">"));
     // The first run's report is still there, by id.
-    let first = id(&env.runs()[0]);
+    let first = id(&env.runs("demo")[0]);
     let (code, json, _) = env.report(&["--format", "json", "--run", &first]);
     assert_eq!(code, 0);
     assert_eq!(serde_json::from_str::<Value>(&json).unwrap()["run"], first);
@@ -228,9 +202,9 @@ fn rolled_back_runs_show_their_rollback_history() {
 #[test]
 fn a_tampered_journal_gives_the_broken_verdict_and_exit_1() {
     let env = Env::new();
-    let out = env.run(&["run", "demo.yml"], None);
+    let out = env.run(&["run", "demo.yml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let journal = env.runs().pop().unwrap().join("journal.jsonl");
+    let journal = env.last_run("demo").join("journal.jsonl");
     let before = std::fs::read_to_string(&journal).unwrap();
     // An auditor's nightmare: the operator's name changed after the fact.
     let after = before.replacen("auditor-test", "someone-else", 1);
@@ -267,7 +241,7 @@ fn an_unknown_app_or_run_is_refused_with_exit_2() {
     assert_eq!(code, 2);
     assert!(out.is_empty());
     assert!(err.contains("unknown app `demo`"), "{err}");
-    let out = env.run(&["run", "demo.yml"], None);
+    let out = env.run(&["run", "demo.yml"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (code, _, err) = env.report(&["--run", "20200101T000000Z-0000"]);
     assert_eq!(code, 2);
@@ -278,16 +252,16 @@ fn an_unknown_app_or_run_is_refused_with_exit_2() {
     let (code, _, err) = env.report(&["--run", "../../etc"]);
     assert_eq!(code, 2);
     assert!(err.contains("not a run id"), "{err}");
-    let out = env.run(&["report", "Not_An_App"], None);
+    let out = env.run(&["report", "Not_An_App"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn a_failed_run_left_in_place_then_resumed_shows_both() {
     let env = Env::new();
-    let out = env.run(
+    let out = env.run_faulted(
         &["run", "demo.yml", "--no-auto-rollback"],
-        Some("image:0:after-change:fail"),
+        "image:0:after-change:fail",
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let (code, html, err) = env.report(&["--format", "html"]);
@@ -301,7 +275,7 @@ fn a_failed_run_left_in_place_then_resumed_shows_both() {
     assert!(md.contains("| `image` | build | **failed** |"), "{md}");
     assert!(md.contains("| `web` | deploy | not run |"), "{md}");
 
-    let out = env.run(&["run", "demo.yml", "--resume"], None);
+    let out = env.run(&["run", "demo.yml", "--resume"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (_, json, _) = env.report(&["--format", "json"]);
     let v: Value = serde_json::from_str(&json).unwrap();

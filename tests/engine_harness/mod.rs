@@ -1,6 +1,9 @@
 //! The engine tests' harness: a playbook made into a plan, a fresh journal, runs and
-//! rollbacks of the executor against the strict fake world, and the fault cases.
+//! rollbacks of the executor against the strict fake world, and (in `every_point`) the
+//! fault at every point of a run.
 #![allow(dead_code, reason = "each test binary uses a part")]
+
+pub mod every_point;
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -197,42 +200,4 @@ pub fn clean_run_shape(text: &str) -> BTreeMap<String, String> {
     let out = run(&f, &world, &j, false, quick(), &mut Vec::new()).unwrap();
     assert_eq!(out, RunOutcome::Succeeded);
     shape(&world.snapshot())
-}
-
-/// Every (step, change index) of the plan.
-pub fn points_of(plan: &Plan) -> Vec<(String, usize)> {
-    plan.steps
-        .iter()
-        .flat_map(|s| (0..s.changes.len()).map(|i| (s.id.clone(), i)))
-        .collect()
-}
-
-pub const POINTS: [Point; 4] = [
-    Point::BeforeIntent,
-    Point::AfterIntent,
-    Point::AfterChange,
-    Point::AfterDone,
-];
-
-/// Every fault case: each change of each step, each point, each action given. Returns
-/// the fault and a name for messages.
-pub fn cases(plan: &Plan, actions: &[Action]) -> Vec<(Fault, String)> {
-    let mut out = Vec::new();
-    for (step, change) in points_of(plan) {
-        for point in POINTS {
-            for &action in actions {
-                let name = format!("{step}:{change}:{point:?}:{action:?}");
-                out.push((
-                    Fault {
-                        step: step.clone(),
-                        change,
-                        point,
-                        action,
-                    },
-                    name,
-                ));
-            }
-        }
-    }
-    out
 }

@@ -9,65 +9,49 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use super::docker::{Labelled, available as docker_available};
-use super::sshd::{Sshd, available as sshd_available};
-
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-pub fn docker(args: &[&str]) -> Output {
-    Command::new("docker").args(args).output().unwrap()
-}
-
-pub fn exists(what: &str, name: &str) -> bool {
-    docker(&[what, "inspect", name]).status.success()
-}
-
-pub struct Env {
-    pub sshd: Sshd,
-    pub dir: tempfile::TempDir,
-    pub label: Labelled,
-    pub name: String,
-    pub volume: String,
-}
+use super::docker::exists;
+use super::env::Env;
+use super::{journal, text};
 
 impl Env {
-    pub fn new(test: &str) -> Option<Self> {
-        if !sshd_available() || !docker_available() {
-            return None;
-        }
-        let label = Labelled::new(test);
-        Some(Self {
-            sshd: Sshd::start(""),
-            dir: tempfile::tempdir().unwrap(),
-            name: format!("bd-{}", label.0),
-            volume: format!("bd-{}-data", label.0),
-            label,
-        })
+    /// The database tests' environment: a vendor sshd and the Docker Engine.
+    pub fn database(test: &str) -> Option<Self> {
+        Self::builder(test).sshd().docker().build()
     }
 
-    pub fn playbook(&self, engine: &str, port: u16, image: &str, replace: bool) -> PathBuf {
-        let p = self.dir.path().join("db.yml");
-        std::fs::write(
-            &p,
+    /// The unique volume of the restored database.
+    pub fn volume(&self) -> String {
+        format!("{}-data", self.name)
+    }
+
+    pub fn db_playbook(&self, engine: &str, port: u16, image: &str, replace: bool) -> PathBuf {
+        self.write(
+            "db.yml",
             format!(
                 "version: 1\napp: dbtest\n{vendor}\
                  vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
                  steps:\n  - id: db\n    dump:\n      engine: {engine}\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {port}\n\
                  \x20 - id: database\n    restore:\n      from: db\n      image: {image}\n      name: {name}\n      volume: {volume}\n      password: \"{{{{ vars.pw }}}}\"\n      replace: {replace}\n",
-                vendor = self.sshd.vendor_yaml(),
+                vendor = self.sshd().vendor_yaml(),
                 name = self.name,
-                volume = self.volume,
+                volume = self.volume(),
             ),
         )
-        .unwrap();
-        p
+    }
+
+    /// The playbook `pb` reaches the vendor's sshd through a proxy on `port`.
+    pub fn through_proxy(&self, pb: &Path, port: u16) {
+        self.sshd().known_at(port);
+        super::edit_file(
+            pb,
+            &format!("  port: {}\n", self.sshd().port),
+            &format!("  port: {port}\n"),
+        );
     }
 
     /// `boyong run`, with the password in the environment; meanwhile every process's
     /// command line on this machine (the vendor host too) is sampled and must never hold it.
-    pub fn run(&self, pb: &Path, password: &str) -> Output {
+    pub fn run_watched(&self, pb: &Path, password: &str) -> Output {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, pw) = (stop.clone(), password.to_string());
         let watcher = std::thread::spawn(move || {
@@ -85,8 +69,8 @@ impl Env {
         });
         let marker = self.dir.path().join("run-started");
         std::fs::write(&marker, b"").unwrap();
-        let out = super::boyong(&self.dir.path().join("state"))
-            .args(["run", pb.to_str().unwrap(), "--label", &self.label.arg()])
+        let out = self
+            .command(&["run", pb.to_str().unwrap(), "--label", &self.label().arg()])
             .env("BOYONG_TEST_DB_PASSWORD", password)
             .output()
             .unwrap();
@@ -114,36 +98,20 @@ impl Env {
         out
     }
 
-    pub fn rollback(&self) -> Output {
-        super::boyong(&self.dir.path().join("state"))
-            .args(["rollback", "dbtest", "--yes"])
-            .output()
-            .unwrap()
-    }
-
     /// `boyong rollback`, which must succeed and leave neither the database container nor
     /// its volume.
     pub fn rollback_leaves_nothing(&self) {
-        let rb = self.rollback();
+        let rb = self.rollback("dbtest");
         assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
         assert!(!exists("container", &self.name), "the container is gone");
-        assert!(!exists("volume", &self.volume), "the volume is gone");
-    }
-
-    pub fn last_run(&self) -> PathBuf {
-        let mut r: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("state/apps/dbtest/runs"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        r.sort();
-        r.pop().unwrap()
+        assert!(!exists("volume", &self.volume()), "the volume is gone");
     }
 
     /// The state directory never holds the password, in any file.
     pub fn assert_no_secret_in_state(&self, password: &str) {
         let grep = Command::new("grep")
             .args(["-rlF", "--", password])
-            .arg(self.dir.path().join("state"))
+            .arg(self.state())
             .output()
             .unwrap();
         assert!(
@@ -218,14 +186,6 @@ impl Env {
     }
 }
 
-pub fn journal(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .collect()
-}
-
 pub fn position(rs: &[Value], what: impl Fn(&Value) -> bool) -> usize {
     rs.iter()
         .position(what)
@@ -247,10 +207,8 @@ pub fn assert_overlapped(run: &Path) {
 }
 
 pub fn restore_facts(run: &Path) -> Value {
-    std::fs::read_to_string(run.join("journal.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    journal(run)
+        .into_iter()
         .find(|r| r["type"] == "step-done" && r["step"] == "database")
         .map(|r| r["facts"].clone())
         .expect("the restore step finished")

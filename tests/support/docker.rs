@@ -37,12 +37,39 @@ pub fn busybox() {
 /// A unique `boyong.test` label value; everything carrying it is removed on drop.
 pub struct Labelled(pub String);
 
+/// `test`, this process and the time: a value no other test or run has.
+pub fn unique(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{test}-{}-{nanos:x}", std::process::id())
+}
+
+/// `docker ARGS`, run to its end.
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs")
+}
+
+/// Whether the engine has the `what` (container, volume, network, image) named `name`.
+pub fn exists(what: &str, name: &str) -> bool {
+    docker(&[what, "inspect", name]).status.success()
+}
+
+/// `docker inspect NAME`, or `None` when there is no such object.
+pub fn inspect(name: &str) -> Option<serde_json::Value> {
+    let out = docker(&["inspect", name]);
+    out.status.success().then(|| {
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("docker inspect: JSON")[0]
+            .clone()
+    })
+}
+
 impl Labelled {
     pub fn new(test: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        Self(format!("{test}-{}-{nanos:x}", std::process::id()))
+        Self(unique(test))
     }
 
     /// `--label boyong.test=VALUE` for `boyong run`.

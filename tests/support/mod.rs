@@ -1,11 +1,13 @@
-//! Shared test support: a real sshd, the real Docker Engine, a small tmpfs, a headless
-//! browser.
+//! Shared test support: the end-to-end tests' environment (`env`), a real sshd, the real
+//! Docker Engine, a small tmpfs, a headless browser.
 #![allow(dead_code, reason = "each test binary uses a part")]
 
 pub mod browser;
 pub mod db;
 pub mod dbrun;
 pub mod docker;
+pub mod env;
+pub mod site;
 pub mod sshd;
 pub mod tmpfs;
 
@@ -128,6 +130,35 @@ pub fn assert_plan_fidelity_all(state: &std::path::Path) {
 pub fn serves(port: u16) -> String {
     http_get(port, "/", std::time::Duration::from_secs(10))
         .unwrap_or_else(|| panic!("nothing serves on {port}"))
+}
+
+/// The records of a run's journal (`RUN/journal.jsonl`), in order.
+pub fn journal(run: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("journal.jsonl"))
+        .expect("the run's journal")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// The runs a run's log (`RUN/log.jsonl`) says started, as (app, run id): a log holds
+/// its own run only.
+pub fn logged_runs(run: &std::path::Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .expect("the run's log")
+        .lines()
+        .filter_map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).ok()?;
+            let e: serde_json::Value =
+                serde_json::from_str(line["fields"]["event"].as_str()?).ok()?;
+            (e["event"] == "run-started").then(|| {
+                (
+                    e["app"].as_str().expect("an app").into(),
+                    e["run"].as_str().expect("a run id").into(),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Bytes as text, lossily (command output in assertions).

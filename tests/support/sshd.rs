@@ -146,6 +146,16 @@ impl Sshd {
         }
     }
 
+    /// The server's key is known at `port` too (a proxy in front of it): its line is added
+    /// to `known_hosts`.
+    pub fn known_at(&self, port: u16) {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.known_hosts)
+            .expect("known_hosts");
+        writeln!(f, "[127.0.0.1]:{port} {}", self.host_key_pub).expect("known_hosts");
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
