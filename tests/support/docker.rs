@@ -192,32 +192,59 @@ impl HoldingProxy {
 }
 
 /// An image `boyong-test-LABEL-NAME:1` serving `body` over HTTP on 8080, labelled for cleanup.
-/// Built from a directory context with COPY only (no RUN: the legacy builder then starts no
-/// container), and tried up to three times: it is the tests' fixture, not the code under test,
-/// and a busy engine building many images at once now and then refuses one. The last
-/// failure's output is in the panic.
+/// Made without a builder (whose intermediate containers carry the label and, on a busy
+/// engine, were seen listed after the build returned): a container created (never
+/// started) from the busybox base, the page copied in, committed with its CMD and label,
+/// and removed before this returns. Tried up to three times: it is the tests' fixture,
+/// not the code under test; the last failure's output is in the panic.
 pub fn web_image(label: &Labelled, name: &str, body: &str) -> String {
     let tag = format!("boyong-test-{}-{name}:1", label.0);
     let ctx = tempfile::tempdir().expect("a temporary directory");
-    std::fs::write(ctx.path().join("index.html"), format!("{body}\n")).expect("index.html");
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM boyong-fixture/busybox:1\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
-    )
-    .expect("Dockerfile");
+    std::fs::create_dir(ctx.path().join("www")).expect("www");
+    std::fs::write(ctx.path().join("www/index.html"), format!("{body}\n")).expect("index.html");
+    let www = ctx.path().join("www");
     let mut last = String::new();
     for attempt in 1..=3 {
-        let out = Command::new("docker")
-            .args(["build", "-q", "--label", &label.arg(), "-t", &tag])
-            .arg(ctx.path())
-            .output()
-            .expect("docker runs");
-        if out.status.success() {
-            return tag;
+        let maker = unique("web-image");
+        let steps: [Vec<String>; 3] = [
+            vec![
+                "create".into(),
+                "--name".into(),
+                maker.clone(),
+                "--label".into(),
+                label.arg(),
+                "boyong-fixture/busybox:1".into(),
+                "true".into(),
+            ],
+            vec![
+                "cp".into(),
+                www.display().to_string(),
+                format!("{maker}:/www"),
+            ],
+            vec![
+                "commit".into(),
+                "--change".into(),
+                r#"CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]"#.into(),
+                "--change".into(),
+                format!("LABEL {}", label.arg()),
+                maker.clone(),
+                tag.clone(),
+            ],
+        ];
+        let failed = steps.iter().find_map(|args| {
+            let out = Command::new("docker")
+                .args(args)
+                .output()
+                .expect("docker runs");
+            (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+        });
+        let _ = Command::new("docker").args(["rm", "-f", &maker]).output();
+        match failed {
+            None => return tag,
+            Some(e) => last = e,
         }
-        last = String::from_utf8_lossy(&out.stderr).into_owned();
-        eprintln!("docker build {tag}, attempt {attempt}: {last}");
+        eprintln!("making image {tag}, attempt {attempt}: {last}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    panic!("docker build {tag} failed three times; last: {last}");
+    panic!("making image {tag} failed three times; last: {last}");
 }
