@@ -7,6 +7,8 @@
 //! reach a remote command only through its stdin, never its command line.
 
 pub mod client;
+mod error;
 pub mod known_hosts;
 
-pub use client::{Auth, Exec, Out, Session, SshError, Target};
+pub use client::{Auth, Exec, Out, Session, Target};
+pub use error::SshError;
