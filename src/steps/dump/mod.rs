@@ -9,14 +9,17 @@
 
 use std::fs;
 use std::io::{Read as _, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+mod artifact;
 mod probe;
 
-use super::common::{ChunkReader, file_sha256, pump, remove_all, ssh_err, write_synced};
+pub(crate) use artifact::{dump_sha256, paths, verify};
+
+use super::common::{ChunkReader, pump, remove_all, ssh_err, write_synced};
 use super::db::{ARG_SQL_MAX, Conn, Dialect, Evidence};
 use super::live::Live;
 use super::probe::ProbeCx;
@@ -63,7 +66,7 @@ impl Kind for DumpStep {
         facts: &Value,
         artifacts: &Path,
     ) -> Result<(), String> {
-        still_valid(&step.id, facts, artifacts)
+        artifact::still_valid(&step.id, facts, artifacts)
     }
 }
 
@@ -317,15 +320,6 @@ fn write_gz(
     })
 }
 
-/// The files a dump step writes in `artifacts`: the dump, its manifest, its evidence.
-pub(crate) fn paths(artifacts: &Path, id: &str) -> [PathBuf; 3] {
-    [
-        artifacts.join(format!("{id}.sql.gz")),
-        artifacts.join(format!("{id}.manifest")),
-        artifacts.join(format!("{id}.evidence.json")),
-    ]
-}
-
 /// Dumps: one stream over SSH, compressed and hashed as it arrives, into a partial file
 /// renamed into place once the tool said it finished well; meanwhile the evidence (row
 /// counts and checksums) is read on a second channel. In a pipelined pair, the partial
@@ -544,76 +538,4 @@ fn dialect_tool(d: Dialect) -> &'static str {
         Dialect::My(t) => t,
         Dialect::Pg => "pg_dump",
     }
-}
-
-/// Checks a dump's files against its manifest: the bytes that were pulled.
-///
-/// # Errors
-/// A file is missing or differs, naming it.
-pub(crate) fn verify(artifacts: &Path, id: &str) -> Result<Evidence, String> {
-    let [gz_path, manifest_path, evidence_path] = paths(artifacts, id);
-    let manifest =
-        fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let sums = crate::artifact::manifest::parse_sums(&manifest);
-    for p in [&gz_path, &evidence_path] {
-        let name = p
-            .file_name()
-            .map(|n| n.as_encoded_bytes().to_vec())
-            .unwrap_or_default();
-        let Some((_, want)) = sums.iter().find(|(n, _)| *n == name) else {
-            return Err(format!(
-                "{} is not in {}",
-                p.display(),
-                manifest_path.display()
-            ));
-        };
-        if file_sha256(p)? != *want {
-            return Err(format!(
-                "{} changed since it was pulled (its SHA-256 differs from the manifest's)",
-                p.display()
-            ));
-        }
-    }
-    let ev = fs::read(&evidence_path).map_err(|e| format!("{}: {e}", evidence_path.display()))?;
-    serde_json::from_slice(&ev).map_err(|e| format!("{}: {e}", evidence_path.display()))
-}
-
-/// The SHA-256 of a dump's `.sql.gz` as its manifest records it.
-///
-/// # Errors
-/// The manifest cannot be read or does not name the dump.
-pub(crate) fn dump_sha256(artifacts: &Path, id: &str) -> Result<String, String> {
-    let [gz_path, manifest_path, _] = paths(artifacts, id);
-    let manifest =
-        fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    let name = gz_path
-        .file_name()
-        .map(|n| n.as_encoded_bytes().to_vec())
-        .unwrap_or_default();
-    crate::artifact::manifest::parse_sums(&manifest)
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, sum)| sum)
-        .ok_or_else(|| {
-            format!(
-                "{} is not in {}",
-                gz_path.display(),
-                manifest_path.display()
-            )
-        })
-}
-
-/// On resume: the manifest is the one journaled and the files still match it.
-fn still_valid(id: &str, facts: &Value, artifacts: &Path) -> Result<(), String> {
-    let [_, manifest_path, _] = paths(artifacts, id);
-    let m = fs::read(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
-    if facts.get("manifest_sha256").and_then(Value::as_str)
-        != Some(crate::digest::hex(&Sha256::digest(&m)).as_str())
-    {
-        return Err(format!(
-            "{} is not the one journaled when the dump was made",
-            manifest_path.display()
-        ));
-    }
-    verify(artifacts, id).map(|_| ())
 }
