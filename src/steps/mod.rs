@@ -28,6 +28,7 @@ mod build;
 mod db;
 mod deploy;
 mod deploy_run;
+pub mod dockerfile;
 mod dump;
 mod exec;
 mod fetch;
