@@ -3,7 +3,7 @@
 //!
 //! Whatever the values, the generator either refuses them (only for a control character
 //! other than a tab where a quoted word goes, an `ENV` name that is not one, or a base
-//! that is not one word) or writes one instruction per line, in the order of the step's
+//! that is not an image reference) or writes one instruction per line, in the order of the step's
 //! fields; each quoted word reads back as its value through a model of the engine's word
 //! lexer (quotes, backslashes, `$` substitution: moby/buildkit `shell.Lex.ProcessWord`),
 //! and each JSON array is the step's own.
@@ -111,7 +111,7 @@ fuzz_target!(|data: &[u8]| {
                 .env
                 .keys()
                 .any(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
-            let bad_base = b.base.is_empty() || !b.base.chars().all(|c| c.is_ascii_graphic());
+            let bad_base = !boyong::playbook::is_image_ref(&b.base);
             let bad_value = b.copy.iter().any(|(_, to)| unwritable(to))
                 || b.workdir.as_deref().is_some_and(unwritable)
                 || b.user.as_deref().is_some_and(unwritable)

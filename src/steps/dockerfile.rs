@@ -7,7 +7,8 @@
 //! as one single-quoted word (`'...'`, a `'` inside as `'\''`), in which the engine's
 //! lexer substitutes nothing and removes nothing: the value in the image is the
 //! playbook's, byte for byte. `RUN` and `CMD` are JSON arrays (exec form), which the engine
-//! neither substitutes nor unquotes. `FROM` takes an image reference, `EXPOSE` numbers.
+//! neither substitutes nor unquotes. `FROM` takes an image reference (checked again
+//! here: one ending in `\` would join the next line to it), `EXPOSE` numbers.
 //!
 //! Invariant: one instruction per line, always. A value that could end a line or join
 //! two (a line break or any other control character, except a tab inside a quoted word
@@ -17,7 +18,7 @@
 
 use std::fmt::Write as _;
 
-use crate::playbook::Build;
+use crate::playbook::{Build, is_image_ref};
 
 /// `s` as one Dockerfile word that the engine's lexer reads back as `s` exactly: single
 /// quotes, each `'` written as `'\''` (close, an escaped quote, reopen).
@@ -54,7 +55,7 @@ fn one_line(what: &str, s: &str) -> Result<(), String> {
 /// is not one (an `ENV` name, the base image).
 pub fn dockerfile(b: &Build) -> Result<String, String> {
     let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
-    if b.base.is_empty() || !b.base.chars().all(|c| c.is_ascii_graphic()) {
+    if !is_image_ref(&b.base) {
         return Err(format!("base image `{}` is not an image reference", b.base));
     }
     let mut d = String::new();
@@ -152,8 +153,10 @@ mod tests {
         let mut b = build();
         b.env.insert("A B".into(), "x".into());
         assert!(dockerfile(&b).is_err());
-        let mut b = build();
-        b.base = "x\nRUN id".into();
-        assert!(dockerfile(&b).is_err());
+        for base in ["x\nRUN id", "gov/php:8.2 \\", "\\\\"] {
+            let mut b = build();
+            b.base = base.into();
+            assert!(dockerfile(&b).is_err(), "{base:?}");
+        }
     }
 }
