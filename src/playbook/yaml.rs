@@ -328,11 +328,7 @@ fn to_diag(text: &str, e: &serde_saphyr::Error) -> Diagnostic {
     let inner = e.without_snippet();
     let message = match breach(inner) {
         Some(b) => over_budget(text, b),
-        None => friendly(
-            &serde_saphyr::UserMessageFormatter
-                .format_message(inner)
-                .into_owned(),
-        ),
+        None => friendly(&serde_saphyr::UserMessageFormatter.format_message(inner)),
     };
     let loc = e.location().map(loc_of).filter(|l| l.line > 0);
     Diagnostic::error(loc, message)
