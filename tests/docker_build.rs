@@ -200,3 +200,83 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
         "no image appeared after the kill"
     );
 }
+
+/// `build.env` values, `workdir`, `user` and a `copy` destination reach the image byte for
+/// byte: the Dockerfile's variable substitution and quote processing change none of them
+/// (`$` stays `$`, a backslash stays one, a tab is a tab).
+#[test]
+fn env_values_workdir_and_copy_destinations_reach_the_image_byte_for_byte() {
+    let Some(env) = Env::new("bytes") else {
+        return;
+    };
+    let values: [(&str, &str); 12] = [
+        ("DOLLAR", "$HOSTNAME"),
+        ("BRACES", "${PATH}and${X:-y}$"),
+        ("BACKSLASH", r"back\slash \t \\ \$x \n"),
+        ("QUOTES", r#"quotes ' " '' "" it's"#),
+        ("TABS", "tab\there\t"),
+        ("UTF8", "ünïcødé ✓ 日本"),
+        ("EMPTY", ""),
+        ("BLANKS", "  leading and trailing  "),
+        ("PAIRS", "a=b c=d"),
+        ("HASH", "#not a comment"),
+        ("ENDS", "ends with \\"),
+        ("CONT", "line \\"),
+    ];
+    let dest = r#"/www/it's $HOME \ "q"#;
+    let workdir = "/srv/a b/$PWD/\\/'";
+    let q = |s: &str| serde_json::to_string(s).unwrap();
+    let env_yaml: Vec<String> = values
+        .iter()
+        .map(|(k, v)| format!("        {k}: {}\n", q(v)))
+        .collect();
+    let pb = env.dir.path().join("bytes.yml");
+    std::fs::write(
+        &pb,
+        format!(
+            "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: {} }}\n      workdir: {}\n      user: \"65534:65534\"\n      env:\n{}",
+            env.sshd().vendor_yaml(),
+            env.dir.path().join("vendor/www").display(),
+            q(dest),
+            q(workdir),
+            env_yaml.concat(),
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label().arg()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = env.runs("situs").pop().unwrap();
+    let image = facts(&run, "image")["image"].as_str().unwrap().to_string();
+    let inspect = docker(&["image", "inspect", "--format", "{{json .Config}}", &image]);
+    let config: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let in_image: Vec<&str> = config["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for (k, v) in values {
+        let want = format!("{k}={v}");
+        assert!(
+            in_image.contains(&want.as_str()),
+            "{want:?} is not in the image's Env: {in_image:#?}"
+        );
+    }
+    assert_eq!(config["WorkingDir"], workdir);
+    assert_eq!(config["User"], "65534:65534");
+    let cat = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &env.label().arg(),
+        &image,
+        "cat",
+        &format!("{dest}/index.html"),
+    ]);
+    assert_eq!(
+        text(&cat.stdout),
+        "<h1>Selamat datang</h1>\n",
+        "{}",
+        text(&cat.stderr)
+    );
+}

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(playbook) = &loaded.playbook {
         // `playbook` is Some only when no diagnostic is an error.
         assert!(!loaded.has_errors(), "a playbook was returned together with errors");
-        let plan = boyong::plan::Plan::offline(playbook);
+        let plan = boyong::steps::plan(playbook);
         let json = serde_json::to_string(&plan).expect("a plan serialises to JSON");
         assert!(!json.is_empty());
     }

@@ -27,7 +27,8 @@ use tokio::sync::watch;
 use super::event::{Event, EventSink, RunResult};
 use super::history::History;
 use super::journal::{Journal, JournalError, Record};
-use super::runner::{Outlet, Redactor, Runner, StepError, UndoItem};
+use super::redact::Redactor;
+use super::runner::{Outlet, Runner, StepError, UndoItem};
 use crate::plan::Plan;
 use crate::secret::SecretStore;
 

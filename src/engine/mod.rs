@@ -4,7 +4,8 @@
 //! records every change before it is made (`journal`, format in docs/journal.md),
 //! one-operator-at-a-time locking (`lock`), the executor with its rollback and resume
 //! (`executor`), what a journal says happened (`history`), the typed events of a run
-//! (`event`), the contract with the code that touches the world (`runner`), the
+//! (`event`), the contract with the code that touches the world (`runner`), the removal
+//! of secret values from everything a run writes or shows (`redact`), the
 //! growing artifact that a pipelined pair of steps hands over while it is written
 //! (`stream`), and opening a run for a command: its lock, a new run or a resumed one,
 //! finding a run, what a rollback would undo (`open`).
@@ -19,6 +20,7 @@ pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod open;
+pub mod redact;
 pub mod runner;
 pub mod state;
 pub mod stream;
@@ -26,4 +28,5 @@ pub mod stream;
 pub use event::{Event, EventSink, RunResult};
 pub use executor::{EngineError, Executor, RollbackReport, RunOptions, RunOutcome};
 pub use history::History;
-pub use runner::{Redactor, Runner, StepCx, StepError, UndoItem};
+pub use redact::Redactor;
+pub use runner::{Runner, StepCx, StepError, UndoItem};

@@ -3,8 +3,8 @@
 //! Owns: [`Runner`] (execute a planned step, undo a journaled change, re-check a
 //! step done earlier, say which step reads the one before it as it is written),
 //! [`StepCx`] (what a step is handed while it runs: the write-ahead journal, events, the
-//! run's artifacts, and in a pipelined pair the growing artifact's feed or follower) and
-//! [`Redactor`].
+//! run's artifacts, and in a pipelined pair the growing artifact's feed or follower).
+//! Secrets are taken out of what a step reports by the [`Redactor`] (`redact.rs`).
 //!
 //! Invariant (write-ahead): a runner makes a change only after [`StepCx::intent`]
 //! returned, which is after the intent and its undo data are fsync'd; it reports the
@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::event::Event;
 use super::journal::{JournalError, Record};
+use super::redact::Redactor;
 use super::stream::{Feed, Follow};
 use crate::plan::{Change, PlannedStep, RunBinding, Undo};
 use crate::secret::SecretStore;
@@ -46,52 +47,6 @@ impl StepError {
     /// A failure that a retry cannot fix.
     pub fn fatal(text: impl Into<String>) -> Self {
         Self::Fatal(text.into())
-    }
-}
-
-/// Replaces every secret value in a text by `***`.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    values: Vec<String>,
-}
-
-impl Redactor {
-    /// A redactor for every value in `store` (empty values are ignored).
-    pub fn new(store: &SecretStore) -> Self {
-        let mut values: Vec<String> = store
-            .values()
-            .map(|s| s.expose().to_string())
-            .filter(|v| !v.is_empty())
-            .collect();
-        // Longest first, so a secret that contains another is hidden whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Self { values }
-    }
-
-    /// `text` with every secret value replaced by `***`.
-    pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for v in &self.values {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), "***");
-            }
-        }
-        out
-    }
-
-    /// `value` with every string in it redacted.
-    pub fn value(&self, value: &Value) -> Value {
-        match value {
-            Value::String(s) => Value::String(self.text(s)),
-            Value::Array(a) => Value::Array(a.iter().map(|v| self.value(v)).collect()),
-            Value::Object(o) => Value::Object(
-                o.iter()
-                    .map(|(k, v)| (self.text(k), self.value(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
     }
 }
 

@@ -7,22 +7,25 @@
 //! 3. the typed raw playbook through the format's rules (`validate*.rs`).
 //!
 //! Invariant: [`load`] and [`parse`] never panic, whatever the bytes; a file larger than
-//! [`MAX_PLAYBOOK_BYTES`] is refused before it is parsed.
+//! [`MAX_PLAYBOOK_BYTES`] is refused before it is parsed, and anything but a regular file
+//! (a FIFO, a device) before it is opened (`local_file.rs`).
 
+mod local_file;
 mod model;
 mod raw;
 pub mod secret;
 mod shape;
 pub mod template;
+mod text;
 pub mod units;
 mod validate;
 mod validate_steps;
 mod yaml;
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use local_file::{LocalFileError, read_regular};
 pub use model::*;
 pub use raw::STEP_KINDS;
 pub use secret::{SecretDef, SecretSource, load_secrets};
@@ -74,47 +77,40 @@ pub fn load(path: &Path) -> Loaded {
         }
         Loaded::failed(path, d)
     };
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let bytes = match local_file::read_regular(path, MAX_PLAYBOOK_BYTES) {
+        Ok(b) => b,
+        Err(LocalFileError::NotFound { .. }) => {
             return fail(
                 format!("no playbook at {}", path.display()),
                 "check the path; playbooks usually live in playbooks/",
             );
         }
-        Err(e) => return fail(format!("cannot read {}: {e}", path.display()), ""),
+        Err(LocalFileError::NotRegular {
+            kind: "a directory",
+            ..
+        }) => {
+            return fail(
+                format!("{} is a directory, not a playbook file", path.display()),
+                "name a .yml file inside it",
+            );
+        }
+        Err(e @ LocalFileError::NotRegular { .. }) => {
+            return fail(
+                e.to_string(),
+                "a playbook is read from a regular file (a FIFO or a device is never read)",
+            );
+        }
+        Err(LocalFileError::TooLarge { len, .. }) => {
+            return fail(
+                format!(
+                    "{} is {len} bytes; a playbook may be at most 1 MiB",
+                    path.display()
+                ),
+                "a playbook describes one app: large data belongs in the vendor's files, not here",
+            );
+        }
+        Err(e @ LocalFileError::Io { .. }) => return fail(e.to_string(), ""),
     };
-    if meta.is_dir() {
-        return fail(
-            format!("{} is a directory, not a playbook file", path.display()),
-            "name a .yml file inside it",
-        );
-    }
-    if meta.len() > MAX_PLAYBOOK_BYTES {
-        return fail(
-            format!(
-                "{} is {} bytes; a playbook may be at most 1 MiB",
-                path.display(),
-                meta.len()
-            ),
-            "a playbook describes one app: large data belongs in the vendor's files, not here",
-        );
-    }
-    let mut bytes = Vec::new();
-    let read = std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_PLAYBOOK_BYTES + 1).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        return fail(format!("cannot read {}: {e}", path.display()), "");
-    }
-    if bytes.len() as u64 > MAX_PLAYBOOK_BYTES {
-        return fail(
-            format!(
-                "{} is larger than 1 MiB; a playbook may be at most 1 MiB",
-                path.display()
-            ),
-            "",
-        );
-    }
     parse(path, &bytes)
 }
 

@@ -85,15 +85,12 @@ fn read_source(src: &SecretSource, env: &dyn Fn(&str) -> Option<String>) -> Resu
 }
 
 fn read_secret_file(path: &Path) -> Result<String, String> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !meta.is_file() {
-        return Err(format!("{} is not a file", path.display()));
-    }
-    if meta.len() > MAX_SECRET_FILE {
-        return Err(format!("{} is larger than 64 KiB", path.display()));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = super::local_file::read_regular(path, MAX_SECRET_FILE).map_err(|e| match e {
+        super::LocalFileError::TooLarge { .. } => {
+            format!("{} is larger than 64 KiB", path.display())
+        }
+        other => other.to_string(),
+    })?;
     let mut text =
         String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     if text.ends_with('\n') {

@@ -3,7 +3,8 @@
 //! Owns: every rule of the format that is not shape: version, names and ids,
 //! references between steps, `{{ vars.X }}` resolution, where secrets may and may not
 //! go, durations, sizes, ports, paths. All problems are collected; none stops the
-//! check early. Step kinds are checked in `validate_steps.rs`.
+//! check early. Step kinds are checked in `validate_steps.rs`; the characters a field may
+//! hold (no control characters, but in scripts and env values) in `text.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -168,7 +169,7 @@ impl Validator<'_> {
     }
 
     /// Location of byte `offset` inside the scalar at `loc` (skipping an opening quote).
-    fn loc_in(&self, loc: Loc, value: &str, offset: usize, len: usize) -> Loc {
+    pub(super) fn loc_in(&self, loc: Loc, value: &str, offset: usize, len: usize) -> Loc {
         let line = self.src.lines().nth(loc.line.saturating_sub(1) as usize);
         let quoted = line
             .and_then(|l| l.chars().nth(loc.col.saturating_sub(1) as usize))
@@ -245,6 +246,7 @@ impl Validator<'_> {
                 }
             }
         }
+        self.check_controls(s, field, &parts);
         Template(parts)
     }
 

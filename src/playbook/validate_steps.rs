@@ -268,6 +268,15 @@ impl Validator<'_> {
                 );
             }
         }
+        if r.engine.value == super::model::DbEngine::Postgres
+            && let Some(why) = super::text::pg_database_problem(&database)
+        {
+            self.error(
+                r.database.loc,
+                format!("`{database}` is not a PostgreSQL database name"),
+                why,
+            );
+        }
         let password = r
             .password
             .as_ref()
@@ -335,10 +344,18 @@ impl Validator<'_> {
             .iter()
             .map(|c| self.text_because(c, &format!("{f}.run"), NO_SECRET_IMAGE))
             .collect();
-        let user = r
-            .user
-            .as_ref()
-            .map(|u| self.text_because(u, &format!("{f}.user"), NO_SECRET_IMAGE));
+        let user = r.user.as_ref().map(|u| {
+            let before = self.errors();
+            let t = self.text_because(u, &format!("{f}.user"), NO_SECRET_IMAGE);
+            if !super::text::is_image_user(&t) && self.errors() == before {
+                self.error(
+                    u.loc,
+                    format!("`{t}` is not a user for the image"),
+                    "expected a user name or id, optionally `:` and a group: `33`, `www-data`, `65534:65534`",
+                );
+            }
+            t
+        });
         let workdir = r
             .workdir
             .as_ref()

@@ -209,20 +209,31 @@ impl<'de> Deserialize<'de> for Node {
     }
 }
 
+/// Nesting levels a playbook may have.
+const MAX_DEPTH: usize = 32;
+/// Values (scalars, lists, mappings) a playbook may hold, aliases expanded.
+const MAX_NODES: usize = 100_000;
+/// Parser events a playbook may produce, aliases expanded.
+const MAX_EVENTS: usize = 400_000;
+/// Aliases (`*name`), anchors (`&name`) and merge keys (`<<`) a playbook may use, each.
+const MAX_ALIASES: usize = 1_000;
+/// Bytes of all scalars together.
+const MAX_SCALAR_BYTES: usize = 2 * 1024 * 1024;
+
 /// The parser options: one document, limits far above any real playbook and far below
 /// what would hurt the machine.
 fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_depth: 32,
-            flow_nesting_limit: 32,
-            max_nodes: 100_000,
-            max_events: 400_000,
-            max_aliases: 1_000,
-            max_anchors: 1_000,
+            max_depth: MAX_DEPTH,
+            flow_nesting_limit: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+            max_events: MAX_EVENTS,
+            max_aliases: MAX_ALIASES,
+            max_anchors: MAX_ALIASES,
             max_documents: 1,
-            max_total_scalar_bytes: 2 * 1024 * 1024,
-            max_merge_keys: 1_000,
+            max_total_scalar_bytes: MAX_SCALAR_BYTES,
+            max_merge_keys: MAX_ALIASES,
         },
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
@@ -233,7 +244,7 @@ fn options() -> serde_saphyr::Options {
 /// Parses the text into a spanned generic tree.
 pub fn parse_tree(text: &str) -> Result<Sp<Node>, Diagnostic> {
     serde_saphyr::from_str_with_options::<Sp<Node>>(text, options())
-        .map_err(|e| unclosed_flow(text, point_at_tab(text, to_diag(&e))))
+        .map_err(|e| unclosed_flow(text, point_at_tab(text, to_diag(text, &e))))
 }
 
 /// When the parser stumbles after a `[` or `{` left open on an earlier line, the
@@ -308,19 +319,81 @@ fn point_at_tab(text: &str, mut d: Diagnostic) -> Diagnostic {
 
 /// Parses the text into a typed value.
 pub fn parse_typed<T: DeserializeOwned>(text: &str) -> Result<T, Diagnostic> {
-    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| to_diag(&e))
+    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| to_diag(text, &e))
 }
 
 /// Turns a library error into a diagnostic with its location and a plain message.
-fn to_diag(e: &serde_saphyr::Error) -> Diagnostic {
+fn to_diag(text: &str, e: &serde_saphyr::Error) -> Diagnostic {
     use serde_saphyr::MessageFormatter as _;
     let inner = e.without_snippet();
-    let raw = serde_saphyr::UserMessageFormatter
-        .format_message(inner)
-        .into_owned();
-    let message = friendly(&raw);
+    let message = match breach(inner) {
+        Some(b) => over_budget(text, b),
+        None => friendly(&serde_saphyr::UserMessageFormatter.format_message(inner)),
+    };
     let loc = e.location().map(loc_of).filter(|l| l.line > 0);
     Diagnostic::error(loc, message)
+}
+
+/// The budget limit an error reports, if it is one.
+fn breach(mut e: &serde_saphyr::Error) -> Option<&serde_saphyr::budget::BudgetBreach> {
+    loop {
+        match e {
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => e = error,
+            serde_saphyr::Error::Budget { breach, .. } => return Some(breach),
+            _ => return None,
+        }
+    }
+}
+
+/// Which limit the YAML went over, in an operator's words. A file that is large without
+/// any alias is not told about aliases.
+fn over_budget(text: &str, b: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let far_fewer = "a playbook needs far fewer";
+    let expanded = || {
+        let aliases = serde_saphyr::budget::check_yaml_budget(
+            text,
+            serde_saphyr::Budget::default(),
+            serde_saphyr::budget::EnforcingPolicy::AllContent,
+        )
+        .map_or(0, |r| r.aliases);
+        if aliases > 0 {
+            format!(", counting what its {aliases} aliases (`*name`) expand to")
+        } else {
+            String::new()
+        }
+    };
+    match b {
+        B::Documents { .. } => "a playbook is one YAML document; found a second one (`---`)".into(),
+        B::Depth { .. } => {
+            format!("the YAML is nested too deeply (more than {MAX_DEPTH} levels); {far_fewer}")
+        }
+        B::Nodes { .. } => format!(
+            "the YAML holds more than {MAX_NODES} values (scalars, lists and mappings){}; {far_fewer}",
+            expanded()
+        ),
+        B::Events { .. } => format!(
+            "the YAML is longer than {MAX_EVENTS} parser events{}; {far_fewer}",
+            expanded()
+        ),
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } => format!(
+            "the YAML uses more than {MAX_ALIASES} aliases (`*name`), or expands them too much; {far_fewer}"
+        ),
+        B::Anchors { .. } => {
+            format!("the YAML defines more than {MAX_ALIASES} anchors (`&name`); {far_fewer}")
+        }
+        B::MergeKeys { .. } => {
+            format!("the YAML uses more than {MAX_ALIASES} merge keys (`<<`); {far_fewer}")
+        }
+        B::ScalarBytes { .. } => format!(
+            "the YAML's text values add up to more than {} MiB; {far_fewer}",
+            MAX_SCALAR_BYTES >> 20
+        ),
+        _ => format!(
+            "the YAML exceeds one of boyong's limits on a playbook's size and structure; {far_fewer}"
+        ),
+    }
 }
 
 /// Rewrites the library's wording where an operator would not understand it.

@@ -1,5 +1,5 @@
 //! `build`: re-verify artifacts, then build an image from a deterministic context
-//! streamed to the engine.
+//! streamed to the engine (its Dockerfile made by `dockerfile.rs`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -113,45 +113,6 @@ fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
             undo: "remove the tag (and the image, if nothing else uses it)".into(),
         }],
     }
-}
-
-/// The generated Dockerfile. Labels that change per run go in as build options, so that
-/// the same artifacts and playbook give the same context, byte for byte.
-pub(crate) fn dockerfile(b: &Build) -> String {
-    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
-    let mut d = String::new();
-    // Writing to a String cannot fail.
-    let _ = writeln!(d, "FROM {}", b.base);
-    for (from, to) in &b.copy {
-        let _ = writeln!(d, "COPY {}", json(&[format!("ctx/{from}/"), to.clone()]));
-    }
-    for r in &b.run {
-        let _ = writeln!(
-            d,
-            "RUN {}",
-            json(&["/bin/sh".into(), "-c".into(), r.clone()])
-        );
-    }
-    if let Some(w) = &b.workdir {
-        let _ = writeln!(d, "WORKDIR {w}");
-    }
-    for (k, v) in &b.env {
-        let _ = writeln!(
-            d,
-            "ENV {k}={}",
-            serde_json::to_string(v).unwrap_or_default()
-        );
-    }
-    if let Some(u) = &b.user {
-        let _ = writeln!(d, "USER {u}");
-    }
-    for p in &b.expose {
-        let _ = writeln!(d, "EXPOSE {p}");
-    }
-    if let Some(c) = &b.cmd {
-        let _ = writeln!(d, "CMD {}", json(c));
-    }
-    d
 }
 
 /// A fetched artifact, verified against its manifest and tree file: its tree, and the
@@ -304,10 +265,10 @@ async fn execute(
     let mut labels: HashMap<String, String> =
         labels(live.extra_labels(), live.app(), cx.run_id(), &step.id);
     labels.insert(LABEL_SOURCE.into(), source.clone());
+    let file = super::dockerfile::dockerfile(b).map_err(StepError::Fatal)?;
     let undo = Undo::RemoveImage { tag: tag.clone() };
     let id = cx.intent(change, &undo)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let file = dockerfile(b);
     let writing = tokio::task::spawn_blocking(move || {
         let out = ChunkWriter {
             tx,

@@ -214,7 +214,7 @@ impl Dialect {
                 quote(c.host),
                 c.port,
                 quote(c.user),
-                quote(c.database)
+                quote(&pg_dbname(c.database))
             ),
         }
     }
@@ -233,7 +233,7 @@ impl Dialect {
                 quote(c.host),
                 c.port,
                 quote(c.user),
-                quote(c.database)
+                quote(&pg_dbname(c.database))
             ),
         }
     }
@@ -270,7 +270,7 @@ impl Dialect {
                 format!("--host={}", c.host),
                 format!("--port={}", c.port),
                 format!("--username={}", c.user),
-                format!("--dbname={}", c.database),
+                format!("--dbname={}", pg_dbname(c.database)),
             ],
         }
     }
@@ -639,6 +639,17 @@ fn pg_id(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A database name as libpq's `--dbname=` argument that is only a name: libpq reads an
+/// argument with `=` in it (or one starting `postgresql://`) as a connection string whose
+/// `host`, `sslmode` … override the other options. Given as a connection string of one
+/// quoted keyword (`dbname='…'`, `\` and `'` escaped), it can only ever be the name.
+fn pg_dbname(name: &str) -> String {
+    format!(
+        "dbname='{}'",
+        name.replace('\\', "\\\\").replace('\'', "\\'")
+    )
+}
+
 /// A PostgreSQL string literal whatever `standard_conforming_strings` says: `E'…'` with
 /// backslashes and quotes escaped.
 fn pg_str(s: &str) -> String {
@@ -703,6 +714,49 @@ fn quoted_account(s: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
     use std::fmt::Write as _;
+
+    #[test]
+    fn a_postgres_database_name_is_only_a_name_never_a_connection_string() {
+        let hostile = "dbname=postgres host=/nonexistent-boyong-b it's \\";
+        let c = Conn {
+            host: "/nonexistent-boyong-a",
+            port: 5432,
+            user: "u",
+            database: hostile,
+        };
+        let conninfo = r"dbname='dbname=postgres host=/nonexistent-boyong-b it\'s \\'";
+        let arg = format!("--dbname={}", quote(conninfo));
+        assert!(Dialect::Pg.dump_command(&c).ends_with(&arg));
+        assert!(Dialect::Pg.query_command(&c, "select 1").contains(&arg));
+        assert!(
+            Dialect::Pg
+                .load_command(&c)
+                .contains(&format!("--dbname={conninfo}"))
+        );
+        // libpq agrees, where its tools are here: the connection is tried where boyong
+        // said, not where the name says.
+        if std::process::Command::new("pg_dump")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return;
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "printf '[boyong]\\n' | {{ {}; }}",
+                Dialect::Pg.dump_command(&c)
+            ))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("sh");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("/nonexistent-boyong-a/") && !err.contains("nonexistent-boyong-b/"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn definers_become_the_app_user_and_data_is_untouched() {

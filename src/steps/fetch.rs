@@ -94,9 +94,17 @@ fn describe(step: &Step, f: &Fetch) -> Described {
 }
 
 /// The remote command: one tar stream of `path` (a directory's contents, or one file),
-/// excluding `exclude` (relative to `path`). Every value is shell-quoted.
+/// excluding `exclude` (relative to `path`). Every value is shell-quoted, and a file's
+/// folder and name are split here, not by the remote shell: `$(dirname)` and
+/// `$(basename)` would drop a name's trailing newlines and pull another file.
 pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
     let p = quote(path);
+    let (dir, name) = match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => (".", path),
+    };
+    let (dir, name) = (quote(dir), quote(&format!("./{name}")));
     let mut excludes = String::new();
     for e in exclude {
         let rel = format!("./{}", e.trim_end_matches('/').trim_start_matches("./"));
@@ -105,7 +113,7 @@ pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
     }
     format!(
         "P={p}; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
-         elif [ -e \"$P\" ]; then cd \"$(dirname \"$P\")\" && exec tar -cf - \"./$(basename \"$P\")\"; \
+         elif [ -e \"$P\" ]; then cd {dir} && exec tar -cf - {name}; \
          else echo \"boyong: $P does not exist on the vendor host\" >&2; exit 66; fi"
     )
 }
@@ -485,5 +493,43 @@ mod tests {
             Some("missing".into())
         );
         assert!(parse_tree("dir x").is_none());
+    }
+
+    /// The names in the tar stream that [`tar_command`] writes, run by the local shell.
+    fn names(path: &str) -> Vec<String> {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(tar_command(path, &[]))
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tar::Archive::new(out.stdout.as_slice())
+            .entries()
+            .expect("a tar stream")
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_whose_name_ends_in_a_newline_is_the_file_pulled() {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::write(d.path().join("config.php"), "another file").expect("write");
+        fs::write(d.path().join("config.php\n"), "the one named").expect("write");
+        let dir = d.path().display().to_string();
+        assert_eq!(names(&format!("{dir}/config.php\n")), ["./config.php\n"]);
+        assert_eq!(names(&format!("{dir}/config.php")), ["./config.php"]);
+        fs::create_dir(d.path().join("sub\n")).expect("mkdir");
+        fs::write(d.path().join("sub\n/f"), "x").expect("write");
+        assert_eq!(names(&format!("{dir}/sub\n/f")), ["./f"]);
     }
 }

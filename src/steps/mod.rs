@@ -33,6 +33,7 @@ mod build;
 mod common;
 mod db;
 mod deploy;
+pub mod dockerfile;
 mod dump;
 mod exec;
 mod fetch;
