@@ -470,6 +470,7 @@ fn a_fifo_is_refused_at_once_by_every_command_that_reads_a_playbook() {
         &["validate", "fifo.yml"][..],
         &["plan", "fifo.yml", "--offline"],
         &["run", "fifo.yml"],
+        &["run", "--plan", "fifo.yml"],
     ] {
         let out = run_within(dir.path(), args, &[], Duration::from_secs(20));
         assert_refused(&out, "fifo.yml", &format!("{args:?}"));

@@ -25,9 +25,10 @@ pub fn run_saved(state: &Path, file: &Path, args: &RunArgs) -> Result {
             "boyong run --plan: {why}; nothing was changed"
         )))
     };
-    let bytes = match std::fs::read(file) {
+    // A regular file only: a FIFO or a device is refused before it is opened.
+    let bytes = match boyong::playbook::read_regular(file, 256 << 20) {
         Ok(b) => b,
-        Err(e) => return refuse(format!("cannot read {}: {e}", file.display())),
+        Err(e) => return refuse(e.to_string()),
     };
     let saved = match Plan::read(&String::from_utf8_lossy(&bytes)) {
         Ok(p) => p,
