@@ -10,6 +10,8 @@
 //! [`MAX_PLAYBOOK_BYTES`] is refused before it is parsed, and anything but a regular file
 //! (a FIFO, a device) before it is opened (`local_file.rs`).
 
+mod hosts;
+mod kinds;
 mod local_file;
 mod model;
 mod raw;
@@ -19,19 +21,18 @@ pub mod template;
 mod text;
 pub mod units;
 mod validate;
-mod validate_steps;
 mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use kinds::{CAPABILITIES, is_image_ref};
 pub use local_file::{LocalFileError, read_regular};
 pub use model::*;
 pub use raw::STEP_KINDS;
 pub use secret::{SecretDef, SecretSource, load_secrets};
 pub use template::Template;
 pub use validate::{is_app_name, is_docker_name, is_step_id};
-pub use validate_steps::{CAPABILITIES, is_image_ref};
 
 use crate::diag::{Diagnostic, Loc};
 use crate::secret::SecretStore;

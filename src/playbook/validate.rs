@@ -3,16 +3,14 @@
 //! Owns: every rule of the format that is not shape: version, names and ids,
 //! references between steps, `{{ vars.X }}` resolution, where secrets may and may not
 //! go, durations, sizes, ports, paths. All problems are collected; none stops the
-//! check early. Step kinds are checked in `validate_steps.rs`; the characters a field may
+//! check early. Step kinds are checked in `kinds/`, the vendor and target in `hosts.rs`; the characters a field may
 //! hold (no control characters, but in scripts and env values) in `text.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::model::{
-    DockerEndpoint, LEGACY_ALGORITHMS, Playbook, Step, StepKind, Target, Vendor, VendorAuth,
-};
-use super::raw::{RawPlaybook, RawStep, RawTarget, RawValue, RawVendor, STEP_KINDS};
+use super::model::{Playbook, Step, StepKind};
+use super::raw::{RawPlaybook, RawStep, RawValue, STEP_KINDS};
 use super::secret::{SecretDef, SecretSource};
 use super::template::{Part, Piece, Template, is_var_name, scan};
 use super::yaml::Sp;
@@ -138,24 +136,6 @@ pub fn is_docker_name(s: &str) -> bool {
         && b[0].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
-}
-
-/// A host name or address safe to hand to SSH: no spaces, no leading `-`.
-fn is_host(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:_[]".contains(c))
-}
-
-/// A POSIX user name.
-fn is_user_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && !s.starts_with('-')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
 impl Validator<'_> {
@@ -390,195 +370,6 @@ impl Validator<'_> {
                 self.secrets.remove(&n);
             }
         }
-    }
-
-    fn vendor(&mut self, raw: &Sp<RawVendor>) -> Option<Vendor> {
-        let r = &raw.value;
-        let host = self.text(&r.host, "vendor.host");
-        if !is_host(&host) {
-            self.error(
-                r.host.loc,
-                format!("`{host}` is not a host name or address"),
-                "expected e.g. `10.20.0.5` or `app.vendor.co.id`",
-            );
-        }
-        let user = self.text(&r.user, "vendor.user");
-        if !is_user_name(&user) {
-            self.error(
-                r.user.loc,
-                format!("`{user}` is not a user name"),
-                "expected letters, digits, `.`, `_` and `-`, not starting with `-`",
-            );
-        }
-        let port = r.port.as_ref().map_or(22, |p| p.value);
-        if port == 0
-            && let Some(p) = &r.port
-        {
-            self.error(p.loc, "port 0 is not a port", "expected 1 to 65535");
-        }
-        let known_hosts = r
-            .known_hosts
-            .as_ref()
-            .map(|k| self.path(k, "vendor.known_hosts"));
-        if known_hosts.is_none() {
-            self.push(
-                Diagnostic::warning(Some(raw.loc), "`vendor.known_hosts` is not given: the operator's ~/.ssh/known_hosts is used")
-                    .help("give the vendor host's key in a file next to the playbook, so every operator checks the same key"),
-            );
-        }
-        let auth = match (&r.identity, &r.password) {
-            (Some(id), None) => Some(VendorAuth::Key {
-                identity: self.path(id, "vendor.identity"),
-                passphrase: r
-                    .passphrase
-                    .as_ref()
-                    .map(|p| self.secret_field(p, "vendor.passphrase")),
-            }),
-            (None, Some(pw)) => {
-                if let Some(pp) = &r.passphrase {
-                    self.error(
-                        pp.loc,
-                        "`passphrase` goes with `identity`, not `password`",
-                        "remove it",
-                    );
-                }
-                Some(VendorAuth::Password(
-                    self.secret_field(pw, "vendor.password"),
-                ))
-            }
-            (Some(_), Some(pw)) => {
-                self.error(
-                    pw.loc,
-                    "`vendor` has both `identity` and `password`",
-                    "choose one way to log in",
-                );
-                None
-            }
-            (None, None) => {
-                self.error(
-                    raw.loc,
-                    "`vendor` has no way to log in",
-                    "add `identity: keys/vendor_ed25519` or `password: { env: NAME }`",
-                );
-                None
-            }
-        };
-        let mut legacy_algorithms = Vec::new();
-        for a in &r.legacy_algorithms {
-            if LEGACY_ALGORITHMS.contains(&a.value.as_str()) {
-                legacy_algorithms.push(a.value.clone());
-            } else {
-                self.push(
-                    Diagnostic::error(
-                        Some(a.loc),
-                        format!(
-                            "`{}` is not a legacy SSH algorithm boyong can allow",
-                            a.value
-                        ),
-                    )
-                    .label(format!("expected one of: {}", LEGACY_ALGORITHMS.join(", ")))
-                    .did_you_mean(&a.value, LEGACY_ALGORITHMS.iter().copied()),
-                );
-            }
-        }
-        if !legacy_algorithms.is_empty()
-            && let Some(first) = r.legacy_algorithms.first()
-        {
-            self.push(
-                Diagnostic::warning(
-                    Some(first.loc),
-                    format!(
-                        "legacy SSH algorithms allowed for {host}: {}",
-                        legacy_algorithms.join(", ")
-                    ),
-                )
-                .label("weaker than boyong's defaults")
-                .help("ask the vendor to update its SSH server, then remove this"),
-            );
-        }
-        Some(Vendor {
-            host,
-            port,
-            user,
-            auth: auth?,
-            known_hosts,
-            legacy_algorithms,
-        })
-    }
-
-    fn target(&mut self, raw: Option<&Sp<RawTarget>>) -> Target {
-        let default = Target {
-            docker: DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
-        };
-        let Some(raw) = raw else { return default };
-        let r = &raw.value;
-        let Some(d) = &r.docker else {
-            if let Some(tls) = &r.tls {
-                self.error(
-                    tls.loc,
-                    "`tls` applies to a `tcp://` endpoint",
-                    "add `docker: tcp://HOST:2376`",
-                );
-            }
-            return default;
-        };
-        let url = self.text(d, "target.docker");
-        if let Some(path) = url.strip_prefix("unix://") {
-            if !path.starts_with('/') {
-                self.error(
-                    d.loc,
-                    "a unix socket path must be absolute",
-                    "expected e.g. `unix:///var/run/docker.sock`",
-                );
-            }
-            if let Some(tls) = &r.tls {
-                self.error(
-                    tls.loc,
-                    "`tls` applies to a `tcp://` endpoint, not a unix socket",
-                    "remove it",
-                );
-            }
-            return Target {
-                docker: DockerEndpoint::Unix(PathBuf::from(path)),
-            };
-        }
-        if let Some(hp) = url.strip_prefix("tcp://") {
-            let (host, port) = match hp.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse::<u16>().ok().filter(|&p| p > 0)),
-                None => (hp.to_string(), Some(2376)),
-            };
-            if port.is_none() || !is_host(&host) {
-                self.error(
-                    d.loc,
-                    format!("`{url}` is not a valid tcp endpoint"),
-                    "expected `tcp://HOST:PORT`",
-                );
-            }
-            let Some(tls) = &r.tls else {
-                self.error(
-                    d.loc,
-                    "the Docker API over TCP needs TLS client certificates",
-                    "add `tls: { ca: ..., cert: ..., key: ... }`",
-                );
-                return default;
-            };
-            let t = &tls.value;
-            return Target {
-                docker: DockerEndpoint::Tcp {
-                    host,
-                    port: port.unwrap_or(2376),
-                    ca: self.path(&t.ca, "target.tls.ca"),
-                    cert: self.path(&t.cert, "target.tls.cert"),
-                    key: self.path(&t.key, "target.tls.key"),
-                },
-            };
-        }
-        self.error(
-            d.loc,
-            format!("`{url}` is not a Docker endpoint"),
-            "expected `unix:///path/to/docker.sock` or `tcp://HOST:PORT`",
-        );
-        default
     }
 
     fn index_steps(&mut self, steps: &[Sp<RawStep>]) {
