@@ -167,8 +167,15 @@ impl Write for ChunkWriter {
     }
 }
 
+/// The modification time of every file in a build context, and so in the image:
+/// 2000-01-01T00:00:00Z. Fixed, so that the image stays deterministic; not 0, because
+/// PHP's OPcache takes a timestamp of 0 for "unknown" and never caches such a file (a
+/// migrated PHP app then recompiles every script on every request: seen 4.5x slower).
+pub(crate) const CONTEXT_MTIME: u64 = 946_684_800;
+
 /// Writes the deterministic context: `Dockerfile`, then each artifact under `ctx/ID/`,
-/// entries sorted, times 0, owners 0, modes kept. Returns the context's SHA-256.
+/// entries sorted, times [`CONTEXT_MTIME`], owners 0, modes kept. Returns the context's
+/// SHA-256.
 fn write_context(
     out: ChunkWriter,
     dockerfile: &str,
@@ -181,7 +188,7 @@ fn write_context(
         h.set_entry_type(kind);
         h.set_mode(mode);
         h.set_size(size);
-        h.set_mtime(0);
+        h.set_mtime(CONTEXT_MTIME);
         h.set_uid(0);
         h.set_gid(0);
         h
@@ -444,5 +451,12 @@ mod tests {
                 "ctx/code/www/index.html"
             ]
         );
+        // Every entry has the fixed, non-zero time (OPcache caches no file of time 0).
+        let mut ar = tar::Archive::new(bytes.as_slice());
+        for e in ar.entries().expect("entries") {
+            let h = e.expect("entry").header().clone();
+            assert_eq!(h.mtime().expect("mtime"), CONTEXT_MTIME);
+        }
+        assert_ne!(CONTEXT_MTIME, 0);
     }
 }
