@@ -159,6 +159,13 @@ fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("is unhealthy") && err.contains("404"), "{err}");
+    // Four seconds of checks a second apart, all failing the same way: said once.
+    let out = text(&out.stdout) + &err;
+    let waits: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("waiting for health: GET"))
+        .collect();
+    assert_eq!(waits.len(), 1, "a repeated failure is said once: {out}");
     env.assert_the_old_one_serves_alone(&old_id);
 }
 

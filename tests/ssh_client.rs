@@ -101,6 +101,29 @@ fn an_unknown_host_key_is_refused_with_its_fingerprint_and_the_line_to_add() {
     assert!(err.to_string().contains("--accept-new-host-key"));
 }
 
+/// A known_hosts file that does not exist yet is an empty one: the key is unknown, and the
+/// refusal gives its fingerprint and the line to add, not a bare "No such file".
+#[test]
+fn a_missing_known_hosts_file_is_empty_and_the_refusal_gives_the_line_to_add() {
+    if !available() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let _ = std::fs::remove_file(&sshd.known_hosts);
+    let err = rt()
+        .block_on(Session::connect(&target(&sshd)))
+        .err()
+        .unwrap();
+    let SshError::HostKeyUnknown { line, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        line,
+        &format!("[127.0.0.1]:{} {}", sshd.port, sshd.host_key_pub)
+    );
+    assert!(!sshd.known_hosts.exists(), "nothing was written");
+}
+
 #[test]
 fn accept_new_adds_an_unknown_key_and_then_it_is_known() {
     if !available() {

@@ -193,7 +193,9 @@ impl Session {
         let file = t.known_hosts.display().to_string();
         let known = match std::fs::read_to_string(&t.known_hosts) {
             Ok(k) => k,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && t.accept_new => String::new(),
+            // A file not made yet holds no key: the host is unknown (refused with its
+            // fingerprint and the line to add, or, with accept_new, recorded).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(source) => return Err(SshError::KnownHosts { file, source }),
         };
         let limit = t.connect_timeout;

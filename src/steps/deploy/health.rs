@@ -27,16 +27,17 @@ async fn healthy_once(engine: &Docker, container: &str, check: &HealthCheck) -> 
             s.write_all(req.as_bytes())
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut head = vec![0u8; 64];
-            let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
-            let line = String::from_utf8_lossy(&head[..n]);
-            let status = line
+            let head = read_head(&mut s).await.map_err(|e| e.to_string())?;
+            let status = head
                 .split_whitespace()
                 .nth(1)
                 .and_then(|c| c.parse::<u16>().ok());
             match status {
                 Some(c) if c == *expect_status => Ok(()),
-                Some(c) => Err(format!("GET {url} answered {c}, expected {expect_status}")),
+                Some(c) => Err(format!(
+                    "GET {url} answered {c}{}, expected {expect_status}",
+                    redirect_of(c, &head)
+                )),
                 None => Err(format!("GET {url}: not an HTTP answer")),
             }
         }
@@ -50,6 +51,39 @@ async fn healthy_once(engine: &Docker, container: &str, check: &HealthCheck) -> 
             Err(e) => Err(e.to_string()),
         },
         HealthCheck::Running => Ok(()),
+    }
+}
+
+/// An answer's status line and headers: read until the blank line that ends them, at
+/// most 8 KiB.
+async fn read_head(s: &mut tokio::net::TcpStream) -> std::io::Result<String> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// For a redirect, where it points (` (a redirect to URL)`): an app that redirects its
+/// health URL usually knows itself by another address (WordPress's `siteurl`).
+fn redirect_of(status: u16, head: &str) -> String {
+    if !(300..400).contains(&status) {
+        return String::new();
+    }
+    let location = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("location")
+            .then(|| value.trim().to_string())
+    });
+    match location {
+        Some(to) => format!(" (a redirect to {to})"),
+        None => " (a redirect with no Location)".into(),
     }
 }
 
@@ -92,6 +126,9 @@ pub(super) async fn wait_healthy(
         tokio::time::sleep(h.interval.0).await;
     }
     let mut checks = 0u32;
+    // What the operator was last told: a check that fails the same way again is not
+    // repeated (a 60 s wait is one line, not sixty).
+    let mut shown = String::new();
     loop {
         match engine.container(container).await {
             Ok(Some(c)) if c.running => {}
@@ -110,9 +147,34 @@ pub(super) async fn wait_healthy(
             Err(e) => last = e,
         }
         if t0.elapsed() >= h.timeout.0 {
-            return Err(format!("not healthy within {}: {last}", h.timeout));
+            return Err(format!(
+                "not healthy within {} ({checks} check(s)): {last}",
+                h.timeout
+            ));
         }
-        cx.output(&format!("waiting for health: {last}"));
+        if last != shown {
+            cx.output(&format!("waiting for health: {last}"));
+            shown.clone_from(&last);
+        }
         tokio::time::sleep(h.interval.0.min(Duration::from_secs(5))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_of;
+
+    #[test]
+    fn a_redirect_says_where_it_points() {
+        let head = "HTTP/1.1 301 Moved Permanently\r\nServer: x\r\nLOCATION: http://vendor.example/wp/\r\n\r\n";
+        assert_eq!(
+            redirect_of(301, head),
+            " (a redirect to http://vendor.example/wp/)"
+        );
+        assert_eq!(
+            redirect_of(302, "HTTP/1.1 302 Found\r\n\r\n"),
+            " (a redirect with no Location)"
+        );
+        assert_eq!(redirect_of(500, head), "");
     }
 }
