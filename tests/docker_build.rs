@@ -280,3 +280,57 @@ fn env_values_workdir_and_copy_destinations_reach_the_image_byte_for_byte() {
         text(&cat.stderr)
     );
 }
+
+/// A vendor file readable by no one but its owner and group (a 0640 config), in an image
+/// that runs as another user: the live plan names it and says to set `owner`; with
+/// `owner`, the copied files are that user's, and the app, running as it, reads them.
+#[test]
+fn files_others_cannot_read_are_flagged_by_the_plan_and_owner_makes_them_the_apps() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(env) = Env::new("owner") else { return };
+    let config = env.path("vendor/www/config.php");
+    std::fs::write(&config, "<?php $db = 'x';\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let yaml = |owner: &str| {
+        format!(
+            "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      user: \"65534:65534\"\n{owner}",
+            env.sshd().vendor_yaml(),
+            env.path("vendor/www").display(),
+        )
+    };
+    let pb = env.write("owner.yml", yaml(""));
+    let out = env.run(&["plan", pb.to_str().unwrap()]);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("./config.php") && all.contains("owner: \"65534:65534\""),
+        "{all}"
+    );
+    let pb = env.write("owner.yml", yaml("      owner: \"65534:65534\"\n"));
+    let out = env.run(&["plan", pb.to_str().unwrap()]);
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("(owned by 65534:65534)"), "{all}");
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let image = facts(&env.last_run("situs"), "image")["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let read = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &env.label().arg(),
+        &image,
+        "sh",
+        "-c",
+        "stat -c %u:%g /www/config.php /www/index.html && cat /www/config.php",
+    ]);
+    assert_eq!(
+        text(&read.stdout),
+        "65534:65534\n65534:65534\n<?php $db = 'x';\n",
+        "{}",
+        text(&read.stderr)
+    );
+}

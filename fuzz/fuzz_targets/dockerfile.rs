@@ -45,6 +45,7 @@ fn build(u: &mut Unstructured) -> Result<Build> {
         copy,
         run: short(u)?,
         user: u.arbitrary()?,
+        owner: u.arbitrary()?,
         workdir: u.arbitrary()?,
         env,
         cmd: u.arbitrary()?,

@@ -261,6 +261,9 @@ pub struct Build {
     pub run: Vec<String>,
     /// USER.
     pub user: Option<String>,
+    /// Owner of the copied trees (`COPY --chown`); `None`: root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// WORKDIR.
     pub workdir: Option<String>,
     /// ENV.

@@ -212,6 +212,10 @@ pub struct RawBuild {
     pub run: Vec<Sp<String>>,
     /// User the image runs as.
     pub user: Option<Sp<String>>,
+    /// Owner of every copied file and directory: a user (and group) id or name, as `user`
+    /// (e.g. `33:33`); default root. Set it to the user the app runs as when the vendor's
+    /// files are not readable by others (a 0640 `wp-config.php`).
+    pub owner: Option<Sp<String>>,
     /// Working directory.
     pub workdir: Option<Sp<String>>,
     /// Environment baked into the image (no secrets).

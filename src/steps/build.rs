@@ -73,10 +73,14 @@ fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
         .collect();
     reads.push(format!("base image {} on the target", b.base));
     let mut details = vec![format!("FROM {}", b.base)];
+    let owner = b
+        .owner
+        .as_ref()
+        .map_or_else(String::new, |o| format!(" (owned by {o})"));
     details.extend(
         b.copy
             .iter()
-            .map(|(from, to)| format!("COPY {from} -> {to}")),
+            .map(|(from, to)| format!("COPY {from} -> {to}{owner}")),
     );
     details.extend(b.run.iter().map(|r| format!("RUN {r}")));
     if let Some(w) = &b.workdir {
@@ -309,6 +313,11 @@ async fn execute(
 }
 
 /// A build step: its base image, and the tag it moves if that exists.
+/// Whether an image user is root (`0`, `root`, with or without a group).
+fn is_root(user: &str) -> bool {
+    matches!(user.split(':').next(), Some("0" | "root"))
+}
+
 async fn probe(
     t: Option<&Target>,
     step: &PlannedStep,
@@ -330,6 +339,30 @@ async fn probe(
             ),
             None => format!("context: artifact `{from}` (size known after fetch)"),
         });
+    }
+    // Files copied as root's and readable by no one else, in an image that runs as
+    // another user: the app cannot read them (a 0640 `wp-config.php`: every page a 500).
+    if let Some(user) = b.user.as_ref().filter(|u| !is_root(u))
+        && b.owner.is_none()
+    {
+        let private: Vec<String> = b
+            .copy
+            .iter()
+            .filter_map(|(from, _)| {
+                let t = fx.fetched.get(from)?;
+                (t.private.count > 0).then(|| format!("`{from}`: {}", t.private.shown()))
+            })
+            .collect();
+        if !private.is_empty() {
+            fx.problem(
+                Some(&step.id),
+                format!(
+                    "the image runs as user {user}, but the copied files are root's and some are readable by no one else ({}): the app could not read them",
+                    private.join("; ")
+                ),
+                format!("set `owner: \"{user}\"` on the build (the user the app runs as), or make those files readable on the vendor host"),
+            );
+        }
     }
     let known = b.copy.iter().all(|(from, _)| fx.fetched.contains_key(from));
     sf.estimate = Some(Estimate {

@@ -65,7 +65,21 @@ pub fn dockerfile(b: &Build) -> Result<String, String> {
         let src = format!("ctx/{from}/");
         one_line("a `copy` source", &src)?;
         one_line("a `copy` destination", to)?;
-        let _ = writeln!(d, "COPY {}", json(&[quote(&src), quote(to)]));
+        // The owner is checked like `user` (a name or id, `:` and a group): no quoting.
+        let chown = match &b.owner {
+            Some(o) => {
+                one_line("`owner`", o)?;
+                if !o
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b":_.-".contains(&c))
+                {
+                    return Err(format!("`{o}` is not a user for the image"));
+                }
+                format!("--chown={o} ")
+            }
+            None => String::new(),
+        };
+        let _ = writeln!(d, "COPY {chown}{}", json(&[quote(&src), quote(to)]));
     }
     for r in &b.run {
         let _ = writeln!(
@@ -108,6 +122,7 @@ mod tests {
             copy: vec![("code".into(), "/var/www".into())],
             run: vec!["a\nb".into()],
             user: Some("33".into()),
+            owner: None,
             workdir: Some("/var/www".into()),
             env: [("A".to_string(), "x".to_string())].into(),
             cmd: Some(vec!["php".into(), "-S".into()]),

@@ -5,6 +5,7 @@ use crate::diag::Diagnostic;
 use crate::playbook::model::Build;
 use crate::playbook::raw::RawBuild;
 use crate::playbook::validate::Validator;
+use crate::playbook::yaml::Sp;
 
 impl Validator<'_> {
     pub(super) fn build(&mut self, at: usize, r: &RawBuild, f: &str) -> Build {
@@ -23,9 +24,9 @@ impl Validator<'_> {
             .iter()
             .map(|c| self.text_because(c, &format!("{f}.run"), NO_SECRET_IMAGE))
             .collect();
-        let user = r.user.as_ref().map(|u| {
+        let mut image_user = |u: &Sp<String>, field: &str| {
             let before = self.errors();
-            let t = self.text_because(u, &format!("{f}.user"), NO_SECRET_IMAGE);
+            let t = self.text_because(u, &format!("{f}.{field}"), NO_SECRET_IMAGE);
             if !crate::playbook::text::is_image_user(&t) && self.errors() == before {
                 self.error(
                     u.loc,
@@ -34,7 +35,9 @@ impl Validator<'_> {
                 );
             }
             t
-        });
+        };
+        let user = r.user.as_ref().map(|u| image_user(u, "user"));
+        let owner = r.owner.as_ref().map(|u| image_user(u, "owner"));
         let workdir = r
             .workdir
             .as_ref()
@@ -73,6 +76,7 @@ impl Validator<'_> {
             copy,
             run,
             user,
+            owner,
             workdir,
             env,
             cmd,
