@@ -11,6 +11,7 @@
 //! only verified bytes; the tarball is written under a temporary name and renamed once
 //! complete and synced, so an archive that exists is whole.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -190,7 +191,7 @@ fn write_tar(path: &Path, run: &RunDir, report_md: &str) -> Result<(), String> {
         let meta = fs::symlink_metadata(&abs).map_err(err)?;
         if meta.is_file() {
             let (sha, _) = crate::digest::file_sha256(&abs).map_err(err)?;
-            sums.push_str(&format!("{sha}  {}\n", rel.display()));
+            let _ = writeln!(sums, "{sha}  {}", rel.display());
         }
         tar.append_path_with_name(&abs, &name).map_err(err)?;
     }
@@ -203,10 +204,11 @@ fn write_tar(path: &Path, run: &RunDir, report_md: &str) -> Result<(), String> {
             .map_err(err)
     };
     add("report.md", report_md.as_bytes())?;
-    sums.push_str(&format!(
-        "{}  report.md\n",
+    let _ = writeln!(
+        sums,
+        "{}  report.md",
         crate::digest::sha256_hex(report_md.as_bytes())
-    ));
+    );
     add("SHA256SUMS", sums.as_bytes())?;
     let inner = tar.into_inner().map_err(err)?;
     let file = inner.into_inner().map_err(|e| err(e.into_error()))?;

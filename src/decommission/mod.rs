@@ -34,6 +34,7 @@ use crate::steps::db::Dialect;
 
 pub mod archive;
 pub mod cert;
+pub mod live;
 mod run;
 pub mod vendor;
 

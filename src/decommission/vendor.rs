@@ -14,7 +14,6 @@ use crate::steps::db::{Conn, Dialect};
 
 /// Whether `path` may be removed: absolute, not `/`, no `..` or `.` component, no
 /// empty component (`//`), no control character.
-#[must_use]
 pub fn safe_path(path: &str) -> Result<(), String> {
     let trimmed = path.trim_end_matches('/');
     if !path.starts_with('/') {
