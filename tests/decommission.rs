@@ -69,6 +69,7 @@ fn playbook(env: &Env, tree: &Path, db: Option<&Mariadb>) -> PathBuf {
 
 fn boyong(env: &Env, db: Option<&Mariadb>, args: &[&str]) -> Output {
     let mut c = env.command(args);
+    c.env("BOYONG_OPERATOR", "petugas-uji");
     if let Some(db) = db {
         c.env("BOYONG_TEST_DB_PASSWORD", &db.password);
     }
@@ -232,7 +233,7 @@ fn a_migrated_app_is_decommissioned_with_a_certificate_and_its_sibling_survives(
     );
     assert!(p.contains("DROP DATABASE IF EXISTS `perizinan`"), "{p}");
     assert!(
-        p.contains("none   last assessment passed: none recorded"),
+        p.contains("none    last assessment passed: none recorded"),
         "{p}"
     );
     assert!(
@@ -302,11 +303,12 @@ fn a_migrated_app_is_decommissioned_with_a_certificate_and_its_sibling_survives(
     let cert: Value =
         serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
     assert_eq!(cert["app"], APP);
+    assert_eq!(cert["operator"], "petugas-uji");
     assert_eq!(cert["migration_run"], run_id.as_str());
     assert!(
         cert["vendor_host_key"]
             .as_str()
-            .is_some_and(|k| k.starts_with("ssh-")),
+            .is_some_and(|k| k.contains(" ssh-ed25519 SHA256:")),
         "{cert}"
     );
     let removed = cert["removed"].as_array().unwrap();

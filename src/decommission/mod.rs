@@ -224,7 +224,7 @@ pub fn items(pb: &Playbook, run: &RunDir) -> Result<Vec<Item>, String> {
                     kind: "database".into(),
                     target: format!(
                         "{} database {} at {}:{} (user {})",
-                        d.engine.dump_tool(),
+                        format!("{:?}", d.engine).to_lowercase(),
                         d.database,
                         d.host,
                         d.port,
