@@ -335,15 +335,3 @@ fn confirm(app: &str) -> Result {
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ages_parse_and_bad_ones_are_refused() {
-        assert_eq!(boyong::decommission::parse_age("7d"), Ok(7 * 86_400));
-        assert_eq!(boyong::decommission::parse_age("1d12h"), Ok(36 * 3600));
-        assert_eq!(boyong::decommission::parse_age("0"), Ok(0));
-        assert!(boyong::decommission::parse_age("7 days").is_err());
-        assert!(boyong::decommission::parse_age("").is_err());
-    }
-}

@@ -413,3 +413,6 @@ pub fn human_age(secs: u64) -> String {
         _ => format!("{d} d {h:02} h"),
     }
 }
+
+#[cfg(test)]
+mod tests;
