@@ -13,7 +13,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::artifact::manifest;
@@ -122,7 +121,7 @@ pub fn create(
         ));
     }
     let parent = tar_path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    super::mkdir_private(parent)?;
     let partial = parent.join(format!("{id}.tar.partial"));
     let written = write_tar(&partial, run, report_md);
     if let Err(e) = written {
@@ -136,10 +135,7 @@ pub fn create(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut f = fs::File::create(&sum_path).map_err(|e| format!("{}: {e}", sum_path.display()))?;
-    f.write_all(format!("{sha}  {name}\n").as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| format!("{}: {e}", sum_path.display()))?;
+    super::write_private(&sum_path, format!("{sha}  {name}\n").as_bytes())?;
     Ok(Archive {
         path: tar_path,
         sha256: sha,
@@ -179,7 +175,16 @@ fn files(run: &RunDir) -> Result<Vec<PathBuf>, String> {
 
 fn write_tar(path: &Path, run: &RunDir, report_md: &str) -> Result<(), String> {
     let err = |e: std::io::Error| format!("{}: {e}", path.display());
-    let file = fs::File::create(path).map_err(err)?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(err)?
+    };
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);

@@ -77,8 +77,7 @@ impl Certificate {
             // Last: its presence says the decommission is complete.
             ("certificate.json", json),
         ] {
-            let p = dir.join(name);
-            std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+            super::write_private(&dir.join(name), text.as_bytes())?;
         }
         Ok(())
     }

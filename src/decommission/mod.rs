@@ -124,6 +124,35 @@ impl Source {
     }
 }
 
+/// Makes `dir` and its missing parents, mode 0700 (the state directory's contract).
+///
+/// # Errors
+/// The file system.
+pub(crate) fn mkdir_private(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Writes a new file, mode 0600, and syncs it.
+///
+/// # Errors
+/// The file exists already, or the file system.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// `apps/<app>/decommissions/`.
 ///
 /// # Errors

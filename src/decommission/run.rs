@@ -128,10 +128,12 @@ pub fn open_or_continue(
     let now = SystemTime::now();
     let id = RunId::new(now, crate::engine::open::suffix(now)).map_err(|e| e.to_string())?;
     let path = root.join(id.as_str());
-    std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    super::mkdir_private(&path)?;
     let plan = serde_json::to_string_pretty(items).map_err(|e| e.to_string())? + "\n";
-    std::fs::write(path.join("decommission.json"), &plan)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Err(e) = super::write_private(&path.join("decommission.json"), plan.as_bytes()) {
+        let _ = std::fs::remove_dir_all(&path);
+        return Err(e);
+    }
     let journal = Journal::create(
         &path.join("journal.jsonl"),
         &HeaderFields {
