@@ -304,6 +304,14 @@ fn a_migrated_app_is_decommissioned_with_a_certificate_and_its_sibling_survives(
         serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
     assert_eq!(cert["app"], APP);
     assert_eq!(cert["operator"], "petugas-uji");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("certificate.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the state directory's files are 0600");
+    }
     assert_eq!(cert["migration_run"], run_id.as_str());
     assert!(
         cert["vendor_host_key"]
@@ -480,6 +488,18 @@ fn a_failed_run_or_a_broken_journal_refuses_and_nothing_is_deleted() {
     );
     assert_untouched(&tree, None);
     assert!(decommissions(&env).is_empty(), "a refusal journals nothing");
+    // A bad `decommission.after` in a playbook: file:line:col, exit 2.
+    let bad_pb = env.write(
+        "bad.yml",
+        std::fs::read_to_string(&pb).unwrap() + "decommission:\n  after: soon\n",
+    );
+    let v = boyong(&env, None, &["validate", bad_pb.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(2), "{}", said(&v));
+    assert!(
+        said(&v).contains("bad.yml:") && said(&v).contains("decommission.after"),
+        "{}",
+        said(&v)
+    );
     // Bad input: exit 2.
     assert_eq!(
         boyong(&env, None, &["decommission", APP, "--min-age", "soon"])
@@ -504,6 +524,9 @@ fn a_decommission_cut_half_way_is_finished_by_running_it_again() {
     prepare_db(&db);
     let (tree, _) = vendor_files(&env);
     let pb = playbook(&env, &tree, Some(&db));
+    // The minimum age from the playbook: none, so no --min-age below.
+    let text_pb = std::fs::read_to_string(&pb).unwrap() + "decommission:\n  after: 0s\n";
+    std::fs::write(&pb, text_pb).unwrap();
     let run = boyong(&env, Some(&db), &["run", pb.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(0), "{}", said(&run));
     assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
@@ -514,11 +537,7 @@ fn a_decommission_cut_half_way_is_finished_by_running_it_again() {
         &db,
         &format!("REVOKE DROP ON `{}`.* FROM '{}'@'%'", db.database, db.user),
     );
-    let cut = boyong(
-        &env,
-        Some(&db),
-        &["decommission", APP, "--min-age", "0", "--confirm", APP],
-    );
+    let cut = boyong(&env, Some(&db), &["decommission", APP, "--confirm", APP]);
     assert_eq!(cut.status.code(), Some(1), "{}", said(&cut));
     assert!(
         said(&cut).contains("run `boyong decommission dectest` again"),
@@ -544,11 +563,7 @@ fn a_decommission_cut_half_way_is_finished_by_running_it_again() {
         &db,
         &format!("GRANT DROP ON `{}`.* TO '{}'@'%'", db.database, db.user),
     );
-    let again = boyong(
-        &env,
-        Some(&db),
-        &["decommission", APP, "--min-age", "0", "--confirm", APP],
-    );
+    let again = boyong(&env, Some(&db), &["decommission", APP, "--confirm", APP]);
     assert_eq!(again.status.code(), Some(0), "{}", said(&again));
     assert!(
         said(&again).contains("continuing the unfinished decommission"),

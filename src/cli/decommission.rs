@@ -34,9 +34,10 @@ pub struct DecommissionArgs {
     /// Confirm without a prompt, for scripts: the app's name.
     #[arg(long, value_name = "APP")]
     pub confirm: Option<String>,
-    /// The minimum time since the migration run ended (`7d`, `36h`, `0`).
-    #[arg(long, value_name = "AGE", default_value = "7d")]
-    pub min_age: String,
+    /// The minimum time since the migration run ended (`7d`, `36h`, `0`); default: the
+    /// playbook's `decommission.after`, else 7 days.
+    #[arg(long, value_name = "AGE")]
+    pub min_age: Option<String>,
     /// Delete a fetched path even when its files changed on the vendor since the pull.
     #[arg(long)]
     pub allow_changed: bool,
@@ -47,7 +48,11 @@ pub struct DecommissionArgs {
 
 /// `boyong decommission`.
 pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result {
-    let min_age = dec::parse_age(&args.min_age)
+    let flag_age = args
+        .min_age
+        .as_deref()
+        .map(dec::parse_age)
+        .transpose()
         .map_err(|e| CliError::bad_input(format!("{CMD}: --min-age: {e}")))?;
     if let Some(c) = &args.confirm
         && c != app
@@ -83,6 +88,9 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    let min_age = flag_age
+        .or(pb.decommission_after)
+        .unwrap_or(dec::DEFAULT_MIN_AGE_SECS);
     let mut checks = preconditions(&dir, app, &src, min_age, now);
     let mut list = match items(&pb, &src.run) {
         Ok(l) => l,
