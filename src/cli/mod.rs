@@ -138,8 +138,12 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Pack a run's verified artifacts (code, dump, manifests, journal, report) into one
-    /// tarball with a SHA-256 list, for the records, before a decommission.
+    /// Pack a run's verified artifacts into one tarball with a SHA-256 list.
+    ///
+    /// The code, dumps, manifests, journal, plan, playbook and report of the run (default:
+    /// the latest), each checked against its manifest first; `boyong decommission` refuses
+    /// without it. Exit 2: unknown app or run; exit 1: an artifact that does not verify, a
+    /// broken journal, or an archive that exists already.
     Archive {
         /// The app.
         app: String,
@@ -147,8 +151,10 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
     },
-    /// Delete the vendor's copy of a migrated app (fetched paths, dumped databases),
-    /// journaled, checked gone, with a certificate. Irreversible.
+    /// Delete the vendor's copy of a migrated app, with a certificate (irreversible).
+    ///
+    /// Exactly what the playbook fetched (paths) and dumped (databases), after checking the
+    /// preconditions and re-hashing the vendor's files; journaled, then checked gone.
     ///
     /// Exit 2: unknown app, bad flags, no confirmation; exit 1: a precondition refused,
     /// a vendor file changed since the pull, or a removal failed (run it again: it
