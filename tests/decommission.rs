@@ -587,3 +587,105 @@ fn a_decommission_cut_half_way_is_finished_by_running_it_again() {
         "one journal, its chain intact"
     );
 }
+
+/// A TCP proxy to `to`: every connection open when `cut_when()` first holds is cut then
+/// (asked every 2 ms); later connections pass untouched.
+fn cut_when(to: u16, cut_when: impl Fn() -> bool + Send + 'static) -> u16 {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+    let cut = Arc::new(AtomicBool::new(false));
+    let (open2, cut2) = (Arc::clone(&open), Arc::clone(&cut));
+    std::thread::spawn(move || {
+        while !cut_when() {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        cut2.store(true, Ordering::SeqCst);
+        for s in open2.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    });
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let server = TcpStream::connect(("127.0.0.1", to)).unwrap();
+            if !cut.load(Ordering::SeqCst) {
+                let mut o = open.lock().unwrap();
+                o.push(client.try_clone().unwrap());
+                o.push(server.try_clone().unwrap());
+            }
+            let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c2, mut s2) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_connection_dropped_half_way_leaves_a_journal_that_a_rerun_finishes() {
+    let Some(env) = Env::builder("decommission-cut").sshd().build() else {
+        return;
+    };
+    let (tree, sibling) = vendor_files(&env);
+    env.write("vendor/srv/uploads/a.pdf", "pdf");
+    let uploads = env.path("vendor/srv/uploads");
+    let pb = env.write(
+        "dectest.yml",
+        format!(
+            "version: 1\napp: {APP}\n{vendor}steps:\n  - id: code\n    fetch:\n      path: {}\n      exclude: [\"cache/\"]\n  - id: uploads\n    fetch:\n      path: {}\n",
+            tree.display(),
+            uploads.display(),
+            vendor = env.sshd().vendor_yaml()
+        ),
+    );
+    // Every connection goes through a proxy that drops the link the moment the first
+    // tree is gone: in the middle of the decommission, between its two removals.
+    let gone = tree.clone();
+    let port = cut_when(env.sshd().port, move || !gone.exists());
+    env.through_proxy(&pb, port);
+    let run = boyong(&env, None, &["run", pb.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", said(&run));
+    assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
+    let args = ["decommission", APP, "--min-age", "0", "--confirm", APP];
+    let cut = boyong(&env, None, &args);
+    assert_eq!(cut.status.code(), Some(1), "{}", said(&cut));
+    assert!(
+        !tree.exists() && uploads.exists(),
+        "cut between the two removals"
+    );
+    let dir = decommissions(&env).pop().unwrap();
+    let j = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(
+        j.contains("tree:code") && !j.contains("tree:uploads"),
+        "{j}"
+    );
+    assert!(!dir.join("certificate.json").exists());
+
+    let again = boyong(&env, None, &args);
+    assert_eq!(again.status.code(), Some(0), "{}", said(&again));
+    assert!(!uploads.exists(), "the rest was removed by the re-run");
+    assert!(sibling.join("index.php").is_file(), "the sibling survives");
+    assert_eq!(decommissions(&env), vec![dir.clone()]);
+    let cert: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
+    assert_eq!(cert["continued"], true);
+    let ids: Vec<&str> = cert["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["tree:code", "tree:uploads"]);
+    boyong::engine::journal::read(&dir.join("journal.jsonl")).unwrap();
+}
