@@ -1,8 +1,9 @@
-//! `boyong archive` and `boyong decommission` against a real OpenSSH server and a real
-//! MariaDB server as the vendor host: a migrated app's fetched tree and database are
-//! deleted, checked gone and certified; a sibling app's files and database survive; each
-//! precondition refuses by name and changes nothing; a vendor file changed since the
-//! pull blocks it; a decommission cut half-way is finished by running it again.
+//! `boyong archive` and `boyong decommission` against a real OpenSSH server and real
+//! MariaDB and PostgreSQL servers as the vendor host: a migrated app's fetched tree and
+//! database are deleted, checked gone and certified; a sibling app's files and database
+//! survive; each precondition refuses by name and changes nothing; a vendor file changed
+//! since the pull blocks it; a decommission cut half-way (a refused `DROP`, a dropped
+//! connection) is finished by running it again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
