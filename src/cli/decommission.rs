@@ -103,6 +103,15 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
             Vec::new()
         }
     };
+    for i in list.iter().filter(|i| i.kind == "tree") {
+        if let Err(e) = vendor::safe_path(&i.target) {
+            checks.push(Check {
+                name: format!("step `{}`'s path may be removed", i.step),
+                state: "refused".into(),
+                detail: e,
+            });
+        }
+    }
     let world = World::for_playbook(Some((pb.clone(), secrets.clone())), false, &[])
         .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
     let World::Live(live_runner) = world else {
