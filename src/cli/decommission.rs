@@ -280,6 +280,9 @@ async fn look(
         else {
             continue;
         };
+        if vendor::safe_path(&f.path).is_err() {
+            continue; // refused above; never hashed (`/` would be the whole host)
+        }
         let now = vendor::hash_now(session, &f.path).await?;
         item.changed = differences(
             &src.run.artifacts_dir(),
