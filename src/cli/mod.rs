@@ -6,7 +6,8 @@
 //! with status 130 through [`quit_now`], which ends `main`'s wait rather than the
 //! process from inside the command. Each command is a file of its own: `validate.rs`,
 //! `plan.rs`, `run.rs` (one app; `batch.rs` several, `saved.rs` a saved plan),
-//! `rollback.rs`, `status.rs`, `report.rs`, `journal.rs`, `schema.rs`.
+//! `rollback.rs`, `status.rs`, `report.rs`, `journal.rs`, `schema.rs`, `archive.rs`,
+//! `decommission.rs`.
 
 /// A message of the command that is not its final error (a note, a warning, progress):
 /// on stderr, or on a batch's thread through the batch's view with the app's name (see
@@ -17,8 +18,10 @@ macro_rules! say {
     };
 }
 
+mod archive;
 mod batch;
 mod batch_view;
+mod decommission;
 mod error;
 mod events;
 mod journal;
@@ -134,6 +137,33 @@ enum Command {
         /// Write the report to this file instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+    },
+    /// Pack a run's verified artifacts into one tarball with a SHA-256 list.
+    ///
+    /// The code, dumps, manifests, journal, plan, playbook and report of the run (default:
+    /// the latest), each checked against its manifest first; `boyong decommission` refuses
+    /// without it. Exit 2: unknown app or run; exit 1: an artifact that does not verify, a
+    /// broken journal, or an archive that exists already.
+    Archive {
+        /// The app.
+        app: String,
+        /// The run (default: the latest).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Delete the vendor's copy of a migrated app, with a certificate (irreversible).
+    ///
+    /// Exactly what the playbook fetched (paths) and dumped (databases), after checking the
+    /// preconditions and re-hashing the vendor's files; journaled, then checked gone.
+    ///
+    /// Exit 2: unknown app, bad flags, no confirmation; exit 1: a precondition refused,
+    /// a vendor file changed since the pull, or a removal failed (run it again: it
+    /// continues from its journal).
+    Decommission {
+        /// The app.
+        app: String,
+        #[command(flatten)]
+        args: decommission::DecommissionArgs,
     },
     /// Inspect run journals.
     Journal {
@@ -256,6 +286,8 @@ fn dispatch(cli: Cli) -> Result {
             format,
             out,
         } => report::report(state, &app, run.as_deref(), format, out.as_deref()),
+        Command::Archive { app, run } => archive::archive(state, &app, run.as_deref()),
+        Command::Decommission { app, args } => decommission::decommission(state, &app, &args),
         Command::Journal {
             action: JournalAction::Verify { app, run },
         } => journal::verify(state, &app, run.as_deref()),

@@ -120,7 +120,7 @@ impl AppStatus {
     /// failed now.
     fn unwell(&self) -> bool {
         self.check.as_ref().is_some_and(|c| !c.ok)
-            || self.lifecycle() == Lifecycle::CutOver
+            || self.lifecycle().serves()
                 && self.container.as_ref().is_some_and(|c| {
                     c.state != "running" || c.health.as_deref() == Some("unhealthy")
                 })
@@ -202,7 +202,7 @@ pub fn status(state: &Path, args: &StatusArgs) -> error::Result {
 fn check_all(rows: &mut [AppStatus]) {
     let running: Vec<(&Scanned, &str)> = rows
         .iter()
-        .filter(|r| r.lifecycle() == Lifecycle::CutOver)
+        .filter(|r| r.lifecycle().serves())
         .filter_map(|r| {
             let c = r.container.as_ref().filter(|c| c.state == "running")?;
             Some((&r.scanned, c.name.as_str()))
@@ -210,7 +210,7 @@ fn check_all(rows: &mut [AppStatus]) {
         .collect();
     let mut results = status_live::checks(&running);
     for r in rows.iter_mut() {
-        if r.lifecycle() != Lifecycle::CutOver {
+        if !r.lifecycle().serves() {
             continue;
         }
         r.check = Some(match results.remove(&r.scanned.app) {

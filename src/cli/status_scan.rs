@@ -4,7 +4,8 @@
 //! Read-only: the lock is probed, never taken (a running run is reported, not waited
 //! for); nothing is written. Per app it reads the lock file, the run list, the last run's
 //! `plan.json` (its steps' kinds, its target, the deployed container's name) and journal
-//! (verified as it is read: a broken one makes a `journal-broken` row, never a panic).
+//! (verified as it is read: a broken one makes a `journal-broken` row, never a panic),
+//! and whether a decommission certificate exists (lifecycle `decommissioned`).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -38,6 +39,8 @@ pub enum Lifecycle {
     Built,
     /// The new container serves (deploy done).
     CutOver,
+    /// The vendor's copy was deleted with a certificate (`boyong decommission`).
+    Decommissioned,
 }
 
 impl Lifecycle {
@@ -53,15 +56,23 @@ impl Lifecycle {
             Self::Pulled => "pulled",
             Self::Built => "built",
             Self::CutOver => "cut-over",
+            Self::Decommissioned => "decommissioned",
         }
     }
 
+    /// Whether the app's container is to serve on the target (cut over, and perhaps
+    /// decommissioned on the vendor's side since).
+    pub fn serves(self) -> bool {
+        matches!(self, Self::CutOver | Self::Decommissioned)
+    }
+
     /// Every value, for `--lifecycle`'s help and checks.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Planned,
         Self::Pulled,
         Self::Built,
         Self::CutOver,
+        Self::Decommissioned,
         Self::Failed,
         Self::RolledBack,
         Self::Running,
@@ -208,8 +219,10 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
         .map(|p| Lifecycle::of_kind(p.kind))
         .max()
         .unwrap_or(Lifecycle::Planned);
+    let decommissioned = boyong::decommission::certificate_of(dir, app).is_some();
     s.lifecycle = Some(match result {
         None => Lifecycle::Running,
+        Some(RunResult::Succeeded) if decommissioned => Lifecycle::Decommissioned,
         Some(RunResult::Succeeded) => stage,
         Some(RunResult::RolledBack) => Lifecycle::RolledBack,
         Some(_) => Lifecycle::Failed,

@@ -35,6 +35,9 @@ pub struct Playbook {
     pub secrets: BTreeMap<String, SecretDef>,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// `decommission.after`: the minimum seconds between the migration's end and a
+    /// decommission; `None`: the command's default.
+    pub decommission_after: Option<u64>,
 }
 
 /// The vendor's host.

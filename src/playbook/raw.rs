@@ -37,6 +37,18 @@ pub struct RawPlaybook {
     pub vars: BTreeMap<String, Sp<RawValue>>,
     /// The steps, run in order.
     pub steps: Sp<Vec<Sp<RawStep>>>,
+    /// After the migration: when the vendor's copy may be deleted (`boyong decommission`).
+    pub decommission: Option<Sp<RawDecommission>>,
+}
+
+/// When `boyong decommission` may delete the vendor's copy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Decommission")]
+pub struct RawDecommission {
+    /// The minimum time since the migration run ended, e.g. `7d`, `36h`, or `0` for none;
+    /// default 7d. `--min-age` on the command line overrides it.
+    pub after: Option<Sp<String>>,
 }
 
 /// The vendor's host, reached over SSH with a strict host key check.

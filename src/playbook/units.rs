@@ -1,4 +1,4 @@
-//! Durations (`60s`, `5m`, `1h30m`), sizes (`512m`) and port mappings
+//! Durations (`60s`, `5m`, `1h30m`), ages (`7d`, `0`), sizes (`512m`) and port mappings
 //! (`127.0.0.1:8080:8080/tcp`) as written in playbooks.
 //!
 //! Owns: parsing these from text with an error that says what was expected, and
@@ -10,6 +10,42 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+
+/// A minimum age (`decommission.after`, `--min-age`): parses `7d`, `12h`, `30m`, `45s`, `1d12h` or `0` (no minimum) into seconds.
+///
+/// # Errors
+/// Anything else, saying what was expected.
+pub fn parse_age(text: &str) -> Result<u64, String> {
+    const EXPECTED: &str = "expected a duration such as `7d`, `36h`, `30m` or `0`";
+    let t = text.trim();
+    if t == "0" {
+        return Ok(0);
+    }
+    let (mut total, mut rest) = (0_u64, t);
+    if rest.is_empty() {
+        return Err(EXPECTED.into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let n: u64 = rest[..digits.min(9)]
+            .parse()
+            .map_err(|_| EXPECTED.to_string())?;
+        if digits == 0 || digits > 9 {
+            return Err(EXPECTED.into());
+        }
+        rest = &rest[digits..];
+        let unit = match rest.chars().next() {
+            Some('d') => 86_400,
+            Some('h') => 3_600,
+            Some('m') => 60,
+            Some('s') => 1,
+            _ => return Err(format!("{EXPECTED}: `{t}`")),
+        };
+        rest = &rest[1..];
+        total = total.saturating_add(n.saturating_mul(unit));
+    }
+    Ok(total)
+}
 
 /// A duration as written: `500ms`, `60s`, `5m`, `2h`, or combined `1m30s`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

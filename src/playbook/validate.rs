@@ -90,6 +90,21 @@ pub fn validate(
         .map(|(i, s)| v.step(i, &s.value, s.loc))
         .collect();
     v.cross_checks(&steps);
+    let decommission_after = raw
+        .decommission
+        .as_ref()
+        .and_then(|d| d.value.after.as_ref())
+        .and_then(|a| match crate::playbook::units::parse_age(&a.value) {
+            Ok(secs) => Some(secs),
+            Err(e) => {
+                v.error(
+                    a.loc,
+                    format!("`decommission.after`: {e}"),
+                    "expected e.g. `7d`, `36h` or `0`",
+                );
+                None
+            }
+        });
     v.unused_vars();
     let ok = !v.diags.iter().any(Diagnostic::is_error);
     let playbook = match (ok, vendor, steps.into_iter().collect::<Option<Vec<_>>>()) {
@@ -102,6 +117,7 @@ pub fn validate(
             target,
             secrets: v.secrets.clone(),
             steps,
+            decommission_after,
         }),
         _ => None,
     };

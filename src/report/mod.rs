@@ -21,6 +21,7 @@ pub mod html;
 mod layout;
 pub mod md;
 mod time;
+pub use time::epoch_seconds;
 
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 
 /// Seconds since the Unix epoch of an RFC 3339 UTC timestamp with second precision;
 /// `None` for anything else.
-pub(super) fn epoch_seconds(t: &str) -> Option<u64> {
+pub fn epoch_seconds(t: &str) -> Option<u64> {
     let b = t.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
         return None;

@@ -112,7 +112,7 @@ impl Live {
     }
 
     /// How to reach the vendor host.
-    pub(super) fn ssh_target(&self) -> Result<Target, StepError> {
+    pub(crate) fn ssh_target(&self) -> Result<Target, StepError> {
         self.target()
     }
 

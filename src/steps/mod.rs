@@ -31,10 +31,10 @@ exit "$__boyong_status""#
 
 mod build;
 mod common;
-mod db;
+pub(crate) mod db;
 mod deploy;
 pub mod dockerfile;
-mod dump;
+pub(crate) mod dump;
 mod exec;
 mod fetch;
 mod live;
@@ -50,6 +50,7 @@ use serde_json::Value;
 
 pub use common::{LABEL_APP, LABEL_RUN, LABEL_SOURCE, LABEL_STEP};
 pub use deploy::check_health;
+pub(crate) use dump::query as dump_query;
 pub use live::{Live, LiveOptions};
 pub use plan::plan;
 pub use probe::{Pool, human_bytes, probe, shared_disk};

@@ -128,6 +128,37 @@ impl Dialect {
         }
     }
 
+    /// The database a client connects to when its own is to be dropped or looked for
+    /// (one that always exists and that any user may reach).
+    pub fn maintenance_database(self) -> &'static str {
+        match self {
+            Self::My(_) => "information_schema",
+            Self::Pg => "postgres",
+        }
+    }
+
+    /// `DROP DATABASE IF EXISTS` of `database`, its name quoted (a decommission).
+    pub fn drop_database_sql(self, database: &str) -> String {
+        match self {
+            Self::My(_) => format!("DROP DATABASE IF EXISTS {}", my_id(database)),
+            Self::Pg => format!("DROP DATABASE IF EXISTS {}", pg_id(database)),
+        }
+    }
+
+    /// A query whose output is `1` while `database` exists, `0` once it is gone.
+    pub fn database_exists_sql(self, database: &str) -> String {
+        match self {
+            Self::My(_) => format!(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = 0x{}",
+                crate::digest::hex(database.as_bytes())
+            ),
+            Self::Pg => format!(
+                "SELECT COUNT(*) FROM pg_database WHERE datname = {}",
+                pg_str(database)
+            ),
+        }
+    }
+
     /// The dump command (stdout: the SQL).
     pub fn dump_command(self, c: &Conn<'_>) -> String {
         match self {

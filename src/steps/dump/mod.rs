@@ -14,7 +14,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-mod artifact;
+pub(crate) mod artifact;
 mod probe;
 
 pub(crate) use artifact::{dump_sha256, paths, verify};

@@ -1,0 +1,357 @@
+//! `boyong decommission APP [--plan] [--confirm APP]`: delete the vendor's copy of a
+//! migrated app (the paths its playbook fetched, the databases it dumped) with evidence.
+//!
+//! Shows the preconditions and what will be removed (with what changed on the vendor
+//! since the pull), asks the operator to type the app's name (or `--confirm APP`), then
+//! runs the library's journaled removal (`boyong::decommission`) and writes the
+//! certificate. Exit 2: unknown app, bad flags, no confirmation; 1: a precondition
+//! refused, a vendor file changed, or a removal failed (run it again: it continues).
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use boyong::decommission::{
+    self as dec, Check, Item, Source, cert, differences, items, live, preconditions, vendor,
+};
+use boyong::engine::journal;
+use boyong::engine::open::playbook_as_run;
+use boyong::engine::state::StateDir;
+use boyong::playbook::{self, StepKind};
+
+use super::error::{CliError, Result};
+use super::load::env_lookup;
+use super::world::World;
+
+const CMD: &str = "boyong decommission";
+
+/// Options of `boyong decommission`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecommissionArgs {
+    /// Only show the preconditions and what would be removed; nothing is changed.
+    #[arg(long = "plan")]
+    pub plan_only: bool,
+    /// Confirm without a prompt, for scripts: the app's name.
+    #[arg(long, value_name = "APP")]
+    pub confirm: Option<String>,
+    /// The minimum time since the migration run ended (`7d`, `36h`, `0`); default: the
+    /// playbook's `decommission.after`, else 7 days.
+    #[arg(long, value_name = "AGE")]
+    pub min_age: Option<String>,
+    /// Delete a fetched path even when its files changed on the vendor since the pull.
+    #[arg(long)]
+    pub allow_changed: bool,
+    /// Take the app's lock from a holder on another host or a dead process.
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
+/// `boyong decommission`.
+pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result {
+    let flag_age = args
+        .min_age
+        .as_deref()
+        .map(dec::parse_age)
+        .transpose()
+        .map_err(|e| CliError::bad_input(format!("{CMD}: --min-age: {e}")))?;
+    if let Some(c) = &args.confirm
+        && c != app
+    {
+        return Err(CliError::bad_input(format!(
+            "{CMD}: --confirm `{c}` is not the app `{app}`; nothing was changed"
+        )));
+    }
+    let dir = StateDir::new(state);
+    let src = Source::latest(&dir, app).map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+    if let Some(c) = dec::certificate_of(&dir, app) {
+        println!(
+            "`{app}` is decommissioned already: its certificate is {}",
+            c.display()
+        );
+        return Ok(());
+    }
+    let (original, bytes) = playbook_as_run(&src.run);
+    let pb = playbook::parse(&original, &bytes).playbook.ok_or_else(|| {
+        CliError::failed(format!(
+            "{CMD}: the playbook stored with run {} does not validate",
+            src.run.id()
+        ))
+    })?;
+    let (secrets, problems) = playbook::check_local_inputs(&pb, &env_lookup);
+    if problems.iter().any(boyong::diag::Diagnostic::is_error) {
+        let said: Vec<String> = problems.iter().map(|d| d.message.clone()).collect();
+        return Err(CliError::bad_input(format!(
+            "{CMD}: refused: {}; nothing was changed",
+            said.join("; ")
+        )));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let min_age = flag_age
+        .or(pb.decommission_after)
+        .unwrap_or(dec::DEFAULT_MIN_AGE_SECS);
+    let mut checks = preconditions(&dir, app, &src, min_age, now);
+    let mut list = match items(&pb, &src.run) {
+        Ok(l) => l,
+        Err(e) => {
+            checks.push(Check {
+                name: "the run's manifests".into(),
+                state: "refused".into(),
+                detail: format!("{e}: nothing to compare the vendor's files with"),
+            });
+            Vec::new()
+        }
+    };
+    for i in list.iter().filter(|i| i.kind == "tree") {
+        if let Err(e) = vendor::safe_path(&i.target) {
+            checks.push(Check {
+                name: format!("step `{}`'s path may be removed", i.step),
+                state: "refused".into(),
+                detail: e,
+            });
+        }
+    }
+    let world = World::for_playbook(Some((pb.clone(), secrets.clone())), false, &[])
+        .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+    let World::Live(live_runner) = world else {
+        return Err(CliError::bad_input(format!(
+            "{CMD}: a decommission needs the real hosts"
+        )));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
+    let begun = unfinished_begun(&dir, app);
+    let session = rt.block_on(async {
+        checks.extend(live::serves(&pb).await);
+        let session = live::connect(&live_runner).await?;
+        look(&session, &pb, &src, &mut list, &begun).await?;
+        Ok::<_, String>(session)
+    });
+    let session =
+        session.map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    show(app, &src, &checks, &list, &pb);
+    let refused: Vec<&Check> = checks.iter().filter(|c| c.blocks()).collect();
+    let changed: Vec<&Item> = list.iter().filter(|i| !i.changed.is_empty()).collect();
+    let mut why: Vec<String> = refused
+        .iter()
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if !args.allow_changed {
+        why.extend(changed.iter().map(|i| {
+            format!(
+                "{} changed on the vendor since the pull (pass --allow-changed to delete it anyway)",
+                i.target
+            )
+        }));
+    }
+    if !why.is_empty() {
+        return Err(CliError::failed(format!(
+            "{CMD}: refused; nothing was changed:\n  {}",
+            why.join("\n  ")
+        )));
+    }
+    if args.plan_only {
+        println!("\n(--plan: nothing was changed)");
+        return Ok(());
+    }
+    if args.confirm.is_none() {
+        confirm(app)?;
+    }
+    let lock = super::lock_app(&dir, app, CMD, args.break_lock)?;
+    let who = super::who();
+    let mut removal = dec::open_or_continue(&dir, &pb, &list, &who)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    if removal.continued {
+        say!(
+            "note: continuing the unfinished decommission {}",
+            removal.id
+        );
+    }
+    let artifacts = src.run.artifacts_dir();
+    let (result, host_key) = rt.block_on(async {
+        let r = dec::execute(
+            &session,
+            &pb,
+            &secrets,
+            &artifacts,
+            &mut removal,
+            &list,
+            args.allow_changed,
+        )
+        .await;
+        let key = session.host_key.clone();
+        session.close().await;
+        (r, key)
+    });
+    drop(lock);
+    let removed = result.map_err(|e| {
+        CliError::failed(format!(
+            "{CMD}: STOPPED: {e}\nwhat was removed is journaled in {}; run `boyong decommission {app}` again to finish",
+            removal.dir.display()
+        ))
+    })?;
+    let head = journal::read(&removal.dir.join("journal.jsonl"))
+        .map(|c| c.head_sha256)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
+    let archive = dec::archive::verify(&dir, app, src.run.id().as_str())
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
+    let c = cert::Certificate {
+        format: cert::FORMAT,
+        app: app.to_owned(),
+        decommission: removal.id.clone(),
+        migration_run: src.run.id().to_string(),
+        operator: who.operator,
+        machine: who.host,
+        started: removal.started.clone(),
+        finished: boyong::engine::state::utc_rfc3339(SystemTime::now()).unwrap_or_default(),
+        vendor: format!("{}@{}:{}", pb.vendor.user, pb.vendor.host, pb.vendor.port),
+        vendor_host_key: host_key,
+        preconditions: checks,
+        removed,
+        archive: cert::ArchiveRef {
+            path: archive.path.display().to_string(),
+            sha256: archive.sha256,
+            bytes: archive.bytes,
+        },
+        migration_journal_head: src.journal_head.clone().unwrap_or_default(),
+        journal_head: head,
+        continued: removal.continued,
+    };
+    c.write(&removal.dir).map_err(|e| {
+        CliError::failed(format!(
+            "{CMD}: the vendor's copy is deleted, but the certificate could not be written: {e}"
+        ))
+    })?;
+    println!(
+        "\n`{app}` decommissioned: {} item(s) removed from the vendor host and checked gone\n  certificate: {}",
+        c.removed.len(),
+        removal.dir.join("certificate.md").display()
+    );
+    Ok(())
+}
+
+/// The items an unfinished decommission of `app` has begun (their files may be half
+/// gone: they are not hashed again).
+fn unfinished_begun(dir: &StateDir, app: &str) -> Vec<String> {
+    let Ok(root) = dec::decommissions_dir(dir, app) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<_> = std::fs::read_dir(root)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    ids.sort();
+    let Some(last) = ids.last() else {
+        return Vec::new();
+    };
+    let Ok(c) = journal::read(&last.join("journal.jsonl")) else {
+        return Vec::new();
+    };
+    if c.entries
+        .iter()
+        .any(|e| matches!(e.record, journal::Record::RunFinished { .. }))
+    {
+        return Vec::new();
+    }
+    c.entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            journal::Record::Intent { change_id, .. } => Some(change_id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Hashes each fetched path on the vendor again (read-only) and notes what changed.
+async fn look(
+    session: &boyong::ssh::Session,
+    pb: &playbook::Playbook,
+    src: &Source,
+    list: &mut [Item],
+    begun: &[String],
+) -> std::result::Result<(), String> {
+    for item in list.iter_mut() {
+        if begun.contains(&item.id) {
+            continue;
+        }
+        let Some(StepKind::Fetch(f)) = pb.steps.iter().find(|s| s.id == item.step).map(|s| &s.kind)
+        else {
+            continue;
+        };
+        if vendor::safe_path(&f.path).is_err() {
+            continue; // refused above; never hashed (`/` would be the whole host)
+        }
+        let now = vendor::hash_now(session, &f.path).await?;
+        item.changed = differences(
+            &src.run.artifacts_dir(),
+            &item.step,
+            &f.exclude,
+            now.as_deref(),
+        )?;
+    }
+    Ok(())
+}
+
+fn show(app: &str, src: &Source, checks: &[Check], list: &[Item], pb: &playbook::Playbook) {
+    println!(
+        "Decommission of `{app}` (migration run {}), vendor {}@{}:{}\n\nPreconditions:",
+        src.run.id(),
+        pb.vendor.user,
+        pb.vendor.host,
+        pb.vendor.port
+    );
+    for c in checks {
+        let mark = match c.state.as_str() {
+            "ok" => "ok     ",
+            "none" => "none   ",
+            _ => "REFUSED",
+        };
+        println!("  {mark} {}: {}", c.name, c.detail);
+    }
+    println!("\nTo be removed from the vendor host (cannot be undone; the archive is kept):");
+    for i in list {
+        let size = match (i.files, i.bytes) {
+            (Some(f), Some(b)) => format!("{f} files, {}", boyong::steps::human_bytes(b)),
+            (None, Some(b)) => format!("dump {}", boyong::steps::human_bytes(b)),
+            _ => String::new(),
+        };
+        println!(
+            "  - {} {}  ({size}; last SHA-256 {})",
+            i.kind, i.target, i.last_sha256
+        );
+        println!("      runs: {}", i.action);
+        if i.changed.is_empty() {
+            if i.kind == "tree" {
+                println!("      vendor's files now: as pulled");
+            }
+        } else {
+            for c in i.changed.iter().take(20) {
+                println!("      CHANGED since the pull: {c}");
+            }
+        }
+    }
+    if list.is_empty() {
+        println!("  (nothing: the playbook fetched and dumped nothing)");
+    }
+}
+
+/// Asks the operator to type the app's name; refused when stdin is not a terminal.
+fn confirm(app: &str) -> Result {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::bad_input(format!(
+            "{CMD}: refused without confirmation: pass --confirm {app} (stdin is not a terminal); nothing was changed"
+        )));
+    }
+    eprint!(
+        "This deletes the above from the vendor host and cannot be undone. Type the app's name to go on: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if answer.trim() != app {
+        return Err(CliError::failed("not confirmed; nothing was changed"));
+    }
+    Ok(())
+}

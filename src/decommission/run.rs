@@ -1,0 +1,369 @@
+//! A decommission's own run: its directory and journal ([`open_or_continue`]) and the
+//! removals, each journaled before it is made ([`execute`]).
+//!
+//! Invariants: an intent (undo `none`, marked irreversible) is durable before its `rm`
+//! or `DROP` runs; a removal whose intent is journaled is never hashed again before it
+//! is repeated (its files may be half gone), and repeating it is harmless (`rm -rf`,
+//! `DROP … IF EXISTS`); a decommission whose journal has not ended is continued, never
+//! started again beside it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Item, differences, vendor};
+use crate::engine::journal::{self, HeaderFields, Journal, Record};
+use crate::engine::open::Who;
+use crate::engine::state::{RunId, StateDir, utc_rfc3339};
+use crate::plan::Undo;
+use crate::playbook::{Playbook, StepKind};
+use crate::secret::SecretStore;
+use crate::ssh::Session;
+use crate::steps::db::{Conn, Dialect};
+
+/// An open decommission: its directory, its journal, and what an earlier attempt did.
+#[derive(Debug)]
+pub struct Removal {
+    /// `apps/<app>/decommissions/<id>/`.
+    pub dir: PathBuf,
+    /// Its id (sorts by time, like a run's).
+    pub id: String,
+    /// Its journal, positioned to append.
+    pub journal: Journal,
+    /// When it began (RFC 3339 UTC).
+    pub started: String,
+    /// Items whose removal is journaled as done.
+    pub done: BTreeSet<String>,
+    /// Items whose removal's intent is journaled.
+    pub begun: BTreeSet<String>,
+    /// Whether an earlier, unfinished decommission is being continued.
+    pub continued: bool,
+}
+
+/// One item after its removal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    /// The item.
+    #[serde(flatten)]
+    pub item: Item,
+    /// When its removal was done (RFC 3339 UTC).
+    pub removed_at: String,
+    /// The read-only check that it is gone, and what it said.
+    pub gone_check: String,
+    /// Whether it is gone.
+    pub gone: bool,
+}
+
+fn now_rfc3339() -> String {
+    utc_rfc3339(SystemTime::now()).unwrap_or_default()
+}
+
+/// Continues the app's unfinished decommission, or creates a new one recording `items`.
+/// The caller holds the app's lock.
+///
+/// # Errors
+/// The state directory or the journal (a broken one is never appended to).
+pub fn open_or_continue(
+    dir: &StateDir,
+    pb: &Playbook,
+    items: &[Item],
+    who: &Who,
+) -> Result<Removal, String> {
+    let root = super::decommissions_dir(dir, &pb.app).map_err(|e| e.to_string())?;
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    ids.sort();
+    if let Some(last) = ids.last() {
+        let jp = last.join("journal.jsonl");
+        let c = journal::read(&jp).map_err(|e| e.to_string())?;
+        if !c
+            .entries
+            .iter()
+            .any(|e| matches!(e.record, Record::RunFinished { .. }))
+        {
+            let mut done = BTreeSet::new();
+            let mut begun = BTreeSet::new();
+            for e in &c.entries {
+                match &e.record {
+                    Record::Intent { change_id, .. } => {
+                        begun.insert(change_id.clone());
+                    }
+                    Record::Done { change_id, .. } => {
+                        done.insert(change_id.clone());
+                    }
+                    _ => {}
+                }
+            }
+            let (mut journal, _) = Journal::open_append(&jp).map_err(|e| e.to_string())?;
+            journal
+                .append(&Record::Note {
+                    kind: "resumed".into(),
+                    text: format!(
+                        "continued by {} on {}: {} removal(s) done, {} begun",
+                        who.operator,
+                        who.host,
+                        done.len(),
+                        begun.len()
+                    ),
+                })
+                .map_err(|e| e.to_string())?;
+            return Ok(Removal {
+                id: last
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                dir: last.clone(),
+                journal,
+                started: c.header.started.clone(),
+                done,
+                begun,
+                continued: true,
+            });
+        }
+    }
+    let now = SystemTime::now();
+    let id = RunId::new(now, crate::engine::open::suffix(now)).map_err(|e| e.to_string())?;
+    let path = root.join(id.as_str());
+    super::mkdir_private(&path)?;
+    let plan = serde_json::to_string_pretty(items).map_err(|e| e.to_string())? + "\n";
+    if let Err(e) = super::write_private(&path.join("decommission.json"), plan.as_bytes()) {
+        let _ = std::fs::remove_dir_all(&path);
+        return Err(e);
+    }
+    let journal = Journal::create(
+        &path.join("journal.jsonl"),
+        &HeaderFields {
+            run: id.to_string(),
+            app: pb.app.clone(),
+            playbook_sha256: pb.sha256.clone(),
+            plan_sha256: journal::sha256_hex(plan.as_bytes()),
+            operator: who.operator.clone(),
+            host: who.host.clone(),
+            started: now,
+        },
+    );
+    let mut journal = match journal {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&path);
+            return Err(e.to_string());
+        }
+    };
+    journal
+        .append(&Record::Note {
+            kind: "decommission".into(),
+            text: "a decommission deletes from the vendor host: its changes cannot be undone (undo: none); the archive is the only copy kept".into(),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Removal {
+        dir: path,
+        id: id.to_string(),
+        journal,
+        started: utc_rfc3339(now).unwrap_or_default(),
+        done: BTreeSet::new(),
+        begun: BTreeSet::new(),
+        continued: false,
+    })
+}
+
+/// Removes each item from the vendor host over `session`, journaled, then checks it is
+/// gone. A tree not yet begun is hashed again first and refused on any difference
+/// unless `allow_changed`.
+///
+/// # Errors
+/// The first failure (journaled as the item's `step-failed`); what was done stays
+/// journaled for the next attempt to continue.
+pub async fn execute(
+    session: &Session,
+    pb: &Playbook,
+    secrets: &SecretStore,
+    artifacts: &std::path::Path,
+    r: &mut Removal,
+    items: &[Item],
+    allow_changed: bool,
+) -> Result<Vec<Removed>, String> {
+    let mut out = Vec::new();
+    for item in items {
+        let step = pb
+            .steps
+            .iter()
+            .find(|s| s.id == item.step)
+            .ok_or_else(|| format!("step `{}` is not in the playbook", item.step))?;
+        let res = one(session, step, secrets, artifacts, r, item, allow_changed).await;
+        match res {
+            Ok(removed) => out.push(removed),
+            Err(e) => {
+                let _ = r.journal.append(&Record::StepFailed {
+                    step: item.id.clone(),
+                    error: e.clone(),
+                });
+                return Err(format!("{}: {e}", item.id));
+            }
+        }
+    }
+    r.journal
+        .append(&Record::RunFinished {
+            result: "succeeded".into(),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+async fn one(
+    session: &Session,
+    step: &crate::playbook::Step,
+    secrets: &SecretStore,
+    artifacts: &std::path::Path,
+    r: &mut Removal,
+    item: &Item,
+    allow_changed: bool,
+) -> Result<Removed, String> {
+    let j = |e: journal::JournalError| e.to_string();
+    let mut item = item.clone();
+    let already = r.done.contains(&item.id);
+    let begun = r.begun.contains(&item.id);
+    if !already {
+        r.journal
+            .append(&Record::StepStarted {
+                step: item.id.clone(),
+            })
+            .map_err(j)?;
+    }
+    let (gone, check) = match &step.kind {
+        StepKind::Fetch(f) => {
+            if !already && !begun {
+                let now = vendor::hash_now(session, &f.path).await?;
+                item.changed = differences(artifacts, &step.id, &f.exclude, now.as_deref())?;
+                if !item.changed.is_empty() && !allow_changed {
+                    return Err(format!(
+                        "{} changed on the vendor host since it was pulled ({}); refused: pull it again, or pass --allow-changed to delete it anyway",
+                        f.path,
+                        item.changed.join(", ")
+                    ));
+                }
+            }
+            if !already {
+                let id = intent(r, &item)?;
+                vendor::remove_path(session, &f.path).await?;
+                done(r, &id)?;
+            }
+            let gone = vendor::path_gone(session, &f.path).await?;
+            (
+                gone,
+                format!(
+                    "`test ! -e {}`: {}",
+                    crate::shell::quote(&f.path),
+                    if gone { "gone" } else { "STILL THERE" }
+                ),
+            )
+        }
+        StepKind::Dump(d) => {
+            let dialect = Dialect::of(d.engine);
+            let password = d
+                .password
+                .as_ref()
+                .map(|t| t.resolve(secrets))
+                .transpose()?;
+            let line = dialect.password_line(password.as_ref())?;
+            let conn = Conn {
+                host: &d.host,
+                port: d.port,
+                user: &d.user,
+                database: dialect.maintenance_database(),
+            };
+            if !already {
+                let id = intent(r, &item)?;
+                vendor::sql(
+                    session,
+                    dialect,
+                    &conn,
+                    &line,
+                    &dialect.drop_database_sql(&d.database),
+                )
+                .await?;
+                done(r, &id)?;
+            }
+            let n = vendor::sql(
+                session,
+                dialect,
+                &conn,
+                &line,
+                &dialect.database_exists_sql(&d.database),
+            )
+            .await?;
+            let gone = n.trim() == "0";
+            (
+                gone,
+                format!(
+                    "database `{}` listed by the server: {}",
+                    d.database,
+                    if gone {
+                        "no (gone)"
+                    } else {
+                        "YES (still there)"
+                    }
+                ),
+            )
+        }
+        _ => return Err("only fetched paths and dumped databases are removed".into()),
+    };
+    if !already {
+        r.journal
+            .append(&Record::StepDone {
+                step: item.id.clone(),
+                facts: json!({"gone": gone, "check": check}),
+            })
+            .map_err(j)?;
+    }
+    if !gone {
+        return Err(format!(
+            "{} is still there after its removal ({check})",
+            item.target
+        ));
+    }
+    Ok(Removed {
+        item,
+        removed_at: now_rfc3339(),
+        gone_check: check,
+        gone,
+    })
+}
+
+fn intent(r: &mut Removal, item: &Item) -> Result<String, String> {
+    let undo = serde_json::to_value(Undo::None).map_err(|e| e.to_string())?;
+    r.journal
+        .append(&Record::Intent {
+            step: item.id.clone(),
+            change_id: item.id.clone(),
+            change: json!({
+                "op": "-",
+                "kind": item.kind,
+                "target": item.target,
+                "action": item.action,
+                "last_sha256": item.last_sha256,
+                "changed": item.changed,
+                "irreversible": true,
+                "note": "cannot be undone: the archive keeps the only copy",
+            }),
+            undo,
+        })
+        .map_err(|e| e.to_string())?;
+    r.begun.insert(item.id.clone());
+    Ok(item.id.clone())
+}
+
+fn done(r: &mut Removal, id: &str) -> Result<(), String> {
+    r.journal
+        .append(&Record::Done {
+            step: id.to_string(),
+            change_id: id.to_string(),
+            facts: json!({"removed_at": now_rfc3339()}),
+        })
+        .map_err(|e| e.to_string())?;
+    r.done.insert(id.to_string());
+    Ok(())
+}
