@@ -15,6 +15,10 @@ use serde_json::json;
 fn verify(state: &std::path::Path, app: &str) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_boyong"))
         .args(["--state", state.to_str().unwrap(), "journal", "verify", app])
+        .env(
+            "BOYONG_JOURNAL_KEY_FILE",
+            state.with_extension("journal.key"),
+        )
         .output()
         .unwrap();
     (

@@ -115,10 +115,11 @@ pub fn run_planned(
     let dir = StateDir::new(state);
     let lock = super::lock_app(&dir, &pb.app, "boyong run", args.break_lock)?;
     let who = super::who();
+    let key = super::journal::key(state, "boyong run")?;
     let mut opened = if args.resume {
-        reopen_run(&dir, pb, &ready.text, &mut plan, &who)?
+        reopen_run(&dir, pb, &ready.text, &mut plan, &who, Some(&key))?
     } else {
-        create_run(&dir, pb, &ready.text, &mut plan, &who)?
+        create_run(&dir, pb, &ready.text, &mut plan, &who, Some(&key))?
     };
     if let Some((kind, text)) = note {
         let note = Record::Note {
