@@ -1,5 +1,9 @@
 //! Where a run's events go: the terminal (human lines on stderr, or JSON lines on
 //! stdout with `--json`) and the run's structured log (`log.jsonl`, tracing JSON).
+//!
+//! Invariant: a human line is one line with no control character but tab
+//! (`boyong::escape::controls`): event texts carry what vendors and containers sent
+//! (output lines, file names, link targets, error texts). JSON escapes them itself.
 
 use std::fs::File;
 use std::io::Write as _;
@@ -7,6 +11,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use boyong::engine::{Event, EventSink, RunResult};
+use boyong::escape;
 
 use super::error::CliError;
 
@@ -65,6 +70,7 @@ impl EventSink for Reporter {
             return;
         }
         if let Some(text) = human(e) {
+            let text = escape::controls(&text);
             match &self.bar {
                 Some(bar) => bar.println(text),
                 None => eprintln!("{text}"),
