@@ -146,7 +146,16 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         ex.rollback(&list.history).await
     });
     drop(lock);
+    drop(reporter);
+    let log_lost = super::events::log_lost();
     match result {
+        Ok(r) if r.is_complete() && log_lost.is_some() => Err(CliError::failed(format!(
+            "`{app}`: run {} rolled back ({} change(s) undone), but {}",
+            run.id(),
+            r.undone.len(),
+            log_lost.unwrap_or_default()
+        ))
+        .hint("the journal is complete; free the disk")),
         Ok(r) if r.is_complete() => {
             println!(
                 "`{app}`: run {} rolled back: {} change(s) undone",

@@ -178,6 +178,19 @@ fn execute(
     });
     // The sink's bar is cleared before anything is said of the outcome.
     drop(sink);
+    // A log that could not be written is never a silent success.
+    if let Some(lost) = super::events::log_lost() {
+        let (app, id) = (&plan.app, run.id());
+        if matches!(outcome, Ok(RunOutcome::Succeeded)) {
+            return Err(CliError::failed(format!(
+                "`{app}`: run {id} made every change, but {lost}"
+            ))
+            .hint(format!(
+                "the journal is complete (`boyong report {app}` reads it); free the disk. The run stands: `boyong rollback {app}` undoes it if you want it undone"
+            )));
+        }
+        say!("`{app}`: note: {lost}");
+    }
     Ok(outcome)
 }
 
