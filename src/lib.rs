@@ -16,6 +16,7 @@ pub mod diag;
 pub mod digest;
 pub mod docker;
 pub mod engine;
+pub mod escape;
 pub mod plan;
 pub mod playbook;
 pub mod report;

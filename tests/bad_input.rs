@@ -33,6 +33,7 @@ fn run_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_boyong"));
     cmd.args(args)
         .current_dir(dir)
+        .env("BOYONG_JOURNAL_KEY_FILE", dir.join("journal.key"))
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
         .stdin(Stdio::null())

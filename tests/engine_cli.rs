@@ -505,3 +505,49 @@ fn a_rollback_killed_half_way_blocks_resume_and_a_second_rollback_finishes_it() 
     assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
     assert_eq!(env.resources(), start_resources());
 }
+
+/// Issue 21, item 9: on a state directory that fills up, a run whose `log.jsonl` could
+/// not be written completely never reports success: a run that exits 0 has logged its
+/// end (its `run-finished` event); otherwise its result says what was lost.
+#[test]
+fn a_log_that_cannot_be_written_is_never_a_silent_success() {
+    let mut lost = 0;
+    for free_kib in [4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 56, 64] {
+        let env = Env::new();
+        let state = env.path("state");
+        let Some(_guard) = mounted(&state, 1 << 20) else {
+            return;
+        };
+        let filler = state.join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 1 << 20]);
+        let len = std::fs::metadata(&filler).unwrap().len();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&filler)
+            .unwrap();
+        f.set_len(len.saturating_sub(free_kib * 1024)).unwrap();
+        drop(f);
+        let out = env.run(&["run", "demo.yml"]);
+        let err = text(&out.stderr);
+        std::fs::remove_file(&filler).unwrap();
+        let Some(run) = std::fs::read_dir(state.join("apps/demo/runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+        else {
+            continue;
+        };
+        let log = std::fs::read_to_string(run.path().join("log.jsonl")).unwrap_or_default();
+        // A run that ends logs its end; one that succeeded with less is a lost log.
+        let complete = log.contains("run-finished");
+        if out.status.code() == Some(0) {
+            assert!(
+                complete,
+                "{free_kib} KiB: log lost, yet the run succeeded: {err}"
+            );
+        } else if err.contains("log.jsonl could not be written") {
+            lost += 1;
+        }
+    }
+    eprintln!("{lost} size(s) reported a lost log");
+}

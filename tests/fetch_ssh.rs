@@ -469,3 +469,80 @@ fn a_relative_state_directory_is_rolled_back_from_anywhere() {
         "the artifact is gone"
     );
 }
+
+/// Issue 21, item 4: a vendor's file name and link target holding terminal escapes (a
+/// title rewrite, an erased line with a fake `finished: succeeded`), pulled through the
+/// real sshd, reach neither the terminal, nor the log as shown, nor the Markdown report
+/// as a raw ESC (or CR, BEL).
+#[test]
+fn terminal_escapes_in_vendor_names_are_shown_escaped_everywhere() {
+    let Some(env) = Env::new() else { return };
+    let name = "title\x1b]0;pwned\x07.txt";
+    let target = "/etc/\x1b[2K\rfinished: succeeded";
+    std::os::unix::fs::symlink(target, env.src().join(name)).unwrap();
+    let pb = env.playbook(env.sshd().port, "");
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // The link is reported, escaped.
+    assert!(err.contains("points outside the tree"), "{err}");
+    assert!(err.contains("\\e]0;pwned"), "{err}");
+    let raw = |s: &str| s.contains('\x1b') || s.contains('\x07') || s.contains('\r');
+    assert!(
+        !raw(&err),
+        "raw control characters on the terminal: {err:?}"
+    );
+    assert!(!raw(&text(&out.stdout)), "{:?}", text(&out.stdout));
+    let log = std::fs::read_to_string(env.run_dir().join("log.jsonl")).unwrap();
+    assert!(log.contains("pwned"), "{log}");
+    assert!(!raw(&log), "raw control characters in log.jsonl");
+    let report = env.run(&["report", "wisata", "--format", "md"]);
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report.stderr));
+    let md = text(&report.stdout);
+    assert!(md.contains("wisata"), "{md}");
+    assert!(
+        !raw(&md),
+        "raw control characters in the Markdown report: {md:?}"
+    );
+}
+
+/// Issue 21, item 9: every file a run writes in the state directory is mode 0600 and every
+/// directory 0700, as docs/state.md says (a fetched tree's own entries keep the vendor's
+/// modes, minus setuid/setgid, and are not counted).
+#[test]
+fn every_file_a_run_writes_has_the_documented_mode() {
+    let Some(env) = Env::new() else { return };
+    let pb = env.playbook(env.sshd().port, "");
+    let out = env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = env.run_dir();
+    let tree = run.join("artifacts/code");
+    let mut wrong = Vec::new();
+    let mut seen = 0;
+    let mut todo = vec![env.state()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            // The tree's own entries, its root (tar's `.`) included, are the vendor's.
+            if p.starts_with(&tree) {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
+            let want = if meta.is_dir() { 0o700 } else { 0o600 };
+            if meta.is_dir() {
+                todo.push(p.clone());
+            }
+            seen += 1;
+            if mode != want {
+                wrong.push(format!("{} is {mode:o}, not {want:o}", p.display()));
+            }
+        }
+    }
+    for f in ["log.jsonl", "journal.jsonl", "plan.json", "playbook.yml"] {
+        assert!(run.join(f).is_file(), "{f}");
+    }
+    assert!(run.join("artifacts/code.manifest").is_file());
+    assert!(seen > 8, "{seen}");
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

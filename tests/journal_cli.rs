@@ -13,10 +13,14 @@ use boyong::engine::state::StateDir;
 use serde_json::json;
 
 fn verify(state: &std::path::Path, app: &str) -> (i32, String, String) {
+    // The journal key lives outside the state directory: beside it, removed afterwards.
+    let key = state.with_extension("journal.key");
     let out = Command::new(env!("CARGO_BIN_EXE_boyong"))
         .args(["--state", state.to_str().unwrap(), "journal", "verify", app])
+        .env("BOYONG_JOURNAL_KEY_FILE", &key)
         .output()
         .unwrap();
+    let _ = std::fs::remove_file(&key);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),

@@ -447,7 +447,7 @@ fn summary(rows: &[Row], took: Duration, json: bool) -> Result {
     println!("{ok} of {} app(s) succeeded in {}", rows.len(), secs(took));
     for r in rows.iter().filter(|r| r.exit.is_some()) {
         if let Some(h) = &r.hint {
-            eprintln!("{}: {h}", r.app);
+            eprintln!("{}: {}", r.app, boyong::escape::controls(h));
         }
     }
     error::worst(worst)

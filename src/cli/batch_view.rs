@@ -5,7 +5,8 @@
 //! when an app ends; off a terminal (CI, pipes), plain lines on stderr prefixed with the
 //! app; with `--json`, each event as a JSON line on stdout with the app in it. Every run
 //! also logs its own events to its `log.jsonl`: the log's subscriber is set on the run's
-//! own thread only, so no run's log gets another's events.
+//! own thread only, so no run's log gets another's events. Every human line is shown with
+//! control characters escaped (`boyong::escape::controls`), as `events.rs` does.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -151,6 +152,7 @@ impl EventSink for AppSink {
                     }
                     _ => plain(e, &self.step),
                 };
+                let text = text.map(|t| boyong::escape::controls(&t).into_owned());
                 if let Some(t) = text {
                     eprintln!("{:pad$}  {t}", self.app, pad = self.pad);
                 }
@@ -173,7 +175,7 @@ impl EventSink for AppSink {
                 }
                 _ => {
                     if let Some(t) = live(e, &self.step) {
-                        bar.set_message(t);
+                        bar.set_message(boyong::escape::controls(&t).into_owned());
                     }
                 }
             },

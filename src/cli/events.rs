@@ -1,12 +1,18 @@
 //! Where a run's events go: the terminal (human lines on stderr, or JSON lines on
 //! stdout with `--json`) and the run's structured log (`log.jsonl`, tracing JSON).
+//!
+//! Invariant: a human line is one line with no control character but tab
+//! (`boyong::escape::controls`): event texts carry what vendors and containers sent
+//! (output lines, file names, link targets, error texts). JSON escapes them itself.
 
 use std::fs::File;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 use std::sync::Mutex;
 
 use boyong::engine::{Event, EventSink, RunResult};
+use boyong::escape;
 
 use super::error::CliError;
 
@@ -65,6 +71,7 @@ impl EventSink for Reporter {
             return;
         }
         if let Some(text) = human(e) {
+            let text = escape::controls(&text);
             match &self.bar {
                 Some(bar) => bar.println(text),
                 None => eprintln!("{text}"),
@@ -184,17 +191,82 @@ fn ms(v: u64) -> f64 {
     f / 1000.0
 }
 
-/// The run's log (`log.jsonl`, tracing JSON), for this thread only.
+/// The run's log (`log.jsonl`, tracing JSON, mode 0600), for this thread only. A write
+/// that fails (a full disk) is remembered for [`log_lost`]: a log is never lost silently.
 pub fn open_log(path: &Path) -> Result<tracing::subscriber::DefaultGuard, String> {
     let file = File::options()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(path)
         .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let check = file
+        .try_clone()
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    LOG.with(|l| {
+        *l.borrow_mut() = Some(LogState {
+            path: path.to_path_buf(),
+            file: check,
+            error: None,
+        });
+    });
     let subscriber = tracing_subscriber::fmt()
         .json()
-        .with_writer(Mutex::new(file))
+        .with_writer(Mutex::new(LogWriter(file)))
         .with_target(false)
         .finish();
     Ok(tracing::subscriber::set_default(subscriber))
+}
+
+/// The log of this thread's run: its path, a handle to flush it, its first failed write.
+struct LogState {
+    path: std::path::PathBuf,
+    file: File,
+    error: Option<String>,
+}
+
+thread_local! {
+    /// The log opened on this thread (each run, and each app of a batch, has its thread).
+    static LOG: std::cell::RefCell<Option<LogState>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The log file, remembering its first failed write on this thread.
+struct LogWriter(File);
+
+impl LogWriter {
+    fn failed<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            LOG.with(|l| {
+                if let Some(s) = l.borrow_mut().as_mut() {
+                    s.error.get_or_insert_with(|| e.to_string());
+                }
+            });
+        }
+        r
+    }
+}
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::failed(self.0.write(buf))
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        Self::failed(self.0.write_all(buf))
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::failed(self.0.flush())
+    }
+}
+
+/// Why this thread's run log (opened by [`open_log`]) is incomplete, if it is: a write
+/// failed, or flushing it to disk fails now. Forgets the log.
+pub fn log_lost() -> Option<String> {
+    let state = LOG.with(|l| l.borrow_mut().take())?;
+    let error = state
+        .error
+        .or_else(|| state.file.sync_data().err().map(|e| e.to_string()))?;
+    Some(format!(
+        "its log {} could not be written ({error}): lines are missing from it",
+        state.path.display()
+    ))
 }

@@ -1,10 +1,19 @@
-//! `boyong journal verify APP [--run ID]`: checks a run journal's hash chain. Exit
-//! status 0 when intact (a torn last line, which a resume drops, is intact), 1 when
-//! BROKEN or unreadable, 2 for an unknown app or run.
+//! `boyong journal verify APP [--run ID]`: checks a run journal's hash chain and, for a
+//! keyed journal, every line's MAC. Exit status 0 when intact (a torn last line, which a
+//! resume drops, is intact), 1 when BROKEN or unreadable, 2 for an unknown app or run.
+//!
+//! Also owns finding this installation's journal key ([`key`]): `BOYONG_JOURNAL_KEY_FILE`,
+//! else `$XDG_CONFIG_HOME/boyong/journal.key`, else `~/.config/boyong/journal.key`;
+//! created (0600, 32 random bytes as hex) on first use. Invariant: the key is never inside
+//! the state directory (someone who can write the state directory alone must not be able
+//! to re-seal a journal), never printed, and a key file others can read is refused.
 
-use std::path::Path;
+use std::fs::{self, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 
-use boyong::engine::journal;
+use boyong::engine::journal::{self, JournalKey, Keying};
 use boyong::engine::open::find_run;
 use boyong::engine::state::StateDir;
 
@@ -17,16 +26,24 @@ pub fn verify(state: &Path, app: &str, run: Option<&str>) -> Result {
     let path = find_run(&dir, app, run)
         .map_err(|e| CliError::no_run(CMD, &e))?
         .journal_path();
-    let report = journal::verify(&path).map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
+    let key = key(state, CMD)?;
+    let report = journal::verify_keyed(&path, Some(&key))
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
     let head = report.head_sha256.as_deref().unwrap_or("-");
+    let keying = match report.keying {
+        Keying::Unkeyed => {
+            "unkeyed (no MACs: written by an earlier release or without a key; its chain proves order, not authorship)"
+        }
+        other => other.word(),
+    };
     match &report.problem {
         None => println!(
-            "{}: intact, {} lines, chain head sha256 {head}",
+            "{}: intact, {} lines, {keying}, chain head sha256 {head}",
             path.display(),
             report.lines
         ),
         Some(p) if report.is_intact() => println!(
-            "{}: intact, {} lines, chain head sha256 {head} ({p}: a crash cut the last write; it is dropped on resume)",
+            "{}: intact, {} lines, {keying}, chain head sha256 {head} ({p}: a crash cut the last write; it is dropped on resume)",
             path.display(),
             report.lines
         ),
@@ -39,4 +56,92 @@ pub fn verify(state: &Path, app: &str, run: Option<&str>) -> Result {
         }
     }
     Ok(())
+}
+
+/// Where this installation's journal key is.
+fn key_path() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(p) = var("BOYONG_JOURNAL_KEY_FILE") {
+        return Some(PathBuf::from(p));
+    }
+    let config = var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("boyong").join("journal.key"))
+}
+
+/// This installation's journal key, created on first use (see the module's doc).
+pub fn key(state: &Path, cmd: &str) -> Result<JournalKey> {
+    let fail = |what: String| {
+        CliError::failed(format!("{cmd}: journal key: {what}")).hint(
+            "the key is found at BOYONG_JOURNAL_KEY_FILE, else $XDG_CONFIG_HOME/boyong/journal.key, else ~/.config/boyong/journal.key",
+        )
+    };
+    let path = key_path()
+        .ok_or_else(|| fail("no HOME, XDG_CONFIG_HOME or BOYONG_JOURNAL_KEY_FILE".into()))?;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    if let (Ok(p), Ok(s)) = (fs::canonicalize(parent), fs::canonicalize(state))
+        && p.starts_with(&s)
+    {
+        return Err(fail(format!(
+            "{} is inside the state directory {}: anyone who can write the state could re-seal a journal; keep it elsewhere",
+            path.display(),
+            s.display()
+        )));
+    }
+    match fs::symlink_metadata(&path) {
+        Ok(meta) => {
+            if !meta.is_file() {
+                return Err(fail(format!("{} is not a regular file", path.display())));
+            }
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(fail(format!(
+                    "{} can be read or written by others (mode {:o}): `chmod 600` it",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                )));
+            }
+            let text = fs::read_to_string(&path)
+                .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+            JournalKey::from_hex(&text)
+                .ok_or_else(|| fail(format!("{} does not hold 64 hex digits", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key(&path).map_err(fail),
+        Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Writes a new random key at `path` (0600, its directory 0700 if made). A key written
+/// by another process in between wins: it is read back.
+fn create_key(path: &Path) -> std::result::Result<JournalKey, String> {
+    let mut bytes = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let key = JournalKey::new(bytes);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let made = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match made {
+        Ok(mut f) => {
+            f.write_all(format!("{}\n", key.to_hex()).as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fs::read_to_string(path)
+            .ok()
+            .and_then(|t| JournalKey::from_hex(&t))
+            .ok_or_else(|| format!("{} does not hold 64 hex digits", path.display())),
+        Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
 }

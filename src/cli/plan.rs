@@ -157,7 +157,10 @@ pub fn plan(
             if i > 0 {
                 println!();
             }
-            print!("{}", render::plan(p));
+            // A live plan quotes what the hosts said: shown line by line, controls escaped.
+            for line in render::plan(p).lines() {
+                println!("{}", boyong::escape::controls(line));
+            }
         }
     }
     let problems: usize = plans

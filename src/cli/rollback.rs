@@ -2,15 +2,20 @@
 //!
 //! The list of what is undone comes from the engine (`engine::open::UndoList`); it is
 //! shown, confirmed, and undone exactly as shown: if the journal changed before the
-//! app's lock was taken, nothing is undone.
+//! app's lock was taken, nothing is undone. Each undo is shown as it will execute, from
+//! its typed undo data (`Undo::describe`), never from the plan's description of it, with
+//! control characters escaped. The journal's MACs are checked against this
+//! installation's key first; a journal without MACs (an earlier release's) is listed but
+//! undone only with `--unkeyed`.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 
-use boyong::engine::journal::Journal;
+use boyong::engine::journal::{Journal, Keying};
 use boyong::engine::open::{UndoList, find_run, playbook_as_run};
 use boyong::engine::state::StateDir;
 use boyong::engine::{Executor, RollbackReport};
+use boyong::escape;
 use boyong::playbook;
 use boyong::secret::SecretStore;
 
@@ -35,6 +40,10 @@ pub struct RollbackArgs {
     /// Take the app's lock from a holder on another host or a dead process.
     #[arg(long)]
     pub break_lock: bool,
+    /// Undo from a journal without MACs (written by an earlier release): its undo data
+    /// cannot be told from a rewrite by someone who could write the state directory.
+    #[arg(long)]
+    pub unkeyed: bool,
 }
 
 /// `boyong rollback APP [--run ID]`.
@@ -42,7 +51,8 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
     const CMD: &str = "boyong rollback";
     let dir = StateDir::new(state);
     let run = find_run(&dir, app, run).map_err(|e| CliError::no_run(CMD, &e))?;
-    let list = UndoList::read(&run).map_err(|e| {
+    let key = super::journal::key(state, CMD)?;
+    let list = UndoList::read(&run, Some(&key)).map_err(|e| {
         CliError::failed(format!(
             "{CMD}: {e}\nnothing was changed; `boyong journal verify {app} --run {}` shows the damage",
             run.id()
@@ -62,12 +72,14 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         run.id(),
         pending.len()
     );
+    if list.keying == Keying::Unkeyed {
+        println!(
+            "  (this journal is unkeyed, as earlier releases wrote them: nothing proves the undo data below was not rewritten; check it, then pass --unkeyed)"
+        );
+    }
     for item in pending {
-        let undo = item
-            .change
-            .get("undo")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("undo it");
+        let undo = item.undo.describe();
+        let undo = escape::controls(&undo);
         let happened = if item.done {
             ""
         } else {
@@ -76,12 +88,18 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         println!(
             "  {} {}  [step `{}`]\n      undo: {undo}{happened}",
             item.change_id,
-            item.summary(),
+            escape::controls(&item.summary()),
             item.step
         );
     }
     if args.plan_only {
         return Ok(());
+    }
+    if list.keying == Keying::Unkeyed && !args.unkeyed {
+        return Err(CliError::bad_input(format!(
+            "{CMD}: refused: the journal of run {} has no MACs, so its undo data could have been rewritten; read the list above and pass --unkeyed to undo it anyway; nothing was changed",
+            run.id()
+        )));
     }
     if !args.yes {
         confirm(pending.len())?;
@@ -106,7 +124,7 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         .map_or_else(SecretStore::default, |(_, s)| s.clone());
     let world = World::for_playbook(loaded, false, &[])
         .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
-    let (journal, _) = Journal::open_append(&run.journal_path())
+    let (journal, _) = Journal::open_append_keyed(&run.journal_path(), Some(&key))
         .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
     let (mut reporter, rt) = Reporter::start(CMD, args.json, &run.log_path())?;
     let result = rt.block_on(async {
@@ -128,7 +146,16 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         ex.rollback(&list.history).await
     });
     drop(lock);
+    drop(reporter);
+    let log_lost = super::events::log_lost();
     match result {
+        Ok(r) if r.is_complete() && log_lost.is_some() => Err(CliError::failed(format!(
+            "`{app}`: run {} rolled back ({} change(s) undone), but {}",
+            run.id(),
+            r.undone.len(),
+            log_lost.unwrap_or_default()
+        ))
+        .hint("the journal is complete; free the disk")),
         Ok(r) if r.is_complete() => {
             println!(
                 "`{app}`: run {} rolled back: {} change(s) undone",
@@ -172,7 +199,7 @@ pub fn left_in_place(first: Option<String>, r: &RollbackReport, app: &str) -> Cl
         lines.push(format!(
             "rollback INCOMPLETE: undoing {} ({}, step `{}`) failed: {e}",
             item.change_id,
-            item.summary(),
+            escape::controls(&item.summary()),
             item.step
         ));
     }
@@ -186,7 +213,7 @@ pub fn left_in_place(first: Option<String>, r: &RollbackReport, app: &str) -> Cl
         lines.push(format!(
             "  {} {}  [step `{}`]{happened}",
             item.change_id,
-            item.summary(),
+            escape::controls(&item.summary()),
             item.step
         ));
     }

@@ -115,10 +115,11 @@ pub fn run_planned(
     let dir = StateDir::new(state);
     let lock = super::lock_app(&dir, &pb.app, "boyong run", args.break_lock)?;
     let who = super::who();
+    let key = super::journal::key(state, "boyong run")?;
     let mut opened = if args.resume {
-        reopen_run(&dir, pb, &ready.text, &mut plan, &who)?
+        reopen_run(&dir, pb, &ready.text, &mut plan, &who, Some(&key))?
     } else {
-        create_run(&dir, pb, &ready.text, &mut plan, &who)?
+        create_run(&dir, pb, &ready.text, &mut plan, &who, Some(&key))?
     };
     if let Some((kind, text)) = note {
         let note = Record::Note {
@@ -177,6 +178,19 @@ fn execute(
     });
     // The sink's bar is cleared before anything is said of the outcome.
     drop(sink);
+    // A log that could not be written is never a silent success.
+    if let Some(lost) = super::events::log_lost() {
+        let (app, id) = (&plan.app, run.id());
+        if matches!(outcome, Ok(RunOutcome::Succeeded)) {
+            return Err(CliError::failed(format!(
+                "`{app}`: run {id} made every change, but {lost}"
+            ))
+            .hint(format!(
+                "the journal is complete (`boyong report {app}` reads it); free the disk. The run stands: `boyong rollback {app}` undoes it if you want it undone"
+            )));
+        }
+        say!("`{app}`: note: {lost}");
+    }
     Ok(outcome)
 }
 

@@ -15,10 +15,16 @@ thread_local! {
 }
 
 /// Prints a message of the command: on stderr, or through the hook this thread was given
-/// ([`say_through`]).
+/// ([`say_through`]). Each of its lines is shown with control characters escaped
+/// (`boyong::escape::controls`): a message may quote what a vendor or container sent.
 pub fn say(text: &str) {
+    let text = text
+        .split('\n')
+        .map(boyong::escape::controls)
+        .collect::<Vec<_>>()
+        .join("\n");
     SAY.with(|hook| match &*hook.borrow() {
-        Some(f) => f(text),
+        Some(f) => f(&text),
         None => eprintln!("{text}"),
     });
 }

@@ -99,8 +99,19 @@ fn widths(cols: &[Col], rows: &[Vec<String>], width: Option<usize>) -> Vec<usize
     w
 }
 
-/// The table: a header line, then one line per row, each ending in `\n`.
+/// The table: a header line, then one line per row, each ending in `\n`. Cells are
+/// shown with control characters escaped (`boyong::escape::controls`): an error cell may
+/// quote what a vendor sent.
 pub fn render(cols: &[Col], rows: &[Vec<String>], width: Option<usize>) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| boyong::escape::controls(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = rows.as_slice();
     let w = widths(cols, rows, width);
     let mut out = String::new();
     let header: Vec<String> = cols.iter().map(|c| c.name.to_string()).collect();

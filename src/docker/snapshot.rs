@@ -62,7 +62,18 @@ impl Docker {
             .await?;
         let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
         let result = async {
-            let mut file = std::io::BufWriter::new(std::fs::File::create(dest).map_err(io)?);
+            // Mode 0600, as every file of the state directory (docs/state.md).
+            let file = {
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(dest)
+                    .map_err(io)?
+            };
+            let mut file = std::io::BufWriter::new(file);
             let mut hash = Sha256::new();
             let mut bytes = 0u64;
             // A big volume takes long: no request time limit for the transfer itself.

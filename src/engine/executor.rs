@@ -337,8 +337,10 @@ impl<'a, R: Runner> Executor<'a, R> {
         opts: RunOptions,
     ) -> Result<RunOutcome, EngineError> {
         let rollback = if opts.auto_rollback {
-            let pending =
-                History::from_journal(&super::journal::read(&self.journal_path())?).pending();
+            // Read back with the journal's own key: undo data is checked as rollback would.
+            let key = self.io.journal.borrow().key().cloned();
+            let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
+            let pending = History::from_journal(&contents).pending();
             let report = self.undo_all_shared(pending, "step failed").await?;
             self.finish(if report.is_complete() {
                 RunResult::RolledBack

@@ -17,6 +17,10 @@
 //!   record was never acknowledged, so the change it announced was not made.
 //! - Nothing is ever appended to a journal whose chain does not verify, and
 //!   after a failed append a [`Journal`] refuses further appends.
+//! - A journal created with a [`JournalKey`] is keyed: every line, header included,
+//!   ends in an HMAC-SHA256 of the rest of it (`"mac"`), so the chain cannot be
+//!   recomputed without the key. Appends to a keyed journal need its key; a journal
+//!   without MACs (earlier releases) stays unkeyed to its end.
 //!
 //! Appends are not locked here: the caller holds the app lock.
 
@@ -31,12 +35,14 @@ use sha2::{Digest, Sha256};
 
 use crate::engine::state::{TimeError, utc_rfc3339};
 
+mod key;
 mod record;
 mod verify;
 
+pub use key::JournalKey;
 pub use record::{Entry, Header, HeaderFields, Record};
 use record::{EntryIn, EntryOut, HeaderOut};
-pub use verify::{Problem, ProblemKind, VerifyReport, verify, verify_bytes};
+pub use verify::{Keying, Problem, ProblemKind, VerifyReport, verify, verify_bytes, verify_keyed};
 use verify::{Scan, scan};
 
 /// The journal format version this module writes and reads.
@@ -78,6 +84,12 @@ pub enum JournalError {
         /// The journal file.
         path: PathBuf,
     },
+    /// The journal is keyed and no key was given to append to it.
+    #[error("journal {} is keyed: appending to it needs its journal key", path.display())]
+    NeedsKey {
+        /// The journal file.
+        path: PathBuf,
+    },
     /// A timestamp could not be formatted.
     #[error(transparent)]
     Time(#[from] TimeError),
@@ -113,6 +125,8 @@ pub struct JournalContents {
     pub torn_tail: bool,
     /// SHA-256 of the last complete line: the chain head.
     pub head_sha256: String,
+    /// Whether its lines carry MACs, and whether they were checked.
+    pub keying: Keying,
 }
 
 fn contents(path: &Path, scan: Scan) -> Result<JournalContents, JournalError> {
@@ -124,6 +138,7 @@ fn contents(path: &Path, scan: Scan) -> Result<JournalContents, JournalError> {
             })
         }
         (_, Some(header), Some(head_sha256)) => Ok(JournalContents {
+            keying: scan.report.keying,
             header,
             entries: scan.entries,
             torn_tail: scan.report.torn_tail,
@@ -146,8 +161,16 @@ fn contents(path: &Path, scan: Scan) -> Result<JournalContents, JournalError> {
 /// # Errors
 /// [`JournalError::Broken`] if the chain does not verify, or an I/O error.
 pub fn read(path: &Path) -> Result<JournalContents, JournalError> {
+    read_keyed(path, None)
+}
+
+/// [`read`], and with `key`, every line's MAC checked against it (see [`verify_keyed`]).
+///
+/// # Errors
+/// [`JournalError::Broken`] if the chain or a MAC does not verify, or an I/O error.
+pub fn read_keyed(path: &Path, key: Option<&JournalKey>) -> Result<JournalContents, JournalError> {
     let bytes = fs::read(path).map_err(io_err("read journal", path))?;
-    contents(path, scan(&bytes))
+    contents(path, scan(&bytes, key))
 }
 
 /// An open journal, positioned to append the next record.
@@ -160,6 +183,8 @@ pub struct Journal {
     head: String,
     poisoned: bool,
     repaired_torn_tail: Option<u64>,
+    /// The key its lines are sealed with (none: an unkeyed journal).
+    key: Option<JournalKey>,
 }
 
 fn sync_parent(path: &Path) -> Result<(), JournalError> {
@@ -180,6 +205,19 @@ impl Journal {
     /// [`JournalError::Exists`] if the file exists; time or I/O errors. If
     /// writing the header fails the new file is removed.
     pub fn create(path: &Path, fields: &HeaderFields) -> Result<Self, JournalError> {
+        Self::create_keyed(path, fields, None)
+    }
+
+    /// [`Journal::create`], keyed with `key` when there is one: every line carries its
+    /// MAC.
+    ///
+    /// # Errors
+    /// As [`Journal::create`].
+    pub fn create_keyed(
+        path: &Path,
+        fields: &HeaderFields,
+        key: Option<&JournalKey>,
+    ) -> Result<Self, JournalError> {
         let header = Header {
             format: FORMAT,
             run: fields.run.clone(),
@@ -195,6 +233,9 @@ impl Journal {
             header: &header,
             prev: None,
         })?;
+        if let Some(k) = key {
+            buf = k.seal(&buf);
+        }
         let head = sha256_hex(&buf);
         buf.push(b'\n');
         let mut file = OpenOptions::new()
@@ -222,6 +263,7 @@ impl Journal {
             head,
             poisoned: false,
             repaired_torn_tail: None,
+            key: key.cloned(),
         })
     }
 
@@ -234,6 +276,20 @@ impl Journal {
     /// [`JournalError::Broken`] if the chain does not verify (nothing is
     /// modified then), or an I/O error.
     pub fn open_append(path: &Path) -> Result<(Self, JournalContents), JournalError> {
+        Self::open_append_keyed(path, None)
+    }
+
+    /// [`Journal::open_append`] with `key`: each MAC is checked first, and new lines of a
+    /// keyed journal are sealed with it. A keyed journal cannot be opened without its
+    /// key (nothing could be appended that verifies); an unkeyed one stays unkeyed.
+    ///
+    /// # Errors
+    /// As [`Journal::open_append`]; [`JournalError::NeedsKey`] for a keyed journal and
+    /// no key.
+    pub fn open_append_keyed(
+        path: &Path,
+        key: Option<&JournalKey>,
+    ) -> Result<(Self, JournalContents), JournalError> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -242,9 +298,18 @@ impl Journal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(io_err("read journal", path))?;
-        let scan = scan(&bytes);
+        let scan = scan(&bytes, key);
         let len = scan.complete_len;
         let contents = contents(path, scan)?;
+        let key = match contents.keying {
+            Keying::Unkeyed => None,
+            Keying::Checked => key.cloned(),
+            Keying::NotChecked => {
+                return Err(JournalError::NeedsKey {
+                    path: path.to_path_buf(),
+                });
+            }
+        };
         let mut repaired_torn_tail = None;
         if contents.torn_tail {
             file.set_len(len)
@@ -260,6 +325,7 @@ impl Journal {
             head: contents.head_sha256.clone(),
             poisoned: false,
             repaired_torn_tail,
+            key,
         };
         Ok((journal, contents))
     }
@@ -291,6 +357,9 @@ impl Journal {
             at: &at,
             prev: &self.head,
         })?;
+        if let Some(k) = &self.key {
+            buf = k.seal(&buf);
+        }
         let head = sha256_hex(&buf);
         buf.push(b'\n');
         if let Err(e) = self.file.write_all(&buf) {
@@ -320,6 +389,12 @@ impl Journal {
     #[must_use]
     pub fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// The key its lines are sealed with, if it is keyed.
+    #[must_use]
+    pub fn key(&self) -> Option<&JournalKey> {
+        self.key.as_ref()
     }
 
     /// SHA-256 of the last line written: the chain head.

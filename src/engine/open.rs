@@ -29,7 +29,7 @@ use std::time::SystemTime;
 
 use crate::engine::RunResult;
 use crate::engine::history::History;
-use crate::engine::journal::{self, HeaderFields, Journal, JournalError, Record};
+use crate::engine::journal::{self, HeaderFields, Journal, JournalError, JournalKey, Record};
 use crate::engine::lock::{AppLock, Holder, LockError};
 use crate::engine::state::{RunDir, RunId, StateDir, StateError, TimeError};
 use crate::plan::Plan;
@@ -151,6 +151,7 @@ pub fn create_run(
     text: &str,
     plan: &mut Plan,
     who: &Who,
+    key: Option<&JournalKey>,
 ) -> Result<OpenedRun, CreateError> {
     let now = SystemTime::now();
     let run = dir.create_run(&pb.app, now, next_suffix(dir, &pb.app, now))?;
@@ -159,7 +160,7 @@ pub fn create_run(
         let plan_json = serde_json::to_string_pretty(&*plan).map_err(CreateError::Plan)? + "\n";
         write_new(&run.playbook_path(), text.as_bytes())?;
         write_new(&run.plan_path(), plan_json.as_bytes())?;
-        Journal::create(
+        Journal::create_keyed(
             &run.journal_path(),
             &HeaderFields {
                 run: run.id().to_string(),
@@ -170,6 +171,7 @@ pub fn create_run(
                 host: who.host.clone(),
                 started: now,
             },
+            key,
         )
         .map_err(CreateError::Journal)
     })();
@@ -261,8 +263,9 @@ pub enum ResumeRefusal {
 }
 
 /// `--resume`: the app's last run, if it is unfinished and `text` is its playbook's text
-/// unchanged. `plan` gets the run's id; the journal gets a note of who resumed it (and of
-/// a torn last line dropped). The caller holds the app's lock.
+/// unchanged (its journal's MACs checked against `key` if it is keyed). `plan` gets the
+/// run's id; the journal gets a note of who resumed it (and of a torn last line dropped).
+/// The caller holds the app's lock.
 ///
 /// # Errors
 /// [`ResumeRefusal`].
@@ -272,13 +275,14 @@ pub fn reopen_run(
     text: &str,
     plan: &mut Plan,
     who: &Who,
+    key: Option<&JournalKey>,
 ) -> Result<OpenedRun, ResumeRefusal> {
     let app = pb.app.clone();
     let id = dir
         .latest_run(&app)?
         .ok_or_else(|| ResumeRefusal::NoRuns { app: app.clone() })?;
     let run = dir.run(&app, &id)?;
-    let h = History::from_journal(&journal::read(&run.journal_path())?);
+    let h = History::from_journal(&journal::read_keyed(&run.journal_path(), key)?);
     resumable(&h, &app, &id)?;
     let path = run.playbook_path();
     let before = fs::read_to_string(&path).map_err(|source| ResumeRefusal::PlaybookUnreadable {
@@ -293,7 +297,7 @@ pub fn reopen_run(
         });
     }
     plan.for_run(id.as_str());
-    let (mut journal, _) = Journal::open_append(&run.journal_path())?;
+    let (mut journal, _) = Journal::open_append_keyed(&run.journal_path(), key)?;
     let mut note = format!("resumed by {} on {}", who.operator, who.host);
     if let Some(n) = journal.repaired_torn_tail() {
         let _ = write!(

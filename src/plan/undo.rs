@@ -107,6 +107,57 @@ impl Undo {
         Self::deserialize(value).unwrap_or_else(|_| Self::Other(value.clone()))
     }
 
+    /// What will execute, in one line, from the undo data itself (not from the plan's
+    /// description of it): the command of a vendor or container command, the names a
+    /// container action acts on. Not escaped: the caller escapes what it shows.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::None => "nothing (the change has no undo)".into(),
+            Self::RemoveArtifact { paths } => {
+                let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                format!("delete {}", paths.join(", "))
+            }
+            Self::VendorCommand { run } => format!("run on the vendor host: {run}"),
+            Self::ContainerCommand { container, run } => {
+                format!("run in container `{container}` on the target: {run}")
+            }
+            Self::RemoveImage { tag } => format!("remove image tag {tag}"),
+            Self::RemoveContainer { name } => format!("remove container {name}"),
+            Self::StartContainer {
+                id,
+                name,
+                stop_first,
+            } => {
+                let stop = if stop_first.is_empty() {
+                    String::new()
+                } else {
+                    format!("stop container {stop_first}, then ")
+                };
+                match id {
+                    Some(id) => format!("{stop}start container {name} (id {id})"),
+                    None => format!("{stop}start container {name}"),
+                }
+            }
+            Self::Rename { from, to } => format!("rename container {from} to {to}"),
+            Self::RemoveNetwork { name } => format!("remove network {name}"),
+            Self::RemoveVolume { name } => format!("remove volume {name}"),
+            Self::RestoreVolume {
+                helper,
+                image,
+                name,
+                sha256,
+                snapshot,
+                ..
+            } => format!(
+                "restore volume {name} from {} (sha256 {sha256}) with helper container {helper} ({image})",
+                snapshot.display()
+            ),
+            Self::Other(v) => {
+                format!("unknown action {v} (refused: this release does not know it)")
+            }
+        }
+    }
+
     /// The action's name, as journaled.
     pub fn action(&self) -> String {
         match self.to_value().get("action").and_then(Value::as_str) {

@@ -95,6 +95,7 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
         entries,
         torn_tail: verified.torn_tail,
         head_sha256: verified.head_sha256.clone().unwrap_or_default(),
+        keying: verified.keying,
     };
     let h = History::from_journal(&contents);
     let plan: Option<Plan> = fs::read_to_string(dir.join("plan.json"))

@@ -1,6 +1,7 @@
 //! The report as Markdown: readable as plain text in a terminal, and as a page in any
 //! Markdown viewer. Every text from the run is escaped, so nothing in a step's command
-//! or an error becomes markup (or raw HTML) in a viewer.
+//! or an error becomes markup (or raw HTML) in a viewer, and no control character from a
+//! vendor or a container (a terminal escape) is written raw.
 
 use std::fmt::Write as _;
 
@@ -8,7 +9,9 @@ use super::Report;
 use super::layout::{Block, Cell, Section, sections};
 
 /// Escapes Markdown's active characters (and raw HTML's `<`, `&`) with backslashes;
-/// line breaks become spaces, so a text stays in its table cell.
+/// line breaks become spaces, so a text stays in its table cell; every other control
+/// character but tab is written as `crate::escape::controls` writes it (`\e`, `\u{7}`),
+/// so a vendor's name cannot reach a terminal that shows the report raw.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
@@ -18,6 +21,11 @@ fn escape(s: &str) -> String {
                 out.push(ch);
             }
             '\n' | '\r' => out.push(' '),
+            c if c.is_control() && c != '\t' => {
+                out.push_str(&escape(&crate::escape::controls(
+                    c.encode_utf8(&mut [0; 4]),
+                )));
+            }
             _ => out.push(ch),
         }
     }
@@ -28,7 +36,9 @@ fn cell(c: &Cell) -> String {
     match c {
         Cell::Text(s) | Cell::Good(s) => escape(s),
         // A code span cannot hold a backtick or a line break safely: plain text then.
-        Cell::Code(s) if s.contains('`') || s.contains('\n') || s.contains('|') => escape(s),
+        Cell::Code(s) if s.contains('`') || s.contains('|') || s.chars().any(char::is_control) => {
+            escape(s)
+        }
         Cell::Code(s) => format!("`{s}`"),
         Cell::Bad(s) => format!("**{}**", escape(s)),
     }
@@ -102,4 +112,23 @@ pub fn render(r: &Report) -> String {
         r.format
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cell, cell};
+
+    #[test]
+    fn control_characters_from_a_vendor_are_never_written_raw() {
+        let name = "title\x1b]0;pwned\x07 \x1b[2K\rfinished: succeeded";
+        for c in [
+            Cell::Text(name.into()),
+            Cell::Code(name.into()),
+            Cell::Bad(name.into()),
+        ] {
+            let md = cell(&c);
+            assert!(!md.chars().any(char::is_control), "{md:?}");
+            assert!(md.contains("\\\\e\\]0;pwned\\\\u{7}"), "{md}");
+        }
+    }
 }

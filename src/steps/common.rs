@@ -120,10 +120,23 @@ pub(crate) fn remove_all(paths: &[PathBuf]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` (created mode 0600, as docs/state.md says) and syncs it.
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = fs::File::create(path)?;
+    let mut f = private_file(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Creates (or truncates) `path` for writing, mode 0600 when created: every file of the
+/// state directory is the operator's alone.
+pub(crate) fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A file's SHA-256, naming the file when it cannot be read.

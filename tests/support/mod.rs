@@ -11,10 +11,19 @@ pub mod site;
 pub mod sshd;
 pub mod tmpfs;
 
-/// The real `boyong` binary, with its state in `state`, on the real world (not the fake).
+/// The real `boyong` binary, with its state in `state`, on the real world (not the fake),
+/// its journal key beside the state directory (never the operator's own).
 pub fn boyong(state: &std::path::Path) -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_boyong"));
+    let key = state.with_file_name(format!(
+        "{}.journal.key",
+        state
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("state")
+    ));
     c.env("BOYONG_STATE", state)
+        .env("BOYONG_JOURNAL_KEY_FILE", key)
         .env_remove("BOYONG_SIM")
         .stdin(std::process::Stdio::null());
     c

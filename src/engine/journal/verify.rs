@@ -3,6 +3,8 @@
 //! Owns the rules for what a valid format-1 journal is and how damage is
 //! described. Invariant: a scan never modifies anything and stops at the
 //! first problem; entries are returned only for lines before that problem.
+//! A journal whose header carries a MAC is keyed: every line must carry one, and
+//! with the key given, every MAC must be the key's (`key.rs`).
 
 use std::fmt;
 use std::fs;
@@ -10,6 +12,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
+use super::key::{JournalKey, unseal};
 use super::{EntryIn, FORMAT, Header, JournalError, Record, io_err, sha256_hex};
 use crate::engine::journal::Entry;
 
@@ -66,6 +69,13 @@ pub enum ProblemKind {
         /// Seq found here.
         found_seq: u64,
     },
+    /// The line's MAC is not the journal key's MAC of it: the line was rewritten (or
+    /// the journal was written with another installation's key).
+    BadMac,
+    /// The journal is keyed but this line has no MAC: it was inserted or rewritten.
+    MissingMac,
+    /// This line has a MAC but the header has none: the header was rewritten.
+    UnexpectedMac,
     /// The last line has no newline: an append was interrupted.
     TornTail {
         /// Bytes in the torn line.
@@ -118,6 +128,19 @@ impl fmt::Display for Problem {
                 "line {n} is out of order (seq {found_seq}, expected {expected_seq}): lines were \
                  reordered or inserted"
             ),
+            ProblemKind::BadMac => write!(
+                f,
+                "line {n} does not match its MAC: it was rewritten after it was written (or the \
+                 journal was written with another journal key)"
+            ),
+            ProblemKind::MissingMac => write!(
+                f,
+                "line {n} has no MAC although the journal is keyed: it was inserted or rewritten"
+            ),
+            ProblemKind::UnexpectedMac => write!(
+                f,
+                "line {n} has a MAC but line 1 has none: the header was rewritten"
+            ),
             ProblemKind::TornTail { bytes } => {
                 write!(
                     f,
@@ -128,9 +151,36 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Whether a journal's lines carry MACs, and whether they were checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keying {
+    /// No line has a MAC (journals of earlier releases, or written without a key): the
+    /// chain is plain SHA-256, which anyone who can write the file can recompute.
+    #[default]
+    Unkeyed,
+    /// Every line has a MAC, each checked against the key given.
+    Checked,
+    /// Every line has a MAC, not checked (no key was given).
+    NotChecked,
+}
+
+impl Keying {
+    /// `keyed`, `keyed (MACs not checked: no key)` or `unkeyed`.
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Unkeyed => "unkeyed",
+            Self::Checked => "keyed",
+            Self::NotChecked => "keyed (MACs not checked: no key)",
+        }
+    }
+}
+
 /// Result of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Whether the lines carry MACs and whether they were checked.
+    pub keying: Keying,
     /// Complete (newline-terminated) lines in the file.
     pub lines: usize,
     /// Whether the file ends in a torn line.
@@ -257,7 +307,7 @@ fn classify_hash(lines: &[&[u8]], i: usize, line: &[u8]) -> Problem {
     }
 }
 
-pub(super) fn scan(bytes: &[u8]) -> Scan {
+pub(super) fn scan(bytes: &[u8], key: Option<&JournalKey>) -> Scan {
     let complete_len = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
     let (complete, tail) = bytes.split_at(complete_len);
     let lines: Vec<&[u8]> = match complete.split_last() {
@@ -266,6 +316,7 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
     };
     let mut scan = Scan {
         report: VerifyReport {
+            keying: Keying::Unkeyed,
             lines: lines.len(),
             torn_tail: !tail.is_empty(),
             head_sha256: lines.last().map(|l| sha256_hex(l)),
@@ -275,7 +326,7 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
         entries: Vec::new(),
         complete_len: complete_len as u64,
     };
-    let problem = check_lines(&lines, &mut scan);
+    let problem = check_lines(&lines, key, &mut scan);
     scan.report.problem = problem.or_else(|| {
         (!tail.is_empty()).then(|| Problem {
             line: lines.len() + 1,
@@ -287,7 +338,22 @@ pub(super) fn scan(bytes: &[u8]) -> Scan {
     scan
 }
 
-fn check_lines(lines: &[&[u8]], scan: &mut Scan) -> Option<Problem> {
+/// The MAC rule for line `line` (1-based): it carries a MAC exactly when the header
+/// does, and with a key, the MAC is the key's.
+fn check_mac(raw: &[u8], line: usize, keyed: bool, key: Option<&JournalKey>) -> Option<Problem> {
+    let at = |kind| Some(Problem { line, kind });
+    match (unseal(raw), keyed) {
+        (None, false) => None,
+        (None, true) => at(ProblemKind::MissingMac),
+        (Some(_), false) => at(ProblemKind::UnexpectedMac),
+        (Some((body, mac)), true) => match key {
+            Some(k) if !k.checks(&body, &mac) => at(ProblemKind::BadMac),
+            _ => None,
+        },
+    }
+}
+
+fn check_lines(lines: &[&[u8]], key: Option<&JournalKey>, scan: &mut Scan) -> Option<Problem> {
     let Some(first) = lines.first() else {
         return Some(Problem {
             line: 1,
@@ -297,6 +363,15 @@ fn check_lines(lines: &[&[u8]], scan: &mut Scan) -> Option<Problem> {
     match check_header(first) {
         Ok(h) => scan.header = Some(h),
         Err(kind) => return Some(Problem { line: 1, kind }),
+    }
+    let keyed = unseal(first).is_some();
+    scan.report.keying = match (keyed, key) {
+        (false, _) => Keying::Unkeyed,
+        (true, Some(_)) => Keying::Checked,
+        (true, None) => Keying::NotChecked,
+    };
+    if let Some(p) = check_mac(first, 1, keyed, key) {
+        return Some(p);
     }
     for (k, pair) in lines.windows(2).enumerate() {
         let (i, &[before, line]) = (k + 1, pair) else {
@@ -312,6 +387,9 @@ fn check_lines(lines: &[&[u8]], scan: &mut Scan) -> Option<Problem> {
         if e.prev != sha256_hex(before) {
             return Some(classify_hash(lines, i, line));
         }
+        if let Some(p) = check_mac(line, i + 1, keyed, key) {
+            return Some(p);
+        }
         scan.entries.push(Entry {
             line: i + 1,
             seq: e.seq,
@@ -323,18 +401,28 @@ fn check_lines(lines: &[&[u8]], scan: &mut Scan) -> Option<Problem> {
     None
 }
 
-/// Verifies journal bytes (see [`verify`]).
+/// Verifies journal bytes (see [`verify`]); MACs, if any, are not checked.
 #[must_use]
 pub fn verify_bytes(bytes: &[u8]) -> VerifyReport {
-    scan(bytes).report
+    scan(bytes, None).report
 }
 
 /// Verifies the journal at `path`: header, parse, seq and hash chain. Stops at
-/// the first problem.
+/// the first problem. MACs, if any, are not checked: see [`verify_keyed`].
 ///
 /// # Errors
 /// Only if the file cannot be read; findings are in the report.
 pub fn verify(path: &Path) -> Result<VerifyReport, JournalError> {
+    verify_keyed(path, None)
+}
+
+/// [`verify`], and with `key`, every line's MAC against it: a keyed journal whose MACs do
+/// not match is broken, naming the line. A journal without MACs verifies as
+/// [`Keying::Unkeyed`].
+///
+/// # Errors
+/// Only if the file cannot be read; findings are in the report.
+pub fn verify_keyed(path: &Path, key: Option<&JournalKey>) -> Result<VerifyReport, JournalError> {
     let bytes = fs::read(path).map_err(io_err("read journal", path))?;
-    Ok(verify_bytes(&bytes))
+    Ok(scan(&bytes, key).report)
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::engine::UndoItem;
 use crate::engine::history::History;
-use crate::engine::journal::{self, JournalError};
+use crate::engine::journal::{self, JournalError, JournalKey, Keying};
 use crate::engine::state::{RunDir, RunId, RunIdError, StateDir, StateError};
 
 /// Why no run was found.
@@ -78,23 +78,33 @@ pub struct UndoList {
     pub history: History,
     /// Its changes still to undo, newest first ([`History::pending`]).
     pub pending: Vec<UndoItem>,
+    /// Whether its journal is keyed (its MACs checked) or unkeyed.
+    pub keying: Keying,
+    key: Option<JournalKey>,
 }
 
 impl UndoList {
-    /// Reads `run`'s journal.
+    /// Reads `run`'s journal, each line's MAC checked against `key` if it is keyed.
     ///
     /// # Errors
-    /// The journal cannot be read or does not verify.
-    pub fn read(run: &RunDir) -> Result<Self, JournalError> {
-        let history = History::from_journal(&journal::read(&run.journal_path())?);
+    /// The journal cannot be read or does not verify (a MAC that does not match, named
+    /// by its line, included).
+    pub fn read(run: &RunDir, key: Option<&JournalKey>) -> Result<Self, JournalError> {
+        let contents = journal::read_keyed(&run.journal_path(), key)?;
+        let history = History::from_journal(&contents);
         let pending = history.pending();
-        Ok(Self { history, pending })
+        Ok(Self {
+            history,
+            pending,
+            keying: contents.keying,
+            key: key.cloned(),
+        })
     }
 
     /// Whether `run`'s journal still lists exactly these changes to undo (it may have
     /// grown since it was read, before the app's lock was taken).
     pub fn is_current(&self, run: &RunDir) -> bool {
-        matches!(Self::read(run), Ok(now) if now.pending == self.pending)
+        matches!(Self::read(run, self.key.as_ref()), Ok(now) if now.pending == self.pending)
     }
 }
 

@@ -11,6 +11,10 @@ fn demo() -> Playbook {
         .unwrap()
 }
 
+fn key() -> crate::engine::journal::JournalKey {
+    crate::engine::journal::JournalKey::new([9; 32])
+}
+
 fn who() -> Who {
     Who {
         operator: "andi".into(),
@@ -24,7 +28,7 @@ fn with_run(records: &[Record]) -> (tempfile::TempDir, StateDir, RunDir) {
     let dir = StateDir::new(tmp.path().join("state"));
     let pb = demo();
     let mut plan = crate::steps::plan(&pb);
-    let mut opened = create_run(&dir, &pb, DEMO, &mut plan, &who()).unwrap();
+    let mut opened = create_run(&dir, &pb, DEMO, &mut plan, &who(), Some(&key())).unwrap();
     for r in records {
         opened.journal.append(r).unwrap();
     }
@@ -38,7 +42,14 @@ fn finished(result: &str) -> Record {
 }
 
 fn reopen(dir: &StateDir, text: &str) -> Result<OpenedRun, ResumeRefusal> {
-    reopen_run(dir, &demo(), text, &mut crate::steps::plan(&demo()), &who())
+    reopen_run(
+        dir,
+        &demo(),
+        text,
+        &mut crate::steps::plan(&demo()),
+        &who(),
+        Some(&key()),
+    )
 }
 
 fn refusal(records: &[Record]) -> (String, ResumeRefusal) {
@@ -247,10 +258,18 @@ fn the_undo_list_notices_a_journal_that_grew() {
         undo: serde_json::json!({}),
     };
     let (_tmp, _dir, run) = with_run(&[intent("c1")]);
-    let list = UndoList::read(&run).unwrap();
+    let list = UndoList::read(&run, Some(&key())).unwrap();
     assert_eq!(list.pending.len(), 1);
+    assert_eq!(list.keying, crate::engine::journal::Keying::Checked);
     assert!(list.is_current(&run));
-    let (mut j, _) = Journal::open_append(&run.journal_path()).unwrap();
+    // Another installation's key: the MACs do not match, naming line 1.
+    let other = crate::engine::journal::JournalKey::new([1; 32]);
+    let e = UndoList::read(&run, Some(&other)).unwrap_err();
+    assert!(
+        e.to_string().contains("line 1 does not match its MAC"),
+        "{e}"
+    );
+    let (mut j, _) = Journal::open_append_keyed(&run.journal_path(), Some(&key())).unwrap();
     j.append(&intent("c2")).unwrap();
     assert!(!list.is_current(&run));
 }

@@ -265,7 +265,7 @@ fn write_gz(
             self.file.flush()
         }
     }
-    let file = fs::File::create(path)?;
+    let file = super::common::private_file(path)?;
     // For the reader: the partial file is renamed or removed before it may get to it.
     let mut reading = match feed {
         Some(_) => Some(fs::File::open(path)?),
