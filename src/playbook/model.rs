@@ -35,6 +35,8 @@ pub struct Playbook {
     pub secrets: BTreeMap<String, SecretDef>,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// The `assess:` section: before and after, the same requests to both sites.
+    pub assess: Option<super::assess::Assess>,
 }
 
 /// The vendor's host.

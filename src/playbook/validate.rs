@@ -90,6 +90,7 @@ pub fn validate(
         .map(|(i, s)| v.step(i, &s.value, s.loc))
         .collect();
     v.cross_checks(&steps);
+    let assess = raw.assess.as_ref().and_then(|a| v.assess(a));
     v.unused_vars();
     let ok = !v.diags.iter().any(Diagnostic::is_error);
     let playbook = match (ok, vendor, steps.into_iter().collect::<Option<Vec<_>>>()) {
@@ -102,6 +103,7 @@ pub fn validate(
             target,
             secrets: v.secrets.clone(),
             steps,
+            assess,
         }),
         _ => None,
     };
