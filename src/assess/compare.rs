@@ -106,12 +106,12 @@ pub fn unified(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
             ops.push((' ', xm[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i * (m + 1) + j + 1] >= lcs[(i + 1) * (m + 1) + j]) {
-            ops.push(('+', ym[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[(i + 1) * (m + 1) + j] >= lcs[i * (m + 1) + j + 1]) {
             ops.push(('-', xm[i]));
             i += 1;
+        } else {
+            ops.push(('+', ym[j]));
+            j += 1;
         }
     }
     for l in x[x.len() - tail..].iter().take(3) {
