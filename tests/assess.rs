@@ -270,6 +270,28 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
     assert!(text.contains("200 → 500"), "{text}");
     assert!(text.contains("--- vendor /changed.html"), "{text}");
     assert!(text.contains("verdict: failed (4 of 5 requests)"), "{text}");
+
+    // `status` carries the last verdict, in its table and in --json.
+    let out = support::boyong(&dir.join("state"))
+        .args(["status", "perizinan", "--offline", "--json"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"verdict\": \"failed (4 of 5 requests)\""),
+        "{text}"
+    );
+    let out = support::boyong(&dir.join("state"))
+        .args(["status", "perizinan", "--offline"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("assessment failed (4 of 5 requests)"),
+        "{text}"
+    );
 }
 
 #[test]
