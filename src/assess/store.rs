@@ -1,9 +1,10 @@
 //! The app's last assessment, kept in the state directory as
-//! `apps/<app>/assessment.json` (the [`Assessment`] as JSON, replaced whole by each
+//! `apps/<app>/assessment.json` (mode 0600; the [`Assessment`] as JSON, replaced whole by each
 //! `boyong assess`; written to a temporary file, fsync'd, then renamed, so a reader sees
 //! the old or the new one, never half of one). It holds no header value or request body.
 
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::PathBuf;
 
 use super::Assessment;
@@ -30,7 +31,12 @@ pub fn save(dir: &StateDir, app: &str, a: &Assessment) -> Result<PathBuf, String
     let tmp = app_dir.join(format!(".{FILE}.tmp"));
     let text = serde_json::to_string_pretty(a).map_err(|e| e.to_string())? + "\n";
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, &file)
