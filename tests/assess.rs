@@ -294,6 +294,68 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
     );
 }
 
+/// A playbook whose only step is `assess` (its target given by the step).
+fn step_playbook(dir: &Path, s: &Sites, paths: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    std::fs::write(dir.join("keys/id"), "not used by assess").unwrap();
+    std::fs::write(dir.join("keys/known_hosts"), "").unwrap();
+    let p = dir.join("run.yml");
+    std::fs::write(
+        &p,
+        format!(
+            "version: 1\napp: perizinan\nvendor: {{ host: 10.20.0.5, user: deploy, identity: keys/id, known_hosts: keys/known_hosts }}\nsteps:\n  - id: after\n    assess: {{ target_url: \"http://{}\" }}\nassess:\n  vendor_url: http://{}\n  target_url: http://127.0.0.1:9\n  repeat: 5\n  thresholds: {{ latency_slack: 50ms }}\n  paths: {paths}\n",
+            s.target, s.vendor
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
+    let Some(s) = sites("assess-step") else {
+        return;
+    };
+    let dir = s.dir.path();
+    let pb = step_playbook(dir, &s, "[\"/index.html\"]");
+    let out = support::boyong(&dir.join("state"))
+        .args(["run", pb.to_str().unwrap()])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let runs = dir.join("state/apps/perizinan/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"passed\":true"), "{journal}");
+    assert!(
+        journal.contains(&s.target),
+        "the step's own target: {journal}"
+    );
+
+    // A changed page fails the step, naming the request, and so the run.
+    let pb = step_playbook(dir, &s, "[\"/index.html\", \"/changed.html\"]");
+    let out = support::boyong(&dir.join("state"))
+        .args(["run", pb.to_str().unwrap()])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("GET /changed.html: content differs"),
+        "{stdout}\n{stderr}"
+    );
+}
+
 #[test]
 fn the_assess_section_is_checked_at_its_place() {
     let dir = tempfile::tempdir().unwrap();

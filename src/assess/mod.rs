@@ -121,8 +121,8 @@ impl Assessment {
 /// Why an assessment could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AssessError {
-    /// A header's secret is missing.
-    #[error("header `{0}`: {1}")]
+    /// A header's (or a body's) secret is missing.
+    #[error("`{0}`: {1}")]
     Secret(String, String),
 }
 
@@ -161,11 +161,19 @@ pub async fn assess(a: &Assess, secrets: &SecretStore) -> Result<Assessment, Ass
     for r in &a.requests {
         let mut headers = common.clone();
         headers.extend(resolve(&r.headers)?);
+        let body = match &r.body {
+            Some(b) => Some(
+                b.resolve(secrets)
+                    .map(|s| s.expose().to_string())
+                    .map_err(|e| AssessError::Secret("body".into(), e))?,
+            ),
+            None => None,
+        };
         reqs.push(Request {
             method: r.method.clone(),
             path: r.path.clone(),
             headers,
-            body: r.body.clone(),
+            body,
         });
     }
     let started = SystemTime::now()

@@ -5,20 +5,22 @@
 //! `Loc`. Invariants: both URLs are `http://host[:port][/base]`; every path starts with
 //! `/`; a method other than GET or HEAD needs `allow_writes: true` (the vendor's site is
 //! read-only otherwise); every count, rate and budget is bounded; header values may be
-//! secrets (`{{ vars.X }}`), and are resolved only when the assessment runs.
+//! secrets (`{{ vars.X }}`), and are resolved only when the assessment runs. An `assess`
+//! step is the section itself, its `target_url` possibly replaced.
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::raw::{RawAssess, RawAssessRequest};
+use super::raw::{RawAssess, RawAssessRequest, RawAssessStep};
 use super::template::Template;
 use super::units::{Size, Span};
 use super::validate::Validator;
 use super::yaml::Sp;
+use crate::diag::Loc;
 
 /// The validated `assess:` section.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Assess {
     /// The vendor's site.
     pub vendor_url: HttpUrl,
@@ -53,7 +55,7 @@ pub struct Assess {
 }
 
 /// One request of an assessment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AssessRequest {
     /// `GET`, `HEAD`, or another method when writes are allowed.
     pub method: String,
@@ -61,13 +63,12 @@ pub struct AssessRequest {
     pub path: String,
     /// Headers of this request only.
     pub headers: BTreeMap<String, Template>,
-    /// Body sent (never shown).
-    #[serde(skip)]
-    pub body: Option<String>,
+    /// Body sent (may hold secrets: `{{ vars.X }}`).
+    pub body: Option<Template>,
 }
 
 /// An `http://` URL: where to connect and the base path requests are appended to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpUrl {
     /// `host` or `host:port`, as written (sent as `Host:`).
     pub authority: String,
@@ -265,6 +266,26 @@ impl Validator<'_> {
         })
     }
 
+    /// An `assess` step: the top-level section, with its own `target_url` if given.
+    pub(super) fn assess_step(&mut self, r: &RawAssessStep, loc: Loc, f: &str) -> Option<Assess> {
+        let target = r
+            .target_url
+            .as_ref()
+            .and_then(|t| self.http_url(t, &format!("{f}.target_url")));
+        let Some(mut section) = self.assess.clone() else {
+            self.error(
+                loc,
+                "an `assess` step runs the playbook's `assess:` section, and there is none (or it has errors)",
+                "add `assess: { vendor_url: http://…, target_url: http://…, paths: [\"/\"] }` at the top level",
+            );
+            return None;
+        };
+        if let Some(t) = target {
+            section.target_url = t;
+        }
+        Some(section)
+    }
+
     fn http_url(&mut self, s: &Sp<String>, field: &str) -> Option<HttpUrl> {
         let t = self.text(s, field);
         HttpUrl::parse(&t)
@@ -313,7 +334,7 @@ impl Validator<'_> {
         let body = q
             .body
             .as_ref()
-            .map(|b| self.text(b, "assess.requests.body"));
+            .map(|b| self.template(b, "assess.requests.body"));
         AssessRequest {
             method,
             path,

@@ -153,6 +153,8 @@ pub enum StepKind {
     Restore(Restore),
     /// Cut over to a new container.
     Deploy(Deploy),
+    /// Run the playbook's `assess:` section (its target possibly replaced).
+    Assess(super::assess::Assess),
 }
 
 impl StepKind {
@@ -165,6 +167,7 @@ impl StepKind {
             Self::Build(_) => "build",
             Self::Restore(_) => "restore",
             Self::Deploy(_) => "deploy",
+            Self::Assess(_) => "assess",
         }
     }
 }

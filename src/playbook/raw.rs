@@ -211,10 +211,24 @@ pub struct RawStep {
     pub restore: Option<Sp<RawRestore>>,
     /// Cut the app over to a new container, gated by a health check.
     pub deploy: Option<Sp<RawDeploy>>,
+    /// Run the top-level `assess:` section now; failing thresholds fail the step.
+    pub assess: Option<Sp<RawAssessStep>>,
+}
+
+/// A step that runs the playbook's `assess:` section.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "AssessStep")]
+pub struct RawAssessStep {
+    /// The migrated site for this step, instead of `assess.target_url` (e.g. the new
+    /// release's internal address, before the switch).
+    pub target_url: Option<Sp<String>>,
 }
 
 /// The step kinds, in the order they are documented.
-pub const STEP_KINDS: [&str; 6] = ["fetch", "dump", "exec", "build", "restore", "deploy"];
+pub const STEP_KINDS: [&str; 7] = [
+    "fetch", "dump", "exec", "build", "restore", "deploy", "assess",
+];
 
 fn exactly_one_kind(schema: &mut schemars::Schema) {
     let alts: Vec<serde_json::Value> = STEP_KINDS

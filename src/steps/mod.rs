@@ -29,6 +29,7 @@ exit "$__boyong_status""#
     };
 }
 
+mod assess;
 mod build;
 mod common;
 mod db;
@@ -135,6 +136,10 @@ macro_rules! kinds {
             }
             StepKind::Deploy($spec) => {
                 type $K = deploy::DeployStep;
+                $body
+            }
+            StepKind::Assess($spec) => {
+                type $K = assess::AssessStep;
                 $body
             }
         }
