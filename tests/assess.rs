@@ -339,6 +339,25 @@ fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
         journal.contains(&s.target),
         "the step's own target: {journal}"
     );
+    // The report's Assessment section: a table, and in HTML an inline SVG chart.
+    let report = |format: &str| {
+        let out = support::boyong(&dir.join("state"))
+            .args(["report", "perizinan", "--format", format])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let html = report("html");
+    assert!(
+        html.contains("<section id=\"assessment\"><h2>Assessment</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<svg xmlns"), "{html}");
+    assert!(!html.contains("<script"), "no script");
+    let md = report("md");
+    assert!(md.contains("Assessment"), "{md}");
+    assert!(md.contains("`GET /index.html`"), "{md}");
 
     // A changed page fails the step, naming the request, and so the run.
     let pb = step_playbook(dir, &s, "[\"/index.html\", \"/changed.html\"]");
@@ -353,6 +372,11 @@ fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
     assert!(
         format!("{stdout}{stderr}").contains("GET /changed.html: content differs"),
         "{stdout}\n{stderr}"
+    );
+    let md = report("md");
+    assert!(
+        md.contains("GET /changed.html: content differs"),
+        "the failed step's error in the report: {md}"
     );
 }
 
