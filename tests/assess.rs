@@ -427,4 +427,21 @@ fn the_assess_section_is_checked_at_its_place() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("has no `assess:` section"), "{stderr}");
+    // An `assess` step needs the section.
+    std::fs::write(
+        &p,
+        "version: 1\napp: perizinan\nvendor: { host: 10.20.0.5, user: deploy, identity: keys/id }\nsteps:\n  - id: compare\n    assess: {}\n",
+    )
+    .unwrap();
+    let out = support::boyong(&dir.path().join("state"))
+        .args(["validate", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("none.yml:6:13"), "{stderr}");
+    assert!(
+        stderr.contains("an `assess` step runs the playbook's `assess:` section"),
+        "{stderr}"
+    );
 }
