@@ -193,7 +193,7 @@ impl Validator<'_> {
         let repeat = self.count(r.repeat.as_ref(), 20, 1, 1000, "repeat");
         let warmup = self.count(r.warmup.as_ref(), 2, 0, 100, "warmup");
         let concurrency = self.count(r.concurrency.as_ref(), 4, 1, 64, "concurrency");
-        let rate = self.count(r.rate.as_ref(), 20, 1, 1000, "rate");
+        let rate = self.count(r.rate.as_ref(), 20, 1, 10_000, "rate");
         let budget = r
             .budget
             .as_ref()

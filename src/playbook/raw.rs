@@ -70,7 +70,7 @@ pub struct RawAssess {
     pub warmup: Option<Sp<u32>>,
     /// Paths assessed at once; default 4 (at most 64).
     pub concurrency: Option<Sp<u32>>,
-    /// Requests per second at most against the vendor; default 20.
+    /// Requests per second at most against the vendor; default 20 (at most 10000).
     pub rate: Option<Sp<u32>>,
     /// Time budget of the whole assessment, e.g. `5m` (default).
     pub budget: Option<Sp<String>>,
