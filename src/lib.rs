@@ -11,6 +11,7 @@
 //! [`playbook::Playbook`], which becomes a [`plan::Plan`] of resolved steps and changes.
 
 pub mod artifact;
+pub mod assess;
 pub mod decommission;
 pub mod diag;
 pub mod digest;

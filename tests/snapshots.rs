@@ -114,8 +114,8 @@ fn schema_has_not_drifted() {
     );
     assert_eq!(
         step["oneOf"].as_array().map(Vec::len),
-        Some(6),
-        "exactly one of six kinds"
+        Some(7),
+        "exactly one of seven kinds"
     );
 }
 

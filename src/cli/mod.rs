@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod archive;
+mod assess;
 mod batch;
 mod batch_view;
 mod decommission;
@@ -165,6 +166,17 @@ enum Command {
         #[command(flatten)]
         args: decommission::DecommissionArgs,
     },
+    /// Send the same requests to the vendor's site and to the migrated one (the
+    /// playbook's `assess:` section) and compare status, redirect, content and latency;
+    /// exit status 1 when a threshold fails.
+    Assess {
+        /// An app (the playbook of its last run) or a playbook file.
+        #[arg(value_name = "APP|PLAYBOOK")]
+        what: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect run journals.
     Journal {
         #[command(subcommand)]
@@ -270,6 +282,7 @@ fn dispatch(cli: Cli) -> Result {
             json,
             out,
         } => plan::plan(state, &files, offline, json, out.as_deref()),
+        Command::Assess { what, json } => assess::assess(state, &what, json),
         Command::Schema => schema::schema(),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "boyong", &mut std::io::stdout());

@@ -372,7 +372,11 @@ fn render(rows: &[AppStatus], width: Option<usize>) -> String {
                 _ if !matches!(r.live.as_str(), "checked" | "offline" | "no-container") => {
                     r.live.clone()
                 }
-                _ => String::new(),
+                _ => s
+                    .assessment
+                    .as_ref()
+                    .map(|a| format!("assessment {}", a.verdict))
+                    .unwrap_or_default(),
             };
             vec![
                 s.app.clone(),

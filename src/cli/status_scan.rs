@@ -91,6 +91,17 @@ impl Lifecycle {
     }
 }
 
+/// The verdict of an app's last assessment.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastAssessment {
+    /// Whether every threshold held.
+    pub passed: bool,
+    /// `passed (N requests)` or `failed (N of M requests)`.
+    pub verdict: String,
+    /// When it started, seconds since 1970.
+    pub started: u64,
+}
+
 /// An app as the state directory tells it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Scanned {
@@ -123,6 +134,8 @@ pub struct Scanned {
     pub container_name: Option<String>,
     /// The image id the last run's deploy step journaled.
     pub journaled_image_id: Option<String>,
+    /// The last `boyong assess` of the app (`apps/<app>/assessment.json`).
+    pub assessment: Option<LastAssessment>,
     /// The playbook's path when it ran (to reach a TLS engine's certificates).
     #[serde(skip)]
     pub playbook: String,
@@ -140,6 +153,11 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
         app: app.to_string(),
         lifecycle: Some(Lifecycle::NoRuns),
         result: "no-runs".into(),
+        assessment: boyong::assess::store::last(dir, app).map(|a| LastAssessment {
+            passed: a.passed,
+            verdict: a.verdict(),
+            started: a.started,
+        }),
         ..Scanned::default()
     };
     let lock = dir.lock_path(app).map_err(|e| e.to_string())?;

@@ -10,6 +10,7 @@
 //! [`MAX_PLAYBOOK_BYTES`] is refused before it is parsed, and anything but a regular file
 //! (a FIFO, a device) before it is opened (`local_file.rs`).
 
+mod assess;
 mod hosts;
 mod kinds;
 mod local_file;
@@ -26,6 +27,7 @@ mod yaml;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+pub use assess::{Assess, AssessRequest, HttpUrl, SECRET_HEADERS};
 pub use kinds::{CAPABILITIES, is_image_ref};
 pub use local_file::{LocalFileError, read_regular};
 pub use model::*;

@@ -38,6 +38,8 @@ pub struct Playbook {
     /// `decommission.after`: the minimum seconds between the migration's end and a
     /// decommission; `None`: the command's default.
     pub decommission_after: Option<u64>,
+    /// The `assess:` section: before and after, the same requests to both sites.
+    pub assess: Option<super::assess::Assess>,
 }
 
 /// The vendor's host.
@@ -154,6 +156,8 @@ pub enum StepKind {
     Restore(Restore),
     /// Cut over to a new container.
     Deploy(Deploy),
+    /// Run the playbook's `assess:` section (its target possibly replaced).
+    Assess(super::assess::Assess),
 }
 
 impl StepKind {
@@ -166,6 +170,7 @@ impl StepKind {
             Self::Build(_) => "build",
             Self::Restore(_) => "restore",
             Self::Deploy(_) => "deploy",
+            Self::Assess(_) => "assess",
         }
     }
 }

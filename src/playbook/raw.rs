@@ -39,6 +39,9 @@ pub struct RawPlaybook {
     pub steps: Sp<Vec<Sp<RawStep>>>,
     /// After the migration: when the vendor's copy may be deleted (`boyong decommission`).
     pub decommission: Option<Sp<RawDecommission>>,
+    /// Before and after: the same requests against the vendor's site and the migrated one
+    /// (`boyong assess`).
+    pub assess: Option<Sp<RawAssess>>,
 }
 
 /// When `boyong decommission` may delete the vendor's copy.
@@ -49,6 +52,101 @@ pub struct RawDecommission {
     /// The minimum time since the migration run ended, e.g. `7d`, `36h`, or `0` for none;
     /// default 7d. `--min-age` on the command line overrides it.
     pub after: Option<Sp<String>>,
+}
+
+/// The assessment: the same requests sent to the vendor's site and to the migrated one,
+/// interleaved, compared by status, redirect, content and latency.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Assess")]
+pub struct RawAssess {
+    /// The vendor's site, `http://host[:port][/base]` (only `http://`).
+    pub vendor_url: Sp<String>,
+    /// The migrated site, `http://host[:port][/base]` (only `http://`).
+    pub target_url: Sp<String>,
+    /// Paths requested with GET, e.g. `["/", "/?p=8"]`; relative to each URL's base.
+    #[serde(default)]
+    pub paths: Vec<Sp<String>>,
+    /// Requests with a method, headers or a body.
+    #[serde(default)]
+    pub requests: Vec<Sp<RawAssessRequest>>,
+    /// Headers sent with every request to both sides; `Cookie` and `Authorization` values
+    /// are never shown.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Sp<String>>,
+    /// What is made equal before bodies are compared.
+    pub normalize: Option<Sp<RawNormalize>>,
+    /// Measured requests per path and side; default 20 (at most 1000).
+    pub repeat: Option<Sp<u32>>,
+    /// Unmeasured requests per path and side first; default 2.
+    pub warmup: Option<Sp<u32>>,
+    /// Paths assessed at once; default 4 (at most 64).
+    pub concurrency: Option<Sp<u32>>,
+    /// Requests per second at most against the vendor; default 20 (at most 10000).
+    pub rate: Option<Sp<u32>>,
+    /// Time budget of the whole assessment, e.g. `5m` (default).
+    pub budget: Option<Sp<String>>,
+    /// Bytes of a body read at most, e.g. `4m` (default); the rest is counted, not kept.
+    pub max_body: Option<Sp<String>>,
+    /// Allow methods other than GET and HEAD against the vendor; default false.
+    pub allow_writes: Option<Sp<bool>>,
+    /// What fails the assessment.
+    pub thresholds: Option<Sp<RawThresholds>>,
+}
+
+/// One request of an assessment.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "AssessRequest")]
+pub struct RawAssessRequest {
+    /// Path and query, starting with `/`.
+    pub path: Sp<String>,
+    /// `GET` (default), `HEAD`; others only with `allow_writes: true`.
+    pub method: Option<Sp<String>>,
+    /// Headers of this request only.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Sp<String>>,
+    /// Body sent.
+    pub body: Option<Sp<String>>,
+}
+
+/// What is made equal before bodies are compared.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Normalize")]
+pub struct RawNormalize {
+    /// Replace each side's own origin (`host:port`) by `{origin}`; default true.
+    pub origin: Option<Sp<bool>>,
+    /// Per-response noise (nonces, tokens, times): the text between `after` and the next
+    /// `until` is blanked.
+    #[serde(default)]
+    pub noise: Vec<Sp<RawNoise>>,
+}
+
+/// Noise in a body: what follows `after`, up to the next `until`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Noise")]
+pub struct RawNoise {
+    /// Text right before the noise, e.g. `nonce="`.
+    pub after: Sp<String>,
+    /// Text right after it, e.g. `"`.
+    pub until: Sp<String>,
+}
+
+/// What fails an assessment (a status or redirect that differs always does).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Thresholds")]
+pub struct RawThresholds {
+    /// The target's p95 latency may be at most this times the vendor's (plus `latency_slack`);
+    /// default 1.2.
+    pub latency_p95_ratio: Option<Sp<f64>>,
+    /// Added to the allowed p95, so that sub-millisecond noise on fast pages does not fail;
+    /// default `10ms`.
+    pub latency_slack: Option<Sp<String>>,
+    /// `equal` (default): normalised bodies must be equal; `ignore`: not compared.
+    pub content: Option<Sp<String>>,
 }
 
 /// The vendor's host, reached over SSH with a strict host key check.
@@ -125,10 +223,24 @@ pub struct RawStep {
     pub restore: Option<Sp<RawRestore>>,
     /// Cut the app over to a new container, gated by a health check.
     pub deploy: Option<Sp<RawDeploy>>,
+    /// Run the top-level `assess:` section now; failing thresholds fail the step.
+    pub assess: Option<Sp<RawAssessStep>>,
+}
+
+/// A step that runs the playbook's `assess:` section.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "AssessStep")]
+pub struct RawAssessStep {
+    /// The migrated site for this step, instead of `assess.target_url` (e.g. the new
+    /// release's internal address, before the switch).
+    pub target_url: Option<Sp<String>>,
 }
 
 /// The step kinds, in the order they are documented.
-pub const STEP_KINDS: [&str; 6] = ["fetch", "dump", "exec", "build", "restore", "deploy"];
+pub const STEP_KINDS: [&str; 7] = [
+    "fetch", "dump", "exec", "build", "restore", "deploy", "assess",
+];
 
 fn exactly_one_kind(schema: &mut schemars::Schema) {
     let alts: Vec<serde_json::Value> = STEP_KINDS

@@ -35,6 +35,8 @@ pub(super) struct Validator<'a> {
     pub(super) secrets: BTreeMap<String, SecretDef>,
     /// (id, kind, loc) of every step, in order.
     pub(super) steps: Vec<(String, &'static str, Loc)>,
+    /// The top-level `assess:` section, once validated (`assess` steps run it).
+    pub(super) assess: Option<super::assess::Assess>,
 }
 
 /// Validates a shape-checked raw playbook.
@@ -54,6 +56,7 @@ pub fn validate(
         shell_words: false,
         secrets: BTreeMap::new(),
         steps: Vec::new(),
+        assess: None,
     };
     if raw.version.value != 1 {
         v.error(
@@ -74,6 +77,7 @@ pub fn validate(
     let description = raw.description.as_ref().map(|d| v.text(d, "description"));
     let vendor = v.vendor(&raw.vendor);
     let target = v.target(raw.target.as_ref());
+    v.assess = raw.assess.as_ref().and_then(|a| v.assess(a));
     v.index_steps(&raw.steps.value);
     if raw.steps.value.is_empty() {
         v.error(
@@ -105,6 +109,7 @@ pub fn validate(
                 None
             }
         });
+    let assess = v.assess.clone();
     v.unused_vars();
     let ok = !v.diags.iter().any(Diagnostic::is_error);
     let playbook = match (ok, vendor, steps.into_iter().collect::<Option<Vec<_>>>()) {
@@ -118,6 +123,7 @@ pub fn validate(
             secrets: v.secrets.clone(),
             steps,
             decommission_after,
+            assess,
         }),
         _ => None,
     };
@@ -543,6 +549,7 @@ fn kind_name(s: &RawStep) -> &'static str {
         s.build.is_some(),
         s.restore.is_some(),
         s.deploy.is_some(),
+        s.assess.is_some(),
     ];
     present
         .iter()

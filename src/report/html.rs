@@ -65,6 +65,9 @@ fn section(out: &mut String, s: &Section) {
             Block::Sub(cs) => {
                 let _ = writeln!(out, "<h3>{}</h3>", cells(cs));
             }
+            Block::Chart(bars) => {
+                let _ = writeln!(out, "<p>{}</p>", super::assessment::svg(bars, escape));
+            }
             Block::Table(t) => {
                 if t.rows.is_empty() {
                     out.push_str("<p>(none)</p>\n");

@@ -33,6 +33,9 @@ pub(super) enum Block {
     Sub(Vec<Cell>),
     /// A table.
     Table(Table),
+    /// A bar chart of latencies (HTML: an inline SVG; Markdown: nothing, the table has
+    /// the figures).
+    Chart(super::assessment::Bars),
 }
 
 /// A titled section.
@@ -61,9 +64,9 @@ pub(super) const TREE_FILES_SHOWN: usize = 200;
 
 /// The page's sections, in order.
 pub(super) fn sections(r: &Report) -> Vec<Section> {
-    vec![
-        summary(r),
-        steps(r),
+    let mut all = vec![summary(r), steps(r)];
+    all.extend(super::assessment::section(r));
+    all.extend([
         artifacts(r),
         databases(r),
         target(r),
@@ -71,7 +74,8 @@ pub(super) fn sections(r: &Report) -> Vec<Section> {
         rollback(r),
         notes(r),
         journal(r),
-    ]
+    ]);
+    all
 }
 
 fn digest_check(now: Option<&String>, recorded: &str) -> Vec<Cell> {

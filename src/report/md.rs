@@ -58,6 +58,7 @@ fn section(out: &mut String, s: &Section) {
             Block::Sub(cs) => {
                 let _ = writeln!(out, "### {}\n", cells(cs).trim_end());
             }
+            Block::Chart(_) => {}
             Block::Table(t) => {
                 if t.rows.is_empty() {
                     out.push_str("(none)\n\n");

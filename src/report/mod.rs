@@ -15,6 +15,7 @@
 //!   are already redacted to `***`; the report reads no secret and resolves no template.
 //! - Fields a run of an older release did not record are `None`/empty, never an error.
 
+mod assessment;
 mod build;
 mod evidence;
 pub mod html;

@@ -29,6 +29,7 @@ exit "$__boyong_status""#
     };
 }
 
+mod assess;
 mod build;
 mod common;
 pub(crate) mod db;
@@ -136,6 +137,10 @@ macro_rules! kinds {
             }
             StepKind::Deploy($spec) => {
                 type $K = deploy::DeployStep;
+                $body
+            }
+            StepKind::Assess($spec) => {
+                type $K = assess::AssessStep;
                 $body
             }
         }

@@ -147,6 +147,9 @@ impl Validator<'_> {
                 d.loc,
                 &p("deploy"),
             )))
+        } else if let Some(a) = &raw.assess {
+            self.assess_step(&a.value, a.loc, &p("assess"))
+                .map(StepKind::Assess)
         } else {
             let _ = loc;
             None
