@@ -20,20 +20,11 @@ use std::fmt::Write as _;
 
 use crate::playbook::{Build, is_image_ref};
 
-/// `s` as one Dockerfile word that the engine's lexer reads back as `s` exactly: single
-/// quotes, each `'` written as `'\''` (close, an escaped quote, reopen).
+/// `s` as one Dockerfile word that the engine's lexer reads back as `s` exactly: the
+/// engine's lexer follows the POSIX shell's quoting, so this is the shell's single-quoted
+/// word (each `'` written as `'\''`: close, an escaped quote, reopen).
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
+    crate::shell::quote(s)
 }
 
 /// Refuses what a quoted word cannot carry on one line: control characters other than
