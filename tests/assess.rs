@@ -181,10 +181,14 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
         s.vendor, s.target
     );
     let vars = "vars:\n  session: { file: session }\n";
-    // Equal pages, the origin and the nonce normalised: passes.
+    // Equal pages, the origin and the nonce normalised: passes. Latency is not what this
+    // case checks (a busy machine makes one side's p95 tens of milliseconds slower now and
+    // then), so it is given a wide slack; the slow page below fails by 300 ms.
     let pb = playbook(
         dir,
-        &format!("{head}  paths: [\"/\", \"/index.html\", \"/cgi-bin/home\"]\n{vars}"),
+        &format!(
+            "{head}  thresholds: {{ latency_slack: 2s }}\n  paths: [\"/\", \"/index.html\", \"/cgi-bin/home\"]\n{vars}"
+        ),
     );
     let out = assess(dir, &pb, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -210,7 +214,7 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
     let pb = playbook(
         dir,
         &format!(
-            "{head}  paths: [\"/index.html\", \"/changed.html\", \"/cgi-bin/slow\", \"/cgi-bin/err\", \"/cgi-bin/redir\"]\n  thresholds: {{ latency_p95_ratio: 1.5, latency_slack: 50ms }}\n{vars}"
+            "{head}  paths: [\"/index.html\", \"/changed.html\", \"/cgi-bin/slow\", \"/cgi-bin/err\", \"/cgi-bin/redir\"]\n  thresholds: {{ latency_p95_ratio: 1.5, latency_slack: 150ms }}\n{vars}"
         ),
     );
     let out = assess(dir, &pb, &[]);
@@ -235,7 +239,7 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
         "{failures:#?}"
     );
     assert!(
-        has("GET /cgi-bin/slow: p95 latency 3") && has("allowed 1.5x + 50 ms"),
+        has("GET /cgi-bin/slow: p95 latency 3") && has("allowed 1.5x + 150 ms"),
         "{failures:#?}"
     );
     assert!(
@@ -303,7 +307,7 @@ fn step_playbook(dir: &Path, s: &Sites, paths: &str) -> std::path::PathBuf {
     std::fs::write(
         &p,
         format!(
-            "version: 1\napp: perizinan\nvendor: {{ host: 10.20.0.5, user: deploy, identity: keys/id, known_hosts: keys/known_hosts }}\nsteps:\n  - id: after\n    assess: {{ target_url: \"http://{}\" }}\nassess:\n  vendor_url: http://{}\n  target_url: http://127.0.0.1:9\n  repeat: 5\n  thresholds: {{ latency_slack: 50ms }}\n  paths: {paths}\n",
+            "version: 1\napp: perizinan\nvendor: {{ host: 10.20.0.5, user: deploy, identity: keys/id, known_hosts: keys/known_hosts }}\nsteps:\n  - id: after\n    assess: {{ target_url: \"http://{}\" }}\nassess:\n  vendor_url: http://{}\n  target_url: http://127.0.0.1:9\n  repeat: 5\n  thresholds: {{ latency_slack: 1s }}\n  paths: {paths}\n",
             s.target, s.vendor
         ),
     )

@@ -163,7 +163,7 @@ fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
     let out = text(&out.stdout) + &err;
     let waits: Vec<&str> = out
         .lines()
-        .filter(|l| l.contains("waiting for health: GET"))
+        .filter(|l| l.contains("waiting for health: GET") && l.contains("answered 404"))
         .collect();
     assert_eq!(waits.len(), 1, "a repeated failure is said once: {out}");
     env.assert_the_old_one_serves_alone(&old_id);
