@@ -114,10 +114,14 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
     }
     let world = World::for_playbook(Some((pb.clone(), secrets.clone())), false, &[])
         .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
-    let World::Live(live_runner) = world else {
-        return Err(CliError::bad_input(format!(
-            "{CMD}: a decommission needs the real hosts"
-        )));
+    let live_runner = match world {
+        World::Live(l) => l,
+        #[cfg(feature = "sim")]
+        World::Sim(_) => {
+            return Err(CliError::bad_input(format!(
+                "{CMD}: a decommission needs the real hosts"
+            )));
+        }
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
