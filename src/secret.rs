@@ -62,6 +62,11 @@ impl SecretStore {
         self.values.values()
     }
 
+    /// Every loaded value with its name (for scanning files for them).
+    pub fn named(&self) -> impl Iterator<Item = (&str, &Secret)> {
+        self.values.iter().map(|(n, v)| (n.as_str(), v))
+    }
+
     /// Adds (or replaces) a value.
     pub fn insert(&mut self, name: String, value: Secret) {
         self.values.insert(name, value);

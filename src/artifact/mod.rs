@@ -7,6 +7,7 @@
 //! through a link, or that is a device or fifo is refused, not written; links are
 //! stored as links and never followed; setuid/setgid bits and owners are dropped.
 
+pub mod credentials;
 pub mod manifest;
 pub mod unpack;
 

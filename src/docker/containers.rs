@@ -364,6 +364,21 @@ impl Docker {
         }
     }
 
+    /// Where a volume's files are on the engine's host (`Mountpoint`).
+    ///
+    /// # Errors
+    /// An API error, or a volume without a mount point (a driver that gives none).
+    pub async fn volume_mountpoint(&self, name: &str) -> Result<String, DockerError> {
+        let v = self.docker.inspect_volume(name).await.map_err(api)?;
+        if v.mountpoint.is_empty() {
+            return Err(DockerError::Api(format!(
+                "volume `{name}` (driver {}) has no mount point on the engine's host",
+                v.driver
+            )));
+        }
+        Ok(v.mountpoint)
+    }
+
     /// Creates a volume with `labels`.
     ///
     /// # Errors

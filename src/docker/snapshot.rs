@@ -108,6 +108,40 @@ impl Docker {
         result
     }
 
+    /// Writes `tar` (entries under `boyong-volume/`, owners kept) into `volume`, through
+    /// the never-started helper container `helper` (made from `image`, then removed).
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn fill_volume(
+        &self,
+        volume: &str,
+        image: &str,
+        helper: &str,
+        labels: &HashMap<String, String>,
+        tar: Vec<u8>,
+    ) -> Result<(), DockerError> {
+        self.remove_container(helper).await?;
+        self.create_container(helper, &helper_spec(image, volume, labels, false))
+            .await?;
+        let up = self
+            .docker
+            .upload_to_container(
+                helper,
+                Some(
+                    bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+                        .path("/")
+                        .copy_uidgid("true")
+                        .build(),
+                ),
+                bollard::body_full(Bytes::from(tar)),
+            )
+            .await
+            .map_err(|e| DockerError::Api(e.to_string()));
+        self.remove_container(helper).await?;
+        up
+    }
+
     /// Replaces `volume` by a fresh one holding the snapshot at `src` (owners kept),
     /// through the helper container `helper`, then removed.
     ///

@@ -282,6 +282,13 @@ pub struct Build {
     pub expose: Vec<u16>,
     /// Tag; `None` means `boyong/APP-STEP:RUN`.
     pub tag: Option<String>,
+    /// Paths in the image where credentials may stay (the playbook says so).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_secrets_in: Vec<String>,
+    /// Fetched files left out of the image because a deploy delivers them:
+    /// `(fetch step, path in the artifact, deploy step)`. Filled in by validation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omit: Vec<(String, String, String)>,
 }
 
 /// Load a dump into a database container.
@@ -301,6 +308,18 @@ pub struct Restore {
     pub password: Template,
     /// Overwrite an existing volume after snapshotting it.
     pub replace: bool,
+    /// Search-and-replace of the app's own URL in its data, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rewrite: Vec<Rewrite>,
+}
+
+/// One search-and-replace of a restore's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewrite {
+    /// Old text.
+    pub from: String,
+    /// New text.
+    pub to: String,
 }
 
 /// The image a deploy runs.
@@ -345,6 +364,47 @@ pub struct Deploy {
     pub security: Security,
     /// Previous releases kept for rollback.
     pub keep: u32,
+    /// Files delivered into the container at deploy time (never into an image layer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DeployFile>,
+}
+
+/// A file the app reads, delivered at deploy time: its bytes are made on the target's
+/// side from the playbook (and the verified artifact, for `replace`), kept in a volume of
+/// the release, and mounted read-only over the image's path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployFile {
+    /// Absolute path in the container.
+    pub path: String,
+    /// Where its text comes from.
+    pub source: FileSource,
+    /// Owner, numeric.
+    pub uid: u32,
+    /// Group, numeric.
+    pub gid: u32,
+    /// Mode bits.
+    pub mode: u32,
+    /// The fetched file this one stands for, when `path` lies in a tree the deploy's
+    /// build copies: `(fetch step, path in the artifact)`. The build leaves it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<(String, String)>,
+}
+
+/// Where a delivered file's text comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileSource {
+    /// A local template file (its name as written), read when the playbook was checked.
+    Template {
+        /// The file, as the playbook names it.
+        file: String,
+        /// Its text, with variables (secrets stay references).
+        text: Template,
+    },
+    /// Inline text.
+    Content(Template),
+    /// The fetched file, edited: `(find, with)` in order.
+    Replace(Vec<(Template, Template)>),
 }
 
 /// What "healthy" means.

@@ -352,6 +352,12 @@ pub struct RawBuild {
     pub expose: Vec<Sp<u16>>,
     /// Image tag, e.g. `perizinan:2026.11.1`; default `boyong/APP-STEP:RUN`.
     pub tag: Option<Sp<String>>,
+    /// Paths in the image (e.g. `/var/www/html/config.php`) where the vendor's
+    /// credentials may stay. By default a build refuses to put a file holding credentials
+    /// (a literal password in a well-known config file, or the value of one of the
+    /// playbook's secrets in any file) into an image layer.
+    #[serde(default)]
+    pub allow_secrets_in: Vec<Sp<String>>,
 }
 
 /// Load a dump into a database container on the target.
@@ -373,6 +379,22 @@ pub struct RawRestore {
     pub password: Sp<RawValue>,
     /// Overwrite an existing volume (after snapshotting it).
     pub replace: Option<Sp<bool>>,
+    /// The app's own URL in its data, old to new (e.g. WordPress's `siteurl`): after the
+    /// restored database is proven equal to the dump, every text column is searched and
+    /// each `from` replaced by its `to`, safely for PHP-serialized values.
+    #[serde(default)]
+    pub rewrite: Vec<Sp<RawRewrite>>,
+}
+
+/// One search-and-replace of a restore's data.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Rewrite")]
+pub struct RawRewrite {
+    /// The text to find, e.g. the vendor's origin `https://izin.vendor.co.id`.
+    pub from: Sp<String>,
+    /// What it becomes, e.g. `https://izin.kota.go.id`.
+    pub to: Sp<String>,
 }
 
 /// Cut the app over to a container built by a `build` step.
@@ -401,6 +423,44 @@ pub struct RawDeploy {
     pub security: Option<Sp<RawSecurity>>,
     /// How many previous releases to keep, stopped, for rollback; default 1.
     pub keep: Option<Sp<u32>>,
+    /// Files the app reads (its config), delivered at deploy time into the container,
+    /// never into an image layer: a template from the playbook's folder, inline content,
+    /// or the fetched file edited by `replace`. They may hold secrets.
+    #[serde(default)]
+    pub files: Vec<Sp<RawFile>>,
+}
+
+/// A file delivered into the container at deploy time: exactly one of `template`,
+/// `content`, `replace`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "DeployFile")]
+pub struct RawFile {
+    /// Absolute path of the file in the container, e.g. `/var/www/html/wp-config.php`.
+    pub path: Sp<String>,
+    /// A local file (relative to the playbook) whose text is the file's, with
+    /// `{{ vars.NAME }}` filled in (secrets allowed).
+    pub template: Option<Sp<String>>,
+    /// The file's text, with `{{ vars.NAME }}` filled in (secrets allowed).
+    pub content: Option<Sp<String>>,
+    /// The fetched file at `path` (through the build's `copy`), with each `find` replaced
+    /// by its `with`; a `find` that is not in the file fails the deploy before any change.
+    pub replace: Option<Vec<Sp<RawReplace>>>,
+    /// Numeric owner `UID:GID`; default the build's `owner`, else its `user`, else `0:0`.
+    pub owner: Option<Sp<String>>,
+    /// Octal mode, e.g. `"0440"` (the default).
+    pub mode: Option<Sp<String>>,
+}
+
+/// One literal replacement in a fetched file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Replace")]
+pub struct RawReplace {
+    /// The text to find (literal; `{{ vars.NAME }}` allowed, secrets too).
+    pub find: Sp<String>,
+    /// What it becomes (`{{ vars.NAME }}` allowed, secrets too).
+    pub with: Sp<String>,
 }
 
 /// A health check: exactly one of `http`, `tcp`, `cmd`.

@@ -18,8 +18,10 @@ use crate::diag::{Diagnostic, Loc};
 
 /// What a var holds.
 #[derive(Debug, Clone)]
-enum Var {
+pub(super) enum Var {
+    /// Plain text.
     Text(String),
+    /// A secret (by name).
     Secret,
 }
 
@@ -94,6 +96,9 @@ pub fn validate(
         .map(|(i, s)| v.step(i, &s.value, s.loc))
         .collect();
     v.cross_checks(&steps);
+    let mut steps = steps;
+    let locs: Vec<Loc> = v.steps.iter().map(|(_, _, l)| *l).collect();
+    super::kinds::link_files(&mut v, &mut steps, &locs);
     let decommission_after = raw
         .decommission
         .as_ref()
@@ -250,6 +255,13 @@ impl Validator<'_> {
         }
         self.check_controls(s, field, &parts);
         Template(parts)
+    }
+
+    /// What var `name` holds (and marks it used); `None` when it is not defined.
+    pub(super) fn var(&mut self, name: &str) -> Option<Var> {
+        let v = self.vars.get(name).map(|(v, _)| v.clone())?;
+        self.used_vars.insert(name.to_string());
+        Some(v)
     }
 
     /// A text field where secrets are not allowed.

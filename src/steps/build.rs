@@ -82,6 +82,13 @@ fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
             .iter()
             .map(|(from, to)| format!("COPY {from} -> {to}{owner}")),
     );
+    details.extend(b.omit.iter().map(|(from, rel, by)| {
+        format!("without {from}:{rel} (delivered at deploy time by step `{by}`, never in a layer)")
+    }));
+    details.push(
+        "refused if a copied file holds credentials (a literal password in a well-known config file, or a secret's value) that `allow_secrets_in` does not name"
+            .into(),
+    );
     details.extend(b.run.iter().map(|r| format!("RUN {r}")));
     if let Some(w) = &b.workdir {
         details.push(format!("WORKDIR {w}"));
@@ -247,10 +254,17 @@ async fn execute(
     let mut trees = Vec::new();
     let mut sources = String::new();
     for (from, _) in &b.copy {
-        let (tree, digest) = verified(&artifacts, from)?;
+        let (mut tree, digest) = verified(&artifacts, from)?;
         let _ = writeln!(sources, "{from} {digest}");
+        // Files a deploy delivers (the app's config) are left out of every layer.
+        tree.retain(|path, _| {
+            !b.omit
+                .iter()
+                .any(|(f, rel, _)| f == from && rel.as_bytes() == path.as_slice())
+        });
         trees.push((from.clone(), artifacts.join(from), tree));
     }
+    refuse_credentials(b, &trees, cx.secrets())?;
     let source = if b.copy.len() == 1 {
         sources
             .split_whitespace()
@@ -310,6 +324,41 @@ async fn execute(
     });
     cx.done(&id, &facts)?;
     Ok(facts)
+}
+
+/// Refuses (before any change) when a file about to go into an image layer holds the
+/// vendor's credentials or one of the playbook's secrets, unless `allow_secrets_in`
+/// names its path in the image.
+fn refuse_credentials(
+    b: &Build,
+    trees: &[(String, PathBuf, Tree)],
+    secrets: &crate::secret::SecretStore,
+) -> Result<(), StepError> {
+    let values: Vec<(String, Vec<u8>)> = secrets
+        .named()
+        .map(|(n, v)| (n.to_string(), v.expose().as_bytes().to_vec()))
+        .collect();
+    let mut found = Vec::new();
+    for (from, dir, tree) in trees {
+        let to = b
+            .copy
+            .iter()
+            .find(|(f, _)| f == from)
+            .map_or("", |(_, t)| t.trim_end_matches('/'));
+        let allowed = |rel: &str| b.allow_secrets_in.iter().any(|a| *a == format!("{to}/{rel}"));
+        let hits = crate::artifact::credentials::scan(dir, tree, &values, &allowed)
+            .map_err(|e| StepError::fatal(format!("cannot scan artifact `{from}`: {e}")))?;
+        found.extend(hits.into_iter().map(|h| {
+            format!("{to}/{} (from `{from}`: {})", h.path, h.what.join(", "))
+        }));
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(StepError::fatal(format!(
+        "the vendor's credentials would be written into an image layer: {}; nothing was built. Deliver the app's config at deploy time with `deploy.files` (a template, or the fetched file with `replace`), leave the file out with the fetch's `exclude`, or, if it must stay, name it in `allow_secrets_in`",
+        found.join("; ")
+    )))
 }
 
 /// A build step: its base image, and the tag it moves if that exists.

@@ -119,6 +119,8 @@ mod tests {
             cmd: Some(vec!["php".into(), "-S".into()]),
             expose: vec![8080],
             tag: None,
+            allow_secrets_in: Vec::new(),
+            omit: Vec::new(),
         }
     }
 

@@ -71,7 +71,14 @@ impl Validator<'_> {
             .tag
             .as_ref()
             .map(|t| self.image_ref(t, &format!("{f}.tag")));
+        let allow_secrets_in = r
+            .allow_secrets_in
+            .iter()
+            .map(|p| self.abs_path(p, &format!("{f}.allow_secrets_in"), NO_SECRET_IMAGE))
+            .collect();
         Build {
+            allow_secrets_in,
+            omit: Vec::new(),
             base,
             copy,
             run,

@@ -94,7 +94,9 @@ impl Validator<'_> {
                 "expected 0 to 20",
             );
         }
+        let files = self.deploy_files(&r.files, f);
         Deploy {
+            files,
             image,
             name,
             network,

@@ -10,6 +10,7 @@ mod deploy;
 mod dump;
 mod exec;
 mod fetch;
+mod files;
 mod restore;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ use super::units::{Size, Span};
 use super::validate::Validator;
 use super::yaml::Sp;
 use crate::diag::Loc;
+
+pub(super) use files::link as link_files;
 
 pub(super) const NO_SECRET_REMOTE: &str = "a secret on a command line is visible to every user of that host (`ps`): pass it in the step's `env:` instead";
 pub(super) const NO_SECRET_IMAGE: &str = "a secret here would be written into the image, readable by anyone who has it: pass it at deploy time in `deploy.env`";

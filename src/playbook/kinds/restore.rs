@@ -1,6 +1,6 @@
 //! The rules of a `restore` step.
 
-use crate::playbook::model::Restore;
+use crate::playbook::model::{Restore, Rewrite};
 use crate::playbook::raw::RawRestore;
 use crate::playbook::validate::Validator;
 
@@ -18,7 +18,20 @@ impl Validator<'_> {
             .map(|n| self.docker_name(n, &format!("{f}.network")));
         let password = self.secret_field(&r.password, &format!("{f}.password"));
         let replace = r.replace.as_ref().is_some_and(|x| x.value);
+        let why = "a secret here would show in plans and the journal";
+        let mut rewrite = Vec::new();
+        for (i, w) in r.rewrite.iter().enumerate() {
+            let from = self.text_because(&w.value.from, &format!("{f}.rewrite[{i}].from"), why);
+            let to = self.text_because(&w.value.to, &format!("{f}.rewrite[{i}].to"), why);
+            if from.is_empty() {
+                self.error(w.value.from.loc, "`from` is empty", "expected the old text, e.g. `https://izin.vendor.co.id`");
+            } else if from == to {
+                self.error(w.value.to.loc, "`to` is the same as `from`", "expected the new text");
+            }
+            rewrite.push(Rewrite { from, to });
+        }
         Restore {
+            rewrite,
             from,
             image,
             name,

@@ -131,6 +131,8 @@ pub(super) async fn execute(
         .map_err(docker_err)?
         .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
     let labels = labels(live.extra_labels(), live.app(), &run, &step.id);
+    // The app's config files, made before any change (a missing `find` changes nothing).
+    let files = super::files::render(d, cx.artifacts(), cx.secrets())?;
     let (next, prev) = (
         format!("{}.next-{run}", d.name),
         format!("{}.prev-{run}", d.name),
@@ -149,6 +151,10 @@ pub(super) async fn execute(
             ),
             _ => continue,
         };
+        // This release's files volume is made by `files::deliver`.
+        if c.name.contains("<run-id>") {
+            continue;
+        }
         if exists {
             cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
             continue;
@@ -172,12 +178,18 @@ pub(super) async fn execute(
         })
         .collect::<Result<_, _>>()
         .map_err(StepError::Fatal)?;
+    let file_binds =
+        super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
     let create = change(step, Op::Create, Resource::Container)?;
     let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
     // A `next` of this run left by a cut-off attempt is ours to replace.
     engine.remove_container(&next).await.map_err(docker_err)?;
     let new_id = engine
-        .create_container(&next, &spec(d, &image, env, labels))
+        .create_container(&next, &{
+            let mut s = spec(d, &image, env, labels);
+            s.binds.extend(file_binds);
+            s
+        })
         .await
         .map_err(docker_err)?;
     cx.done(&id, &json!({"container_id": new_id}))?;
@@ -318,6 +330,13 @@ async fn prune(
     let old = prevs.len().saturating_sub(keep);
     for name in &prevs[..old] {
         engine.remove_container(name).await.map_err(docker_err)?;
+        // Its config files (they may hold secrets) go with it.
+        if let Some(run) = name.strip_prefix(&prefix) {
+            engine
+                .remove_volume(&super::files::volume_name(d, run))
+                .await
+                .map_err(docker_err)?;
+        }
         cx.note(
             "pruned",
             &format!("removed the previous release `{name}` (keep: {})", d.keep),

@@ -3,6 +3,7 @@
 //! the live plan looks at.
 
 mod cutover;
+mod files;
 mod health;
 mod probe;
 
@@ -89,6 +90,7 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
             h.interval
         ),
     });
+    changes.extend(files::change(d));
     changes.push(Change {
         now: None,
         op: Op::Create,

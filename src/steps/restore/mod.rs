@@ -14,6 +14,8 @@ use std::time::Duration;
 
 mod db;
 mod probe;
+mod rewrite;
+mod serialized;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -141,6 +143,24 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
         condition: None,
         undo: "removed with its container and volume".into(),
     });
+    if !r.rewrite.is_empty() {
+        let mut details: Vec<String> = r
+            .rewrite
+            .iter()
+            .map(|w| format!("`{}` -> `{}`", w.from, w.to))
+            .collect();
+        details.push("in every text column of every table with a primary key, after the load is proven equal to the dump; PHP-serialized values keep their lengths right; rows changed per table are recorded".into());
+        changes.push(Change {
+            now: None,
+            op: Op::Replace,
+            resource: Resource::Database,
+            place: Place::Target,
+            name: format!("{}: the app's URL in its data", r.name),
+            details,
+            condition: None,
+            undo: "removed with its container and volume".into(),
+        });
+    }
     Described {
         reads: vec![read],
         changes,
@@ -566,5 +586,42 @@ async fn execute(
         "evidence": restored.tables,
     });
     cx.done(&id, &facts)?;
+    if r.rewrite.is_empty() {
+        return Ok(facts);
+    }
+    let planned = format!("{}: the app's URL in its data", r.name);
+    let c = step
+        .changes
+        .iter()
+        .find(|c| c.name == planned)
+        .ok_or_else(|| StepError::failed("the plan of this restore lists no rewrite"))?;
+    let id = cx.intent(c, &Undo::None)?;
+    let done = rewrite::rewrite(&engine, &r.name, dialect, &conn, &env, &r.rewrite).await?;
+    let total: u64 = done.rows.values().sum();
+    cx.output(&format!(
+        "rewrite: {total} row(s) changed{}",
+        if done.rows.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                done.rows
+                    .iter()
+                    .map(|(t, n)| format!("{t}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ));
+    if !done.skipped.is_empty() {
+        cx.output(&format!(
+            "rewrite: not changed (no primary key): {}",
+            done.skipped.join(", ")
+        ));
+    }
+    let rewritten = json!({ "rows": done.rows, "skipped": done.skipped, "total": total });
+    cx.done(&id, &rewritten)?;
+    let mut facts = facts;
+    facts["rewrite"] = rewritten;
     Ok(facts)
 }

@@ -1,0 +1,270 @@
+//! The rules of `deploy.files` (files the app reads, delivered at deploy time) and their
+//! link to the build that would otherwise copy the vendor's version into an image layer.
+//!
+//! Owns: a file's source (exactly one of `template`, `content`, `replace`), its owner and
+//! mode, reading a template from the playbook's folder (a regular file of at most 1 MiB,
+//! `{{ vars.NAME }}` filled in, errors named `FILE:LINE:COL`), and [`link`]: which
+//! fetched file a delivered one stands for, so that the build leaves it out.
+
+use std::collections::BTreeSet;
+
+use crate::diag::{Diagnostic, Loc};
+use crate::playbook::model::{DeployFile, FileSource, ImageSource, Step, StepKind};
+use crate::playbook::raw::RawFile;
+use crate::playbook::template::{Part, Piece, Template, scan};
+use crate::playbook::validate::{Validator, Var};
+use crate::playbook::yaml::Sp;
+
+/// The largest template file read.
+const MAX_TEMPLATE: u64 = 1 << 20;
+
+impl Validator<'_> {
+    /// `deploy.files`.
+    pub(super) fn deploy_files(&mut self, files: &[Sp<RawFile>], f: &str) -> Vec<DeployFile> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let field = format!("{f}.files[{i}]");
+            let r = &file.value;
+            let path = self.abs_path(
+                &r.path,
+                &format!("{field}.path"),
+                "a secret in a path shows in plans",
+            );
+            if path.ends_with('/') {
+                self.error(
+                    r.path.loc,
+                    format!("`{path}` names a folder"),
+                    "expected the path of a file",
+                );
+            }
+            if !seen.insert(path.clone()) {
+                self.error(
+                    r.path.loc,
+                    format!("`{path}` is delivered twice"),
+                    "give each path once",
+                );
+            }
+            let given = [r.template.is_some(), r.content.is_some(), r.replace.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if given != 1 {
+                self.error(
+                    file.loc,
+                    format!("`{field}` gives {given} sources"),
+                    "expected exactly one of `template` (a local file), `content` (inline text) or `replace` (the fetched file, edited)",
+                );
+                continue;
+            }
+            let source = if let Some(t) = &r.template {
+                let text = self.template_file(t, &format!("{field}.template"));
+                FileSource::Template {
+                    file: t.value.clone(),
+                    text,
+                }
+            } else if let Some(c) = &r.content {
+                FileSource::Content(self.template(c, &format!("{field}.content")))
+            } else {
+                let list = r.replace.as_deref().unwrap_or_default();
+                if list.is_empty() {
+                    self.error(
+                        file.loc,
+                        format!("`{field}.replace` is empty"),
+                        "expected at least one `{ find: …, with: … }`",
+                    );
+                }
+                let mut pairs = Vec::new();
+                for (j, rep) in list.iter().enumerate() {
+                    let find = self.template(&rep.value.find, &format!("{field}.replace[{j}].find"));
+                    if rep.value.find.value.is_empty() {
+                        self.error(
+                            rep.value.find.loc,
+                            "`find` is empty",
+                            "expected the text to replace",
+                        );
+                    }
+                    let with = self.template(&rep.value.with, &format!("{field}.replace[{j}].with"));
+                    pairs.push((find, with));
+                }
+                FileSource::Replace(pairs)
+            };
+            let (uid, gid) = match &r.owner {
+                Some(o) => {
+                    let t = self.text(o, &format!("{field}.owner"));
+                    numeric_owner(&t).unwrap_or_else(|| {
+                        self.error(
+                            o.loc,
+                            format!("`{t}` is not a numeric owner"),
+                            "expected `UID:GID`, e.g. `33:33`",
+                        );
+                        (0, 0)
+                    })
+                }
+                // Filled in by `link` from the build, when there is one.
+                None => (u32::MAX, u32::MAX),
+            };
+            let mode = match &r.mode {
+                Some(m) => {
+                    let t = self.text(m, &format!("{field}.mode"));
+                    match u32::from_str_radix(t.trim_start_matches("0o"), 8) {
+                        Ok(v) if v <= 0o7777 && (v & 0o6000) == 0 => v,
+                        _ => {
+                            self.error(
+                                m.loc,
+                                format!("`{t}` is not a file mode"),
+                                "expected octal permission bits without setuid/setgid, e.g. `\"0440\"`",
+                            );
+                            0o440
+                        }
+                    }
+                }
+                None => 0o440,
+            };
+            out.push(DeployFile {
+                path,
+                source,
+                uid,
+                gid,
+                mode,
+                replaces: None,
+            });
+        }
+        out
+    }
+
+    /// A template file's text, its `{{ vars.NAME }}` resolved; errors at `FILE:LINE:COL`.
+    fn template_file(&mut self, s: &Sp<String>, field: &str) -> Template {
+        let path = self.path(s, field);
+        let bytes = match crate::playbook::read_regular(&path, MAX_TEMPLATE) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error(s.loc, format!("`{field}`: {e}"), "expected a readable file next to the playbook");
+                return Template::default();
+            }
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            self.error(s.loc, format!("`{field}`: {} is not UTF-8 text", path.display()), "expected a text file");
+            return Template::default();
+        };
+        let at = |offset: usize| {
+            let before = &text[..offset];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{}:{line}:{col}", path.display())
+        };
+        let pieces = match scan(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                self.error(s.loc, format!("{}: {}", at(e.offset), e.message), "in this template");
+                return Template::default();
+            }
+        };
+        let mut parts: Vec<Part> = Vec::new();
+        let lit = |parts: &mut Vec<Part>, t: &str| {
+            if let Some(Part::Lit(last)) = parts.last_mut() {
+                last.push_str(t);
+            } else {
+                parts.push(Part::Lit(t.to_string()));
+            }
+        };
+        for p in pieces {
+            match p {
+                Piece::Lit(t) => lit(&mut parts, &t),
+                Piece::Var { name, offset, .. } => match self.var(&name) {
+                    Some(Var::Text(t)) => lit(&mut parts, &t),
+                    Some(Var::Secret) => parts.push(Part::Secret(name)),
+                    None => self.push(
+                        Diagnostic::error(
+                            Some(s.loc),
+                            format!("{}: `vars.{name}` is not defined", at(offset)),
+                        )
+                        .label("in this template")
+                        .help(format!("define it under `vars:`, e.g. `{name}: {{ env: {} }}`", name.to_uppercase())),
+                    ),
+                },
+            }
+        }
+        Template(parts)
+    }
+}
+
+/// `UID:GID` (or `UID`, the group the same number), numeric.
+pub(super) fn numeric_owner(t: &str) -> Option<(u32, u32)> {
+    let (u, g) = t.split_once(':').unwrap_or((t, t));
+    Some((u.parse().ok()?, g.parse().ok()?))
+}
+
+/// Links each delivered file to the build its deploy runs: the owner defaults to the
+/// build's `owner`, else its `user` (numeric), else root; a path inside a copied tree
+/// names the fetched file it replaces, and the build leaves that one out. A `replace`
+/// needs such a fetched file. Errors at the deploy step's `loc`.
+pub(crate) fn link(v: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Loc]) {
+    let builds: Vec<(String, crate::playbook::model::Build)> = steps
+        .iter()
+        .flatten()
+        .filter_map(|s| match &s.kind {
+            StepKind::Build(b) => Some((s.id.clone(), b.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut omits: Vec<(String, (String, String, String))> = Vec::new();
+    for (s, loc) in steps.iter_mut().zip(locs) {
+        let Some(s) = s else { continue };
+        let id = s.id.clone();
+        let StepKind::Deploy(d) = &mut s.kind else {
+            continue;
+        };
+        let build = match &d.image {
+            ImageSource::Build(b) => builds.iter().find(|(i, _)| i == b),
+            ImageSource::Reference(_) => None,
+        };
+        for file in &mut d.files {
+            if file.uid == u32::MAX {
+                let owner = build
+                    .and_then(|(_, b)| b.owner.clone().or_else(|| b.user.clone()))
+                    .unwrap_or_else(|| "0:0".into());
+                let Some((u, g)) = numeric_owner(&owner) else {
+                    v.error(
+                        *loc,
+                        format!("`{}`: the build's user `{owner}` is not numeric, so the file's owner is not known", file.path),
+                        "give the file `owner: \"UID:GID\"`",
+                    );
+                    continue;
+                };
+                (file.uid, file.gid) = (u, g);
+            }
+            let replaced = build.and_then(|(bid, b)| {
+                b.copy.iter().find_map(|(from, to)| {
+                    let rel = file.path.strip_prefix(to.trim_end_matches('/'))?;
+                    let rel = rel.strip_prefix('/')?;
+                    Some((bid.clone(), from.clone(), rel.to_string()))
+                })
+            });
+            match replaced {
+                Some((bid, from, rel)) => {
+                    omits.push((bid, (from.clone(), rel.clone(), id.clone())));
+                    file.replaces = Some((from, rel));
+                }
+                None if matches!(file.source, FileSource::Replace(_)) => v.error(
+                    *loc,
+                    format!("`{}` is edited with `replace`, but no fetched file lies there", file.path),
+                    "expected a path inside a tree that the deploy's build copies (its `copy:`), or use `template`/`content`",
+                ),
+                None => {}
+            }
+        }
+    }
+    for s in steps.iter_mut().flatten() {
+        if let StepKind::Build(b) = &mut s.kind {
+            b.omit.extend(
+                omits
+                    .iter()
+                    .filter(|(bid, _)| *bid == s.id)
+                    .map(|(_, o)| o.clone()),
+            );
+            b.omit.sort();
+            b.omit.dedup();
+        }
+    }
+}
