@@ -108,7 +108,8 @@ impl Docker {
         result
     }
 
-    /// Writes `tar` (entries under `boyong-volume/`, owners kept) into `volume`, through
+    /// Writes `tar` (entries under `boyong-volume/`, owners kept: no `copyUIDGID`, which
+    /// would give every file to the image's user) into `volume`, through
     /// the never-started helper container `helper` (made from `image`, then removed).
     ///
     /// # Errors
@@ -131,7 +132,7 @@ impl Docker {
                 Some(
                     bollard::query_parameters::UploadToContainerOptionsBuilder::new()
                         .path("/")
-                        .copy_uidgid("true")
+                        
                         .build(),
                 ),
                 bollard::body_full(Bytes::from(tar)),

@@ -152,7 +152,7 @@ pub(super) async fn execute(
             _ => continue,
         };
         // This release's files volume is made by `files::deliver`.
-        if c.name.contains("<run-id>") {
+        if super::files::is_files_volume(d, c, &run) {
             continue;
         }
         if exists {

@@ -27,6 +27,13 @@ pub(super) fn volume_name(d: &Deploy, run: &str) -> String {
     format!("{}.files-{run}", d.name)
 }
 
+/// Whether `c` is the files volume of this release (named for the run once the plan is
+/// bound to one).
+pub(super) fn is_files_volume(d: &Deploy, c: &Change, run: &str) -> bool {
+    c.resource == Resource::Volume
+        && (c.name == volume_name(d, "<run-id>") || c.name == volume_name(d, run))
+}
+
 /// The plan's change for the files volume, when the deploy delivers files.
 pub(super) fn change(d: &Deploy) -> Option<Change> {
     if d.files.is_empty() {
@@ -179,11 +186,10 @@ pub(super) async fn deliver(
     if ready.is_empty() {
         return Ok(Vec::new());
     }
-    let planned = volume_name(d, "<run-id>");
     let c = step
         .changes
         .iter()
-        .find(|c| c.resource == Resource::Volume && c.name == planned)
+        .find(|c| is_files_volume(d, c, cx.run_id()))
         .ok_or_else(|| StepError::fatal("the plan of this deploy lists no files volume"))?;
     let name = volume_name(d, cx.run_id());
     let id = cx.intent(c, &Undo::RemoveVolume { name: name.clone() })?;
