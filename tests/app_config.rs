@@ -37,7 +37,10 @@ fn env() -> Option<Env> {
         .var("APP_PW", APP_PW)
         .file("vendor/www/index.html", "<h1>Situs</h1>\n")
         .file("vendor/www/wp-config.php", wp_config())
-        .file("vendor/www/backup/notes.txt", format!("db root: {VENDOR_PW}\n"))
+        .file(
+            "vendor/www/backup/notes.txt",
+            format!("db root: {VENDOR_PW}\n"),
+        )
         .file("local/app.ini.tmpl", "[db]\npassword = {{ vars.app_pw }}\n")
         .build()
 }
@@ -65,7 +68,11 @@ fn files(find_host: &str) -> String {
 fn saved_image_holds(image: &str, needle: &str) -> bool {
     let out = docker(&["save", image]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(out.stdout.len() > 1000, "docker save gave {} bytes", out.stdout.len());
+    assert!(
+        out.stdout.len() > 1000,
+        "docker save gave {} bytes",
+        out.stdout.len()
+    );
     memchr_find(&out.stdout, needle.as_bytes())
 }
 
@@ -136,10 +143,15 @@ fn config_is_delivered_at_deploy_and_the_vendors_password_reaches_no_layer() {
     let shown = text(&plan.stdout);
     assert!(
         shown.contains("without code:wp-config.php (delivered at deploy time by step `web`")
-            && shown.contains("file /etc/app.ini from template app.ini.tmpl, owner 65534:65534, mode 0400"),
+            && shown.contains(
+                "file /etc/app.ini from template app.ini.tmpl, owner 65534:65534, mode 0400"
+            ),
         "{shown}"
     );
-    assert!(!shown.contains(APP_PW) && !shown.contains(VENDOR_PW), "{shown}");
+    assert!(
+        !shown.contains(APP_PW) && !shown.contains(VENDOR_PW),
+        "{shown}"
+    );
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = env.last_run("situs");
@@ -170,8 +182,14 @@ fn config_is_delivered_at_deploy_and_the_vendors_password_reaches_no_layer() {
     assert!(!write.status.success(), "the config is writable");
     // No layer of the image holds the vendor's password, nor the app's.
     let image = image_of(&run);
-    assert!(!saved_image_holds(&image, VENDOR_PW), "the vendor's password is in a layer");
-    assert!(!saved_image_holds(&image, APP_PW), "the app's password is in a layer");
+    assert!(
+        !saved_image_holds(&image, VENDOR_PW),
+        "the vendor's password is in a layer"
+    );
+    assert!(
+        !saved_image_holds(&image, APP_PW),
+        "the app's password is in a layer"
+    );
     let volume = format!("{name}.files-{run_id}");
     assert!(exists("volume", &volume), "no files volume {volume}");
     // No secret in the journal or the plan of the run.

@@ -96,7 +96,10 @@ fn mariadb_urls_are_rewritten_serialized_values_stay_valid_and_rows_are_counted(
     let said = text(&out.stdout) + &text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("rewrite: 5 row(s) changed"), "{said}");
-    assert!(said.contains("not changed (no primary key): nopk"), "{said}");
+    assert!(
+        said.contains("not changed (no primary key): nopk"),
+        "{said}"
+    );
     let facts = rewrite_facts(&env);
     assert_eq!(facts["rows"]["wp_options"], 4, "{facts}");
     assert_eq!(facts["rows"]["odd\tname"], 1, "{facts}");
@@ -121,9 +124,13 @@ fn mariadb_urls_are_rewritten_serialized_values_stay_valid_and_rows_are_counted(
         assert!(o.status.success(), "{}", text(&o.stderr));
         text(&o.stdout)
     };
-    expect_rows(&q("SELECT option_id, option_value FROM wp_options ORDER BY 1"));
+    expect_rows(&q(
+        "SELECT option_id, option_value FROM wp_options ORDER BY 1",
+    ));
     assert_eq!(
-        q("SELECT v FROM `odd\tname` ORDER BY a").lines().collect::<Vec<_>>(),
+        q("SELECT v FROM `odd\tname` ORDER BY a")
+            .lines()
+            .collect::<Vec<_>>(),
         [format!("{NEW}/odd"), "none".to_string()]
     );
     assert_eq!(q("SELECT v FROM nopk").trim(), OLD);
@@ -183,9 +190,13 @@ fn postgres_urls_are_rewritten_serialized_values_stay_valid_and_rows_are_counted
         assert!(o.status.success(), "{}", text(&o.stderr));
         text(&o.stdout)
     };
-    expect_rows(&q("SELECT option_id, option_value FROM wp_options ORDER BY 1"));
+    expect_rows(&q(
+        "SELECT option_id, option_value FROM wp_options ORDER BY 1",
+    ));
     assert_eq!(
-        q("SELECT v FROM app.\"odd\tname\" ORDER BY a").lines().collect::<Vec<_>>(),
+        q("SELECT v FROM app.\"odd\tname\" ORDER BY a")
+            .lines()
+            .collect::<Vec<_>>(),
         [format!("{NEW}/odd"), "none".to_string()]
     );
     assert_eq!(q("SELECT v FROM nopk").trim(), OLD);

@@ -66,8 +66,7 @@ pub fn literal_keys(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in text.lines() {
         let t = line.trim();
-        if t.starts_with("//") || t.starts_with('#') || t.starts_with('*') || t.starts_with("/*")
-        {
+        if t.starts_with("//") || t.starts_with('#') || t.starts_with('*') || t.starts_with("/*") {
             continue;
         }
         if let Some(k) = dsn_with_password(t) {
@@ -99,7 +98,9 @@ fn key_with_literal(line: &str) -> Option<String> {
     // The key: the identifier (or quoted word) around the keyword.
     let is_id = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
     let start = line[..pos].rfind(|c: char| !is_id(c)).map_or(0, |i| i + 1);
-    let end = line[pos..].find(|c: char| !is_id(c)).map_or(line.len(), |i| pos + i);
+    let end = line[pos..]
+        .find(|c: char| !is_id(c))
+        .map_or(line.len(), |i| pos + i);
     let key = line[start..end].to_string();
     let mut rest = line[end..].trim_start();
     // Close a quoted key or an index: `'password'`, `['password']`.
@@ -110,7 +111,11 @@ fn key_with_literal(line: &str) -> Option<String> {
         .trim_start();
     let value = literal(rest)?;
     let v = value.trim();
-    let empty = v.is_empty() || matches!(v.to_ascii_lowercase().as_str(), "null" | "false" | "true" | "none" | "~");
+    let empty = v.is_empty()
+        || matches!(
+            v.to_ascii_lowercase().as_str(),
+            "null" | "false" | "true" | "none" | "~"
+        );
     (!empty).then_some(key)
 }
 
@@ -187,10 +192,15 @@ mod tests {
         let wp = "<?php\n// ** Database settings ** //\ndefine( 'DB_NAME', 'wordpress' );\ndefine( 'DB_USER', 'wp' );\ndefine( 'DB_PASSWORD', 's3cr3t-vendor' );\ndefine('AUTH_KEY',         'put your unique phrase here');\n";
         assert_eq!(literal_keys(wp), ["AUTH_KEY", "DB_PASSWORD"]);
         let laravel = "'mysql' => [\n  'password' => env('DB_PASSWORD', ''),\n  'username' => env('DB_USERNAME', 'forge'),\n],";
-        assert!(literal_keys(laravel).is_empty(), "{:?}", literal_keys(laravel));
+        assert!(
+            literal_keys(laravel).is_empty(),
+            "{:?}",
+            literal_keys(laravel)
+        );
         let ci = "$db['default']['password'] = 'hunter22';\n$db['default']['username'] = 'root';";
         assert_eq!(literal_keys(ci), ["password"]);
-        let ci3 = "$db['default'] = array(\n\t'password' => 'rahasia',\n\t'hostname' => 'localhost',";
+        let ci3 =
+            "$db['default'] = array(\n\t'password' => 'rahasia',\n\t'hostname' => 'localhost',";
         assert_eq!(literal_keys(ci3), ["password"]);
         let env = "APP_KEY=base64:AAAA\nDB_PASSWORD=\nDB_HOST=127.0.0.1\nMAIL_PASSWORD=null\n";
         assert_eq!(literal_keys(env), ["APP_KEY"]);

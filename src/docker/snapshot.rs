@@ -132,7 +132,6 @@ impl Docker {
                 Some(
                     bollard::query_parameters::UploadToContainerOptionsBuilder::new()
                         .path("/")
-                        
                         .build(),
                 ),
                 bollard::body_full(Bytes::from(tar)),

@@ -345,12 +345,17 @@ fn refuse_credentials(
             .iter()
             .find(|(f, _)| f == from)
             .map_or("", |(_, t)| t.trim_end_matches('/'));
-        let allowed = |rel: &str| b.allow_secrets_in.iter().any(|a| *a == format!("{to}/{rel}"));
+        let allowed = |rel: &str| {
+            b.allow_secrets_in
+                .iter()
+                .any(|a| *a == format!("{to}/{rel}"))
+        };
         let hits = crate::artifact::credentials::scan(dir, tree, &values, &allowed)
             .map_err(|e| StepError::fatal(format!("cannot scan artifact `{from}`: {e}")))?;
-        found.extend(hits.into_iter().map(|h| {
-            format!("{to}/{} (from `{from}`: {})", h.path, h.what.join(", "))
-        }));
+        found.extend(
+            hits.into_iter()
+                .map(|h| format!("{to}/{} (from `{from}`: {})", h.path, h.what.join(", "))),
+        );
     }
     if found.is_empty() {
         return Ok(());

@@ -96,7 +96,6 @@ impl Validator<'_> {
         }
         let files = self.deploy_files(&r.files, f);
         Deploy {
-            files,
             image,
             name,
             network,
@@ -106,6 +105,7 @@ impl Validator<'_> {
             health,
             security,
             keep,
+            files,
         }
     }
 

@@ -20,35 +20,39 @@ const MAX_TEMPLATE: u64 = 1 << 20;
 
 impl Validator<'_> {
     /// `deploy.files`.
-    pub(super) fn deploy_files(&mut self, files: &[Sp<RawFile>], f: &str) -> Vec<DeployFile> {
+    pub(super) fn deploy_files(&mut self, files: &[Sp<RawFile>], at: &str) -> Vec<DeployFile> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
         for (i, file) in files.iter().enumerate() {
-            let field = format!("{f}.files[{i}]");
-            let r = &file.value;
+            let field = format!("{at}.files[{i}]");
+            let raw = &file.value;
             let path = self.abs_path(
-                &r.path,
+                &raw.path,
                 &format!("{field}.path"),
                 "a secret in a path shows in plans",
             );
             if path.ends_with('/') {
                 self.error(
-                    r.path.loc,
+                    raw.path.loc,
                     format!("`{path}` names a folder"),
                     "expected the path of a file",
                 );
             }
             if !seen.insert(path.clone()) {
                 self.error(
-                    r.path.loc,
+                    raw.path.loc,
                     format!("`{path}` is delivered twice"),
                     "give each path once",
                 );
             }
-            let given = [r.template.is_some(), r.content.is_some(), r.replace.is_some()]
-                .iter()
-                .filter(|b| **b)
-                .count();
+            let given = [
+                raw.template.is_some(),
+                raw.content.is_some(),
+                raw.replace.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
             if given != 1 {
                 self.error(
                     file.loc,
@@ -57,16 +61,16 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            let source = if let Some(t) = &r.template {
+            let source = if let Some(t) = &raw.template {
                 let text = self.template_file(t, &format!("{field}.template"));
                 FileSource::Template {
                     file: t.value.clone(),
                     text,
                 }
-            } else if let Some(c) = &r.content {
+            } else if let Some(c) = &raw.content {
                 FileSource::Content(self.template(c, &format!("{field}.content")))
             } else {
-                let list = r.replace.as_deref().unwrap_or_default();
+                let list = raw.replace.as_deref().unwrap_or_default();
                 if list.is_empty() {
                     self.error(
                         file.loc,
@@ -76,7 +80,8 @@ impl Validator<'_> {
                 }
                 let mut pairs = Vec::new();
                 for (j, rep) in list.iter().enumerate() {
-                    let find = self.template(&rep.value.find, &format!("{field}.replace[{j}].find"));
+                    let find =
+                        self.template(&rep.value.find, &format!("{field}.replace[{j}].find"));
                     if rep.value.find.value.is_empty() {
                         self.error(
                             rep.value.find.loc,
@@ -84,12 +89,13 @@ impl Validator<'_> {
                             "expected the text to replace",
                         );
                     }
-                    let with = self.template(&rep.value.with, &format!("{field}.replace[{j}].with"));
+                    let with =
+                        self.template(&rep.value.with, &format!("{field}.replace[{j}].with"));
                     pairs.push((find, with));
                 }
                 FileSource::Replace(pairs)
             };
-            let (uid, gid) = match &r.owner {
+            let (uid, gid) = match &raw.owner {
                 Some(o) => {
                     let t = self.text(o, &format!("{field}.owner"));
                     numeric_owner(&t).unwrap_or_else(|| {
@@ -104,7 +110,7 @@ impl Validator<'_> {
                 // Filled in by `link` from the build, when there is one.
                 None => (u32::MAX, u32::MAX),
             };
-            let mode = match &r.mode {
+            let mode = match &raw.mode {
                 Some(m) => {
                     let t = self.text(m, &format!("{field}.mode"));
                     match u32::from_str_radix(t.trim_start_matches("0o"), 8) {
@@ -139,12 +145,20 @@ impl Validator<'_> {
         let bytes = match crate::playbook::read_regular(&path, MAX_TEMPLATE) {
             Ok(b) => b,
             Err(e) => {
-                self.error(s.loc, format!("`{field}`: {e}"), "expected a readable file next to the playbook");
+                self.error(
+                    s.loc,
+                    format!("`{field}`: {e}"),
+                    "expected a readable file next to the playbook",
+                );
                 return Template::default();
             }
         };
         let Ok(text) = String::from_utf8(bytes) else {
-            self.error(s.loc, format!("`{field}`: {} is not UTF-8 text", path.display()), "expected a text file");
+            self.error(
+                s.loc,
+                format!("`{field}`: {} is not UTF-8 text", path.display()),
+                "expected a text file",
+            );
             return Template::default();
         };
         let at = |offset: usize| {
@@ -156,7 +170,11 @@ impl Validator<'_> {
         let pieces = match scan(&text) {
             Ok(p) => p,
             Err(e) => {
-                self.error(s.loc, format!("{}: {}", at(e.offset), e.message), "in this template");
+                self.error(
+                    s.loc,
+                    format!("{}: {}", at(e.offset), e.message),
+                    "in this template",
+                );
                 return Template::default();
             }
         };
@@ -180,7 +198,10 @@ impl Validator<'_> {
                             format!("{}: `vars.{name}` is not defined", at(offset)),
                         )
                         .label("in this template")
-                        .help(format!("define it under `vars:`, e.g. `{name}: {{ env: {} }}`", name.to_uppercase())),
+                        .help(format!(
+                            "define it under `vars:`, e.g. `{name}: {{ env: {} }}`",
+                            name.to_uppercase()
+                        )),
                     ),
                 },
             }
@@ -199,7 +220,7 @@ pub(super) fn numeric_owner(t: &str) -> Option<(u32, u32)> {
 /// build's `owner`, else its `user` (numeric), else root; a path inside a copied tree
 /// names the fetched file it replaces, and the build leaves that one out. A `replace`
 /// needs such a fetched file. Errors at the deploy step's `loc`.
-pub(crate) fn link(v: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Loc]) {
+pub(crate) fn link(val: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Loc]) {
     let builds: Vec<(String, crate::playbook::model::Build)> = steps
         .iter()
         .flatten()
@@ -209,10 +230,10 @@ pub(crate) fn link(v: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Lo
         })
         .collect();
     let mut omits: Vec<(String, (String, String, String))> = Vec::new();
-    for (s, loc) in steps.iter_mut().zip(locs) {
-        let Some(s) = s else { continue };
-        let id = s.id.clone();
-        let StepKind::Deploy(d) = &mut s.kind else {
+    for (step, loc) in steps.iter_mut().zip(locs) {
+        let Some(step) = step else { continue };
+        let id = step.id.clone();
+        let StepKind::Deploy(d) = &mut step.kind else {
             continue;
         };
         let build = match &d.image {
@@ -225,7 +246,7 @@ pub(crate) fn link(v: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Lo
                     .and_then(|(_, b)| b.owner.clone().or_else(|| b.user.clone()))
                     .unwrap_or_else(|| "0:0".into());
                 let Some((u, g)) = numeric_owner(&owner) else {
-                    v.error(
+                    val.error(
                         *loc,
                         format!("`{}`: the build's user `{owner}` is not numeric, so the file's owner is not known", file.path),
                         "give the file `owner: \"UID:GID\"`",
@@ -246,7 +267,7 @@ pub(crate) fn link(v: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Lo
                     omits.push((bid, (from.clone(), rel.clone(), id.clone())));
                     file.replaces = Some((from, rel));
                 }
-                None if matches!(file.source, FileSource::Replace(_)) => v.error(
+                None if matches!(file.source, FileSource::Replace(_)) => val.error(
                     *loc,
                     format!("`{}` is edited with `replace`, but no fetched file lies there", file.path),
                     "expected a path inside a tree that the deploy's build copies (its `copy:`), or use `template`/`content`",
@@ -255,12 +276,12 @@ pub(crate) fn link(v: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[Lo
             }
         }
     }
-    for s in steps.iter_mut().flatten() {
-        if let StepKind::Build(b) = &mut s.kind {
+    for step in steps.iter_mut().flatten() {
+        if let StepKind::Build(b) = &mut step.kind {
             b.omit.extend(
                 omits
                     .iter()
-                    .filter(|(bid, _)| *bid == s.id)
+                    .filter(|(bid, _)| *bid == step.id)
                     .map(|(_, o)| o.clone()),
             );
             b.omit.sort();

@@ -24,14 +24,21 @@ impl Validator<'_> {
             let from = self.text_because(&w.value.from, &format!("{f}.rewrite[{i}].from"), why);
             let to = self.text_because(&w.value.to, &format!("{f}.rewrite[{i}].to"), why);
             if from.is_empty() {
-                self.error(w.value.from.loc, "`from` is empty", "expected the old text, e.g. `https://izin.vendor.co.id`");
+                self.error(
+                    w.value.from.loc,
+                    "`from` is empty",
+                    "expected the old text, e.g. `https://izin.vendor.co.id`",
+                );
             } else if from == to {
-                self.error(w.value.to.loc, "`to` is the same as `from`", "expected the new text");
+                self.error(
+                    w.value.to.loc,
+                    "`to` is the same as `from`",
+                    "expected the new text",
+                );
             }
             rewrite.push(Rewrite { from, to });
         }
         Restore {
-            rewrite,
             from,
             image,
             name,
@@ -39,6 +46,7 @@ impl Validator<'_> {
             network,
             password,
             replace,
+            rewrite,
         }
     }
 }

@@ -178,8 +178,7 @@ pub(super) async fn execute(
         })
         .collect::<Result<_, _>>()
         .map_err(StepError::Fatal)?;
-    let file_binds =
-        super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
+    let file_binds = super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
     let create = change(step, Op::Create, Resource::Container)?;
     let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
     // A `next` of this run left by a cut-off attempt is ours to replace.

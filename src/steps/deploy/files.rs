@@ -103,7 +103,9 @@ pub(super) fn render(
                 })?;
                 let text = fetched(artifacts, from, rel)?;
                 let mut text = String::from_utf8(text).map_err(|_| {
-                    StepError::fatal(format!("{from}:{rel} is not UTF-8 text: it cannot be edited with `replace`"))
+                    StepError::fatal(format!(
+                        "{from}:{rel} is not UTF-8 text: it cannot be edited with `replace`"
+                    ))
                 })?;
                 for (n, (find, with)) in pairs.iter().enumerate() {
                     let find = find.resolve(secrets).map_err(StepError::Fatal)?;
@@ -195,11 +197,19 @@ pub(super) async fn deliver(
     let id = cx.intent(c, &Undo::RemoveVolume { name: name.clone() })?;
     // A volume of this run left by a cut-off attempt is ours to replace.
     engine.remove_volume(&name).await.map_err(docker_err)?;
-    engine.create_volume(&name, labels).await.map_err(docker_err)?;
+    engine
+        .create_volume(&name, labels)
+        .await
+        .map_err(docker_err)?;
     cx.done(&id, &json!({}))?;
     let helper = format!("{name}.fill");
     let id = cx.intent(
-        &part(c, &format!("filled through the helper container `{helper}` (never started, then removed)")),
+        &part(
+            c,
+            &format!(
+                "filled through the helper container `{helper}` (never started, then removed)"
+            ),
+        ),
         &Undo::RemoveContainer {
             name: helper.clone(),
         },
@@ -257,7 +267,12 @@ mod tests {
         }];
         let bytes = tar_of(&ready).expect("tar");
         let mut ar = tar::Archive::new(bytes.as_slice());
-        let e = ar.entries().expect("entries").next().expect("one").expect("entry");
+        let e = ar
+            .entries()
+            .expect("entries")
+            .next()
+            .expect("one")
+            .expect("entry");
         let h = e.header();
         assert_eq!(h.uid().expect("uid"), 33);
         assert_eq!(h.mode().expect("mode"), 0o440);

@@ -11,6 +11,7 @@
 //! volume put back).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use super::db::query;
 use crate::docker::Docker;
@@ -38,7 +39,7 @@ pub(super) struct Rewritten {
 }
 
 fn unhex(h: &str) -> Option<Vec<u8>> {
-    if h == "NULL" || h.len() % 2 != 0 {
+    if h == "NULL" || !h.len().is_multiple_of(2) {
         return None;
     }
     (0..h.len())
@@ -84,16 +85,27 @@ fn read_hex(d: Dialect, col: &str, key: bool) -> String {
 
 fn columns_sql(d: Dialect) -> &'static str {
     match d {
-        Dialect::My(_) => "SELECT '', HEX(c.TABLE_NAME), HEX(c.COLUMN_NAME), IF(k.COLUMN_NAME IS NULL, 0, 1), c.DATA_TYPE FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE' LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME AND k.CONSTRAINT_NAME = 'PRIMARY' WHERE c.TABLE_SCHEMA = DATABASE() ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
-        Dialect::Pg => "SELECT encode(convert_to(c.table_schema, 'UTF8'), 'hex'), encode(convert_to(c.table_name, 'UTF8'), 'hex'), encode(convert_to(c.column_name, 'UTF8'), 'hex'), CASE WHEN EXISTS (SELECT 1 FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage k ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema AND k.table_name = tc.table_name WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = c.table_schema AND tc.table_name = c.table_name AND k.column_name = c.column_name) THEN 1 ELSE 0 END, c.data_type FROM information_schema.columns c JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE' WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, c.ordinal_position",
+        Dialect::My(_) => {
+            "SELECT '', HEX(c.TABLE_NAME), HEX(c.COLUMN_NAME), IF(k.COLUMN_NAME IS NULL, 0, 1), c.DATA_TYPE FROM information_schema.COLUMNS c JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME AND t.TABLE_TYPE = 'BASE TABLE' LEFT JOIN information_schema.KEY_COLUMN_USAGE k ON k.TABLE_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME AND k.COLUMN_NAME = c.COLUMN_NAME AND k.CONSTRAINT_NAME = 'PRIMARY' WHERE c.TABLE_SCHEMA = DATABASE() ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION"
+        }
+        Dialect::Pg => {
+            "SELECT encode(convert_to(c.table_schema, 'UTF8'), 'hex'), encode(convert_to(c.table_name, 'UTF8'), 'hex'), encode(convert_to(c.column_name, 'UTF8'), 'hex'), CASE WHEN EXISTS (SELECT 1 FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage k ON k.constraint_name = tc.constraint_name AND k.table_schema = tc.table_schema AND k.table_name = tc.table_name WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = c.table_schema AND tc.table_name = c.table_name AND k.column_name = c.column_name) THEN 1 ELSE 0 END, c.data_type FROM information_schema.columns c JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE' WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, c.ordinal_position"
+        }
     }
 }
 
 fn is_text(t: &str) -> bool {
     matches!(
         t,
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "json"
-            | "character varying" | "character"
+        "char"
+            | "varchar"
+            | "tinytext"
+            | "text"
+            | "mediumtext"
+            | "longtext"
+            | "json"
+            | "character varying"
+            | "character"
     )
 }
 
@@ -109,7 +121,11 @@ fn parse_columns(out: &str) -> Result<Tables, String> {
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| format!("unexpected name {h:?}"))
         };
-        let schema = if schema.is_empty() { String::new() } else { text(schema)? };
+        let schema = if schema.is_empty() {
+            String::new()
+        } else {
+            text(schema)?
+        };
         tables
             .entry((schema, text(table)?))
             .or_default()
@@ -132,7 +148,9 @@ pub(super) async fn rewrite(
     rewrites: &[Rewrite],
 ) -> Result<Rewritten, StepError> {
     let fail = |e: String| StepError::Fatal(format!("the URL rewrite in `{name}` failed: {e}"));
-    let out = query(engine, name, d, c, env, columns_sql(d)).await.map_err(fail)?;
+    let out = query(engine, name, d, c, env, columns_sql(d))
+        .await
+        .map_err(fail)?;
     let tables = parse_columns(&out).map_err(fail)?;
     let mut done = Rewritten::default();
     for ((schema, table), cols) in &tables {
@@ -150,8 +168,16 @@ pub(super) async fn rewrite(
             rewrites
                 .iter()
                 .map(|r| match d {
-                    Dialect::My(_) => format!("LOCATE({}, {}) > 0", literal(d, r.from.as_bytes()), ident(d, &col.name)),
-                    Dialect::Pg => format!("strpos({}, {}) > 0", ident(d, &col.name), literal(d, r.from.as_bytes())),
+                    Dialect::My(_) => format!(
+                        "LOCATE({}, {}) > 0",
+                        literal(d, r.from.as_bytes()),
+                        ident(d, &col.name)
+                    ),
+                    Dialect::Pg => format!(
+                        "strpos({}, {}) > 0",
+                        ident(d, &col.name),
+                        literal(d, r.from.as_bytes())
+                    ),
                 })
                 .collect::<Vec<_>>()
         };
@@ -159,9 +185,16 @@ pub(super) async fn rewrite(
         let cond = cond.join(" OR ");
         let from = table_sql(d, schema, table);
         if keys.is_empty() {
-            let n = query(engine, name, d, c, env, &format!("SELECT COUNT(*) FROM {from} WHERE {cond}"))
-                .await
-                .map_err(fail)?;
+            let n = query(
+                engine,
+                name,
+                d,
+                c,
+                env,
+                &format!("SELECT COUNT(*) FROM {from} WHERE {cond}"),
+            )
+            .await
+            .map_err(fail)?;
             if n.trim() != "0" {
                 done.skipped.push(shown);
             }
@@ -196,7 +229,9 @@ pub(super) async fn rewrite(
                 };
                 let before = v.clone();
                 for r in rewrites {
-                    if let Some(n) = super::serialized::replace(&v, r.from.as_bytes(), r.to.as_bytes()) {
+                    if let Some(n) =
+                        super::serialized::replace(&v, r.from.as_bytes(), r.to.as_bytes())
+                    {
                         v = n;
                     }
                 }
@@ -214,15 +249,18 @@ pub(super) async fn rewrite(
                     let key = unhex(h).unwrap_or_default();
                     match d {
                         Dialect::My(_) => format!("{} = {}", ident(d, &k.name), literal(d, &key)),
-                        Dialect::Pg => format!("{}::text = {}", ident(d, &k.name), literal(d, &key)),
+                        Dialect::Pg => {
+                            format!("{}::text = {}", ident(d, &k.name), literal(d, &key))
+                        }
                     }
                 })
                 .collect();
-            updates.push_str(&format!(
-                "UPDATE {from} SET {} WHERE {};\n",
+            let _ = writeln!(
+                updates,
+                "UPDATE {from} SET {} WHERE {};",
                 sets.join(", "),
                 wheres.join(" AND ")
-            ));
+            );
             changed += 1;
         }
         if changed > 0 {
@@ -230,9 +268,16 @@ pub(super) async fn rewrite(
                 Dialect::My(_) => "START TRANSACTION",
                 Dialect::Pg => "BEGIN",
             };
-            query(engine, name, d, c, env, &format!("{begin};\n{updates}COMMIT"))
-                .await
-                .map_err(fail)?;
+            query(
+                engine,
+                name,
+                d,
+                c,
+                env,
+                &format!("{begin};\n{updates}COMMIT"),
+            )
+            .await
+            .map_err(fail)?;
             done.rows.insert(shown, changed);
         }
     }

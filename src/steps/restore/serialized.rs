@@ -51,7 +51,14 @@ fn plain(value: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 /// A cheap first look: `a:`, `O:`, `s:`, `i:`, `b:`, `d:` or `N;` at the start.
 fn looks_serialized(v: &[u8]) -> bool {
-    matches!(v, [b'a' | b'O' | b's' | b'i' | b'b' | b'd' | b'C' | b'E', b':', ..] | [b'N', b';'])
+    matches!(
+        v,
+        [
+            b'a' | b'O' | b's' | b'i' | b'b' | b'd' | b'C' | b'E',
+            b':',
+            ..
+        ] | [b'N', b';']
+    )
 }
 
 struct Parser<'a> {
@@ -124,7 +131,10 @@ impl Parser<'_> {
                 while self.s.get(self.at).is_some_and(u8::is_ascii_digit) {
                     self.at += 1;
                 }
-                let n: usize = std::str::from_utf8(&self.s[start..self.at]).ok()?.parse().ok()?;
+                let n: usize = std::str::from_utf8(&self.s[start..self.at])
+                    .ok()?
+                    .parse()
+                    .ok()?;
                 if self.s.get(self.at..self.at + 2) != Some(b":\"") {
                     return None;
                 }
@@ -188,8 +198,12 @@ mod tests {
 
     fn r(v: &str) -> String {
         String::from_utf8(
-            replace(v.as_bytes(), b"http://old.example", b"https://izin.kota.go.id")
-                .unwrap_or_else(|| v.as_bytes().to_vec()),
+            replace(
+                v.as_bytes(),
+                b"http://old.example",
+                b"https://izin.kota.go.id",
+            )
+            .unwrap_or_else(|| v.as_bytes().to_vec()),
         )
         .expect("utf-8")
     }
@@ -233,10 +247,7 @@ mod tests {
     #[test]
     fn multibyte_strings_count_bytes_and_broken_data_is_replaced_as_text() {
         let v = "a:1:{i:0;s:26:\"http://old.example/kota é\";}";
-        assert_eq!(
-            r(v),
-            "a:1:{i:0;s:31:\"https://izin.kota.go.id/kota é\";}"
-        );
+        assert_eq!(r(v), "a:1:{i:0;s:31:\"https://izin.kota.go.id/kota é\";}");
         // A length that does not match: not serialized data; plain replace.
         let broken = r#"a:1:{i:0;s:99:"http://old.example";}"#;
         assert_eq!(r(broken), r#"a:1:{i:0;s:99:"https://izin.kota.go.id";}"#);
