@@ -91,8 +91,18 @@ fn image_of(run: &Path) -> String {
 #[test]
 fn config_is_delivered_at_deploy_and_the_vendors_password_reaches_no_layer() {
     let Some(env) = env() else { return };
-    // Without `files`: the build refuses, naming the file and what it holds, no image made.
+    // Without `files`: the live plan says the build would refuse, and the build refuses,
+    // naming the file and what it holds; no image is made.
     let pb = playbook(&env, "", "");
+    let plan = env.run(&["plan", pb.to_str().unwrap()]);
+    let shown = text(&plan.stdout) + &text(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(1), "{shown}");
+    assert!(
+        shown.contains("/wp-config.php: holds credentials (DB_PASSWORD)")
+            && shown.contains("the vendor's credentials would be written into an image layer: /www/wp-config.php (DB_PASSWORD)"),
+        "{shown}"
+    );
+    assert!(!shown.contains(VENDOR_PW), "{shown}");
     let out = env.run_playbook(&pb);
     let err = text(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{err}");
@@ -151,6 +161,12 @@ fn config_is_delivered_at_deploy_and_the_vendors_password_reaches_no_layer() {
     assert!(
         !shown.contains(APP_PW) && !shown.contains(VENDOR_PW),
         "{shown}"
+    );
+    let plan = env.run(&["plan", pb.to_str().unwrap()]);
+    let live = text(&plan.stdout) + &text(&plan.stderr);
+    assert!(
+        !live.contains("would be written into an image layer"),
+        "{live}"
     );
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -418,6 +418,31 @@ async fn probe(
             );
         }
     }
+    // The vendor's credentials that would reach a layer: well-known config files with
+    // literal passwords, neither delivered by a deploy nor allowed.
+    let mut leaks = Vec::new();
+    for (from, to) in &b.copy {
+        let Some(t) = fx.fetched.get(from) else {
+            continue;
+        };
+        for (path, keys) in &t.credentials {
+            let in_image = format!("{}/{path}", to.trim_end_matches('/'));
+            let delivered = b.omit.iter().any(|(f, rel, _)| f == from && rel == path);
+            if !delivered && !b.allow_secrets_in.contains(&in_image) {
+                leaks.push(format!("{in_image} ({})", keys.join(", ")));
+            }
+        }
+    }
+    if !leaks.is_empty() {
+        fx.problem(
+            Some(&step.id),
+            format!(
+                "the vendor's credentials would be written into an image layer: {}; the build refuses this",
+                leaks.join("; ")
+            ),
+            "deliver the app's config at deploy time with `deploy.files` (the fetched file edited with `replace`, or a template), or leave the file out with the fetch's `exclude`, or name it in `allow_secrets_in`",
+        );
+    }
     let known = b.copy.iter().all(|(from, _)| fx.fetched.contains_key(from));
     sf.estimate = Some(Estimate {
         bytes: known.then_some(bytes),

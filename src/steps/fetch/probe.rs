@@ -17,6 +17,9 @@ pub(crate) struct Tree {
     /// Files that no one but their owner and group may read (mode without `o+r`), with
     /// the first few names: an image that runs as another user cannot read them.
     pub(crate) private: Access,
+    /// Well-known config files that hold literal credentials: `(path in the tree without
+    /// `./`, what they hold)`. The build's probe says which would reach an image layer.
+    pub(crate) credentials: Vec<(String, Vec<String>)>,
 }
 
 /// A count of files and the first few of their names (`./a/b`).
@@ -114,6 +117,7 @@ fn parse_tree(out: &str) -> Option<Tree> {
             bytes: 0,
             newest: 0,
             private: Access::default(),
+            credentials: Vec::new(),
         });
     }
     Some(Tree {
@@ -122,6 +126,7 @@ fn parse_tree(out: &str) -> Option<Tree> {
         bytes: w.next()?.parse().ok()?,
         newest: w.next()?.parse().ok()?,
         private: Access::default(),
+        credentials: Vec::new(),
     })
 }
 
@@ -149,6 +154,45 @@ async fn access(v: &Vendor, x: &crate::playbook::Fetch, id: &str, t: &mut Tree, 
     t.private = private;
 }
 
+/// The read-only command that prints the first 20 well-known config files of a fetched
+/// tree (with the fetch's exclusions) that the vendor's account can read, each as
+/// `F ./path<TAB>BASE64 of its first MiB`.
+fn config_command(path: &str, exclude: &[String]) -> String {
+    let names: Vec<String> = crate::artifact::credentials::WELL_KNOWN
+        .iter()
+        .map(|w| {
+            if w.contains('/') {
+                format!("-path {}", quote(&format!("*/{w}")))
+            } else {
+                format!("-name {}", quote(w))
+            }
+        })
+        .collect();
+    format!(
+        "P={p}; [ -d \"$P\" ] || exit 0; cd \"$P\" || exit 0; \
+         find . -xdev{prune} -type f \\( {names} \\) -print 2>/dev/null | head -n 20 | \
+         while IFS= read -r f; do [ -r \"$f\" ] || continue; printf 'F %s\\t' \"$f\"; head -c 1048576 -- \"$f\" | base64 -w0; echo; done",
+        p = quote(path),
+        prune = prune(exclude),
+        names = names.join(" -o ")
+    )
+}
+
+/// The credentials in [`config_command`]'s output: `(path, keys)` of each file with any.
+fn parse_configs(out: &str) -> Vec<(String, Vec<String>)> {
+    use base64::Engine as _;
+    out.lines()
+        .filter_map(|l| {
+            let (path, b64) = l.strip_prefix("F ./")?.split_once('\t')?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()?;
+            let keys = crate::artifact::credentials::literal_keys(&String::from_utf8_lossy(&bytes));
+            (!keys.is_empty()).then(|| (path.to_string(), keys))
+        })
+        .collect()
+}
+
 /// Probes a fetch step: the tree's files, bytes and newest change (with the step's exclusions),
 /// `tar`, and the vendor's manifest.
 pub(super) async fn probe_tree(
@@ -164,6 +208,18 @@ pub(super) async fn probe_tree(
         Ok((0, out)) => match parse_tree(&out) {
             Some(mut t) if t.kind == "dir" || t.kind == "file" => {
                 access(v, x, id, &mut t, fx).await;
+                if t.kind == "dir"
+                    && let Ok((0, out)) = sh(v, &config_command(&x.path, &x.exclude), None).await
+                {
+                    t.credentials = parse_configs(&out);
+                    for (path, keys) in &t.credentials {
+                        sf.found.push(format!(
+                            "vendor:{}/{path}: holds credentials ({})",
+                            x.path.trim_end_matches('/'),
+                            keys.join(", ")
+                        ));
+                    }
+                }
                 sf.found.push(format!(
                     "vendor:{}: {} {}, {} (newest change {})",
                     x.path,
@@ -256,6 +312,49 @@ mod tests {
         assert!(
             c.contains("\\( -path './storage/logs' -o -path './x'\\''y' \\) -prune -o -type f"),
             "{c}"
+        );
+    }
+
+    /// The config command, run by the local shell on a real tree: a `wp-config.php` with a
+    /// password is found, an excluded one and a `.env` reading nothing literal are not.
+    #[test]
+    fn the_config_command_finds_credentials_in_well_known_files() {
+        let d = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(d.path().join("old/x")).expect("mkdir");
+        fs::create_dir_all(d.path().join("application/config")).expect("mkdir");
+        fs::write(
+            d.path().join("wp-config.php"),
+            "define('DB_PASSWORD', 'rahasia');\n",
+        )
+        .expect("write");
+        fs::write(
+            d.path().join("old/x/wp-config.php"),
+            "define('DB_PASSWORD', 'lama');\n",
+        )
+        .expect("write");
+        fs::write(d.path().join(".env"), "DB_PASSWORD=\n").expect("write");
+        fs::write(
+            d.path().join("application/config/database.php"),
+            "$db['default']['password'] = 'ci';\n",
+        )
+        .expect("write");
+        let cmd = config_command(&d.path().display().to_string(), &["old/".into()]);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .output()
+            .expect("sh");
+        let mut found = parse_configs(&String::from_utf8_lossy(&out.stdout));
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                (
+                    "application/config/database.php".to_string(),
+                    vec!["password".to_string()]
+                ),
+                ("wp-config.php".to_string(), vec!["DB_PASSWORD".to_string()]),
+            ]
         );
     }
 
