@@ -75,6 +75,8 @@ pub struct ContainerSpec {
     pub log_max_size: String,
     /// Rotated files kept.
     pub log_max_files: u32,
+    /// The engine's init as PID 1.
+    pub init: bool,
 }
 
 impl Docker {
@@ -140,6 +142,7 @@ impl Docker {
             binds: (!s.binds.is_empty()).then(|| s.binds.clone()),
             network_mode: s.network.clone(),
             readonly_rootfs: Some(s.read_only),
+            init: s.init.then_some(true),
             security_opt: s
                 .no_new_privileges
                 .then(|| vec!["no-new-privileges:true".to_string()]),

@@ -39,6 +39,7 @@ fn helper_spec(
         tmpfs: Vec::new(),
         log_max_size: "1m".into(),
         log_max_files: 1,
+        init: false,
     }
 }
 

@@ -364,6 +364,9 @@ pub struct Deploy {
     pub security: Security,
     /// Previous releases kept for rollback.
     pub keep: u32,
+    /// How long the current release gets to stop (SIGTERM, then SIGKILL) at a cut-over.
+    #[serde(default = "stop_grace_default")]
+    pub stop_grace: Span,
     /// Files delivered into the container at deploy time (never into an image layer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<DeployFile>,
@@ -472,6 +475,17 @@ pub struct Security {
     pub log_max_size: Size,
     /// Rotated log files kept.
     pub log_max_files: u32,
+    /// The engine's init (docker-init, tini) as PID 1, so SIGTERM reaches the app.
+    #[serde(default = "init_default")]
+    pub init: bool,
+}
+
+fn stop_grace_default() -> Span {
+    Span::secs(10)
+}
+
+const fn init_default() -> bool {
+    true
 }
 
 impl Default for Security {
@@ -484,6 +498,7 @@ impl Default for Security {
             pids: 256,
             restart: RestartPolicy::UnlessStopped,
             tmpfs: vec!["/tmp".into()],
+            init: true,
             log_max_size: Size(10 << 20),
             log_max_files: 3,
         }

@@ -423,6 +423,9 @@ pub struct RawDeploy {
     pub security: Option<Sp<RawSecurity>>,
     /// How many previous releases to keep, stopped, for rollback; default 1.
     pub keep: Option<Sp<u32>>,
+    /// How long the current release gets to stop at a cut-over (SIGTERM, then SIGKILL);
+    /// default 10s.
+    pub stop_grace: Option<Sp<String>>,
     /// Files the app reads (its config), delivered at deploy time into the container,
     /// never into an image layer: a template from the playbook's folder, inline content,
     /// or the fetched file edited by `replace`. They may hold secrets.
@@ -517,6 +520,8 @@ pub struct RawSecurity {
     pub log_max_size: Option<Sp<String>>,
     /// Rotated log files kept; default 3.
     pub log_max_files: Option<Sp<u32>>,
+    /// The engine's init (tini) as PID 1, forwarding signals to the app; default true.
+    pub init: Option<Sp<bool>>,
 }
 
 /// A string field that may also be a secret source: `"text"`, `{ env: NAME }` or `{ file: PATH }`.

@@ -276,6 +276,7 @@ pub(crate) fn hardening(s: &Security) -> Vec<String> {
                 .unwrap_or_default()
         ),
         format!("logs json-file, {} x {}", s.log_max_size, s.log_max_files),
+        onoff(s.init, "init as PID 1 (signals reach the app)"),
         "no Docker socket, no host paths mounted".into(),
     ]
 }

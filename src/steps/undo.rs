@@ -15,6 +15,9 @@ use crate::engine::{StepError, UndoItem};
 use crate::plan::Undo;
 use crate::playbook::StepKind;
 
+/// Seconds the release being rolled back gets to stop (SIGTERM, then SIGKILL).
+const ROLLBACK_STOP_GRACE: i32 = 2;
+
 /// Undoes one journaled change.
 pub(super) async fn undo(live: &Live, item: &UndoItem) -> Result<(), StepError> {
     let failed = |e: crate::docker::DockerError| StepError::failed(e.to_string());
@@ -51,8 +54,13 @@ pub(super) async fn undo(live: &Live, item: &UndoItem) -> Result<(), StepError> 
             let engine = live.engine().await?;
             // The old container, by id: the names may be half swapped back.
             let old = id.as_deref().unwrap_or(name);
+            // The release being rolled back gets a short grace: the old one is waiting to
+            // serve again, and the gap is what clients see.
             if !stop_first.is_empty() {
-                engine.stop(stop_first, 10).await.map_err(failed)?;
+                engine
+                    .stop(stop_first, ROLLBACK_STOP_GRACE)
+                    .await
+                    .map_err(failed)?;
             }
             match engine.container(old).await.map_err(failed)? {
                 Some(_) => engine.start(old).await.map_err(failed),

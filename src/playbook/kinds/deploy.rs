@@ -95,6 +95,11 @@ impl Validator<'_> {
             );
         }
         let files = self.deploy_files(&r.files, f);
+        let stop_grace = r
+            .stop_grace
+            .as_ref()
+            .and_then(|t| self.span(t, &format!("{f}.stop_grace")))
+            .unwrap_or(Span::secs(10));
         Deploy {
             image,
             name,
@@ -105,6 +110,7 @@ impl Validator<'_> {
             health,
             security,
             keep,
+            stop_grace,
             files,
         }
     }
@@ -251,6 +257,9 @@ impl Validator<'_> {
         let Some(s) = s else { return sec };
         if let Some(v) = &s.read_only {
             sec.read_only = v.value;
+        }
+        if let Some(v) = &s.init {
+            sec.init = v.value;
         }
         if let Some(v) = &s.no_new_privileges {
             sec.no_new_privileges = v.value;

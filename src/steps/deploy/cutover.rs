@@ -90,6 +90,7 @@ fn spec(
         tmpfs: s.tmpfs.clone(),
         log_max_size: s.log_max_size.0.to_string(),
         log_max_files: s.log_max_files,
+        init: s.init,
     }
 }
 
@@ -217,7 +218,8 @@ pub(super) async fn execute(
             },
         )?;
         let t = Instant::now();
-        engine.stop(&d.name, 10).await.map_err(docker_err)?;
+        let grace = i32::try_from(d.stop_grace.0.as_secs().max(1)).unwrap_or(i32::MAX);
+        engine.stop(&d.name, grace).await.map_err(docker_err)?;
         stopped = Some((id, t.elapsed()));
     }
     // The new one is started the moment the old one's stop returns (the port is free then):

@@ -108,7 +108,7 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         place: Place::Target,
         name: d.name.clone(),
         details: vec![
-            format!("cut-over: the current `{}`, if any, is stopped and renamed `{}.prev-<run-id>`; the new one takes the name once healthy", d.name, d.name),
+            format!("cut-over: the current `{}`, if any, is stopped with a grace of {} and renamed `{}.prev-<run-id>`; the new one takes the name once healthy", d.name, d.stop_grace, d.name),
             format!("unhealthy: the new one is removed and the current one started again"),
             format!("previous releases kept: {}", d.keep),
         ],

@@ -412,6 +412,7 @@ async fn execute(
         tmpfs: s.tmpfs.clone(),
         log_max_size: s.log_max_size.0.to_string(),
         log_max_files: s.log_max_files,
+        init: s.init,
     };
     if engine
         .image_id(&r.image)
