@@ -17,8 +17,10 @@ use std::path::Path;
 use super::{Node, Tree};
 
 /// File names (or path endings) of config files that commonly hold credentials.
-pub const WELL_KNOWN: [&str; 14] = [
+pub const WELL_KNOWN: [&str; 16] = [
     "wp-config.php",
+    "config.local.php",
+    "dbconfig.inc.php",
     ".env",
     "config/database.php",
     "application/config/database.php",
