@@ -289,3 +289,64 @@ pub(crate) fn link(val: &mut Validator<'_>, steps: &mut [Option<Step>], locs: &[
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::playbook::{FileSource, StepKind, load};
+
+    const HEAD: &str = "version: 1\napp: situs\nvendor: { host: 127.0.0.1, user: v, identity: k, known_hosts: kh }\nvars:\n  pw: { env: PW }\nsteps:\n  - id: code\n    fetch: { path: /srv/www }\n  - id: image\n    build:\n      base: gov/php:8.2\n      copy: { code: /var/www/html }\n      owner: \"33:33\"\n  - id: web\n    deploy:\n      image: image\n      name: situs\n      files:\n";
+
+    fn check(files: &str, template: Option<&str>) -> crate::playbook::Loaded {
+        let d = tempfile::tempdir().expect("tempdir");
+        if let Some(t) = template {
+            std::fs::write(d.path().join("app.tmpl"), t).expect("template");
+        }
+        let p = d.path().join("p.yml");
+        std::fs::write(&p, format!("{HEAD}{files}")).expect("playbook");
+        load(&p)
+    }
+
+    fn errors(l: &crate::playbook::Loaded) -> String {
+        l.diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{d:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn a_delivered_file_inside_a_copied_tree_is_left_out_of_the_build_and_owned_as_it() {
+        let l = check(
+            "        - path: /var/www/html/wp-config.php\n          replace: [{ find: \"{{ vars.pw }}\", with: x }]\n        - path: /etc/app.ini\n          template: app.tmpl\n",
+            Some("a = {{ vars.pw }}\n"),
+        );
+        let pb = l.playbook.as_ref().unwrap_or_else(|| panic!("{}", errors(&l)));
+        let StepKind::Build(b) = &pb.steps[1].kind else { panic!("a build") };
+        assert_eq!(
+            b.omit,
+            [("code".to_string(), "wp-config.php".to_string(), "web".to_string())]
+        );
+        let StepKind::Deploy(d) = &pb.steps[2].kind else { panic!("a deploy") };
+        assert_eq!((d.files[0].uid, d.files[0].gid, d.files[0].mode), (33, 33, 0o440));
+        assert!(matches!(d.files[1].source, FileSource::Template { .. }));
+        assert_eq!(d.files[1].replaces, None);
+    }
+
+    #[test]
+    fn bad_files_are_errors_naming_what_was_expected() {
+        let e = errors(&check(
+            "        - path: /etc/a\n          content: x\n          template: app.tmpl\n",
+            Some("x"),
+        ));
+        assert!(e.contains("gives 2 sources"), "{e}");
+        let e = errors(&check("        - path: /etc/a\n          replace: [{ find: a, with: b }]\n", None));
+        assert!(e.contains("no fetched file lies there"), "{e}");
+        let e = errors(&check("        - path: /etc/a\n          template: app.tmpl\n", Some("{{ vars.nope }}")));
+        assert!(e.contains("app.tmpl:1:1: `vars.nope` is not defined"), "{e}");
+        let e = errors(&check("        - path: /etc/a\n          content: x\n          mode: \"4755\"\n", None));
+        assert!(e.contains("is not a file mode"), "{e}");
+        let e = errors(&check("        - path: etc/a\n          content: x\n", None));
+        assert!(e.contains("must be an absolute path"), "{e}");
+    }
+}
