@@ -29,4 +29,4 @@ pub use event::{Event, EventSink, RunResult};
 pub use executor::{EngineError, Executor, RollbackReport, RunOptions, RunOutcome};
 pub use history::History;
 pub use redact::Redactor;
-pub use runner::{Runner, StepCx, StepError, UndoItem};
+pub use runner::{Reuse, Runner, StepCx, StepError, UndoItem};
