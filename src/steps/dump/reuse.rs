@@ -1,0 +1,108 @@
+//! `dump` with `--reuse-artifacts`: an earlier run's dump of the same database, made with
+//! the same inputs and verified again, copied in instead of dumping.
+//!
+//! Invariants: the earlier dump, its evidence and its manifest are verified (the manifest
+//! is the one the earlier journal holds) before they are copied; the copy is journaled as
+//! a dump is, the dump written under a partial name and renamed once complete; a restore
+//! reading it in a pipelined pair is handed the finished file and its SHA-256.
+
+use std::fs;
+use std::io;
+
+use serde_json::{Value, json};
+
+use super::artifact::{paths, still_valid};
+use crate::engine::reuse::{candidates, inputs_sha256};
+use crate::engine::{StepCx, StepError};
+use crate::plan::{PlannedStep, Undo};
+use crate::playbook::Dump;
+use crate::steps::common::{file_sha256, remove_all};
+use crate::steps::live::Live;
+
+/// The key of what decides a dump's bytes: the vendor's login and address, the engine,
+/// and where and as whom the database is reached (never the password).
+pub(super) fn inputs(live: &Live, d: &Dump) -> Result<String, StepError> {
+    let t = live.ssh_target()?;
+    Ok(inputs_sha256(&json!({
+        "kind": "dump",
+        "vendor": format!("{}@{}:{}", t.user, t.host, t.port),
+        "engine": d.engine,
+        "host": d.host,
+        "port": d.port,
+        "database": d.database,
+        "user": d.user,
+    })))
+}
+
+/// With `--reuse-artifacts`, takes the newest earlier dump with the same `inputs` that
+/// still verifies: its facts, or `None` (dump).
+pub(super) async fn reuse(
+    step: &PlannedStep,
+    inputs: &str,
+    cx: &mut StepCx<'_>,
+) -> Result<Option<Value>, StepError> {
+    let Some(reuse) = cx.reuse().cloned() else {
+        return Ok(None);
+    };
+    let artifacts = cx.artifacts().to_path_buf();
+    let mut found = None;
+    for e in candidates(&artifacts, inputs, &reuse) {
+        match still_valid(&e.step, &e.facts, &e.artifacts) {
+            Ok(()) => {
+                found = Some(e);
+                break;
+            }
+            Err(why) => cx.output(&format!(
+                "not reused (it does not verify): run {} step `{}`: {why}",
+                e.run, e.step
+            )),
+        }
+    }
+    let Some(earlier) = found else {
+        cx.output("no verified dump of an earlier run with these inputs: dumping");
+        return Ok(None);
+    };
+    let [gz_path, manifest_path, evidence_path] = paths(&artifacts, &step.id);
+    let partial = artifacts.join(format!("{}.sql.gz.partial-reused", step.id));
+    let change = step
+        .changes
+        .first()
+        .ok_or_else(|| StepError::failed("a dump step lists its artifact"))?;
+    let undo = Undo::RemoveArtifact {
+        paths: vec![
+            gz_path.clone(),
+            partial.clone(),
+            manifest_path.clone(),
+            evidence_path.clone(),
+        ],
+    };
+    let id = cx.intent(change, &undo)?;
+    let feed = cx.feed();
+    let [from_gz, from_manifest, from_evidence] = paths(&earlier.artifacts, &earlier.step);
+    let copy = |from: &std::path::Path, to: &std::path::Path| -> io::Result<()> {
+        fs::copy(from, to)?;
+        fs::File::open(to)?.sync_all()
+    };
+    let made = copy(&from_gz, &partial)
+        .and_then(|()| copy(&from_evidence, &evidence_path))
+        .and_then(|()| copy(&from_manifest, &manifest_path))
+        .and_then(|()| fs::rename(&partial, &gz_path));
+    if let Err(e) = made {
+        let _ = remove_all(&[partial, manifest_path, evidence_path]);
+        return Err(StepError::failed(format!(
+            "cannot copy the dump of run {} into place: {e}",
+            earlier.run
+        )));
+    }
+    if let Some(f) = &feed {
+        let sha = file_sha256(&gz_path).map_err(StepError::Failed)?;
+        let bytes = fs::metadata(&gz_path).map_or(0, |m| m.len());
+        f.begin(&gz_path, fs::File::open(&gz_path).ok());
+        f.wrote(bytes);
+        f.finish(bytes, &sha);
+    }
+    cx.output(&earlier.said());
+    let facts = earlier.facts_of_copy();
+    cx.done(&id, &facts)?;
+    Ok(Some(facts))
+}
