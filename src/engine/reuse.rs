@@ -155,8 +155,12 @@ mod tests {
     #[test]
     fn the_key_does_not_depend_on_field_order() {
         let a = json!({"path": "/srv", "exclude": ["a"]});
-        let b: Value = serde_json::from_str(r#"{"exclude": ["a"], "path": "/srv"}"#).unwrap_or_default();
+        let b: Value =
+            serde_json::from_str(r#"{"exclude": ["a"], "path": "/srv"}"#).unwrap_or_default();
         assert_eq!(inputs_sha256(&a), inputs_sha256(&b));
-        assert_ne!(inputs_sha256(&a), inputs_sha256(&json!({"path": "/srv", "exclude": []})));
+        assert_ne!(
+            inputs_sha256(&a),
+            inputs_sha256(&json!({"path": "/srv", "exclude": []}))
+        );
     }
 }

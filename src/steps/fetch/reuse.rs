@@ -69,7 +69,11 @@ pub(super) async fn reuse(
 }
 
 /// Copies `earlier` in as this step's artifact, journaled as a pull is.
-async fn take(step: &PlannedStep, earlier: Earlier, cx: &mut StepCx<'_>) -> Result<Value, StepError> {
+async fn take(
+    step: &PlannedStep,
+    earlier: Earlier,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
     let artifacts = cx.artifacts().to_path_buf();
     let [dest, _, manifest_path, tree_path] = paths(&artifacts, &step.id);
     let partial = artifacts.join(format!("{}.partial-reused", step.id));
@@ -125,7 +129,10 @@ async fn take(step: &PlannedStep, earlier: Earlier, cx: &mut StepCx<'_>) -> Resu
 /// Copies a file with its mode and modification time, synced.
 fn copy_file(from: &Path, to: &Path) -> io::Result<()> {
     fs::copy(from, to)?;
-    let f = fs::OpenOptions::new().write(true).open(to).or_else(|_| fs::File::open(to))?;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(to)
+        .or_else(|_| fs::File::open(to))?;
     if let Ok(t) = fs::metadata(from).and_then(|m| m.modified()) {
         let _ = f.set_modified(t);
     }
