@@ -16,7 +16,7 @@ use crate::engine::reuse::{candidates, inputs_sha256};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{PlannedStep, Undo};
 use crate::playbook::Dump;
-use crate::steps::common::{file_sha256, remove_all};
+use crate::steps::common::remove_all;
 use crate::steps::live::Live;
 
 /// The key of what decides a dump's bytes: the vendor's login and address, the engine,
@@ -45,18 +45,24 @@ pub(super) async fn reuse(
         return Ok(None);
     };
     let artifacts = cx.artifacts().to_path_buf();
-    let mut found = None;
-    for e in candidates(&artifacts, inputs, &reuse) {
-        match still_valid(&e.step, &e.facts, &e.artifacts) {
-            Ok(()) => {
-                found = Some(e);
-                break;
+    // Re-hashing a dump reads it whole: off the run's task.
+    let (found, passed) = tokio::task::spawn_blocking({
+        let (artifacts, inputs) = (artifacts.clone(), inputs.to_string());
+        move || {
+            let mut passed = Vec::new();
+            for e in candidates(&artifacts, &inputs, &reuse) {
+                match still_valid(&e.step, &e.facts, &e.artifacts) {
+                    Ok(()) => return (Some(e), passed),
+                    Err(why) => passed.push(format!("run {} step `{}`: {why}", e.run, e.step)),
+                }
             }
-            Err(why) => cx.output(&format!(
-                "not reused (it does not verify): run {} step `{}`: {why}",
-                e.run, e.step
-            )),
+            (None, passed)
         }
+    })
+    .await
+    .map_err(|e| StepError::failed(format!("the checking thread failed: {e}")))?;
+    for p in passed {
+        cx.output(&format!("not reused (it does not verify): {p}"));
     }
     let Some(earlier) = found else {
         cx.output("no verified dump of an earlier run with these inputs: dumping");
@@ -79,27 +85,38 @@ pub(super) async fn reuse(
     let id = cx.intent(change, &undo)?;
     let feed = cx.feed();
     let [from_gz, from_manifest, from_evidence] = paths(&earlier.artifacts, &earlier.step);
-    let copy = |from: &std::path::Path, to: &std::path::Path| -> io::Result<()> {
-        fs::copy(from, to)?;
-        fs::File::open(to)?.sync_all()
-    };
-    let made = copy(&from_gz, &partial)
-        .and_then(|()| copy(&from_evidence, &evidence_path))
-        .and_then(|()| copy(&from_manifest, &manifest_path))
-        .and_then(|()| fs::rename(&partial, &gz_path));
-    if let Err(e) = made {
-        let _ = remove_all(&[partial, manifest_path, evidence_path]);
-        return Err(StepError::failed(format!(
+    let copied = tokio::task::spawn_blocking({
+        let (partial, gz_path) = (partial.clone(), gz_path.clone());
+        move || -> io::Result<()> {
+            let copy = |from: &std::path::Path, to: &std::path::Path| -> io::Result<()> {
+                fs::copy(from, to)?;
+                fs::File::open(to)?.sync_all()
+            };
+            let made = copy(&from_gz, &partial)
+                .and_then(|()| copy(&from_evidence, &evidence_path))
+                .and_then(|()| copy(&from_manifest, &manifest_path))
+                .and_then(|()| fs::rename(&partial, &gz_path));
+            if made.is_err() {
+                let _ = remove_all(&[partial, manifest_path, evidence_path]);
+            }
+            made
+        }
+    })
+    .await
+    .map_err(|e| StepError::failed(format!("the copying thread failed: {e}")))?;
+    copied.map_err(|e| {
+        StepError::failed(format!(
             "cannot copy the dump of run {} into place: {e}",
             earlier.run
-        )));
-    }
+        ))
+    })?;
     if let Some(f) = &feed {
-        let sha = file_sha256(&gz_path).map_err(StepError::Failed)?;
+        // The restore checks what it reads against the SHA-256 verified above.
+        let sha = earlier.facts["sql_gz_sha256"].as_str().unwrap_or_default();
         let bytes = fs::metadata(&gz_path).map_or(0, |m| m.len());
         f.begin(&gz_path, fs::File::open(&gz_path).ok());
         f.wrote(bytes);
-        f.finish(bytes, &sha);
+        f.finish(bytes, sha);
     }
     cx.output(&earlier.said());
     let facts = earlier.facts_of_copy();

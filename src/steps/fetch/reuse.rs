@@ -91,7 +91,7 @@ async fn take(
     };
     let id = cx.intent(change, &undo)?;
     let [from, _, from_manifest, from_tree] = paths(&earlier.artifacts, &earlier.step);
-    let copies = [
+    let sidecars = [
         (from_manifest, manifest_path.clone()),
         (from_tree, tree_path.clone()),
     ];
@@ -101,7 +101,7 @@ async fn take(
         move || -> io::Result<()> {
             remove_all(std::slice::from_ref(&partial))?;
             let made = copy_tree(&from, &partial).and_then(|()| {
-                for (a, b) in &copies {
+                for (a, b) in &sidecars {
                     copy_file(a, b)?;
                 }
                 fs::rename(&partial, &dest)
