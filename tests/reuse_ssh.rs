@@ -145,3 +145,66 @@ fn a_second_run_reuses_the_verified_pull_and_a_changed_exclude_pulls_again() {
     assert!(!second.join("artifacts/code").exists());
     assert!(index(&first).contains("release 1"));
 }
+
+#[test]
+fn a_second_dump_with_the_same_inputs_is_the_verified_first_one() {
+    let Some(env) = Env::builder("reuse-dump").sshd().plan_fidelity().build() else {
+        return;
+    };
+    let Some(db) = support::db::Mariadb::start() else {
+        return;
+    };
+    let d = &db.database;
+    db.query(&format!(
+        "CREATE TABLE `{d}`.permit (id INT PRIMARY KEY); INSERT INTO `{d}`.permit VALUES (1);"
+    ));
+    let pb = env.write(
+        "db.yml",
+        format!(
+            "version: 1\napp: dbreuse\n{vendor}vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\nsteps:\n  - id: db\n    dump:\n      engine: mariadb\n      database: {d}\n      user: {user}\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {port}\n",
+            vendor = env.sshd().vendor_yaml(),
+            user = db.user,
+            port = db.port,
+        ),
+    );
+    let run = |args: &[&str]| {
+        let mut all = vec!["run", pb.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = env
+            .command(&all)
+            .env("BOYONG_TEST_DB_PASSWORD", &db.password)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains(&db.password));
+        let run = env.last_run("dbreuse");
+        let facts = journal(&run)
+            .into_iter()
+            .find(|r| r["type"] == "step-done" && r["step"] == "db")
+            .map(|r| r["facts"].clone())
+            .expect("db is done");
+        (run, facts, err)
+    };
+    let (first, f1, _) = run(&[]);
+    // Written after the first dump: a reused dump does not have it.
+    db.query(&format!("INSERT INTO `{d}`.permit VALUES (2);"));
+    let (second, f2, err) = run(&["--reuse-artifacts"]);
+    let first_id = first.file_name().unwrap().to_str().unwrap();
+    assert_eq!(f2["reused_from"]["run"], first_id, "{f2}");
+    assert_eq!(f2["sql_sha256"], f1["sql_sha256"]);
+    assert!(
+        err.contains(&format!("reused from run {first_id} step `db`")),
+        "{err}"
+    );
+    let check = std::process::Command::new("sha256sum")
+        .args(["--strict", "-c", "db.manifest"])
+        .current_dir(second.join("artifacts"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    // Without the flag: a fresh dump, with the new row.
+    let (_, f3, _) = run(&[]);
+    assert!(f3.get("reused_from").is_none());
+    assert_ne!(f3["sql_sha256"], f1["sql_sha256"]);
+}
