@@ -126,8 +126,25 @@ fn a_second_run_reuses_the_verified_pull_and_a_changed_exclude_pulls_again() {
         .unwrap();
     assert!(check.status.success(), "{}", text(&check.stdout));
 
+    // The plan says what a run would take.
+    let plan = |flag: &str| {
+        let out = env.run(&["plan", "app.yml", "--offline", flag]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let second_id = second.file_name().unwrap().to_str().unwrap();
+    let said = plan("--reuse-artifacts=1h");
+    assert!(
+        said.contains(&format!(
+            "--reuse-artifacts: reused from run {second_id} step `code` (pulled "
+        )),
+        "{said}"
+    );
+    assert!(!plan("--json").contains("reuse"));
+
     // Another exclusion is another input: pulled again, the vendor's change seen.
     env.playbook("\"cache/\", \"logs/\"");
+    assert!(plan("--reuse-artifacts").contains("no earlier run has an artifact with these inputs"));
     let (third, _) = env.ok(&["--reuse-artifacts=1h"]);
     assert!(index(&third).contains("release 2"));
     assert!(facts(&third).get("reused_from").is_none());
@@ -139,7 +156,6 @@ fn a_second_run_reuses_the_verified_pull_and_a_changed_exclude_pulls_again() {
     assert!(index(&fourth).contains("release 2"));
 
     // A rollback of the reusing run removes its copy only.
-    let second_id = second.file_name().unwrap().to_str().unwrap();
     let rb = env.run(&["rollback", "wisata", "--run", second_id, "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert!(!second.join("artifacts/code").exists());

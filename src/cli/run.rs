@@ -279,7 +279,7 @@ fn worded(app: &str, id: &str, file: &Path, json: bool, outcome: Outcome) -> Res
 }
 
 /// `MAX_AGE` for `--reuse-artifacts`: `7d`, `36h`, `30m`.
-fn parse_max_age(s: &str) -> std::result::Result<Duration, String> {
+pub(super) fn parse_max_age(s: &str) -> std::result::Result<Duration, String> {
     match boyong::playbook::units::parse_age(s)? {
         0 => Err("a maximum age of 0 reuses nothing: leave the flag out".into()),
         n => Ok(Duration::from_secs(n)),

@@ -16,7 +16,7 @@ use sha2::{Digest as _, Sha256};
 
 pub(crate) mod artifact;
 mod probe;
-mod reuse;
+pub(crate) mod reuse;
 
 pub(crate) use artifact::{dump_sha256, paths, verify};
 

@@ -19,19 +19,25 @@ use crate::playbook::Dump;
 use crate::steps::common::remove_all;
 use crate::steps::live::Live;
 
-/// The key of what decides a dump's bytes: the vendor's login and address, the engine,
-/// and where and as whom the database is reached (never the password).
+/// The key of what decides a dump's bytes, for the run's vendor host ([`inputs_of`]).
 pub(super) fn inputs(live: &Live, d: &Dump) -> Result<String, StepError> {
     let t = live.ssh_target()?;
-    Ok(inputs_sha256(&json!({
+    Ok(inputs_of(&format!("{}@{}:{}", t.user, t.host, t.port), d))
+}
+
+/// The key of what decides a dump's bytes: the vendor's login and address
+/// (`user@host:port`), the engine, and where and as whom the database is reached (never
+/// the password: it does not change the bytes).
+pub(crate) fn inputs_of(vendor: &str, d: &Dump) -> String {
+    inputs_sha256(&json!({
         "kind": "dump",
-        "vendor": format!("{}@{}:{}", t.user, t.host, t.port),
+        "vendor": vendor,
         "engine": d.engine,
         "host": d.host,
         "port": d.port,
         "database": d.database,
         "user": d.user,
-    })))
+    }))
 }
 
 /// With `--reuse-artifacts`, takes the newest earlier dump with the same `inputs` that

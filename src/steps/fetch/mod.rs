@@ -21,7 +21,7 @@ use crate::shell::quote;
 use crate::ssh::{Out, Session};
 
 mod probe;
-mod reuse;
+pub(crate) mod reuse;
 
 pub(crate) use probe::Tree;
 

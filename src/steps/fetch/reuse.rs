@@ -20,17 +20,22 @@ use crate::playbook::Fetch;
 use crate::steps::common::remove_all;
 use crate::steps::live::Live;
 
-/// The key of what decides a fetch's bytes: the vendor's login and address, the path,
-/// the exclusions and the vendor's sums file.
+/// The key of what decides a fetch's bytes, for the run's vendor host ([`inputs_of`]).
 pub(super) fn inputs(live: &Live, f: &Fetch) -> Result<String, StepError> {
     let t = live.ssh_target()?;
-    Ok(inputs_sha256(&json!({
+    Ok(inputs_of(&format!("{}@{}:{}", t.user, t.host, t.port), f))
+}
+
+/// The key of what decides a fetch's bytes: the vendor's login and address
+/// (`user@host:port`), the path, the exclusions and the vendor's sums file.
+pub(crate) fn inputs_of(vendor: &str, f: &Fetch) -> String {
+    inputs_sha256(&json!({
         "kind": "fetch",
-        "vendor": format!("{}@{}:{}", t.user, t.host, t.port),
+        "vendor": vendor,
         "path": f.path,
         "exclude": f.exclude,
         "sha256sums": f.sha256sums,
-    })))
+    }))
 }
 
 /// With `--reuse-artifacts`, takes the newest earlier tree with the same `inputs` that
