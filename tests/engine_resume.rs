@@ -345,6 +345,29 @@ fn a_crash_after_the_edit_was_journaled_still_redoes_the_changed_steps() {
 }
 
 #[test]
+fn a_second_edit_after_a_crash_still_redoes_what_the_first_one_changed() {
+    let d = Dir::new();
+    let world = faulted("web", 0, Point::AfterDone);
+    d.first(PLAYBOOK, &world);
+    let one = PLAYBOOK.replace(r#"cmd: ["httpd", "-f"]"#, r#"cmd: ["httpd"]"#);
+    let (opened, _) = d.reopen(&one).unwrap();
+    assert_eq!(opened.redo_from, Some(2));
+    drop(opened);
+    // The second edit changes only `web`; `image` is still the first version's.
+    let two = one.replace("network: demo-net", "network: demo-net2");
+    let (opened, plan) = d.reopen(&two).unwrap();
+    assert_eq!(opened.edit.as_ref().unwrap().version, 3);
+    assert_eq!(opened.edit.as_ref().unwrap().diff.redo_from, 3);
+    assert_eq!(opened.redo_from, Some(2));
+    let mut events = Vec::new();
+    assert_eq!(
+        execute(opened, &plan, &world, &mut events),
+        RunOutcome::Succeeded
+    );
+    assert_eq!(skipped(&events), ["code", "maint"]);
+}
+
+#[test]
 fn an_edit_that_would_redo_a_restore_the_app_has_used_is_refused() {
     let text = PLAYBOOK.replace(
         "  - id: image\n",

@@ -172,12 +172,16 @@ pub fn reopen_run(
     } else {
         (None, false)
     };
-    let mut redo_from = None;
-    let edit = match edit {
+    // A step that the last journaled edit redoes and that is still done from before it (a
+    // crash came before its undo) is redone, never skipped.
+    let stale = stale_steps(&run, &h)?;
+    let stale_at = plan.steps.iter().position(|s| stale.contains(&s.id));
+    let (edit, redo_from) = match edit {
         Some(v) => {
             let old = read_plan(&run, v - 1)?;
             let diff = old.step_diff(plan);
-            if let Some(why) = unsafe_redo(&h, &old, plan, diff.redo_from) {
+            let from = stale_at.map_or(diff.redo_from, |i| i.min(diff.redo_from));
+            if let Some(why) = unsafe_redo(&h, &old, plan, from) {
                 return Err(ResumeRefusal::PlaybookChanged {
                     app,
                     run: id,
@@ -185,20 +189,9 @@ pub fn reopen_run(
                     diff: diff.to_string(),
                 });
             }
-            redo_from = Some(diff.redo_from);
-            Some(Edit { version: v, diff })
+            (Some(Edit { version: v, diff }), Some(from))
         }
-        None if version > 1 => {
-            // An edit accepted earlier: a step it redoes that is still done from before
-            // it (a crash came before its undo) is redone, not skipped.
-            let diff = read_plan(&run, version - 1)?.step_diff(plan);
-            redo_from = plan.steps[diff.redo_from..]
-                .iter()
-                .position(|s| h.done_before_last_edit(&s.id))
-                .map(|i| i + diff.redo_from);
-            None
-        }
-        None => None,
+        None => (None, stale_at),
     };
     if let (Some(e), true) = (&edit, save) {
         let plan_json = serde_json::to_string_pretty(&*plan)
@@ -257,6 +250,20 @@ fn edited_note(run: &RunDir, e: &Edit, plan: &Plan, pb: &Playbook) -> String {
         name(run.plan_version_path(e.version)),
         e.diff
     )
+}
+
+/// The steps that the last edit journaled redoes and that are still done from before it.
+fn stale_steps(run: &RunDir, h: &History) -> Result<BTreeSet<String>, ResumeRefusal> {
+    let Ok(last @ 2..) = u32::try_from(h.edits + 1) else {
+        return Ok(BTreeSet::new());
+    };
+    let now = read_plan(run, last)?;
+    let diff = read_plan(run, last - 1)?.step_diff(&now);
+    Ok(now.steps[diff.redo_from..]
+        .iter()
+        .filter(|s| h.done_before_last_edit(&s.id))
+        .map(|s| s.id.clone())
+        .collect())
 }
 
 fn read_plan(run: &RunDir, version: u32) -> Result<Plan, ResumeRefusal> {
