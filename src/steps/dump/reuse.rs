@@ -75,7 +75,12 @@ pub(super) async fn reuse(
         return Ok(None);
     };
     let [gz_path, manifest_path, evidence_path] = paths(&artifacts, &step.id);
-    let partial = artifacts.join(format!("{}.sql.gz.partial-reused", step.id));
+    // Per attempt, as a dump's: a copy cut off by a time limit may still be finishing.
+    let partial = artifacts.join(format!(
+        "{}.sql.gz.partial-reused-{:x}",
+        step.id,
+        crate::steps::fetch::reuse::nonce()
+    ));
     let change = step
         .changes
         .first()

@@ -81,7 +81,8 @@ async fn take(
 ) -> Result<Value, StepError> {
     let artifacts = cx.artifacts().to_path_buf();
     let [dest, _, manifest_path, tree_path] = paths(&artifacts, &step.id);
-    let partial = artifacts.join(format!("{}.partial-reused", step.id));
+    // Per attempt, as a pull's: a copy cut off by a time limit may still be finishing.
+    let partial = artifacts.join(format!("{}.partial-reused-{:x}", step.id, nonce()));
     let change = step
         .changes
         .first()
@@ -129,6 +130,13 @@ async fn take(
     let facts = earlier.facts_of_copy();
     cx.done(&id, &facts)?;
     Ok(facts)
+}
+
+/// A number that differs between attempts (the time in nanoseconds).
+pub(crate) fn nonce() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
 }
 
 /// Copies a file with its mode and modification time, synced.
