@@ -172,6 +172,34 @@ fn the_step_diff_compares_resolved_steps_in_playbook_order_and_shows_no_value() 
         "a renamed step is a new one"
     );
     assert!(!diff.to_string().contains(TOKEN));
+    // Which secret a field uses is not in a plan (`***`): a resume reads the playbooks.
+    let pick = |p: &str| {
+        p.replace(
+            "  token: { env: DEMO_TOKEN }\n",
+            "  token: { env: DEMO_TOKEN }\n  other: { env: DEMO_TOKEN }\n",
+        )
+    };
+    let (_, a) = d.load(&pick(PLAYBOOK));
+    let (_, b) = d.load(&pick(PLAYBOOK).replace("{{ vars.token }}", "{{ vars.other }}"));
+    assert!(a.step_diff(&b).is_empty());
+    let (pa, pb) = (
+        playbook::parse(Path::new("a.yml"), pick(PLAYBOOK).as_bytes())
+            .playbook
+            .unwrap(),
+        playbook::parse(
+            Path::new("b.yml"),
+            pick(PLAYBOOK)
+                .replace("{{ vars.token }}", "{{ vars.other }}")
+                .as_bytes(),
+        )
+        .playbook
+        .unwrap(),
+    );
+    assert_eq!(
+        boyong::plan::secret_paths(&pa.steps[1], &pb.steps[1]),
+        ["exec.env.TOKEN"]
+    );
+    assert!(boyong::plan::secret_paths(&pa.steps[2], &pb.steps[2]).is_empty());
     // A changed secret's place shows by its field, never its value.
     let (_, env) = d.load(&PLAYBOOK.replace("{{ vars.token }}", "{{ vars.token }}-2"));
     assert_eq!(
@@ -398,4 +426,25 @@ fn an_edit_that_would_redo_a_restore_the_app_has_used_is_refused() {
         .reopen(&text.replace("run: \"true\", undo", "run: \"true \", undo"))
         .unwrap();
     assert_eq!(opened.redo_from, Some(6));
+}
+
+#[test]
+fn a_resume_sees_a_field_that_now_uses_another_secret() {
+    let with_other = PLAYBOOK.replace(
+        "  token: { env: DEMO_TOKEN }\n",
+        "  token: { env: DEMO_TOKEN }\n  other: { env: DEMO_TOKEN }\n",
+    );
+    let d = Dir::new();
+    let world = faulted("web", 0, Point::AfterDone);
+    d.first(&with_other, &world);
+    let (opened, _) = d
+        .reopen(&with_other.replace("{{ vars.token }}", "{{ vars.other }}"))
+        .unwrap();
+    let edit = opened.edit.unwrap();
+    assert_eq!(
+        edit.diff.line("maint").unwrap().change,
+        StepChange::Changed(vec!["exec.env.TOKEN".into()])
+    );
+    assert_eq!(opened.redo_from, Some(1));
+    assert!(!edit.diff.to_string().contains(TOKEN));
 }

@@ -13,7 +13,8 @@ use std::fmt;
 use serde_json::Value;
 
 use super::{Plan, PlannedStep};
-use crate::playbook::{ExecOn, StepKind};
+use crate::playbook::template::with_secret_names;
+use crate::playbook::{ExecOn, Step, StepKind};
 
 /// How one step differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +78,48 @@ impl fmt::Display for StepDiff {
         }
         Ok(())
     }
+}
+
+impl StepDiff {
+    /// Adds `paths` to what differs in step `id` of `new` (the plan this diff was made
+    /// against), and moves [`StepDiff::redo_from`] back to it if it is after it.
+    pub fn amend(&mut self, new: &Plan, id: &str, paths: Vec<String>) {
+        if paths.is_empty() {
+            return;
+        }
+        if let Some(l) = self.lines.iter_mut().find(|l| l.id == id) {
+            match &mut l.change {
+                StepChange::Unchanged => l.change = StepChange::Changed(paths),
+                StepChange::Changed(p) => {
+                    for x in paths {
+                        if !p.contains(&x) {
+                            p.push(x);
+                        }
+                    }
+                }
+                StepChange::New | StepChange::Removed => {}
+            }
+        }
+        if let Some(i) = new.steps.iter().position(|s| s.id == id) {
+            self.redo_from = self.redo_from.min(i);
+        }
+    }
+}
+
+/// The fields of two versions of a step that differ only in which secret they use
+/// (a plan shows every secret as `***`): their paths, e.g. `restore.password`.
+pub fn secret_paths(old: &Step, new: &Step) -> Vec<String> {
+    let paths = |a: &Step, b: &Step| {
+        let mut out = Vec::new();
+        let (mut a, mut b) = (json(a), json(b));
+        let (ka, kb) = (take(&mut a, "kind"), take(&mut b, "kind"));
+        differ("", &a, &b, &mut out);
+        differ("", &ka, &kb, &mut out);
+        out
+    };
+    let shown = paths(old, new);
+    let named = with_secret_names(|| paths(old, new));
+    named.into_iter().filter(|p| !shown.contains(p)).collect()
 }
 
 impl Plan {

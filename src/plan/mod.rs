@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use diff::{StepChange, StepDiff, StepLine};
+pub use diff::{StepChange, StepDiff, StepLine, secret_paths};
 pub use undo::Undo;
 
 use crate::playbook::units::Span;

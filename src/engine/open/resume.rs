@@ -21,14 +21,14 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CreateError, OpenedRun, Who, write_new};
 use crate::engine::RunResult;
 use crate::engine::history::History;
 use crate::engine::journal::{self, Journal, JournalError, JournalKey, Record};
 use crate::engine::state::{RunDir, RunId, StateDir, StateError};
-use crate::plan::{Plan, StepDiff, Undo};
+use crate::plan::{Plan, StepDiff, Undo, secret_paths};
 use crate::playbook::Playbook;
 
 /// A resumed run whose playbook was edited: the new version and its steps against the
@@ -179,7 +179,8 @@ pub fn reopen_run(
     let (edit, redo_from) = match edit {
         Some(v) => {
             let old = read_plan(&run, v - 1)?;
-            let diff = old.step_diff(plan);
+            let mut diff = old.step_diff(plan);
+            amend_secrets(&run, v - 1, &old, pb, plan, &mut diff);
             let from = stale_at.map_or(diff.redo_from, |i| i.min(diff.redo_from));
             if let Some(why) = unsafe_redo(&h, &old, plan, from) {
                 return Err(ResumeRefusal::PlaybookChanged {
@@ -250,6 +251,30 @@ fn edited_note(run: &RunDir, e: &Edit, plan: &Plan, pb: &Playbook) -> String {
         name(run.plan_version_path(e.version)),
         e.diff
     )
+}
+
+/// Adds to `diff` the fields whose secret changed (a plan shows each as `***`): the
+/// playbook of `version`, read again, against `pb`. Nothing is added when it no longer
+/// reads (the plans' diff stands).
+fn amend_secrets(
+    run: &RunDir,
+    version: u32,
+    old: &Plan,
+    pb: &Playbook,
+    plan: &Plan,
+    diff: &mut StepDiff,
+) {
+    let Ok(text) = fs::read(run.playbook_version_path(version)) else {
+        return;
+    };
+    let Some(before) = crate::playbook::parse(Path::new(&old.playbook), &text).playbook else {
+        return;
+    };
+    for s in &pb.steps {
+        if let Some(o) = before.steps.iter().find(|o| o.id == s.id) {
+            diff.amend(plan, &s.id, secret_paths(o, s));
+        }
+    }
 }
 
 /// The steps that the last edit journaled redoes and that are still done from before it.
