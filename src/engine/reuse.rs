@@ -108,6 +108,10 @@ pub fn candidates(artifacts: &Path, inputs: &str, reuse: &Reuse) -> Vec<Earlier>
             continue;
         };
         for (step, facts) in History::from_journal(&contents).steps_done {
+            // Its files are found by the step's id: only an id a playbook may hold.
+            if !crate::playbook::is_step_id(&step) {
+                continue;
+            }
             if facts.get("inputs_sha256").and_then(Value::as_str) != Some(inputs) {
                 continue;
             }
