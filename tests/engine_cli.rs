@@ -339,8 +339,52 @@ fn a_rollback_that_fails_part_way_exits_3_and_lists_what_is_left() {
 }
 
 #[test]
-fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
+fn resume_after_an_edit_shows_the_steps_that_changed_and_redoes_from_the_first() {
     let env = Env::new();
+    let out = env.run_faulted(
+        &["run", "demo.yml", "--no-auto-rollback"],
+        "web:0:after-done:fail",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    // Two lines inserted (a new step) and one changed: the diff is one line a step.
+    let edited = PLAYBOOK
+        .replace(
+            "  - id: web\n",
+            "  - id: warm\n    exec: { run: touch /srv/app/.warm, undo: rm -f /srv/app/.warm }\n  - id: web\n",
+        )
+        .replace("name: demo-web", "name: demo-web2");
+    std::fs::write(env.path("demo.yml"), &edited).unwrap();
+    let out = env.run(&["run", "demo.yml", "--resume", "--json"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("the playbook changed since run"), "{err}");
+    assert!(
+        err.contains(
+            "steps from `warm` on are redone:\n  = code   unchanged\n  = maint  unchanged\n  = image  unchanged\n  + warm   new\n  ~ web    changed: deploy.name\n"
+        ),
+        "{err}"
+    );
+    let skipped: Vec<String> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "step-skipped")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(skipped, ["code", "maint", "image"]);
+    let r = env.resources();
+    let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+    assert!(keys.iter().any(|k| k.ends_with(":demo-web2")), "{keys:?}");
+    assert!(r["target:container:demo-web"] == "old-release", "{keys:?}");
+    let rb = env.run(&["rollback", "demo", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(env.resources(), start_resources());
+}
+
+#[test]
+fn resume_is_refused_when_an_edit_would_repeat_a_change_without_undo() {
+    let env = Env::new();
+    let no_undo = PLAYBOOK.replace("      undo: rm -f /srv/app/.maintenance\n", "");
+    std::fs::write(env.path("demo.yml"), &no_undo).unwrap();
     let out = env.run_faulted(
         &["run", "demo.yml", "--no-auto-rollback"],
         "web:0:after-done:fail",
@@ -348,16 +392,19 @@ fn resume_is_refused_when_the_playbook_changed_naming_the_line() {
     assert_eq!(out.status.code(), Some(1));
     std::fs::write(
         env.path("demo.yml"),
-        PLAYBOOK.replace("name: demo-web", "name: demo-web2"),
+        no_undo.replace("fetch: { path: /srv/app }", "fetch: { path: /srv/app2 }"),
     )
     .unwrap();
     let before = env.resources();
     let out = env.run(&["run", "demo.yml", "--resume"]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains("playbook changed"), "{err}");
-    assert!(err.contains("- line 29:       name: demo-web"), "{err}");
-    assert!(err.contains("+ line 29:       name: demo-web2"), "{err}");
+    assert!(
+        err.contains("step `maint` made a change that has no undo"),
+        "{err}"
+    );
+    assert!(err.contains("  ~ code   changed: fetch.path\n"), "{err}");
+    assert!(err.contains("boyong rollback demo"), "{err}");
     assert_eq!(env.resources(), before);
 }
 

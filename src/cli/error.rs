@@ -200,7 +200,8 @@ mod tests {
         let e = CliError::from(ResumeRefusal::PlaybookChanged {
             app: "demo".into(),
             run: boyong::engine::state::RunId::parse("20261122T120301Z-3f9c").unwrap(),
-            diff: "  - line 1: a\n".into(),
+            why: "step `maint` made a change that has no undo".into(),
+            diff: "  ~ maint  changed: exec.run\n".into(),
         });
         assert_eq!(
             e.hints,

@@ -96,6 +96,11 @@ enum Command {
         /// APP.plan.json each), for `boyong run --plan`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Say which `fetch` and `dump` steps a run with `--reuse-artifacts[=MAX_AGE]`
+        /// would copy from an earlier run instead of pulling (default 24h).
+        #[arg(long, value_name = "MAX_AGE", num_args = 0..=1, require_equals = true,
+              default_missing_value = "24h", value_parser = run::parse_max_age)]
+        reuse_artifacts: Option<std::time::Duration>,
     },
     /// Migrate apps: run their playbooks, journaling every change before it is made.
     Run {
@@ -281,7 +286,15 @@ fn dispatch(cli: Cli) -> Result {
             offline,
             json,
             out,
-        } => plan::plan(state, &files, offline, json, out.as_deref()),
+            reuse_artifacts,
+        } => plan::plan(
+            state,
+            &files,
+            offline,
+            json,
+            out.as_deref(),
+            reuse_artifacts,
+        ),
         Command::Assess { what, json } => assess::assess(state, &what, json),
         Command::Schema => schema::schema(),
         Command::Completions { shell } => {
@@ -316,7 +329,7 @@ fn run_command(state: &Path, files: &[PathBuf], args: &run::RunArgs) -> Result {
                 "boyong run: --dry-run shows a new plan; use `boyong plan` to look at a saved one",
             ));
         }
-        return plan::plan(state, files, false, args.json, None);
+        return plan::plan(state, files, false, args.json, None, args.reuse_artifacts);
     }
     if let Some(saved) = &args.saved_plan {
         if !files.is_empty() {

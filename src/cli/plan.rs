@@ -2,6 +2,9 @@
 //! `--offline`, the live probes of its hosts, many playbooks side by side over shared
 //! connections (one SSH connection per vendor login, one per engine).
 //!
+//! With `--reuse-artifacts`, each `fetch` and `dump` step says which earlier run's
+//! artifact a run would copy instead of pulling.
+//!
 //! A plan changes nothing anywhere. Exit status: 0 when no problem was found, 1 when the
 //! probes found problems (listed, each with what to do), 2 for bad input.
 
@@ -96,6 +99,7 @@ pub fn plan(
     offline_only: bool,
     json: bool,
     out: Option<&Path>,
+    reuse: Option<std::time::Duration>,
 ) -> error::Result {
     let files = expand(files).map_err(|e| CliError::bad_input(format!("boyong plan: {e}")))?;
     let mut readies = Vec::new();
@@ -121,6 +125,11 @@ pub fn plan(
     if !offline_only {
         probe_all(state, &mut plans, &readies)
             .map_err(|e| CliError::failed(format!("boyong plan: {e}")))?;
+    }
+    if let Some(max_age) = reuse {
+        for (p, r) in plans.iter_mut().zip(&readies) {
+            note_reuse(state, p, &r.playbook, max_age);
+        }
     }
     let encode = |p: &Plan| serde_json::to_string_pretty(p).map(|s| s + "\n");
     if let Some(out) = out {
@@ -188,4 +197,39 @@ pub fn plan(
         return Err(CliError::reported(Kind::Failed));
     }
     Ok(())
+}
+
+/// `--reuse-artifacts`: for each `fetch` and `dump` step, the earlier run whose artifact a
+/// run would copy (its journal's chain checked; its MACs and files are checked by the run),
+/// or that it pulls; in the step's findings.
+fn note_reuse(
+    state: &Path,
+    plan: &mut Plan,
+    pb: &boyong::playbook::Playbook,
+    max_age: std::time::Duration,
+) {
+    use boyong::engine::reuse::{age, candidates};
+    // No run has this name: every run of the app is an earlier one.
+    let artifacts = state
+        .join("apps")
+        .join(&plan.app)
+        .join("runs")
+        .join("plan")
+        .join("artifacts");
+    let reuse = boyong::engine::Reuse { max_age, key: None };
+    for s in &mut plan.steps {
+        let Some(key) = boyong::steps::reuse_key(pb, &s.spec) else {
+            continue;
+        };
+        s.found.push(match candidates(&artifacts, &key, &reuse).first() {
+            Some(e) => format!(
+                "--reuse-artifacts: {}, if it still verifies when the run takes it",
+                e.said()
+            ),
+            None => format!(
+                "--reuse-artifacts: no earlier run has an artifact with these inputs pulled within {}: pulled",
+                age(max_age)
+            ),
+        });
+    }
 }

@@ -27,9 +27,18 @@ use super::world::World;
 #[derive(Debug, Clone, clap::Args)]
 #[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct RunArgs {
-    /// Continue the app's last unfinished run: steps done are checked and skipped.
+    /// Continue the app's last unfinished run: steps done are checked and skipped. After
+    /// an edit of the playbook, the steps that changed are shown and redone from the
+    /// first one (refused, naming the step, when that is not safe).
     #[arg(long)]
     pub resume: bool,
+    /// Let `fetch` and `dump` take the verified artifact of an earlier run of the app
+    /// whose inputs (host, path, exclude, …; database, user, …) are the same, pulled at
+    /// most MAX_AGE ago (default 24h; e.g. `7d`, `36h`), instead of pulling again. Off
+    /// unless given: a run pulls fresh data.
+    #[arg(long, value_name = "MAX_AGE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "24h", value_parser = parse_max_age)]
+    pub reuse_artifacts: Option<Duration>,
     /// On a failure, leave the run's changes in place for inspection instead of
     /// undoing them.
     #[arg(long)]
@@ -131,6 +140,19 @@ pub fn run_planned(
             .append(&note)
             .map_err(|e| CliError::failed(format!("boyong run: {e}; nothing was changed")))?;
     }
+    if let Some(e) = &opened.edit {
+        let redo = plan.steps.get(e.diff.redo_from).map_or_else(
+            || "no step is redone".to_string(),
+            |s| format!("steps from `{}` on are redone", s.id),
+        );
+        say!(
+            "`{}`: the playbook changed since run {} began (now version {}); {redo}:\n{}",
+            pb.app,
+            opened.run.id(),
+            e.version,
+            e.diff.to_string().trim_end()
+        );
+    }
     let id = opened.run.id().clone();
     let outcome = execute(&world, opened, &plan, secrets, &lock, args, slot)?;
     drop(lock);
@@ -154,6 +176,8 @@ fn execute(
         run,
         journal,
         earlier,
+        redo_from,
+        ..
     } = opened;
     let (mut sink, rt) = match slot {
         Some(slot) => slot.start(&run)?,
@@ -163,6 +187,8 @@ fn execute(
     let opts = RunOptions {
         auto_rollback: !args.no_auto_rollback,
         retry_delay: Duration::from_secs(2),
+        redo_from,
+        reuse_artifacts: args.reuse_artifacts,
     };
     let outcome = rt.block_on(async {
         // A batch watches Ctrl-C (and --fail-fast) for all its runs.
@@ -249,6 +275,14 @@ fn worded(app: &str, id: &str, file: &Path, json: bool, outcome: Outcome) -> Res
         Err(e) => Err(CliError::failed(format!("`{app}`: run {id} STOPPED: {e}")).hint(format!(
             "no change was made after the last journaled record; free the disk and run `boyong rollback {app}` or `boyong run {file} --resume`"
         ))),
+    }
+}
+
+/// `MAX_AGE` for `--reuse-artifacts`: `7d`, `36h`, `30m`.
+pub(super) fn parse_max_age(s: &str) -> std::result::Result<Duration, String> {
+    match boyong::playbook::units::parse_age(s)? {
+        0 => Err("a maximum age of 0 reuses nothing: leave the flag out".into()),
+        n => Ok(Duration::from_secs(n)),
     }
 }
 

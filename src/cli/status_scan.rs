@@ -189,7 +189,8 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
     };
     let run = dir.run(app, &id).map_err(|e| e.to_string())?;
     s.run = Some(id.to_string());
-    let plan: Option<Plan> = std::fs::read_to_string(run.plan_path())
+    // The plan as the run has it now: its latest version after an edit a resume took.
+    let plan: Option<Plan> = std::fs::read_to_string(run.plan_version_path(run.version()))
         .ok()
         .and_then(|t| Plan::read(&t).ok());
     if let Some(plan) = &plan {

@@ -41,6 +41,14 @@ pub struct RunOptions {
     /// Wait before the first retry of a failed step; doubled for each further one,
     /// at most 60 s.
     pub retry_delay: Duration,
+    /// On resume, the first step that runs again even if it is done and still holds
+    /// (an edit of the playbook changed it or a step before it: [`OpenedRun::redo_from`]).
+    ///
+    /// [`OpenedRun::redo_from`]: super::open::OpenedRun::redo_from
+    pub redo_from: Option<usize>,
+    /// Let `fetch` and `dump` take a verified artifact of an earlier run of the app with
+    /// the same inputs, pulled at most this long ago (`--reuse-artifacts`); `None`: pull.
+    pub reuse_artifacts: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -48,6 +56,8 @@ impl Default for RunOptions {
         Self {
             auto_rollback: true,
             retry_delay: Duration::from_secs(2),
+            redo_from: None,
+            reuse_artifacts: None,
         }
     }
 }
@@ -109,6 +119,9 @@ pub struct Executor<'a, R: Runner> {
     artifacts: PathBuf,
     /// The run the plan being run is bound to (set by [`Executor::run`]).
     binding: crate::plan::RunBinding,
+    /// `--reuse-artifacts`: how old an earlier run's artifact may be (set by
+    /// [`Executor::run`]).
+    reuse: Option<Duration>,
 }
 
 /// The journal and the event sink, shared (by `&`) between the executor and the steps in
@@ -174,6 +187,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             secrets,
             artifacts,
             binding: crate::plan::RunBinding::default(),
+            reuse: None,
         }
     }
 
@@ -234,6 +248,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 .unwrap_or_default(),
             images: std::collections::BTreeMap::new(),
         });
+        self.reuse = opts.reuse_artifacts;
         let run = self.binding.id.clone();
         self.emit(&Event::RunStarted {
             app: plan.app.clone(),
@@ -244,17 +259,19 @@ impl<'a, R: Runner> Executor<'a, R> {
         let total = plan.steps.len();
         let mut start = 0;
         if let Some(h) = earlier {
-            start = self.resume_point(plan, h).await?;
+            let cap = opts.redo_from.unwrap_or(total).min(total);
+            start = self.resume_point(&plan.steps[..cap], h).await?;
             // Everything the run changed from there on is undone, newest first, before
             // those steps run again: a step redone may change what later ones used.
             // (The two steps of a pipelined pair may both be unfinished, their records
-            // interleaved: both are undone here, and both run again.)
-            let redo: std::collections::BTreeSet<&str> =
-                plan.steps[start..].iter().map(|s| s.id.as_str()).collect();
+            // interleaved: both are undone here, and both run again.) So is what a step
+            // that an edit of the playbook removed did.
+            let kept: std::collections::BTreeSet<&str> =
+                plan.steps[..start].iter().map(|s| s.id.as_str()).collect();
             let leftover: Vec<UndoItem> = h
                 .pending()
                 .into_iter()
-                .filter(|c| redo.contains(c.step.as_str()))
+                .filter(|c| !kept.contains(c.step.as_str()))
                 .collect();
             if !leftover.is_empty() {
                 let report = self.undo_all_shared(leftover, "before resume").await?;
@@ -300,9 +317,14 @@ impl<'a, R: Runner> Executor<'a, R> {
         Ok(RunOutcome::Succeeded)
     }
 
-    /// On resume: how many leading steps are done and still hold (they are skipped).
-    async fn resume_point(&self, plan: &Plan, h: &History) -> Result<usize, EngineError> {
-        for (i, step) in plan.steps.iter().enumerate() {
+    /// On resume: how many of the leading `steps` are done and still hold (they are
+    /// skipped).
+    async fn resume_point(
+        &self,
+        steps: &[crate::plan::PlannedStep],
+        h: &History,
+    ) -> Result<usize, EngineError> {
+        for (i, step) in steps.iter().enumerate() {
             let Some(facts) = h.steps_done.get(&step.id) else {
                 return Ok(i);
             };
@@ -319,7 +341,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 }
             }
         }
-        Ok(plan.steps.len())
+        Ok(steps.len())
     }
 
     fn finish(&self, result: RunResult) -> Result<(), JournalError> {

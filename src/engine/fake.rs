@@ -312,8 +312,13 @@ impl Runner for FakeWorld {
                     json!({"fake": "restore", "key": k, "previous": previous})
                 }
             };
-            // The fake world's own undo actions: unknown to real rollbacks, by design.
-            let id = cx.intent(change, &crate::plan::Undo::Other(undo))?;
+            // The fake world's own undo actions: unknown to real rollbacks, by design; a
+            // command without undo has none, as on real hosts.
+            let undo = match undo.get("fake").and_then(Value::as_str) {
+                Some("none") => crate::plan::Undo::None,
+                _ => crate::plan::Undo::Other(undo),
+            };
+            let id = cx.intent(change, &undo)?;
             self.strike(&step.id, i, Point::AfterIntent).await?;
             {
                 let mut s = self.lock();
@@ -369,6 +374,7 @@ impl Runner for FakeWorld {
         }
         match &item.undo {
             crate::plan::Undo::Other(undo) => self.apply(undo),
+            crate::plan::Undo::None => Ok(()),
             other => Err(StepError::failed(format!(
                 "the fake world cannot undo {}",
                 other.action()

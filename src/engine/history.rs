@@ -60,6 +60,12 @@ pub struct History {
     pub resumes: usize,
     /// A `boyong rollback` began and did not finish (it crashed or was killed).
     pub rollback_unfinished: bool,
+    /// Edits of the playbook that resumes accepted (`playbook-edited` notes).
+    pub edits: usize,
+    /// Where (the entry's index) each step of `steps_done` was last done.
+    done_at: BTreeMap<String, usize>,
+    /// Where the last `playbook-edited` note is.
+    last_edit_at: Option<usize>,
 }
 
 impl History {
@@ -75,9 +81,12 @@ impl History {
             last_at: contents.header.started.clone(),
             resumes: 0,
             rollback_unfinished: false,
+            edits: 0,
+            done_at: BTreeMap::new(),
+            last_edit_at: None,
         };
         let mut index: BTreeMap<String, usize> = BTreeMap::new();
-        for e in &contents.entries {
+        for (at, e) in contents.entries.iter().enumerate() {
             h.last_at.clone_from(&e.at);
             h.unfinished_tail = true;
             match &e.record {
@@ -122,6 +131,7 @@ impl History {
                 }
                 Record::StepDone { step, facts } => {
                     h.steps_done.insert(step.clone(), facts.clone());
+                    h.done_at.insert(step.clone(), at);
                 }
                 Record::StepFailed { step, error } => {
                     h.last_failure = Some((step.clone(), error.clone()));
@@ -151,11 +161,24 @@ impl History {
                     if kind == "rollback" && text.starts_with("requested") {
                         h.rollback_unfinished = true;
                     }
+                    if kind == super::open::EDITED {
+                        h.edits += 1;
+                        h.last_edit_at = Some(at);
+                    }
                 }
                 Record::StepStarted { .. } | Record::UndoIntent { .. } => {}
             }
         }
         h
+    }
+
+    /// Whether `step` is done, and was done before the last edit of the playbook that a
+    /// resume accepted (so what it did may be of the playbook before).
+    pub fn done_before_last_edit(&self, step: &str) -> bool {
+        match (self.done_at.get(step), self.last_edit_at) {
+            (Some(done), Some(edit)) => self.steps_done.contains_key(step) && *done < edit,
+            _ => false,
+        }
     }
 
     /// Changes still to undo, newest first: every change whose intent was journaled

@@ -8,7 +8,8 @@
 //! of secret values from everything a run writes or shows (`redact`), the
 //! growing artifact that a pipelined pair of steps hands over while it is written
 //! (`stream`), and opening a run for a command: its lock, a new run or a resumed one,
-//! finding a run, what a rollback would undo (`open`).
+//! finding a run, what a rollback would undo (`open`); the earlier runs' artifacts that
+//! `--reuse-artifacts` may take instead of a pull (`reuse`).
 //! `fake` is a strict fake world for the engine's own tests (compiled only for tests and
 //! the `sim` feature, never into a release).
 
@@ -21,6 +22,7 @@ pub mod journal;
 pub mod lock;
 pub mod open;
 pub mod redact;
+pub mod reuse;
 pub mod runner;
 pub mod state;
 pub mod stream;
@@ -29,4 +31,4 @@ pub use event::{Event, EventSink, RunResult};
 pub use executor::{EngineError, Executor, RollbackReport, RunOptions, RunOutcome};
 pub use history::History;
 pub use redact::Redactor;
-pub use runner::{Runner, StepCx, StepError, UndoItem};
+pub use runner::{Reuse, Runner, StepCx, StepError, UndoItem};

@@ -3,16 +3,17 @@
 //! Owns: taking the app's lock for a command ([`take_lock`]); creating a new run
 //! ([`create_run`]: its directory, an id that sorts after every run of the same second,
 //! `playbook.yml` and `plan.json` written once with mode 0600 and fsync'd, the journal's
-//! header); reopening the last run for `--resume` ([`reopen_run`]), refused with a typed
-//! [`ResumeRefusal`] when the run cannot be resumed; finding a named or the latest run
+//! header); reopening the last run for `--resume` ([`reopen_run`], `resume.rs`: after an
+//! edit of the playbook, the step diff, the new version saved and the first step to
+//! redo), refused with a typed [`ResumeRefusal`] when the run cannot be resumed; finding a named or the latest run
 //! ([`find_run`]); and the list of changes a rollback would undo ([`UndoList`]).
 //!
 //! Invariants:
 //! - A run that could not be created leaves no run directory behind: once its directory
 //!   exists, any later failure removes it again.
-//! - A resumed run is the run that began: its playbook's text must be byte for byte the
-//!   one stored in `playbook.yml`, and a run that ended (succeeded, rolled back) or whose
-//!   rollback did not finish is never resumed.
+//! - A resumed run is the run that began: a run that ended (succeeded, rolled back) or
+//!   whose rollback did not finish is never resumed. An edited playbook is saved as a new
+//!   version beside the first (never over it) and journaled before anything runs.
 //! - The caller holds the app's lock (from [`take_lock`]) while it creates or reopens a
 //!   run, so no two processes pick the same run id or append to the same journal.
 //!
@@ -20,24 +21,24 @@
 //! runs boyong ([`Who`]) is passed in, and every refusal is a value for the caller to
 //! word.
 
-use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::engine::RunResult;
 use crate::engine::history::History;
-use crate::engine::journal::{self, HeaderFields, Journal, JournalError, JournalKey, Record};
+use crate::engine::journal::{self, HeaderFields, Journal, JournalError, JournalKey};
 use crate::engine::lock::{AppLock, Holder, LockError};
 use crate::engine::state::{RunDir, RunId, StateDir, StateError, TimeError};
 use crate::plan::Plan;
 use crate::playbook::Playbook;
 
 mod find;
+mod resume;
 
 pub use find::{FindRunError, UndoList, find_run, playbook_as_run};
+pub use resume::{EDITED, Edit, ResumeRefusal, reopen_run};
 
 /// Who runs boyong, and where: recorded in the lock, the journal's header and a resume's
 /// note.
@@ -59,6 +60,12 @@ pub struct OpenedRun {
     pub journal: Journal,
     /// The history of a resumed run; `None` for a new one.
     pub earlier: Option<History>,
+    /// A resumed run whose playbook was edited since it began: the steps that changed,
+    /// and from which one it redoes; `None` otherwise.
+    pub edit: Option<Edit>,
+    /// On resume: the first step to run again even if it is done (an edit changed it or
+    /// a step before it); `None`: done steps that still hold are skipped.
+    pub redo_from: Option<usize>,
 }
 
 /// Why the app's lock was not taken. The caller words what it means for its command.
@@ -180,6 +187,8 @@ pub fn create_run(
             run,
             journal,
             earlier: None,
+            edit: None,
+            redo_from: None,
         }),
         Err(e) => {
             // The run never began: leave no half-made run directory behind.
@@ -189,151 +198,8 @@ pub fn create_run(
     }
 }
 
-/// Why `--resume` refused: the app's last run cannot be continued.
-#[derive(Debug, thiserror::Error)]
-pub enum ResumeRefusal {
-    /// The app has no run.
-    #[error("app `{app}` has no run to resume; run it without --resume")]
-    NoRuns {
-        /// The app.
-        app: String,
-    },
-    /// A rollback of the run began and did not finish.
-    #[error(
-        "a rollback of the last run of `{app}` ({run}) began and did not finish: finish it with `boyong rollback {app}` first"
-    )]
-    RollbackUnfinished {
-        /// The app.
-        app: String,
-        /// The run.
-        run: RunId,
-    },
-    /// The run succeeded.
-    #[error("the last run of `{app}` ({run}) succeeded: nothing to resume")]
-    Succeeded {
-        /// The app.
-        app: String,
-        /// The run.
-        run: RunId,
-    },
-    /// The run was rolled back.
-    #[error("the last run of `{app}` ({run}) was rolled back: start a new run without --resume")]
-    RolledBack {
-        /// The app.
-        app: String,
-        /// The run.
-        run: RunId,
-    },
-    /// The run's rollback left changes in place.
-    #[error(
-        "the last run of `{app}` ({run}) has an incomplete rollback: finish it with `boyong rollback {app}` first"
-    )]
-    RollbackIncomplete {
-        /// The app.
-        app: String,
-        /// The run.
-        run: RunId,
-    },
-    /// The playbook's text is not the one the run began with.
-    #[error(
-        "refused: the playbook changed since run {run} started; a resumed run must do what the run began.\n{diff}"
-    )]
-    PlaybookChanged {
-        /// The app.
-        app: String,
-        /// The run.
-        run: RunId,
-        /// The lines that differ, one per line (see [`line_diff`]).
-        diff: String,
-    },
-    /// The run's `playbook.yml` cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    PlaybookUnreadable {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// The state directory.
-    #[error(transparent)]
-    State(#[from] StateError),
-    /// The run's journal: unreadable, broken, or a note could not be appended.
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-}
-
-/// `--resume`: the app's last run, if it is unfinished and `text` is its playbook's text
-/// unchanged (its journal's MACs checked against `key` if it is keyed). `plan` gets the
-/// run's id; the journal gets a note of who resumed it (and of a torn last line dropped).
-/// The caller holds the app's lock.
-///
-/// # Errors
-/// [`ResumeRefusal`].
-pub fn reopen_run(
-    dir: &StateDir,
-    pb: &Playbook,
-    text: &str,
-    plan: &mut Plan,
-    who: &Who,
-    key: Option<&JournalKey>,
-) -> Result<OpenedRun, ResumeRefusal> {
-    let app = pb.app.clone();
-    let id = dir
-        .latest_run(&app)?
-        .ok_or_else(|| ResumeRefusal::NoRuns { app: app.clone() })?;
-    let run = dir.run(&app, &id)?;
-    let h = History::from_journal(&journal::read_keyed(&run.journal_path(), key)?);
-    resumable(&h, &app, &id)?;
-    let path = run.playbook_path();
-    let before = fs::read_to_string(&path).map_err(|source| ResumeRefusal::PlaybookUnreadable {
-        path: path.clone(),
-        source,
-    })?;
-    if before != text {
-        return Err(ResumeRefusal::PlaybookChanged {
-            app,
-            run: id,
-            diff: line_diff(&before, text),
-        });
-    }
-    plan.for_run(id.as_str());
-    let (mut journal, _) = Journal::open_append_keyed(&run.journal_path(), key)?;
-    let mut note = format!("resumed by {} on {}", who.operator, who.host);
-    if let Some(n) = journal.repaired_torn_tail() {
-        let _ = write!(
-            note,
-            "; a torn last line ({n} bytes, never acknowledged) was dropped"
-        );
-    }
-    journal.append(&Record::Note {
-        kind: "resumed".into(),
-        text: note,
-    })?;
-    Ok(OpenedRun {
-        run,
-        journal,
-        earlier: Some(h),
-    })
-}
-
-/// Whether the run `id` of `app`, as `h` tells it, may be resumed.
-fn resumable(h: &History, app: &str, id: &RunId) -> Result<(), ResumeRefusal> {
-    let (app, run) = (app.to_owned(), id.clone());
-    if h.rollback_unfinished {
-        return Err(ResumeRefusal::RollbackUnfinished { app, run });
-    }
-    match (h.result, h.unfinished_tail) {
-        (Some(RunResult::Succeeded), false) => Err(ResumeRefusal::Succeeded { app, run }),
-        (Some(RunResult::RolledBack), false) => Err(ResumeRefusal::RolledBack { app, run }),
-        (Some(RunResult::RollbackIncomplete), false) => {
-            Err(ResumeRefusal::RollbackIncomplete { app, run })
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Writes a new file (mode 0600; never over an existing one) and syncs it.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CreateError> {
+pub(super) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), CreateError> {
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -378,31 +244,6 @@ pub fn suffix(now: SystemTime) -> u16 {
         .map_or(0, |d| d.subsec_nanos());
     let mixed = nanos ^ std::process::id().rotate_left(16) ^ (nanos >> 16);
     u16::try_from(mixed & 0xffff).unwrap_or(0)
-}
-
-/// The lines that differ between two texts, with line numbers (common head and tail
-/// trimmed; at most 20 lines each side), each ending in a newline.
-pub fn line_diff(old: &str, new: &str) -> String {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let head = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let tail = a[head..]
-        .iter()
-        .rev()
-        .zip(b[head..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let mut out = String::new();
-    for (i, l) in a[head..a.len() - tail].iter().enumerate().take(20) {
-        let _ = writeln!(out, "  - line {}: {l}", head + i + 1);
-    }
-    for (i, l) in b[head..b.len() - tail].iter().enumerate().take(20) {
-        let _ = writeln!(out, "  + line {}: {l}", head + i + 1);
-    }
-    if out.is_empty() {
-        out.push_str("  (only line endings or the final newline differ)\n");
-    }
-    out
 }
 
 #[cfg(test)]

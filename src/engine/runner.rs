@@ -153,6 +153,19 @@ pub struct StepCx<'a> {
     pub(super) feed: Option<Feed>,
     /// The growing artifact of the step before, that this step reads as it is written.
     pub(super) follow: Option<Follow>,
+    /// `--reuse-artifacts`: an earlier run's verified artifact may stand in for a pull.
+    pub(super) reuse: Option<Reuse>,
+}
+
+/// What a step needs to take an earlier run's artifact instead of pulling
+/// (`--reuse-artifacts`): how old it may be, and the key the earlier runs' journals are
+/// checked with.
+#[derive(Debug, Clone)]
+pub struct Reuse {
+    /// How long ago the artifact may have been pulled.
+    pub max_age: std::time::Duration,
+    /// The journal key (`None`: unkeyed journals).
+    pub key: Option<super::journal::JournalKey>,
 }
 
 impl StepCx<'_> {
@@ -174,6 +187,12 @@ impl StepCx<'_> {
     /// The run's id.
     pub fn run_id(&self) -> &str {
         &self.run.id
+    }
+
+    /// `--reuse-artifacts`: whether (and within which age) an earlier run's verified
+    /// artifact with the same inputs may stand in for a pull; `None`: pull.
+    pub fn reuse(&self) -> Option<&Reuse> {
+        self.reuse.as_ref()
     }
 
     /// The tag the build step `build` gives its image in this run, if it is a build step.
@@ -360,6 +379,7 @@ mod tests {
             planned: vec![change(Op::Replace, "situs")],
             feed: None,
             follow: None,
+            reuse: None,
         };
         let undo = Undo::None;
         // Listed: journaled.

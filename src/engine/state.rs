@@ -6,6 +6,7 @@
 //! ```text
 //! <root>/apps/<app>/lock
 //! <root>/apps/<app>/runs/<run-id>/playbook.yml, plan.json, journal.jsonl, log.jsonl, artifacts/
+//!                                  playbook.vN.yml, plan.vN.json (edits a resume accepted)
 //! ```
 //!
 //! It also owns the [`RunId`] format and the UTC timestamp formatting used by
@@ -95,6 +96,33 @@ impl RunDir {
     #[must_use]
     pub fn plan_path(&self) -> PathBuf {
         self.path.join("plan.json")
+    }
+    /// The playbook of version `n` of the run: `playbook.yml` as the run began (1), then
+    /// `playbook.vN.yml` for each edit a resume accepted.
+    #[must_use]
+    pub fn playbook_version_path(&self, n: u32) -> PathBuf {
+        match n {
+            0 | 1 => self.playbook_path(),
+            n => self.path.join(format!("playbook.v{n}.yml")),
+        }
+    }
+    /// The plan of version `n` of the run: `plan.json` (1), then `plan.vN.json`.
+    #[must_use]
+    pub fn plan_version_path(&self, n: u32) -> PathBuf {
+        match n {
+            0 | 1 => self.plan_path(),
+            n => self.path.join(format!("plan.v{n}.json")),
+        }
+    }
+    /// The run's current version: the highest `n` whose plan exists (1 for a run never
+    /// edited).
+    #[must_use]
+    pub fn version(&self) -> u32 {
+        let mut n = 1;
+        while self.plan_version_path(n + 1).is_file() {
+            n += 1;
+        }
+        n
     }
     /// `journal.jsonl`: the write-ahead journal.
     #[must_use]

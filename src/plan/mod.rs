@@ -8,6 +8,7 @@
 //! [`Plan::read`] reads back, typed. Secrets appear in a plan only as `***` (a plan read
 //! back is for reading and comparing; a run resolves its playbook again).
 
+mod diff;
 mod stale;
 mod undo;
 
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+pub use diff::{StepChange, StepDiff, StepLine, secret_paths};
 pub use undo::Undo;
 
 use crate::playbook::units::Span;

@@ -2,7 +2,8 @@
 //!
 //! Owns: scanning a string for `{{ ... }}` references ([`scan`]), and [`Template`], a
 //! string whose secret parts stay references until a run needs them. Invariant: a
-//! template's Display, Debug and Serialize never show a secret's value, only `***`.
+//! template's Display, Debug and Serialize never show a secret's value, only `***` (or,
+//! inside [`with_secret_names`], the secret's name: which secret, never its value).
 
 use std::fmt;
 
@@ -155,8 +156,37 @@ impl fmt::Display for Template {
     }
 }
 
+thread_local! {
+    /// Whether templates serialise each secret by its name ([`with_secret_names`]).
+    static SECRET_NAMES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every template serialising each secret part as `{{ secret NAME }}`, its
+/// identity (never its value) instead of `***`: to tell which secret a field uses, e.g.
+/// when a resumed run compares the steps of an edited playbook.
+pub fn with_secret_names<T>(f: impl FnOnce() -> T) -> T {
+    let before = SECRET_NAMES.with(|c| c.replace(true));
+    let out = f();
+    SECRET_NAMES.with(|c| c.set(before));
+    out
+}
+
 impl Serialize for Template {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if SECRET_NAMES.with(std::cell::Cell::get) {
+            let mut out = String::new();
+            for p in &self.0 {
+                match p {
+                    Part::Lit(l) => out.push_str(l),
+                    Part::Secret(n) => {
+                        out.push_str("{{ secret ");
+                        out.push_str(n);
+                        out.push_str(" }}");
+                    }
+                }
+            }
+            return s.serialize_str(&out);
+        }
         s.collect_str(self)
     }
 }

@@ -147,6 +147,18 @@ macro_rules! kinds {
     };
 }
 
+/// The key of what decides the bytes of a `fetch` or a `dump` step of `pb`, as
+/// `--reuse-artifacts` matches earlier runs' artifacts by it; `None` for other kinds.
+pub fn reuse_key(pb: &crate::playbook::Playbook, step: &Step) -> Option<String> {
+    let v = &pb.vendor;
+    let vendor = format!("{}@{}:{}", v.user, v.host, v.port);
+    match &step.kind {
+        StepKind::Fetch(f) => Some(fetch::reuse::inputs_of(&vendor, f)),
+        StepKind::Dump(d) => Some(dump::reuse::inputs_of(&vendor, d)),
+        _ => None,
+    }
+}
+
 /// Describes a step for the plan.
 pub fn describe(step: &Step, ctx: &PlanContext) -> Described {
     kinds!(&step.kind, s, K => K::describe(step, s, ctx))

@@ -182,6 +182,7 @@ pub fn quick() -> RunOptions {
     RunOptions {
         auto_rollback: true,
         retry_delay: Duration::from_millis(1),
+        ..RunOptions::default()
     }
 }
 

@@ -51,6 +51,10 @@ impl<R: Runner> Executor<'_, R> {
             planned: step.changes.clone(),
             feed: None,
             follow: None,
+            reuse: self.reuse.map(|max_age| super::super::runner::Reuse {
+                max_age,
+                key: self.io.journal.borrow().key().cloned(),
+            }),
         }
     }
 

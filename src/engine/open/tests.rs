@@ -1,5 +1,5 @@
 use super::*;
-use crate::engine::journal::JournalContents;
+use crate::engine::journal::{JournalContents, Record};
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -42,11 +42,14 @@ fn finished(result: &str) -> Record {
 }
 
 fn reopen(dir: &StateDir, text: &str) -> Result<OpenedRun, ResumeRefusal> {
+    let pb = crate::playbook::parse(Path::new("demo.yml"), text.as_bytes())
+        .playbook
+        .unwrap();
     reopen_run(
         dir,
-        &demo(),
+        &pb,
         text,
-        &mut crate::steps::plan(&demo()),
+        &mut crate::steps::plan(&pb),
         &who(),
         Some(&key()),
     )
@@ -145,28 +148,36 @@ fn an_unfinished_rollback_is_finished_first() {
 }
 
 #[test]
-fn a_changed_playbook_is_refused_with_its_diff() {
+fn an_edited_playbook_is_saved_as_a_new_version_and_journaled_with_its_step_diff() {
     let (_tmp, dir, run) = with_run(&[finished("failed")]);
     let changed = DEMO.replace("retries: 0", "retries: 1");
-    let e = reopen(&dir, &changed).unwrap_err();
-    let ResumeRefusal::PlaybookChanged { diff, .. } = &e else {
-        panic!("{e:?}");
-    };
+    let opened = reopen(&dir, &changed).unwrap();
+    let edit = opened.edit.clone().unwrap();
+    assert_eq!(edit.version, 2);
+    assert_eq!(opened.redo_from, Some(0));
     assert_eq!(
-        diff,
-        "  - line 14:     retries: 0\n  + line 14:     retries: 1\n"
+        edit.diff.to_string(),
+        "  ~ code   changed: retries\n  = maint  unchanged\n  = image  unchanged\n  = web    unchanged\n"
     );
+    // The first version stays as it was; the new one is beside it.
+    assert_eq!(fs::read_to_string(run.playbook_path()).unwrap(), DEMO);
     assert_eq!(
-        e.to_string(),
-        format!(
-            "refused: the playbook changed since run {} started; a resumed run must do what the run began.\n{diff}",
-            run.id()
-        )
+        fs::read_to_string(run.playbook_version_path(2)).unwrap(),
+        changed
     );
-    assert_eq!(
-        line_diff("a\n", "a"),
-        "  (only line endings or the final newline differ)\n"
-    );
+    assert_eq!(run.version(), 2);
+    drop(opened);
+    let contents = journal::read(&run.journal_path()).unwrap();
+    assert!(matches!(
+        &contents.entries.last().unwrap().record,
+        Record::Note { kind, text } if kind == EDITED
+            && text.starts_with("playbook edited: version 2 (playbook.v2.yml sha256 ")
+            && text.contains("steps from `code` on are redone\n  ~ code   changed: retries\n")
+    ));
+    // The same text again is no new edit.
+    let again = reopen(&dir, &changed).unwrap();
+    assert_eq!(again.edit, None);
+    assert_eq!(run.version(), 2);
 }
 
 #[test]
