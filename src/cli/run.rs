@@ -223,13 +223,19 @@ fn execute(
 /// Ctrl-C stops the step in flight (the flag turns true); a second quits at once.
 fn watch_interrupt() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    // The handler is installed here, before the run starts, not when the task below is
+    // first polled: a Ctrl-C that came before then would kill the process mid-change.
+    let Ok(mut sigint) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    else {
+        return rx;
+    };
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if sigint.recv().await.is_some() {
             say!(
                 "interrupt: stopping the step in flight (Ctrl-C again to quit at once; the journal stays consistent)"
             );
             let _ = tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if sigint.recv().await.is_some() {
                 super::quit_now();
             }
         }

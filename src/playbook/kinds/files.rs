@@ -321,14 +321,28 @@ mod tests {
             "        - path: /var/www/html/wp-config.php\n          replace: [{ find: \"{{ vars.pw }}\", with: x }]\n        - path: /etc/app.ini\n          template: app.tmpl\n",
             Some("a = {{ vars.pw }}\n"),
         );
-        let pb = l.playbook.as_ref().unwrap_or_else(|| panic!("{}", errors(&l)));
-        let StepKind::Build(b) = &pb.steps[1].kind else { panic!("a build") };
+        let pb = l
+            .playbook
+            .as_ref()
+            .unwrap_or_else(|| panic!("{}", errors(&l)));
+        let StepKind::Build(b) = &pb.steps[1].kind else {
+            panic!("a build")
+        };
         assert_eq!(
             b.omit,
-            [("code".to_string(), "wp-config.php".to_string(), "web".to_string())]
+            [(
+                "code".to_string(),
+                "wp-config.php".to_string(),
+                "web".to_string()
+            )]
         );
-        let StepKind::Deploy(d) = &pb.steps[2].kind else { panic!("a deploy") };
-        assert_eq!((d.files[0].uid, d.files[0].gid, d.files[0].mode), (33, 33, 0o440));
+        let StepKind::Deploy(d) = &pb.steps[2].kind else {
+            panic!("a deploy")
+        };
+        assert_eq!(
+            (d.files[0].uid, d.files[0].gid, d.files[0].mode),
+            (33, 33, 0o440)
+        );
         assert!(matches!(d.files[1].source, FileSource::Template { .. }));
         assert_eq!(d.files[1].replaces, None);
     }
@@ -340,13 +354,28 @@ mod tests {
             Some("x"),
         ));
         assert!(e.contains("gives 2 sources"), "{e}");
-        let e = errors(&check("        - path: /etc/a\n          replace: [{ find: a, with: b }]\n", None));
+        let e = errors(&check(
+            "        - path: /etc/a\n          replace: [{ find: a, with: b }]\n",
+            None,
+        ));
         assert!(e.contains("no fetched file lies there"), "{e}");
-        let e = errors(&check("        - path: /etc/a\n          template: app.tmpl\n", Some("{{ vars.nope }}")));
-        assert!(e.contains("app.tmpl:1:1: `vars.nope` is not defined"), "{e}");
-        let e = errors(&check("        - path: /etc/a\n          content: x\n          mode: \"4755\"\n", None));
+        let e = errors(&check(
+            "        - path: /etc/a\n          template: app.tmpl\n",
+            Some("{{ vars.nope }}"),
+        ));
+        assert!(
+            e.contains("app.tmpl:1:1: `vars.nope` is not defined"),
+            "{e}"
+        );
+        let e = errors(&check(
+            "        - path: /etc/a\n          content: x\n          mode: \"4755\"\n",
+            None,
+        ));
         assert!(e.contains("is not a file mode"), "{e}");
-        let e = errors(&check("        - path: etc/a\n          content: x\n", None));
+        let e = errors(&check(
+            "        - path: etc/a\n          content: x\n",
+            None,
+        ));
         assert!(e.contains("must be an absolute path"), "{e}");
     }
 }
