@@ -83,7 +83,7 @@ fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
 fn image_of(run: &Path) -> String {
     support::journal(run)
         .iter()
-        .find(|v| v["type"] == "done" && v["step"] == "image")
+        .find(|v| v["type"] == "step-done" && v["step"] == "image")
         .and_then(|v| v["facts"]["image"].as_str().map(str::to_string))
         .expect("the image's done record")
 }

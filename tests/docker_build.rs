@@ -44,11 +44,11 @@ impl Env {
     }
 }
 
-/// The facts of a step's `done` change in a run's journal.
+/// The facts of a step, as its `step-done` record in a run's journal gives them.
 fn facts(run: &Path, step: &str) -> Value {
     let j = support::journal(run);
     j.iter()
-        .find(|v| v["type"] == "done" && v["step"] == step)
+        .find(|v| v["type"] == "step-done" && v["step"] == step)
         .map_or_else(
             || panic!("no done of {step} in {j:?}"),
             |v| v["facts"].clone(),

@@ -18,12 +18,14 @@ use futures_util::{Stream, StreamExt as _};
 
 use crate::playbook::DockerEndpoint;
 
+mod commit;
 mod containers;
 mod exec;
 mod fleet;
 mod inspect;
 mod snapshot;
 
+pub use commit::ImageConfig;
 pub use containers::{ContainerSpec, ContainerState, VolumeStorage};
 pub use exec::ExecOutput;
 pub use fleet::Listed;

@@ -184,6 +184,53 @@ impl Write for ChunkWriter {
 /// migrated PHP app then recompiles every script on every request: seen 4.5x slower).
 pub(crate) const CONTEXT_MTIME: u64 = 946_684_800;
 
+/// A tar header of the build's files: fixed time, the given owner.
+fn header(kind: tar::EntryType, mode: u32, size: u64, owner: (u64, u64)) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(CONTEXT_MTIME);
+    h.set_uid(owner.0);
+    h.set_gid(owner.1);
+    h
+}
+
+/// Appends a verified tree under `root`: the root's own entry, then every entry sorted.
+fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Path,
+    dir: &Path,
+    tree: &Tree,
+    owner: (u64, u64),
+) -> std::io::Result<()> {
+    let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
+    tar.append_data(&mut h, root, std::io::empty())?;
+    for (path, node) in tree {
+        let rel = Path::new(std::ffi::OsStr::from_bytes(path));
+        let name = root.join(rel);
+        match node {
+            Node::Dir { mode } => {
+                let mut h = header(tar::EntryType::Directory, *mode, 0, owner);
+                tar.append_data(&mut h, &name, std::io::empty())?;
+            }
+            Node::File { size, mode, .. } => {
+                let mut h = header(tar::EntryType::Regular, *mode, *size, owner);
+                tar.append_data(&mut h, &name, fs::File::open(dir.join(rel))?)?;
+            }
+            Node::Symlink { target } => {
+                let mut h = header(tar::EntryType::Symlink, 0o777, 0, owner);
+                tar.append_link(
+                    &mut h,
+                    &name,
+                    Path::new(std::ffi::OsStr::from_bytes(target)),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes the deterministic context: `Dockerfile`, then each artifact under `ctx/ID/`,
 /// entries sorted, times [`CONTEXT_MTIME`], owners 0, modes kept. Returns the context's
 /// SHA-256.
@@ -194,48 +241,61 @@ fn write_context(
 ) -> std::io::Result<String> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
-    let header = |kind: tar::EntryType, mode: u32, size: u64| {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(size);
-        h.set_mtime(CONTEXT_MTIME);
-        h.set_uid(0);
-        h.set_gid(0);
-        h
-    };
-    let mut h = header(tar::EntryType::Regular, 0o644, dockerfile.len() as u64);
+    let mut h = header(
+        tar::EntryType::Regular,
+        0o644,
+        dockerfile.len() as u64,
+        (0, 0),
+    );
     tar.append_data(&mut h, "Dockerfile", dockerfile.as_bytes())?;
     for (from, dir, tree) in trees {
-        let root = PathBuf::from("ctx").join(from);
-        let mut h = header(tar::EntryType::Directory, 0o755, 0);
-        tar.append_data(&mut h, &root, std::io::empty())?;
-        for (path, node) in tree {
-            let rel = Path::new(std::ffi::OsStr::from_bytes(path));
-            let name = root.join(rel);
-            match node {
-                Node::Dir { mode } => {
-                    let mut h = header(tar::EntryType::Directory, *mode, 0);
-                    tar.append_data(&mut h, &name, std::io::empty())?;
-                }
-                Node::File { size, mode, .. } => {
-                    let mut h = header(tar::EntryType::Regular, *mode, *size);
-                    tar.append_data(&mut h, &name, fs::File::open(dir.join(rel))?)?;
-                }
-                Node::Symlink { target } => {
-                    let mut h = header(tar::EntryType::Symlink, 0o777, 0);
-                    tar.append_link(
-                        &mut h,
-                        &name,
-                        Path::new(std::ffi::OsStr::from_bytes(target)),
-                    )?;
-                }
-            }
-        }
+        append_tree(
+            &mut tar,
+            &PathBuf::from("ctx").join(from),
+            dir,
+            tree,
+            (0, 0),
+        )?;
     }
     let mut out = tar.into_inner()?;
     out.flush()?;
     Ok(crate::digest::hex(&out.hash.finalize()))
+}
+
+/// Writes the app's files as they go into the image (no `run`: no builder): each
+/// artifact at its destination, owned by `owner`, entries sorted, times fixed. The same
+/// artifacts and playbook give the same bytes. Returns their SHA-256.
+fn write_files(
+    out: ChunkWriter,
+    trees: &[(String, PathBuf, Tree)],
+    dests: &[String],
+    owner: (u64, u64),
+) -> std::io::Result<String> {
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Deterministic);
+    for ((_, dir, tree), to) in trees.iter().zip(dests) {
+        let root = PathBuf::from(to.trim_start_matches('/'));
+        append_tree(&mut tar, &root, dir, tree, owner)?;
+    }
+    let mut out = tar.into_inner()?;
+    out.flush()?;
+    Ok(crate::digest::hex(&out.hash.finalize()))
+}
+
+/// The owner of the copied files as numbers, when the image can be made without the
+/// builder: no `run` commands, and an owner that is absent (root) or numeric (a name is
+/// only known from the base image's `/etc/passwd`, which `COPY --chown` reads).
+fn commit_owner(b: &Build) -> Option<(u64, u64)> {
+    if !b.run.is_empty() {
+        return None;
+    }
+    match &b.owner {
+        None => Some((0, 0)),
+        Some(o) => {
+            let (u, g) = o.split_once(':').unwrap_or((o, o));
+            Some((u.parse().ok()?, g.parse().ok()?))
+        }
+    }
 }
 
 /// Builds the image: artifacts re-verified, the context streamed, labels set.
@@ -294,36 +354,88 @@ async fn execute(
     let undo = Undo::RemoveImage { tag: tag.clone() };
     let id = cx.intent(change, &undo)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let writing = tokio::task::spawn_blocking(move || {
-        let out = ChunkWriter {
-            tx,
-            hash: Sha256::new(),
-            buf: Vec::new(),
-        };
-        write_context(out, &file, &trees)
-    });
+    let out = ChunkWriter {
+        tx,
+        hash: Sha256::new(),
+        buf: Vec::new(),
+    };
     let context = futures_util::stream::poll_fn(move |c| rx.poll_recv(c));
-    let mut lines = Vec::new();
-    let built = engine
-        .build(context, &tag, &labels, &mut |l| lines.push(l.to_string()))
-        .await;
-    for l in &lines {
-        cx.output(l);
-    }
+    let t = std::time::Instant::now();
+    let (built, writing, builder) = if let Some(owner) = commit_owner(b) {
+        // No `run`: the files go straight into a container of the base, committed with
+        // the image's configuration; no builder, one layer.
+        let dests: Vec<String> = b.copy.iter().map(|(_, to)| to.clone()).collect();
+        let writing = tokio::task::spawn_blocking(move || write_files(out, &trees, &dests, owner));
+        let helper = format!("{}.build", tag.replace([':', '/'], "-"));
+        let part = super::common::part(
+            change,
+            &format!("through the helper container `{helper}` (never started, then removed)"),
+        );
+        let hid = cx.intent(
+            &part,
+            &Undo::RemoveContainer {
+                name: helper.clone(),
+            },
+        )?;
+        let built = engine
+            .commit_build(
+                &b.base,
+                &helper,
+                &tag,
+                context,
+                image_config(b, labels.clone()),
+            )
+            .await;
+        cx.done(&hid, &json!({}))?;
+        (built, writing, "commit")
+    } else {
+        let writing = tokio::task::spawn_blocking(move || write_context(out, &file, &trees));
+        let mut lines = Vec::new();
+        let built = engine
+            .build(context, &tag, &labels, &mut |l| lines.push(l.to_string()))
+            .await;
+        for l in &lines {
+            cx.output(l);
+        }
+        (built, writing, "dockerfile")
+    };
     let context_sha256 = writing
         .await
         .map_err(|e| StepError::failed(format!("the context writer failed: {e}")))?
         .map_err(|e| StepError::fatal(format!("cannot write the build context: {e}")))?;
     let image_id = built.map_err(docker_err)?;
+    cx.output(&format!(
+        "image {tag} ({}) made in {:.1} s ({})",
+        short(&image_id),
+        t.elapsed().as_secs_f64(),
+        if builder == "commit" {
+            "the files committed onto the base in one layer, no builder"
+        } else {
+            "the engine's builder: `run` commands or an owner by name"
+        }
+    ));
     let facts = json!({
         "image": tag,
         "image_id": image_id,
         "context_sha256": context_sha256,
         "source_sha256": source,
         "labels": labels,
+        "builder": builder,
     });
     cx.done(&id, &facts)?;
     Ok(facts)
+}
+
+/// The configuration of an image made without the builder: what the Dockerfile would say.
+fn image_config(b: &Build, labels: HashMap<String, String>) -> crate::docker::ImageConfig {
+    crate::docker::ImageConfig {
+        labels,
+        user: b.user.clone(),
+        env: b.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cmd: b.cmd.clone(),
+        expose: b.expose.iter().map(|p| format!("{p}/tcp")).collect(),
+        workdir: b.workdir.clone(),
+    }
 }
 
 /// Refuses (before any change) when a file about to go into an image layer holds the
