@@ -62,7 +62,15 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         )));
     }
     let dir = StateDir::new(state);
-    let src = Source::latest(&dir, app).map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+    // Read only: a decommission never makes the key (the migration's run did).
+    let key = super::journal::existing_key(state, CMD)?.ok_or_else(|| {
+        CliError::failed(format!(
+            "{CMD}: refused: this machine has no journal key, so neither the migration's journal nor a decommission's can be verified; nothing was changed"
+        ))
+        .hint("run the decommission where the migration ran, with its key (BOYONG_JOURNAL_KEY_FILE)")
+    })?;
+    let src =
+        Source::latest(&dir, app, &key).map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
     if let Some(c) = dec::certificate_of(&dir, app) {
         println!(
             "`{app}` is decommissioned already: its certificate is {}",
@@ -127,7 +135,14 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         .enable_all()
         .build()
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
-    let begun = unfinished_begun(&dir, app);
+    // An unfinished decommission is continued: read (and verified) now, read again under
+    // the lock before anything is done.
+    let prior = dec::unfinished(&dir, app, &key)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let begun: Vec<String> = prior
+        .as_ref()
+        .map(|u| u.begun.iter().cloned().collect())
+        .unwrap_or_default();
     let session = rt.block_on(async {
         checks.extend(live::serves(&pb).await);
         let session = live::connect(&live_runner).await?;
@@ -164,9 +179,26 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
     if args.confirm.is_none() {
         confirm(app)?;
     }
+    // One operator at a time: the removal holds the app's lock (the plan above took
+    // none and wrote nothing). What was shown may have changed before the lock was ours.
     let lock = super::lock_app(&dir, app, CMD, args.break_lock)?;
+    if let Some(c) = dec::certificate_of(&dir, app) {
+        println!(
+            "`{app}` was decommissioned meanwhile by another operator: its certificate is {}",
+            c.display()
+        );
+        return Ok(());
+    }
+    let now_prior = dec::unfinished(&dir, app, &key)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let seen = |u: &Option<dec::Unfinished>| u.as_ref().map(|u| (u.dir.clone(), u.begun.clone()));
+    if seen(&now_prior) != seen(&prior) {
+        return Err(CliError::failed(format!(
+            "{CMD}: another decommission of `{app}` changed the state since the plan above was shown; nothing was changed. Run `boyong decommission {app}` again to see the new plan"
+        )));
+    }
     let who = super::who();
-    let mut removal = dec::open_or_continue(&dir, &pb, &list, &who)
+    let mut removal = dec::open_or_continue(&dir, &pb, &list, &who, &key, now_prior)
         .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
     if removal.continued {
         say!(
@@ -197,7 +229,7 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
             removal.dir.display()
         ))
     })?;
-    let head = journal::read(&removal.dir.join("journal.jsonl"))
+    let head = journal::read_keyed(&removal.dir.join("journal.jsonl"), Some(&key))
         .map(|c| c.head_sha256)
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
     let archive = dec::archive::verify(&dir, app, src.run.id().as_str())
@@ -235,37 +267,6 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         removal.dir.join("certificate.md").display()
     );
     Ok(())
-}
-
-/// The items an unfinished decommission of `app` has begun (their files may be half
-/// gone: they are not hashed again).
-fn unfinished_begun(dir: &StateDir, app: &str) -> Vec<String> {
-    let Ok(root) = dec::decommissions_dir(dir, app) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<_> = std::fs::read_dir(root)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    ids.sort();
-    let Some(last) = ids.last() else {
-        return Vec::new();
-    };
-    let Ok(c) = journal::read(&last.join("journal.jsonl")) else {
-        return Vec::new();
-    };
-    if c.entries
-        .iter()
-        .any(|e| matches!(e.record, journal::Record::RunFinished { .. }))
-    {
-        return Vec::new();
-    }
-    c.entries
-        .iter()
-        .filter_map(|e| match &e.record {
-            journal::Record::Intent { change_id, .. } => Some(change_id.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Hashes each fetched path on the vendor again (read-only) and notes what changed.

@@ -38,7 +38,7 @@ pub mod live;
 mod run;
 pub mod vendor;
 
-pub use run::{Removal, Removed, execute, open_or_continue};
+pub use run::{Removal, Removed, Unfinished, execute, open_or_continue, unfinished};
 
 /// The minimum time since the cut-over when none is given: 7 days.
 pub const DEFAULT_MIN_AGE_SECS: u64 = 7 * 86_400;
@@ -106,13 +106,13 @@ pub struct Source {
 }
 
 impl Source {
-    /// The app's latest migration run.
+    /// The app's latest migration run, its journal read with `key` (each MAC checked).
     ///
     /// # Errors
     /// The app has no run, or the state directory cannot be read.
-    pub fn latest(dir: &StateDir, app: &str) -> Result<Self, String> {
+    pub fn latest(dir: &StateDir, app: &str, key: &journal::JournalKey) -> Result<Self, String> {
         let run = crate::engine::open::find_run(dir, app, None).map_err(|e| e.to_string())?;
-        let (history, journal_head) = match journal::read(&run.journal_path()) {
+        let (history, journal_head) = match journal::read_keyed(&run.journal_path(), Some(key)) {
             Ok(c) => (Ok(History::from_journal(&c)), Some(c.head_sha256)),
             Err(e) => (Err(e.to_string()), None),
         };

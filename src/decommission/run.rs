@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Item, differences, vendor};
-use crate::engine::journal::{self, HeaderFields, Journal, Record};
+use crate::engine::journal::{self, HeaderFields, Journal, JournalKey, Keying, Record};
 use crate::engine::open::Who;
 use crate::engine::state::{RunId, StateDir, utc_rfc3339};
 use crate::plan::Undo;
@@ -61,8 +61,94 @@ fn now_rfc3339() -> String {
     utc_rfc3339(SystemTime::now()).unwrap_or_default()
 }
 
-/// Continues the app's unfinished decommission, or creates a new one recording `items`.
-/// The caller holds the app's lock.
+/// A decommission whose journal has not ended: what an earlier attempt recorded and did.
+#[derive(Debug)]
+pub struct Unfinished {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// When it began.
+    pub started: String,
+    /// Items whose removal is journaled as done.
+    pub done: BTreeSet<String>,
+    /// Items whose removal's intent is journaled.
+    pub begun: BTreeSet<String>,
+    /// The items as it recorded them (`decommission.json`): a begun item is continued
+    /// as recorded (its database user as found then, its `--wipe` or not).
+    pub items: Vec<Item>,
+}
+
+/// The app's unfinished decommission, if its latest one has not ended. Its journal is
+/// read with `key`: one that does not verify, or that has no MACs (anyone who can
+/// write the state directory could have rewritten it), is refused, never continued.
+///
+/// # Errors
+/// The journal is broken, unkeyed or unreadable, or `decommission.json` is.
+pub fn unfinished(
+    dir: &StateDir,
+    app: &str,
+    key: &JournalKey,
+) -> Result<Option<Unfinished>, String> {
+    let root = super::decommissions_dir(dir, app).map_err(|e| e.to_string())?;
+    let mut ids: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    ids.sort();
+    let Some(last) = ids.last() else {
+        return Ok(None);
+    };
+    let jp = last.join("journal.jsonl");
+    let c = journal::read_keyed(&jp, Some(key)).map_err(|e| {
+        format!(
+            "the decommission journal {}: {e}; refused: it is never continued",
+            jp.display()
+        )
+    })?;
+    if c.keying != Keying::Checked {
+        return Err(format!(
+            "the decommission journal {} has no MACs: anyone who can write the state directory could have rewritten it; refused: it is never continued",
+            jp.display()
+        ));
+    }
+    if c.entries
+        .iter()
+        .any(|e| matches!(e.record, Record::RunFinished { .. }))
+    {
+        return Ok(None);
+    }
+    let mut done = BTreeSet::new();
+    let mut begun = BTreeSet::new();
+    for e in &c.entries {
+        match &e.record {
+            Record::Intent { change_id, .. } => {
+                begun.insert(change_id.clone());
+            }
+            Record::Done { change_id, .. } => {
+                done.insert(change_id.clone());
+            }
+            _ => {}
+        }
+    }
+    let ip = last.join("decommission.json");
+    let text = std::fs::read(&ip).map_err(|e| format!("{}: {e}", ip.display()))?;
+    if journal::sha256_hex(&text) != c.header.plan_sha256 {
+        return Err(format!(
+            "{} is not what its journal recorded (SHA-256 differs); refused: it is never continued",
+            ip.display()
+        ));
+    }
+    let items = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", ip.display()))?;
+    Ok(Some(Unfinished {
+        dir: last.clone(),
+        started: c.header.started.clone(),
+        done,
+        begun,
+        items,
+    }))
+}
+
+/// Continues `prior` (the app's unfinished decommission, see [`unfinished`]), or creates
+/// a new one recording `items`, its journal keyed with `key`. The caller holds the app's
+/// lock and read `prior` under it.
 ///
 /// # Errors
 /// The state directory or the journal (a broken one is never appended to).
@@ -71,59 +157,39 @@ pub fn open_or_continue(
     pb: &Playbook,
     items: &[Item],
     who: &Who,
+    key: &JournalKey,
+    prior: Option<Unfinished>,
 ) -> Result<Removal, String> {
     let root = super::decommissions_dir(dir, &pb.app).map_err(|e| e.to_string())?;
-    let mut ids: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    ids.sort();
-    if let Some(last) = ids.last() {
-        let jp = last.join("journal.jsonl");
-        let c = journal::read(&jp).map_err(|e| e.to_string())?;
-        if !c
-            .entries
-            .iter()
-            .any(|e| matches!(e.record, Record::RunFinished { .. }))
-        {
-            let mut done = BTreeSet::new();
-            let mut begun = BTreeSet::new();
-            for e in &c.entries {
-                match &e.record {
-                    Record::Intent { change_id, .. } => {
-                        begun.insert(change_id.clone());
-                    }
-                    Record::Done { change_id, .. } => {
-                        done.insert(change_id.clone());
-                    }
-                    _ => {}
-                }
-            }
-            let (mut journal, _) = Journal::open_append(&jp).map_err(|e| e.to_string())?;
-            journal
-                .append(&Record::Note {
-                    kind: "resumed".into(),
-                    text: format!(
-                        "continued by {} on {}: {} removal(s) done, {} begun",
-                        who.operator,
-                        who.host,
-                        done.len(),
-                        begun.len()
-                    ),
-                })
-                .map_err(|e| e.to_string())?;
-            return Ok(Removal {
-                id: last
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                dir: last.clone(),
-                journal,
-                started: c.header.started.clone(),
-                done,
-                begun,
-                continued: true,
-            });
-        }
+    if let Some(u) = prior {
+        let jp = u.dir.join("journal.jsonl");
+        let (mut journal, _) =
+            Journal::open_append_keyed(&jp, Some(key)).map_err(|e| e.to_string())?;
+        journal
+            .append(&Record::Note {
+                kind: "resumed".into(),
+                text: format!(
+                    "continued by {} on {}: {} removal(s) done, {} begun",
+                    who.operator,
+                    who.host,
+                    u.done.len(),
+                    u.begun.len()
+                ),
+            })
+            .map_err(|e| e.to_string())?;
+        return Ok(Removal {
+            id: u
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            dir: u.dir,
+            journal,
+            started: u.started,
+            done: u.done,
+            begun: u.begun,
+            continued: true,
+        });
     }
     let now = SystemTime::now();
     let id = RunId::new(now, crate::engine::open::suffix(now)).map_err(|e| e.to_string())?;
@@ -134,7 +200,7 @@ pub fn open_or_continue(
         let _ = std::fs::remove_dir_all(&path);
         return Err(e);
     }
-    let journal = Journal::create(
+    let journal = Journal::create_keyed(
         &path.join("journal.jsonl"),
         &HeaderFields {
             run: id.to_string(),
@@ -145,6 +211,7 @@ pub fn open_or_continue(
             host: who.host.clone(),
             started: now,
         },
+        Some(key),
     );
     let mut journal = match journal {
         Ok(j) => j,
