@@ -213,3 +213,25 @@ pub fn restore_facts(run: &Path) -> Value {
         .map(|r| r["facts"].clone())
         .expect("the restore step finished")
 }
+
+impl super::db::Mariadb {
+    /// Runs `sql` as root over the socket in no database (the app's may be gone); its
+    /// output, rows as tab-separated lines.
+    pub fn root_query(&self, sql: &str) -> String {
+        let mut c = super::db::mariadb_root(&self.socket);
+        c.args(["--batch", "--skip-column-names"]);
+        super::db::run(&mut c, sql.as_bytes(), "mariadb")
+    }
+
+    /// The server's databases, one a line, sorted.
+    pub fn databases(&self) -> String {
+        self.root_query("SELECT schema_name FROM information_schema.schemata ORDER BY 1")
+    }
+}
+
+impl super::db::Postgres {
+    /// Runs `sql` as `user` in `database`; its output (see `query`).
+    pub fn query_in(&self, user: &str, database: &str, sql: &str) -> String {
+        super::db::run(&mut self.psql(user, database), sql.as_bytes(), "psql")
+    }
+}
