@@ -12,13 +12,14 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use boyong::decommission::{
-    self as dec, Check, Item, Source, cert, differences, items, live, preconditions, vendor,
+    self as dec, Check, Item, Source, cert, items, live, preconditions, vendor,
 };
 use boyong::engine::journal;
 use boyong::engine::open::playbook_as_run;
 use boyong::engine::state::StateDir;
-use boyong::playbook::{self, StepKind};
+use boyong::playbook;
 
+use super::decommission_plan as plan;
 use super::error::{CliError, Result};
 use super::load::env_lookup;
 use super::world::World;
@@ -41,6 +42,11 @@ pub struct DecommissionArgs {
     /// Delete a fetched path even when its files changed on the vendor since the pull.
     #[arg(long)]
     pub allow_changed: bool,
+    /// Empty each dumped database instead of dropping it (every table, view, sequence,
+    /// routine, type and event; the database and its users stay), for a vendor that
+    /// must keep the schema.
+    #[arg(long)]
+    pub wipe: bool,
     /// Take the app's lock from a holder on another host or a dead process.
     #[arg(long)]
     pub break_lock: bool,
@@ -100,7 +106,7 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         .or(pb.decommission_after)
         .unwrap_or(dec::DEFAULT_MIN_AGE_SECS);
     let mut checks = preconditions(&dir, app, &src, min_age, now);
-    let mut list = match items(&pb, &src.run) {
+    let mut list = match items(&pb, &src.run, args.wipe) {
         Ok(l) => l,
         Err(e) => {
             checks.push(Check {
@@ -143,15 +149,19 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         .as_ref()
         .map(|u| u.begun.iter().cloned().collect())
         .unwrap_or_default();
+    if let Some(u) = &prior {
+        plan::as_recorded(&mut list, u, args.wipe)
+            .map_err(|e| CliError::bad_input(format!("{CMD}: {e}; nothing was changed")))?;
+    }
     let session = rt.block_on(async {
         checks.extend(live::serves(&pb).await);
         let session = live::connect(&live_runner).await?;
-        look(&session, &pb, &src, &mut list, &begun).await?;
+        checks.extend(plan::look(&session, &pb, &secrets, &src, &mut list, &begun).await?);
         Ok::<_, String>(session)
     });
     let session =
         session.map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
-    show(app, &src, &checks, &list, &pb);
+    plan::show(app, &src, &checks, &list, &pb);
     let refused: Vec<&Check> = checks.iter().filter(|c| c.blocks()).collect();
     let changed: Vec<&Item> = list.iter().filter(|i| !i.changed.is_empty()).collect();
     let mut why: Vec<String> = refused
@@ -262,84 +272,15 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         ))
     })?;
     println!(
-        "\n`{app}` decommissioned: {} item(s) removed from the vendor host and checked gone\n  certificate: {}",
-        c.removed.len(),
+        "\n`{app}` decommissioned: {} item(s) removed from the vendor host and checked gone{}\n  certificate: {}",
+        c.removed.iter().filter(|r| r.gone).count(),
+        match c.removed.iter().filter(|r| r.item.kept.is_some()).count() {
+            0 => String::new(),
+            n => format!(", {n} kept (see the certificate)"),
+        },
         removal.dir.join("certificate.md").display()
     );
     Ok(())
-}
-
-/// Hashes each fetched path on the vendor again (read-only) and notes what changed.
-async fn look(
-    session: &boyong::ssh::Session,
-    pb: &playbook::Playbook,
-    src: &Source,
-    list: &mut [Item],
-    begun: &[String],
-) -> std::result::Result<(), String> {
-    for item in list.iter_mut() {
-        if begun.contains(&item.id) {
-            continue;
-        }
-        let Some(StepKind::Fetch(f)) = pb.steps.iter().find(|s| s.id == item.step).map(|s| &s.kind)
-        else {
-            continue;
-        };
-        if vendor::safe_path(&f.path).is_err() {
-            continue; // refused above; never hashed (`/` would be the whole host)
-        }
-        let now = vendor::hash_now(session, &f.path).await?;
-        item.changed = differences(
-            &src.run.artifacts_dir(),
-            &item.step,
-            &f.exclude,
-            now.as_deref(),
-        )?;
-    }
-    Ok(())
-}
-
-fn show(app: &str, src: &Source, checks: &[Check], list: &[Item], pb: &playbook::Playbook) {
-    println!(
-        "Decommission of `{app}` (migration run {}), vendor {}@{}:{}\n\nPreconditions:",
-        src.run.id(),
-        pb.vendor.user,
-        pb.vendor.host,
-        pb.vendor.port
-    );
-    for c in checks {
-        let mark = match c.state.as_str() {
-            "ok" => "ok     ",
-            "none" => "none   ",
-            _ => "REFUSED",
-        };
-        println!("  {mark} {}: {}", c.name, c.detail);
-    }
-    println!("\nTo be removed from the vendor host (cannot be undone; the archive is kept):");
-    for i in list {
-        let size = match (i.files, i.bytes) {
-            (Some(f), Some(b)) => format!("{f} files, {}", boyong::steps::human_bytes(b)),
-            (None, Some(b)) => format!("dump {}", boyong::steps::human_bytes(b)),
-            _ => String::new(),
-        };
-        println!(
-            "  - {} {}  ({size}; last SHA-256 {})",
-            i.kind, i.target, i.last_sha256
-        );
-        println!("      runs: {}", i.action);
-        if i.changed.is_empty() {
-            if i.kind == "tree" {
-                println!("      vendor's files now: as pulled");
-            }
-        } else {
-            for c in i.changed.iter().take(20) {
-                println!("      CHANGED since the pull: {c}");
-            }
-        }
-    }
-    if list.is_empty() {
-        println!("  (nothing: the playbook fetched and dumped nothing)");
-    }
 }
 
 /// Asks the operator to type the app's name; refused when stdin is not a terminal.

@@ -14,7 +14,8 @@ use std::time::SystemTime;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Item, differences, vendor};
+use super::db::DumpLogin;
+use super::{Item, db, differences, host, vendor};
 use crate::engine::journal::{self, HeaderFields, Journal, JournalKey, Keying, Record};
 use crate::engine::open::Who;
 use crate::engine::state::{RunId, StateDir, utc_rfc3339};
@@ -22,7 +23,6 @@ use crate::plan::Undo;
 use crate::playbook::{Playbook, StepKind};
 use crate::secret::SecretStore;
 use crate::ssh::Session;
-use crate::steps::db::{Conn, Dialect};
 
 /// An open decommission: its directory, its journal, and what an earlier attempt did.
 #[derive(Debug)]
@@ -238,8 +238,9 @@ pub fn open_or_continue(
 }
 
 /// Removes each item from the vendor host over `session`, journaled, then checks it is
-/// gone. A tree not yet begun is hashed again first and refused on any difference
-/// unless `allow_changed`.
+/// gone (or, for a wiped database, empty). A tree not yet begun is hashed again first
+/// and refused on any difference unless `allow_changed`; an item the plan keeps (a
+/// shared database user) is certified as kept, not touched.
 ///
 /// # Errors
 /// The first failure (journaled as the item's `step-failed`); what was done stays
@@ -255,13 +256,14 @@ pub async fn execute(
 ) -> Result<Vec<Removed>, String> {
     let mut out = Vec::new();
     for item in items {
-        let step = pb
-            .steps
-            .iter()
-            .find(|s| s.id == item.step)
-            .ok_or_else(|| format!("step `{}` is not in the playbook", item.step))?;
-        let res = one(session, step, secrets, artifacts, r, item, allow_changed).await;
-        match res {
+        let ctx = Ctx {
+            session,
+            pb,
+            secrets,
+            artifacts,
+            allow_changed,
+        };
+        match one(&ctx, r, item).await {
             Ok(removed) => out.push(removed),
             Err(e) => {
                 let _ = r.journal.append(&Record::StepFailed {
@@ -280,17 +282,37 @@ pub async fn execute(
     Ok(out)
 }
 
-async fn one(
-    session: &Session,
-    step: &crate::playbook::Step,
-    secrets: &SecretStore,
-    artifacts: &std::path::Path,
-    r: &mut Removal,
-    item: &Item,
+/// What every removal needs.
+struct Ctx<'a> {
+    session: &'a Session,
+    pb: &'a Playbook,
+    secrets: &'a SecretStore,
+    artifacts: &'a std::path::Path,
     allow_changed: bool,
-) -> Result<Removed, String> {
+}
+
+impl Ctx<'_> {
+    fn step(&self, item: &Item) -> Result<&crate::playbook::Step, String> {
+        self.pb
+            .steps
+            .iter()
+            .find(|s| s.id == item.step)
+            .ok_or_else(|| format!("step `{}` is not in the playbook", item.step))
+    }
+}
+
+async fn one(ctx: &Ctx<'_>, r: &mut Removal, item: &Item) -> Result<Removed, String> {
     let j = |e: journal::JournalError| e.to_string();
+    let session = ctx.session;
     let mut item = item.clone();
+    if let Some(why) = &item.kept {
+        return Ok(Removed {
+            gone_check: format!("kept: {why}"),
+            item,
+            removed_at: String::new(),
+            gone: false,
+        });
+    }
     let already = r.done.contains(&item.id);
     let begun = r.begun.contains(&item.id);
     if !already {
@@ -300,12 +322,15 @@ async fn one(
             })
             .map_err(j)?;
     }
-    let (gone, check) = match &step.kind {
-        StepKind::Fetch(f) => {
+    let (gone, check) = match item.kind.as_str() {
+        "tree" => {
+            let StepKind::Fetch(f) = &ctx.step(&item)?.kind else {
+                return Err(format!("step `{}` fetches nothing", item.step));
+            };
             if !already && !begun {
                 let now = vendor::hash_now(session, &f.path).await?;
-                item.changed = differences(artifacts, &step.id, &f.exclude, now.as_deref())?;
-                if !item.changed.is_empty() && !allow_changed {
+                item.changed = differences(ctx.artifacts, &item.step, &f.exclude, now.as_deref())?;
+                if !item.changed.is_empty() && !ctx.allow_changed {
                     return Err(format!(
                         "{} changed on the vendor host since it was pulled ({}); refused: pull it again, or pass --allow-changed to delete it anyway",
                         f.path,
@@ -328,55 +353,88 @@ async fn one(
                 ),
             )
         }
-        StepKind::Dump(d) => {
-            let dialect = Dialect::of(d.engine);
-            let password = d
-                .password
-                .as_ref()
-                .map(|t| t.resolve(secrets))
-                .transpose()?;
-            let line = dialect.password_line(password.as_ref())?;
-            let conn = Conn {
-                host: &d.host,
-                port: d.port,
-                user: &d.user,
-                database: dialect.maintenance_database(),
+        "database" | "database-wipe" => {
+            let step = ctx.step(&item)?;
+            let wipe = item.kind == "database-wipe";
+            let StepKind::Dump(d) = &step.kind else {
+                return Err(format!("step `{}` dumps no database", step.id));
             };
+            let database = d.database.as_str();
+            // A wipe works inside the database; a drop from the maintenance database.
+            let owned = DumpLogin::of(step, ctx.secrets, wipe.then_some(database))?;
+            let login = owned.login();
             if !already {
                 let id = intent(r, &item)?;
-                vendor::sql(
-                    session,
-                    dialect,
-                    &conn,
-                    &line,
-                    &dialect.drop_database_sql(&d.database),
-                )
-                .await?;
+                if wipe {
+                    db::wipe(session, &login, database).await?;
+                } else {
+                    let sql = login.dialect.drop_database_sql(database);
+                    vendor::sql(session, login.dialect, &login.conn, login.line, &sql).await?;
+                }
                 done(r, &id)?;
             }
-            let n = vendor::sql(
-                session,
-                dialect,
-                &conn,
-                &line,
-                &dialect.database_exists_sql(&d.database),
-            )
-            .await?;
-            let gone = n.trim() == "0";
+            if wipe {
+                db::is_empty(session, &login, database).await?
+            } else {
+                let sql = login.dialect.database_exists_sql(database);
+                let n = vendor::sql(session, login.dialect, &login.conn, login.line, &sql).await?;
+                let gone = n.trim() == "0";
+                (
+                    gone,
+                    format!(
+                        "database `{database}` listed by the server: {}",
+                        if gone {
+                            "no (gone)"
+                        } else {
+                            "YES (still there)"
+                        }
+                    ),
+                )
+            }
+        }
+        "user" => {
+            let step = ctx.step(&item)?;
+            let account = item
+                .account
+                .clone()
+                .ok_or("the account was not found before the removal")?;
+            let owned = DumpLogin::of(step, ctx.secrets, None)?;
+            let login = owned.login();
+            if !already {
+                let id = intent(r, &item)?;
+                db::drop_account(session, &login, &item.action).await?;
+                done(r, &id)?;
+            }
+            db::account_gone(session, &login, &account).await?
+        }
+        "crontab" => {
+            if !already {
+                let id = intent(r, &item)?;
+                host::remove_cron_line(session, &item.target).await?;
+                done(r, &id)?;
+            }
+            let present = host::crontab(session).await?.contains(&item.target);
             (
-                gone,
+                !present,
                 format!(
-                    "database `{}` listed by the server: {}",
-                    d.database,
-                    if gone {
-                        "no (gone)"
+                    "`crontab -l` of the vendor login: {}",
+                    if present {
+                        "the line is STILL THERE"
                     } else {
-                        "YES (still there)"
+                        "the line is gone"
                     }
                 ),
             )
         }
-        _ => return Err("only fetched paths and dumped databases are removed".into()),
+        "service" | "user-service" => {
+            if !already {
+                let id = intent(r, &item)?;
+                host::stop_unit(session, &item).await?;
+                done(r, &id)?;
+            }
+            host::unit_stopped(session, &item).await?
+        }
+        other => return Err(format!("`{other}` is not a kind a decommission removes")),
     };
     if !already {
         r.journal

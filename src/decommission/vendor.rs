@@ -37,7 +37,7 @@ pub fn safe_path(path: &str) -> Result<(), String> {
 
 /// Runs `command` on the vendor host with `stdin`; its exit status, stdout and stderr
 /// (stdout bounded at 256 MiB, stderr at 64 KiB).
-async fn run(
+pub(super) async fn run(
     session: &Session,
     command: &str,
     stdin: &[u8],
