@@ -28,6 +28,7 @@ const CMD: &str = "boyong decommission";
 
 /// Options of `boyong decommission`.
 #[derive(Debug, Clone, clap::Args)]
+#[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct DecommissionArgs {
     /// Only show the preconditions and what would be removed; nothing is changed.
     #[arg(long = "plan")]

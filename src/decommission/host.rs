@@ -111,11 +111,11 @@ pub async fn remove_cron_line(session: &Session, line: &str) -> Result<(), Strin
     if !now.iter().any(|l| l == line) {
         return Ok(());
     }
-    let mut kept: String = now
-        .iter()
-        .filter(|l| *l != line)
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let mut kept = String::new();
+    for l in now.iter().filter(|l| *l != line) {
+        kept.push_str(l);
+        kept.push('\n');
+    }
     if kept.is_empty() {
         kept.push('\n');
     }

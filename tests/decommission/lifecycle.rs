@@ -191,7 +191,17 @@ fn a_migrated_app_is_decommissioned_with_a_certificate_and_its_sibling_survives(
         "{cert}"
     );
     let removed = cert["removed"].as_array().unwrap();
-    assert_eq!(removed.len(), 2, "{cert}");
+    // The tree, the database, and its user: kept (without CREATE USER it cannot drop
+    // itself), saying why.
+    assert_eq!(removed.len(), 3, "{cert}");
+    assert_eq!(removed[2]["kind"], "user");
+    assert_eq!(removed[2]["gone"], false);
+    assert!(
+        removed[2]["kept"]
+            .as_str()
+            .is_some_and(|k| k.contains("CREATE USER")),
+        "{cert}"
+    );
     let manifest = env.last_run(APP).join("artifacts/code.manifest");
     let (tree_item, db_item) = (&removed[0], &removed[1]);
     assert_eq!(tree_item["target"], tree.display().to_string());
