@@ -14,7 +14,7 @@ use crate::shell::quote;
 use crate::ssh::Session;
 
 use super::Item;
-use super::vendor::run;
+use super::vendor::{run, run_input};
 
 /// The items `decommission:` names, in the order they are removed: crontab lines, then
 /// system units, then user units.
@@ -119,7 +119,7 @@ pub async fn remove_cron_line(session: &Session, line: &str) -> Result<(), Strin
     if kept.is_empty() {
         kept.push('\n');
     }
-    let (code, _, err) = run(session, "crontab -", kept.as_bytes()).await?;
+    let (code, _, err) = run_input(session, "crontab -", kept.as_bytes()).await?;
     if code == 0 {
         Ok(())
     } else {

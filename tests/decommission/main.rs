@@ -16,6 +16,7 @@ mod support;
 
 mod common;
 mod databases;
+mod host;
 mod lifecycle;
 mod refusals;
 mod resume;
