@@ -306,6 +306,13 @@ async fn one(ctx: &Ctx<'_>, r: &mut Removal, item: &Item) -> Result<Removed, Str
     let session = ctx.session;
     let mut item = item.clone();
     if let Some(why) = &item.kept {
+        // Not removed: journaled as a note (the plan recorded it too), certified as kept.
+        r.journal
+            .append(&Record::Note {
+                kind: "kept".into(),
+                text: format!("{} {}: not removed: {why}", item.id, item.target),
+            })
+            .map_err(j)?;
         return Ok(Removed {
             gone_check: format!("kept: {why}"),
             item,
@@ -402,6 +409,9 @@ async fn one(ctx: &Ctx<'_>, r: &mut Removal, item: &Item) -> Result<Removed, Str
             let login = owned.login();
             if !already {
                 let id = intent(r, &item)?;
+                // The SQL as the probe built it from the server's own name for the
+                // account (when continued: as `decommission.json` recorded it, whose
+                // SHA-256 the keyed journal's header holds).
                 db::drop_account(session, &login, &item.action).await?;
                 done(r, &id)?;
             }

@@ -200,6 +200,16 @@ fn a_shared_user_is_not_dropped_and_the_plan_and_certificate_say_why() {
             .starts_with("kept: shared"),
         "{cert}"
     );
+    let j =
+        std::fs::read_to_string(decommissions(&env).pop().unwrap().join("journal.jsonl")).unwrap();
+    assert!(
+        j.contains("\"kind\":\"kept\"") && j.contains("not removed: shared"),
+        "the journal says it was kept: {j}"
+    );
+    assert!(
+        !j.contains("\"change_id\":\"user:db\""),
+        "no intent to drop it: {j}"
+    );
 }
 
 #[test]
