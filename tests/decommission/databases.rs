@@ -126,13 +126,14 @@ fn the_dump_user_is_dropped_after_its_database_and_checked_gone() {
         "the plan dropped nothing"
     );
 
-    let done = boyong(
-        &env,
-        Some(&db),
+    // The password never on a command line nor in a file on the vendor host.
+    let done = env.watched(
         &["decommission", APP, "--min-age", "0", "--confirm", APP],
+        &db.password,
     );
     assert_eq!(done.status.code(), Some(0), "{}", said(&done));
     assert!(!tree.exists());
+    env.assert_no_secret_in_state(&db.password);
     let acc = accounts(&db);
     assert!(!acc.contains("perizinan@"), "the user is gone: {acc}");
     assert!(acc.contains("other@%"), "another user survives: {acc}");

@@ -52,6 +52,16 @@ impl Env {
     /// `boyong run`, with the password in the environment; meanwhile every process's
     /// command line on this machine (the vendor host too) is sampled and must never hold it.
     pub fn run_watched(&self, pb: &Path, password: &str) -> Output {
+        self.watched(
+            &["run", pb.to_str().unwrap(), "--label", &self.label().arg()],
+            password,
+        )
+    }
+
+    /// The real binary with `args` and the password in the environment, watched as
+    /// [`Env::run_watched`] watches a run: never on a command line, nor in a file left in
+    /// /tmp, /var/tmp or the vendor user's home.
+    pub fn watched(&self, args: &[&str], password: &str) -> Output {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, pw) = (stop.clone(), password.to_string());
         let watcher = std::thread::spawn(move || {
@@ -70,7 +80,7 @@ impl Env {
         let marker = self.dir.path().join("run-started");
         std::fs::write(&marker, b"").unwrap();
         let out = self
-            .command(&["run", pb.to_str().unwrap(), "--label", &self.label().arg()])
+            .command(args)
             .env("BOYONG_TEST_DB_PASSWORD", password)
             .output()
             .unwrap();
