@@ -12,13 +12,14 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use boyong::decommission::{
-    self as dec, Check, Item, Source, cert, differences, items, live, preconditions, vendor,
+    self as dec, Check, Item, Source, cert, items, live, preconditions, vendor,
 };
 use boyong::engine::journal;
 use boyong::engine::open::playbook_as_run;
 use boyong::engine::state::StateDir;
-use boyong::playbook::{self, StepKind};
+use boyong::playbook;
 
+use super::decommission_plan as plan;
 use super::error::{CliError, Result};
 use super::load::env_lookup;
 use super::world::World;
@@ -27,6 +28,7 @@ const CMD: &str = "boyong decommission";
 
 /// Options of `boyong decommission`.
 #[derive(Debug, Clone, clap::Args)]
+#[expect(clippy::struct_excessive_bools, reason = "command-line flags")]
 pub struct DecommissionArgs {
     /// Only show the preconditions and what would be removed; nothing is changed.
     #[arg(long = "plan")]
@@ -41,6 +43,11 @@ pub struct DecommissionArgs {
     /// Delete a fetched path even when its files changed on the vendor since the pull.
     #[arg(long)]
     pub allow_changed: bool,
+    /// Empty each dumped database instead of dropping it (every table, view, sequence,
+    /// routine, type and event; the database and its users stay), for a vendor that
+    /// must keep the schema.
+    #[arg(long)]
+    pub wipe: bool,
     /// Take the app's lock from a holder on another host or a dead process.
     #[arg(long)]
     pub break_lock: bool,
@@ -62,7 +69,15 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         )));
     }
     let dir = StateDir::new(state);
-    let src = Source::latest(&dir, app).map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+    // Read only: a decommission never makes the key (the migration's run did).
+    let key = super::journal::existing_key(state, CMD)?.ok_or_else(|| {
+        CliError::failed(format!(
+            "{CMD}: refused: this machine has no journal key, so neither the migration's journal nor a decommission's can be verified; nothing was changed"
+        ))
+        .hint("run the decommission where the migration ran, with its key (BOYONG_JOURNAL_KEY_FILE)")
+    })?;
+    let src =
+        Source::latest(&dir, app, &key).map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
     if let Some(c) = dec::certificate_of(&dir, app) {
         println!(
             "`{app}` is decommissioned already: its certificate is {}",
@@ -92,7 +107,7 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         .or(pb.decommission_after)
         .unwrap_or(dec::DEFAULT_MIN_AGE_SECS);
     let mut checks = preconditions(&dir, app, &src, min_age, now);
-    let mut list = match items(&pb, &src.run) {
+    let mut list = match items(&pb, &src.run, args.wipe) {
         Ok(l) => l,
         Err(e) => {
             checks.push(Check {
@@ -127,16 +142,27 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         .enable_all()
         .build()
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
-    let begun = unfinished_begun(&dir, app);
+    // An unfinished decommission is continued: read (and verified) now, read again under
+    // the lock before anything is done.
+    let prior = dec::unfinished(&dir, app, &key)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let begun: Vec<String> = prior
+        .as_ref()
+        .map(|u| u.begun.iter().cloned().collect())
+        .unwrap_or_default();
+    if let Some(u) = &prior {
+        plan::as_recorded(&mut list, u, args.wipe)
+            .map_err(|e| CliError::bad_input(format!("{CMD}: {e}; nothing was changed")))?;
+    }
     let session = rt.block_on(async {
         checks.extend(live::serves(&pb).await);
         let session = live::connect(&live_runner).await?;
-        look(&session, &pb, &src, &mut list, &begun).await?;
+        checks.extend(plan::look(&session, &pb, &secrets, &src, &mut list, &begun).await?);
         Ok::<_, String>(session)
     });
     let session =
         session.map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
-    show(app, &src, &checks, &list, &pb);
+    plan::show(app, &src, &checks, &list, &pb);
     let refused: Vec<&Check> = checks.iter().filter(|c| c.blocks()).collect();
     let changed: Vec<&Item> = list.iter().filter(|i| !i.changed.is_empty()).collect();
     let mut why: Vec<String> = refused
@@ -164,9 +190,26 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
     if args.confirm.is_none() {
         confirm(app)?;
     }
+    // One operator at a time: the removal holds the app's lock (the plan above took
+    // none and wrote nothing). What was shown may have changed before the lock was ours.
     let lock = super::lock_app(&dir, app, CMD, args.break_lock)?;
+    if let Some(c) = dec::certificate_of(&dir, app) {
+        println!(
+            "`{app}` was decommissioned meanwhile by another operator: its certificate is {}",
+            c.display()
+        );
+        return Ok(());
+    }
+    let now_prior = dec::unfinished(&dir, app, &key)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let seen = |u: &Option<dec::Unfinished>| u.as_ref().map(|u| (u.dir.clone(), u.begun.clone()));
+    if seen(&now_prior) != seen(&prior) {
+        return Err(CliError::failed(format!(
+            "{CMD}: another decommission of `{app}` changed the state since the plan above was shown; nothing was changed. Run `boyong decommission {app}` again to see the new plan"
+        )));
+    }
     let who = super::who();
-    let mut removal = dec::open_or_continue(&dir, &pb, &list, &who)
+    let mut removal = dec::open_or_continue(&dir, &pb, &list, &who, &key, now_prior)
         .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
     if removal.continued {
         say!(
@@ -197,7 +240,7 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
             removal.dir.display()
         ))
     })?;
-    let head = journal::read(&removal.dir.join("journal.jsonl"))
+    let head = journal::read_keyed(&removal.dir.join("journal.jsonl"), Some(&key))
         .map(|c| c.head_sha256)
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
     let archive = dec::archive::verify(&dir, app, src.run.id().as_str())
@@ -230,115 +273,15 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         ))
     })?;
     println!(
-        "\n`{app}` decommissioned: {} item(s) removed from the vendor host and checked gone\n  certificate: {}",
-        c.removed.len(),
+        "\n`{app}` decommissioned: {} item(s) removed from the vendor host and checked gone{}\n  certificate: {}",
+        c.removed.iter().filter(|r| r.gone).count(),
+        match c.removed.iter().filter(|r| r.item.kept.is_some()).count() {
+            0 => String::new(),
+            n => format!(", {n} kept (see the certificate)"),
+        },
         removal.dir.join("certificate.md").display()
     );
     Ok(())
-}
-
-/// The items an unfinished decommission of `app` has begun (their files may be half
-/// gone: they are not hashed again).
-fn unfinished_begun(dir: &StateDir, app: &str) -> Vec<String> {
-    let Ok(root) = dec::decommissions_dir(dir, app) else {
-        return Vec::new();
-    };
-    let mut ids: Vec<_> = std::fs::read_dir(root)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    ids.sort();
-    let Some(last) = ids.last() else {
-        return Vec::new();
-    };
-    let Ok(c) = journal::read(&last.join("journal.jsonl")) else {
-        return Vec::new();
-    };
-    if c.entries
-        .iter()
-        .any(|e| matches!(e.record, journal::Record::RunFinished { .. }))
-    {
-        return Vec::new();
-    }
-    c.entries
-        .iter()
-        .filter_map(|e| match &e.record {
-            journal::Record::Intent { change_id, .. } => Some(change_id.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Hashes each fetched path on the vendor again (read-only) and notes what changed.
-async fn look(
-    session: &boyong::ssh::Session,
-    pb: &playbook::Playbook,
-    src: &Source,
-    list: &mut [Item],
-    begun: &[String],
-) -> std::result::Result<(), String> {
-    for item in list.iter_mut() {
-        if begun.contains(&item.id) {
-            continue;
-        }
-        let Some(StepKind::Fetch(f)) = pb.steps.iter().find(|s| s.id == item.step).map(|s| &s.kind)
-        else {
-            continue;
-        };
-        if vendor::safe_path(&f.path).is_err() {
-            continue; // refused above; never hashed (`/` would be the whole host)
-        }
-        let now = vendor::hash_now(session, &f.path).await?;
-        item.changed = differences(
-            &src.run.artifacts_dir(),
-            &item.step,
-            &f.exclude,
-            now.as_deref(),
-        )?;
-    }
-    Ok(())
-}
-
-fn show(app: &str, src: &Source, checks: &[Check], list: &[Item], pb: &playbook::Playbook) {
-    println!(
-        "Decommission of `{app}` (migration run {}), vendor {}@{}:{}\n\nPreconditions:",
-        src.run.id(),
-        pb.vendor.user,
-        pb.vendor.host,
-        pb.vendor.port
-    );
-    for c in checks {
-        let mark = match c.state.as_str() {
-            "ok" => "ok     ",
-            "none" => "none   ",
-            _ => "REFUSED",
-        };
-        println!("  {mark} {}: {}", c.name, c.detail);
-    }
-    println!("\nTo be removed from the vendor host (cannot be undone; the archive is kept):");
-    for i in list {
-        let size = match (i.files, i.bytes) {
-            (Some(f), Some(b)) => format!("{f} files, {}", boyong::steps::human_bytes(b)),
-            (None, Some(b)) => format!("dump {}", boyong::steps::human_bytes(b)),
-            _ => String::new(),
-        };
-        println!(
-            "  - {} {}  ({size}; last SHA-256 {})",
-            i.kind, i.target, i.last_sha256
-        );
-        println!("      runs: {}", i.action);
-        if i.changed.is_empty() {
-            if i.kind == "tree" {
-                println!("      vendor's files now: as pulled");
-            }
-        } else {
-            for c in i.changed.iter().take(20) {
-                println!("      CHANGED since the pull: {c}");
-            }
-        }
-    }
-    if list.is_empty() {
-        println!("  (nothing: the playbook fetched and dumped nothing)");
-    }
 }
 
 /// Asks the operator to type the app's name; refused when stdin is not a terminal.

@@ -72,6 +72,17 @@ fn key_path() -> Option<PathBuf> {
 
 /// This installation's journal key, created on first use (see the module's doc).
 pub fn key(state: &Path, cmd: &str) -> Result<JournalKey> {
+    find_key(state, cmd, true)
+        .and_then(|k| k.ok_or_else(|| CliError::failed(format!("{cmd}: journal key: not found"))))
+}
+
+/// This installation's journal key if there is one; never creates it (for commands that
+/// must write nothing, such as `boyong decommission --plan`).
+pub fn existing_key(state: &Path, cmd: &str) -> Result<Option<JournalKey>> {
+    find_key(state, cmd, false)
+}
+
+fn find_key(state: &Path, cmd: &str, create: bool) -> Result<Option<JournalKey>> {
     let fail = |what: String| {
         CliError::failed(format!("{cmd}: journal key: {what}")).hint(
             "the key is found at BOYONG_JOURNAL_KEY_FILE, else $XDG_CONFIG_HOME/boyong/journal.key, else ~/.config/boyong/journal.key",
@@ -104,9 +115,13 @@ pub fn key(state: &Path, cmd: &str) -> Result<JournalKey> {
             let text = fs::read_to_string(&path)
                 .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
             JournalKey::from_hex(&text)
+                .map(Some)
                 .ok_or_else(|| fail(format!("{} does not hold 64 hex digits", path.display())))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_key(&path).map_err(fail),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_key(&path).map(Some).map_err(fail)
+        }
         Err(e) => Err(fail(format!("cannot read {}: {e}", path.display()))),
     }
 }

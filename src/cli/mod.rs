@@ -23,6 +23,7 @@ mod assess;
 mod batch;
 mod batch_view;
 mod decommission;
+mod decommission_plan;
 mod error;
 mod events;
 mod journal;

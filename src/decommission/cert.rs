@@ -147,7 +147,11 @@ fn item_rows(c: &Certificate) -> Vec<[String; 6]> {
                 r.item.target.clone(),
                 size,
                 r.item.last_sha256.clone(),
-                r.removed_at.clone(),
+                if r.item.kept.is_some() {
+                    "not removed (kept)".to_string()
+                } else {
+                    r.removed_at.clone()
+                },
                 r.gone_check.clone(),
             ]
         })
@@ -171,7 +175,7 @@ fn md_cell(s: &str) -> String {
 #[must_use]
 pub fn markdown(c: &Certificate) -> String {
     let mut s = format!(
-        "# Decommission certificate: {}\n\nThe vendor's copy of `{}` was deleted from {} on {}; every item below was checked, read-only, to be gone.\n",
+        "# Decommission certificate: {}\n\nThe vendor's copy of `{}` was deleted from {} on {}; every item removed below was checked, read-only, to be gone (a wiped database: empty); an item kept says why.\n",
         c.app, c.app, c.vendor, c.finished
     );
     for (h, rows) in sections(c) {
@@ -205,7 +209,7 @@ fn esc(s: &str) -> String {
 #[must_use]
 pub fn html(c: &Certificate) -> String {
     let mut s = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Decommission certificate: {app}</title>\n<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .5em;text-align:left;vertical-align:top}}code{{word-break:break-all}}</style></head><body>\n<h1>Decommission certificate: {app}</h1>\n<p>The vendor's copy of <code>{app}</code> was deleted from {vendor} on {fin}; every item below was checked, read-only, to be gone.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Decommission certificate: {app}</title>\n<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .5em;text-align:left;vertical-align:top}}code{{word-break:break-all}}</style></head><body>\n<h1>Decommission certificate: {app}</h1>\n<p>The vendor's copy of <code>{app}</code> was deleted from {vendor} on {fin}; every item removed below was checked, read-only, to be gone (a wiped database: empty); an item kept says why.</p>\n",
         app = esc(&c.app),
         vendor = esc(&c.vendor),
         fin = esc(&c.finished)

@@ -34,11 +34,13 @@ use crate::steps::db::Dialect;
 
 pub mod archive;
 pub mod cert;
+pub mod db;
+pub mod host;
 pub mod live;
 mod run;
 pub mod vendor;
 
-pub use run::{Removal, Removed, execute, open_or_continue};
+pub use run::{Removal, Removed, Unfinished, execute, open_or_continue, unfinished};
 
 /// The minimum time since the cut-over when none is given: 7 days.
 pub const DEFAULT_MIN_AGE_SECS: u64 = 7 * 86_400;
@@ -46,13 +48,17 @@ pub const DEFAULT_MIN_AGE_SECS: u64 = 7 * 86_400;
 /// One thing that will be removed from the vendor host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
-    /// `tree:<step>` or `database:<step>`.
+    /// `tree:<step>`, `database:<step>`, `user:<step>` (the first dump step that logged
+    /// in as it), `crontab:<n>`, `service:<unit>` or `user-service:<unit>`.
     pub id: String,
-    /// The playbook step that pulled it.
+    /// The playbook step that pulled it (`decommission` for what the playbook's
+    /// `decommission:` names).
     pub step: String,
-    /// `tree` or `database`.
+    /// `tree`, `database`, `database-wipe` (emptied, kept), `user` (a database's login),
+    /// `crontab` (a line of the vendor login's crontab), `service` or `user-service`.
     pub kind: String,
-    /// The path, or `ENGINE database NAME at HOST:PORT (user USER)`.
+    /// The path, `ENGINE database NAME at HOST:PORT (user USER)`, the account, the
+    /// crontab line or the unit.
     pub target: String,
     /// Files pulled (a tree).
     pub files: Option<u64>,
@@ -65,6 +71,31 @@ pub struct Item {
     /// What differs on the vendor now from what was pulled (filled by the check).
     #[serde(default)]
     pub changed: Vec<String>,
+    /// A database user: the account as its server named it (`user@host`, or the role),
+    /// filled by the live look before anything is removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Why it is not removed (a shared database user), shown and certified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
+}
+
+impl Item {
+    fn new(id: String, step: &str, kind: &str, target: String, action: String) -> Self {
+        Self {
+            id,
+            step: step.to_string(),
+            kind: kind.to_string(),
+            target,
+            files: None,
+            bytes: None,
+            last_sha256: String::new(),
+            action,
+            changed: Vec::new(),
+            account: None,
+            kept: None,
+        }
+    }
 }
 
 /// A precondition and whether it holds.
@@ -106,13 +137,13 @@ pub struct Source {
 }
 
 impl Source {
-    /// The app's latest migration run.
+    /// The app's latest migration run, its journal read with `key` (each MAC checked).
     ///
     /// # Errors
     /// The app has no run, or the state directory cannot be read.
-    pub fn latest(dir: &StateDir, app: &str) -> Result<Self, String> {
+    pub fn latest(dir: &StateDir, app: &str, key: &journal::JournalKey) -> Result<Self, String> {
         let run = crate::engine::open::find_run(dir, app, None).map_err(|e| e.to_string())?;
-        let (history, journal_head) = match journal::read(&run.journal_path()) {
+        let (history, journal_head) = match journal::read_keyed(&run.journal_path(), Some(key)) {
             Ok(c) => (Ok(History::from_journal(&c)), Some(c.head_sha256)),
             Err(e) => (Err(e.to_string()), None),
         };
@@ -178,14 +209,17 @@ pub fn certificate_of(dir: &StateDir, app: &str) -> Option<PathBuf> {
 
 pub use crate::playbook::units::parse_age;
 
-/// What the playbook pulled and the run journaled: the items a decommission removes.
+/// What the playbook pulled and the run journaled, and what its `decommission:` names:
+/// the items a decommission removes. With `wipe`, a database is emptied instead of
+/// dropped, and its users stay.
 ///
 /// # Errors
 /// A fetched tree's manifest or a dump's is missing from the run (nothing to compare
 /// the vendor's files with, or no last digest to certify).
-pub fn items(pb: &Playbook, run: &RunDir) -> Result<Vec<Item>, String> {
+pub fn items(pb: &Playbook, run: &RunDir, wipe: bool) -> Result<Vec<Item>, String> {
     let artifacts = run.artifacts_dir();
     let mut out = Vec::new();
+    let (mut users, mut logins) = (Vec::new(), Vec::new());
     for step in &pb.steps {
         match &step.kind {
             StepKind::Fetch(f) => {
@@ -198,43 +232,59 @@ pub fn items(pb: &Playbook, run: &RunDir) -> Result<Vec<Item>, String> {
                 let (last, _) =
                     crate::digest::file_sha256(&m).map_err(|e| format!("{}: {e}", m.display()))?;
                 out.push(Item {
-                    id: format!("tree:{}", step.id),
-                    step: step.id.clone(),
-                    kind: "tree".into(),
-                    target: f.path.clone(),
                     files: Some(files),
                     bytes: Some(bytes),
                     last_sha256: last,
-                    action: format!("rm -rf -- {}", crate::shell::quote(&f.path)),
-                    changed: Vec::new(),
+                    ..Item::new(
+                        format!("tree:{}", step.id),
+                        &step.id,
+                        "tree",
+                        f.path.clone(),
+                        format!("rm -rf -- {}", crate::shell::quote(&f.path)),
+                    )
                 });
             }
             StepKind::Dump(d) => {
                 let last = crate::steps::dump::artifact::dump_sha256(&artifacts, &step.id)?;
                 let gz = artifacts.join(format!("{}.sql.gz", step.id));
                 let bytes = std::fs::metadata(&gz).map(|m| m.len()).ok();
+                let engine = format!("{:?}", d.engine).to_lowercase();
                 out.push(Item {
-                    id: format!("database:{}", step.id),
-                    step: step.id.clone(),
-                    kind: "database".into(),
-                    target: format!(
-                        "{} database {} at {}:{} (user {})",
-                        format!("{:?}", d.engine).to_lowercase(),
-                        d.database,
-                        d.host,
-                        d.port,
-                        d.user
-                    ),
-                    files: None,
                     bytes,
                     last_sha256: last,
-                    action: Dialect::of(d.engine).drop_database_sql(&d.database),
-                    changed: Vec::new(),
+                    ..Item::new(
+                        format!("database:{}", step.id),
+                        &step.id,
+                        if wipe { "database-wipe" } else { "database" },
+                        format!(
+                            "{engine} database {} at {}:{} (user {})",
+                            d.database, d.host, d.port, d.user
+                        ),
+                        db::action(Dialect::of(d.engine), &d.database, wipe),
+                    )
                 });
+                let login = (engine.clone(), d.host.clone(), d.port, d.user.clone());
+                if !wipe && !logins.contains(&login) {
+                    logins.push(login);
+                    users.push(Item::new(
+                        format!("user:{}", step.id),
+                        &step.id,
+                        "user",
+                        format!(
+                            "{engine} user {} at {}:{} (as step `{}` logged in)",
+                            d.user, d.host, d.port, step.id
+                        ),
+                        "DROP USER of the account the server names (CURRENT_USER()), found before anything is dropped".into(),
+                    ));
+                }
             }
             _ => {}
         }
     }
+    // A database's users after every database: a user is dropped only once none of
+    // this playbook's databases on its server needs it.
+    out.extend(users);
+    out.extend(host::items(&pb.decommission));
     Ok(out)
 }
 

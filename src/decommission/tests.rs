@@ -92,3 +92,88 @@ fn ages_parse_and_bad_ones_are_refused() {
         assert!(parse_age(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn a_wipe_drops_each_object_by_its_quoted_name_in_batches_that_fit_a_command_line() {
+    use super::db::wipe_sql;
+    use crate::steps::db::{ARG_SQL_MAX, Dialect};
+    let few = vec![
+        ("VIEW".to_string(), "`d`.`a view`".to_string()),
+        ("TABLE".to_string(), "`d`.`t`".to_string()),
+    ];
+    assert_eq!(
+        wipe_sql(Dialect::My("mariadb-dump"), &few),
+        [
+            "SET FOREIGN_KEY_CHECKS = 0; DROP VIEW IF EXISTS `d`.`a view`; DROP TABLE IF EXISTS `d`.`t`; "
+        ]
+    );
+    assert_eq!(
+        wipe_sql(Dialect::Pg, &[("TABLE".into(), "public.t".into())]),
+        ["DROP TABLE IF EXISTS public.t CASCADE; "]
+    );
+    assert!(
+        wipe_sql(Dialect::Pg, &[]).is_empty(),
+        "nothing to drop: no SQL"
+    );
+    let many: Vec<(String, String)> = (0..5000)
+        .map(|i| ("TABLE".to_string(), format!("`d`.`table_{i}`")))
+        .collect();
+    let batches = wipe_sql(Dialect::My("mariadb-dump"), &many);
+    assert!(batches.len() > 1);
+    assert!(batches.iter().all(|b| b.len() <= ARG_SQL_MAX));
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.starts_with("SET FOREIGN_KEY_CHECKS = 0; "))
+    );
+    let all: usize = batches
+        .iter()
+        .map(|b| b.matches("DROP TABLE").count())
+        .sum();
+    assert_eq!(all, 5000, "every object, once");
+}
+
+#[test]
+fn a_unit_is_a_plain_systemd_name_never_an_option_a_path_or_a_glob() {
+    use crate::playbook::unit_problem;
+    for ok in [
+        "perizinan-worker.service",
+        "perizinan.timer",
+        "app@1.service",
+        "a:b_c.socket",
+    ] {
+        assert_eq!(unit_problem(ok), None, "{ok}");
+    }
+    for bad in [
+        "--now.service",
+        "../etc/x.service",
+        "x y.service",
+        "*.service",
+        "sshd",
+        ".service",
+        "app@.service",
+        "x.service;reboot",
+    ] {
+        assert!(unit_problem(bad).is_some(), "{bad} is refused");
+    }
+}
+
+#[test]
+fn the_playbook_names_crontab_lines_and_units_in_order() {
+    let d = crate::playbook::Decommission {
+        crontab: vec!["* * * * * true".into()],
+        services: vec!["a.service".into()],
+        user_services: vec!["b.service".into()],
+    };
+    let items = super::host::items(&d);
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["crontab:1", "service:a.service", "user-service:b.service"]
+    );
+    assert_eq!(items[1].action, "systemctl disable --now -- 'a.service'");
+    assert_eq!(
+        items[2].action,
+        "systemctl --user disable --now -- 'b.service'"
+    );
+}

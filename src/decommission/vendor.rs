@@ -37,15 +37,36 @@ pub fn safe_path(path: &str) -> Result<(), String> {
 
 /// Runs `command` on the vendor host with `stdin`; its exit status, stdout and stderr
 /// (stdout bounded at 256 MiB, stderr at 64 KiB).
-async fn run(
+pub(super) async fn run(
     session: &Session,
     command: &str,
     stdin: &[u8],
 ) -> Result<(u32, Vec<u8>, String), String> {
-    let mut exec = session
+    let exec = session
         .exec_held(command, stdin)
         .await
         .map_err(|e| e.to_string())?;
+    collect(exec, command).await
+}
+
+/// [`run`], but `stdin` ends after `input` (EOF), for a command that reads all of it
+/// (`crontab -`).
+pub(super) async fn run_input(
+    session: &Session,
+    command: &str,
+    input: &[u8],
+) -> Result<(u32, Vec<u8>, String), String> {
+    let exec = session
+        .exec(command, Some(input))
+        .await
+        .map_err(|e| e.to_string())?;
+    collect(exec, command).await
+}
+
+async fn collect(
+    mut exec: crate::ssh::Exec,
+    command: &str,
+) -> Result<(u32, Vec<u8>, String), String> {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     while let Some(o) = exec.next().await {
         match o {

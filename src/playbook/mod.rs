@@ -11,6 +11,8 @@
 //! (a FIFO, a device) before it is opened (`local_file.rs`).
 
 mod assess;
+mod decommission;
+pub use decommission::unit_problem;
 mod hosts;
 mod kinds;
 mod local_file;

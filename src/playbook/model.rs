@@ -38,8 +38,22 @@ pub struct Playbook {
     /// `decommission.after`: the minimum seconds between the migration's end and a
     /// decommission; `None`: the command's default.
     pub decommission_after: Option<u64>,
+    /// What else `decommission:` names on the vendor host: crontab lines, services.
+    pub decommission: Decommission,
     /// The `assess:` section: before and after, the same requests to both sites.
     pub assess: Option<super::assess::Assess>,
+}
+
+/// What a decommission removes besides the fetched paths and dumped databases: only
+/// what the playbook names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Decommission {
+    /// Whole lines of the vendor login's crontab.
+    pub crontab: Vec<String>,
+    /// systemd system units.
+    pub services: Vec<String>,
+    /// The vendor login's systemd user units.
+    pub user_services: Vec<String>,
 }
 
 /// The vendor's host.

@@ -52,6 +52,17 @@ pub struct RawDecommission {
     /// The minimum time since the migration run ended, e.g. `7d`, `36h`, or `0` for none;
     /// default 7d. `--min-age` on the command line overrides it.
     pub after: Option<Sp<String>>,
+    /// Lines removed from the vendor login's own crontab (as `crontab -l` lists it), each
+    /// matched exactly, whole line; the other lines stay.
+    #[serde(default)]
+    pub crontab: Vec<Sp<String>>,
+    /// systemd system units stopped and disabled, e.g. `perizinan-worker.service`; a
+    /// decommission that names one is refused unless the vendor login may manage it.
+    #[serde(default)]
+    pub services: Vec<Sp<String>>,
+    /// The vendor login's own systemd units (`systemctl --user`), stopped and disabled.
+    #[serde(default)]
+    pub user_services: Vec<Sp<String>>,
 }
 
 /// The assessment: the same requests sent to the vendor's site and to the migrated one,

@@ -114,6 +114,11 @@ pub fn validate(
                 None
             }
         });
+    let decommission = raw
+        .decommission
+        .as_ref()
+        .map(|d| v.decommission(&d.value))
+        .unwrap_or_default();
     let assess = v.assess.clone();
     v.unused_vars();
     let ok = !v.diags.iter().any(Diagnostic::is_error);
@@ -128,6 +133,7 @@ pub fn validate(
             secrets: v.secrets.clone(),
             steps,
             decommission_after,
+            decommission,
             assess,
         }),
         _ => None,

@@ -109,7 +109,9 @@ pub fn installed(paths: &[&str], package: &str) -> bool {
 
 /// Runs `cmd` with `input` on its standard input; its standard output, or a panic naming
 /// `what` with its standard error.
-fn run(cmd: &mut Command, input: &[u8], what: &str) -> String {
+/// Runs `cmd` with `input` on its stdin; its stdout, the last newlines dropped. Panics when
+/// it fails.
+pub fn run(cmd: &mut Command, input: &[u8], what: &str) -> String {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -176,7 +178,7 @@ pub struct Mariadb {
 }
 
 /// The `mariadb` client as root over `socket`, reading no option file.
-fn mariadb_root(socket: &Path) -> Command {
+pub fn mariadb_root(socket: &Path) -> Command {
     let mut c = Command::new(MARIADB);
     c.arg("--no-defaults")
         .args(["-uroot", "--protocol=socket"])

@@ -52,6 +52,16 @@ impl Env {
     /// `boyong run`, with the password in the environment; meanwhile every process's
     /// command line on this machine (the vendor host too) is sampled and must never hold it.
     pub fn run_watched(&self, pb: &Path, password: &str) -> Output {
+        self.watched(
+            &["run", pb.to_str().unwrap(), "--label", &self.label().arg()],
+            password,
+        )
+    }
+
+    /// The real binary with `args` and the password in the environment, watched as
+    /// [`Env::run_watched`] watches a run: never on a command line, nor in a file left in
+    /// /tmp, /var/tmp or the vendor user's home.
+    pub fn watched(&self, args: &[&str], password: &str) -> Output {
         let stop = Arc::new(AtomicBool::new(false));
         let (s, pw) = (stop.clone(), password.to_string());
         let watcher = std::thread::spawn(move || {
@@ -70,7 +80,7 @@ impl Env {
         let marker = self.dir.path().join("run-started");
         std::fs::write(&marker, b"").unwrap();
         let out = self
-            .command(&["run", pb.to_str().unwrap(), "--label", &self.label().arg()])
+            .command(args)
             .env("BOYONG_TEST_DB_PASSWORD", password)
             .output()
             .unwrap();
@@ -212,4 +222,26 @@ pub fn restore_facts(run: &Path) -> Value {
         .find(|r| r["type"] == "step-done" && r["step"] == "database")
         .map(|r| r["facts"].clone())
         .expect("the restore step finished")
+}
+
+impl super::db::Mariadb {
+    /// Runs `sql` as root over the socket in no database (the app's may be gone); its
+    /// output, rows as tab-separated lines.
+    pub fn root_query(&self, sql: &str) -> String {
+        let mut c = super::db::mariadb_root(&self.socket);
+        c.args(["--batch", "--skip-column-names"]);
+        super::db::run(&mut c, sql.as_bytes(), "mariadb")
+    }
+
+    /// The server's databases, one a line, sorted.
+    pub fn databases(&self) -> String {
+        self.root_query("SELECT schema_name FROM information_schema.schemata ORDER BY 1")
+    }
+}
+
+impl super::db::Postgres {
+    /// Runs `sql` as `user` in `database`; its output (see `query`).
+    pub fn query_in(&self, user: &str, database: &str, sql: &str) -> String {
+        super::db::run(&mut self.psql(user, database), sql.as_bytes(), "psql")
+    }
 }

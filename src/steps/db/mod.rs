@@ -494,11 +494,11 @@ fn my_host(c: &Conn<'_>) -> String {
     }
 }
 
-fn my_id(name: &str) -> String {
+pub(crate) fn my_id(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-pub(super) fn pg_id(name: &str) -> String {
+pub(crate) fn pg_id(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -515,7 +515,7 @@ fn pg_dbname(name: &str) -> String {
 
 /// A PostgreSQL string literal whatever `standard_conforming_strings` says: `E'…'` with
 /// backslashes and quotes escaped.
-fn pg_str(s: &str) -> String {
+pub(crate) fn pg_str(s: &str) -> String {
     format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
 }
 

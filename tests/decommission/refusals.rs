@@ -1,0 +1,251 @@
+//! Each precondition refuses by name and changes nothing.
+
+use super::common::*;
+use crate::support::env::Env;
+
+#[test]
+fn a_failed_run_or_a_broken_journal_refuses_and_nothing_is_deleted() {
+    let Some(env) = Env::builder("decommission-refusals").sshd().build() else {
+        return;
+    };
+    let (tree, _) = vendor_files(&env);
+    let pb = playbook(&env, &tree, None);
+    let run = boyong(&env, None, &["run", pb.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", said(&run));
+    assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
+
+    // A journal edited after the run: refused, naming it.
+    let journal = env.last_run(APP).join("journal.jsonl");
+    let good = std::fs::read(&journal).unwrap();
+    let bad = String::from_utf8(good.clone())
+        .unwrap()
+        .replacen("\"code\"", "\"c0de\"", 1);
+    std::fs::write(&journal, bad).unwrap();
+    let broken = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(broken.status.code(), Some(1), "{}", said(&broken));
+    assert!(
+        said(&broken).contains("REFUSED journal verifies"),
+        "{}",
+        said(&broken)
+    );
+    assert!(
+        said(&broken).contains("REFUSED last run succeeded"),
+        "{}",
+        said(&broken)
+    );
+    assert_untouched(&tree, None);
+    std::fs::write(&journal, good).unwrap();
+
+    // The archive altered: refused.
+    let run_id = env
+        .last_run(APP)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let sum = env
+        .state()
+        .join(format!("apps/{APP}/archives/{run_id}.tar.sha256"));
+    let kept = std::fs::read_to_string(&sum).unwrap();
+    std::fs::write(&sum, format!("{}  x.tar\n", "0".repeat(64))).unwrap();
+    let altered = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(altered.status.code(), Some(1), "{}", said(&altered));
+    assert!(
+        said(&altered).contains("does not verify"),
+        "{}",
+        said(&altered)
+    );
+    std::fs::write(&sum, kept).unwrap();
+
+    // A later run that failed (its path is gone): the last run did not succeed.
+    let failing = env.write(
+        "failing.yml",
+        std::fs::read_to_string(&pb)
+            .unwrap()
+            .replace(&tree.display().to_string(), "/nonexistent/boyong-decom"),
+    );
+    let failed = boyong(&env, None, &["run", failing.to_str().unwrap()]);
+    assert_ne!(failed.status.code(), Some(0), "{}", said(&failed));
+    let refused = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("REFUSED last run succeeded"),
+        "{}",
+        said(&refused)
+    );
+    assert_untouched(&tree, None);
+    assert!(decommissions(&env).is_empty(), "a refusal journals nothing");
+    // A bad `decommission.after` in a playbook: file:line:col, exit 2.
+    let bad_pb = env.write(
+        "bad.yml",
+        std::fs::read_to_string(&pb).unwrap() + "decommission:\n  after: soon\n",
+    );
+    let v = boyong(&env, None, &["validate", bad_pb.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(2), "{}", said(&v));
+    assert!(
+        said(&v).contains("bad.yml:") && said(&v).contains("decommission.after"),
+        "{}",
+        said(&v)
+    );
+    // Bad input: exit 2.
+    assert_eq!(
+        boyong(&env, None, &["decommission", APP, "--min-age", "soon"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        boyong(&env, None, &["decommission", "nosuchapp", "--min-age", "0"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn the_plan_takes_no_lock_and_writes_nothing_and_the_removal_waits_for_the_lock() {
+    use boyong::engine::open::{Who, take_lock};
+    use boyong::engine::state::StateDir;
+    let Some(env) = Env::builder("decommission-lock").sshd().build() else {
+        return;
+    };
+    let tree = migrated_tree_app(&env);
+    // Another operator holds the app's lock (this test's process, alive).
+    let other = Who {
+        operator: "operator-lain".into(),
+        host: "mesin-lain".into(),
+    };
+    let lock = take_lock(
+        &StateDir::new(env.state()),
+        APP,
+        "boyong run",
+        false,
+        &other,
+    )
+    .expect("the lock is free");
+    let before = listing(&env.state());
+    let plan = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--plan", "--min-age", "0"],
+    );
+    assert_eq!(plan.status.code(), Some(0), "{}", said(&plan));
+    assert!(
+        said(&plan).contains("nothing was changed"),
+        "{}",
+        said(&plan)
+    );
+    assert_eq!(
+        listing(&env.state()),
+        before,
+        "--plan wrote nothing in the state directory"
+    );
+    let held = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(held.status.code(), Some(1), "{}", said(&held));
+    let h = said(&held);
+    assert!(h.contains("is locked by"), "{h}");
+    assert!(
+        h.contains(&std::process::id().to_string()) && h.contains("operator-lain"),
+        "the holder is named: {h}"
+    );
+    assert_untouched(&tree, None);
+    assert!(decommissions(&env).is_empty(), "nothing was journaled");
+    drop(lock);
+    let done = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(done.status.code(), Some(0), "{}", said(&done));
+    assert!(!tree.exists());
+}
+
+#[test]
+fn a_forged_decommission_journal_is_never_continued() {
+    let Some(env) = Env::builder("decommission-forged").sshd().build() else {
+        return;
+    };
+    let tree = migrated_tree_app(&env);
+    let args = ["decommission", APP, "--min-age", "0", "--confirm", APP];
+    let done = boyong(&env, None, &args);
+    assert_eq!(done.status.code(), Some(0), "{}", said(&done));
+    assert!(!tree.exists());
+    let dir = decommissions(&env).pop().unwrap();
+    let journal = dir.join("journal.jsonl");
+    let text_j = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text_j.lines().all(|l| l.contains(",\"mac\":\"")),
+        "every line is keyed: {text_j}"
+    );
+    // Made unfinished as a crash would leave it: no certificate, no `run-finished`.
+    for c in ["certificate.json", "certificate.md", "certificate.html"] {
+        std::fs::remove_file(dir.join(c)).unwrap();
+    }
+    let lines: Vec<String> = text_j
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"run-finished\""))
+        .map(str::to_string)
+        .collect();
+    let unfinished = lines.join("\n") + "\n";
+
+    // A line edited (the time a removal was done), the chain recomputed: its MAC fails.
+    let mut edited = lines.clone();
+    let i = edited
+        .iter()
+        .position(|l| l.contains("\"removed_at\""))
+        .unwrap();
+    let at = edited[i].find("\"removed_at\":\"").unwrap() + 14;
+    edited[i].replace_range(at..at + 4, "1999");
+    rechain(&mut edited);
+    std::fs::write(&journal, edited.join("\n") + "\n").unwrap();
+    let forged = boyong(&env, None, &args);
+    assert_eq!(forged.status.code(), Some(1), "{}", said(&forged));
+    let f = said(&forged);
+    assert!(
+        f.contains("never continued") && f.contains("nothing was changed"),
+        "{f}"
+    );
+    assert!(!dir.join("certificate.json").exists());
+
+    // Every MAC stripped and the chain recomputed: a valid but unkeyed chain, refused.
+    let mut stripped: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let at = l.rfind(",\"mac\":\"").unwrap();
+            format!("{}}}", &l[..at])
+        })
+        .collect();
+    rechain(&mut stripped);
+    std::fs::write(&journal, stripped.join("\n") + "\n").unwrap();
+    let unkeyed = boyong(&env, None, &args);
+    assert_eq!(unkeyed.status.code(), Some(1), "{}", said(&unkeyed));
+    assert!(said(&unkeyed).contains("has no MACs"), "{}", said(&unkeyed));
+    assert!(!dir.join("certificate.json").exists());
+
+    // The journal as the crash left it is continued, under the same key.
+    std::fs::write(&journal, unfinished).unwrap();
+    let again = boyong(&env, None, &args);
+    assert_eq!(again.status.code(), Some(0), "{}", said(&again));
+    assert!(
+        said(&again).contains("continuing the unfinished decommission"),
+        "{}",
+        said(&again)
+    );
+    assert!(dir.join("certificate.json").is_file());
+}
