@@ -4,19 +4,22 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+mod context;
+
+pub(crate) use context::CONTEXT_MTIME;
+use context::{ChunkWriter, write_context, write_files};
+
 use super::common::{LABEL_SOURCE, docker_err, labels};
 use super::live::Live;
 use super::probe::{Findings, ProbeCx, StepFound, Target, human_bytes, image_present, secs, short};
 use super::{Described, Kind};
-use crate::artifact::{Node, Tree, manifest};
+use crate::artifact::{Tree, manifest};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Estimate, Op, Place, PlanContext, PlannedStep, Resource, Undo};
 use crate::playbook::{Build, Step};
@@ -142,144 +145,6 @@ fn verified(artifacts: &Path, from: &str) -> Result<(Tree, String), StepError> {
         ))
     })?;
     Ok((tree, crate::digest::hex(&Sha256::digest(&m))))
-}
-
-/// Sends the tar bytes to the engine's stream as they are made, hashing them.
-struct ChunkWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    hash: Sha256,
-    buf: Vec<u8>,
-}
-
-impl ChunkWriter {
-    fn flush_chunk(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buf));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::other("the engine stopped reading the build context"))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.hash.update(data);
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush_chunk()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.flush_chunk()
-    }
-}
-
-/// The modification time of every file in a build context, and so in the image:
-/// 2000-01-01T00:00:00Z. Fixed, so that the image stays deterministic; not 0, because
-/// PHP's OPcache takes a timestamp of 0 for "unknown" and never caches such a file (a
-/// migrated PHP app then recompiles every script on every request: seen 4.5x slower).
-pub(crate) const CONTEXT_MTIME: u64 = 946_684_800;
-
-/// A tar header of the build's files: fixed time, the given owner.
-fn header(kind: tar::EntryType, mode: u32, size: u64, owner: (u64, u64)) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(mode);
-    h.set_size(size);
-    h.set_mtime(CONTEXT_MTIME);
-    h.set_uid(owner.0);
-    h.set_gid(owner.1);
-    h
-}
-
-/// Appends a verified tree under `root`: the root's own entry, then every entry sorted.
-fn append_tree<W: Write>(
-    tar: &mut tar::Builder<W>,
-    root: &Path,
-    dir: &Path,
-    tree: &Tree,
-    owner: (u64, u64),
-) -> std::io::Result<()> {
-    let mut h = header(tar::EntryType::Directory, 0o755, 0, owner);
-    tar.append_data(&mut h, root, std::io::empty())?;
-    for (path, node) in tree {
-        let rel = Path::new(std::ffi::OsStr::from_bytes(path));
-        let name = root.join(rel);
-        match node {
-            Node::Dir { mode } => {
-                let mut h = header(tar::EntryType::Directory, *mode, 0, owner);
-                tar.append_data(&mut h, &name, std::io::empty())?;
-            }
-            Node::File { size, mode, .. } => {
-                let mut h = header(tar::EntryType::Regular, *mode, *size, owner);
-                tar.append_data(&mut h, &name, fs::File::open(dir.join(rel))?)?;
-            }
-            Node::Symlink { target } => {
-                let mut h = header(tar::EntryType::Symlink, 0o777, 0, owner);
-                tar.append_link(
-                    &mut h,
-                    &name,
-                    Path::new(std::ffi::OsStr::from_bytes(target)),
-                )?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes the deterministic context: `Dockerfile`, then each artifact under `ctx/ID/`,
-/// entries sorted, times [`CONTEXT_MTIME`], owners 0, modes kept. Returns the context's
-/// SHA-256.
-fn write_context(
-    out: ChunkWriter,
-    dockerfile: &str,
-    trees: &[(String, PathBuf, Tree)],
-) -> std::io::Result<String> {
-    let mut tar = tar::Builder::new(out);
-    tar.mode(tar::HeaderMode::Deterministic);
-    let mut h = header(
-        tar::EntryType::Regular,
-        0o644,
-        dockerfile.len() as u64,
-        (0, 0),
-    );
-    tar.append_data(&mut h, "Dockerfile", dockerfile.as_bytes())?;
-    for (from, dir, tree) in trees {
-        append_tree(
-            &mut tar,
-            &PathBuf::from("ctx").join(from),
-            dir,
-            tree,
-            (0, 0),
-        )?;
-    }
-    let mut out = tar.into_inner()?;
-    out.flush()?;
-    Ok(crate::digest::hex(&out.hash.finalize()))
-}
-
-/// Writes the app's files as they go into the image (no `run`: no builder): each
-/// artifact at its destination, owned by `owner`, entries sorted, times fixed. The same
-/// artifacts and playbook give the same bytes. Returns their SHA-256.
-fn write_files(
-    out: ChunkWriter,
-    trees: &[(String, PathBuf, Tree)],
-    dests: &[String],
-    owner: (u64, u64),
-) -> std::io::Result<String> {
-    let mut tar = tar::Builder::new(out);
-    tar.mode(tar::HeaderMode::Deterministic);
-    for ((_, dir, tree), to) in trees.iter().zip(dests) {
-        let root = PathBuf::from(to.trim_start_matches('/'));
-        append_tree(&mut tar, &root, dir, tree, owner)?;
-    }
-    let mut out = tar.into_inner()?;
-    out.flush()?;
-    Ok(crate::digest::hex(&out.hash.finalize()))
 }
 
 /// The owner of the copied files as numbers, when the image can be made without the
