@@ -40,9 +40,79 @@ pub const WELL_KNOWN: [&str; 16] = [
 const MAX_CONFIG: u64 = 1 << 20;
 
 /// Words that name a credential in a config file's key.
-const KEYS: [&str; 8] = [
-    "password", "passwd", "pwd", "secret", "_key", "token", "salt", "pass",
+const KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "secret",
+    "_key",
+    "token",
+    "salt",
+    "pass",
 ];
+
+/// Words that make a credential's key name a setting about credentials, not one:
+/// `show_password`, `min_password_length`, `password_expiration`, `ssl_key_file`.
+const ABOUT: [&str; 27] = [
+    "show", "generate", "length", "min_", "max_", "expir", "reset", "validat", "policy", "script",
+    "hash", "encrypt", "algo", "field", "column", "label", "forgot", "enable", "disable",
+    "required", "mode", "type", "format", "file", "path", "lifetime", "strength",
+];
+
+/// Values that are switches or stock placeholders, not secrets: `'YES'`, `'changeme'`,
+/// WordPress's `'put your unique phrase here'`, `'<password>'`, `'xxxxxx'`.
+fn placeholder(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    let switch = matches!(
+        v.as_str(),
+        "" | "null"
+            | "false"
+            | "true"
+            | "none"
+            | "~"
+            | "yes"
+            | "no"
+            | "on"
+            | "off"
+            | "0"
+            | "1"
+            | "changeme"
+            | "change-me"
+            | "change_me"
+            | "changethis"
+            | "secret"
+            | "password"
+    );
+    let stock = v.starts_with("put your ") || v.starts_with("your_") || v.starts_with("your-");
+    let angle = v.starts_with('<') && v.ends_with('>');
+    let first = v.chars().next();
+    let repeated = v.len() >= 3
+        && first.is_some_and(|c| !c.is_ascii_alphanumeric() || c == 'x')
+        && v.chars().all(|c| Some(c) == first);
+    switch || stock || angle || repeated
+}
+
+/// Whether a key that holds a credential word is a setting about credentials.
+fn about_credentials(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ABOUT.iter().any(|w| k.contains(w))
+}
+
+/// The position of the credential word in a lowercased line: the first of [`KEYS`], where
+/// a bare `pass` counts only when no letter follows (`db_pass`, `$dbpass`, not `passive`,
+/// `bypass_cache`).
+fn credential_word(lower: &str) -> Option<usize> {
+    let pass_word = lower.match_indices("pass").map(|(i, _)| i).find(|&i| {
+        let after = lower[i + 4..].chars().next();
+        !after.is_some_and(|c| c.is_ascii_alphabetic()) && !lower[..i].ends_with("by")
+    });
+    KEYS.iter()
+        .filter(|k| **k != "pass")
+        .filter_map(|k| lower.find(k))
+        .chain(pass_word)
+        .min()
+}
 
 /// One file that holds credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +132,9 @@ pub fn is_well_known(path: &str) -> bool {
 
 /// The credential keys with a literal value in a config file's text: e.g.
 /// `define('DB_PASSWORD', 'x')`, `'password' => 'x'`, `$wgDBpassword = "x";`,
-/// `DB_PASSWORD=x`, `mysql://user:x@host`. Empty values and values read from the
-/// environment are not credentials.
+/// `DB_PASSWORD=x`, `mysql://user:x@host`. Empty values, switches and stock placeholders
+/// (`'NO'`, `'changeme'`), settings about credentials (`show_password`,
+/// `min_password_length`) and values read from the environment are not credentials.
 pub fn literal_keys(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in text.lines() {
@@ -96,7 +167,7 @@ fn dsn_with_password(line: &str) -> Option<String> {
 /// A key naming a credential followed by `=`, `=>`, `:` or `,` and a non-empty literal.
 fn key_with_literal(line: &str) -> Option<String> {
     let lower = line.to_ascii_lowercase();
-    let pos = KEYS.iter().filter_map(|k| lower.find(k)).min()?;
+    let pos = credential_word(&lower)?;
     // The key: the identifier (or quoted word) around the keyword.
     let is_id = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
     let start = line[..pos].rfind(|c: char| !is_id(c)).map_or(0, |i| i + 1);
@@ -104,6 +175,9 @@ fn key_with_literal(line: &str) -> Option<String> {
         .find(|c: char| !is_id(c))
         .map_or(line.len(), |i| pos + i);
     let key = line[start..end].to_string();
+    if about_credentials(&key) {
+        return None;
+    }
     let mut rest = line[end..].trim_start();
     // Close a quoted key or an index: `'password'`, `['password']`.
     rest = rest.trim_start_matches(['\'', '"', ']']).trim_start();
@@ -112,13 +186,7 @@ fn key_with_literal(line: &str) -> Option<String> {
         .find_map(|sep| rest.strip_prefix(sep))?
         .trim_start();
     let value = literal(rest)?;
-    let v = value.trim();
-    let empty = v.is_empty()
-        || matches!(
-            v.to_ascii_lowercase().as_str(),
-            "null" | "false" | "true" | "none" | "~"
-        );
-    (!empty).then_some(key)
+    (!placeholder(value)).then_some(key)
 }
 
 /// The literal at the start of `s`: a quoted string, or (in `.env`-style lines) the bare
@@ -191,8 +259,8 @@ mod tests {
 
     #[test]
     fn literal_credentials_are_found_and_values_from_the_environment_are_not() {
-        let wp = "<?php\n// ** Database settings ** //\ndefine( 'DB_NAME', 'wordpress' );\ndefine( 'DB_USER', 'wp' );\ndefine( 'DB_PASSWORD', 's3cr3t-vendor' );\ndefine('AUTH_KEY',         'put your unique phrase here');\n";
-        assert_eq!(literal_keys(wp), ["AUTH_KEY", "DB_PASSWORD"]);
+        let wp = "<?php\n// ** Database settings ** //\ndefine( 'DB_NAME', 'wordpress' );\ndefine( 'DB_USER', 'wp' );\ndefine( 'DB_PASSWORD', 's3cr3t-vendor' );\ndefine('AUTH_KEY',         'put your unique phrase here');\ndefine('SECURE_AUTH_KEY', 'q#1Zx!vendor-salt');\n";
+        assert_eq!(literal_keys(wp), ["DB_PASSWORD", "SECURE_AUTH_KEY"]);
         let laravel = "'mysql' => [\n  'password' => env('DB_PASSWORD', ''),\n  'username' => env('DB_USERNAME', 'forge'),\n],";
         assert!(
             literal_keys(laravel).is_empty(),
@@ -212,6 +280,22 @@ mod tests {
         assert_eq!(literal_keys(dsn), ["a URL with a password"]);
         let getenv = "define('DB_PASSWORD', getenv('DB_PASSWORD'));";
         assert!(literal_keys(getenv).is_empty());
+    }
+
+    #[test]
+    fn switches_placeholders_and_settings_about_passwords_are_not_credentials() {
+        // PostfixAdmin's stock config.inc.php: one real credential among its switches.
+        let pfa = "$CONF['setup_password'] = 'changeme';\n$CONF['show_password'] = 'NO';\n$CONF['generate_password'] = 'NO';\n$CONF['password_expiration'] = 'YES';\n$CONF['min_password_length'] = '5';\n$CONF['encrypt'] = 'md5crypt';\n$CONF['database_password'] = 'postfixadmin';\n$CONF['ssl_key_file'] = '/etc/ssl/private/x.key';\n$CONF['passive_mode'] = 'on2';\n";
+        assert_eq!(literal_keys(pfa), ["database_password"]);
+        let plain =
+            "$dbpass = 'rahasia99';\n$bypass_cache = 'sometimes';\n$db_pass='<password>';\n";
+        assert_eq!(literal_keys(plain), ["dbpass"]);
+        let masked = "DB_PASSWORD=xxxxxx\nREDIS_PASSWORD=******\nAPI_TOKEN=your_token_here\n";
+        assert!(
+            literal_keys(masked).is_empty(),
+            "{:?}",
+            literal_keys(masked)
+        );
     }
 
     #[test]
