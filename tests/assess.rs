@@ -362,6 +362,18 @@ fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
     let md = report("md");
     assert!(md.contains("Assessment"), "{md}");
     assert!(md.contains("`GET /index.html`"), "{md}");
+    // `assess APP` from anywhere: the run's playbook, its relative paths (keys/) read from
+    // where it was run from, not from the run directory. The section's own target
+    // (127.0.0.1:9, not the step's) answers nothing: the assessment ran and failed.
+    let out = support::boyong(&dir.join("state"))
+        .args(["assess", "perizinan"])
+        .current_dir("/")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to 127.0.0.1:9"), "{stderr}");
+    assert!(!stderr.contains("keys/"), "no path problem: {stderr}");
 
     // A changed page fails the step, naming the request, and so the run.
     let pb = step_playbook(dir, &s, "[\"/index.html\", \"/changed.html\"]");

@@ -7,13 +7,13 @@
 //! error, a missing secret). Header values and request bodies are never printed.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use boyong::assess::{self, Assessment, PathResult, Side};
 use boyong::engine::state::StateDir;
 
 use super::error::{CliError, Result};
-use super::load::load_ready;
+use super::load::{load_ready, load_saved};
 use super::table::{Col, render, stdout_width};
 
 const CMD: &str = "boyong assess";
@@ -22,8 +22,8 @@ const CMD: &str = "boyong assess";
 pub fn assess(state: &Path, what: &str, json: bool) -> Result {
     let dir = StateDir::new(state);
     let file = Path::new(what);
-    let playbook_path = if file.is_file() {
-        file.to_path_buf()
+    let (ready, playbook_path) = if file.is_file() {
+        (load_ready(file, "assess")?, file.to_path_buf())
     } else {
         let run = dir
             .latest_run(what)
@@ -34,11 +34,19 @@ pub fn assess(state: &Path, what: &str, json: bool) -> Result {
                     state.display()
                 ))
             })?;
-        dir.run(what, &run)
-            .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?
-            .playbook_path()
+        let run = dir
+            .run(what, &run)
+            .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+        // The run's latest version of its playbook, its relative paths read from where
+        // the run's playbook was (the plan says).
+        let n = run.version();
+        let copy = run.playbook_version_path(n);
+        let origin = std::fs::read_to_string(run.plan_version_path(n))
+            .ok()
+            .and_then(|t| boyong::plan::Plan::read(&t).ok())
+            .map_or_else(|| copy.clone(), |p| PathBuf::from(p.playbook));
+        (load_saved(&copy, &origin, "assess")?, copy)
     };
-    let ready = load_ready(&playbook_path, "assess")?;
     let app = ready.playbook.app.clone();
     let Some(section) = &ready.playbook.assess else {
         return Err(CliError::bad_input(format!(

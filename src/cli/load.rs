@@ -57,7 +57,22 @@ pub struct Ready {
 /// Loads a playbook for `cmd` (`plan` or `run`), printing its diagnostics. Bad input on
 /// any error, including a secret or file that a run needs and that is missing.
 pub fn load_ready(file: &Path, cmd: &str) -> Result<Ready, CliError> {
-    let loaded = playbook::load(file);
+    ready(playbook::load(file), file, cmd)
+}
+
+/// A run's saved playbook, as it ran: the copy in the run directory (`copy`), whose
+/// relative paths (identity, known_hosts, delivered files) are read from the directory of
+/// the playbook the run was started with (`origin`, in its plan), as they were then.
+///
+/// # Errors
+/// As [`load_ready`]; the copy cannot be read.
+pub fn load_saved(copy: &Path, origin: &Path, cmd: &str) -> Result<Ready, CliError> {
+    let bytes = playbook::read_regular(copy, 1 << 20)
+        .map_err(|e| CliError::bad_input(format!("{cmd}: {e}")))?;
+    ready(playbook::parse(origin, &bytes), origin, cmd)
+}
+
+fn ready(loaded: Loaded, file: &Path, cmd: &str) -> Result<Ready, CliError> {
     let Some(pb) = &loaded.playbook else {
         print_diags(&loaded, &[]);
         let errs = loaded.diagnostics.iter().filter(|d| d.is_error()).count();
