@@ -214,6 +214,23 @@ fn config_is_delivered_at_deploy_and_the_vendors_password_reaches_no_layer() {
 
     let out = env.rollback("situs");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The list names each part of the files volume: its file, then its filling.
+    let listed = text(&out.stdout);
+    assert!(
+        listed.contains(&format!(
+            "+ volume {volume} (target): filled through the helper"
+        )),
+        "{listed}"
+    );
+    assert_eq!(
+        listed
+            .matches(&format!(
+                "+ volume {volume} (target): file /www/wp-config.php"
+            ))
+            .count(),
+        1,
+        "{listed}"
+    );
     assert!(!exists("volume", &volume), "rollback left the files volume");
     assert!(!exists("container", name), "rollback left the container");
 }

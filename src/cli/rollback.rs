@@ -77,7 +77,23 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             "  (this journal is unkeyed, as earlier releases wrote them: nothing proves the undo data below was not rewritten; check it, then pass --unkeyed)"
         );
     }
+    // One change made in parts (a volume created, then filled through a helper) journals
+    // each part under the change's own line: such lines say which part they are.
+    let mut seen = std::collections::HashMap::new();
     for item in pending {
+        *seen.entry(item.summary()).or_insert(0usize) += 1;
+    }
+    for item in pending {
+        let mut summary = item.summary();
+        if seen.get(&summary).is_some_and(|n| *n > 1)
+            && let Some(part) = item
+                .change
+                .get("details")
+                .and_then(|d| d.get(0))
+                .and_then(serde_json::Value::as_str)
+        {
+            summary = format!("{summary}: {part}");
+        }
         let undo = item.undo.describe();
         let undo = escape::controls(&undo);
         let happened = if item.done {
@@ -88,7 +104,7 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         println!(
             "  {} {}  [step `{}`]\n      undo: {undo}{happened}",
             item.change_id,
-            escape::controls(&item.summary()),
+            escape::controls(&summary),
             item.step
         );
     }
