@@ -13,11 +13,17 @@ pub const DIFF_LINES: usize = 60;
 pub const DIFF_SCAN: usize = 2000;
 
 /// `body` with `authority` (the side's own `host:port`) replaced by `{origin}`, when
-/// asked, and the text between each `(after, until)` pair blanked to `…`.
+/// asked, also where it is percent-encoded (`host%3A8080`, as in a `?redirect_to=` link),
+/// and the text between each `(after, until)` pair blanked to `…`.
 pub fn normalise(body: &[u8], authority: Option<&str>, noise: &[(String, String)]) -> String {
     let mut t = String::from_utf8_lossy(body).into_owned();
     if let Some(a) = authority {
         t = t.replace(a, "{origin}");
+        if a.contains(':') {
+            for colon in ["%3A", "%3a"] {
+                t = t.replace(&a.replace(':', colon), "{origin}");
+            }
+        }
     }
     for (after, until) in noise {
         let mut out = String::with_capacity(t.len());
@@ -154,6 +160,11 @@ mod tests {
             "<a href=\"http://{origin}/x\"> nonce=\"…\" nonce=\"…\" end"
         );
         assert_eq!(normalise(b"nonce=\"open", None, &noise), "nonce=\"open");
+        let login = b"/wp-login.php?redirect_to=http%3A%2F%2Fh%3A81%2Fx&r=http%3a%2F%2Fh%3a81";
+        assert_eq!(
+            normalise(login, Some("h:81"), &[]),
+            "/wp-login.php?redirect_to=http%3A%2F%2F{origin}%2Fx&r=http%3a%2F%2F{origin}"
+        );
     }
 
     #[test]
