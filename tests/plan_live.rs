@@ -409,7 +409,7 @@ fn a_live_plan_reads_the_vendor_database_size_without_showing_its_password() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(
         said.contains(&format!(
-            "found database `{}` reachable as `{}`: mariadb 10.11",
+            "found database `{}` reachable as `{}`: MariaDB 10.11",
             db.database, db.user
         )),
         "{said}"

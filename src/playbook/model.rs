@@ -222,6 +222,15 @@ impl DbEngine {
         }
     }
 
+    /// The engine's name, as people write it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Mariadb => "MariaDB",
+            Self::Mysql => "MySQL",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+
     /// The engine's dump tool.
     pub fn dump_tool(self) -> &'static str {
         match self {

@@ -84,10 +84,7 @@ pub(super) async fn database(
                 "database `{}` reachable as `{}`: {} {version}, {tables} tables, {} on disk",
                 d.database,
                 d.user,
-                d.engine
-                    .dump_tool()
-                    .trim_end_matches("-dump")
-                    .trim_end_matches("dump"),
+                d.engine.display_name(),
                 human_bytes(size)
             ));
             fx.fingerprints.insert(
