@@ -275,6 +275,15 @@ fn resume_after_an_edit_keeps_the_steps_before_it_and_redoes_the_rest_and_rollba
         edited()
     );
     assert!(run.join("plan.v2.json").is_file());
+    // The report reads the latest version's plan: the new step is in it, with its kind.
+    let report = boyong::report::Report::from_run_dir(&run).unwrap();
+    let config = report.steps.iter().find(|s| s.id == "config");
+    assert_eq!(
+        config.map(|s| s.kind.as_str()),
+        Some("exec"),
+        "{:?}",
+        report.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
     assert!(
         journal::verify(&run.join("journal.jsonl"))
             .unwrap()

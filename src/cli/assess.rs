@@ -7,7 +7,7 @@
 //! error, a missing secret). Header values and request bodies are never printed.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use boyong::assess::{self, Assessment, PathResult, Side};
 use boyong::engine::state::StateDir;
@@ -37,15 +37,8 @@ pub fn assess(state: &Path, what: &str, json: bool) -> Result {
         let run = dir
             .run(what, &run)
             .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
-        // The run's latest version of its playbook, its relative paths read from where
-        // the run's playbook was (the plan says).
-        let n = run.version();
-        let copy = run.playbook_version_path(n);
-        let origin = std::fs::read_to_string(run.plan_version_path(n))
-            .ok()
-            .and_then(|t| boyong::plan::Plan::read(&t).ok())
-            .map_or_else(|| copy.clone(), |p| PathBuf::from(p.playbook));
-        (load_saved(&copy, &origin, "assess")?, copy)
+        let (origin, bytes) = boyong::engine::open::playbook_as_run(&run);
+        (load_saved(&origin, &bytes, "assess")?, origin)
     };
     let app = ready.playbook.app.clone();
     let Some(section) = &ready.playbook.assess else {

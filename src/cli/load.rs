@@ -60,16 +60,14 @@ pub fn load_ready(file: &Path, cmd: &str) -> Result<Ready, CliError> {
     ready(playbook::load(file), file, cmd)
 }
 
-/// A run's saved playbook, as it ran: the copy in the run directory (`copy`), whose
-/// relative paths (identity, known_hosts, delivered files) are read from the directory of
-/// the playbook the run was started with (`origin`, in its plan), as they were then.
+/// A run's saved playbook, as it ran (`engine::open::playbook_as_run`): the stored
+/// text, whose relative paths (identity, known_hosts, delivered files) are read from the
+/// directory of the playbook the run was started with (`origin`, in its plan).
 ///
 /// # Errors
-/// As [`load_ready`]; the copy cannot be read.
-pub fn load_saved(copy: &Path, origin: &Path, cmd: &str) -> Result<Ready, CliError> {
-    let bytes = playbook::read_regular(copy, 1 << 20)
-        .map_err(|e| CliError::bad_input(format!("{cmd}: {e}")))?;
-    ready(playbook::parse(origin, &bytes), origin, cmd)
+/// As [`load_ready`].
+pub fn load_saved(origin: &Path, bytes: &[u8], cmd: &str) -> Result<Ready, CliError> {
+    ready(playbook::parse(origin, bytes), origin, cmd)
 }
 
 fn ready(loaded: Loaded, file: &Path, cmd: &str) -> Result<Ready, CliError> {

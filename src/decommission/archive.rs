@@ -1,8 +1,9 @@
 //! `boyong archive APP`: a migration run's verified artifacts in one tarball for the
 //! records, kept on the government side before anything is deleted from the vendor.
 //!
-//! Layout: `apps/<app>/archives/<run>.tar` holds `<run>/playbook.yml`, `plan.json`,
-//! `journal.jsonl`, `report.md`, every file under `artifacts/` (links as links), and
+//! Layout: `apps/<app>/archives/<run>.tar` holds `<run>/playbook.yml`, `plan.json`
+//! (and each later version's `playbook.vN.yml`, `plan.vN.json`), `journal.jsonl`,
+//! `report.md`, every file under `artifacts/` (links as links), and
 //! `<run>/SHA256SUMS` last (every other file's SHA-256, `sha256sum -c` reads it);
 //! `<run>.tar.sha256` beside it is the tarball's own digest in `sha256sum` form.
 //!
@@ -148,6 +149,11 @@ fn files(run: &RunDir) -> Result<Vec<PathBuf>, String> {
     let mut out: Vec<PathBuf> = ["playbook.yml", "plan.json", "journal.jsonl", "log.jsonl"]
         .iter()
         .map(PathBuf::from)
+        .chain((2..=run.version()).flat_map(|n| {
+            [run.playbook_version_path(n), run.plan_version_path(n)]
+                .into_iter()
+                .filter_map(|p| p.file_name().map(PathBuf::from))
+        }))
         .filter(|p| run.path().join(p).is_file())
         .collect();
     let mut stack = vec![PathBuf::from("artifacts")];
@@ -218,4 +224,38 @@ fn write_tar(path: &Path, run: &RunDir, report_md: &str) -> Result<(), String> {
     let inner = tar.into_inner().map_err(err)?;
     let file = inner.into_inner().map_err(|e| err(e.into_error()))?;
     file.sync_all().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::engine::state::StateDir;
+
+    #[test]
+    fn every_version_of_an_edited_run_is_packed() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_348_981);
+        let run = state.create_run("web", at, 1).unwrap();
+        for f in [
+            "playbook.yml",
+            "plan.json",
+            "journal.jsonl",
+            "playbook.v2.yml",
+            "plan.v2.json",
+        ] {
+            fs::write(run.path().join(f), f).unwrap();
+        }
+        fs::write(run.artifacts_dir().join("code.manifest"), "m").unwrap();
+        let names: Vec<String> = files(&run)
+            .unwrap()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        for f in ["playbook.v2.yml", "plan.v2.json", "artifacts/code.manifest"] {
+            assert!(names.iter().any(|n| n == f), "{f} not in {names:?}");
+        }
+    }
 }

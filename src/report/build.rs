@@ -98,7 +98,13 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
         keying: verified.keying,
     };
     let h = History::from_journal(&contents);
-    let plan: Option<Plan> = fs::read_to_string(dir.join("plan.json"))
+    // The plan of the run's latest version: a resume after an edit adds `plan.vN.json`.
+    let latest = (2..1000)
+        .map(|n| dir.join(format!("plan.v{n}.json")))
+        .take_while(|p| p.is_file())
+        .last()
+        .unwrap_or_else(|| dir.join("plan.json"));
+    let plan: Option<Plan> = fs::read_to_string(latest)
         .ok()
         .and_then(|t| Plan::read(&t).ok());
     let plan = plan.as_ref();

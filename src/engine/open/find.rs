@@ -108,11 +108,14 @@ impl UndoList {
     }
 }
 
-/// The playbook as `run` ran it: the path it was read from (recorded in `plan.json`,
-/// so that its key files are found beside it; `playbook.yml` if not recorded) and the
-/// text stored in `playbook.yml` (empty if unreadable).
+/// The playbook as `run` last ran it (its latest version, after any edit a resume
+/// accepted): the path it was read from (recorded in the version's plan, so that its key
+/// files are found beside it; the stored copy if not recorded) and the stored text
+/// (empty if unreadable).
 pub fn playbook_as_run(run: &RunDir) -> (PathBuf, Vec<u8>) {
-    let original = std::fs::read(run.plan_path())
+    let n = run.version();
+    let copy = run.playbook_version_path(n);
+    let original = std::fs::read(run.plan_version_path(n))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| {
@@ -120,7 +123,7 @@ pub fn playbook_as_run(run: &RunDir) -> (PathBuf, Vec<u8>) {
                 .and_then(|p| p.as_str())
                 .map(PathBuf::from)
         })
-        .unwrap_or_else(|| run.playbook_path());
-    let bytes = std::fs::read(run.playbook_path()).unwrap_or_default();
+        .unwrap_or_else(|| copy.clone());
+    let bytes = std::fs::read(&copy).unwrap_or_default();
     (original, bytes)
 }
