@@ -81,6 +81,9 @@ pub struct RawAssess {
     /// Requests with a method, headers or a body.
     #[serde(default)]
     pub requests: Vec<Sp<RawAssessRequest>>,
+    /// Up to this many more pages of the vendor's site, found by following its
+    /// same-origin links from the base page (GET, at `rate`, within `budget`); default 0.
+    pub crawl: Option<Sp<u32>>,
     /// Headers sent with every request to both sides; `Cookie` and `Authorization` values
     /// are never shown.
     #[serde(default)]
