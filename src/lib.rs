@@ -18,6 +18,7 @@ pub mod digest;
 pub mod docker;
 pub mod engine;
 pub mod escape;
+pub mod front;
 pub mod plan;
 pub mod playbook;
 pub mod report;

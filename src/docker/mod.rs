@@ -20,6 +20,7 @@ mod containers;
 mod exec;
 mod fleet;
 mod inspect;
+mod network;
 mod snapshot;
 
 pub use commit::ImageConfig;

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use assess::{Assess, AssessRequest, HttpUrl, SECRET_HEADERS};
-pub use kinds::{CAPABILITIES, is_image_ref};
+pub use kinds::{CAPABILITIES, is_image_ref, is_route_host};
 pub use local_file::{LocalFileError, read_regular};
 pub use model::*;
 pub use raw::STEP_KINDS;

@@ -96,6 +96,14 @@ impl Live {
         self.spec(id)
     }
 
+    /// The target engine's front proxy, as the playbook sets it.
+    pub(super) fn front(&self) -> crate::playbook::Front {
+        self.playbook
+            .as_ref()
+            .map(|p| p.target.front.clone())
+            .unwrap_or_default()
+    }
+
     /// The app's name.
     pub(super) fn app(&self) -> &str {
         self.playbook.as_ref().map_or("", |p| p.app.as_str())

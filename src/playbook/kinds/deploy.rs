@@ -100,6 +100,10 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|t| self.span(t, &format!("{f}.stop_grace")))
             .unwrap_or(Span::secs(10));
+        let route = r.route.as_ref().and_then(|rt| {
+            self.route_without_ports(rt, &r.ports);
+            self.route(rt, f)
+        });
         Deploy {
             image,
             name,
@@ -112,6 +116,7 @@ impl Validator<'_> {
             keep,
             stop_grace,
             files,
+            route,
         }
     }
 

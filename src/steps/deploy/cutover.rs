@@ -23,7 +23,7 @@ use crate::steps::common::{change, docker_err, labels, part};
 use crate::steps::live::Live;
 
 /// The image a deploy runs: a build step's tag in this run, or a reference.
-fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
+pub(super) fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
     match &d.image {
         ImageSource::Reference(r) => Ok(r.clone()),
         ImageSource::Build(id) => cx.image_of(id).map(str::to_owned).ok_or_else(|| {
@@ -34,7 +34,7 @@ fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
     }
 }
 
-fn spec(
+pub(super) fn spec(
     d: &Deploy,
     image: &str,
     env: Vec<String>,
@@ -116,6 +116,48 @@ fn start_failed(e: crate::docker::DockerError, d: &Deploy) -> StepError {
     ))
 }
 
+/// The networks and volumes the deploy names, made when missing (each journaled).
+pub(super) async fn networks_and_volumes(
+    engine: &Docker,
+    step: &PlannedStep,
+    d: &Deploy,
+    run: &str,
+    labels: &HashMap<String, String>,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    for c in step.changes.iter().filter(|c| c.op == Op::Create) {
+        let name = c.name.clone();
+        let (exists, undo) = match c.resource {
+            Resource::Network => (
+                engine.network_exists(&c.name).await.map_err(docker_err)?,
+                Undo::RemoveNetwork { name },
+            ),
+            Resource::Volume => (
+                engine.volume_exists(&c.name).await.map_err(docker_err)?,
+                Undo::RemoveVolume { name },
+            ),
+            _ => continue,
+        };
+        // This release's files volume is made by `files::deliver`.
+        if super::files::is_files_volume(d, c, run) {
+            continue;
+        }
+        if exists {
+            cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
+            continue;
+        }
+        let id = cx.intent(c, &undo)?;
+        match c.resource {
+            Resource::Network => engine.create_network(&c.name, labels).await,
+            _ => engine.create_volume(&c.name, labels).await,
+        }
+        .map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
+    }
+
+    Ok(())
+}
+
 /// The cut-over.
 pub(super) async fn execute(
     live: &Live,
@@ -123,6 +165,9 @@ pub(super) async fn execute(
     d: &Deploy,
     cx: &mut StepCx<'_>,
 ) -> Result<Value, StepError> {
+    if let Some(route) = &d.route {
+        return super::route::execute(live, step, d, route, cx).await;
+    }
     let engine = live.engine().await?;
     let run = cx.run_id().to_string();
     let image = image_of(d, cx)?;
@@ -139,35 +184,7 @@ pub(super) async fn execute(
         format!("{}.prev-{run}", d.name),
     );
 
-    for c in step.changes.iter().filter(|c| c.op == Op::Create) {
-        let name = c.name.clone();
-        let (exists, undo) = match c.resource {
-            Resource::Network => (
-                engine.network_exists(&c.name).await.map_err(docker_err)?,
-                Undo::RemoveNetwork { name },
-            ),
-            Resource::Volume => (
-                engine.volume_exists(&c.name).await.map_err(docker_err)?,
-                Undo::RemoveVolume { name },
-            ),
-            _ => continue,
-        };
-        // This release's files volume is made by `files::deliver`.
-        if super::files::is_files_volume(d, c, &run) {
-            continue;
-        }
-        if exists {
-            cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
-            continue;
-        }
-        let id = cx.intent(c, &undo)?;
-        match c.resource {
-            Resource::Network => engine.create_network(&c.name, &labels).await,
-            _ => engine.create_volume(&c.name, &labels).await,
-        }
-        .map_err(docker_err)?;
-        cx.done(&id, &json!({}))?;
-    }
+    networks_and_volumes(&engine, step, d, &run, &labels, cx).await?;
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
     let env: Vec<String> = d
@@ -310,7 +327,7 @@ pub(super) async fn execute(
 /// Keeps the newest `keep` previous releases (`NAME.prev-RUN`, this app's label only) and
 /// removes older ones: they belong to earlier runs, whose rollback is then no longer
 /// possible, so each removal is journaled as a note.
-async fn prune(
+pub(super) async fn prune(
     engine: &Docker,
     app: &str,
     d: &Deploy,

@@ -6,6 +6,9 @@ mod cutover;
 mod files;
 mod health;
 mod probe;
+mod route;
+
+pub(crate) use route::undo_route;
 
 use serde_json::Value;
 
@@ -90,6 +93,19 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
             h.interval
         ),
     });
+    if let Some(r) = &d.route {
+        details.push(format!(
+            "route: {}{} to port {} of the new one, through the front proxy `{}`",
+            r.host,
+            match (&r.tls, r.redirect_http) {
+                (Some(_), true) => " (HTTPS; HTTP redirected)",
+                (Some(_), false) => " (HTTP and HTTPS)",
+                (None, _) => " (HTTP)",
+            },
+            r.port,
+            ctx.front.name
+        ));
+    }
     changes.extend(files::change(d));
     changes.push(Change {
         now: None,
@@ -101,6 +117,41 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         condition: None,
         undo: "stop and remove it".into(),
     });
+    if let Some(r) = &d.route {
+        let f = &ctx.front;
+        changes.push(Change {
+            now: None,
+            op: Op::Create,
+            resource: Resource::Container,
+            place: Place::Target,
+            name: f.name.clone(),
+            details: vec![
+                format!("the engine's front proxy: nginx from {}, HTTP on {}:{}, HTTPS on {}:{}", f.image, f.http.0, f.http.1, f.https.0, f.https.1),
+                format!("its network `{}` and config volume `{}`; non-root, read-only root, no capabilities", f.network(), f.volume()),
+                format!("shared by every routed app of this engine; this app's route: {}", r.host),
+            ],
+            condition: Some("if missing".into()),
+            undo: "removed (with its network and volume) unless it routes another app by then".into(),
+        });
+        changes.push(Change {
+            now: None,
+            op: Op::Replace,
+            resource: Resource::Container,
+            place: Place::Target,
+            name: d.name.clone(),
+            details: vec![
+                format!("cut-over: the new one healthy at its own address, the route of {} switched to it (nginx -t, then a graceful reload: no connection dropped), the current `{}` drains for {}, then is stopped and renamed `{}.prev-<run-id>`", r.host, d.name, r.drain, d.name),
+                "unhealthy: the new one is removed; the route never moved".into(),
+                format!("previous releases kept: {}", d.keep),
+            ],
+            condition: None,
+            undo: format!("start the previous `{}`, switch the route back once it answers, then remove the new one", d.name),
+        });
+        return Described {
+            reads: Vec::new(),
+            changes,
+        };
+    }
     changes.push(Change {
         now: None,
         op: Op::Replace,
