@@ -91,7 +91,10 @@ impl<'a> FrontProxy<'a> {
         }
         // It serves once it answers (its first generation is 0: none written yet).
         let t = Instant::now();
-        while tokio::net::TcpStream::connect(http_address(f)).await.is_err() {
+        while tokio::net::TcpStream::connect(http_address(f))
+            .await
+            .is_err()
+        {
             if t.elapsed() > RELOAD_WAIT {
                 return Err(DockerError::Api(format!(
                     "the front proxy `{}` does not answer on {}",
@@ -176,12 +179,9 @@ impl<'a> FrontProxy<'a> {
     /// # Errors
     /// An API error.
     pub async fn remove(&self, name: &str) -> Result<(), DockerError> {
-        self.sh(
-            &["/bin/rm", "-f", &format!("{CONF_DIR}/{name}")],
-            b"",
-        )
-        .await
-        .map(|_| ())
+        self.sh(&["/bin/rm", "-f", &format!("{CONF_DIR}/{name}")], b"")
+            .await
+            .map(|_| ())
     }
 
     /// The apps routed now (their route files).
@@ -259,13 +259,10 @@ impl<'a> FrontProxy<'a> {
 
 /// The generation the proxy at `addr` serves, if it answers.
 async fn generation(addr: &str) -> Option<String> {
-    let mut s = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+        .await
+        .ok()?
+        .ok()?;
     let req = format!("GET / HTTP/1.0\r\nHost: {GENERATION_HOST}\r\n\r\n");
     s.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
@@ -275,6 +272,5 @@ async fn generation(addr: &str) -> Option<String> {
         .ok()?;
     let text = String::from_utf8_lossy(&buf);
     let (head, body) = text.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.1 200")
-        .then(|| body.to_string())
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }

@@ -128,13 +128,11 @@ pub(super) async fn undo(live: &Live, item: &UndoItem) -> Result<(), StepError> 
             )
             .await
         }
-        Undo::RemoveFront { front } => {
-            crate::front::FrontProxy::new(&*live.engine().await?, front)
-                .remove_if_unused()
-                .await
-                .map(|_| ())
-                .map_err(failed)
-        }
+        Undo::RemoveFront { front } => crate::front::FrontProxy::new(&*live.engine().await?, front)
+            .remove_if_unused()
+            .await
+            .map(|_| ())
+            .map_err(failed),
         Undo::Other(_) => Err(StepError::failed(format!(
             "cannot undo {} of step `{}`: unknown undo action `{}`",
             item.summary(),

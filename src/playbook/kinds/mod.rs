@@ -16,7 +16,6 @@ mod route;
 
 pub use route::is_route_host;
 
-
 use std::collections::BTreeMap;
 
 use super::model::{Step, StepKind};

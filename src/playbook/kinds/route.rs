@@ -114,7 +114,11 @@ impl Validator<'_> {
             let t = self.text(g, field);
             match listen(&t) {
                 Ok(l) => *slot = l,
-                Err(e) => self.error(g.loc, format!("`{field}`: `{t}` is not a listen address"), e),
+                Err(e) => self.error(
+                    g.loc,
+                    format!("`{field}`: `{t}` is not a listen address"),
+                    e,
+                ),
             }
         }
         if front.http.1 == front.https.1 && front.http.0 == front.https.0 {

@@ -63,8 +63,14 @@ async fn switch(
     let name = route_file(app);
     let before = proxy.read(&name).await.map_err(failed)?;
     if let Some((cert, key)) = tls {
-        proxy.write(&format!("{app}.crt"), cert).await.map_err(failed)?;
-        proxy.write(&format!("{app}.key"), key).await.map_err(failed)?;
+        proxy
+            .write(&format!("{app}.crt"), cert)
+            .await
+            .map_err(failed)?;
+        proxy
+            .write(&format!("{app}.key"), key)
+            .await
+            .map_err(failed)?;
     }
     proxy.write(&name, conf.as_bytes()).await.map_err(failed)?;
     match proxy.reload().await {
@@ -101,7 +107,12 @@ pub(super) async fn execute(
         .await
         .map_err(docker_err)?
         .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
-    if engine.image_id(&front.image).await.map_err(docker_err)?.is_none() {
+    if engine
+        .image_id(&front.image)
+        .await
+        .map_err(docker_err)?
+        .is_none()
+    {
         return Err(StepError::fatal(format!(
             "the front proxy's image `{}` is not on the target engine, and no registry is used: build it there first (`bash fixtures/base-images.sh front`)",
             front.image
@@ -113,7 +124,10 @@ pub(super) async fn execute(
         Some(t) => {
             let cert = t.cert.resolve(cx.secrets()).map_err(StepError::Fatal)?;
             let key = t.key.resolve(cx.secrets()).map_err(StepError::Fatal)?;
-            Some((cert.expose().as_bytes().to_vec(), key.expose().as_bytes().to_vec()))
+            Some((
+                cert.expose().as_bytes().to_vec(),
+                key.expose().as_bytes().to_vec(),
+            ))
         }
         None => None,
     };
@@ -125,16 +139,31 @@ pub(super) async fn execute(
 
     // The front proxy, made once per engine.
     let proxy = FrontProxy::new(&engine, &front);
-    let missing = engine.container(&front.name).await.map_err(docker_err)?.is_none()
-        || !engine.network_exists(&front.network()).await.map_err(docker_err)?
-        || !engine.volume_exists(&front.volume()).await.map_err(docker_err)?;
+    let missing = engine
+        .container(&front.name)
+        .await
+        .map_err(docker_err)?
+        .is_none()
+        || !engine
+            .network_exists(&front.network())
+            .await
+            .map_err(docker_err)?
+        || !engine
+            .volume_exists(&front.volume())
+            .await
+            .map_err(docker_err)?;
     if missing {
         let c = step
             .changes
             .iter()
             .find(|c| c.resource == Resource::Container && c.name == front.name)
             .ok_or_else(|| StepError::fatal("the plan of this deploy lists no front proxy"))?;
-        let id = cx.intent(c, &Undo::RemoveFront { front: front.clone() })?;
+        let id = cx.intent(
+            c,
+            &Undo::RemoveFront {
+                front: front.clone(),
+            },
+        )?;
         proxy
             .ensure(live.extra_labels())
             .await
@@ -155,7 +184,10 @@ pub(super) async fn execute(
     let env: Vec<String> = d
         .env
         .iter()
-        .map(|(k, t)| t.resolve(cx.secrets()).map(|v| format!("{k}={}", v.expose())))
+        .map(|(k, t)| {
+            t.resolve(cx.secrets())
+                .map(|v| format!("{k}={}", v.expose()))
+        })
         .collect::<Result<_, _>>()
         .map_err(StepError::Fatal)?;
     let file_binds = super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
@@ -181,7 +213,9 @@ pub(super) async fn execute(
         .container_ip(&next, &front.network())
         .await
         .map_err(docker_err)?
-        .ok_or_else(|| StepError::failed(format!("`{next}` has no address on the front's network")))?;
+        .ok_or_else(|| {
+            StepError::failed(format!("`{next}` has no address on the front's network"))
+        })?;
     let addr = format!("{ip}:{}", route.port);
     let health = wait_healthy(&engine, &next, &at_address(d, &addr), cx).await;
     let health = match health {
@@ -200,7 +234,10 @@ pub(super) async fn execute(
     let replace = change(step, Op::Replace, Resource::Container)?;
     let back_to = old.as_ref().map(|_| d.name.clone());
     let id = cx.intent(
-        &part(replace, &format!("route {} to `{next}` ({addr})", route.host)),
+        &part(
+            replace,
+            &format!("route {} to `{next}` ({addr})", route.host),
+        ),
         &Undo::Route {
             app: app.clone(),
             drain_ms: u64::try_from(route.drain.0.as_millis()).unwrap_or(u64::MAX),
@@ -230,7 +267,10 @@ pub(super) async fn execute(
         tls.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
     )
     .await?;
-    cx.done(&id, &json!({"reload_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX)}))?;
+    cx.done(
+        &id,
+        &json!({"reload_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX)}),
+    )?;
     cx.output(&format!(
         "route {} switched to the new `{}` ({addr}) in {:.3} s",
         route.host,
@@ -258,7 +298,10 @@ pub(super) async fn execute(
     }
     if old.is_some() {
         let id = cx.intent(
-            &part(replace, &format!("rename the current `{}` to `{prev}`", d.name)),
+            &part(
+                replace,
+                &format!("rename the current `{}` to `{prev}`", d.name),
+            ),
             &Undo::Rename {
                 from: prev.clone(),
                 to: d.name.clone(),
@@ -294,7 +337,10 @@ pub(super) async fn execute(
 }
 
 /// Undoes a route switch: back to `to` once it answers, or the route removed.
-#[expect(clippy::too_many_arguments, reason = "the undo record's fields, as journaled")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the undo record's fields, as journaled"
+)]
 pub(crate) async fn undo_route(
     engine: &Docker,
     front: &Front,
@@ -311,7 +357,10 @@ pub(crate) async fn undo_route(
     if proxy.running().await.map_err(failed)?.is_none() {
         return Ok(()); // no proxy, no route
     }
-    proxy.ensure(&std::collections::HashMap::new()).await.map_err(failed)?;
+    proxy
+        .ensure(&std::collections::HashMap::new())
+        .await
+        .map_err(failed)?;
     let Some(to) = to else {
         proxy.remove(&route_file(app)).await.map_err(failed)?;
         proxy.remove(&format!("{app}.crt")).await.map_err(failed)?;

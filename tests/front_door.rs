@@ -1,0 +1,229 @@
+//! The front door against the real engine and the real nginx of `gov/front:1`: an app
+//! that ignores SIGTERM (as many legacy apps do as PID 1) is deployed behind a route, cut
+//! over to a new release and rolled back while a client sends 50 requests a second
+//! through the proxy, each on a new connection: not one fails (no refused or reset
+//! connection, no timeout, no 5xx), and the answers move from one release to the other
+//! and back. The first run's rollback removes the route and the proxy it made.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::docker::{docker, exists};
+use support::env::Env;
+use support::text;
+
+const HOST: &str = "izin.front.test";
+
+/// What one request through the proxy got: the release that answered, or why it failed.
+#[derive(Debug, Clone)]
+enum Got {
+    Release(String),
+    Failed(String),
+}
+
+/// One GET through the proxy on a new connection.
+fn get(addr: SocketAddr) -> Got {
+    let fail = |why: String| Got::Failed(why);
+    let mut s = match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("connect: {e}")),
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    if let Err(e) = s.write_all(req.as_bytes()) {
+        return fail(format!("write: {e}"));
+    }
+    let mut buf = Vec::new();
+    if let Err(e) = s.read_to_end(&mut buf) {
+        return fail(format!("read: {e}"));
+    }
+    let t = String::from_utf8_lossy(&buf);
+    let status: u16 = t
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    if status != 200 {
+        return fail(format!(
+            "status {status}: {}",
+            t.lines().next().unwrap_or("")
+        ));
+    }
+    match t
+        .split("release ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+    {
+        Some(r) => Got::Release(r.to_string()),
+        None => fail(format!("no release in the answer: {t}")),
+    }
+}
+
+/// 50 requests a second through the proxy, each on its own thread, until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    runner: std::thread::JoinHandle<Vec<(Duration, Got)>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let runner = std::thread::spawn(move || {
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let t0 = Instant::now();
+            let mut threads = Vec::new();
+            let mut tick = 0u32;
+            while !flag.load(Ordering::Relaxed) {
+                let got = Arc::clone(&got);
+                threads.push(std::thread::spawn(move || {
+                    let at = t0.elapsed();
+                    let g = get(addr);
+                    got.lock().unwrap().push((at, g));
+                }));
+                tick += 1;
+                let next = Duration::from_millis(20) * tick;
+                if let Some(wait) = next.checked_sub(t0.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            let mut all = got.lock().unwrap().clone();
+            all.sort_by_key(|(at, _)| *at);
+            all
+        });
+        Self { stop, runner }
+    }
+
+    fn finish(self) -> Vec<(Duration, Got)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.runner.join().unwrap()
+    }
+}
+
+fn playbook(env: &Env, front: &str, http: u16, https: u16) -> PathBuf {
+    env.write(
+        "front.yml",
+        format!(
+            "version: 1\napp: front-demo\n{}target:\n  front: {{ name: {front}, http: \"127.0.0.1:{http}\", https: \"127.0.0.1:{https}\" }}\nsteps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      user: \"65534\"\n      cmd: [\"/bin/sh\", \"-c\", \"trap '' TERM; exec httpd -f -p 8080 -h /www\"]\n  - id: web\n    deploy:\n      image: image\n      name: {}\n      stop_grace: 2s\n      route: {{ host: {HOST}, port: 8080, drain: 1s }}\n      health:\n        http: http://127.0.0.1/index.html\n        timeout: 20s\n        interval: 100ms\n",
+            env.sshd().vendor_yaml(),
+            env.path("vendor/www").display(),
+            env.name,
+        ),
+    )
+}
+
+#[test]
+fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
+    let Some(env) = Env::builder("front")
+        .sshd()
+        .busybox()
+        .file("vendor/www/index.html", "release one\n")
+        .build()
+    else {
+        return;
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let built = std::process::Command::new("bash")
+        .arg(format!("{root}/fixtures/base-images.sh"))
+        .arg("front")
+        .status()
+        .unwrap();
+    assert!(built.success(), "fixtures/base-images.sh front failed");
+    let front = format!("{}-front", env.name);
+    let (http, https) = (support::free_port(), support::free_port());
+    let pb = playbook(&env, &front, http, https);
+    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+
+    // The first release, behind a new route on a new proxy.
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let first = env.last_run("front-demo");
+    assert!(matches!(get(addr), Got::Release(r) if r == "one"));
+    let hardened = text(
+        &docker(&[
+            "inspect",
+            "--format",
+            "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}",
+            &front,
+        ])
+        .stdout,
+    );
+    assert_eq!(
+        hardened.trim(),
+        "33:33 true [ALL]",
+        "the proxy runs hardened"
+    );
+    // The app publishes no port: the proxy is the only way in.
+    let ports = text(&docker(&["port", &env.name]).stdout);
+    assert!(ports.trim().is_empty(), "{ports}");
+
+    // Cut-over to a second release, then rollback, under load.
+    let load = Load::start(addr);
+    std::thread::sleep(Duration::from_millis(500));
+    env.write("vendor/www/index.html", "release two\n");
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains(&format!("route {HOST} switched")), "{said}");
+    assert!(matches!(get(addr), Got::Release(r) if r == "two"));
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let rb = env.rollback("front-demo");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    eprintln!(
+        "rollback: {:.2} s from `boyong rollback --yes` to its end (the old release answers before the bad one is removed)",
+        t.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let got = load.finish();
+
+    let failed: Vec<&(Duration, Got)> = got
+        .iter()
+        .filter(|(_, g)| matches!(g, Got::Failed(_)))
+        .collect();
+    assert!(got.len() > 100, "the load ran: {} requests", got.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        got.len(),
+        &failed[..failed.len().min(10)]
+    );
+    let releases: Vec<&str> = got
+        .iter()
+        .filter_map(|(_, g)| match g {
+            Got::Release(r) => Some(r.as_str()),
+            Got::Failed(_) => None,
+        })
+        .collect();
+    // One, then two, then one again: the switch happened both ways.
+    let mut seen: Vec<&str> = releases.clone();
+    seen.dedup();
+    assert_eq!(seen, ["one", "two", "one"], "{releases:?}");
+    eprintln!(
+        "{} requests at 50/s through the proxy across a cut-over and a rollback: 0 failed",
+        got.len()
+    );
+
+    // The first run's rollback takes the route away, and the proxy it made with it.
+    let id = first.file_name().unwrap().to_string_lossy().into_owned();
+    let rb = env.run(&["rollback", "front-demo", "--run", &id, "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(!exists("container", &front), "the proxy was removed");
+    assert!(!exists("container", &env.name), "the app was removed");
+}
