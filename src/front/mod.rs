@@ -20,6 +20,8 @@
 
 mod ops;
 
+use std::fmt::Write as _;
+
 pub use ops::FrontProxy;
 
 use crate::playbook::Front;
@@ -100,9 +102,10 @@ pub fn route_conf(r: &RouteFile) -> Result<String, String> {
     }
     out.push_str("    }\n}\n");
     if r.tls {
-        out.push_str(&format!(
+        let _ = write!(
+            out,
             "server {{\n    listen {HTTPS_PORT} ssl;\n    server_name {host};\n    ssl_certificate {CONF_DIR}/{app}.crt;\n    ssl_certificate_key {CONF_DIR}/{app}.key;\n    location / {{\n{proxy}    }}\n}}\n"
-        ));
+        );
     }
     Ok(out)
 }

@@ -376,13 +376,11 @@ pub(crate) async fn undo_route(
             .container_ip(to, &front.network())
             .await
             .map_err(failed)?
-        {
-            if tokio::net::TcpStream::connect(format!("{ip}:{port}"))
+            && tokio::net::TcpStream::connect(format!("{ip}:{port}"))
                 .await
                 .is_ok()
-            {
-                break ip;
-            }
+        {
+            break ip;
         }
         if t.elapsed() > ROUTE_BACK_WAIT {
             return Err(StepError::failed(format!(
