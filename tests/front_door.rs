@@ -230,3 +230,150 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
     assert!(!exists("container", &front), "the proxy was removed");
     assert!(!exists("container", &env.name), "the app was removed");
 }
+
+/// `curl` through the proxy's HTTPS listener for `host`, trusting only `ca`.
+fn curl_https(host: &str, port: u16, ca: &std::path::Path, path: &str) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .arg("--cacert")
+        .arg(ca)
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("curl runs");
+    let t = text(&out.stdout);
+    let (body, code) = t.rsplit_once('\n').unwrap_or((&t, ""));
+    (code.to_string(), format!("{body}{}", text(&out.stderr)))
+}
+
+#[test]
+fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
+    let Some(env) = Env::builder("front2")
+        .sshd()
+        .busybox()
+        .file("vendor/www/index.html", "release one\n")
+        .file("other/www/index.html", "release b1\n")
+        .build()
+    else {
+        return;
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let built = std::process::Command::new("bash")
+        .arg(format!("{root}/fixtures/base-images.sh"))
+        .arg("front")
+        .status()
+        .unwrap();
+    assert!(built.success(), "fixtures/base-images.sh front failed");
+    let front = format!("{}-front", env.name);
+    let (http, https) = (support::free_port(), support::free_port());
+    let a = playbook(&env, &front, http, https);
+    // App B: its own host name, HTTPS with a certificate made now (HTTP redirected).
+    let b_host = "b.front.test";
+    let certs = env.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg(format!("/CN={b_host}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{b_host}"))
+        .arg("-keyout")
+        .arg(certs.join("b.key"))
+        .arg("-out")
+        .arg(certs.join("b.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let b_text = std::fs::read_to_string(&a)
+        .unwrap()
+        .replace("app: front-demo", "app: front-b")
+        .replace(&env.path("vendor/www").display().to_string(), &env.path("other/www").display().to_string())
+        .replace(&format!("name: {}\n", env.name), &format!("name: {}-b\n", env.name))
+        .replace(
+            &format!("route: {{ host: {HOST}, port: 8080, drain: 1s }}"),
+            &format!(
+                "route: {{ host: {b_host}, port: 8080, drain: 1s, tls: {{ cert: {{ file: {} }}, key: {{ file: {} }} }} }}",
+                certs.join("b.pem").display(),
+                certs.join("b.key").display()
+            ),
+        );
+    let b = env.write("b.yml", b_text);
+    for pb in [&a, &b] {
+        let out = env.run_playbook(pb);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let (code, body) = curl_https(b_host, https, &certs.join("b.pem"), "/");
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("release b1"), "{body}");
+    // Plain HTTP to B is redirected to HTTPS; A is served on HTTP.
+    let plain = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "-H",
+        ])
+        .arg(format!("Host: {b_host}"))
+        .arg(format!("http://127.0.0.1:{http}/x?y=1"))
+        .output()
+        .unwrap();
+    assert_eq!(text(&plain.stdout), format!("308 https://{b_host}/x?y=1"));
+    // The key is in the proxy's volume, not readable by others; not in any image.
+    let mode = docker(&[
+        "exec",
+        &front,
+        "stat",
+        "-c",
+        "%a",
+        "/etc/boyong-front/front-b.key",
+    ]);
+    assert_eq!(text(&mode.stdout).trim(), "600");
+
+    // B's cut-over while A is under load: A fails no request, and answers as before.
+    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let load = Load::start(addr);
+    std::thread::sleep(Duration::from_millis(300));
+    env.write("other/www/index.html", "release b2\n");
+    let out = env.run_playbook(&b);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let got = load.finish();
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|(_, g)| match g {
+            Got::Release(r) => r.clone(),
+            Got::Failed(why) => format!("failed: {why}"),
+        })
+        .collect();
+    seen.dedup();
+    assert_eq!(seen, ["one"], "A's answers while B switched");
+    let (code, body) = curl_https(b_host, https, &certs.join("b.pem"), "/");
+    assert_eq!(
+        (code.as_str(), body.contains("release b2")),
+        ("200", true),
+        "{body}"
+    );
+
+    // B's rollback puts b1 back; rolling B's first run back removes B's route only: the
+    // proxy stays for A.
+    let first_b = env.runs("front-b")[0].clone();
+    let rb = env.rollback("front-b");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    let (code, body) = curl_https(b_host, https, &certs.join("b.pem"), "/");
+    assert_eq!(
+        (code.as_str(), body.contains("release b1")),
+        ("200", true),
+        "{body}"
+    );
+    let id = first_b.file_name().unwrap().to_string_lossy().into_owned();
+    let rb = env.run(&["rollback", "front-b", "--run", &id, "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(exists("container", &front), "the proxy routes A still");
+    assert!(matches!(get(addr), Got::Release(r) if r == "one"));
+    let (code, _) = curl_https(b_host, https, &certs.join("b.pem"), "/");
+    assert_ne!(code, "200", "B's route is gone");
+}
