@@ -272,7 +272,7 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
     let b_host = "b.front.test";
     let certs = env.path("certs");
     std::fs::create_dir_all(&certs).unwrap();
-    let made = std::process::Command::new("openssl")
+    let cert = std::process::Command::new("openssl")
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
         ])
@@ -285,7 +285,7 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
         .arg(certs.join("b.pem"))
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert!(cert.status.success(), "{}", text(&cert.stderr));
     let b_text = std::fs::read_to_string(&a)
         .unwrap()
         .replace("app: front-demo", "app: front-b")
