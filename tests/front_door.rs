@@ -168,6 +168,16 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
         "33:33 true [ALL]",
         "the proxy runs hardened"
     );
+    // `status --check` checks it as its users reach it: through the proxy, by host name.
+    let st = env.run(&["status", "front-demo", "--check", "--json"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    let st = text(&st.stdout);
+    assert!(
+        st.contains(&format!("\"host\":\"{HOST}\""))
+            || st.contains(&format!("\"host\": \"{HOST}\"")),
+        "{st}"
+    );
+    assert!(st.contains("through the front proxy answered 200"), "{st}");
     // The app publishes no port: the proxy is the only way in.
     let ports = text(&docker(&["port", &env.name]).stdout);
     assert!(ports.trim().is_empty(), "{ports}");

@@ -50,7 +50,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use common::{LABEL_APP, LABEL_RUN, LABEL_SOURCE, LABEL_STEP};
-pub use deploy::check_health;
+pub use deploy::{check_health, check_route};
 pub(crate) use dump::query as dump_query;
 pub use live::{Live, LiveOptions};
 pub use plan::plan;

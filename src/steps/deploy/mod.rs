@@ -8,6 +8,7 @@ mod health;
 mod probe;
 mod route;
 
+pub use route::check_route;
 pub(crate) use route::undo_route;
 
 use serde_json::Value;

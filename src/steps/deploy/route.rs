@@ -330,6 +330,7 @@ pub(super) async fn execute(
         "route": {
             "host": route.host,
             "front": front.name,
+            "front_http": crate::front::http_address(&front),
             "upstream": addr,
             "tls": route.tls.is_some(),
         },
@@ -405,4 +406,60 @@ pub(crate) async fn undo_route(
     // What the release switched from holds finishes before the undo that removes it.
     tokio::time::sleep(drain.min(Duration::from_secs(2))).await;
     Ok(())
+}
+
+/// One try of a routed app's health check as its users reach it: the check's path (`/`
+/// for a check that is not HTTP) through the front proxy at `front_http`, with the
+/// route's host name; the answer must be the check's status (200 for one not HTTP).
+///
+/// # Errors
+/// No answer, or another status (and where a redirect points).
+pub async fn check_route(
+    front_http: &str,
+    host: &str,
+    check: &HealthCheck,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (path, expect) = match check {
+        HealthCheck::Http { url, expect_status } => (
+            url.strip_prefix("http://")
+                .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
+                .unwrap_or_else(|| "/".into()),
+            *expect_status,
+        ),
+        _ => ("/".to_string(), 200),
+    };
+    let mut s = tokio::net::TcpStream::connect(front_http)
+        .await
+        .map_err(|e| format!("the front proxy at {front_http}: {e}"))?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: boyong\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = vec![0_u8; 4096];
+    let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+    let head = String::from_utf8_lossy(&head[..n]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok());
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .map(|l| format!(" (to {})", l.trim()))
+        .unwrap_or_default();
+    match status {
+        Some(c) if c == expect => Ok(format!(
+            "GET http://{host}{path} through the front proxy answered {c}"
+        )),
+        Some(c) => Err(format!(
+            "GET http://{host}{path} through the front proxy answered {c}{location}, expected {expect}"
+        )),
+        None => Err(format!(
+            "GET http://{host}{path} through the front proxy: not an HTTP answer"
+        )),
+    }
 }
