@@ -122,6 +122,9 @@ pub struct Executor<'a, R: Runner> {
     /// `--reuse-artifacts`: how old an earlier run's artifact may be (set by
     /// [`Executor::run`]).
     reuse: Option<Duration>,
+    /// `--no-auto-rollback`: a failed step's changes are left for inspection (set by
+    /// [`Executor::run`]).
+    keep_failed: bool,
 }
 
 /// The journal and the event sink, shared (by `&`) between the executor and the steps in
@@ -188,6 +191,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             artifacts,
             binding: crate::plan::RunBinding::default(),
             reuse: None,
+            keep_failed: false,
         }
     }
 
@@ -249,6 +253,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             images: std::collections::BTreeMap::new(),
         });
         self.reuse = opts.reuse_artifacts;
+        self.keep_failed = !opts.auto_rollback;
         let run = self.binding.id.clone();
         self.emit(&Event::RunStarted {
             app: plan.app.clone(),

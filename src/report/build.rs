@@ -162,6 +162,7 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
         trees,
         changes: changes(&h, &contents.entries),
         rollback: rollback(&h, &contents.entries),
+        kept: super::kept::kept(dir, &notes(&contents.entries))?,
         notes: notes(&contents.entries),
         journal: JournalEvidence {
             path: "journal.jsonl".into(),

@@ -3,9 +3,11 @@
 //! the live plan looks at.
 
 mod cutover;
+mod evidence;
 mod files;
 mod health;
 mod probe;
+mod waiting;
 
 use serde_json::Value;
 
@@ -109,7 +111,7 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         name: d.name.clone(),
         details: vec![
             format!("cut-over: the current `{}`, if any, is stopped with a grace of {} and renamed `{}.prev-<run-id>`; the new one takes the name once healthy", d.name, d.stop_grace, d.name),
-            format!("unhealthy: the new one is removed and the current one started again"),
+            "unhealthy: its last log lines and health answer are kept in the run's health/ directory; the new one is removed (with --no-auto-rollback: stopped and kept as `NAME.failed-<run-id>`, which rollback removes) and the current one, if stopped, started again".replace("NAME", &d.name),
             format!("previous releases kept: {}", d.keep),
         ],
         condition: None,
