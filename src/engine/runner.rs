@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::event::Event;
 use super::journal::{JournalError, Record};
+use super::keep::{Keep, Kept};
 use super::redact::Redactor;
 use super::stream::{Feed, Follow};
 use crate::plan::{Change, PlannedStep, RunBinding, Undo};
@@ -105,6 +106,14 @@ pub trait Runner {
     /// Undoes one journaled change. Safe whether or not the change happened, and
     /// when it was already undone.
     fn undo(&self, item: &UndoItem) -> impl Future<Output = Result<(), StepError>>;
+
+    /// Saves data a rollback is about to remove ([`Keep`]) into `run_dir` (at
+    /// [`Keep::path`]), before anything is undone. `Ok` with no path when there is nothing
+    /// to save (the container or volume is gone).
+    ///
+    /// # Errors
+    /// It could not be saved: the rollback must not remove it.
+    fn keep(&self, keep: &Keep, run_dir: &Path) -> impl Future<Output = Result<Kept, StepError>>;
 
     /// Checks, on resume, that what a step done earlier produced still holds (its
     /// artifacts verify, its image exists).

@@ -27,8 +27,8 @@ pub(crate) struct DeployStep;
 impl Kind for DeployStep {
     type Spec = Deploy;
 
-    fn describe(_step: &Step, spec: &Deploy, ctx: &PlanContext) -> Described {
-        describe(spec, ctx)
+    fn describe(step: &Step, spec: &Deploy, ctx: &PlanContext) -> Described {
+        describe(&step.id, spec, ctx)
     }
 
     async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Deploy) {
@@ -45,7 +45,7 @@ impl Kind for DeployStep {
     }
 }
 
-fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
+fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
         ImageSource::Reference(r) => r.clone(),
@@ -55,7 +55,12 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         changes.push(network_if_missing(n));
     }
     for v in &d.volumes {
-        changes.push(volume_if_missing(&v.volume));
+        let mut c = volume_if_missing(&v.volume);
+        c.undo = format!(
+            "remove it (only if this run created it), its contents first copied into rollback/{}.{}.tar (unless `rollback --discard-data`)",
+            id, v.volume
+        );
+        changes.push(c);
     }
     let mut details = vec![format!("image {image}")];
     details.extend(d.ports.iter().map(|p| format!("port {p}")));
