@@ -123,7 +123,6 @@ fn rollback_saves_what_users_wrote_after_the_cut_over_and_stops_if_it_cannot() {
     // 1. A run, users write, the rollback saves it all first.
     let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    eprintln!("RUN-OUT:\n{}\n{}", text(&out.stdout), text(&out.stderr));
     env.users_write(&db, "written-after-cutover-1");
     let listed = env.run(&["rollback", "dbtest", "--plan"]);
     let listed = text(&listed.stdout);
