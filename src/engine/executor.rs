@@ -382,7 +382,8 @@ impl<'a, R: Runner> Executor<'a, R> {
                 steps,
                 &pending,
                 &self.binding.images,
-                Some(&history.steps_done),
+                &history.steps_done,
+                true,
             );
             let kept = match self.keep_data(&keep, false).await? {
                 Ok(kept) => kept,

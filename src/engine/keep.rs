@@ -113,14 +113,17 @@ pub struct Kept {
 
 /// The data a rollback of `pending` (newest first) would remove, given the run's planned
 /// steps (of every version of its playbook; a later one overrides an earlier of the same
-/// id) and `images` (each build step's tag in the run). With `served` (the steps done: the
-/// automatic rollback of a failed run), a restore counts only if a deploy after it is done:
-/// before that, its app has not served from it.
+/// id), `images` (each build step's tag in the run) and `done` (the steps done and not
+/// undone). A restore counts once it is done (before that its database holds only part of
+/// the vendor's dump, which the run's artifacts keep whole); with `served_only` (the
+/// automatic rollback of a failed run), only once a deploy after it is done too: before
+/// that, no app has served from it.
 pub fn keep_list(
     steps: &[PlannedStep],
     pending: &[UndoItem],
     images: &std::collections::BTreeMap<String, String>,
-    served: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+    done: &std::collections::BTreeMap<String, serde_json::Value>,
+    served_only: bool,
 ) -> Vec<Keep> {
     let removes = |step: &str, what: &str| {
         pending.iter().any(|i| {
@@ -137,7 +140,10 @@ pub fn keep_list(
     for (at, s) in steps.iter().enumerate() {
         match &s.spec.kind {
             StepKind::Restore(r) => {
-                if let Some(done) = served {
+                if !done.contains_key(&s.id) {
+                    continue;
+                }
+                if served_only {
                     let deployed = steps[at + 1..].iter().any(|later| {
                         matches!(later.spec.kind, StepKind::Deploy(_))
                             && done.contains_key(&later.id)

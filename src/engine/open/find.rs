@@ -98,7 +98,7 @@ impl UndoList {
         let history = History::from_journal(&contents);
         let pending = history.pending();
         let (steps, images) = planned_steps(run);
-        let keep = keep_list(&steps, &pending, &images, None);
+        let keep = keep_list(&steps, &pending, &images, &history.steps_done, false);
         Ok(Self {
             history,
             pending,
