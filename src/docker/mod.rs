@@ -20,6 +20,7 @@ mod containers;
 mod exec;
 mod fleet;
 mod inspect;
+mod logs;
 mod network;
 mod snapshot;
 
@@ -28,6 +29,7 @@ pub use containers::{ContainerSpec, ContainerState, VolumeStorage};
 pub use exec::ExecOutput;
 pub use fleet::Listed;
 pub use inspect::{About, Published};
+pub use logs::LogTail;
 
 /// Seconds any one API request may take (a build or a long pull of output included).
 const REQUEST_TIMEOUT_SECS: u64 = 600;

@@ -230,6 +230,14 @@ impl Runner for Live {
         super::undo::undo(self, item).await
     }
 
+    async fn keep(
+        &self,
+        keep: &crate::engine::keep::Keep,
+        run_dir: &Path,
+    ) -> Result<crate::engine::keep::Kept, StepError> {
+        super::keep::keep(self, keep, run_dir).await
+    }
+
     /// A `restore` right after the `dump` it loads reads the dump as it is written.
     fn streams_from(&self, producer: &PlannedStep, consumer: &PlannedStep) -> bool {
         matches!(

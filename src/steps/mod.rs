@@ -38,6 +38,7 @@ pub mod dockerfile;
 pub(crate) mod dump;
 mod exec;
 mod fetch;
+mod keep;
 mod live;
 mod plan;
 mod probe;

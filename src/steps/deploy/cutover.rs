@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::health::wait_healthy;
+use super::evidence::Evidence;
+use super::health::{Unhealthy, wait_healthy};
 use crate::docker::{ContainerSpec, Docker};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Op, PlannedStep, Resource, Undo};
@@ -268,18 +269,9 @@ pub(super) async fn execute(
     }
     let health = wait_healthy(&engine, &next, d, cx).await;
     if let Err(why) = &health {
-        // Unhealthy: the new one goes, the old one serves again. The journal's undo would
-        // do the same; it is done here so that the old app is back without a rollback.
-        let _ = engine.remove_container(&next).await;
-        if stopped_old {
-            let _ = engine.start(&d.name).await;
-        }
-        return Err(StepError::fatal(format!(
-            "the new `{}` is unhealthy, so it was removed and the current one kept: {why}",
-            d.name
-        )));
+        return Err(unhealthy(&engine, d, why, create, old.is_some(), stopped_old, cx).await?);
     }
-    let health = health.unwrap_or_default();
+    let health = health.unwrap_or_else(|u| u.reason);
     if old.is_some() {
         let id = cx.intent(
             &part(
@@ -322,6 +314,99 @@ pub(super) async fn execute(
         "health": health,
         "settings": settings,
     }))
+}
+
+/// An unhealthy new container: its evidence kept (`evidence.rs`), then it is removed, or,
+/// with `--no-auto-rollback`, stopped and kept as `NAME.failed-RUN` (journaled: rollback
+/// removes it); the old one, if it was stopped, serves again. The step's error says why,
+/// what became of each, and the evidence in brief.
+pub(super) async fn unhealthy(
+    engine: &Docker,
+    d: &Deploy,
+    why: &Unhealthy,
+    create: &crate::plan::Change,
+    had_old: bool,
+    stopped_old: bool,
+    cx: &mut StepCx<'_>,
+) -> Result<StepError, StepError> {
+    let run = cx.run_id().to_string();
+    let (next, failed) = (
+        format!("{}.next-{run}", d.name),
+        format!("{}.failed-{run}", d.name),
+    );
+    let mut evidence = Evidence::gather(engine, &next, why, cx).await;
+    let mut fate = "it was removed".to_string();
+    if cx.keeps_failed() {
+        let id = cx.intent(
+            &part(
+                create,
+                &format!(
+                    "stopped and renamed `{failed}`, kept for inspection (--no-auto-rollback)"
+                ),
+            ),
+            &Undo::RemoveContainer {
+                name: failed.clone(),
+            },
+        )?;
+        let grace = i32::try_from(d.stop_grace.0.as_secs().max(1)).unwrap_or(i32::MAX);
+        let kept = async {
+            engine.stop(&next, grace).await?;
+            engine.remove_container(&failed).await?;
+            engine.rename(&next, &failed).await
+        }
+        .await;
+        match kept {
+            Ok(()) => {
+                cx.done(&id, &json!({}))?;
+                evidence.kept_as = Some(failed.clone());
+                fate = format!("it is kept, stopped, as `{failed}` (rollback removes it)");
+            }
+            Err(e) => {
+                let _ = engine.remove_container(&next).await;
+                fate = format!("it could not be kept ({e}), so it was removed");
+            }
+        }
+    } else {
+        let _ = engine.remove_container(&next).await;
+    }
+    // The old one serves again (the journal's undo would do the same; done here so that the
+    // old app is back without a rollback).
+    let old = match (had_old, stopped_old) {
+        (false, _) => "there was no current one".to_string(),
+        (true, true) => match engine.start(&d.name).await {
+            Ok(()) => "the current one was started again".to_string(),
+            Err(e) => format!("the current one could not be started again: {e}"),
+        },
+        (true, false) => "the current one kept running".to_string(),
+    };
+    let files = match evidence.write(cx.run_dir()) {
+        Ok((files, sha256)) => {
+            cx.note(
+                "health-evidence",
+                &format!(
+                    "step `{}`: {} (sha256 {sha256}) and {}; the container {}",
+                    cx.step(),
+                    files.last().map_or("", String::as_str),
+                    files.first().map_or("", String::as_str),
+                    evidence.kept_as.as_deref().map_or_else(
+                        || "was removed".to_string(),
+                        |k| format!("is kept as `{k}`")
+                    ),
+                ),
+            )?;
+            cx.run_dir()
+                .join(files.last().map_or("health", String::as_str))
+                .display()
+                .to_string()
+        }
+        Err(e) => format!("not written: {e}"),
+    };
+    Ok(StepError::fatal(format!(
+        "the new `{}` is unhealthy: {}; {fate}, and {old}\n{}",
+        d.name,
+        why.reason,
+        evidence.brief(&files)
+    )))
 }
 
 /// Keeps the newest `keep` previous releases (`NAME.prev-RUN`, this app's label only) and

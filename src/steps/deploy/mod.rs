@@ -3,10 +3,12 @@
 //! the live plan looks at.
 
 mod cutover;
+mod evidence;
 mod files;
 mod health;
 mod probe;
 mod route;
+mod waiting;
 
 pub use route::check_route;
 pub(crate) use route::undo_route;
@@ -29,8 +31,8 @@ pub(crate) struct DeployStep;
 impl Kind for DeployStep {
     type Spec = Deploy;
 
-    fn describe(_step: &Step, spec: &Deploy, ctx: &PlanContext) -> Described {
-        describe(spec, ctx)
+    fn describe(step: &Step, spec: &Deploy, ctx: &PlanContext) -> Described {
+        describe(&step.id, spec, ctx)
     }
 
     async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Deploy) {
@@ -47,7 +49,7 @@ impl Kind for DeployStep {
     }
 }
 
-fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
+fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
         ImageSource::Reference(r) => r.clone(),
@@ -57,7 +59,12 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         changes.push(network_if_missing(n));
     }
     for v in &d.volumes {
-        changes.push(volume_if_missing(&v.volume));
+        let mut c = volume_if_missing(&v.volume);
+        c.undo = format!(
+            "remove it (only if this run created it), its contents first copied into rollback/{}.{}.tar (unless `rollback --discard-data`)",
+            id, v.volume
+        );
+        changes.push(c);
     }
     let mut details = vec![format!("image {image}")];
     details.extend(d.ports.iter().map(|p| format!("port {p}")));
@@ -161,7 +168,7 @@ fn describe(d: &Deploy, ctx: &PlanContext) -> Described {
         name: d.name.clone(),
         details: vec![
             format!("cut-over: the current `{}`, if any, is stopped with a grace of {} and renamed `{}.prev-<run-id>`; the new one takes the name once healthy", d.name, d.stop_grace, d.name),
-            format!("unhealthy: the new one is removed and the current one started again"),
+            "unhealthy: its last log lines and health answer are kept in the run's health/ directory; the new one is removed (with --no-auto-rollback: stopped and kept as `NAME.failed-<run-id>`, which rollback removes) and the current one, if stopped, started again".replace("NAME", &d.name),
             format!("previous releases kept: {}", d.keep),
         ],
         condition: None,

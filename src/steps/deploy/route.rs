@@ -220,13 +220,19 @@ pub(super) async fn execute(
     let health = wait_healthy(&engine, &next, &at_address(d, &addr), cx).await;
     let health = match health {
         Ok(h) => h,
+        // The route never moved: the current release serves on, untouched; the new one's
+        // evidence is kept (and the container, with --no-auto-rollback).
         Err(why) => {
-            // The route never moved: the current release serves on, untouched.
-            let _ = engine.remove_container(&next).await;
-            return Err(StepError::fatal(format!(
-                "the new `{}` is unhealthy at {addr}, so it was removed and the route left as it was: {why}",
-                d.name
-            )));
+            return Err(super::cutover::unhealthy(
+                &engine,
+                d,
+                &why,
+                create,
+                old.is_some(),
+                false,
+                cx,
+            )
+            .await?);
         }
     };
 
