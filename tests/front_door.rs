@@ -73,6 +73,7 @@ fn get(addr: SocketAddr) -> Got {
 
 /// 50 requests a second through the proxy, each on its own thread, until stopped.
 struct Load {
+    t0: Instant,
     stop: Arc<AtomicBool>,
     runner: std::thread::JoinHandle<Vec<(Duration, Got)>>,
 }
@@ -81,9 +82,9 @@ impl Load {
     fn start(addr: SocketAddr) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let t0 = Instant::now();
         let runner = std::thread::spawn(move || {
             let got = Arc::new(Mutex::new(Vec::new()));
-            let t0 = Instant::now();
             let mut threads = Vec::new();
             let mut tick = 0u32;
             while !flag.load(Ordering::Relaxed) {
@@ -106,7 +107,7 @@ impl Load {
             all.sort_by_key(|(at, _)| *at);
             all
         });
-        Self { stop, runner }
+        Self { t0, stop, runner }
     }
 
     fn finish(self) -> Vec<(Duration, Got)> {
@@ -187,13 +188,16 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
     std::thread::sleep(Duration::from_millis(500));
     env.write("vendor/www/index.html", "release two\n");
     let out = env.run_playbook(&pb);
+    let switched = load.t0.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(said.contains(&format!("route {HOST} switched")), "{said}");
     assert!(matches!(get(addr), Got::Release(r) if r == "two"));
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
+    let rolling_back = load.t0.elapsed();
     let rb = env.rollback("front-demo");
+    let rolled_back = load.t0.elapsed();
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     eprintln!(
         "rollback: {:.2} s from `boyong rollback --yes` to its end (the old release answers before the bad one is removed)",
@@ -217,17 +221,23 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
         got.len(),
         &failed[..failed.len().min(10)]
     );
-    let releases: Vec<&str> = got
-        .iter()
-        .filter_map(|(_, g)| match g {
-            Got::Release(r) => Some(r.as_str()),
-            Got::Failed(_) => None,
-        })
-        .collect();
-    // One, then two, then one again: the switch happened both ways.
-    let mut seen: Vec<&str> = releases.clone();
-    seen.dedup();
-    assert_eq!(seen, ["one", "two", "one"], "{releases:?}");
+    // Two once the cut-over had ended, until the rollback began; one once it had ended.
+    // (Around each switch both may answer: the old workers finish what they accepted.)
+    let release = |from: Duration, to: Duration| -> Vec<&str> {
+        let mut r: Vec<&str> = got
+            .iter()
+            .filter(|(at, _)| *at > from && *at < to)
+            .filter_map(|(_, g)| match g {
+                Got::Release(r) => Some(r.as_str()),
+                Got::Failed(_) => None,
+            })
+            .collect();
+        r.dedup();
+        r
+    };
+    assert_eq!(release(Duration::ZERO, Duration::from_millis(400)), ["one"]);
+    assert_eq!(release(switched, rolling_back), ["two"], "{got:?}");
+    assert_eq!(release(rolled_back, Duration::MAX), ["one"], "{got:?}");
     eprintln!(
         "{} requests at 50/s through the proxy across a cut-over and a rollback: 0 failed",
         got.len()
