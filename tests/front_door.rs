@@ -154,7 +154,8 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let first = env.last_run("front-demo");
-    assert!(matches!(get(addr), Got::Release(r) if r == "one"));
+    let answer = get(addr);
+    assert!(matches!(&answer, Got::Release(r) if r == "one"), "{answer:?}");
     let hardened = text(
         &docker(&[
             "inspect",
@@ -327,6 +328,25 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
     let (code, body) = curl_https(b_host, https, &certs.join("b.pem"), "/");
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("release b1"), "{body}");
+    // The report records the route and the certificate: its fingerprint, as openssl
+    // computes it, and its expiry.
+    let fp = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(certs.join("b.pem"))
+        .output()
+        .unwrap();
+    let fp = text(&fp.stdout)
+        .split_once('=')
+        .map(|(_, f)| f.trim().replace(':', "").to_lowercase())
+        .unwrap_or_default();
+    let report = env.run(&["report", "front-b", "--format", "md"]);
+    let report = text(&report.stdout);
+    assert!(
+        report.contains(&format!(
+            "certificate SHA-256 {fp}, expires 20"
+        )),
+        "{report}"
+    );
     // Plain HTTP to B is redirected to HTTPS; A is served on HTTP.
     let plain = std::process::Command::new("curl")
         .args([

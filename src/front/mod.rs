@@ -18,7 +18,10 @@
 //! standard input, never a command line (a key is a secret); a configuration that fails
 //! `nginx -t` is never reloaded and the previous file is put back.
 
+mod cert;
 mod ops;
+
+pub use cert::fingerprint_and_expiry;
 
 use std::fmt::Write as _;
 

@@ -216,12 +216,19 @@ impl<'a> FrontProxy<'a> {
         self.write("_generation.conf", generation_conf(n).as_bytes())
             .await?;
         self.sh(&["nginx", "-e", "stderr", "-t", "-q"], b"").await?;
+        let workers = self.workers().await?;
         let t = Instant::now();
         self.sh(&["nginx", "-e", "stderr", "-s", "reload"], b"")
             .await?;
         let want = format!("{n}\n");
+        let mut served = false;
         loop {
-            if generation(&http_address(self.front)).await.as_deref() == Some(want.as_str()) {
+            // Served by a new worker, and the old ones no longer accept: as many workers
+            // accept as before the reload (the old ones, told to quit, say "shutting down"
+            // or are gone), so no new connection meets the old configuration.
+            served = served
+                || generation(&http_address(self.front)).await.as_deref() == Some(want.as_str());
+            if served && self.workers().await? <= workers {
                 return Ok(t.elapsed());
             }
             if t.elapsed() > RELOAD_WAIT {
@@ -233,6 +240,24 @@ impl<'a> FrontProxy<'a> {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// The nginx workers that accept connections (not those shutting down).
+    async fn workers(&self) -> Result<usize, DockerError> {
+        let out = self
+            .sh(
+                &[
+                    "/bin/sh",
+                    "-c",
+                    r#"for f in /proc/[0-9]*/cmdline; do tr '\0' ' ' < "$f" 2>/dev/null; echo; done"#,
+                ],
+                b"",
+            )
+            .await?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| l.starts_with("nginx: worker process") && !l.contains("shutting down"))
+            .count())
     }
 
     /// Removes the proxy (container, volume, network) when it routes no app; `false` when

@@ -386,6 +386,18 @@ fn containers(facts: &[(String, Value)], kinds: &Kinds<'_>) -> Vec<Container> {
                 Value::String(t) => t.clone(),
                 other => other.to_string(),
             }),
+            route: f.get("route").map(|r| {
+                let t = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("?");
+                match r.get("cert_sha256").and_then(Value::as_str) {
+                    Some(fp) => format!(
+                        "https://{} through front proxy `{}`; certificate SHA-256 {fp}, expires {}",
+                        t("host"),
+                        t("front"),
+                        t("cert_expires")
+                    ),
+                    None => format!("http://{} through front proxy `{}`", t("host"), t("front")),
+                }
+            }),
         })
         .collect()
 }

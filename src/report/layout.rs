@@ -418,6 +418,9 @@ fn target(r: &Report) -> Section {
                 vec![ct.health.clone().map_or_else(|| t("-"), Cell::Good)],
             ],
         ];
+        if let Some(route) = &ct.route {
+            rows.push(vec![vec![t("Route")], vec![c(route)]]);
+        }
         if ct.settings.is_empty() {
             rows.push(vec![
                 vec![t("Settings as applied")],

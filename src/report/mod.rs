@@ -301,6 +301,9 @@ pub struct Container {
     pub settings: Vec<(String, String)>,
     /// The health gate's result.
     pub health: Option<String>,
+    /// Its route on the front proxy: host, proxy, and the certificate's SHA-256 and expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 /// A journaled change.

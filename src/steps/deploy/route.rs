@@ -131,6 +131,15 @@ pub(super) async fn execute(
         }
         None => None,
     };
+    // The certificate as the report shows it: read before anything changes.
+    let cert = match &tls {
+        Some((c, _)) => Some(
+            crate::front::fingerprint_and_expiry(&String::from_utf8_lossy(c)).map_err(|e| {
+                StepError::fatal(format!("the route's certificate (`tls.cert`): {e}"))
+            })?,
+        ),
+        None => None,
+    };
     let (next, prev) = (
         format!("{}.next-{run}", d.name),
         format!("{}.prev-{run}", d.name),
@@ -339,7 +348,10 @@ pub(super) async fn execute(
             "front_http": crate::front::http_address(&front),
             "upstream": addr,
             "tls": route.tls.is_some(),
+            "cert_sha256": cert.as_ref().map(|c| c.0.clone()),
+            "cert_expires": cert.as_ref().map(|c| c.1.clone()),
         },
+        "settings": engine.applied_settings(&d.name).await.unwrap_or_default(),
     }))
 }
 
