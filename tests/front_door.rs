@@ -155,7 +155,10 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let first = env.last_run("front-demo");
     let answer = get(addr);
-    assert!(matches!(&answer, Got::Release(r) if r == "one"), "{answer:?}");
+    assert!(
+        matches!(&answer, Got::Release(r) if r == "one"),
+        "{answer:?}"
+    );
     let hardened = text(
         &docker(&[
             "inspect",
@@ -320,11 +323,37 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
                 certs.join("b.key").display()
             ),
         );
-    let b = env.write("b.yml", b_text);
-    for pb in [&a, &b] {
-        let out = env.run_playbook(pb);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    }
+    let b = env.write("b.yml", b_text.clone());
+    let out = env.run_playbook(&a);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // The live plan of B sees the proxy and the app it routes; a third playbook asking
+    // for A's host name is a problem, named.
+    let plan = env.run(&["plan", b.to_str().unwrap()]);
+    let said = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(0), "{said}{}", text(&plan.stderr));
+    assert!(
+        said.contains(&format!(
+            "front proxy `{front}` runs and routes 1 app(s): front-demo"
+        )),
+        "{said}"
+    );
+    let c = env.write(
+        "c.yml",
+        b_text
+            .replace("app: front-b", "app: front-c")
+            .replace(&format!("host: {b_host}"), &format!("host: {HOST}")),
+    );
+    let plan = env.run(&["plan", c.to_str().unwrap()]);
+    let said = format!("{}{}", text(&plan.stdout), text(&plan.stderr));
+    assert_eq!(plan.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "host {HOST} is routed already, to the app `front-demo`"
+        )),
+        "{said}"
+    );
+    let out = env.run_playbook(&b);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let (code, body) = curl_https(b_host, https, &certs.join("b.pem"), "/");
     assert_eq!(code, "200", "{body}");
     assert!(body.contains("release b1"), "{body}");
@@ -342,9 +371,7 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
     let report = env.run(&["report", "front-b", "--format", "md"]);
     let report = text(&report.stdout);
     assert!(
-        report.contains(&format!(
-            "certificate SHA-256 {fp}, expires 20"
-        )),
+        report.contains(&format!("certificate SHA-256 {fp}, expires 20")),
         "{report}"
     );
     // Plain HTTP to B is redirected to HTTPS; A is served on HTTP.

@@ -8,6 +8,7 @@ mod files;
 mod health;
 mod probe;
 mod route;
+mod route_probe;
 mod waiting;
 
 pub use route::check_route;
@@ -37,6 +38,9 @@ impl Kind for DeployStep {
 
     async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Deploy) {
         probe::deploy(p.target, p.endpoint, step, spec, p.fx, p.sf).await;
+        if let Some(route) = &spec.route {
+            route_probe::probe(p, &step.id, route).await;
+        }
     }
 
     async fn execute(
