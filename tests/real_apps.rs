@@ -91,11 +91,23 @@ fn common_subs(env: &Env, host: &VendorApp, app: &str, fixed: [u16; 4]) -> Vec<(
     let n = &env.name;
     let s = |a: String, b: String| (a, b);
     vec![
-        s(format!("port: {ssh}\n"), format!("port: {}\n", host.var("VH_SSH_PORT"))),
-        s(format!("../target/apps/{app}/ssh/client"), host.var("VH_IDENTITY").into()),
-        s(format!("../target/apps/{app}/ssh/known_hosts"), host.var("VH_KNOWN_HOSTS").into()),
+        s(
+            format!("port: {ssh}\n"),
+            format!("port: {}\n", host.var("VH_SSH_PORT")),
+        ),
+        s(
+            format!("../target/apps/{app}/ssh/client"),
+            host.var("VH_IDENTITY").into(),
+        ),
+        s(
+            format!("../target/apps/{app}/ssh/known_hosts"),
+            host.var("VH_KNOWN_HOSTS").into(),
+        ),
         s(db.to_string(), host.var("VH_DB_PORT").into()),
-        s(format!("127.0.0.1:{web}"), format!("127.0.0.1:{}", host.var("VH_WEB_PORT"))),
+        s(
+            format!("127.0.0.1:{web}"),
+            format!("127.0.0.1:{}", host.var("VH_WEB_PORT")),
+        ),
         s(target.to_string(), env.port.to_string()),
         s(format!("{app}-db"), format!("{n}-db")),
         s(format!("volume: {app}-data"), format!("volume: {n}-data")),
@@ -113,7 +125,11 @@ fn password() -> String {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
         .expect("reads /dev/urandom");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    b.iter().fold(String::new(), |mut s, x| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }
 
 /// validate, plan (live), run: each must succeed, the run the first time. The run's
@@ -121,11 +137,24 @@ fn password() -> String {
 fn migrate(env: &Env, app: &str, pb: &Path) -> PathBuf {
     let pbs = pb.to_str().expect("a UTF-8 path");
     let out = env.run(&["validate", pbs]);
-    assert_eq!(out.status.code(), Some(0), "validate: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "validate: {}",
+        text(&out.stderr)
+    );
     let out = env.run(&["plan", pbs]);
     let plan = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "plan: {plan}{}", text(&out.stderr));
-    assert!(plan.contains("Probes: no problem found."), "the live plan found a problem:\n{plan}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "plan: {plan}{}",
+        text(&out.stderr)
+    );
+    assert!(
+        plan.contains("Probes: no problem found."),
+        "the live plan found a problem:\n{plan}"
+    );
     let t0 = std::time::Instant::now();
     let out = env.run_playbook(pb);
     assert_eq!(
@@ -135,7 +164,10 @@ fn migrate(env: &Env, app: &str, pb: &Path) -> PathBuf {
         text(&out.stdout),
         text(&out.stderr)
     );
-    eprintln!("{app}: `boyong run` succeeded in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "{app}: `boyong run` succeeded in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     env.last_run(app)
 }
 
@@ -154,7 +186,10 @@ fn assert_pages_equal(env: &Env, app: &str, pb: &Path) {
     let (mut v95, mut t95) = (Vec::new(), Vec::new());
     for r in results {
         let (v, t) = (&r["vendor"], &r["target"]);
-        let what = format!("{} {}: {:?}\n{}", r["method"], r["path"], r["failures"], r["diff"]);
+        let what = format!(
+            "{} {}: {:?}\n{}",
+            r["method"], r["path"], r["failures"], r["diff"]
+        );
         assert!(v["errors"] == 0 && t["errors"] == 0, "no answer: {what}");
         assert_eq!(v["status"], t["status"], "status differs: {what}");
         assert_eq!(v["location"], t["location"], "redirect differs: {what}");
@@ -187,7 +222,12 @@ fn assert_no_secret_in_image(container: &str, secrets: &[&str]) {
     for (i, s) in secrets.iter().enumerate() {
         // The value goes in the environment, never on a command line.
         let out = Command::new("sh")
-            .args(["-c", r#"docker save "$1" | grep -a -F -c -e "$S""#, "sh", &image])
+            .args([
+                "-c",
+                r#"docker save "$1" | grep -a -F -c -e "$S""#,
+                "sh",
+                &image,
+            ])
             .env("S", s)
             .output()
             .expect("sh runs");
@@ -225,7 +265,11 @@ fn rollback_after_write(env: &Env, app: &str, run: &Path, wrote: &str) {
             .output()
             .expect("sh runs");
         let n: u32 = text(&out.stdout).trim().parse().unwrap_or(0);
-        assert!(n > 0, "the rollback kept {} without the write", kept.display());
+        assert!(
+            n > 0,
+            "the rollback kept {} without the write",
+            kept.display()
+        );
     } else {
         eprintln!("{app}: rollback kept no dump of the writes (RUN/rollback/ absent): not checked");
     }

@@ -15,7 +15,10 @@ fn postfixadmin_moves_with_its_postgresql_and_serves_the_same_pages() {
     let db_password = crate::password();
     let Some((env, host)) = crate::setup("postfixadmin", "postgres", |h| {
         vec![
-            ("PFA_VENDOR_DB_PASSWORD", h.var("VH_DB_PASSWORD").to_string()),
+            (
+                "PFA_VENDOR_DB_PASSWORD",
+                h.var("VH_DB_PASSWORD").to_string(),
+            ),
             ("PFA_DB_PASSWORD", db_password.clone()),
         ]
     }) else {
@@ -29,14 +32,21 @@ fn postfixadmin_moves_with_its_postgresql_and_serves_the_same_pages() {
     // Behind the login, pages read from the database: the same domains, mailboxes and alias
     // on both sides, for the vendor's superadmin.
     let vendor_port: u16 = host.var("VH_WEB_PORT").parse().expect("a port");
-    for list in ["/list.php?table=domain", "/list-virtual.php?domain=kominfo.example"] {
+    for list in [
+        "/list.php?table=domain",
+        "/list-virtual.php?domain=kominfo.example",
+    ] {
         let v = logged_in_page(&host, vendor_port, list);
         let t = logged_in_page(&host, env.port, list);
         assert!(v.contains("kominfo.example"), "{list} on the vendor: {v}");
         if let Some((a, b)) = v.lines().zip(t.lines()).find(|(a, b)| a != b) {
             panic!("{list} differs between the vendor and the target:\n- {a}\n+ {b}");
         }
-        assert_eq!(v.lines().count(), t.lines().count(), "{list}: {v}\n---\n{t}");
+        assert_eq!(
+            v.lines().count(),
+            t.lines().count(),
+            "{list}: {v}\n---\n{t}"
+        );
     }
     let vendor_pw = host.var("VH_DB_PASSWORD");
     crate::assert_no_secret_in_image(&env.name, &[vendor_pw, &db_password]);
@@ -44,15 +54,39 @@ fn postfixadmin_moves_with_its_postgresql_and_serves_the_same_pages() {
     // A write after the cut-over: a mailbox made by the app's own CLI in its container.
     let marker = format!("baru{}@kominfo.example", &crate::password()[..8]);
     let out = Command::new("docker")
-        .args(["exec", &env.name, "php", "/var/www/html/scripts/postfixadmin-cli.php"])
+        .args([
+            "exec",
+            &env.name,
+            "php",
+            "/var/www/html/scripts/postfixadmin-cli.php",
+        ])
         .args(["mailbox", "add", &marker, "--name", "Baru"])
-        .args(["--password", "Pw-baru-2025x", "--password2", "Pw-baru-2025x"])
+        .args([
+            "--password",
+            "Pw-baru-2025x",
+            "--password2",
+            "Pw-baru-2025x",
+        ])
         .output()
         .expect("docker runs");
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let out = Command::new("docker")
         .args(["exec", "-e", "PGPASSWORD", &format!("{}-db", env.name)])
-        .args(["psql", "-h", "127.0.0.1", "-U", "postfixadmin", "-d", "postfixadmin", "-Atc"])
+        .args([
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postfixadmin",
+            "-d",
+            "postfixadmin",
+            "-Atc",
+        ])
         .arg("SELECT username FROM mailbox")
         .env("PGPASSWORD", &db_password)
         .output()
@@ -87,17 +121,31 @@ fn logged_in_page(host: &VendorApp, port: u16, path: &str) -> String {
     let user = format!("fUsername={}", host.var("VH_ADMIN"));
     let pass = format!("fPassword={}", host.var("VH_ADMIN_PASSWORD"));
     let status = curl(&[
-        "-o", "/dev/null", "-w", "%{http_code}",
-        "--data-urlencode", &user, "--data-urlencode", &pass,
-        "--data-urlencode", &format!("token={token}"),
-        "--data-urlencode", "lang=en", "--data-urlencode", "submit=Login",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-urlencode",
+        &user,
+        "--data-urlencode",
+        &pass,
+        "--data-urlencode",
+        &format!("token={token}"),
+        "--data-urlencode",
+        "lang=en",
+        "--data-urlencode",
+        "submit=Login",
         &format!("{base}/login.php"),
     ]);
     assert_eq!(status, "302", "the login on {base} failed");
     let page = curl(&[&format!("{base}{path}")]);
     let page = page.replace(&format!("127.0.0.1:{port}"), "{origin}");
     // the CSRF token: in the forms, and in the links that change something
-    blank(&blank(&page, "name=\"token\" value=\"", "\""), "&amp;token=", "\"")
+    blank(
+        &blank(&page, "name=\"token\" value=\"", "\""),
+        "&amp;token=",
+        "\"",
+    )
 }
 
 /// `s` with the text between each `after` and the next `until` removed.

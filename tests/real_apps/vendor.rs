@@ -73,7 +73,11 @@ impl VendorApp {
     }
 
     fn fixture(&self, what: &str) -> std::process::Output {
-        let script = format!("{}/fixtures/apps/{}.sh", env!("CARGO_MANIFEST_DIR"), self.app);
+        let script = format!(
+            "{}/fixtures/apps/{}.sh",
+            env!("CARGO_MANIFEST_DIR"),
+            self.app
+        );
         Command::new("bash")
             .arg(script)
             .arg(what)
@@ -88,7 +92,11 @@ impl Drop for VendorApp {
     fn drop(&mut self) {
         let out = self.fixture("down");
         if !out.status.success() {
-            eprintln!("fixtures/apps/{}.sh down: {}", self.app, crate::support::text(&out.stderr));
+            eprintln!(
+                "fixtures/apps/{}.sh down: {}",
+                self.app,
+                crate::support::text(&out.stderr)
+            );
         }
     }
 }
@@ -111,7 +119,10 @@ fn unquote(v: &str) -> String {
 /// if it is missing: minutes the first time.
 pub fn base_image(which: &str) {
     let ok = Command::new("bash")
-        .arg(format!("{}/fixtures/base-images.sh", env!("CARGO_MANIFEST_DIR")))
+        .arg(format!(
+            "{}/fixtures/base-images.sh",
+            env!("CARGO_MANIFEST_DIR")
+        ))
         .arg(which)
         .status()
         .expect("bash runs")

@@ -27,9 +27,15 @@ fn wordpress_moves_with_its_mariadb_and_serves_the_same_pages() {
     // The site moved with its address: the vendor's origin is nowhere in the target's pages.
     let home = crate::support::http_get(env.port, "/", std::time::Duration::from_secs(10))
         .expect("the migrated site answers");
-    assert!(home.contains("Aplikasi perizinan pindah ke pusat data"), "{home}");
+    assert!(
+        home.contains("Aplikasi perizinan pindah ke pusat data"),
+        "{home}"
+    );
     let vendor_origin = format!("127.0.0.1:{}", host.var("VH_WEB_PORT"));
-    assert!(!home.contains(&vendor_origin), "the vendor's address is still in the page");
+    assert!(
+        !home.contains(&vendor_origin),
+        "the vendor's address is still in the page"
+    );
 
     crate::assert_pages_equal(&env, "wordpress", &pb);
     crate::assert_no_secret_in_image(&env.name, &[vendor_pw, &db_password]);
@@ -41,8 +47,14 @@ fn wordpress_moves_with_its_mariadb_and_serves_the_same_pages() {
         .args(["--data-urlencode", "comment_post_ID=4"])
         .args(["--data-urlencode", "author=Warga"])
         .args(["--data-urlencode", "email=warga@kota.example"])
-        .args(["--data-urlencode", &format!("comment=Terima kasih {marker}")])
-        .arg(format!("http://127.0.0.1:{}/wp-comments-post.php", env.port))
+        .args([
+            "--data-urlencode",
+            &format!("comment=Terima kasih {marker}"),
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{}/wp-comments-post.php",
+            env.port
+        ))
         .output()
         .expect("curl runs");
     assert_eq!(text(&out.stdout), "302", "the comment was not taken");
