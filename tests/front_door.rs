@@ -375,7 +375,7 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
         "{report}"
     );
     // Plain HTTP to B is redirected to HTTPS; A is served on HTTP.
-    let plain = std::process::Command::new("curl")
+    let redirect = std::process::Command::new("curl")
         .args([
             "-sS",
             "-o",
@@ -388,7 +388,10 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
         .arg(format!("http://127.0.0.1:{http}/x?y=1"))
         .output()
         .unwrap();
-    assert_eq!(text(&plain.stdout), format!("308 https://{b_host}/x?y=1"));
+    assert_eq!(
+        text(&redirect.stdout),
+        format!("308 https://{b_host}/x?y=1")
+    );
     // The key is in the proxy's volume, not readable by others; not in any image.
     let mode = docker(&[
         "exec",

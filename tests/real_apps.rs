@@ -253,24 +253,27 @@ fn rollback_after_write(env: &Env, app: &str, run: &Path, wrote: &str) {
         text(&out.stderr)
     );
     assert!(env.containers().is_empty(), "left: {:?}", env.containers());
-    // TODO(rollback-keeps-data): when a rollback keeps a dump of what the app wrote since the
-    // cut-over (RUN/rollback/*.sql.gz, being built), assert here that `wrote` is in it; until
-    // then this part says that it was not checked.
+    // The rollback kept a dump of what the app wrote since the cut-over (RUN/rollback/).
     let kept = run.join("rollback");
-    if kept.is_dir() {
-        let out = Command::new("sh")
-            .args(["-c", r#"zcat -f "$1"/* | grep -a -F -c -e "$W""#, "sh"])
-            .arg(&kept)
-            .env("W", wrote)
-            .output()
-            .expect("sh runs");
-        let n: u32 = text(&out.stdout).trim().parse().unwrap_or(0);
-        assert!(
-            n > 0,
-            "the rollback kept {} without the write",
-            kept.display()
-        );
-    } else {
-        eprintln!("{app}: rollback kept no dump of the writes (RUN/rollback/ absent): not checked");
-    }
+    assert!(
+        kept.is_dir(),
+        "the rollback kept no dump in {}",
+        kept.display()
+    );
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            r#"zcat -f "$1"/*.sql.gz | grep -a -F -c -e "$W""#,
+            "sh",
+        ])
+        .arg(&kept)
+        .env("W", wrote)
+        .output()
+        .expect("sh runs");
+    let n: u32 = text(&out.stdout).trim().parse().unwrap_or(0);
+    assert!(
+        n > 0,
+        "the rollback kept {} without the write",
+        kept.display()
+    );
 }
