@@ -447,3 +447,93 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
     let (code, _) = curl_https(b_host, https, &certs.join("b.pem"), "/");
     assert_ne!(code, "200", "B's route is gone");
 }
+
+/// Serves `root` with busybox httpd under the test's label: the "vendor's" site for an
+/// assessment; its loopback `host:port`.
+fn vendor_site(env: &Env, root: &std::path::Path) -> String {
+    let name = format!("{}-vendor", env.name);
+    let out = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--label",
+        &env.label().arg(),
+        "-p",
+        "127.0.0.1::8080",
+        "-v",
+        &format!("{}:/www:ro", root.display()),
+        "boyong-fixture/busybox:1",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/www",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let port = docker(&["port", &name, "8080"]);
+    let addr = text(&port.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let t0 = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{addr} never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    addr
+}
+
+#[test]
+fn an_assessment_before_the_switch_keeps_a_failing_release_off_the_route() {
+    let Some(env) = Env::builder("front3")
+        .sshd()
+        .busybox()
+        .file("vendor/www/index.html", "release one\n")
+        .file("original/index.html", "release one\n")
+        .build()
+    else {
+        return;
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let built = std::process::Command::new("bash")
+        .arg(format!("{root}/fixtures/base-images.sh"))
+        .arg("front")
+        .status()
+        .unwrap();
+    assert!(built.success(), "fixtures/base-images.sh front failed");
+    let original = vendor_site(&env, &env.path("original"));
+    let front = format!("{}-front", env.name);
+    let (http, https) = (support::free_port(), support::free_port());
+    let pb = playbook(&env, &front, http, https);
+    let text_now = std::fs::read_to_string(&pb)
+        .unwrap()
+        .replace("drain: 1s }", "drain: 1s, assess: true }")
+        + &format!(
+            "assess:\n  vendor_url: http://{original}\n  target_url: http://127.0.0.1:9\n  paths: [\"/index.html\"]\n  repeat: 3\n  warmup: 0\n  thresholds: {{ latency_slack: 2s }}\n"
+        );
+    let pb = env.write("front.yml", text_now);
+    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+
+    // The release equal to the vendor's passes, and is routed.
+    let out = env.run_playbook(&pb);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("assessment before the switch"), "{said}");
+    assert!(matches!(get(addr), Got::Release(r) if r == "one"));
+
+    // A release whose page differs fails before the switch: the route stays on the first.
+    env.write("vendor/www/index.html", "release two\n");
+    let out = env.run_playbook(&pb);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("failed its assessment"), "{said}");
+    assert!(said.contains("GET /index.html: content differs"), "{said}");
+    assert!(matches!(get(addr), Got::Release(r) if r == "one"));
+}

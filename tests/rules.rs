@@ -1406,3 +1406,13 @@ fn the_front_listens_on_an_ipv4_address_and_port() {
         "`target.front.http`: `localhost:80` is not a listen address",
     );
 }
+
+#[test]
+fn route_assess_needs_the_assess_section() {
+    assert_error_at(
+        &routed("        host: izin.kota.go.id\n        port: 8080\n        assess: true\n"),
+        27,
+        17,
+        "`route.assess` runs the playbook's `assess:` section, and there is none",
+    );
+}

@@ -451,6 +451,9 @@ pub struct Route {
     pub redirect_http: bool,
     /// How long the old release serves its requests after the switch.
     pub drain: Span,
+    /// The playbook's assessment runs against the new release before the switch.
+    #[serde(default)]
+    pub assess: bool,
 }
 
 /// A route's certificate and key.

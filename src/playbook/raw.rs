@@ -485,6 +485,9 @@ pub struct RawRoute {
     /// How long the old release keeps serving the requests it has after the switch,
     /// before it is stopped; default 5s.
     pub drain: Option<Sp<String>>,
+    /// Run the playbook's `assess:` section against the new release's own address before
+    /// the switch: failing thresholds leave the route where it was and fail the step.
+    pub assess: Option<Sp<bool>>,
 }
 
 /// The certificate and key of a route.

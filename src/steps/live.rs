@@ -104,6 +104,11 @@ impl Live {
             .unwrap_or_default()
     }
 
+    /// The playbook's `assess:` section, if it has one.
+    pub(super) fn assess_section(&self) -> Option<&crate::playbook::Assess> {
+        self.playbook.as_ref().and_then(|p| p.assess.as_ref())
+    }
+
     /// The app's name.
     pub(super) fn app(&self) -> &str {
         self.playbook.as_ref().map_or("", |p| p.app.as_str())

@@ -86,12 +86,24 @@ impl Validator<'_> {
                 "expected e.g. `5s`",
             );
         }
+        let assess = v.assess.as_ref().is_some_and(|a| a.value);
+        if let Some(a) = &v.assess
+            && a.value
+            && self.assess.is_none()
+        {
+            self.error(
+                a.loc,
+                "`route.assess` runs the playbook's `assess:` section, and there is none (or it has errors)",
+                "add `assess: { vendor_url: http://…, target_url: http://…, paths: [\"/\"] }` at the top level",
+            );
+        }
         (self.errors() == before).then_some(Route {
             host,
             port: v.port.value,
             redirect_http: redirect_http && tls.is_some(),
             tls,
             drain,
+            assess,
         })
     }
 

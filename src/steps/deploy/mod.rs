@@ -117,6 +117,9 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
             r.port,
             ctx.front.name
         ));
+        if r.assess {
+            details.push("assessed before the switch: the playbook's `assess:` section against the new one's own address; failing thresholds remove it and leave the route".into());
+        }
     }
     changes.extend(files::change(d));
     changes.push(Change {

@@ -245,6 +245,22 @@ pub(super) async fn execute(
         }
     };
 
+    // The assessment before the switch: the new release against the vendor's site.
+    let assessment = if route.assess {
+        match before_switch(live, &addr, cx).await {
+            Ok(a) => Some(a),
+            Err(why) => {
+                let _ = engine.remove_container(&next).await;
+                return Err(StepError::fatal(format!(
+                    "the new `{}` failed its assessment at {addr}, so it was removed and the route left as it was: {why}",
+                    d.name
+                )));
+            }
+        }
+    } else {
+        None
+    };
+
     // The switch.
     let replace = change(step, Op::Replace, Resource::Container)?;
     let back_to = old.as_ref().map(|_| d.name.clone());
@@ -352,7 +368,38 @@ pub(super) async fn execute(
             "cert_expires": cert.as_ref().map(|c| c.1.clone()),
         },
         "settings": engine.applied_settings(&d.name).await.unwrap_or_default(),
+        "assessment": assessment,
     }))
+}
+
+/// The playbook's assessment with the new release (at `addr`, its own address on the
+/// front's network) as the target: its result, or why it failed (each request and figure).
+async fn before_switch(
+    live: &Live,
+    addr: &str,
+    cx: &mut StepCx<'_>,
+) -> Result<crate::assess::Assessment, String> {
+    let mut a = live
+        .assess_section()
+        .cloned()
+        .ok_or("the playbook has no `assess:` section")?;
+    a.target_url.authority = addr.to_string();
+    let result = Box::pin(crate::assess::assess(&a, cx.secrets()))
+        .await
+        .map_err(|e| e.to_string())?;
+    cx.output(&format!(
+        "assessment before the switch (the new release at {addr}): {}",
+        result.verdict()
+    ));
+    if result.passed {
+        Ok(result)
+    } else {
+        Err(format!(
+            "assessment {}: {}",
+            result.verdict(),
+            result.failures.join("; ")
+        ))
+    }
 }
 
 /// Undoes a route switch: back to `to` once it answers, or the route removed.
