@@ -156,7 +156,7 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
             name: d.name.clone(),
             details: vec![
                 format!("cut-over: the new one healthy at its own address, the route of {} switched to it (nginx -t, then a graceful reload: no connection dropped), the current `{}` drains for {}, then is stopped and renamed `{}.prev-<run-id>`", r.host, d.name, r.drain, d.name),
-                "unhealthy: the new one is removed; the route never moved".into(),
+                format!("unhealthy: its last log lines and health answer are kept in the run's health/ directory; the new one is removed (with --no-auto-rollback: stopped and kept as `{}.failed-<run-id>`, which rollback removes); the route never moved", d.name),
                 format!("previous releases kept: {}", d.keep),
             ],
             condition: None,
