@@ -180,23 +180,12 @@ pub(super) async fn execute(
     let labels = labels(live.extra_labels(), live.app(), &run, &step.id);
     // The app's config files, made before any change (a missing `find` changes nothing).
     let files = super::files::render(d, cx.artifacts(), cx.secrets())?;
-    let (next, prev) = (
-        format!("{}.next-{run}", d.name),
-        format!("{}.prev-{run}", d.name),
-    );
+    let next = format!("{}.next-{run}", d.name);
 
     networks_and_volumes(&engine, step, d, &run, &labels, cx).await?;
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
-    let env: Vec<String> = d
-        .env
-        .iter()
-        .map(|(k, t)| {
-            t.resolve(cx.secrets())
-                .map(|v| format!("{k}={}", v.expose()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(StepError::Fatal)?;
+    let env = env_of(d, cx)?;
     let file_binds = super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
     let create = change(step, Op::Create, Resource::Container)?;
     let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
@@ -272,30 +261,7 @@ pub(super) async fn execute(
         return Err(unhealthy(&engine, d, why, create, old.is_some(), stopped_old, cx).await?);
     }
     let health = health.unwrap_or_else(|u| u.reason);
-    if old.is_some() {
-        let id = cx.intent(
-            &part(
-                replace,
-                &format!("rename the current `{}` to `{prev}`", d.name),
-            ),
-            &Undo::Rename {
-                from: prev.clone(),
-                to: d.name.clone(),
-            },
-        )?;
-        engine.rename(&d.name, &prev).await.map_err(docker_err)?;
-        cx.done(&id, &json!({}))?;
-    }
-    let id = cx.intent(
-        &part(replace, &format!("rename `{next}` to `{}`", d.name)),
-        &Undo::Rename {
-            from: d.name.clone(),
-            to: next.clone(),
-        },
-    )?;
-    engine.rename(&next, &d.name).await.map_err(docker_err)?;
-    cx.done(&id, &json!({}))?;
-    prune(&engine, live.app(), d, &prev, cx).await?;
+    take_name(&engine, live.app(), d, replace, old.is_some(), cx).await?;
     let now = engine.container(&d.name).await.map_err(docker_err)?;
     if now.as_ref().map(|c| c.image.as_str()) != Some(image_id.as_str()) {
         return Err(StepError::fatal(format!(
@@ -407,6 +373,60 @@ pub(super) async fn unhealthy(
         why.reason,
         evidence.brief(&files)
     )))
+}
+
+/// The new release takes the app's name: the current one (if any) renamed
+/// `NAME.prev-RUN`, the new one from `NAME.next-RUN` to `NAME`, each journaled; then older
+/// previous releases beyond `keep` are pruned.
+pub(super) async fn take_name(
+    engine: &Docker,
+    app: &str,
+    d: &Deploy,
+    replace: &crate::plan::Change,
+    had_old: bool,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    let run = cx.run_id().to_string();
+    let (next, prev) = (
+        format!("{}.next-{run}", d.name),
+        format!("{}.prev-{run}", d.name),
+    );
+    if had_old {
+        let id = cx.intent(
+            &part(
+                replace,
+                &format!("rename the current `{}` to `{prev}`", d.name),
+            ),
+            &Undo::Rename {
+                from: prev.clone(),
+                to: d.name.clone(),
+            },
+        )?;
+        engine.rename(&d.name, &prev).await.map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
+    }
+    let id = cx.intent(
+        &part(replace, &format!("rename `{next}` to `{}`", d.name)),
+        &Undo::Rename {
+            from: d.name.clone(),
+            to: next.clone(),
+        },
+    )?;
+    engine.rename(&next, &d.name).await.map_err(docker_err)?;
+    cx.done(&id, &json!({}))?;
+    prune(engine, app, d, &prev, cx).await
+}
+
+/// The container's environment, its secrets resolved (for the engine's API body only).
+pub(super) fn env_of(d: &Deploy, cx: &StepCx<'_>) -> Result<Vec<String>, StepError> {
+    d.env
+        .iter()
+        .map(|(k, t)| {
+            t.resolve(cx.secrets())
+                .map(|v| format!("{k}={}", v.expose()))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(StepError::Fatal)
 }
 
 /// Keeps the newest `keep` previous releases (`NAME.prev-RUN`, this app's label only) and

@@ -140,10 +140,7 @@ pub(super) async fn execute(
         ),
         None => None,
     };
-    let (next, prev) = (
-        format!("{}.next-{run}", d.name),
-        format!("{}.prev-{run}", d.name),
-    );
+    let next = format!("{}.next-{run}", d.name);
     super::cutover::networks_and_volumes(&engine, step, d, &run, &labels, cx).await?;
 
     // The front proxy, made once per engine.
@@ -190,15 +187,7 @@ pub(super) async fn execute(
     }
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
-    let env: Vec<String> = d
-        .env
-        .iter()
-        .map(|(k, t)| {
-            t.resolve(cx.secrets())
-                .map(|v| format!("{k}={}", v.expose()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(StepError::Fatal)?;
+    let env = super::cutover::env_of(d, cx)?;
     let file_binds = super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
     let create = change(step, Op::Create, Resource::Container)?;
     let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
@@ -327,30 +316,7 @@ pub(super) async fn execute(
         engine.stop(&d.name, grace).await.map_err(docker_err)?;
         cx.done(&id, &json!({}))?;
     }
-    if old.is_some() {
-        let id = cx.intent(
-            &part(
-                replace,
-                &format!("rename the current `{}` to `{prev}`", d.name),
-            ),
-            &Undo::Rename {
-                from: prev.clone(),
-                to: d.name.clone(),
-            },
-        )?;
-        engine.rename(&d.name, &prev).await.map_err(docker_err)?;
-        cx.done(&id, &json!({}))?;
-    }
-    let id = cx.intent(
-        &part(replace, &format!("rename `{next}` to `{}`", d.name)),
-        &Undo::Rename {
-            from: d.name.clone(),
-            to: next.clone(),
-        },
-    )?;
-    engine.rename(&next, &d.name).await.map_err(docker_err)?;
-    cx.done(&id, &json!({}))?;
-    super::cutover::prune(&engine, &app, d, &prev, cx).await?;
+    super::cutover::take_name(&engine, &app, d, replace, old.is_some(), cx).await?;
     Ok(json!({
         "container": d.name,
         "container_id": new_id,
