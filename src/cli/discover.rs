@@ -51,6 +51,10 @@ pub struct DiscoverArgs {
     /// Write a draft playbook per app into this directory (never over an edited one).
     #[arg(long, value_name = "DIR")]
     pub drafts: Option<PathBuf>,
+    /// The first host port the drafts publish apps on (127.0.0.1:PORT, then PORT+1, …,
+    /// one per app of a host, in the inventory's order).
+    #[arg(long, default_value_t = 8081, value_name = "PORT")]
+    pub publish_from: u16,
     /// Print the script sent to each host and the commands it may run, and exit.
     #[arg(long)]
     pub show_commands: bool,
@@ -106,7 +110,9 @@ pub fn discover(state: &Path, args: &DiscoverArgs) -> Result {
                 let jobs = Arc::clone(&jobs);
                 tokio::spawn(async move {
                     let _permit = jobs.acquire().await;
-                    let r = discover::discover(&target(&h), limits).await.map_err(|e| e.to_string());
+                    let r = discover::discover(&target(&h), limits)
+                        .await
+                        .map_err(|e| e.to_string());
                     (h, r)
                 })
             })
@@ -128,20 +134,27 @@ pub fn discover(state: &Path, args: &DiscoverArgs) -> Result {
                 worst = Some(Kind::Failed);
             }
             Ok(report) => {
-                let (json, csv) = inventory::write(state, &report)
-                    .map_err(|e| CliError::failed(format!("boyong discover: the inventory in {}: {e}", state.display())))?;
+                let (json, csv) = inventory::write(state, &report).map_err(|e| {
+                    CliError::failed(format!(
+                        "boyong discover: the inventory in {}: {e}",
+                        state.display()
+                    ))
+                })?;
                 if !args.json {
                     show(&report, &json, &csv);
                 }
                 if let Some(dir) = &args.drafts {
-                    drafts(dir, &h, &report)?;
+                    drafts(dir, &h, &report, args.publish_from)?;
                 }
                 reports.push(report);
             }
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
     }
     worst.map_or(Ok(()), |k| Err(CliError::reported(k)))
 }
@@ -163,13 +176,17 @@ fn target(h: &HostSpec) -> Target {
 }
 
 fn from_flags(host: &str, args: &DiscoverArgs) -> Result<HostSpec> {
-    let missing = |f: &str| CliError::bad_input(format!("boyong discover: {f} is required with a HOST"));
+    let missing =
+        |f: &str| CliError::bad_input(format!("boyong discover: {f} is required with a HOST"));
     Ok(HostSpec {
         host: host.to_string(),
         port: args.port,
         user: args.user.clone().ok_or_else(|| missing("--user"))?,
         identity: abs(args.identity.clone().ok_or_else(|| missing("--identity"))?),
-        known_hosts: abs(args.known_hosts.clone().ok_or_else(|| missing("--known-hosts"))?),
+        known_hosts: abs(args
+            .known_hosts
+            .clone()
+            .ok_or_else(|| missing("--known-hosts"))?),
     })
 }
 
@@ -186,23 +203,36 @@ fn read_hosts(file: &Path) -> Result<Vec<HostSpec>> {
     let mut hosts = Vec::new();
     let mut errors = Vec::new();
     let mut block: Vec<(usize, String, String, usize)> = Vec::new();
-    let finish = |block: &mut Vec<(usize, String, String, usize)>, errors: &mut Vec<String>, hosts: &mut Vec<HostSpec>, end: usize| {
+    let finish = |block: &mut Vec<(usize, String, String, usize)>,
+                  errors: &mut Vec<String>,
+                  hosts: &mut Vec<HostSpec>,
+                  end: usize| {
         if block.is_empty() {
             return;
         }
-        let get = |k: &str| block.iter().find(|b| b.1 == k).map(|b| (b.0, b.2.clone(), b.3));
+        let get = |k: &str| {
+            block
+                .iter()
+                .find(|b| b.1 == k)
+                .map(|b| (b.0, b.2.clone(), b.3))
+        };
         let first = block[0].0;
         let need = |k: &str, errors: &mut Vec<String>| {
             let v = get(k).map(|g| g.1);
             if v.is_none() {
-                errors.push(format!("{shown}:{first}:1: the host ending at line {end} has no `{k}:`"));
+                errors.push(format!(
+                    "{shown}:{first}:1: the host ending at line {end} has no `{k}:`"
+                ));
             }
             v.unwrap_or_default()
         };
         let port = match get("port") {
             None => 22,
             Some((l, v, c)) => v.parse().unwrap_or_else(|_| {
-                errors.push(format!("{shown}:{l}:{c}: `{}` is not a port (1 to 65535)", controls(&v)));
+                errors.push(format!(
+                    "{shown}:{l}:{c}: `{}` is not a port (1 to 65535)",
+                    controls(&v)
+                ));
                 22
             }),
         };
@@ -230,7 +260,9 @@ fn read_hosts(file: &Path) -> Result<Vec<HostSpec>> {
             continue;
         }
         let Some((k, v)) = t.split_once(':') else {
-            errors.push(format!("{shown}:{n}:1: expected `KEY: VALUE` (host, port, user, identity, known_hosts)"));
+            errors.push(format!(
+                "{shown}:{n}:1: expected `KEY: VALUE` (host, port, user, identity, known_hosts)"
+            ));
             continue;
         };
         let k = k.trim();
@@ -240,7 +272,9 @@ fn read_hosts(file: &Path) -> Result<Vec<HostSpec>> {
             continue;
         }
         if block.iter().any(|b| b.1 == k) {
-            errors.push(format!("{shown}:{n}:1: `{k}` twice for one host (a blank line starts the next host)"));
+            errors.push(format!(
+                "{shown}:{n}:1: `{k}` twice for one host (a blank line starts the next host)"
+            ));
             continue;
         }
         let col = line.find(':').map_or(1, |c| c + 2);
@@ -252,20 +286,54 @@ fn read_hosts(file: &Path) -> Result<Vec<HostSpec>> {
         return Err(CliError::bad_input(errors.join("\n")));
     }
     if hosts.is_empty() {
-        return Err(CliError::bad_input(format!("boyong discover: {shown} names no host")));
+        return Err(CliError::bad_input(format!(
+            "boyong discover: {shown} names no host"
+        )));
     }
     Ok(hosts)
 }
 
 const COLS: [Col; 8] = [
-    Col { name: "APP", shrink: 0, min: 4 },
-    Col { name: "STACK", shrink: 0, min: 6 },
-    Col { name: "ROOT", shrink: 1, min: 8 },
-    Col { name: "SERVED", shrink: 2, min: 8 },
-    Col { name: "DATABASE", shrink: 3, min: 8 },
-    Col { name: "FILES", shrink: 0, min: 5 },
-    Col { name: "SIZE", shrink: 0, min: 4 },
-    Col { name: "NEWEST", shrink: 0, min: 6 },
+    Col {
+        name: "APP",
+        shrink: 0,
+        min: 4,
+    },
+    Col {
+        name: "STACK",
+        shrink: 0,
+        min: 6,
+    },
+    Col {
+        name: "ROOT",
+        shrink: 1,
+        min: 8,
+    },
+    Col {
+        name: "SERVED",
+        shrink: 2,
+        min: 8,
+    },
+    Col {
+        name: "DATABASE",
+        shrink: 3,
+        min: 8,
+    },
+    Col {
+        name: "FILES",
+        shrink: 0,
+        min: 5,
+    },
+    Col {
+        name: "SIZE",
+        shrink: 0,
+        min: 4,
+    },
+    Col {
+        name: "NEWEST",
+        shrink: 0,
+        min: 6,
+    },
 ];
 
 fn show(r: &HostReport, json: &Path, csv: &Path) {
@@ -277,18 +345,35 @@ fn show(r: &HostReport, json: &Path, csv: &Path) {
         controls(r.facts.get("os").map_or("?", String::as_str)),
         r.apps.len(),
         r.seconds,
-        if r.complete { "" } else { " (output cut at a limit: some facts missing)" }
+        if r.complete {
+            ""
+        } else {
+            " (output cut at a limit: some facts missing)"
+        }
     );
     let rows: Vec<Vec<String>> = r
         .apps
         .iter()
         .map(|a| {
             let served = a.sites.first().map_or_else(
-                || a.service.as_ref().map_or("-".into(), |s| format!("{} {}", s.kind, s.name)),
-                |s| format!("{} {}", s.server, a.names.first().map_or("(default)", String::as_str)),
+                || {
+                    a.service
+                        .as_ref()
+                        .map_or("-".into(), |s| format!("{} {}", s.kind, s.name))
+                },
+                |s| {
+                    format!(
+                        "{} {}",
+                        s.server,
+                        a.names.first().map_or("(default)", String::as_str)
+                    )
+                },
             );
             let db = a.database.as_ref().map_or("-".into(), |d| {
-                format!("{} {}@{}:{}/{}", d.engine, d.user, d.host, d.port, d.database)
+                format!(
+                    "{} {}@{}:{}/{}",
+                    d.engine, d.user, d.host, d.port, d.database
+                )
             });
             vec![
                 a.name.clone(),
@@ -335,10 +420,14 @@ fn age(now: u64, newest: u64) -> String {
         return "-".into();
     }
     let d = now.saturating_sub(newest) / 86_400;
-    if d == 0 { "today".into() } else { format!("{d} d ago") }
+    if d == 0 {
+        "today".into()
+    } else {
+        format!("{d} d ago")
+    }
 }
 
-fn drafts(dir: &Path, h: &HostSpec, r: &HostReport) -> Result {
+fn drafts(dir: &Path, h: &HostSpec, r: &HostReport, publish_from: u16) -> Result {
     std::fs::create_dir_all(dir)
         .map_err(|e| CliError::failed(format!("boyong discover: {}: {e}", dir.display())))?;
     let login = Login {
@@ -349,8 +438,13 @@ fn drafts(dir: &Path, h: &HostSpec, r: &HostReport) -> Result {
         known_hosts: h.known_hosts.display().to_string(),
     };
     for (i, app) in r.apps.iter().enumerate() {
-        let Some(body) = recipe::draft(app, r, &login, i) else {
-            println!("  draft {}: none: no recipe for stack {} yet", app.name, app.stack.word());
+        let port = publish_from.saturating_add(u16::try_from(i).unwrap_or(u16::MAX));
+        let Some(body) = recipe::draft(app, r, &login, port) else {
+            println!(
+                "  draft {}: none: no recipe for stack {} yet",
+                app.name,
+                app.stack.word()
+            );
             continue;
         };
         let path = dir.join(format!("{}.yml", app.name));
@@ -361,7 +455,11 @@ fn drafts(dir: &Path, h: &HostSpec, r: &HostReport) -> Result {
             Written::Updated(p) => println!("  draft {}: updated (it was not edited)", p.display()),
             Written::Unchanged(p) => println!("  draft {}: unchanged", p.display()),
             Written::Kept { path, new, diff } => {
-                println!("  draft {}: edited, kept; the new draft is {}:", path.display(), new.display());
+                println!(
+                    "  draft {}: edited, kept; the new draft is {}:",
+                    path.display(),
+                    new.display()
+                );
                 for l in diff.lines() {
                     println!("    {}", controls(l));
                 }

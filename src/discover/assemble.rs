@@ -281,7 +281,7 @@ fn app(
         ));
     }
     App {
-        name: name_for(&names, &root),
+        name: name_for(&names, &sites, &root),
         stack,
         version,
         docroot,
@@ -300,19 +300,33 @@ fn app(
 }
 
 /// `[a-z0-9][a-z0-9-]{0,62}` from the first site name's first label that is not `www`,
-/// else the directory's last component that is not `public`, `html`, `www`.
-fn name_for(names: &[String], root: &str) -> String {
+/// else (a default site) its config file's name, else the directory's last component
+/// that is not `public`, `html`, `www`, ….
+fn name_for(names: &[String], sites: &[Vhost], root: &str) -> String {
     let from_name = names.first().and_then(|n| {
         n.split('.')
             .find(|l| !matches!(*l, "www" | "" | "*"))
             .map(str::to_owned)
     });
+    let from_file = sites
+        .first()
+        .and_then(|s| s.file.rsplit('/').next())
+        .map(|f| f.trim_end_matches(".conf").to_string());
+    let from_name = from_name.or(from_file);
     let from_dir = root
         .rsplit('/')
         .find(|c| {
             !matches!(
                 *c,
-                "" | "public" | "html" | "www" | "public_html" | "htdocs"
+                "" | "public"
+                    | "html"
+                    | "www"
+                    | "public_html"
+                    | "htdocs"
+                    | "var"
+                    | "srv"
+                    | "opt"
+                    | "home"
             )
         })
         .map(str::to_owned);

@@ -100,11 +100,10 @@ fn flow(list: &[String]) -> String {
     )
 }
 
-/// The draft of `app` (the `index`-th of its host: its port on the target is 8081 +
-/// index), or `None` when its stack has no recipe.
-pub fn draft(app: &App, report: &HostReport, login: &Login, index: usize) -> Option<String> {
+/// The draft of `app`, published on the target at 127.0.0.1:`new_port`, or `None` when
+/// its stack has no recipe.
+pub fn draft(app: &App, report: &HostReport, login: &Login, new_port: u16) -> Option<String> {
     let (stack, template) = recipe(app.stack)?;
-    let new_port = 8081 + index;
     let db = app.database.as_ref();
     let mut values: Vec<(&str, String)> = vec![
         ("stack", stack.to_string()),
