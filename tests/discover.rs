@@ -112,6 +112,12 @@ impl Env {
                     .success()
             );
         }
+        let start = format!(
+            "{}/fixtures/discover/vendor-start.sh",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let dst = format!("{name}:/usr/local/bin/vendor-start.sh");
+        assert!(docker(&["cp", &start, &dst]).status.success());
         assert!(docker(&["start", &name]).status.success());
         let t0 = Instant::now();
         while !docker(&["exec", &name, "test", "-f", "/run/fixture-up"])
@@ -412,7 +418,7 @@ fn bad_input_exits_2_with_file_line_col() {
     let err = text(&out.stderr);
     assert!(err.contains("hosts.txt:7:1: unknown key `prot`"), "{err}");
     assert!(
-        err.contains("hosts.txt:6:1: the host ending at line 8 has no `user:`"),
+        err.contains("hosts.txt:6:1: the host ending at line 7 has no `user:`"),
         "{err}"
     );
     let out = env.run(&["discover", "10.0.0.5"]);

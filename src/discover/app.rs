@@ -169,7 +169,7 @@ pub fn read(sections: &[Section]) -> Found {
                 .and_then(|s| {
                     s.body
                         .lines()
-                        .find(|l| l.starts_with("php") && l.ends_with(".load"))
+                        .find(|l| l.starts_with("php") && l.to_ascii_lowercase().ends_with(".load"))
                 })
                 .map(|_| "mod_php".to_string())
         });

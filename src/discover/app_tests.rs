@@ -6,7 +6,11 @@ use super::super::raw;
 use super::*;
 
 fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    s.bytes().fold(String::new(), |mut acc, b| {
+        use std::fmt::Write as _;
+        let _ = write!(acc, "{b:02x}");
+        acc
+    })
 }
 
 fn section(kind: &str, arg: &str, body: &str) -> String {

@@ -11,12 +11,14 @@ use super::web::{Vhost, local_port};
 /// Where the usual app directories are.
 const USUAL: [&str; 4] = ["/var/www/", "/srv/", "/opt/", "/home/"];
 
+/// What makes an app of a directory: the sites on it, the service that runs it, its
+/// document root when not the directory.
+type Parts = (Vec<Vhost>, Option<Service>, Option<String>);
+
 /// The apps in `f`, sorted by name, names unique; and the sites that proxy to a local
 /// port whose service was not found.
 pub fn apps(f: &Found) -> (Vec<App>, Vec<Vhost>) {
-    // app root -> (sites, service, docroot)
-    let mut by_root: BTreeMap<String, (Vec<Vhost>, Option<Service>, Option<String>)> =
-        BTreeMap::new();
+    let mut by_root: BTreeMap<String, Parts> = BTreeMap::new();
     let mut orphans: Vec<Vhost> = Vec::new();
     for site in &f.sites {
         if let Some(root) = &site.root {
@@ -216,8 +218,11 @@ fn app(
         .conf
         .iter()
         .filter(|(file, _)| {
-            !file.ends_with(".json")
-                && !file.ends_with("requirements.txt")
+            let lower = file.to_ascii_lowercase();
+            std::path::Path::new(&lower)
+                .extension()
+                .is_none_or(|e| e != "json")
+                && !lower.ends_with("requirements.txt")
                 && !file.ends_with("version.php")
         })
         .find_map(|(file, text)| db::database(file, text));

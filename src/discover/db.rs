@@ -159,9 +159,9 @@ pub fn database(file: &str, text: &str) -> Option<Database> {
 /// `(scheme, user, host, port, database)` of `scheme://user:***@host:port/db`.
 fn parse_url(url: &str) -> Option<(String, String, String, u16, String)> {
     let (scheme, rest) = url.split_once("://")?;
-    let (auth, hostpart) = rest.rsplit_once('@').unwrap_or(("", rest));
+    let (auth, after_at) = rest.rsplit_once('@').unwrap_or(("", rest));
     let user = auth.split(':').next().unwrap_or("").to_string();
-    let (hostport, db) = hostpart.split_once('/').unwrap_or((hostpart, ""));
+    let (hostport, db) = after_at.split_once('/').unwrap_or((after_at, ""));
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) => (h.to_string(), p.parse().unwrap_or(0)),
         None => (hostport.to_string(), 0),
@@ -185,8 +185,11 @@ mod tests {
         let sent: String = text
             .lines()
             .filter(|l| l.contains("DB_NAME") || l.contains("DB_USER") || l.contains("DB_HOST"))
-            .map(|l| format!("{l}\n"))
-            .collect();
+            .fold(String::new(), |acc, l| {
+                acc + l
+                    + "
+"
+            });
         let d = database("/srv/www/wp-config.php", &sent).expect("a database");
         assert_eq!(d.engine, "mariadb");
         assert_eq!(d.database, "database_name_here");

@@ -32,7 +32,7 @@ pub fn stem(host: &str, port: u16) -> String {
         s.insert(0, '_');
     }
     if port != 22 {
-        s.push_str(&format!("_{port}"));
+        s = format!("{s}_{port}");
     }
     s
 }

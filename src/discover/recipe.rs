@@ -249,7 +249,7 @@ pub fn draft(app: &App, report: &HostReport, login: &Login, new_port: u16) -> Op
 }
 
 fn node_cmd(app: &App) -> Vec<String> {
-    let exec = app.service.as_ref().map(|s| s.exec.as_str()).unwrap_or("");
+    let exec = app.service.as_ref().map_or("", |s| s.exec.as_str());
     let words: Vec<&str> = exec.split_whitespace().collect();
     match words.first() {
         Some(first) if first.ends_with("node") || first.ends_with("nodejs") => {

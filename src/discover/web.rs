@@ -173,10 +173,11 @@ pub fn apache_global_php(text: &str) -> Option<String> {
             depth_vhost = true;
         } else if key == "</virtualhost>" {
             depth_vhost = false;
-        } else if key == "sethandler" && !depth_vhost {
-            if let Some(p) = w.get(1).and_then(|a| apache_php(a)) {
-                return Some(p);
-            }
+        } else if key == "sethandler"
+            && !depth_vhost
+            && let Some(p) = w.get(1).and_then(|a| apache_php(a))
+        {
+            return Some(p);
         }
     }
     None
