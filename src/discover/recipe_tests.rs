@@ -102,3 +102,13 @@ fn an_edited_draft_is_kept_and_the_new_one_written_beside() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn drafts_read_as_people_read_them() {
+    let r = report();
+    for name in ["portal", "izin"] {
+        let a = r.apps.iter().find(|a| a.name == name).expect("the app");
+        let text = draft(a, &r, &login(), 8081).expect("a draft");
+        insta::assert_snapshot!(format!("draft_{name}"), text);
+    }
+}
