@@ -190,6 +190,16 @@ pub fn draft(app: &App, report: &HostReport, login: &Login, new_port: u16) -> Op
         ),
         ("node_cmd", flow(&node_cmd(app))),
         (
+            "node_major",
+            report
+                .facts
+                .get("node")
+                .and_then(|v| v.trim_start_matches('v').split('.').next())
+                .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()))
+                .unwrap_or("20")
+                .to_string(),
+        ),
+        (
             "app_port",
             app.service
                 .as_ref()
