@@ -459,4 +459,12 @@ fn bad_input_exits_2_with_file_line_col() {
         text(&out.stderr)
     );
     assert!(!env.state().exists(), "bad input wrote state");
+    // --show-commands: the script and its commands, no host contacted
+    let out = env.run(&["discover", "--show-commands"]);
+    assert_eq!(out.status.code(), Some(0));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("sh -s -- NONCE") && shown.contains("ss -Hltnp"),
+        "{shown}"
+    );
 }

@@ -244,3 +244,58 @@ pub async fn discover(target: &Target, limits: Limits) -> Result<HostReport, Dis
     report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SCRIPT;
+
+    /// The script writes nothing: no command that changes files, services or processes,
+    /// and no redirection into a file but /dev/null.
+    #[test]
+    fn the_script_only_reads() {
+        let code: String = SCRIPT
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .fold(String::new(), |acc, l| acc + l + "\n");
+        let words: Vec<&str> = code
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .collect();
+        for cmd in [
+            "rm",
+            "mv",
+            "cp",
+            "touch",
+            "mkdir",
+            "chmod",
+            "chown",
+            "tee",
+            "kill",
+            "pkill",
+            "systemctl",
+            "jlist",
+            "apache2ctl",
+            "dd",
+            "ln",
+            "truncate",
+            "install",
+            "mysql",
+            "mariadb",
+            "-delete",
+            "-exec",
+            "-execdir",
+            "-fprint",
+            "-i",
+        ] {
+            assert!(!words.contains(&cmd), "the script runs `{cmd}`");
+        }
+        for (i, _) in code.match_indices('>') {
+            let after = code[i + 1..].trim_start_matches('>').trim_start();
+            let into_file = after.starts_with(['/', '"', '$', '.', '~']);
+            assert!(
+                !into_file || after.starts_with("/dev/null"),
+                "a redirection into a file: …{}…",
+                &code[i.saturating_sub(30)..(i + 20).min(code.len())]
+            );
+        }
+    }
+}
