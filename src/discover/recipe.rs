@@ -245,6 +245,25 @@ pub fn draft(app: &App, report: &HostReport, login: &Login, new_port: u16) -> Op
         };
         values.push(("host_line", q(&line)));
         values.push(("host_line_new", q(&replaced)));
+        // the app's own address in the same config file (Laravel's APP_URL, CodeIgniter's
+        // base_url): the new address, as `restore.rewrite` does in the database
+        let url_line = app.url.as_ref().and_then(|url| {
+            app.dir.conf.get(&d.from)?.lines().find(|l| {
+                l.contains(url.as_str())
+                    && ["APP_URL", "base_url", "app.baseURL"]
+                        .iter()
+                        .any(|k| l.contains(k))
+            })
+        });
+        if let Some(l) = url_line {
+            flags.push("url_line");
+            values.push(("url_line", q(l)));
+            let url = app.url.clone().unwrap_or_default();
+            values.push((
+                "url_line_new",
+                q(&l.replacen(&url, &format!("http://127.0.0.1:{new_port}"), 1)),
+            ));
+        }
         let default_port = if d.engine == "postgres" { 5432 } else { 3306 };
         if let Some(pl) = d.port_line.as_ref().filter(|_| d.port != default_port) {
             flags.push("port_line");
