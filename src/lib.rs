@@ -19,6 +19,7 @@ pub mod discover;
 pub mod docker;
 pub mod engine;
 pub mod escape;
+pub mod front;
 pub mod plan;
 pub mod playbook;
 pub mod report;

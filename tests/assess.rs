@@ -20,7 +20,16 @@ use support::docker::{self, Labelled, docker};
 fn site(root: &Path, migrated: bool) {
     let cgi = root.join("cgi-bin");
     std::fs::create_dir_all(&cgi).unwrap();
-    std::fs::write(root.join("index.html"), "<h1>Perizinan</h1>\n<p>same</p>\n").unwrap();
+    std::fs::write(
+        root.join("index.html"),
+        "<h1>Perizinan</h1>\n<p>same</p>\n<a href=\"links.html\">more</a> <a href=\"/changed.html#top\">changed</a>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("links.html"),
+        "<a href=\"/\">home</a> <a href=\"cgi-bin/home?x=1\">cgi</a> <a href=\"http://other.test/\">away</a> <a href=\"mailto:a@b.c\">mail</a>\n",
+    )
+    .unwrap();
     let changed = if migrated {
         "<h1>Perizinan</h1>\n<p>edited after the move</p>\n"
     } else {
@@ -393,6 +402,51 @@ fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
     assert!(
         md.contains("GET /changed.html: content differs"),
         "the failed step's error in the report: {md}"
+    );
+}
+
+#[test]
+fn a_crawl_assesses_the_vendors_same_origin_pages_breadth_first() {
+    let Some(s) = sites("assess-crawl") else {
+        return;
+    };
+    let dir = s.dir.path();
+    let pb = playbook(
+        dir,
+        &format!(
+            "  vendor_url: http://{}\n  target_url: http://{}\n  repeat: 2\n  warmup: 0\n  crawl: 5\n  thresholds: {{ latency_slack: 2s }}\n",
+            s.vendor, s.target
+        ),
+    );
+    let out = assess(dir, &pb, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let j: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let paths: Vec<&str> = j["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    // Breadth-first from the base page; another host and mailto: not followed; the
+    // cgi page's link to its own origin (`http://HOST/about`) is followed.
+    assert_eq!(
+        paths,
+        [
+            "/",
+            "/links.html",
+            "/changed.html",
+            "/cgi-bin/home?x=1",
+            "/about"
+        ],
+        "{stdout}"
+    );
+    // The changed page fails the assessment, naming it.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("GET /changed.html: content differs"),
+        "{stderr}"
     );
 }
 

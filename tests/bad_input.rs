@@ -663,6 +663,10 @@ fn every_example_playbook_validates_and_plans() {
         ("PERIZINAN_DB_PASSWORD", "pw-perizinan-x1"),
         ("SIPKD_DB_PASSWORD", "pw-sipkd-x2"),
         ("IZIN_DB_PASSWORD", "pw-izin-x3"),
+        ("WP_DB_PASSWORD", "pw-wp-x4"),
+        ("WP_VENDOR_DB_PASSWORD", "pw-wp-vendor-x5"),
+        ("PFA_DB_PASSWORD", "pw-pfa-x6"),
+        ("PFA_VENDOR_DB_PASSWORD", "pw-pfa-vendor-x7"),
     ];
     for f in &files {
         let f = f.to_str().unwrap();

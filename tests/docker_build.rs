@@ -334,3 +334,85 @@ fn files_others_cannot_read_are_flagged_by_the_plan_and_owner_makes_them_the_app
         text(&read.stderr)
     );
 }
+
+#[test]
+fn run_commands_and_an_owner_by_name_are_made_without_the_builder() {
+    let Some(env) = Env::new("buildrun") else {
+        return;
+    };
+    let yaml = |run: &str| {
+        format!(
+            "version: 1\napp: situs\n{}steps:\n  - id: code\n    fetch: {{ path: {} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      owner: www-data\n      run: {run}\n      env: {{ SITE: halo }}\n",
+            env.sshd().vendor_yaml(),
+            env.path("vendor/www").display(),
+        )
+    };
+    // Each command in its own shell, in order, as the base's user in its directory; the
+    // playbook's env is the image's, not the commands'.
+    let pb = env.write(
+        "run.yml",
+        yaml(r#"["cd /tmp && pwd > /first", "pwd > /second; echo \"site=$SITE\" >> /second", "echo made-by-run"]"#),
+    );
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = env.last_run("situs");
+    let f = facts(&run, "image");
+    assert_eq!(f["builder"], "commit");
+    let image = f["image"].as_str().unwrap().to_string();
+    let label = env.label().arg();
+    let cat = |args: &[&str]| {
+        let mut a = vec!["run", "--rm", "--label", &label, &image];
+        a.extend_from_slice(args);
+        text(&docker(&a).stdout).trim().to_string()
+    };
+    assert_eq!(cat(&["cat", "/first"]), "/tmp");
+    assert_eq!(cat(&["cat", "/second"]), "/\nsite=");
+    // `www-data` from the base's /etc/passwd: 33:33.
+    assert_eq!(cat(&["stat", "-c", "%u:%g", "/www/index.html"]), "33:33");
+    // No `cmd` in the playbook: the base's own; its env is the playbook's.
+    let inspect = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Cmd}} {{json .Config.Entrypoint}} {{json .Config.Env}}",
+        &image,
+    ]);
+    let config = text(&inspect.stdout);
+    assert!(config.starts_with("[\"/bin/sh\"] "), "{config}");
+    assert!(config.contains("SITE=halo"), "{config}");
+    assert!(
+        !config.contains("for c in"),
+        "the run loop is not the image's: {config}"
+    );
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap_or_default();
+    assert!(
+        log.contains("made-by-run"),
+        "the commands' output is shown: {log}"
+    );
+    assert_eq!(env.rollback("situs").status.code(), Some(0));
+
+    // A failing command fails the step with its status and last lines; nothing is left.
+    let pb = env.write(
+        "fail.yml",
+        yaml(r#"["echo before-the-fault; exit 7", "echo never"]"#),
+    );
+    let out = env.run_playbook(&pb);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("exited with status 7"), "{all}");
+    assert!(all.contains("before-the-fault"), "{all}");
+    assert!(!all.contains("never"), "{all}");
+    let left = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={}", env.label().arg()),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(
+        !text(&left.stdout).contains(".build"),
+        "{}",
+        text(&left.stdout)
+    );
+}

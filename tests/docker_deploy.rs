@@ -1,6 +1,6 @@
 //! `deploy` against the real Docker Engine: a health-gated cut-over from a serving
 //! container to a new one, hardened; rollback puts the old one back, serving; an
-//! unhealthy new one is removed and the old one keeps serving.
+//! unhealthy new one is kept aside (`--no-auto-rollback`) and the old one serves again.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -144,7 +144,7 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
 }
 
 #[test]
-fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
+fn an_unhealthy_new_app_is_kept_aside_and_the_old_one_serves_again() {
     let Some(env) = Env::new("unhealthy") else {
         return;
     };
@@ -166,6 +166,19 @@ fn an_unhealthy_new_app_is_removed_and_the_old_one_keeps_serving() {
         .filter(|l| l.contains("waiting for health: GET") && l.contains("answered 404"))
         .collect();
     assert_eq!(waits.len(), 1, "a repeated failure is said once: {out}");
+    assert!(err.contains("the current one was started again"), "{err}");
+    // --no-auto-rollback: the unhealthy one is kept, stopped, beside the old one serving.
+    let run = env.last_run("webtest");
+    let failed = format!(
+        "{}.failed-{}",
+        env.name,
+        run.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!(inspect(&failed).unwrap()["State"]["Running"], false);
+    assert_eq!(get(env.port), "old");
+    assert!(run.join("health/web.txt").is_file());
+    let rb = env.rollback("webtest");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     env.assert_the_old_one_serves_alone(&old_id);
 }
 

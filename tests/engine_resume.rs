@@ -297,7 +297,7 @@ fn resume_after_an_edit_keeps_the_steps_before_it_and_redoes_the_rest_and_rollba
     let mut sink = |_: &Event| {};
     let report = rt().block_on(async {
         let mut ex = Executor::new(&world, j, &mut sink, &secrets, PathBuf::new());
-        ex.rollback(&h).await.unwrap()
+        ex.rollback(&h, &[], false).await.unwrap()
     });
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(world.snapshot().resources, start().resources);

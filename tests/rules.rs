@@ -1325,3 +1325,94 @@ fn retry_delay_is_a_duration_of_at_most_ten_minutes() {
     let long = edit("  - id: code\n", "  - id: code\n    retry_delay: 11m\n");
     assert_error_at(&long, 13, 18, "`retry_delay` is at most 10m");
 }
+
+/// The base's deploy with `route` lines (indented by 6) instead of its port.
+fn routed(route: &str) -> String {
+    edit(
+        "      ports: [\"127.0.0.1:8080:80\"]\n",
+        &format!("      route:\n{route}"),
+    )
+}
+
+#[test]
+fn a_route_is_read_with_its_defaults() {
+    let pb = assert_ok(&routed(
+        "        host: izin.kota.go.id\n        port: 8080\n",
+    ));
+    let r = deploy(&pb, "app").route.clone().unwrap();
+    assert_eq!((r.host.as_str(), r.port), ("izin.kota.go.id", 8080));
+    assert!(r.tls.is_none() && !r.redirect_http);
+    assert_eq!(r.drain, Span::secs(5));
+    assert_eq!(pb.target.front.name, "boyong-front");
+    assert_eq!(pb.target.front.http, ("0.0.0.0".to_string(), 80));
+}
+
+#[test]
+fn a_route_host_must_be_a_host_name() {
+    assert_error_at(
+        &routed("        host: \"*.kota.go.id\"\n        port: 8080\n"),
+        25,
+        15,
+        "`*.kota.go.id` is not a host name a route can serve",
+    );
+}
+
+#[test]
+fn a_routed_app_publishes_no_port() {
+    let y = edit(
+        "      env:",
+        "      route: { host: izin.kota.go.id, port: 80 }\n      env:",
+    );
+    assert_error_at(
+        &y,
+        24,
+        15,
+        "a routed app publishes no port: the front proxy serves it by host name",
+    );
+}
+
+#[test]
+fn redirect_http_needs_tls() {
+    assert_error_at(
+        &routed("        host: izin.kota.go.id\n        port: 8080\n        redirect_http: true\n"),
+        27,
+        24,
+        "`redirect_http` needs `tls`",
+    );
+}
+
+#[test]
+fn a_route_key_must_be_a_secret() {
+    assert_error_at(
+        &routed(
+            "        host: izin.kota.go.id\n        port: 8080\n        tls: { cert: { file: c.pem }, key: \"-----BEGIN PRIVATE KEY-----\" }\n",
+        ),
+        27,
+        44,
+        "must be a secret, not an inline value",
+    );
+}
+
+#[test]
+fn the_front_listens_on_an_ipv4_address_and_port() {
+    let y = edit(
+        "steps:\n",
+        "target:\n  front: { http: \"localhost:80\" }\nsteps:\n",
+    );
+    assert_error_at(
+        &y,
+        12,
+        18,
+        "`target.front.http`: `localhost:80` is not a listen address",
+    );
+}
+
+#[test]
+fn route_assess_needs_the_assess_section() {
+    assert_error_at(
+        &routed("        host: izin.kota.go.id\n        port: 8080\n        assess: true\n"),
+        27,
+        17,
+        "`route.assess` runs the playbook's `assess:` section, and there is none",
+    );
+}

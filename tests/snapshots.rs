@@ -16,6 +16,10 @@ fn boyong(args: &[&str]) -> (i32, String, String) {
         .env("PERIZINAN_DB_PASSWORD", "plan-secret-perizinan")
         .env("SIPKD_DB_PASSWORD", "plan-secret-sipkd")
         .env("IZIN_DB_PASSWORD", "plan-secret-izin")
+        .env("WP_DB_PASSWORD", "plan-secret-wp")
+        .env("WP_VENDOR_DB_PASSWORD", "plan-secret-wp-vendor")
+        .env("PFA_DB_PASSWORD", "plan-secret-pfa")
+        .env("PFA_VENDOR_DB_PASSWORD", "plan-secret-pfa-vendor")
         .env_remove("DB_PASSWORD")
         .output()
         .expect("run boyong");

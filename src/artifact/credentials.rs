@@ -85,12 +85,14 @@ fn placeholder(value: &str) -> bool {
             | "password"
     );
     let stock = v.starts_with("put your ") || v.starts_with("your_") || v.starts_with("your-");
+    // A printf placeholder (`password=%s` in a URL template).
+    let printf = v.starts_with('%') && v.chars().nth(1).is_some_and(|c| c.is_ascii_alphabetic());
     let angle = v.starts_with('<') && v.ends_with('>');
     let first = v.chars().next();
     let repeated = v.len() >= 3
         && first.is_some_and(|c| !c.is_ascii_alphanumeric() || c == 'x')
         && v.chars().all(|c| Some(c) == first);
-    switch || stock || angle || repeated
+    switch || stock || printf || angle || repeated
 }
 
 /// Whether a key that holds a credential word is a setting about credentials.
@@ -137,9 +139,21 @@ pub fn is_well_known(path: &str) -> bool {
 /// `min_password_length`) and values read from the environment are not credentials.
 pub fn literal_keys(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let mut in_block = false;
     for line in text.lines() {
         let t = line.trim();
-        if t.starts_with("//") || t.starts_with('#') || t.starts_with('*') || t.starts_with("/*") {
+        // A `/* … */` comment, over as many lines as it takes.
+        if in_block {
+            if t.contains("*/") {
+                in_block = false;
+            }
+            continue;
+        }
+        if t.starts_with("/*") {
+            in_block = !t.contains("*/");
+            continue;
+        }
+        if t.starts_with("//") || t.starts_with('#') || t.starts_with('*') {
             continue;
         }
         if let Some(k) = dsn_with_password(t) {
@@ -290,6 +304,11 @@ mod tests {
         let plain =
             "$dbpass = 'rahasia99';\n$bypass_cache = 'sometimes';\n$db_pass='<password>';\n";
         assert_eq!(literal_keys(plain), ["dbpass"]);
+        // Its SMS example, in a block comment, with a printf template and a placeholder.
+        let sms = "/*\nfunction x() {\n    $clickatell_password = 'CHANGEME';\n    $url = 'https://api.clickatell.com/http/sendmsg?api_id=%s&user=%s&password=%s&to=%s';\n}\n*/\n$CONF['show_status_key']='YES';\n$x = 'a?password=%s&b';\n";
+        assert!(literal_keys(sms).is_empty(), "{:?}", literal_keys(sms));
+        let after = "/* one-line */ \n$db_pass = 'rahasia99';\n";
+        assert_eq!(literal_keys(after), ["db_pass"]);
         let masked = "DB_PASSWORD=xxxxxx\nREDIS_PASSWORD=******\nAPI_TOKEN=your_token_here\n";
         assert!(
             literal_keys(masked).is_empty(),

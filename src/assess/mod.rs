@@ -13,6 +13,7 @@
 //! tokens). The library prints nothing.
 
 pub mod compare;
+mod crawl;
 pub mod http;
 pub mod store;
 
@@ -142,6 +143,18 @@ struct Pace {
     sent: std::sync::atomic::AtomicU64,
 }
 
+impl Pace {
+    /// Waits for the vendor's next slot under the rate limit.
+    async fn wait_vendor(&self) {
+        let mut next = self.next_vendor.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep_until((*next).into()).await;
+        }
+        *next = (*next).max(now) + self.gap;
+    }
+}
+
 /// Runs the assessment `a`, resolving header secrets from `secrets`.
 ///
 /// # Errors
@@ -157,8 +170,36 @@ pub async fn assess(a: &Assess, secrets: &SecretStore) -> Result<Assessment, Ass
             .collect::<Result<Vec<_>, _>>()
     };
     let common = resolve(&a.headers)?;
-    let mut reqs = Vec::with_capacity(a.requests.len());
-    for r in &a.requests {
+    let started = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let t0 = Instant::now();
+    let pace = Arc::new(Pace {
+        next_vendor: Mutex::new(t0),
+        gap: Duration::from_secs(1) / a.rate.max(1),
+        deadline: t0 + a.budget.0,
+        sent: std::sync::atomic::AtomicU64::new(0),
+    });
+    // The listed requests, then the pages a crawl of the vendor's site found.
+    let mut all: Vec<AssessRequest> = a.requests.clone();
+    if a.crawl > 0 {
+        let known = a
+            .requests
+            .iter()
+            .filter(|r| r.method == "GET")
+            .map(|r| r.path.clone())
+            .collect();
+        for path in Box::pin(crawl::crawl(a, &known, &common, &pace)).await {
+            all.push(AssessRequest {
+                method: "GET".into(),
+                path,
+                headers: std::collections::BTreeMap::new(),
+                body: None,
+            });
+        }
+    }
+    let mut reqs = Vec::with_capacity(all.len());
+    for r in &all {
         let mut headers = common.clone();
         headers.extend(resolve(&r.headers)?);
         let body = match &r.body {
@@ -176,16 +217,6 @@ pub async fn assess(a: &Assess, secrets: &SecretStore) -> Result<Assessment, Ass
             body,
         });
     }
-    let started = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let t0 = Instant::now();
-    let pace = Arc::new(Pace {
-        next_vendor: Mutex::new(t0),
-        gap: Duration::from_secs(1) / a.rate.max(1),
-        deadline: t0 + a.budget.0,
-        sent: std::sync::atomic::AtomicU64::new(0),
-    });
     let jobs = reqs.iter().enumerate().map(|(i, r)| {
         let pace = Arc::clone(&pace);
         async move { (i, one_path(a, r, &pace).await) }
@@ -198,7 +229,7 @@ pub async fn assess(a: &Assess, secrets: &SecretStore) -> Result<Assessment, Ass
     let mut budget_exhausted = false;
     let mut results = Vec::with_capacity(done.len());
     let mut diffed = false;
-    for ((_, (v, t, cut)), r) in done.into_iter().zip(&a.requests) {
+    for ((_, (v, t, cut)), r) in done.into_iter().zip(&all) {
         budget_exhausted |= cut;
         results.push(judge(a, r, &v, &t, &mut diffed));
     }
@@ -233,14 +264,7 @@ async fn one_path(a: &Assess, r: &Request, pace: &Pace) -> (Tally, Tally, bool) 
     let mut sides = [Tally::default(), Tally::default()];
     for k in 0..a.warmup + a.repeat {
         let measured = k >= a.warmup;
-        {
-            let mut next = pace.next_vendor.lock().await;
-            let now = Instant::now();
-            if *next > now {
-                tokio::time::sleep_until((*next).into()).await;
-            }
-            *next = (*next).max(now) + pace.gap;
-        }
+        pace.wait_vendor().await;
         for (url, tally) in [&a.vendor_url, &a.target_url]
             .into_iter()
             .zip(sides.iter_mut())

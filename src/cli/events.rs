@@ -25,6 +25,9 @@ pub struct Reporter {
     bar: Option<indicatif::ProgressBar>,
     /// Off a terminal: when the last progress line was printed.
     last_line: Option<std::time::Instant>,
+    /// Each step started, as its heading says it (`[1/3] db (dump)`), the latest last: a
+    /// step that ends while a later one runs (a pipelined pair) is named by its heading.
+    headings: Vec<(String, String)>,
 }
 
 impl Reporter {
@@ -52,6 +55,7 @@ impl Reporter {
             tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             bar: None,
             last_line: None,
+            headings: Vec::new(),
         })
     }
 }
@@ -70,7 +74,35 @@ impl EventSink for Reporter {
             self.progress(step, *bytes, *total);
             return;
         }
-        if let Some(text) = human(e) {
+        if let Event::StepStarted {
+            step,
+            number,
+            total,
+            kind,
+            ..
+        } = e
+        {
+            self.headings.retain(|(s, _)| s != step);
+            self.headings
+                .push((step.clone(), format!("[{number}/{total}] {step} ({kind})")));
+        }
+        let beside = match e {
+            Event::StepDone {
+                step, elapsed_ms, ..
+            } => self
+                .headings
+                .last()
+                .filter(|(latest, _)| latest != step)
+                .and_then(|(latest, _)| {
+                    let (_, heading) = self.headings.iter().find(|(s, _)| s == step)?;
+                    Some(format!(
+                        "    {heading}: done in {:.1} s (it ran beside `{latest}`, which goes on)",
+                        ms(*elapsed_ms)
+                    ))
+                }),
+            _ => None,
+        };
+        if let Some(text) = beside.or_else(|| human(e)) {
             let text = escape::controls(&text);
             match &self.bar {
                 Some(bar) => bar.println(text),

@@ -364,10 +364,10 @@ fn run_command(state: &Path, files: &[PathBuf], args: &run::RunArgs) -> Result {
 
 /// Who runs boyong, and where.
 fn who() -> Who {
-    let operator = ["BOYONG_OPERATOR", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".into());
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let operator = operator(&|v| std::env::var(v).ok(), &passwd, uid);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|h| h.trim().to_string())
@@ -375,6 +375,29 @@ fn who() -> Who {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into());
     Who { operator, host }
+}
+
+/// Who runs boyong: `BOYONG_OPERATOR`; else the login that ran `sudo` (`SUDO_USER`, not
+/// root); else `USER` or `LOGNAME`; else the name of the process's uid in `passwd` (a
+/// service or container without a login environment); else `uid N`.
+fn operator(env: &dyn Fn(&str) -> Option<String>, passwd: &str, uid: Option<u32>) -> String {
+    if let Some(name) = ["BOYONG_OPERATOR", "SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| env(v).filter(|s| !s.is_empty()))
+    {
+        return name;
+    }
+    let Some(uid) = uid else {
+        return "unknown".into();
+    };
+    passwd
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            (f.nth(1)? == uid.to_string()).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// Takes the app's lock for `command`, noting a previous holder that crashed.
@@ -387,4 +410,32 @@ fn lock_app(dir: &StateDir, app: &str, command: &str, break_lock: bool) -> Resul
         );
     }
     Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::operator;
+
+    #[test]
+    fn the_operator_is_the_sudo_user_then_the_login_then_the_uids_name() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nandi:x:1000:1000::/home/andi:/bin/sh\n";
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        let sudo = env(&[("USER", "root"), ("SUDO_USER", "andi")]);
+        assert_eq!(operator(&sudo, passwd, Some(0)), "andi");
+        assert_eq!(operator(&env(&[("USER", "siti")]), passwd, Some(0)), "siti");
+        let none = env(&[("USER", "")]);
+        assert_eq!(operator(&none, passwd, Some(1000)), "andi");
+        assert_eq!(operator(&none, passwd, Some(0)), "root");
+        assert_eq!(operator(&none, passwd, Some(4242)), "uid 4242");
+        assert_eq!(operator(&none, passwd, None), "unknown");
+        let pinned = env(&[("BOYONG_OPERATOR", "budi"), ("SUDO_USER", "andi")]);
+        assert_eq!(operator(&pinned, passwd, Some(0)), "budi");
+    }
 }

@@ -44,6 +44,10 @@ pub struct RollbackArgs {
     /// cannot be told from a rewrite by someone who could write the state directory.
     #[arg(long)]
     pub unkeyed: bool,
+    /// Do not save the data the rollback removes first (a restore's database, a deploy's
+    /// volume): it is lost. Journaled.
+    #[arg(long)]
+    pub discard_data: bool,
 }
 
 /// `boyong rollback APP [--run ID]`.
@@ -76,6 +80,22 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         println!(
             "  (this journal is unkeyed, as earlier releases wrote them: nothing proves the undo data below was not rewritten; check it, then pass --unkeyed)"
         );
+    }
+    if !list.keep.is_empty() {
+        if args.discard_data {
+            println!("  first: nothing is saved (--discard-data); this data is LOST:");
+        } else {
+            println!(
+                "  first, before anything is removed, the data is saved into the run directory (--discard-data skips it; if saving fails, nothing is undone):"
+            );
+        }
+        for k in &list.keep {
+            println!(
+                "  save  {}  [step `{}`]",
+                escape::controls(&k.describe()),
+                k.step()
+            );
+        }
     }
     // One change made in parts (a volume created, then filled through a helper) journals
     // each part under the change's own line: such lines say which part they are.
@@ -159,7 +179,8 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             "operator",
             &format!("boyong rollback by {} on {}", who.operator, who.host),
         )?;
-        ex.rollback(&list.history).await
+        ex.rollback(&list.history, &list.keep, args.discard_data)
+            .await
     });
     drop(lock);
     drop(reporter);
@@ -172,7 +193,26 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             log_lost.unwrap_or_default()
         ))
         .hint("the journal is complete; free the disk")),
+        Ok(r) if r.not_kept.is_some() => Err(CliError::failed(format!(
+            "`{app}`: run {} NOT rolled back: saving its data first failed: {}",
+            run.id(),
+            r.not_kept.as_deref().unwrap_or_default()
+        ))
+        .hint(format!(
+            "fix the cause and run `boyong rollback {app}` again, or pass --discard-data to roll back without saving the data (it is then lost)"
+        ))),
         Ok(r) if r.is_complete() => {
+            for (_, kept) in &r.kept {
+                if let Some(p) = &kept.path {
+                    println!(
+                        "saved: {} ({} bytes, sha256 {}): {}",
+                        run.path().join(p).display(),
+                        kept.bytes,
+                        kept.sha256,
+                        kept.note
+                    );
+                }
+            }
             println!(
                 "`{app}`: run {} rolled back: {} change(s) undone",
                 run.id(),

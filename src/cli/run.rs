@@ -262,6 +262,10 @@ fn worded(app: &str, id: &str, file: &Path, json: bool, outcome: Outcome) -> Res
         }) => {
             let failed = format!("`{app}`: run {id} FAILED at step `{step}`: {error}");
             Err(match rollback {
+                Some(r) if r.not_kept.is_some() => CliError::failed(failed).hint(format!(
+                    "its changes were NOT undone: saving the data of the app that served first failed: {}; fix the cause and run `boyong rollback {app}` (or `boyong rollback {app} --discard-data`)",
+                    r.not_kept.as_deref().unwrap_or_default()
+                )),
                 Some(r) if r.is_complete() => CliError::failed(failed).hint(format!(
                     "everything this run changed was undone ({} change(s)); fix the cause and run again",
                     r.undone.len()

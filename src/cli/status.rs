@@ -353,7 +353,11 @@ fn render(rows: &[AppStatus], width: Option<usize>) -> String {
                         (Some(h), _) => format!("{} ({h})", c.state),
                         (None, Some(_)) => format!("{} (check ok)", c.state),
                         (None, None) => c.state.clone(),
-                    },
+                    } + &s
+                        .route
+                        .as_ref()
+                        .map(|rt| format!(", as {}", rt.host))
+                        .unwrap_or_default(),
                     match (&c.image_id, r.drift, &r.expected_image_id) {
                         (Some(i), Some(true), Some(e)) => {
                             format!("{} DRIFT: journal {}", short(i), short(e))

@@ -136,9 +136,16 @@ pub fn checks(apps: &[(&Scanned, &str)]) -> HashMap<String, Result<String, Strin
             let check = a.health.as_ref()?;
             let engine = engines.get(a.target.as_deref()?)?;
             Some(async move {
-                let r = match engine {
-                    Err(e) => Err(e.clone()),
-                    Ok(engine) => tokio::time::timeout(
+                let r = match (engine, &a.route) {
+                    // A routed app is checked as its users reach it: through the proxy.
+                    (_, Some(route)) => tokio::time::timeout(
+                        CHECK_TIME,
+                        boyong::steps::check_route(&route.front_http, &route.host, check),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIME:?}"))),
+                    (Err(e), None) => Err(e.clone()),
+                    (Ok(engine), None) => tokio::time::timeout(
                         CHECK_TIME,
                         boyong::steps::check_health(engine, container, check),
                     )

@@ -106,6 +106,19 @@ pub struct LastAssessment {
     pub started: u64,
 }
 
+/// An app's route, as its deploy journaled it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteSeen {
+    /// The host name.
+    pub host: String,
+    /// The front proxy's container.
+    pub front: String,
+    /// Where this machine reaches the proxy's HTTP listener.
+    pub front_http: String,
+    /// Served over HTTPS.
+    pub tls: bool,
+}
+
 /// An app as the state directory tells it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Scanned {
@@ -142,6 +155,8 @@ pub struct Scanned {
     pub discovered: Option<String>,
     /// The last `boyong assess` of the app (`apps/<app>/assessment.json`).
     pub assessment: Option<LastAssessment>,
+    /// Its route on the front proxy, as the last deploy journaled it.
+    pub route: Option<RouteSeen>,
     /// The playbook's path when it ran (to reach a TLS engine's certificates).
     #[serde(skip)]
     pub playbook: String,
@@ -229,6 +244,20 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
         .as_ref()
         .and_then(|d| h.steps_done.get(d))
         .and_then(image_id);
+    s.route = s
+        .deploy_step
+        .as_ref()
+        .and_then(|d| h.steps_done.get(d))
+        .and_then(|f| f.get("route"))
+        .and_then(|r| {
+            let t = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
+            Some(RouteSeen {
+                host: t("host")?,
+                front: t("front")?,
+                front_http: t("front_http")?,
+                tls: r.get("tls").and_then(Value::as_bool).unwrap_or(false),
+            })
+        });
     let result = if held.is_some() {
         None
     } else if h.unfinished_tail || h.result.is_none() {

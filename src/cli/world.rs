@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use boyong::engine::keep::{Keep, Kept};
 use boyong::engine::{Runner, StepCx, StepError, UndoItem};
 use boyong::plan::PlannedStep;
 use boyong::playbook::Playbook;
@@ -88,6 +89,14 @@ impl Runner for World {
             Self::Live(w) => w.execute(step, cx).await,
             #[cfg(feature = "sim")]
             Self::Sim(w) => w.execute(step, cx).await,
+        }
+    }
+
+    async fn keep(&self, keep: &Keep, run_dir: &Path) -> Result<Kept, StepError> {
+        match self {
+            Self::Live(w) => w.keep(keep, run_dir).await,
+            #[cfg(feature = "sim")]
+            Self::Sim(w) => w.keep(keep, run_dir).await,
         }
     }
 

@@ -4,11 +4,14 @@
 //! instruction (the legacy builder starts one for every `LABEL`, `USER`, `EXPOSE`, `CMD`).
 
 use std::collections::HashMap;
+use std::io::Read as _;
 
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 
-use super::{ContainerSpec, Docker, DockerError};
+use super::containers::api;
+use super::{Docker, DockerError};
 
 /// The configuration a committed image gets on top of its base's (the engine merges
 /// them as a Dockerfile would: env and labels added, the rest replaced when given).
@@ -25,6 +28,10 @@ pub struct ImageConfig {
     pub expose: Vec<String>,
     /// `WORKDIR`.
     pub workdir: Option<String>,
+    /// `ENTRYPOINT`; `None`: the base's (set by `commit_build` after a `run`).
+    pub entrypoint: Option<Vec<String>>,
+    /// `RUN`: commands run once in the helper, in order, before the commit.
+    pub run: Vec<String>,
 }
 
 /// `name[:tag]` as (repository, tag); the tag `latest` when none is given.
@@ -35,42 +42,59 @@ fn split_tag(reference: &str) -> (&str, &str) {
     }
 }
 
+/// Runs each `run` command in its own `/bin/sh -c`, in order, stopping at the first that
+/// fails with its status: what a Dockerfile's `RUN` lines do, one after the other.
+const RUN_EACH: &str = r#"for c in "$@"; do /bin/sh -c "$c" || exit $?; done"#;
+
+/// The last lines of a `run`'s output kept for its error.
+const TAIL_LINES: usize = 20;
+
 impl Docker {
-    /// Makes `tag` from `base`: the never-started container `helper`, `files` (a tar whose
-    /// entries are paths from `/`, owners and modes as they are) uploaded into it, then
-    /// committed with `config` and removed. Returns the image id.
+    /// Makes `tag` from `base`: the container `helper`, `files` (a tar whose entries are
+    /// paths from `/`, owners and modes as they are) uploaded into it; with `run`, the
+    /// container is started once to run the commands in order (as the base's user, in
+    /// its working directory, on the default network, each line of output given to
+    /// `on_line`), and must exit 0; then it is committed with `config` and removed.
+    /// Returns the image id.
     ///
     /// # Errors
-    /// An API error (the helper is removed whatever happened).
+    /// A command that failed (its status and last lines), or an API error (the helper is
+    /// removed whatever happened).
     pub async fn commit_build(
         &self,
         base: &str,
         helper: &str,
         tag: &str,
         files: impl Stream<Item = Bytes> + Send + 'static,
-        config: ImageConfig,
+        mut config: ImageConfig,
+        on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<String, DockerError> {
         self.remove_container(helper).await?;
-        let spec = ContainerSpec {
-            image: base.to_string(),
-            env: Vec::new(),
-            labels: config.labels.clone(),
-            ports: Vec::new(),
-            binds: Vec::new(),
-            network: None,
-            // Never started: the root must take the upload.
-            read_only: false,
-            no_new_privileges: true,
-            cap_add: Vec::new(),
-            memory: 64 << 20,
-            pids: 16,
-            restart: "no".into(),
-            tmpfs: Vec::new(),
-            log_max_size: "1m".into(),
-            log_max_files: 1,
-            init: false,
-        };
-        self.create_container(helper, &spec).await?;
+        let run = std::mem::take(&mut config.run);
+        let from = self.docker.inspect_image(base).await.map_err(api)?;
+        let base_config = from.config.unwrap_or_default();
+        let mut body = helper_body(base, &config.labels);
+        if !run.is_empty() {
+            let mut cmd = vec!["/bin/sh".into(), "-c".into(), RUN_EACH.into(), "sh".into()];
+            cmd.extend(run.iter().cloned());
+            body.cmd = Some(cmd);
+            body.entrypoint = Some(Vec::new());
+            // The commit keeps what the container was made with unless told: the base's
+            // own command and entry point, unless the playbook gives a command.
+            config.cmd = config.cmd.or(base_config.cmd);
+            config.entrypoint = Some(base_config.entrypoint.unwrap_or_default());
+        }
+        self.docker
+            .create_container(
+                Some(
+                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                        .name(helper)
+                        .build(),
+                ),
+                body,
+            )
+            .await
+            .map_err(api)?;
         let made = async {
             // A big tree takes long: no request time limit for the transfer itself.
             let docker = self
@@ -89,6 +113,9 @@ impl Docker {
                 )
                 .await
                 .map_err(|e| DockerError::Build(format!("uploading the app's files: {e}")))?;
+            if !run.is_empty() {
+                self.run_commands(&docker, helper, on_line).await?;
+            }
             let (repo, t) = split_tag(tag);
             let committed = self
                 .docker
@@ -104,6 +131,7 @@ impl Docker {
                         user: config.user,
                         env: (!config.env.is_empty()).then_some(config.env),
                         cmd: config.cmd,
+                        entrypoint: config.entrypoint,
                         exposed_ports: (!config.expose.is_empty()).then_some(config.expose),
                         working_dir: config.workdir,
                         ..bollard::models::ContainerConfig::default()
@@ -117,11 +145,222 @@ impl Docker {
         self.remove_container(helper).await?;
         made
     }
+
+    /// Starts `helper`, follows its output to the end, and checks its exit status.
+    async fn run_commands(
+        &self,
+        docker: &bollard::Docker,
+        helper: &str,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<(), DockerError> {
+        self.start(helper).await?;
+        let mut logs = docker.logs(
+            helper,
+            Some(
+                bollard::query_parameters::LogsOptionsBuilder::new()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
+        );
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let mut partial = String::new();
+        while let Some(chunk) = logs.next().await {
+            let Ok(chunk) = chunk else { break };
+            partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            while let Some(i) = partial.find('\n') {
+                let line: String = partial.drain(..=i).collect();
+                let line = line.trim_end().to_string();
+                on_line(&line);
+                tail.push_back(line);
+                if tail.len() > TAIL_LINES {
+                    tail.pop_front();
+                }
+            }
+        }
+        if !partial.is_empty() {
+            on_line(partial.trim_end());
+            tail.push_back(partial);
+        }
+        let mut waited = docker.wait_container(
+            helper,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        let code = match waited.next().await {
+            Some(Ok(w)) => w.status_code,
+            // The engine reports a non-zero exit as an error of the wait.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(api(e)),
+            None => -1,
+        };
+        if code != 0 {
+            let last: Vec<String> = tail.into_iter().collect();
+            return Err(DockerError::Build(format!(
+                "a `run` command exited with status {code}{}",
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", last.join(" | "))
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// The numeric `uid:gid` of `owner` (`name[:group]`, names or ids) in `base`, read
+    /// from its `/etc/passwd` and `/etc/group` through the never-started container
+    /// `helper` (then removed): what `COPY --chown` would look up.
+    ///
+    /// # Errors
+    /// A name the base image does not know, or an API error.
+    pub async fn owner_ids(
+        &self,
+        base: &str,
+        helper: &str,
+        owner: &str,
+    ) -> Result<(u64, u64), DockerError> {
+        self.remove_container(helper).await?;
+        self.docker
+            .create_container(
+                Some(
+                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                        .name(helper)
+                        .build(),
+                ),
+                helper_body(base, &HashMap::new()),
+            )
+            .await
+            .map_err(api)?;
+        let read = async {
+            let passwd = self.file_of(helper, "/etc/passwd").await?;
+            let group = self.file_of(helper, "/etc/group").await.unwrap_or_default();
+            ids(owner, &passwd, &group).map_err(DockerError::Build)
+        }
+        .await;
+        self.remove_container(helper).await?;
+        read
+    }
+
+    /// One small file of a container (at most 1 MiB), through the archive endpoint.
+    async fn file_of(&self, container: &str, path: &str) -> Result<String, DockerError> {
+        let mut stream = self.docker.download_from_container(
+            container,
+            Some(
+                bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+                    .path(path)
+                    .build(),
+            ),
+        );
+        let mut tar_bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            tar_bytes.extend_from_slice(&chunk.map_err(api)?);
+            if tar_bytes.len() > 2 << 20 {
+                return Err(DockerError::Build(format!("{path} is too large")));
+            }
+        }
+        let mut ar = tar::Archive::new(tar_bytes.as_slice());
+        let mut out = String::new();
+        let entries = ar
+            .entries()
+            .map_err(|e| DockerError::Build(format!("{path}: {e}")))?;
+        for e in entries {
+            let mut e = e.map_err(|e| DockerError::Build(format!("{path}: {e}")))?;
+            if e.header().entry_type().is_file() {
+                std::io::Read::by_ref(&mut e)
+                    .take(1 << 20)
+                    .read_to_string(&mut out)
+                    .map_err(|e| DockerError::Build(format!("{path}: {e}")))?;
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The helper a build is made in: the base, labelled, hardened as far as a build allows
+/// (no new privileges, bounded memory and processes, small logs); its root writable.
+fn helper_body(base: &str, labels: &HashMap<String, String>) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(base.to_string()),
+        labels: Some(labels.clone()),
+        host_config: Some(HostConfig {
+            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+            memory: Some(2 << 30),
+            pids_limit: Some(1024),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".into()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), "10m".to_string()),
+                    ("max-file".to_string(), "1".to_string()),
+                ])),
+            }),
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
+    }
+}
+
+/// `name[:group]` as numbers, from the texts of `/etc/passwd` and `/etc/group`; a group
+/// not given is the user's own primary group.
+fn ids(owner: &str, passwd: &str, group: &str) -> Result<(u64, u64), String> {
+    let (u, g) = owner
+        .split_once(':')
+        .map_or((owner, None), |(u, g)| (u, Some(g)));
+    let find = |text: &str, name: &str| {
+        text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name) && f.len() >= 3)
+                .then(|| f.iter().map(ToString::to_string).collect::<Vec<_>>())
+        })
+    };
+    let (uid, primary) = if let Ok(n) = u.parse::<u64>() {
+        (n, None)
+    } else {
+        let f = find(passwd, u)
+            .ok_or_else(|| format!("the base image has no user `{u}` in /etc/passwd"))?;
+        let uid = f[2]
+            .parse()
+            .map_err(|_| format!("user `{u}` has no numeric id"))?;
+        (uid, f.get(3).and_then(|g| g.parse::<u64>().ok()))
+    };
+    let gid = match g {
+        None => primary.unwrap_or(uid),
+        Some(g) => match g.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => find(group, g)
+                .ok_or_else(|| format!("the base image has no group `{g}` in /etc/group"))?[2]
+                .parse()
+                .map_err(|_| format!("group `{g}` has no numeric id"))?,
+        },
+    };
+    Ok((uid, gid))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::{ids, split_tag};
+
+    #[test]
+    fn owners_by_name_are_looked_up_as_copy_chown_would() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\napp:x:1001:2002::/home/app:/bin/sh\n";
+        let group = "root:x:0:\nwww-data:x:33:\nstaff:x:50:\n";
+        assert_eq!(ids("www-data", passwd, group), Ok((33, 33)));
+        assert_eq!(ids("app", passwd, group), Ok((1001, 2002)));
+        assert_eq!(ids("www-data:staff", passwd, group), Ok((33, 50)));
+        assert_eq!(ids("33:33", "", ""), Ok((33, 33)));
+        assert_eq!(ids("1000", "", ""), Ok((1000, 1000)));
+        assert!(
+            ids("nobody", passwd, group)
+                .unwrap_err()
+                .contains("no user `nobody`")
+        );
+        assert!(
+            ids("app:wheel", passwd, group)
+                .unwrap_err()
+                .contains("no group `wheel`")
+        );
+    }
 
     #[test]
     fn tags_split_at_the_last_colon_after_the_last_slash() {

@@ -68,6 +68,72 @@ impl Docker {
             .await
     }
 
+    /// Runs `cmd` in `container` with `env` added to its environment and an empty stdin,
+    /// handing each piece of its standard output to `out` as it comes (nothing is
+    /// collected: any size); its exit code and the last 64 KiB of its stderr.
+    ///
+    /// # Errors
+    /// An API error, or `out` failed (the command's output is then not read further).
+    pub async fn exec_streamed(
+        &self,
+        container: &str,
+        cmd: &[String],
+        env: &[String],
+        out: &mut (dyn FnMut(&[u8]) -> std::io::Result<()> + Send),
+    ) -> Result<ExecOutput, DockerError> {
+        let api = |e: bollard::errors::Error| DockerError::Api(e.to_string());
+        let exec = self
+            .docker
+            .create_exec(
+                container,
+                ExecConfig {
+                    cmd: Some(cmd.to_vec()),
+                    env: (!env.is_empty()).then(|| env.to_vec()),
+                    attach_stdin: Some(false),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    ..ExecConfig::default()
+                },
+            )
+            .await
+            .map_err(api)?;
+        // A long dump: no request time limit for the transfer itself.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(std::time::Duration::from_secs(7 * 24 * 3600));
+        let started = docker.start_exec(&exec.id, None).await.map_err(api)?;
+        let bollard::exec::StartExecResults::Attached { mut output, .. } = started else {
+            return Err(DockerError::Api("the exec did not attach".into()));
+        };
+        let mut err = Vec::new();
+        while let Some(item) = output.next().await {
+            match item.map_err(api)? {
+                bollard::container::LogOutput::StdOut { message } => {
+                    out(&message).map_err(|e| {
+                        DockerError::Api(format!(
+                            "writing the output of the command in `{container}`: {e}"
+                        ))
+                    })?;
+                }
+                bollard::container::LogOutput::StdErr { message } => {
+                    err.extend_from_slice(&message);
+                    if err.len() > 64 * 1024 {
+                        err.drain(..err.len() - 64 * 1024);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let r = self.docker.inspect_exec(&exec.id).await.map_err(api)?;
+        Ok(ExecOutput {
+            code: r.exit_code.unwrap_or(-1),
+            stdout: Vec::new(),
+            stderr: err,
+        })
+    }
+
     async fn exec_with(
         &self,
         container: &str,

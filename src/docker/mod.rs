@@ -13,9 +13,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt as _};
-
 use crate::playbook::DockerEndpoint;
 
 mod commit;
@@ -23,6 +20,8 @@ mod containers;
 mod exec;
 mod fleet;
 mod inspect;
+mod logs;
+mod network;
 mod snapshot;
 
 pub use commit::ImageConfig;
@@ -30,6 +29,7 @@ pub use containers::{ContainerSpec, ContainerState, VolumeStorage};
 pub use exec::ExecOutput;
 pub use fleet::Listed;
 pub use inspect::{About, Published};
+pub use logs::LogTail;
 
 /// Seconds any one API request may take (a build or a long pull of output included).
 const REQUEST_TIMEOUT_SECS: u64 = 600;
@@ -180,54 +180,6 @@ impl Docker {
         Ok(i.config.and_then(|c| c.labels).unwrap_or_default())
     }
 
-    /// Builds `tag` from the tar `context` (plain tar, a `Dockerfile` at its root), with
-    /// `labels`; each line of build output goes to `output`. Returns the image id.
-    ///
-    /// # Errors
-    /// The build failed (its last lines are in the error), or an API error.
-    pub async fn build(
-        &self,
-        context: impl Stream<Item = Bytes> + Send + 'static,
-        tag: &str,
-        labels: &HashMap<String, String>,
-        output: &mut dyn FnMut(&str),
-    ) -> Result<String, DockerError> {
-        let options = bollard::query_parameters::BuildImageOptionsBuilder::new()
-            .dockerfile("Dockerfile")
-            .t(tag)
-            .labels(labels)
-            .rm(true)
-            .forcerm(true)
-            .pull("")
-            .build();
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_stream(context)));
-        let mut tail: Vec<String> = Vec::new();
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| DockerError::Build(format!("{e}{}", last(&tail))))?;
-            if let Some(detail) = info.error_detail {
-                let msg = detail.message.unwrap_or_default();
-                return Err(DockerError::Build(format!("{msg}{}", last(&tail))));
-            }
-            if let Some(text) = info.stream {
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    output(line);
-                    tail.push(line.to_string());
-                    if tail.len() > 10 {
-                        tail.remove(0);
-                    }
-                }
-            }
-        }
-        self.image_id(tag).await?.ok_or_else(|| {
-            DockerError::Build(format!(
-                "the engine reports no image `{tag}` after the build{}",
-                last(&tail)
-            ))
-        })
-    }
-
     /// Removes an image tag (and the image, if nothing else uses it). Gone already is fine.
     ///
     /// # Errors
@@ -248,14 +200,6 @@ impl Docker {
             }) => Ok(()),
             Err(e) => Err(DockerError::Api(e.to_string())),
         }
-    }
-}
-
-fn last(tail: &[String]) -> String {
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!(" (last output: {})", tail.join(" / "))
     }
 }
 

@@ -15,6 +15,7 @@
 //! with that step when both run fresh: a pipelined pair (`pair`), whose records interleave.
 
 mod attempt;
+mod keeping;
 mod pair;
 
 use std::cell::RefCell;
@@ -27,6 +28,7 @@ use tokio::sync::watch;
 use super::event::{Event, EventSink, RunResult};
 use super::history::History;
 use super::journal::{Journal, JournalError, Record};
+use super::keep::{Keep, Kept, keep_list};
 use super::redact::Redactor;
 use super::runner::{Outlet, Runner, StepError, UndoItem};
 use crate::plan::Plan;
@@ -71,12 +73,16 @@ pub struct RollbackReport {
     pub failed: Option<(UndoItem, String)>,
     /// Changes not undone (the failed one first), newest first.
     pub left: Vec<UndoItem>,
+    /// The data saved before the first undo ([`Keep`]), each with what it gave.
+    pub kept: Vec<(Keep, Kept)>,
+    /// Saving the data failed, so nothing was undone: why.
+    pub not_kept: Option<String>,
 }
 
 impl RollbackReport {
     /// Whether every change was undone.
     pub fn is_complete(&self) -> bool {
-        self.failed.is_none() && self.left.is_empty()
+        self.failed.is_none() && self.left.is_empty() && self.not_kept.is_none()
     }
 }
 
@@ -122,6 +128,9 @@ pub struct Executor<'a, R: Runner> {
     /// `--reuse-artifacts`: how old an earlier run's artifact may be (set by
     /// [`Executor::run`]).
     reuse: Option<Duration>,
+    /// `--no-auto-rollback`: a failed step's changes are left for inspection (set by
+    /// [`Executor::run`]).
+    keep_failed: bool,
 }
 
 /// The journal and the event sink, shared (by `&`) between the executor and the steps in
@@ -188,6 +197,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             artifacts,
             binding: crate::plan::RunBinding::default(),
             reuse: None,
+            keep_failed: false,
         }
     }
 
@@ -249,6 +259,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             images: std::collections::BTreeMap::new(),
         });
         self.reuse = opts.reuse_artifacts;
+        self.keep_failed = !opts.auto_rollback;
         let run = self.binding.id.clone();
         self.emit(&Event::RunStarted {
             app: plan.app.clone(),
@@ -280,7 +291,9 @@ impl<'a, R: Runner> Executor<'a, R> {
                         "cannot resume: undoing what step `{}` left failed at {}: {e}",
                         item.step, item.change_id
                     );
-                    return self.fail(&item.step.clone(), error, opts).await;
+                    return self
+                        .fail(&plan.steps, &item.step.clone(), error, opts)
+                        .await;
                 }
             }
         }
@@ -304,7 +317,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             };
             match attempt {
                 Attempt::Done => {}
-                Attempt::Failed(error) => return self.fail(&at.id, error, opts).await,
+                Attempt::Failed(error) => return self.fail(&plan.steps, &at.id, error, opts).await,
                 Attempt::Interrupted => {
                     self.finish(RunResult::Interrupted)?;
                     return Ok(RunOutcome::Interrupted {
@@ -354,6 +367,7 @@ impl<'a, R: Runner> Executor<'a, R> {
 
     async fn fail(
         &self,
+        steps: &[crate::plan::PlannedStep],
         step: &str,
         error: String,
         opts: RunOptions,
@@ -362,8 +376,33 @@ impl<'a, R: Runner> Executor<'a, R> {
             // Read back with the journal's own key: undo data is checked as rollback would.
             let key = self.io.journal.borrow().key().cloned();
             let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
-            let pending = History::from_journal(&contents).pending();
-            let report = self.undo_all_shared(pending, "step failed").await?;
+            let history = History::from_journal(&contents);
+            let pending = history.pending();
+            let keep = keep_list(
+                steps,
+                &pending,
+                &self.binding.images,
+                &history.steps_done,
+                true,
+            );
+            let kept = match self.keep_data(&keep, false).await? {
+                Ok(kept) => kept,
+                Err(why) => {
+                    // Nothing undone: the run's changes stay, as with --no-auto-rollback.
+                    self.finish(RunResult::Failed)?;
+                    return Ok(RunOutcome::Failed {
+                        step: step.to_string(),
+                        error,
+                        rollback: Some(Box::new(RollbackReport {
+                            left: pending,
+                            not_kept: Some(why),
+                            ..RollbackReport::default()
+                        })),
+                    });
+                }
+            };
+            let mut report = self.undo_all_shared(pending, "step failed").await?;
+            report.kept = kept;
             self.finish(if report.is_complete() {
                 RunResult::RolledBack
             } else {
@@ -457,12 +496,31 @@ impl<'a, R: Runner> Executor<'a, R> {
         Ok(report)
     }
 
-    /// `boyong rollback`: undoes every pending change of the run and journals the end.
+    /// `boyong rollback`: saves the data it would remove (`keep`, unless `discard`: see
+    /// [`keep_list`]), then undoes every pending change of the run and journals the end.
+    /// When saving fails nothing is undone and the run's end is not journaled again
+    /// ([`RollbackReport::not_kept`]).
     ///
     /// # Errors
     /// The journal could not be written.
-    pub async fn rollback(&mut self, history: &History) -> Result<RollbackReport, EngineError> {
-        let report = self.undo_all_shared(history.pending(), "requested").await?;
+    pub async fn rollback(
+        &mut self,
+        history: &History,
+        keep: &[Keep],
+        discard: bool,
+    ) -> Result<RollbackReport, EngineError> {
+        let kept = match self.keep_data(keep, discard).await? {
+            Ok(kept) => kept,
+            Err(why) => {
+                return Ok(RollbackReport {
+                    left: history.pending(),
+                    not_kept: Some(why),
+                    ..RollbackReport::default()
+                });
+            }
+        };
+        let mut report = self.undo_all_shared(history.pending(), "requested").await?;
+        report.kept = kept;
         self.finish(if report.is_complete() {
             RunResult::RolledBack
         } else {

@@ -9,7 +9,8 @@
 //! growing artifact that a pipelined pair of steps hands over while it is written
 //! (`stream`), and opening a run for a command: its lock, a new run or a resumed one,
 //! finding a run, what a rollback would undo (`open`); the earlier runs' artifacts that
-//! `--reuse-artifacts` may take instead of a pull (`reuse`).
+//! `--reuse-artifacts` may take instead of a pull (`reuse`); the data a rollback saves
+//! before it removes where the data lives (`keep`).
 //! `fake` is a strict fake world for the engine's own tests (compiled only for tests and
 //! the `sim` feature, never into a release).
 
@@ -19,6 +20,7 @@ pub mod executor;
 pub mod fake;
 pub mod history;
 pub mod journal;
+pub mod keep;
 pub mod lock;
 pub mod open;
 pub mod redact;

@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use super::event::Event;
 use super::journal::{JournalError, Record};
+use super::keep::{Keep, Kept};
 use super::redact::Redactor;
 use super::stream::{Feed, Follow};
 use crate::plan::{Change, PlannedStep, RunBinding, Undo};
@@ -106,6 +107,14 @@ pub trait Runner {
     /// when it was already undone.
     fn undo(&self, item: &UndoItem) -> impl Future<Output = Result<(), StepError>>;
 
+    /// Saves data a rollback is about to remove ([`Keep`]) into `run_dir` (at
+    /// [`Keep::path`]), before anything is undone. `Ok` with no path when there is nothing
+    /// to save (the container or volume is gone).
+    ///
+    /// # Errors
+    /// It could not be saved: the rollback must not remove it.
+    fn keep(&self, keep: &Keep, run_dir: &Path) -> impl Future<Output = Result<Kept, StepError>>;
+
     /// Checks, on resume, that what a step done earlier produced still holds (its
     /// artifacts verify, its image exists).
     ///
@@ -155,6 +164,8 @@ pub struct StepCx<'a> {
     pub(super) follow: Option<Follow>,
     /// `--reuse-artifacts`: an earlier run's verified artifact may stand in for a pull.
     pub(super) reuse: Option<Reuse>,
+    /// `--no-auto-rollback`: what a failed step made is left for inspection.
+    pub(super) keep_failed: bool,
 }
 
 /// What a step needs to take an earlier run's artifact instead of pulling
@@ -177,6 +188,24 @@ impl StepCx<'_> {
     /// The run's secrets, for resolving templates at the last moment.
     pub fn secrets(&self) -> &SecretStore {
         self.secrets
+    }
+
+    /// The run's directory (the parent of `artifacts/`), where a step may leave evidence
+    /// of a failure (`health/`).
+    pub fn run_dir(&self) -> &Path {
+        self.artifacts.parent().unwrap_or(&self.artifacts)
+    }
+
+    /// Whether what a failed step made is left for inspection (`--no-auto-rollback`)
+    /// rather than undone.
+    pub fn keeps_failed(&self) -> bool {
+        self.keep_failed
+    }
+
+    /// `text` with every secret value of the run replaced by `***`: for what a step writes
+    /// itself (evidence files), as the journal and events are.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor.text(text)
     }
 
     /// The step's id.
@@ -380,6 +409,7 @@ mod tests {
             feed: None,
             follow: None,
             reuse: None,
+            keep_failed: false,
         };
         let undo = Undo::None;
         // Listed: journaled.

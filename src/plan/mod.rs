@@ -326,6 +326,8 @@ pub struct PlanContext {
     pub build_tags: BTreeMap<String, String>,
     /// The id of the step before each step, by step id (the first has none).
     pub previous: BTreeMap<String, String>,
+    /// The target engine's front proxy (for routed deploys).
+    pub front: crate::playbook::Front,
 }
 
 impl PlanContext {

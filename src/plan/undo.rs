@@ -91,6 +91,34 @@ pub enum Undo {
         /// The saved contents (`artifacts/ID.volume.tar`).
         snapshot: PathBuf,
     },
+    /// Point an app's route on the front proxy back at the release `to` (started by the
+    /// undo before this one; its address looked up then, and it must answer first), or,
+    /// with no `to`, remove the route; reload; let the release switched from drain.
+    Route {
+        /// The app (its route file).
+        app: String,
+        /// How long the release switched from keeps its requests, ms.
+        drain_ms: u64,
+        /// The front proxy.
+        front: crate::playbook::Front,
+        /// The route's host name.
+        host: String,
+        /// The app's port in its container.
+        port: u16,
+        /// Plain HTTP redirected to HTTPS.
+        redirect_http: bool,
+        /// Served over HTTPS (its certificate and key are in the proxy already).
+        tls: bool,
+        /// The container the route goes back to; none: the route is removed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// Remove the front proxy this run made (container, volume, network), unless it
+    /// routes another app by then.
+    RemoveFront {
+        /// The front proxy.
+        front: crate::playbook::Front,
+    },
     /// An action this release does not know: refused at rollback.
     #[serde(untagged)]
     Other(Value),
@@ -151,6 +179,28 @@ impl Undo {
             } => format!(
                 "restore volume {name} from {} (sha256 {sha256}) with helper container {helper} ({image})",
                 snapshot.display()
+            ),
+            Self::Route {
+                app,
+                front,
+                host,
+                to,
+                ..
+            } => match to {
+                Some(c) => format!(
+                    "route {host} back to container {c} once it answers (front proxy {}, app {app})",
+                    front.name
+                ),
+                None => format!(
+                    "remove the route of {host} from front proxy {} (app {app})",
+                    front.name
+                ),
+            },
+            Self::RemoveFront { front } => format!(
+                "remove front proxy {} (container, volume {}, network {}) unless it routes another app",
+                front.name,
+                front.volume(),
+                front.network()
             ),
             Self::Other(v) => {
                 format!("unknown action {v} (refused: this release does not know it)")

@@ -28,6 +28,8 @@ pub struct Assess {
     pub target_url: HttpUrl,
     /// The requests, in the order written (`paths` first).
     pub requests: Vec<AssessRequest>,
+    /// Up to this many more pages found by crawling the vendor's site (0: none).
+    pub crawl: u32,
     /// Headers sent with every request (values may hold secrets).
     pub headers: BTreeMap<String, Template>,
     /// Replace each side's origin by `{origin}` before comparing.
@@ -154,11 +156,12 @@ impl Validator<'_> {
         for q in &r.requests {
             requests.push(self.assess_request(q, allow_writes));
         }
-        if requests.is_empty() {
+        let crawl = self.count(r.crawl.as_ref(), 0, 0, 500, "crawl");
+        if requests.is_empty() && crawl == 0 {
             self.error(
                 r.vendor_url.loc,
                 "the assessment has nothing to request",
-                "expected `paths: [\"/\"]` or `requests: [{ path: / }]`",
+                "expected `paths: [\"/\"]`, `requests: [{ path: / }]` or `crawl: 20`",
             );
         }
         if requests.len() > 1000 {
@@ -251,6 +254,7 @@ impl Validator<'_> {
             vendor_url: vendor_url?,
             target_url: target_url?,
             requests,
+            crawl,
             headers,
             normalize_origin,
             noise,

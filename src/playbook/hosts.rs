@@ -143,8 +143,10 @@ impl Validator<'_> {
     }
 
     pub(super) fn target(&mut self, raw: Option<&Sp<RawTarget>>) -> Target {
+        let front = self.front(raw.and_then(|r| r.value.front.as_ref()));
         let default = Target {
             docker: DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
+            front: front.clone(),
         };
         let Some(raw) = raw else { return default };
         let r = &raw.value;
@@ -176,6 +178,7 @@ impl Validator<'_> {
             }
             return Target {
                 docker: DockerEndpoint::Unix(PathBuf::from(path)),
+                front,
             };
         }
         if let Some(hp) = url.strip_prefix("tcp://") {
@@ -207,6 +210,7 @@ impl Validator<'_> {
                     cert: self.path(&t.cert, "target.tls.cert"),
                     key: self.path(&t.key, "target.tls.key"),
                 },
+                front,
             };
         }
         self.error(

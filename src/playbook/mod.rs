@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use assess::{Assess, AssessRequest, HttpUrl, SECRET_HEADERS};
-pub use kinds::{CAPABILITIES, is_image_ref};
+pub use kinds::{CAPABILITIES, is_image_ref, is_route_host};
 pub use local_file::{LocalFileError, read_regular};
 pub use model::*;
 pub use raw::STEP_KINDS;
@@ -243,6 +243,16 @@ pub fn check_local_inputs(
         ]);
     }
     for (field, f) in files {
+        if field == "vendor.known_hosts" && !f.exists() {
+            problems.push(Diagnostic::warning(
+                None,
+                format!(
+                    "`{field}`: {} does not exist yet: it is read as empty, so the vendor's host key will be refused with its fingerprint and the exact line to add (or, with `--accept-new-host-key`, written there)",
+                    f.display()
+                ),
+            ));
+            continue;
+        }
         if !f.is_file() {
             problems.push(Diagnostic::warning(
                 None,

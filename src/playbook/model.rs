@@ -107,6 +107,45 @@ pub enum VendorAuth {
 pub struct Target {
     /// Where the Docker Engine API listens.
     pub docker: DockerEndpoint,
+    /// The engine's shared front proxy (used by apps with a route).
+    #[serde(default)]
+    pub front: Front,
+}
+
+/// The target engine's shared front proxy: one nginx container, on its own network, that
+/// serves every routed app by host name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Front {
+    /// Its container (its network and config volume are named after it).
+    pub name: String,
+    /// Its image.
+    pub image: String,
+    /// HTTP listen address and port on the host.
+    pub http: (String, u16),
+    /// HTTPS listen address and port on the host.
+    pub https: (String, u16),
+}
+
+impl Default for Front {
+    fn default() -> Self {
+        Self {
+            name: "boyong-front".into(),
+            image: "gov/front:1".into(),
+            http: ("0.0.0.0".into(), 80),
+            https: ("0.0.0.0".into(), 443),
+        }
+    }
+}
+
+impl Front {
+    /// Its network.
+    pub fn network(&self) -> String {
+        self.name.clone()
+    }
+    /// Its config volume.
+    pub fn volume(&self) -> String {
+        format!("{}.conf", self.name)
+    }
 }
 
 /// Where the Docker Engine API listens.
@@ -393,6 +432,37 @@ pub struct Deploy {
     /// Files delivered into the container at deploy time (never into an image layer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<DeployFile>,
+    /// Served through the front proxy under a host name (no published port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+}
+
+/// An app's route on the target's front proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The host name.
+    pub host: String,
+    /// The app's port inside its container.
+    pub port: u16,
+    /// Certificate and key (PEM), when served over HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RouteTls>,
+    /// Plain HTTP redirected to HTTPS (with `tls`).
+    pub redirect_http: bool,
+    /// How long the old release serves its requests after the switch.
+    pub drain: Span,
+    /// The playbook's assessment runs against the new release before the switch.
+    #[serde(default)]
+    pub assess: bool,
+}
+
+/// A route's certificate and key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTls {
+    /// Certificate chain, PEM.
+    pub cert: Template,
+    /// Private key, PEM (a secret).
+    pub key: Template,
 }
 
 /// A file the app reads, delivered at deploy time: its bytes are made on the target's

@@ -81,6 +81,9 @@ pub struct RawAssess {
     /// Requests with a method, headers or a body.
     #[serde(default)]
     pub requests: Vec<Sp<RawAssessRequest>>,
+    /// Up to this many more pages of the vendor's site, found by following its
+    /// same-origin links from the base page (GET, at `rate`, within `budget`); default 0.
+    pub crawl: Option<Sp<u32>>,
     /// Headers sent with every request to both sides; `Cookie` and `Authorization` values
     /// are never shown.
     #[serde(default)]
@@ -194,6 +197,23 @@ pub struct RawTarget {
     pub docker: Option<Sp<String>>,
     /// Client certificate files for `tcp://`.
     pub tls: Option<Sp<RawTls>>,
+    /// The shared front proxy of this engine, for apps with a `deploy.route`.
+    pub front: Option<Sp<RawFront>>,
+}
+
+/// The target engine's shared front proxy (one per engine, for every routed app).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Front")]
+pub struct RawFront {
+    /// Its container's name; default `boyong-front`.
+    pub name: Option<Sp<String>>,
+    /// Its image (nginx, built by `fixtures/base-images.sh front`); default `gov/front:1`.
+    pub image: Option<Sp<String>>,
+    /// Where it listens for HTTP, `ADDRESS:PORT`; default `0.0.0.0:80`.
+    pub http: Option<Sp<String>>,
+    /// Where it listens for HTTPS, `ADDRESS:PORT`; default `0.0.0.0:443`.
+    pub https: Option<Sp<String>>,
 }
 
 /// TLS files for a `tcp://` Docker endpoint, relative to the playbook.
@@ -442,6 +462,43 @@ pub struct RawDeploy {
     /// or the fetched file edited by `replace`. They may hold secrets.
     #[serde(default)]
     pub files: Vec<Sp<RawFile>>,
+    /// Serve the app through the target's shared front proxy under a host name, instead
+    /// of publishing ports: the cut-over and rollback switch the route with no failed
+    /// request.
+    pub route: Option<Sp<RawRoute>>,
+}
+
+/// The app's route on the target's front proxy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Route")]
+pub struct RawRoute {
+    /// The host name clients use, e.g. `izin.kota.go.id`.
+    pub host: Sp<String>,
+    /// The port the app listens on inside its container.
+    pub port: Sp<u16>,
+    /// HTTPS with the office's certificate: `cert` and `key` (PEM), each a secret
+    /// (`{ file: … }`, `{ env: … }` or `"{{ vars.NAME }}"`).
+    pub tls: Option<Sp<RawRouteTls>>,
+    /// With `tls`: answer plain HTTP with a redirect to HTTPS; default true.
+    pub redirect_http: Option<Sp<bool>>,
+    /// How long the old release keeps serving the requests it has after the switch,
+    /// before it is stopped; default 5s.
+    pub drain: Option<Sp<String>>,
+    /// Run the playbook's `assess:` section against the new release's own address before
+    /// the switch: failing thresholds leave the route where it was and fail the step.
+    pub assess: Option<Sp<bool>>,
+}
+
+/// The certificate and key of a route.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "RouteTls")]
+pub struct RawRouteTls {
+    /// The certificate chain, PEM.
+    pub cert: Sp<RawValue>,
+    /// The private key, PEM: a secret.
+    pub key: Sp<RawValue>,
 }
 
 /// A file delivered into the container at deploy time: exactly one of `template`,

@@ -168,6 +168,7 @@ pub(super) fn from_run_dir(dir: &Path) -> Result<Report, ReportError> {
         trees,
         changes: changes(&h, &contents.entries),
         rollback: rollback(&h, &contents.entries),
+        kept: super::kept::kept(dir, &notes(&contents.entries))?,
         notes: notes(&contents.entries),
         journal: JournalEvidence {
             path: "journal.jsonl".into(),
@@ -385,6 +386,18 @@ fn containers(facts: &[(String, Value)], kinds: &Kinds<'_>) -> Vec<Container> {
                 Value::String(t) => t.clone(),
                 other => other.to_string(),
             }),
+            route: f.get("route").map(|r| {
+                let t = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("?");
+                match r.get("cert_sha256").and_then(Value::as_str) {
+                    Some(fp) => format!(
+                        "https://{} through front proxy `{}`; certificate SHA-256 {fp}, expires {}",
+                        t("host"),
+                        t("front"),
+                        t("cert_expires")
+                    ),
+                    None => format!("http://{} through front proxy `{}`", t("host"), t("front")),
+                }
+            }),
         })
         .collect()
 }
@@ -400,8 +413,27 @@ fn intent_times(entries: &[Entry]) -> BTreeMap<&str, &str> {
         .collect()
 }
 
+/// A planned change's text with what the run learned put in for its placeholders: the
+/// run's id, and a build's source digest (`<digest known after fetch>`) from its facts.
+pub(super) fn known(text: &str, run: &str, facts: Option<&Value>) -> String {
+    let mut t = text.replace("<run-id>", run);
+    if let Some(d) = facts.and_then(|f| s(f, "source_sha256")) {
+        t = t.replace("<digest known after fetch>", &d);
+    }
+    t
+}
+
 fn changes(h: &History, entries: &[Entry]) -> Vec<ChangeRow> {
     let times = intent_times(entries);
+    let run = h.header.run.as_str();
+    // Each step's last journaled facts, kept after a rollback undid the step.
+    let facts: BTreeMap<&str, &Value> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::StepDone { step, facts } => Some((step.as_str(), facts)),
+            _ => None,
+        })
+        .collect();
     h.changes
         .iter()
         .map(|c| ChangeRow {
@@ -413,7 +445,10 @@ fn changes(h: &History, entries: &[Entry]) -> Vec<ChangeRow> {
                 .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
-                .filter_map(|d| d.as_str().map(str::to_owned))
+                .filter_map(|d| {
+                    d.as_str()
+                        .map(|d| known(d, run, facts.get(c.item.step.as_str()).copied()))
+                })
                 .collect(),
             state: match &c.state {
                 ChangeState::Intended => "intended (outcome not journaled)".into(),

@@ -66,15 +66,9 @@ pub(super) const TREE_FILES_SHOWN: usize = 200;
 pub(super) fn sections(r: &Report) -> Vec<Section> {
     let mut all = vec![summary(r), steps(r)];
     all.extend(super::assessment::section(r));
-    all.extend([
-        artifacts(r),
-        databases(r),
-        target(r),
-        changes(r),
-        rollback(r),
-        notes(r),
-        journal(r),
-    ]);
+    all.extend([artifacts(r), databases(r), target(r)]);
+    all.extend(super::kept::section(r));
+    all.extend([changes(r), rollback(r), notes(r), journal(r)]);
     all
 }
 
@@ -424,6 +418,9 @@ fn target(r: &Report) -> Section {
                 vec![ct.health.clone().map_or_else(|| t("-"), Cell::Good)],
             ],
         ];
+        if let Some(route) = &ct.route {
+            rows.push(vec![vec![t("Route")], vec![c(route)]]);
+        }
         if ct.settings.is_empty() {
             rows.push(vec![
                 vec![t("Settings as applied")],

@@ -19,9 +19,11 @@ mod assessment;
 mod build;
 mod evidence;
 pub mod html;
+mod kept;
 mod layout;
 pub mod md;
 mod time;
+pub use kept::KeptFile;
 pub use time::epoch_seconds;
 
 use std::path::PathBuf;
@@ -84,6 +86,8 @@ pub struct Report {
     pub rollback: Vec<RollbackRow>,
     /// Free-form journal notes (resumed, lock broken, host key, pruned …).
     pub notes: Vec<NoteRow>,
+    /// Files a failed health check or a rollback kept (`health/`, `rollback/`).
+    pub kept: Vec<KeptFile>,
     /// The journal itself: its chain and the `journal verify` result.
     pub journal: JournalEvidence,
 }
@@ -297,6 +301,9 @@ pub struct Container {
     pub settings: Vec<(String, String)>,
     /// The health gate's result.
     pub health: Option<String>,
+    /// Its route on the front proxy: host, proxy, and the certificate's SHA-256 and expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
 }
 
 /// A journaled change.

@@ -277,3 +277,18 @@ fn timestamps_and_durations() {
     assert_eq!(time::human(65), "1 min 05 s");
     assert_eq!(time::human(0), "0 s");
 }
+
+#[test]
+fn a_planned_change_shows_the_digest_and_run_the_journal_knows() {
+    let facts = serde_json::json!({"source_sha256": "ab".repeat(32)});
+    let planned = "LABEL boyong.app=a boyong.run=<run-id> boyong.step=image boyong.source.sha256=<digest known after fetch>";
+    assert_eq!(
+        super::build::known(planned, "20261123T104251Z-5f1b", Some(&facts)),
+        format!(
+            "LABEL boyong.app=a boyong.run=20261123T104251Z-5f1b boyong.step=image boyong.source.sha256={}",
+            "ab".repeat(32)
+        )
+    );
+    // Not known (the build did not finish): the placeholder stays, saying so.
+    assert!(super::build::known(planned, "r", None).contains("<digest known after fetch>"));
+}

@@ -96,6 +96,19 @@ impl Live {
         self.spec(id)
     }
 
+    /// The target engine's front proxy, as the playbook sets it.
+    pub(super) fn front(&self) -> crate::playbook::Front {
+        self.playbook
+            .as_ref()
+            .map(|p| p.target.front.clone())
+            .unwrap_or_default()
+    }
+
+    /// The playbook's `assess:` section, if it has one.
+    pub(super) fn assess_section(&self) -> Option<&crate::playbook::Assess> {
+        self.playbook.as_ref().and_then(|p| p.assess.as_ref())
+    }
+
     /// The app's name.
     pub(super) fn app(&self) -> &str {
         self.playbook.as_ref().map_or("", |p| p.app.as_str())
@@ -220,6 +233,14 @@ impl Runner for Live {
 
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {
         super::undo::undo(self, item).await
+    }
+
+    async fn keep(
+        &self,
+        keep: &crate::engine::keep::Keep,
+        run_dir: &Path,
+    ) -> Result<crate::engine::keep::Kept, StepError> {
+        super::keep::keep(self, keep, run_dir).await
     }
 
     /// A `restore` right after the `dump` it loads reads the dump as it is written.

@@ -38,6 +38,7 @@ pub mod dockerfile;
 pub(crate) mod dump;
 mod exec;
 mod fetch;
+mod keep;
 mod live;
 mod plan;
 mod probe;
@@ -50,7 +51,7 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use common::{LABEL_APP, LABEL_RUN, LABEL_SOURCE, LABEL_STEP};
-pub use deploy::check_health;
+pub use deploy::{check_health, check_route};
 pub(crate) use dump::query as dump_query;
 pub use live::{Live, LiveOptions};
 pub use plan::plan;

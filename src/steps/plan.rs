@@ -18,6 +18,7 @@ pub fn plan(pb: &Playbook) -> Plan {
             .windows(2)
             .map(|w| (w[1].id.clone(), w[0].id.clone()))
             .collect(),
+        front: pb.target.front.clone(),
     };
     for s in &pb.steps {
         if let StepKind::Build(b) = &s.kind {

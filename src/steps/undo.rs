@@ -105,6 +105,34 @@ pub(super) async fn undo(live: &Live, item: &UndoItem) -> Result<(), StepError> 
             )
             .await
         }
+        Undo::Route {
+            app,
+            drain_ms,
+            front,
+            host,
+            port,
+            redirect_http,
+            tls,
+            to,
+        } => {
+            super::deploy::undo_route(
+                &*live.engine().await?,
+                front,
+                app,
+                host,
+                *port,
+                *tls,
+                *redirect_http,
+                to.as_deref(),
+                std::time::Duration::from_millis(*drain_ms),
+            )
+            .await
+        }
+        Undo::RemoveFront { front } => crate::front::FrontProxy::new(&*live.engine().await?, front)
+            .remove_if_unused()
+            .await
+            .map(|_| ())
+            .map_err(failed),
         Undo::Other(_) => Err(StepError::failed(format!(
             "cannot undo {} of step `{}`: unknown undo action `{}`",
             item.summary(),

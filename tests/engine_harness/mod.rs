@@ -174,7 +174,7 @@ pub fn rollback(
     let mut sink = |_: &Event| {};
     rt().block_on(async {
         let mut ex = Executor::new(world, j, &mut sink, &f.secrets, PathBuf::new());
-        ex.rollback(&h).await.unwrap()
+        ex.rollback(&h, &[], false).await.unwrap()
     })
 }
 

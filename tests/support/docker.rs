@@ -198,6 +198,16 @@ impl HoldingProxy {
 /// and removed before this returns. Tried up to three times: it is the tests' fixture,
 /// not the code under test; the last failure's output is in the panic.
 pub fn web_image(label: &Labelled, name: &str, body: &str) -> String {
+    web_image_cmd(
+        label,
+        name,
+        body,
+        r#"CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]"#,
+    )
+}
+
+/// [`web_image`] started by `cmd` (a `CMD [...]` instruction) instead of plain httpd.
+pub fn web_image_cmd(label: &Labelled, name: &str, body: &str, cmd: &str) -> String {
     let tag = format!("boyong-test-{}-{name}:1", label.0);
     let ctx = tempfile::tempdir().expect("a temporary directory");
     std::fs::create_dir(ctx.path().join("www")).expect("www");
@@ -224,7 +234,7 @@ pub fn web_image(label: &Labelled, name: &str, body: &str) -> String {
             vec![
                 "commit".into(),
                 "--change".into(),
-                r#"CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]"#.into(),
+                cmd.into(),
                 "--change".into(),
                 format!("LABEL {}", label.arg()),
                 maker.clone(),

@@ -55,6 +55,7 @@ impl<R: Runner> Executor<'_, R> {
                 max_age,
                 key: self.io.journal.borrow().key().cloned(),
             }),
+            keep_failed: self.keep_failed,
         }
     }
 

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use crate::engine::UndoItem;
 use crate::engine::history::History;
 use crate::engine::journal::{self, JournalError, JournalKey, Keying};
+use crate::engine::keep::{Keep, keep_list};
 use crate::engine::state::{RunDir, RunId, RunIdError, StateDir, StateError};
+use crate::plan::{Plan, PlannedStep};
 
 /// Why no run was found.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,8 @@ pub struct UndoList {
     pub pending: Vec<UndoItem>,
     /// Whether its journal is keyed (its MACs checked) or unkeyed.
     pub keying: Keying,
+    /// The data a rollback of these changes saves first ([`keep_list`]).
+    pub keep: Vec<Keep>,
     key: Option<JournalKey>,
 }
 
@@ -93,10 +97,13 @@ impl UndoList {
         let contents = journal::read_keyed(&run.journal_path(), key)?;
         let history = History::from_journal(&contents);
         let pending = history.pending();
+        let (steps, images) = planned_steps(run);
+        let keep = keep_list(&steps, &pending, &images, &history.steps_done, false);
         Ok(Self {
             history,
             pending,
             keying: contents.keying,
+            keep,
             key: key.cloned(),
         })
     }
@@ -106,6 +113,37 @@ impl UndoList {
     pub fn is_current(&self, run: &RunDir) -> bool {
         matches!(Self::read(run, self.key.as_ref()), Ok(now) if now.pending == self.pending)
     }
+}
+
+/// The steps of every version of `run`'s plan (`plan.json`, `plan.v2.json`, …; a later
+/// version's step replaces an earlier one of the same id) and each build step's image tag.
+/// A plan that does not read is passed over.
+fn planned_steps(run: &RunDir) -> (Vec<PlannedStep>, std::collections::BTreeMap<String, String>) {
+    let mut steps: Vec<PlannedStep> = Vec::new();
+    let mut images = std::collections::BTreeMap::new();
+    for v in 1..=run.version() {
+        let path = if v == 1 {
+            run.plan_path()
+        } else {
+            run.plan_version_path(v)
+        };
+        let Some(plan) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| Plan::read(&t).ok())
+        else {
+            continue;
+        };
+        if let Some(b) = &plan.run {
+            images.extend(b.images.clone());
+        }
+        for s in plan.steps {
+            match steps.iter_mut().find(|x| x.id == s.id) {
+                Some(x) => *x = s,
+                None => steps.push(s),
+            }
+        }
+    }
+    (steps, images)
 }
 
 /// The playbook as `run` last ran it (its latest version, after any edit a resume

@@ -80,6 +80,9 @@ impl Validator<'_> {
             .filter_map(|v| self.volume(v, &format!("{f}.volumes")))
             .collect();
         let health = self.health(r.health.as_ref(), loc, &format!("{f}.health"));
+        if let Some(h) = &r.health {
+            self.health_port(&health.check, &ports, h.loc);
+        }
         let security = self.security(
             r.security.as_ref().map(|s| &s.value),
             &format!("{f}.security"),
@@ -100,6 +103,10 @@ impl Validator<'_> {
             .as_ref()
             .and_then(|t| self.span(t, &format!("{f}.stop_grace")))
             .unwrap_or(Span::secs(10));
+        let route = r.route.as_ref().and_then(|rt| {
+            self.route_without_ports(rt, &r.ports);
+            self.route(rt, f)
+        });
         Deploy {
             image,
             name,
@@ -112,6 +119,7 @@ impl Validator<'_> {
             keep,
             stop_grace,
             files,
+            route,
         }
     }
 
@@ -149,6 +157,39 @@ impl Validator<'_> {
         })
     }
 
+    /// A health check is made from the machine boyong runs on, to the host's side of a
+    /// port mapping: a URL or address whose port is only a container's side of `ports`
+    /// (`8080:80` checked at `:80`) is warned about.
+    fn health_port(&mut self, check: &HealthCheck, ports: &[PortMap], loc: Loc) {
+        let hostport = match check {
+            HealthCheck::Http { url, .. } => url
+                .strip_prefix("http://")
+                .map(|r| r.split('/').next().unwrap_or_default()),
+            HealthCheck::Tcp(a) => Some(a.as_str()),
+            _ => None,
+        };
+        let Some(hostport) = hostport else { return };
+        let port = match hostport.rsplit_once(':') {
+            Some((_, p)) if !hostport.ends_with(']') => p.parse::<u16>().ok(),
+            _ => Some(80),
+        };
+        let Some(port) = port else { return };
+        if ports.iter().any(|p| p.host == port) {
+            return;
+        }
+        if let Some(p) = ports.iter().find(|p| p.container == port) {
+            self.push(
+                Diagnostic::warning(
+                    Some(loc),
+                    format!(
+                        "the health check goes to port {port}, which is the container's side of `{p}`: the check is made from this machine, to the host's side"
+                    ),
+                )
+                .help(format!("check the published port, e.g. `http://127.0.0.1:{}/`", p.host)),
+            );
+        }
+    }
+
     fn health(&mut self, h: Option<&Sp<RawHealth>>, deploy_loc: Loc, f: &str) -> Health {
         let mut health = Health {
             check: HealthCheck::Running,
@@ -181,7 +222,7 @@ impl Validator<'_> {
                 self.error(
                     u.loc,
                     format!("`{url}`: health checks speak plain HTTP to the new container"),
-                    "expected an `http://` URL of the container's own port, or `tcp: HOST:PORT`",
+                    "expected an `http://` URL of the port the new container publishes on the host (the host's side of `ports`), or `tcp: HOST:PORT`",
                 );
             } else if !url.starts_with("http://") || url.len() < 10 {
                 self.error(

@@ -12,6 +12,9 @@ mod exec;
 mod fetch;
 mod files;
 mod restore;
+mod route;
+
+pub use route::is_route_host;
 
 use std::collections::BTreeMap;
 

@@ -99,37 +99,6 @@ fn append_tree<W: Write>(
     Ok(())
 }
 
-/// Writes the deterministic context: `Dockerfile`, then each artifact under `ctx/ID/`,
-/// entries sorted, times [`CONTEXT_MTIME`], owners 0, modes kept. Returns the context's
-/// SHA-256.
-pub(super) fn write_context(
-    out: ChunkWriter,
-    dockerfile: &str,
-    trees: &[(String, PathBuf, Tree)],
-) -> std::io::Result<String> {
-    let mut tar = tar::Builder::new(out);
-    tar.mode(tar::HeaderMode::Deterministic);
-    let mut h = header(
-        tar::EntryType::Regular,
-        0o644,
-        dockerfile.len() as u64,
-        (0, 0),
-    );
-    tar.append_data(&mut h, "Dockerfile", dockerfile.as_bytes())?;
-    for (from, dir, tree) in trees {
-        append_tree(
-            &mut tar,
-            &PathBuf::from("ctx").join(from),
-            dir,
-            tree,
-            (0, 0),
-        )?;
-    }
-    let mut out = tar.into_inner()?;
-    out.flush()?;
-    Ok(crate::digest::hex(&out.hash.finalize()))
-}
-
 /// Writes the app's files as they go into the image (no `run`: no builder): each
 /// artifact at its destination, owned by `owner`, entries sorted, times fixed. The same
 /// artifacts and playbook give the same bytes. Returns their SHA-256.

@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 mod context;
 
 pub(crate) use context::CONTEXT_MTIME;
-use context::{ChunkWriter, write_context, write_files};
+use context::{ChunkWriter, write_files};
 
 use super::common::{LABEL_SOURCE, docker_err, labels};
 use super::live::Live;
@@ -147,20 +147,11 @@ fn verified(artifacts: &Path, from: &str) -> Result<(Tree, String), StepError> {
     Ok((tree, crate::digest::hex(&Sha256::digest(&m))))
 }
 
-/// The owner of the copied files as numbers, when the image can be made without the
-/// builder: no `run` commands, and an owner that is absent (root) or numeric (a name is
-/// only known from the base image's `/etc/passwd`, which `COPY --chown` reads).
-fn commit_owner(b: &Build) -> Option<(u64, u64)> {
-    if !b.run.is_empty() {
-        return None;
-    }
-    match &b.owner {
-        None => Some((0, 0)),
-        Some(o) => {
-            let (u, g) = o.split_once(':').unwrap_or((o, o));
-            Some((u.parse().ok()?, g.parse().ok()?))
-        }
-    }
+/// The owner of the copied files when written as numbers (`33`, `33:33`); `None` for a
+/// name, which only the base image's `/etc/passwd` knows.
+fn numeric_owner(o: &str) -> Option<(u64, u64)> {
+    let (u, g) = o.split_once(':').unwrap_or((o, o));
+    Some((u.parse().ok()?, g.parse().ok()?))
 }
 
 /// Builds the image: artifacts re-verified, the context streamed, labels set.
@@ -215,68 +206,70 @@ async fn execute(
     let mut labels: HashMap<String, String> =
         labels(live.extra_labels(), live.app(), cx.run_id(), &step.id);
     labels.insert(LABEL_SOURCE.into(), source.clone());
-    let file = super::dockerfile::dockerfile(b).map_err(StepError::Fatal)?;
+    // The values are checked as a Dockerfile would carry them (one line each, names).
+    super::dockerfile::dockerfile(b).map_err(StepError::Fatal)?;
     let undo = Undo::RemoveImage { tag: tag.clone() };
     let id = cx.intent(change, &undo)?;
+    let t = std::time::Instant::now();
+    // The files go into a container of the base, the `run` commands (if any) run in it
+    // once, and it is committed with the image's configuration: no builder, one layer.
+    let helper = format!("{}.build", tag.replace([':', '/'], "-"));
+    let part = super::common::part(
+        change,
+        &format!("through the helper container `{helper}` (removed once committed)"),
+    );
+    let hid = cx.intent(
+        &part,
+        &Undo::RemoveContainer {
+            name: helper.clone(),
+        },
+    )?;
+    let owner = match b.owner.as_deref() {
+        None => (0, 0),
+        Some(o) => match numeric_owner(o) {
+            Some(ids) => ids,
+            None => engine
+                .owner_ids(&b.base, &helper, o)
+                .await
+                .map_err(|e| StepError::fatal(format!("`owner: {o}`: {e}")))?,
+        },
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let out = ChunkWriter {
         tx,
         hash: Sha256::new(),
         buf: Vec::new(),
     };
-    let context = futures_util::stream::poll_fn(move |c| rx.poll_recv(c));
-    let t = std::time::Instant::now();
-    let (built, writing, builder) = if let Some(owner) = commit_owner(b) {
-        // No `run`: the files go straight into a container of the base, committed with
-        // the image's configuration; no builder, one layer.
-        let dests: Vec<String> = b.copy.iter().map(|(_, to)| to.clone()).collect();
-        let writing = tokio::task::spawn_blocking(move || write_files(out, &trees, &dests, owner));
-        let helper = format!("{}.build", tag.replace([':', '/'], "-"));
-        let part = super::common::part(
-            change,
-            &format!("through the helper container `{helper}` (never started, then removed)"),
-        );
-        let hid = cx.intent(
-            &part,
-            &Undo::RemoveContainer {
-                name: helper.clone(),
-            },
-        )?;
-        let built = engine
-            .commit_build(
-                &b.base,
-                &helper,
-                &tag,
-                context,
-                image_config(b, labels.clone()),
-            )
-            .await;
-        cx.done(&hid, &json!({}))?;
-        (built, writing, "commit")
-    } else {
-        let writing = tokio::task::spawn_blocking(move || write_context(out, &file, &trees));
-        let mut lines = Vec::new();
-        let built = engine
-            .build(context, &tag, &labels, &mut |l| lines.push(l.to_string()))
-            .await;
-        for l in &lines {
-            cx.output(l);
-        }
-        (built, writing, "dockerfile")
-    };
+    let files = futures_util::stream::poll_fn(move |c| rx.poll_recv(c));
+    let dests: Vec<String> = b.copy.iter().map(|(_, to)| to.clone()).collect();
+    let writing = tokio::task::spawn_blocking(move || write_files(out, &trees, &dests, owner));
+    let mut lines = Vec::new();
+    let built = Box::pin(engine.commit_build(
+        &b.base,
+        &helper,
+        &tag,
+        files,
+        image_config(b, labels.clone()),
+        &mut |l| lines.push(l.to_string()),
+    ))
+    .await;
+    for l in &lines {
+        cx.output(l);
+    }
+    cx.done(&hid, &json!({}))?;
     let context_sha256 = writing
         .await
         .map_err(|e| StepError::failed(format!("the context writer failed: {e}")))?
         .map_err(|e| StepError::fatal(format!("cannot write the build context: {e}")))?;
     let image_id = built.map_err(docker_err)?;
     cx.output(&format!(
-        "image {tag} ({}) made in {:.1} s ({})",
+        "image {tag} ({}) made in {:.1} s (the files committed onto the base in one layer{})",
         short(&image_id),
         t.elapsed().as_secs_f64(),
-        if builder == "commit" {
-            "the files committed onto the base in one layer, no builder"
+        if b.run.is_empty() {
+            String::new()
         } else {
-            "the engine's builder: `run` commands or an owner by name"
+            format!(", after {} `run` command(s)", b.run.len())
         }
     ));
     let facts = json!({
@@ -285,7 +278,7 @@ async fn execute(
         "context_sha256": context_sha256,
         "source_sha256": source,
         "labels": labels,
-        "builder": builder,
+        "builder": "commit",
     });
     cx.done(&id, &facts)?;
     Ok(facts)
@@ -298,6 +291,8 @@ fn image_config(b: &Build, labels: HashMap<String, String>) -> crate::docker::Im
         user: b.user.clone(),
         env: b.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cmd: b.cmd.clone(),
+        entrypoint: None,
+        run: b.run.clone(),
         expose: b.expose.iter().map(|p| format!("{p}/tcp")).collect(),
         workdir: b.workdir.clone(),
     }
@@ -486,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn the_same_artifact_gives_the_same_context_bytes() {
+    fn the_same_artifact_gives_the_same_bytes_owned_and_timed_alike() {
         let d = tempfile::tempdir().expect("tempdir");
         artifact(d.path());
         let context = || {
@@ -497,10 +492,11 @@ mod tests {
                 hash: Sha256::new(),
                 buf: Vec::new(),
             };
-            let digest = write_context(
+            let digest = write_files(
                 out,
-                "FROM x\n",
                 &[("code".into(), d.path().join("code"), tree)],
+                &["/var/www".to_string()],
+                (33, 33),
             )
             .expect("writes");
             let mut bytes = Vec::new();
@@ -531,20 +527,15 @@ mod tests {
                     .to_string()
             })
             .collect();
-        assert_eq!(
-            names,
-            [
-                "Dockerfile",
-                "ctx/code",
-                "ctx/code/www",
-                "ctx/code/www/index.html"
-            ]
-        );
+        assert_eq!(names, ["var/www", "var/www/www", "var/www/www/index.html"]);
         // Every entry has the fixed, non-zero time (OPcache caches no file of time 0).
         let mut ar = tar::Archive::new(bytes.as_slice());
         for entry in ar.entries().expect("entries") {
-            let time = entry.expect("entry").header().mtime().expect("mtime");
-            assert_eq!(time, CONTEXT_MTIME);
+            let entry = entry.expect("entry");
+            let header = entry.header();
+            assert_eq!(header.mtime().expect("mtime"), CONTEXT_MTIME);
+            let owner = (header.uid().expect("uid"), header.gid().expect("gid"));
+            assert_eq!(owner, (33, 33));
         }
         assert_ne!(CONTEXT_MTIME, 0);
     }

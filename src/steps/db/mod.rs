@@ -506,7 +506,7 @@ pub(crate) fn pg_id(name: &str) -> String {
 /// argument with `=` in it (or one starting `postgresql://`) as a connection string whose
 /// `host`, `sslmode` … override the other options. Given as a connection string of one
 /// quoted keyword (`dbname='…'`, `\` and `'` escaped), it can only ever be the name.
-fn pg_dbname(name: &str) -> String {
+pub(crate) fn pg_dbname(name: &str) -> String {
     format!(
         "dbname='{}'",
         name.replace('\\', "\\\\").replace('\'', "\\'")

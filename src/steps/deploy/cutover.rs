@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::health::wait_healthy;
+use super::evidence::Evidence;
+use super::health::{Unhealthy, wait_healthy};
 use crate::docker::{ContainerSpec, Docker};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Op, PlannedStep, Resource, Undo};
@@ -23,7 +24,7 @@ use crate::steps::common::{change, docker_err, labels, part};
 use crate::steps::live::Live;
 
 /// The image a deploy runs: a build step's tag in this run, or a reference.
-fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
+pub(super) fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
     match &d.image {
         ImageSource::Reference(r) => Ok(r.clone()),
         ImageSource::Build(id) => cx.image_of(id).map(str::to_owned).ok_or_else(|| {
@@ -34,7 +35,7 @@ fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError> {
     }
 }
 
-fn spec(
+pub(super) fn spec(
     d: &Deploy,
     image: &str,
     env: Vec<String>,
@@ -116,6 +117,48 @@ fn start_failed(e: crate::docker::DockerError, d: &Deploy) -> StepError {
     ))
 }
 
+/// The networks and volumes the deploy names, made when missing (each journaled).
+pub(super) async fn networks_and_volumes(
+    engine: &Docker,
+    step: &PlannedStep,
+    d: &Deploy,
+    run: &str,
+    labels: &HashMap<String, String>,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    for c in step.changes.iter().filter(|c| c.op == Op::Create) {
+        let name = c.name.clone();
+        let (exists, undo) = match c.resource {
+            Resource::Network => (
+                engine.network_exists(&c.name).await.map_err(docker_err)?,
+                Undo::RemoveNetwork { name },
+            ),
+            Resource::Volume => (
+                engine.volume_exists(&c.name).await.map_err(docker_err)?,
+                Undo::RemoveVolume { name },
+            ),
+            _ => continue,
+        };
+        // This release's files volume is made by `files::deliver`.
+        if super::files::is_files_volume(d, c, run) {
+            continue;
+        }
+        if exists {
+            cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
+            continue;
+        }
+        let id = cx.intent(c, &undo)?;
+        match c.resource {
+            Resource::Network => engine.create_network(&c.name, labels).await,
+            _ => engine.create_volume(&c.name, labels).await,
+        }
+        .map_err(docker_err)?;
+        cx.done(&id, &json!({}))?;
+    }
+
+    Ok(())
+}
+
 /// The cut-over.
 pub(super) async fn execute(
     live: &Live,
@@ -123,6 +166,9 @@ pub(super) async fn execute(
     d: &Deploy,
     cx: &mut StepCx<'_>,
 ) -> Result<Value, StepError> {
+    if let Some(route) = &d.route {
+        return super::route::execute(live, step, d, route, cx).await;
+    }
     let engine = live.engine().await?;
     let run = cx.run_id().to_string();
     let image = image_of(d, cx)?;
@@ -139,35 +185,7 @@ pub(super) async fn execute(
         format!("{}.prev-{run}", d.name),
     );
 
-    for c in step.changes.iter().filter(|c| c.op == Op::Create) {
-        let name = c.name.clone();
-        let (exists, undo) = match c.resource {
-            Resource::Network => (
-                engine.network_exists(&c.name).await.map_err(docker_err)?,
-                Undo::RemoveNetwork { name },
-            ),
-            Resource::Volume => (
-                engine.volume_exists(&c.name).await.map_err(docker_err)?,
-                Undo::RemoveVolume { name },
-            ),
-            _ => continue,
-        };
-        // This release's files volume is made by `files::deliver`.
-        if super::files::is_files_volume(d, c, &run) {
-            continue;
-        }
-        if exists {
-            cx.output(&format!("{} {} exists; kept", c.resource.word(), c.name));
-            continue;
-        }
-        let id = cx.intent(c, &undo)?;
-        match c.resource {
-            Resource::Network => engine.create_network(&c.name, &labels).await,
-            _ => engine.create_volume(&c.name, &labels).await,
-        }
-        .map_err(docker_err)?;
-        cx.done(&id, &json!({}))?;
-    }
+    networks_and_volumes(&engine, step, d, &run, &labels, cx).await?;
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
     let env: Vec<String> = d
@@ -251,18 +269,9 @@ pub(super) async fn execute(
     }
     let health = wait_healthy(&engine, &next, d, cx).await;
     if let Err(why) = &health {
-        // Unhealthy: the new one goes, the old one serves again. The journal's undo would
-        // do the same; it is done here so that the old app is back without a rollback.
-        let _ = engine.remove_container(&next).await;
-        if stopped_old {
-            let _ = engine.start(&d.name).await;
-        }
-        return Err(StepError::fatal(format!(
-            "the new `{}` is unhealthy, so it was removed and the current one kept: {why}",
-            d.name
-        )));
+        return Err(unhealthy(&engine, d, why, create, old.is_some(), stopped_old, cx).await?);
     }
-    let health = health.unwrap_or_default();
+    let health = health.unwrap_or_else(|u| u.reason);
     if old.is_some() {
         let id = cx.intent(
             &part(
@@ -307,10 +316,103 @@ pub(super) async fn execute(
     }))
 }
 
+/// An unhealthy new container: its evidence kept (`evidence.rs`), then it is removed, or,
+/// with `--no-auto-rollback`, stopped and kept as `NAME.failed-RUN` (journaled: rollback
+/// removes it); the old one, if it was stopped, serves again. The step's error says why,
+/// what became of each, and the evidence in brief.
+pub(super) async fn unhealthy(
+    engine: &Docker,
+    d: &Deploy,
+    why: &Unhealthy,
+    create: &crate::plan::Change,
+    had_old: bool,
+    stopped_old: bool,
+    cx: &mut StepCx<'_>,
+) -> Result<StepError, StepError> {
+    let run = cx.run_id().to_string();
+    let (next, failed) = (
+        format!("{}.next-{run}", d.name),
+        format!("{}.failed-{run}", d.name),
+    );
+    let mut evidence = Evidence::gather(engine, &next, why, cx).await;
+    let mut fate = "it was removed".to_string();
+    if cx.keeps_failed() {
+        let id = cx.intent(
+            &part(
+                create,
+                &format!(
+                    "stopped and renamed `{failed}`, kept for inspection (--no-auto-rollback)"
+                ),
+            ),
+            &Undo::RemoveContainer {
+                name: failed.clone(),
+            },
+        )?;
+        let grace = i32::try_from(d.stop_grace.0.as_secs().max(1)).unwrap_or(i32::MAX);
+        let kept = async {
+            engine.stop(&next, grace).await?;
+            engine.remove_container(&failed).await?;
+            engine.rename(&next, &failed).await
+        }
+        .await;
+        match kept {
+            Ok(()) => {
+                cx.done(&id, &json!({}))?;
+                evidence.kept_as = Some(failed.clone());
+                fate = format!("it is kept, stopped, as `{failed}` (rollback removes it)");
+            }
+            Err(e) => {
+                let _ = engine.remove_container(&next).await;
+                fate = format!("it could not be kept ({e}), so it was removed");
+            }
+        }
+    } else {
+        let _ = engine.remove_container(&next).await;
+    }
+    // The old one serves again (the journal's undo would do the same; done here so that the
+    // old app is back without a rollback).
+    let old = match (had_old, stopped_old) {
+        (false, _) => "there was no current one".to_string(),
+        (true, true) => match engine.start(&d.name).await {
+            Ok(()) => "the current one was started again".to_string(),
+            Err(e) => format!("the current one could not be started again: {e}"),
+        },
+        (true, false) => "the current one kept running".to_string(),
+    };
+    let files = match evidence.write(cx.run_dir()) {
+        Ok((files, sha256)) => {
+            cx.note(
+                "health-evidence",
+                &format!(
+                    "step `{}`: {} (sha256 {sha256}) and {}; the container {}",
+                    cx.step(),
+                    files.last().map_or("", String::as_str),
+                    files.first().map_or("", String::as_str),
+                    evidence.kept_as.as_deref().map_or_else(
+                        || "was removed".to_string(),
+                        |k| format!("is kept as `{k}`")
+                    ),
+                ),
+            )?;
+            cx.run_dir()
+                .join(files.last().map_or("health", String::as_str))
+                .display()
+                .to_string()
+        }
+        Err(e) => format!("not written: {e}"),
+    };
+    Ok(StepError::fatal(format!(
+        "the new `{}` is unhealthy: {}; {fate}, and {old}\n{}",
+        d.name,
+        why.reason,
+        evidence.brief(&files)
+    )))
+}
+
 /// Keeps the newest `keep` previous releases (`NAME.prev-RUN`, this app's label only) and
 /// removes older ones: they belong to earlier runs, whose rollback is then no longer
 /// possible, so each removal is journaled as a note.
-async fn prune(
+pub(super) async fn prune(
     engine: &Docker,
     app: &str,
     d: &Deploy,

@@ -82,6 +82,8 @@ pub(super) async fn wait_ready(
 ) -> Result<(), StepError> {
     let t0 = Instant::now();
     let mut last = String::new();
+    // Said once, not every half second.
+    let mut said = false;
     loop {
         match engine.container(name).await.map_err(docker_err)? {
             Some(s) if s.running => {}
@@ -106,7 +108,10 @@ pub(super) async fn wait_ready(
                 limit.as_secs()
             )));
         }
-        cx.output("waiting for the database server to start");
+        if !said {
+            cx.output("waiting for the database server to start");
+            said = true;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

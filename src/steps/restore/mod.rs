@@ -133,7 +133,10 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
         name: r.name.clone(),
         details,
         condition: None,
-        undo: "stop and remove it".into(),
+        undo: format!(
+            "stop and remove it, its database first dumped into rollback/{}.sql.gz (unless `rollback --discard-data`)",
+            step.id
+        ),
     });
     changes.push(Change {
         now: None,
@@ -143,7 +146,7 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
         name: format!("{} <- artifacts/{}.sql.gz", r.name, r.from),
         details: vec!["the dump streamed in through the Docker API; row counts and checksums compared per table".into()],
         condition: None,
-        undo: "removed with its container and volume".into(),
+        undo: "removed with its container and volume, dumped first".into(),
     });
     if !r.rewrite.is_empty() {
         let mut details: Vec<String> = r
