@@ -15,6 +15,7 @@ pub mod assess;
 pub mod decommission;
 pub mod diag;
 pub mod digest;
+pub mod discover;
 pub mod docker;
 pub mod engine;
 pub mod escape;

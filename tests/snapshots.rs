@@ -89,7 +89,7 @@ fn help_texts() {
     let (code, out, _) = boyong(&["plan", "--help"]);
     assert_eq!(code, 0);
     insta::assert_snapshot!("help_plan", out);
-    for cmd in ["run", "rollback", "status", "report"] {
+    for cmd in ["run", "rollback", "status", "report", "discover"] {
         let (code, out, _) = boyong(&[cmd, "--help"]);
         assert_eq!(code, 0);
         insta::assert_snapshot!(format!("help_{cmd}"), out);

@@ -24,6 +24,7 @@ mod batch;
 mod batch_view;
 mod decommission;
 mod decommission_plan;
+mod discover;
 mod error;
 mod events;
 mod journal;
@@ -183,6 +184,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find the apps a vendor host serves, read-only: an inventory and draft playbooks.
+    ///
+    /// One SSH login and one read-only script per host (`--show-commands` prints it):
+    /// web server sites, PHP-FPM pools, services, crontabs, ports, each app's stack,
+    /// database, size and newest change. Writes STATE/inventory/HOST.json and HOST.csv;
+    /// with --drafts DIR, a draft playbook per app (an edited one is kept: the draft goes
+    /// beside it as .new, with the diff). Exit 1: a host could not be discovered.
+    Discover {
+        #[command(flatten)]
+        args: discover::DiscoverArgs,
+    },
     /// Inspect run journals.
     Journal {
         #[command(subcommand)]
@@ -315,6 +327,7 @@ fn dispatch(cli: Cli) -> Result {
         } => report::report(state, &app, run.as_deref(), format, out.as_deref()),
         Command::Archive { app, run } => archive::archive(state, &app, run.as_deref()),
         Command::Decommission { app, args } => decommission::decommission(state, &app, &args),
+        Command::Discover { args } => discover::discover(state, &args),
         Command::Journal {
             action: JournalAction::Verify { app, run },
         } => journal::verify(state, &app, run.as_deref()),

@@ -146,16 +146,20 @@ pub fn status(state: &Path, args: &StatusArgs) -> error::Result {
     let mut apps = dir
         .apps()
         .map_err(|e| CliError::failed(format!("boyong status: {e}")))?;
+    let mut found = status_scan::discovered(state, &apps);
     if let Some(p) = &args.app {
         apps.retain(|a| status_scan::glob(p, a));
-        if apps.is_empty() && !p.contains(['*', '?']) {
+        found.retain(|s| status_scan::glob(p, &s.app));
+        if apps.is_empty() && found.is_empty() && !p.contains(['*', '?']) {
             return Err(CliError::bad_input(format!(
                 "boyong status: no app `{p}` in {}",
                 state.display()
             )));
         }
     }
-    let scanned = scan_all(&dir, &apps);
+    let mut scanned = scan_all(&dir, &apps);
+    scanned.retain(|s| !found.iter().any(|f| f.app == s.app));
+    scanned.extend(found);
     let live = if args.offline {
         HashMap::new()
     } else {
@@ -369,6 +373,7 @@ fn render(rows: &[AppStatus], width: Option<usize>) -> String {
                     r.check.as_ref().map(|k| k.said.clone()).unwrap_or_default()
                 }
                 (None, Some(f)) => f.clone(),
+                _ if s.discovered.is_some() => s.discovered.clone().unwrap_or_default(),
                 (None, None) if s.changes_in_place > 0 && s.result != "succeeded" => format!(
                     "{} change(s) in place: `boyong rollback {}`",
                     s.changes_in_place, s.app

@@ -31,6 +31,8 @@ pub enum Lifecycle {
     RolledBack,
     /// No run yet.
     NoRuns,
+    /// Found on a vendor host by `boyong discover`, no run yet (`inventory/`).
+    Discovered,
     /// A run began; no step that moves the app is done.
     Planned,
     /// Code or data pulled from the vendor (fetch, dump).
@@ -52,6 +54,7 @@ impl Lifecycle {
             Self::Running => "running",
             Self::RolledBack => "rolled-back",
             Self::NoRuns => "no-runs",
+            Self::Discovered => "discovered",
             Self::Planned => "planned",
             Self::Pulled => "pulled",
             Self::Built => "built",
@@ -67,7 +70,8 @@ impl Lifecycle {
     }
 
     /// Every value, for `--lifecycle`'s help and checks.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
+        Self::Discovered,
         Self::Planned,
         Self::Pulled,
         Self::Built,
@@ -147,6 +151,8 @@ pub struct Scanned {
     pub container_name: Option<String>,
     /// The image id the last run's deploy step journaled.
     pub journaled_image_id: Option<String>,
+    /// Where `boyong discover` found it, for an app with no run: `STACK at ROOT on HOST`.
+    pub discovered: Option<String>,
     /// The last `boyong assess` of the app (`apps/<app>/assessment.json`).
     pub assessment: Option<LastAssessment>,
     /// Its route on the front proxy, as the last deploy journaled it.
@@ -283,6 +289,22 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
         s.failure = Some(format!("step `{step}`: {e}"));
     }
     Ok(s)
+}
+
+/// The apps of the inventory (`boyong discover`) that have no state of their own yet,
+/// as rows of lifecycle `discovered`.
+pub fn discovered(state: &std::path::Path, have: &[String]) -> Vec<Scanned> {
+    boyong::discover::inventory::known(state)
+        .into_iter()
+        .filter(|k| !have.contains(&k.app))
+        .map(|k| Scanned {
+            lifecycle: Some(Lifecycle::Discovered),
+            result: "no-runs".into(),
+            discovered: Some(format!("{} at {} on {}", k.stack, k.root, k.host)),
+            app: k.app,
+            ..Scanned::default()
+        })
+        .collect()
 }
 
 /// The image id in a deploy step's facts.

@@ -1,5 +1,5 @@
 //! `boyong validate PLAYBOOK…`: each playbook's structure, references and vars, with
-//! unset secrets as warnings. Each file's summary line goes to stdout when it is valid,
+//! unset secrets as warnings, and the `# TODO` markers of drafts (`boyong discover`). Each file's summary line goes to stdout when it is valid,
 //! to stderr when not; exit status 2 when any is not.
 
 use std::path::PathBuf;
@@ -43,6 +43,14 @@ pub fn validate(files: &[PathBuf]) -> Result {
             say!("{}", summary_line(&head, errs, warns));
         } else {
             println!("{}", summary_line(&head, errs, warns));
+        }
+        // A draft's open questions (`boyong discover`): listed, not errors.
+        for (line, col, what) in boyong::discover::todo::todos(&loaded.text) {
+            println!(
+                "  TODO {}:{line}:{col}: {}",
+                f.display(),
+                boyong::escape::controls(&what)
+            );
         }
     }
     if bad {
