@@ -27,7 +27,8 @@ pub fn recipe(stack: Stack) -> Option<(&'static str, &'static str)> {
         Stack::PlainPhp => ("plain-php", include_str!("../../recipes/plain-php.yml")),
         Stack::Static => ("static", include_str!("../../recipes/static.yml")),
         Stack::Node => ("node", include_str!("../../recipes/node.yml")),
-        Stack::Python | Stack::Unknown => return None,
+        Stack::Python => ("python", include_str!("../../recipes/python.yml")),
+        Stack::Unknown => return None,
     })
 }
 
@@ -189,6 +190,8 @@ pub fn draft(app: &App, report: &HostReport, login: &Login, new_port: u16) -> Op
             )),
         ),
         ("node_cmd", flow(&node_cmd(app))),
+        ("python_cmd", flow(&python_cmd(app))),
+        ("python_excludes", flow(&python_excludes(app))),
         (
             "node_major",
             report
@@ -298,6 +301,62 @@ fn node_cmd(app: &App) -> Vec<String> {
                 .into(),
         ],
     }
+}
+
+/// The command that starts a Python app in the image: the service's (its program by name,
+/// the app's paths made relative to `/app`, bound on every interface), or `python3` of
+/// the first of `app.py`, `main.py`, `manage.py runserver`.
+fn python_cmd(app: &App) -> Vec<String> {
+    let exec = app.service.as_ref().map_or("", |s| s.exec.as_str());
+    let root = format!("{}/", app.root);
+    let words: Vec<String> = exec
+        .split_whitespace()
+        .map(|w| w.strip_prefix(&root).unwrap_or(w).to_string())
+        .map(|w| {
+            w.replace("127.0.0.1:", "0.0.0.0:")
+                .replace("localhost:", "0.0.0.0:")
+        })
+        .collect();
+    let program = words
+        .first()
+        .map(|f| f.rsplit('/').next().unwrap_or(f).to_string());
+    match program.as_deref() {
+        Some(p @ ("gunicorn" | "uvicorn" | "uwsgi" | "waitress-serve")) => {
+            let mut v = vec![p.to_string()];
+            v.extend(words[1..].iter().cloned());
+            v
+        }
+        Some(p) if p.starts_with("python") => {
+            let mut v = vec!["python3".to_string()];
+            v.extend(words[1..].iter().cloned());
+            v
+        }
+        _ if app.dir.has.iter().any(|h| h == "manage.py") => vec![
+            "python3".into(),
+            "manage.py".into(),
+            "runserver".into(),
+            "0.0.0.0:8000".into(),
+        ],
+        _ => vec![
+            "python3".into(),
+            ["app.py", "main.py", "wsgi.py"]
+                .iter()
+                .find(|f| app.dir.has.iter().any(|h| h == *f))
+                .map_or("app.py", |f| f)
+                .into(),
+        ],
+    }
+}
+
+/// A Python app's pull leaves out, besides caches and logs, its virtualenv and bytecode.
+fn python_excludes(app: &App) -> Vec<String> {
+    let mut out = excludes(app);
+    for d in ["venv", ".venv", "env", "__pycache__"] {
+        if app.dir.has.iter().any(|h| h == d) {
+            out.push(format!("{d}/"));
+        }
+    }
+    out
 }
 
 fn summary(app: &App, report: &HostReport) -> String {

@@ -112,3 +112,44 @@ fn drafts_read_as_people_read_them() {
         insta::assert_snapshot!(format!("draft_{name}"), text);
     }
 }
+
+#[test]
+fn a_python_app_gets_a_draft_that_validates_with_its_service_command() {
+    let mut r = report();
+    let mut a = r
+        .apps
+        .iter()
+        .find(|a| a.stack == Stack::Node)
+        .cloned()
+        .expect("a node app in the sample");
+    a.stack = Stack::Python;
+    a.root = "/srv/pengaduan".into();
+    a.dir.has = vec!["requirements.txt".into(), "venv".into(), "app.py".into()];
+    a.service = Some(crate::discover::host::Service {
+        kind: "systemd".into(),
+        name: "pengaduan.service".into(),
+        exec: "/srv/pengaduan/venv/bin/gunicorn app:app -b 127.0.0.1:8000".into(),
+        port: Some(8000),
+        ..Default::default()
+    });
+    r.apps = vec![a.clone()];
+    let text = draft(&a, &r, &login(), 8090).expect("a Python draft");
+    let loaded = crate::playbook::parse(std::path::Path::new("draft.yml"), text.as_bytes());
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{d:?}"))
+        .collect();
+    assert!(errors.is_empty(), "{text}\n{errors:#?}");
+    assert!(
+        text.contains(r#"cmd: ["gunicorn", "app:app", "-b", "0.0.0.0:8000"]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""venv/""#),
+        "the virtualenv stays behind: {text}"
+    );
+    assert!(text.contains("expose: [8000]"), "{text}");
+    assert!(!super::super::todo::todos(&text).is_empty(), "{text}");
+}
