@@ -20,6 +20,20 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+/// An exec of `cmd` with `env` added (the API's body, never a command line), its output
+/// attached, its stdin when asked.
+fn exec_config(cmd: &[String], env: &[String], attach_stdin: bool) -> ExecConfig {
+    ExecConfig {
+        cmd: Some(cmd.to_vec()),
+        env: (!env.is_empty()).then(|| env.to_vec()),
+        attach_stdin: Some(attach_stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        ..ExecConfig::default()
+    }
+}
+
 /// What a command's standard input is.
 enum Input {
     /// These chunks (none: empty), then its end.
@@ -84,18 +98,7 @@ impl Docker {
         let api = |e: bollard::errors::Error| DockerError::Api(e.to_string());
         let exec = self
             .docker
-            .create_exec(
-                container,
-                ExecConfig {
-                    cmd: Some(cmd.to_vec()),
-                    env: (!env.is_empty()).then(|| env.to_vec()),
-                    attach_stdin: Some(false),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    ..ExecConfig::default()
-                },
-            )
+            .create_exec(container, exec_config(cmd, env, false))
             .await
             .map_err(api)?;
         // A long dump: no request time limit for the transfer itself.
@@ -146,18 +149,7 @@ impl Docker {
         let attach_stdin = !matches!(stdin, Input::Feed(None));
         let exec = self
             .docker
-            .create_exec(
-                container,
-                ExecConfig {
-                    cmd: Some(cmd.to_vec()),
-                    env: (!env.is_empty()).then(|| env.to_vec()),
-                    attach_stdin: Some(attach_stdin),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    ..ExecConfig::default()
-                },
-            )
+            .create_exec(container, exec_config(cmd, env, attach_stdin))
             .await
             .map_err(api)?;
         let started = self.docker.start_exec(&exec.id, None).await.map_err(api)?;

@@ -117,6 +117,21 @@ fn start_failed(e: crate::docker::DockerError, d: &Deploy) -> StepError {
     ))
 }
 
+/// The image a deploy runs and its id on the target (it must be there).
+pub(super) async fn image_and_id(
+    engine: &Docker,
+    d: &Deploy,
+    cx: &StepCx<'_>,
+) -> Result<(String, String), StepError> {
+    let image = image_of(d, cx)?;
+    let id = engine
+        .image_id(&image)
+        .await
+        .map_err(docker_err)?
+        .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
+    Ok((image, id))
+}
+
 /// The networks and volumes the deploy names, made when missing (each journaled).
 pub(super) async fn networks_and_volumes(
     engine: &Docker,
@@ -171,12 +186,7 @@ pub(super) async fn execute(
     }
     let engine = live.engine().await?;
     let run = cx.run_id().to_string();
-    let image = image_of(d, cx)?;
-    let image_id = engine
-        .image_id(&image)
-        .await
-        .map_err(docker_err)?
-        .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
+    let (image, image_id) = image_and_id(&engine, d, cx).await?;
     let labels = labels(live.extra_labels(), live.app(), &run, &step.id);
     // The app's config files, made before any change (a missing `find` changes nothing).
     let files = super::files::render(d, cx.artifacts(), cx.secrets())?;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::cutover::{image_of, spec};
+use super::cutover::spec;
 use super::health::wait_healthy;
 use crate::docker::Docker;
 use crate::engine::{StepCx, StepError};
@@ -101,12 +101,7 @@ pub(super) async fn execute(
     let front = live.front();
     let run = cx.run_id().to_string();
     let app = live.app().to_string();
-    let image = image_of(d, cx)?;
-    let image_id = engine
-        .image_id(&image)
-        .await
-        .map_err(docker_err)?
-        .ok_or_else(|| StepError::fatal(format!("image `{image}` is not on the target engine")))?;
+    let (image, image_id) = super::cutover::image_and_id(&engine, d, cx).await?;
     if engine
         .image_id(&front.image)
         .await
