@@ -407,14 +407,27 @@ impl Docker {
     /// # Errors
     /// An API error (e.g. still in use).
     pub async fn remove_volume(&self, name: &str) -> Result<(), DockerError> {
-        match self
-            .docker
-            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if not_found(&e) => Ok(()),
-            Err(e) => Err(api(e)),
+        // A container removed a moment ago may still hold the volume for the engine (seen
+        // on a loaded machine: 409 "volume is in use" right after the removal returned):
+        // asked again for a few seconds; a volume that stays in use is an error.
+        let mut tries = 0;
+        loop {
+            match self
+                .docker
+                .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if not_found(&e) => return Ok(()),
+                Err(BErr::DockerResponseServerError {
+                    status_code: 409,
+                    message,
+                }) if message.contains("in use") && tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(api(e)),
+            }
         }
     }
 }
