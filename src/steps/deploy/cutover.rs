@@ -35,7 +35,7 @@ pub(super) fn image_of(d: &Deploy, cx: &StepCx<'_>) -> Result<String, StepError>
     }
 }
 
-pub(super) fn spec(
+fn spec(
     d: &Deploy,
     image: &str,
     env: Vec<String>,
@@ -117,6 +117,42 @@ fn start_failed(e: crate::docker::DockerError, d: &Deploy) -> StepError {
     ))
 }
 
+/// Creates the new release `NAME.next-RUN` (journaled first; one of this run left by a
+/// cut-off attempt is replaced): hardened, its config files mounted, on `network` when
+/// given (else the deploy's own). Returns its id.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the deploy's parts, made once by its caller"
+)]
+pub(super) async fn create_next(
+    engine: &Docker,
+    step: &PlannedStep,
+    d: &Deploy,
+    image: &str,
+    files: &[super::files::Ready],
+    labels: HashMap<String, String>,
+    network: Option<String>,
+    cx: &mut StepCx<'_>,
+) -> Result<String, StepError> {
+    let next = format!("{}.next-{}", d.name, cx.run_id());
+    let env = env_of(d, cx)?;
+    let file_binds = super::files::deliver(engine, step, d, image, files, &labels, cx).await?;
+    let create = change(step, Op::Create, Resource::Container)?;
+    let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
+    engine.remove_container(&next).await.map_err(docker_err)?;
+    let mut s = spec(d, image, env, labels);
+    s.binds.extend(file_binds);
+    if network.is_some() {
+        s.network = network;
+    }
+    let new_id = engine
+        .create_container(&next, &s)
+        .await
+        .map_err(docker_err)?;
+    cx.done(&id, &json!({"container_id": new_id}))?;
+    Ok(new_id)
+}
+
 /// The image a deploy runs and its id on the target (it must be there).
 pub(super) async fn image_and_id(
     engine: &Docker,
@@ -195,21 +231,8 @@ pub(super) async fn execute(
     networks_and_volumes(&engine, step, d, &run, &labels, cx).await?;
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
-    let env = env_of(d, cx)?;
-    let file_binds = super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
     let create = change(step, Op::Create, Resource::Container)?;
-    let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
-    // A `next` of this run left by a cut-off attempt is ours to replace.
-    engine.remove_container(&next).await.map_err(docker_err)?;
-    let new_id = engine
-        .create_container(&next, &{
-            let mut s = spec(d, &image, env, labels);
-            s.binds.extend(file_binds);
-            s
-        })
-        .await
-        .map_err(docker_err)?;
-    cx.done(&id, &json!({"container_id": new_id}))?;
+    let new_id = create_next(&engine, step, d, &image, &files, labels, None, cx).await?;
 
     let replace = change(step, Op::Replace, Resource::Container)?;
     let ports: Vec<u16> = d.ports.iter().map(|p| p.host).collect();

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::cutover::spec;
 use super::health::wait_healthy;
 use crate::docker::Docker;
 use crate::engine::{StepCx, StepError};
@@ -182,25 +181,14 @@ pub(super) async fn execute(
     }
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
-    let env = super::cutover::env_of(d, cx)?;
-    let file_binds = super::files::deliver(&engine, step, d, &image, &files, &labels, cx).await?;
     let create = change(step, Op::Create, Resource::Container)?;
-    let id = cx.intent(create, &Undo::RemoveContainer { name: next.clone() })?;
-    engine.remove_container(&next).await.map_err(docker_err)?;
-    let new_id = engine
-        .create_container(&next, &{
-            let mut s = spec(d, &image, env, labels);
-            s.binds.extend(file_binds);
-            s.network = Some(d.network.clone().unwrap_or_else(|| front.network()));
-            s
-        })
-        .await
-        .map_err(docker_err)?;
+    let network = Some(d.network.clone().unwrap_or_else(|| front.network()));
+    let new_id =
+        super::cutover::create_next(&engine, step, d, &image, &files, labels, network, cx).await?;
     engine
         .connect_network(&next, &front.network())
         .await
         .map_err(docker_err)?;
-    cx.done(&id, &json!({"container_id": new_id}))?;
     engine.start(&next).await.map_err(docker_err)?;
     let ip = engine
         .container_ip(&next, &front.network())
