@@ -100,7 +100,6 @@ fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_re
         "{}",
         text(&cat.stderr)
     );
-
     // The same tree and playbook give the same context, byte for byte.
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -246,7 +245,37 @@ fn env_values_workdir_and_copy_destinations_reach_the_image_byte_for_byte() {
     let out = env.run(&["run", pb.to_str().unwrap(), "--label", &env.label().arg()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = env.runs("situs").pop().unwrap();
-    let image = facts(&run, "image")["image"].as_str().unwrap().to_string();
+    let f = facts(&run, "image");
+    let image = f["image"].as_str().unwrap().to_string();
+    // No `run`: one layer loaded onto the base's, no container; the engine's history
+    // of it reads (one entry with a layer per layer) and names that layer.
+    assert_eq!(f["builder"], "load", "{f}");
+    let history = docker(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        &image,
+    ]);
+    assert!(history.status.success(), "{}", text(&history.stderr));
+    let top = text(&history.stdout);
+    assert!(
+        top.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("boyong build: ") && l.contains("/www")),
+        "{top}"
+    );
+    let layers = docker(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", &image]);
+    let base_layers = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{len .RootFS.Layers}}",
+        "boyong-fixture/busybox:1",
+    ]);
+    let count = |o: &std::process::Output| text(&o.stdout).trim().parse::<usize>().unwrap();
+    assert_eq!(count(&layers), count(&base_layers) + 1);
+
     let inspect = docker(&["image", "inspect", "--format", "{{json .Config}}", &image]);
     let config: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     let in_image: Vec<&str> = config["Env"]
@@ -415,4 +444,30 @@ fn run_commands_and_an_owner_by_name_are_made_without_the_builder() {
         "{}",
         text(&left.stdout)
     );
+}
+
+/// A vendor file whose name an image layer reads as a deletion (`.wh.NAME`) cannot be
+/// held in an image (the engine refuses it even through a container): the build says
+/// which file and what to do before anything is made.
+#[test]
+fn files_named_like_layer_deletions_are_refused_by_name() {
+    let Some(env) = Env::builder("whiteout")
+        .sshd()
+        .busybox()
+        .file("vendor/www/index.html", "<h1>Selamat datang</h1>\n")
+        .file("vendor/www/bin/.wh.index.html", "not a deletion\n")
+        .build()
+    else {
+        return;
+    };
+    let pb = env.playbook("boyong-fixture/busybox:1");
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("bin/.wh.index.html") && err.contains("exclude"),
+        "{err}"
+    );
+    assert!(env.label().images().is_empty());
+    assert!(env.containers().is_empty());
 }

@@ -20,6 +20,7 @@ mod containers;
 mod exec;
 mod fleet;
 mod inspect;
+mod load;
 mod logs;
 mod network;
 mod snapshot;
@@ -29,6 +30,7 @@ pub use containers::{ContainerSpec, ContainerState, VolumeStorage};
 pub use exec::ExecOutput;
 pub use fleet::Listed;
 pub use inspect::{About, Published};
+pub use load::Layer;
 pub use logs::LogTail;
 
 /// Seconds any one API request may take (a build or a long pull of output included).

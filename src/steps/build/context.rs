@@ -99,15 +99,35 @@ fn append_tree<W: Write>(
     Ok(())
 }
 
+/// Counts and hashes the bytes written to it, keeping none: the first of a layered
+/// build's two passes, which gives the layer's size and digest before it is sent.
+#[derive(Default)]
+pub(super) struct Measure {
+    pub(super) size: u64,
+    pub(super) hash: Sha256,
+}
+
+impl Write for Measure {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.hash.update(data);
+        self.size += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes the app's files as they go into the image (no `run`: no builder): each
 /// artifact at its destination, owned by `owner`, entries sorted, times fixed. The same
-/// artifacts and playbook give the same bytes. Returns their SHA-256.
-pub(super) fn write_files(
-    out: ChunkWriter,
+/// artifacts and playbook give the same bytes. Returns the writer, flushed.
+pub(super) fn write_files<W: Write>(
+    out: W,
     trees: &[(String, PathBuf, Tree)],
     dests: &[String],
     owner: (u64, u64),
-) -> std::io::Result<String> {
+) -> std::io::Result<W> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     for ((_, dir, tree), to) in trees.iter().zip(dests) {
@@ -116,5 +136,19 @@ pub(super) fn write_files(
     }
     let mut out = tar.into_inner()?;
     out.flush()?;
-    Ok(crate::digest::hex(&out.hash.finalize()))
+    Ok(out)
+}
+
+/// The first path in the trees with a name that image layers reserve for deletions
+/// (`.wh.NAME`, `.wh..wh..opq`): the engine cannot hold such a file in an image (it
+/// refuses it even through a container), so the build names it instead.
+pub(super) fn whiteout_name(trees: &[(String, PathBuf, Tree)]) -> Option<(String, String)> {
+    trees.iter().find_map(|(from, _, tree)| {
+        tree.keys()
+            .find(|p| {
+                p.split(|b| *b == b'/')
+                    .any(|name| name.starts_with(b".wh."))
+            })
+            .map(|p| (from.clone(), String::from_utf8_lossy(p).into_owned()))
+    })
 }

@@ -6,14 +6,13 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 mod context;
+mod make;
 
 pub(crate) use context::CONTEXT_MTIME;
-use context::{ChunkWriter, write_files};
 
 use super::common::{LABEL_SOURCE, docker_err, labels};
 use super::live::Live;
@@ -181,6 +180,12 @@ async fn execute(
         trees.push((from.clone(), artifacts.join(from), tree));
     }
     refuse_credentials(b, &trees, cx.secrets())?;
+    if let Some((from, path)) = context::whiteout_name(&trees) {
+        return Err(StepError::fatal(format!(
+            "artifact `{from}` holds `{}`: names starting `.wh.` mark deletions in image layers and no image can hold such a file; exclude it (`fetch.exclude`) or rename it on the vendor host; nothing was built",
+            crate::escape::controls(&path)
+        )));
+    }
     let source = if b.copy.len() == 1 {
         sources
             .split_whitespace()
@@ -211,61 +216,68 @@ async fn execute(
     let undo = Undo::RemoveImage { tag: tag.clone() };
     let id = cx.intent(change, &undo)?;
     let t = std::time::Instant::now();
-    // The files go into a container of the base, the `run` commands (if any) run in it
-    // once, and it is committed with the image's configuration: no builder, one layer.
+    let files = make::Files {
+        trees: std::sync::Arc::new(trees),
+        dests: std::sync::Arc::new(b.copy.iter().map(|(_, to)| to.clone()).collect()),
+        owner: (0, 0),
+    };
+    // No `run`: the files are one layer on the base, loaded with no container at all.
+    // Otherwise (or on an engine that cannot load a layer alone) they go into a helper
+    // container of the base, the `run` commands run in it once, and it is committed: one layer either way.
+    let layered = b.run.is_empty() && engine.loads_partial_archives().await;
+    let named_owner = b.owner.as_deref().filter(|o| numeric_owner(o).is_none());
     let helper = format!("{}.build", tag.replace([':', '/'], "-"));
-    let part = super::common::part(
-        change,
-        &format!("through the helper container `{helper}` (removed once committed)"),
-    );
-    let hid = cx.intent(
-        &part,
-        &Undo::RemoveContainer {
-            name: helper.clone(),
-        },
-    )?;
-    let owner = match b.owner.as_deref() {
-        None => (0, 0),
-        Some(o) => match numeric_owner(o) {
-            Some(ids) => ids,
-            None => engine
+    let hid = if layered && named_owner.is_none() {
+        None
+    } else {
+        let part = super::common::part(
+            change,
+            &format!("through the helper container `{helper}` (removed once used)"),
+        );
+        Some(cx.intent(
+            &part,
+            &Undo::RemoveContainer {
+                name: helper.clone(),
+            },
+        )?)
+    };
+    let files = make::Files {
+        owner: match (b.owner.as_deref(), named_owner) {
+            (None, _) => (0, 0),
+            (Some(o), None) => numeric_owner(o).unwrap_or((0, 0)),
+            (Some(o), Some(_)) => engine
                 .owner_ids(&b.base, &helper, o)
                 .await
                 .map_err(|e| StepError::fatal(format!("`owner: {o}`: {e}")))?,
         },
+        ..files
     };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let out = ChunkWriter {
-        tx,
-        hash: Sha256::new(),
-        buf: Vec::new(),
-    };
-    let files = futures_util::stream::poll_fn(move |c| rx.poll_recv(c));
-    let dests: Vec<String> = b.copy.iter().map(|(_, to)| to.clone()).collect();
-    let writing = tokio::task::spawn_blocking(move || write_files(out, &trees, &dests, owner));
+    let config = image_config(b, labels.clone());
     let mut lines = Vec::new();
-    let built = Box::pin(engine.commit_build(
-        &b.base,
-        &helper,
-        &tag,
-        files,
-        image_config(b, labels.clone()),
-        &mut |l| lines.push(l.to_string()),
-    ))
-    .await;
+    let built = if layered {
+        make::layered(&engine, &b.base, &tag, &files, &config).await
+    } else {
+        make::committed(&engine, &b.base, &helper, &tag, &files, config, &mut |l| {
+            lines.push(l.to_string());
+        })
+        .await
+    };
     for l in &lines {
         cx.output(l);
     }
-    cx.done(&hid, &json!({}))?;
-    let context_sha256 = writing
-        .await
-        .map_err(|e| StepError::failed(format!("the context writer failed: {e}")))?
-        .map_err(|e| StepError::fatal(format!("cannot write the build context: {e}")))?;
-    let image_id = built.map_err(docker_err)?;
+    if let Some(hid) = hid {
+        cx.done(&hid, &json!({}))?;
+    }
+    let (image_id, context_sha256) = built.map_err(docker_err)?;
     cx.output(&format!(
-        "image {tag} ({}) made in {:.1} s (the files committed onto the base in one layer{})",
+        "image {tag} ({}) made in {:.1} s ({}{})",
         short(&image_id),
         t.elapsed().as_secs_f64(),
+        if layered {
+            "the files loaded as one layer on the base, no container"
+        } else {
+            "the files committed onto the base in one layer"
+        },
         if b.run.is_empty() {
             String::new()
         } else {
@@ -278,7 +290,7 @@ async fn execute(
         "context_sha256": context_sha256,
         "source_sha256": source,
         "labels": labels,
-        "builder": "commit",
+        "builder": if layered { "load" } else { "commit" },
     });
     cx.done(&id, &facts)?;
     Ok(facts)
@@ -442,6 +454,8 @@ async fn probe(
 mod tests {
     use super::*;
     use crate::artifact::manifest::{manifest_bytes, tree_bytes};
+    use bytes::Bytes;
+    use context::{ChunkWriter, write_files};
 
     /// An artifact as a fetch leaves it: `artifacts/code/` with its manifest and tree file.
     fn artifact(artifacts: &Path) {
@@ -492,17 +506,23 @@ mod tests {
                 hash: Sha256::new(),
                 buf: Vec::new(),
             };
-            let digest = write_files(
-                out,
-                &[("code".into(), d.path().join("code"), tree)],
-                &["/var/www".to_string()],
-                (33, 33),
-            )
-            .expect("writes");
+            let trees = [("code".into(), d.path().join("code"), tree)];
+            let dests = ["/var/www".to_string()];
+            let digest = crate::digest::hex(
+                &write_files(out, &trees, &dests, (33, 33))
+                    .expect("writes")
+                    .hash
+                    .finalize(),
+            );
+            // The first pass of a layered build measures the same bytes.
+            let m = write_files(context::Measure::default(), &trees, &dests, (33, 33))
+                .expect("measures");
+            assert_eq!(crate::digest::hex(&m.hash.finalize()), digest);
             let mut bytes = Vec::new();
             while let Ok(b) = rx.try_recv() {
                 bytes.extend_from_slice(&b);
             }
+            assert_eq!(m.size, bytes.len() as u64);
             (digest, bytes)
         };
         let (a, bytes) = context();
