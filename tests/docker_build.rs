@@ -416,8 +416,20 @@ fn run_commands_and_an_owner_by_name_are_made_without_the_builder() {
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap_or_default();
     assert!(
         log.contains("made-by-run"),
-        "the commands' output is shown: {log}"
+        "the commands' output is in the log: {log}"
     );
+    // On the terminal a line a phase; every line with --verbose.
+    let said = text(&out.stderr);
+    assert!(!said.contains("made-by-run"), "{said}");
+    assert!(
+        said.contains("ran 3 `run` command(s) in the helper: 1 line(s) of output"),
+        "{said}"
+    );
+    assert!(said.contains("verified 2 file(s)"), "{said}");
+    assert_eq!(env.rollback("situs").status.code(), Some(0));
+    let out = env.run(&["run", "--verbose", pb.to_str().unwrap(), "--label", &label]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("    | made-by-run"));
     assert_eq!(env.rollback("situs").status.code(), Some(0));
 
     // A failing command fails the step with its status and last lines; nothing is left.

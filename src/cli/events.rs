@@ -19,6 +19,8 @@ use super::error::CliError;
 /// Prints events and writes them to the run's log.
 pub struct Reporter {
     json: bool,
+    /// Show [`Event::Detail`] lines (`--verbose`).
+    verbose: bool,
     _log: Option<tracing::subscriber::DefaultGuard>,
     /// On a terminal: the bar of the transfer in flight.
     tty: bool,
@@ -51,12 +53,22 @@ impl Reporter {
         let guard = log.map(open_log).transpose()?;
         Ok(Self {
             json,
+            verbose: false,
             _log: guard,
             tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             bar: None,
             last_line: None,
             headings: Vec::new(),
         })
+    }
+}
+
+impl Reporter {
+    /// Shows every line of a step's output, the details included (`--verbose`).
+    #[must_use]
+    pub fn verbose(mut self, on: bool) -> Self {
+        self.verbose = on;
+        self
     }
 }
 
@@ -68,6 +80,9 @@ impl EventSink for Reporter {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
             let _ = out.flush();
+            return;
+        }
+        if matches!(e, Event::Detail { .. }) && !self.verbose {
             return;
         }
         if let Event::Progress { step, bytes, total } = e {
@@ -189,7 +204,7 @@ fn human(e: &Event) -> Option<String> {
         }
         Event::ChangeStarted { summary, .. } => format!("    {summary}"),
         Event::ChangeDone { .. } | Event::Progress { .. } | Event::Undone { .. } => return None,
-        Event::Output { line, .. } => format!("    | {line}"),
+        Event::Output { line, .. } | Event::Detail { line, .. } => format!("    | {line}"),
         // Named: two steps of a pipelined pair print their lines interleaved.
         Event::StepDone {
             step, elapsed_ms, ..

@@ -46,6 +46,10 @@ pub struct RunArgs {
     /// Print events as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Show every line of a step's output (a build's `run` commands); without it a build
+    /// says a line a phase. `--json` and the run's log.jsonl always hold them all.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
     /// Take the app's lock from a holder on another host or a dead process.
     #[arg(long)]
     pub break_lock: bool,
@@ -182,6 +186,7 @@ fn execute(
     let (mut sink, rt) = match slot {
         Some(slot) => slot.start(&run)?,
         None => Reporter::start("boyong run", args.json, &run.log_path())
+            .map(|(r, rt)| (r.verbose(args.verbose), rt))
             .map(|(r, rt)| (Box::new(r) as Box<dyn EventSink>, rt))?,
     };
     let opts = RunOptions {

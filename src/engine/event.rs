@@ -117,6 +117,15 @@ pub enum Event {
         /// The line.
         line: String,
     },
+    /// A line of a step's output that a terminal shows only when asked (`--verbose`): a
+    /// build's `run` commands' lines, which the step sums up in an `Output` line. Always
+    /// in `--json` and the run's log.
+    Detail {
+        /// Step id.
+        step: String,
+        /// The line.
+        line: String,
+    },
     /// A step finished.
     StepDone {
         /// Step id.

@@ -344,6 +344,14 @@ impl StepCx<'_> {
             line: self.redactor.text(line),
         });
     }
+
+    /// Emits a detail line (redacted): shown on a terminal only with `--verbose`.
+    pub fn detail(&mut self, line: &str) {
+        self.out.emit(&Event::Detail {
+            step: self.step.clone(),
+            line: self.redactor.text(line),
+        });
+    }
 }
 
 #[cfg(test)]

@@ -179,6 +179,23 @@ async fn execute(
         });
         trees.push((from.clone(), artifacts.join(from), tree));
     }
+    let (count, bytes) =
+        trees
+            .iter()
+            .flat_map(|(_, _, t)| t.values())
+            .fold((0u64, 0u64), |(n, total), node| match node {
+                crate::artifact::Node::File { size, .. } => (n + 1, total + size),
+                _ => (n, total),
+            });
+    cx.output(&format!(
+        "verified {count} file(s), {}, against the manifest{}",
+        human_bytes(bytes),
+        if b.omit.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} delivered at deploy time left out)", b.omit.len())
+        }
+    ));
     refuse_credentials(b, &trees, cx.secrets())?;
     if let Some((from, path)) = context::whiteout_name(&trees) {
         return Err(StepError::fatal(format!(
@@ -263,7 +280,19 @@ async fn execute(
         .await
     };
     for l in &lines {
-        cx.output(l);
+        cx.detail(l);
+    }
+    if !b.run.is_empty() {
+        cx.output(&format!(
+            "ran {} `run` command(s) in the helper: {} line(s) of output{}",
+            b.run.len(),
+            lines.len(),
+            if lines.is_empty() {
+                ""
+            } else {
+                " (shown with --verbose; all in the run's log.jsonl)"
+            }
+        ));
     }
     if let Some(hid) = hid {
         cx.done(&hid, &json!({}))?;
