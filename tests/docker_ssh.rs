@@ -1,0 +1,291 @@
+//! `target.docker: ssh://USER@HOST:PORT`: the Docker API of the real engine spoken over an
+//! SSH channel (`direct-streamlocal`) to its socket, through a real OpenSSH sshd started on
+//! a free loopback port with keys made at test time (`AllowStreamLocalForwarding yes`).
+//! The same sshd is the vendor host. A migration (fetch, build, deploy behind an HTTP
+//! health check) plans, runs, shows in `status` and `status --check`, and rolls back
+//! through it. Health checks reach `127.0.0.1` as the target host sees it, through the SSH
+//! connection (`direct-tcpip`): with TCP forwarding refused by the sshd they fail, though
+//! the app answers on this machine. An unknown host key is refused with its fingerprint,
+//! a changed one as a possible man-in-the-middle; nothing is created. A playbook's `ssh://`
+//! target without its key or known_hosts is an error at its line and column.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+mod support;
+
+use support::docker::web_image;
+use support::env::Env;
+use support::{serves, site, text};
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The sshd's settings: the engine's socket and TCP forwarded (`tcp`: yes or no).
+fn forwarding(tcp: &str) -> String {
+    format!("AllowStreamLocalForwarding yes\nAllowTcpForwarding {tcp}\n")
+}
+
+impl Env {
+    /// An sshd (vendor host and engine host, forwarding TCP when `tcp` is `yes`), the
+    /// engine with busybox; `None` (the test skips) where one is missing.
+    fn ssh(test: &str, tcp: &str) -> Option<Self> {
+        let env = Self::builder(test)
+            .sshd_config(&forwarding(tcp))
+            .busybox()
+            .plan_fidelity()
+            .build()?;
+        env.write("vendor/www/index.html", "release 1\n");
+        Some(env)
+    }
+
+    /// `target:` for the engine behind the test's sshd, its host key checked against
+    /// `known_hosts`.
+    fn ssh_target(&self, known_hosts: &std::path::Path) -> String {
+        let s = self.sshd();
+        format!(
+            "target:\n  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n",
+            s.user,
+            s.port,
+            s.client_key.display(),
+            known_hosts.display()
+        )
+    }
+
+    /// fetch → build → deploy on the engine behind the sshd, health checked over HTTP.
+    fn migration(&self) -> PathBuf {
+        self.write(
+            "situs.yml",
+            format!(
+                "version: 1\napp: situs\n{vendor}{target}\
+                 steps:\n  - id: code\n    fetch: {{ path: {src} }}\n{image}{web}",
+                vendor = self.sshd().vendor_yaml(),
+                target = self.ssh_target(&self.sshd().known_hosts),
+                src = self.path("vendor/www").display(),
+                image = site::image_step("boyong-fixture/busybox:1"),
+                web = site::web_step(&self.name, self.port, "/", "5s", ""),
+            ),
+        )
+    }
+
+    /// A deploy of `image` only, on the engine behind the sshd, its key checked against
+    /// `known_hosts`.
+    fn deploy_only(&self, image: &str, known_hosts: &std::path::Path) -> PathBuf {
+        self.write(
+            "web.yml",
+            format!(
+                "version: 1\napp: situs\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\n{}\
+                 steps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {}\n      ports: [\"127.0.0.1:{}:8080\"]\n      health:\n        http: http://127.0.0.1:{}/\n        timeout: 3s\n        interval: 200ms\n",
+                self.ssh_target(known_hosts),
+                self.name,
+                self.port,
+                self.port
+            ),
+        )
+    }
+
+    /// The sshd with TCP forwarding `tcp` (yes/no) from now on: its configuration
+    /// rewritten and reloaded (SIGHUP); connections made before keep what they had.
+    fn reconfigure(&self, tcp: &str) {
+        let s = self.sshd();
+        let config = s.dir.path().join("sshd_config");
+        let old = std::fs::read_to_string(&config).unwrap();
+        let new = old
+            .replace(&forwarding("yes"), &forwarding(tcp))
+            .replace(&forwarding("no"), &forwarding(tcp));
+        assert!(new.contains(&forwarding(tcp)), "{new}");
+        std::fs::write(&config, new).unwrap();
+        let pid = std::fs::read_to_string(s.dir.path().join("sshd.pid")).unwrap();
+        let ok = Command::new("kill")
+            .args(["-HUP", pid.trim()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -HUP sshd");
+        // It re-executes itself and listens again.
+        std::thread::sleep(Duration::from_millis(300));
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "{}", s.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The one row of `boyong status ARGS --json`.
+    fn status_row(&self, args: &[&str]) -> (Output, serde_json::Value) {
+        let mut all = vec!["status", "--json"];
+        all.extend_from_slice(args);
+        let st = self.run(&all);
+        let rows: serde_json::Value = serde_json::from_slice(&st.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&st.stderr)));
+        let row = rows.as_array().unwrap()[0].clone();
+        (st, row)
+    }
+}
+
+/// The SHA-256 fingerprint of the public key file `pub_file` (`SHA256:…`).
+fn fingerprint(pub_file: &std::path::Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(pub_file)
+        .output()
+        .unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_migration_through_ssh_plans_runs_shows_in_status_is_checked_and_rolls_back() {
+    let Some(env) = Env::ssh("ssh-e2e", "yes") else {
+        return;
+    };
+    let pb = env.migration();
+    let endpoint = format!("ssh://{}@127.0.0.1:{}", env.sshd().user, env.sshd().port);
+
+    // The live plan asks the engine through the SSH connection.
+    let plan = env.run(&["plan", pb.to_str().unwrap()]);
+    let said = text(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(0), "{said}\n{}", text(&plan.stderr));
+    assert!(said.contains(&format!("at {endpoint}")), "{said}");
+    assert!(said.contains("boyong-fixture/busybox:1"), "{said}");
+
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(serves(env.port), "release 1");
+    assert_eq!(env.containers(), std::slice::from_ref(&env.name));
+
+    // Status asks the same engine over SSH (the playbook's key and known_hosts).
+    let (st, row) = env.status_row(&[]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    assert_eq!(row["target"], endpoint.as_str(), "{row}");
+    assert_eq!(row["live"], "checked", "{row}");
+    assert_eq!(row["container"]["state"], "running", "{row}");
+    assert_eq!(row["drift"], false, "{row}");
+
+    let (st, row) = env.status_row(&["--check"]);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    assert_eq!(row["check"]["ok"], true, "{row}");
+    assert!(
+        row["check"]["said"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("GET http://127.0.0.1:{}/ answered 200", env.port)),
+        "{row}"
+    );
+
+    // The check reaches 127.0.0.1 as the target host sees it, through the SSH
+    // connection: once the sshd refuses TCP forwarding it fails, though the app still
+    // answers on this machine.
+    env.reconfigure("no");
+    let (st, row) = env.status_row(&["--check"]);
+    assert_eq!(st.status.code(), Some(1), "{row}\n{}", text(&st.stderr));
+    assert_eq!(row["check"]["ok"], false, "{row}");
+    assert!(
+        row["check"]["said"]
+            .as_str()
+            .unwrap()
+            .contains("refuses to forward"),
+        "{row}"
+    );
+    assert_eq!(serves(env.port), "release 1");
+    env.reconfigure("yes");
+
+    let rb = env.rollback("situs");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(env.label().images().is_empty(), "the built image is removed");
+}
+
+#[test]
+fn the_health_gate_goes_through_the_ssh_connection_not_this_machine() {
+    let Some(env) = Env::ssh("ssh-health", "no") else {
+        return;
+    };
+    let image = web_image(env.label(), "web", "served");
+    let out = env.run_playbook(&env.deploy_only(&image, &env.sshd().known_hosts));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // The engine was driven (its socket forwarded); the check was refused by the sshd:
+    // it never reached this machine's 127.0.0.1, where the new container answered.
+    assert!(err.contains("refuses to forward to 127.0.0.1"), "{err}");
+    assert!(err.contains("rolled back") || err.contains("undone"), "{err}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+#[test]
+fn an_unknown_or_changed_host_key_of_the_target_is_refused_with_its_fingerprint() {
+    let Some(env) = Env::ssh("ssh-hostkey", "yes") else {
+        return;
+    };
+    let image = "boyong-fixture/busybox:1";
+    let offered = fingerprint(&env.sshd().dir.path().join("host_ed25519.pub"));
+
+    // Unknown: an empty known_hosts. The fingerprint and the line to add are given.
+    let empty = env.write("empty_known_hosts", "");
+    let out = env.run_playbook(&env.deploy_only(image, &empty));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is not in `target.known_hosts`") && err.contains(&offered),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "[127.0.0.1]:{} {}",
+            env.sshd().port,
+            env.sshd().host_key_pub
+        )),
+        "the line to add: {err}"
+    );
+    assert_eq!(std::fs::read_to_string(&empty).unwrap(), "", "never added");
+
+    // Changed: another key on record for the same host and port.
+    let other = env.path("other_host_key");
+    support::sshd::keygen(&other, "ed25519", "");
+    let other_pub = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_line: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    let changed = env.write(
+        "changed_known_hosts",
+        format!("[127.0.0.1]:{} {}\n", env.sshd().port, other_line.join(" ")),
+    );
+    let out = env.run_playbook(&env.deploy_only(image, &changed));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("HAS CHANGED") && err.contains(&offered),
+        "{err}"
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
+#[test]
+fn an_ssh_target_without_its_key_or_known_hosts_is_an_error_at_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let pb = dir.path().join("bad.yml");
+    std::fs::write(
+        &pb,
+        "version: 1\napp: situs\nvendor: { host: 127.0.0.1, user: x, identity: k, known_hosts: kh }\n\
+         target:\n  docker: ssh://deploy@10.30.0.8:0\n  tls: { ca: a, cert: b, key: c }\n\
+         steps:\n  - id: web\n    deploy: { image: busybox, name: web }\n",
+    )
+    .unwrap();
+    let out = support::boyong(&dir.path().join("state"))
+        .args(["validate", pb.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad.yml:5:11"), "the endpoint's place: {err}");
+    assert!(err.contains("port 0 is not a port"), "{err}");
+    assert!(err.contains("needs `identity`"), "{err}");
+    assert!(err.contains("needs `known_hosts`"), "{err}");
+    assert!(err.contains("bad.yml:6:8"), "tls's place: {err}");
+    assert!(!dir.path().join("state").exists(), "nothing written");
+}
