@@ -85,6 +85,10 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for 
 pub type Conn = Box<dyn Stream>;
 
 /// A connected engine.
+#[expect(
+    clippy::struct_field_names,
+    reason = "`docker` is bollard's client, used as `self.docker` in every module here"
+)]
 pub struct Docker {
     docker: bollard::Docker,
     endpoint: String,
@@ -213,13 +217,11 @@ impl Docker {
     /// # Errors
     /// The connection failed.
     pub async fn dial(&self, addr: &str) -> std::io::Result<Conn> {
-        match &self.tunnel {
-            Some(t) => t.dial(addr).await,
-            None => {
-                let s = tokio::net::TcpStream::connect(addr).await?;
-                Ok(Box::new(s))
-            }
+        if let Some(t) = &self.tunnel {
+            return t.dial(addr).await;
         }
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        Ok(Box::new(s))
     }
 
     /// The id (`sha256:…`) of an image, or `None` if the engine does not have it.
@@ -391,7 +393,7 @@ fn connect_error(endpoint: &DockerEndpoint, name: &str, e: &bollard::errors::Err
             socket,
             ..
         } => format!(
-            "is the engine running there with its socket at {s}, may {user} use it (root or the `docker` group), and does that sshd allow `AllowStreamLocalForwarding`? Check with `ssh -p {port} {user}@{host} docker -H unix://{s} info`",
+            "is the engine running there with its socket at {s}, may {user} use it (root or the `docker` group), and does that sshd allow forwarding (OpenSSH needs both `AllowStreamLocalForwarding` and `AllowTcpForwarding`, yes or local)? Check with `ssh -p {port} {user}@{host} docker -H unix://{s} info`",
             s = socket.display()
         ),
     };

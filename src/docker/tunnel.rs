@@ -101,7 +101,9 @@ impl Tunnel {
 
 /// The request with its URI in origin form (`/v1.41/…`) and a `Host` header: what an
 /// HTTP/1.1 server expects on a connection of its own.
-fn origin_form(req: bollard::BollardRequest) -> Result<bollard::BollardRequest, bollard::errors::Error> {
+fn origin_form(
+    req: bollard::BollardRequest,
+) -> Result<bollard::BollardRequest, bollard::errors::Error> {
     let (mut parts, body) = req.into_parts();
     let path = parts
         .uri

@@ -224,7 +224,10 @@ impl<'a> FrontProxy<'a> {
             // accept as before the reload (the old ones, told to quit, say "shutting down"
             // or are gone), so no new connection meets the old configuration.
             served = served
-                || generation(self.engine, &http_address(self.front)).await.as_deref() == Some(want.as_str());
+                || generation(self.engine, &http_address(self.front))
+                    .await
+                    .as_deref()
+                    == Some(want.as_str());
             if served && self.workers().await? <= workers {
                 return Ok(t.elapsed());
             }

@@ -284,27 +284,25 @@ impl Validator<'_> {
                 }
             }
         }
-        let identity = match &r.identity {
-            Some(id) => Some(self.path(id, "target.identity")),
-            None => {
-                self.error(
-                    d.loc,
-                    "an `ssh://` target needs `identity`",
-                    "add `identity: keys/target_ed25519` (a key whose public half is in the remote user's authorized_keys)",
-                );
-                None
-            }
+        let identity = if let Some(id) = &r.identity {
+            Some(self.path(id, "target.identity"))
+        } else {
+            self.error(
+                d.loc,
+                "an `ssh://` target needs `identity`",
+                "add `identity: keys/target_ed25519` (a key whose public half is in the remote user's authorized_keys)",
+            );
+            None
         };
-        let known_hosts = match &r.known_hosts {
-            Some(k) => Some(self.path(k, "target.known_hosts")),
-            None => {
-                self.error(
-                    d.loc,
-                    "an `ssh://` target needs `known_hosts`",
-                    "add `known_hosts: keys/known_hosts` holding the server's host key (`ssh-keyscan`, checked with its administrators)",
-                );
-                None
-            }
+        let known_hosts = if let Some(k) = &r.known_hosts {
+            Some(self.path(k, "target.known_hosts"))
+        } else {
+            self.error(
+                d.loc,
+                "an `ssh://` target needs `known_hosts`",
+                "add `known_hosts: keys/known_hosts` holding the server's host key (`ssh-keyscan`, checked with its administrators)",
+            );
+            None
         };
         let socket = match &r.socket {
             Some(s) => {
@@ -343,7 +341,16 @@ fn parse_ssh(rest: &str) -> Result<(String, String, u16), &'static str> {
     }
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (h, after) = v6.split_once(']').ok_or("`[` without `]`")?;
-        (h, after.strip_prefix(':').map(Some).unwrap_or(None))
+        let port = if after.is_empty() {
+            None
+        } else {
+            Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("expected `:PORT` after `]`")?,
+            )
+        };
+        (h, port)
     } else {
         match hostport.split_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -375,7 +382,10 @@ mod tests {
     fn an_ssh_endpoint_gives_its_user_host_and_port() {
         let p = |s: &str| parse_ssh(s).map(|(u, h, p)| format!("{u} {h} {p}"));
         assert_eq!(p("deploy@10.30.0.8"), Ok("deploy 10.30.0.8 22".into()));
-        assert_eq!(p("root@gov.example:2222"), Ok("root gov.example 2222".into()));
+        assert_eq!(
+            p("root@gov.example:2222"),
+            Ok("root gov.example 2222".into())
+        );
         assert_eq!(p("a@[::1]:2200"), Ok("a ::1 2200".into()));
         assert_eq!(p("a@[::1]"), Ok("a ::1 22".into()));
         assert!(p("10.30.0.8").is_err());

@@ -491,13 +491,19 @@ fn forward_error(addr: &str, to: &str, e: russh::Error) -> std::io::Error {
     use russh::ChannelOpenFailure as F;
     use std::io::{Error, ErrorKind as K};
     match e {
+        // OpenSSH answers so both when nothing listens and when it does not permit the
+        // forwarding (for a socket, always: `AllowTcpForwarding no` refuses sockets too).
         russh::Error::ChannelOpenFailure(F::ConnectFailed) => Error::new(
             K::ConnectionRefused,
-            format!("connection refused: {addr} could not connect to {to}"),
+            format!(
+                "{addr} could not connect to {to} (refused, missing, or not permitted by that sshd)"
+            ),
         ),
         russh::Error::ChannelOpenFailure(F::AdministrativelyProhibited) => Error::new(
             K::PermissionDenied,
-            format!("the SSH server {addr} refuses to forward to {to} (its AllowTcpForwarding / AllowStreamLocalForwarding, or the login's restrictions)"),
+            format!(
+                "the SSH server {addr} refuses to forward to {to} (its AllowTcpForwarding / AllowStreamLocalForwarding, or the login's restrictions)"
+            ),
         ),
         russh::Error::ChannelOpenFailure(f) => Error::other(format!(
             "the SSH server {addr} did not open a channel to {to}: {f:?}"

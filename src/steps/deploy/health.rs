@@ -124,15 +124,11 @@ async fn try_check(engine: &Docker, container: &str, check: &HealthCheck) -> Res
                 }),
             }
         }
-        HealthCheck::Tcp(addr) => engine
-            .dial(addr)
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                let mut f = Failure::io(addr, &e);
-                f.reason = format!("{addr}: {}", f.reason);
-                f
-            }),
+        HealthCheck::Tcp(addr) => engine.dial(addr).await.map(|_| ()).map_err(|e| {
+            let mut f = Failure::io(addr, &e);
+            f.reason = format!("{addr}: {}", f.reason);
+            f
+        }),
         HealthCheck::Cmd(cmd) => match engine.exec_code(container, cmd).await {
             Ok(0) => Ok(()),
             Ok(c) => Err(Failure::plain(format!("`{}` exited {c}", cmd.join(" ")))),
