@@ -286,3 +286,77 @@ fn an_ssh_target_without_its_key_or_known_hosts_is_an_error_at_its_place() {
     );
     assert!(!dir.path().join("state").exists(), "nothing written");
 }
+
+#[test]
+fn a_routed_deploy_through_ssh_checks_the_release_and_the_proxy_from_the_target_host() {
+    let Some(env) = Env::ssh("ssh-route", "yes") else {
+        return;
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let built = Command::new("bash")
+        .arg(format!("{root}/fixtures/base-images.sh"))
+        .arg("front")
+        .status()
+        .unwrap();
+    assert!(built.success(), "fixtures/base-images.sh front failed");
+    let front = format!("{}-front", env.name);
+    let (http, https) = (support::free_port(), support::free_port());
+    let host = "izin.ssh.test";
+    let pb = env.write(
+        "routed.yml",
+        format!(
+            "version: 1\napp: routed\n{vendor}{target}  front: {{ name: {front}, http: \"127.0.0.1:{http}\", https: \"127.0.0.1:{https}\" }}\n\
+             steps:\n  - id: code\n    fetch: {{ path: {src} }}\n{image}\
+             \x20 - id: web\n    deploy:\n      image: image\n      name: {name}\n      route: {{ host: {host}, port: 8080, drain: 1s }}\n      health:\n        http: http://127.0.0.1/index.html\n        timeout: 20s\n        interval: 100ms\n",
+            vendor = env.sshd().vendor_yaml(),
+            target = env.ssh_target(&env.sshd().known_hosts),
+            src = env.path("vendor/www").display(),
+            image = site::image_step("boyong-fixture/busybox:1"),
+            name = env.name,
+        ),
+    );
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Served through the proxy (its listener is on this machine too, as the engine is).
+    let got = {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        write!(s, "GET / HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut b = String::new();
+        s.read_to_string(&mut b).unwrap();
+        b
+    };
+    assert!(got.contains("release 1"), "{got}");
+
+    // The new release was checked at its own address on the front's network, and the
+    // proxy at its listener: both through the SSH connection.
+    let log = env.sshd().log();
+    let forwarded = |needle: &str| {
+        log.lines()
+            .any(|l| l.contains("direct_tcpip") && l.contains(needle))
+    };
+    assert!(forwarded("port 8080"), "the release's own address:\n{log}");
+    assert!(
+        forwarded(&format!("target 127.0.0.1 port {http}")),
+        "the proxy's listener:\n{log}"
+    );
+
+    let (st, row) = env.status_row(&["--check"]);
+    assert_eq!(st.status.code(), Some(0), "{row}\n{}", text(&st.stderr));
+    assert!(
+        row["check"]["said"]
+            .as_str()
+            .unwrap()
+            .contains("through the front proxy answered 200"),
+        "{row}"
+    );
+
+    let rb = env.rollback("routed");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(
+        !support::docker::exists("container", &front),
+        "the proxy this run made is removed"
+    );
+}
