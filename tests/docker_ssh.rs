@@ -159,6 +159,15 @@ fn a_migration_through_ssh_plans_runs_shows_in_status_is_checked_and_rolls_back(
         "no health check through the sshd:\n{}",
         env.sshd().log()
     );
+    // The engine host's key is journaled, for auditors.
+    let offered = fingerprint(&env.sshd().dir.path().join("host_ed25519.pub"));
+    let noted: Vec<String> = support::journal(&env.last_run("situs"))
+        .iter()
+        .filter(|r| r["kind"] == "target-host-key")
+        .map(|r| r["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(noted.len(), 1, "{noted:?}");
+    assert!(noted[0].contains(&offered), "{noted:?}");
 
     // Status asks the same engine over SSH (the playbook's key and known_hosts).
     let (st, row) = env.status_row(&[]);
