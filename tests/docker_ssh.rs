@@ -369,3 +369,39 @@ fn a_routed_deploy_through_ssh_checks_the_release_and_the_proxy_from_the_target_
         "the proxy this run made is removed"
     );
 }
+
+#[test]
+fn a_loopback_health_check_with_a_remote_tcp_engine_is_warned_about_and_not_over_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, target: &str| {
+        let pb = dir.path().join(name);
+        std::fs::write(
+            &pb,
+            format!(
+                "version: 1\napp: situs\nvendor: {{ host: 127.0.0.1, user: x, identity: k, known_hosts: kh }}\n\
+                 target:\n{target}steps:\n  - id: web\n    deploy:\n      image: busybox:1\n      name: web\n      ports: [\"127.0.0.1:8080:8080\"]\n      health: {{ http: \"http://127.0.0.1:8080/\" }}\n"
+            ),
+        )
+        .unwrap();
+        let out = support::boyong(&dir.path().join("state"))
+            .args(["validate", pb.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let warning = "this machine's loopback: over `tcp://` checks are made from here";
+    let tcp = write(
+        "tcp.yml",
+        "  docker: tcp://10.30.0.8:2376\n  tls: { ca: a, cert: b, key: c }\n",
+    );
+    assert!(
+        tcp.contains(warning) && tcp.contains("tcp.yml:13:"),
+        "{tcp}"
+    );
+    let ssh = write(
+        "ssh.yml",
+        "  docker: ssh://deploy@10.30.0.8\n  identity: k\n  known_hosts: kh\n",
+    );
+    assert!(!ssh.contains(warning), "{ssh}");
+}

@@ -41,6 +41,9 @@ pub(super) struct Validator<'a> {
     pub(super) assess: Option<super::assess::Assess>,
     /// The target engine is reached over `ssh://` (its addresses are not this machine's).
     pub(super) ssh_target: bool,
+    /// The target engine is reached over `tcp://` on another host (checks are still made
+    /// from here).
+    pub(super) tcp_target: bool,
 }
 
 /// Validates a shape-checked raw playbook.
@@ -62,6 +65,7 @@ pub fn validate(
         steps: Vec::new(),
         assess: None,
         ssh_target: false,
+        tcp_target: false,
     };
     if raw.version.value != 1 {
         v.error(
@@ -88,6 +92,8 @@ pub fn validate(
         .as_ref()
         .and_then(|t| t.value.docker.as_ref())
         .is_some_and(|d| d.value.starts_with("ssh://"));
+    v.tcp_target = matches!(&target.docker, super::model::DockerEndpoint::Tcp { host, .. }
+        if !(host.starts_with("127.") || host == "localhost" || host == "::1" || host == "[::1]"));
     v.assess = raw.assess.as_ref().and_then(|a| v.assess(a));
     v.index_steps(&raw.steps.value);
     if raw.steps.value.is_empty() {
