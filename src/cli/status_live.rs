@@ -20,7 +20,8 @@ const ENGINE_TIME: Duration = Duration::from_secs(5);
 pub type Found = Result<Option<Listed>, String>;
 
 /// The endpoint of `target` (a plan's `target`): a Unix socket as is; a TLS engine with
-/// the certificates named by the playbook the run came from.
+/// the certificates, or an `ssh://` engine with the key and known_hosts, named by the
+/// playbook the run came from.
 fn endpoint(target: &str, playbook_path: &str) -> Result<DockerEndpoint, String> {
     if let Some(path) = target.strip_prefix("unix://") {
         return Ok(DockerEndpoint::Unix(PathBuf::from(path)));
@@ -136,15 +137,17 @@ pub fn checks(apps: &[(&Scanned, &str)]) -> HashMap<String, Result<String, Strin
             let check = a.health.as_ref()?;
             let engine = engines.get(a.target.as_deref()?)?;
             Some(async move {
+                // Addresses are reached from the engine's host (through the SSH connection
+                // of an `ssh://` engine), as the run's own health gate reached them.
                 let r = match (engine, &a.route) {
+                    (Err(e), _) => Err(e.clone()),
                     // A routed app is checked as its users reach it: through the proxy.
-                    (_, Some(route)) => tokio::time::timeout(
+                    (Ok(engine), Some(route)) => tokio::time::timeout(
                         CHECK_TIME,
-                        boyong::steps::check_route(&route.front_http, &route.host, check),
+                        boyong::steps::check_route(engine, &route.front_http, &route.host, check),
                     )
                     .await
                     .unwrap_or_else(|_| Err(format!("no answer within {CHECK_TIME:?}"))),
-                    (Err(e), None) => Err(e.clone()),
                     (Ok(engine), None) => tokio::time::timeout(
                         CHECK_TIME,
                         boyong::steps::check_health(engine, container, check),

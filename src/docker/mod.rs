@@ -1,8 +1,11 @@
 //! The target's Docker Engine, through its API (bollard): images for now.
 //!
-//! Owns [`Docker`]: connecting (a Unix socket, or `tcp://` with TLS client certificates;
-//! version negotiated), image lookup, streaming a build context into the build endpoint
-//! without a temporary copy, and removing an image tag. Every error names what to do.
+//! Owns [`Docker`]: connecting (a Unix socket, `tcp://` with TLS client certificates, or
+//! `ssh://` to a remote engine's socket through an SSH connection, `tunnel.rs`; version
+//! negotiated), image lookup, streaming a build context into the build endpoint without a
+//! temporary copy, and removing an image tag; and [`Docker::dial`], a TCP connection made
+//! from the engine's host (through the SSH connection for `ssh://`), for every check that
+//! reaches an address on the target. Every error names what to do.
 //!
 //! Over TCP the engine's certificate must chain to the playbook's `tls.ca` and nothing else
 //! (not the system's roots, as `docker --tlsverify --tlscacert` does), and must name the
@@ -24,6 +27,7 @@ mod load;
 mod logs;
 mod network;
 mod snapshot;
+mod tunnel;
 
 pub use commit::ImageConfig;
 pub use containers::{ContainerSpec, ContainerState, VolumeStorage};
@@ -65,12 +69,33 @@ pub enum DockerError {
     /// Another API error.
     #[error("Docker Engine: {0}")]
     Api(String),
+    /// The SSH connection to a remote engine's host failed: unknown or changed host key,
+    /// login refused, forwarding refused. A retry will not help.
+    #[error("SSH to the Docker Engine at {endpoint}: {reason}")]
+    Ssh {
+        /// Where.
+        endpoint: String,
+        /// Why, and what to do.
+        reason: String,
+    },
 }
 
+/// A byte stream to an address on the target host (a TCP connection, or an SSH channel).
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+/// A connection made by [`Docker::dial`].
+pub type Conn = Box<dyn Stream>;
+
 /// A connected engine.
+#[expect(
+    clippy::struct_field_names,
+    reason = "`docker` is bollard's client, used as `self.docker` in every module here"
+)]
 pub struct Docker {
     docker: bollard::Docker,
     endpoint: String,
+    /// For `ssh://`: the SSH connection every request and [`Docker::dial`] goes through.
+    tunnel: Option<tunnel::Tunnel>,
 }
 
 impl Docker {
@@ -81,7 +106,31 @@ impl Docker {
     /// [`DockerError::Tls`]: a certificate file is unusable or the handshake failed.
     pub async fn connect(endpoint: &DockerEndpoint) -> Result<Self, DockerError> {
         let name = endpoint.to_string();
+        let mut tunnel = None;
         let docker = match endpoint {
+            DockerEndpoint::Ssh {
+                user,
+                host,
+                port,
+                identity,
+                known_hosts,
+                socket,
+            } => {
+                let t = tunnel::Tunnel::open(&tunnel::Remote {
+                    user,
+                    host,
+                    port: *port,
+                    identity,
+                    known_hosts,
+                })
+                .await
+                .map_err(|e| ssh_error(&name, known_hosts, e))?;
+                let client = t
+                    .client(&socket.display().to_string(), REQUEST_TIMEOUT_SECS)
+                    .map_err(|e| connect_error(endpoint, &name, &e))?;
+                tunnel = Some(t);
+                client
+            }
             DockerEndpoint::Unix(path) => bollard::Docker::connect_with_unix(
                 &path.display().to_string(),
                 REQUEST_TIMEOUT_SECS,
@@ -147,12 +196,34 @@ impl Docker {
         Ok(Self {
             docker,
             endpoint: name,
+            tunnel,
         })
     }
 
     /// The endpoint, as the playbook names it.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// For `ssh://`: the host key the engine's host proved it holds
+    /// (`HOST:PORT ALGORITHM SHA256:…`).
+    pub fn host_key(&self) -> Option<&str> {
+        self.tunnel.as_ref().and_then(tunnel::Tunnel::host_key)
+    }
+
+    /// A TCP connection to `addr` (`HOST:PORT`) as the engine's host makes it: through the
+    /// SSH connection (`direct-tcpip`) for an `ssh://` engine, so that `127.0.0.1` means
+    /// the target host; from this machine otherwise. Nothing listening there is
+    /// [`std::io::ErrorKind::ConnectionRefused`] either way.
+    ///
+    /// # Errors
+    /// The connection failed.
+    pub async fn dial(&self, addr: &str) -> std::io::Result<Conn> {
+        if let Some(t) = &self.tunnel {
+            return t.dial(addr).await;
+        }
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        Ok(Box::new(s))
     }
 
     /// The id (`sha256:…`) of an image, or `None` if the engine does not have it.
@@ -317,10 +388,61 @@ fn connect_error(endpoint: &DockerEndpoint, name: &str, e: &bollard::errors::Err
         DockerEndpoint::Tcp { host, port, .. } => format!(
             "is the engine running and listening there? Check with `docker --tlsverify -H tcp://{host}:{port} info` and the same certificates"
         ),
+        DockerEndpoint::Ssh {
+            user,
+            host,
+            port,
+            socket,
+            ..
+        } => format!(
+            "is the engine running there with its socket at {s}, may {user} use it (root or the `docker` group), and does that sshd allow forwarding (OpenSSH needs both `AllowStreamLocalForwarding` and `AllowTcpForwarding`, yes or local)? Check with `ssh -p {port} {user}@{host} docker -H unix://{s} info`",
+            s = socket.display()
+        ),
     };
     DockerError::Unreachable {
         endpoint: name.to_string(),
         reason: format!("{}; {check}", one_line(&why)),
+    }
+}
+
+/// A failed SSH login to a remote engine's host, in the target's terms: an unknown host
+/// key refused with its fingerprint and the line to add to `target.known_hosts`; a changed
+/// one refused as a possible man-in-the-middle; an unreachable host as
+/// [`DockerError::Unreachable`] (a retry may help).
+fn ssh_error(name: &str, known_hosts: &Path, e: crate::ssh::SshError) -> DockerError {
+    use crate::ssh::SshError as S;
+    let file = known_hosts.display();
+    let reason = match e {
+        S::Unreachable { .. } | S::TimedOut { .. } => {
+            return DockerError::Unreachable {
+                endpoint: name.to_string(),
+                reason: format!("{e}; is the host up and its sshd listening on that port?"),
+            };
+        }
+        S::HostKeyUnknown {
+            addr,
+            fingerprint,
+            line,
+            ..
+        } => format!(
+            "host key of {addr} is not in `target.known_hosts` {file}: refused. Its {fingerprint}; after checking it with the server's administrators, add this line to {file}:\n{line}"
+        ),
+        S::HostKeyChanged {
+            addr,
+            fingerprint,
+            lines,
+            ..
+        } => format!(
+            "HOST KEY OF {addr} HAS CHANGED: refused. The server offered {fingerprint}, but `target.known_hosts` {file} line {lines} holds another key. Someone may be intercepting the connection (man-in-the-middle), or the server was reinstalled: confirm the new key with its administrators out of band before editing {file}."
+        ),
+        S::AuthFailed { .. } => format!(
+            "{e}: is the public half of `target.identity` in that user's ~/.ssh/authorized_keys?"
+        ),
+        other => other.to_string(),
+    };
+    DockerError::Ssh {
+        endpoint: name.to_string(),
+        reason,
     }
 }
 

@@ -121,7 +121,8 @@ pub fn generation_conf(n: u64) -> String {
     )
 }
 
-/// Where boyong reaches the proxy's HTTP listener on this machine.
+/// Where boyong reaches the proxy's HTTP listener, from the engine's host
+/// ([`crate::docker::Docker::dial`]: through the SSH connection of an `ssh://` engine).
 pub fn http_address(front: &Front) -> String {
     let (a, p) = &front.http;
     let a = if a == "0.0.0.0" { "127.0.0.1" } else { a };

@@ -91,10 +91,7 @@ impl<'a> FrontProxy<'a> {
         }
         // It serves once it answers (its first generation is 0: none written yet).
         let t = Instant::now();
-        while tokio::net::TcpStream::connect(http_address(f))
-            .await
-            .is_err()
-        {
+        while self.engine.dial(&http_address(f)).await.is_err() {
             if t.elapsed() > RELOAD_WAIT {
                 return Err(DockerError::Api(format!(
                     "the front proxy `{}` does not answer on {}",
@@ -227,7 +224,10 @@ impl<'a> FrontProxy<'a> {
             // accept as before the reload (the old ones, told to quit, say "shutting down"
             // or are gone), so no new connection meets the old configuration.
             served = served
-                || generation(&http_address(self.front)).await.as_deref() == Some(want.as_str());
+                || generation(self.engine, &http_address(self.front))
+                    .await
+                    .as_deref()
+                    == Some(want.as_str());
             if served && self.workers().await? <= workers {
                 return Ok(t.elapsed());
             }
@@ -283,8 +283,8 @@ impl<'a> FrontProxy<'a> {
 }
 
 /// The generation the proxy at `addr` serves, if it answers.
-async fn generation(addr: &str) -> Option<String> {
-    let mut s = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+async fn generation(engine: &Docker, addr: &str) -> Option<String> {
+    let mut s = tokio::time::timeout(Duration::from_secs(2), engine.dial(addr))
         .await
         .ok()?
         .ok()?;

@@ -1,9 +1,12 @@
 //! The rules of the hosts: the vendor (address, login, key or password, known_hosts,
-//! legacy algorithms) and the target engine (a Unix socket, or `tcp://` with TLS files).
+//! legacy algorithms) and the target engine (a Unix socket, `tcp://` with TLS files, or
+//! `ssh://user@host[:port]` with a key, known_hosts and the remote socket).
 
 use std::path::PathBuf;
 
-use super::model::{DockerEndpoint, LEGACY_ALGORITHMS, Target, Vendor, VendorAuth};
+use super::model::{
+    DEFAULT_DOCKER_SOCKET, DockerEndpoint, LEGACY_ALGORITHMS, Target, Vendor, VendorAuth,
+};
 use super::raw::{RawTarget, RawVendor};
 use super::validate::Validator;
 use super::yaml::Sp;
@@ -150,6 +153,25 @@ impl Validator<'_> {
         };
         let Some(raw) = raw else { return default };
         let r = &raw.value;
+        let ssh = r
+            .docker
+            .as_ref()
+            .is_some_and(|d| d.value.starts_with("ssh://"));
+        if !ssh {
+            for (field, v) in [
+                ("identity", &r.identity),
+                ("known_hosts", &r.known_hosts),
+                ("socket", &r.socket),
+            ] {
+                if let Some(v) = v {
+                    self.error(
+                        v.loc,
+                        format!("`{field}` applies to an `ssh://` endpoint"),
+                        "add `docker: ssh://USER@HOST`, or remove it",
+                    );
+                }
+            }
+        }
         let Some(d) = &r.docker else {
             if let Some(tls) = &r.tls {
                 self.error(
@@ -213,11 +235,164 @@ impl Validator<'_> {
                 front,
             };
         }
+        if let Some(rest) = url.strip_prefix("ssh://") {
+            return match self.ssh_target(d, rest, r) {
+                Some(docker) => Target { docker, front },
+                None => default,
+            };
+        }
         self.error(
             d.loc,
             format!("`{url}` is not a Docker endpoint"),
-            "expected `unix:///path/to/docker.sock` or `tcp://HOST:PORT`",
+            "expected `unix:///path/to/docker.sock`, `tcp://HOST:PORT` or `ssh://USER@HOST[:PORT]`",
         );
         default
+    }
+
+    /// `target.docker: ssh://USER@HOST[:PORT]` (`rest` is what follows `ssh://`) with its
+    /// `identity`, `known_hosts` and `socket`; `None` after an error.
+    fn ssh_target(&mut self, d: &Sp<String>, rest: &str, r: &RawTarget) -> Option<DockerEndpoint> {
+        let before = self.errors();
+        if let Some(tls) = &r.tls {
+            self.error(
+                tls.loc,
+                "`tls` applies to a `tcp://` endpoint; over `ssh://` the SSH connection is the encryption",
+                "remove it",
+            );
+        }
+        let parsed = parse_ssh(rest);
+        match &parsed {
+            Err(why) => self.error(
+                d.loc,
+                format!("`ssh://{rest}` is not a valid ssh endpoint: {why}"),
+                "expected `ssh://USER@HOST` or `ssh://USER@HOST:PORT`, e.g. `ssh://deploy@10.30.0.8`",
+            ),
+            Ok((user, host, _)) => {
+                if !is_user_name(user) {
+                    self.error(
+                        d.loc,
+                        format!("`{user}` is not a user name"),
+                        "expected letters, digits, `.`, `_` and `-`, not starting with `-`",
+                    );
+                }
+                if !is_host(host) {
+                    self.error(
+                        d.loc,
+                        format!("`{host}` is not a host name or address"),
+                        "expected e.g. `10.30.0.8` or `docker.kota.go.id`",
+                    );
+                }
+            }
+        }
+        let identity = if let Some(id) = &r.identity {
+            Some(self.path(id, "target.identity"))
+        } else {
+            self.error(
+                d.loc,
+                "an `ssh://` target needs `identity`",
+                "add `identity: keys/target_ed25519` (a key whose public half is in the remote user's authorized_keys)",
+            );
+            None
+        };
+        let known_hosts = if let Some(k) = &r.known_hosts {
+            Some(self.path(k, "target.known_hosts"))
+        } else {
+            self.error(
+                d.loc,
+                "an `ssh://` target needs `known_hosts`",
+                "add `known_hosts: keys/known_hosts` holding the server's host key (`ssh-keyscan`, checked with its administrators)",
+            );
+            None
+        };
+        let socket = match &r.socket {
+            Some(s) => {
+                let text = self.text(s, "target.socket");
+                if !text.starts_with('/') || text.chars().any(char::is_whitespace) {
+                    self.error(
+                        s.loc,
+                        format!("`{text}` is not an absolute socket path"),
+                        "expected e.g. `/var/run/docker.sock`",
+                    );
+                }
+                PathBuf::from(text)
+            }
+            None => PathBuf::from(DEFAULT_DOCKER_SOCKET),
+        };
+        let (user, host, port) = parsed.ok()?;
+        if self.errors() > before {
+            return None;
+        }
+        Some(DockerEndpoint::Ssh {
+            user,
+            host,
+            port,
+            identity: identity?,
+            known_hosts: known_hosts?,
+            socket,
+        })
+    }
+}
+
+/// `USER@HOST[:PORT]` (an IPv6 address in brackets): its parts, or why not.
+fn parse_ssh(rest: &str) -> Result<(String, String, u16), &'static str> {
+    let (user, hostport) = rest.split_once('@').ok_or("no `USER@`")?;
+    if user.is_empty() {
+        return Err("the user is empty");
+    }
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("`[` without `]`")?;
+        let port = if after.is_empty() {
+            None
+        } else {
+            Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("expected `:PORT` after `]`")?,
+            )
+        };
+        (h, port)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("the host is empty");
+    }
+    if host.contains('/') {
+        return Err("a path is not part of it (name the socket in `socket`)");
+    }
+    let port = match port {
+        None => 22,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) => return Err("port 0 is not a port (expected 1 to 65535)"),
+            Ok(p) => p,
+            Err(_) => return Err("the port is not a number from 1 to 65535"),
+        },
+    };
+    Ok((user.to_string(), host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ssh;
+
+    #[test]
+    fn an_ssh_endpoint_gives_its_user_host_and_port() {
+        let p = |s: &str| parse_ssh(s).map(|(u, h, p)| format!("{u} {h} {p}"));
+        assert_eq!(p("deploy@10.30.0.8"), Ok("deploy 10.30.0.8 22".into()));
+        assert_eq!(
+            p("root@gov.example:2222"),
+            Ok("root gov.example 2222".into())
+        );
+        assert_eq!(p("a@[::1]:2200"), Ok("a ::1 2200".into()));
+        assert_eq!(p("a@[::1]"), Ok("a ::1 22".into()));
+        assert!(p("10.30.0.8").is_err());
+        assert!(p("@h").is_err());
+        assert!(p("u@h:0").is_err());
+        assert!(p("u@h:99999").is_err());
+        assert!(p("u@h/var/run/docker.sock").is_err());
+        assert!(p("u@:22").is_err());
     }
 }

@@ -235,12 +235,21 @@ pub fn check_local_inputs(
     if let Some(k) = &pb.vendor.known_hosts {
         files.push(("vendor.known_hosts", k));
     }
-    if let DockerEndpoint::Tcp { ca, cert, key, .. } = &pb.target.docker {
-        files.extend([
+    match &pb.target.docker {
+        DockerEndpoint::Tcp { ca, cert, key, .. } => files.extend([
             ("target.tls.ca", ca.as_path()),
             ("target.tls.cert", cert),
             ("target.tls.key", key),
-        ]);
+        ]),
+        DockerEndpoint::Ssh {
+            identity,
+            known_hosts,
+            ..
+        } => files.extend([
+            ("target.identity", identity.as_path()),
+            ("target.known_hosts", known_hosts),
+        ]),
+        DockerEndpoint::Unix(_) => {}
     }
     for (field, f) in files {
         if field == "vendor.known_hosts" && !f.exists() {

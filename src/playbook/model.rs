@@ -167,13 +167,50 @@ pub enum DockerEndpoint {
         /// Client key file.
         key: PathBuf,
     },
+    /// The remote engine's Unix socket, through an SSH connection (one per engine; each
+    /// API request on a channel of its own, `direct-streamlocal@openssh.com`).
+    Ssh {
+        /// The login on the remote host.
+        user: String,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The private key file.
+        identity: PathBuf,
+        /// The known_hosts file the host key must be in.
+        known_hosts: PathBuf,
+        /// The engine's socket on the remote host.
+        socket: PathBuf,
+    },
 }
+
+/// The engine's socket where none is named.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 
 impl std::fmt::Display for DockerEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unix(p) => write!(f, "unix://{}", p.display()),
             Self::Tcp { host, port, .. } => write!(f, "tcp://{host}:{port} (TLS)"),
+            Self::Ssh {
+                user,
+                host,
+                port,
+                socket,
+                ..
+            } => {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.clone()
+                };
+                write!(f, "ssh://{user}@{host}:{port}")?;
+                if socket != std::path::Path::new(DEFAULT_DOCKER_SOCKET) {
+                    write!(f, " (socket {})", socket.display())?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -193,10 +193,21 @@ pub struct RawVendor {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Target")]
 pub struct RawTarget {
-    /// `unix:///var/run/docker.sock` (default) or `tcp://host:2376` with `tls`.
+    /// `unix:///var/run/docker.sock` (default), `tcp://host:2376` with `tls`, or
+    /// `ssh://user@host[:port]` with `identity` and `known_hosts` (the remote engine's
+    /// socket reached through the SSH connection).
     pub docker: Option<Sp<String>>,
     /// Client certificate files for `tcp://`.
     pub tls: Option<Sp<RawTls>>,
+    /// For `ssh://`: the private key file (ed25519, ecdsa or rsa; no passphrase), relative
+    /// to the playbook.
+    pub identity: Option<Sp<String>>,
+    /// For `ssh://`: the OpenSSH known_hosts file the server's key must be in (strict:
+    /// an unknown or changed key is refused), relative to the playbook.
+    pub known_hosts: Option<Sp<String>>,
+    /// For `ssh://`: the engine's Unix socket on the remote host; default
+    /// `/var/run/docker.sock`.
+    pub socket: Option<Sp<String>>,
     /// The shared front proxy of this engine, for apps with a `deploy.route`.
     pub front: Option<Sp<RawFront>>,
 }

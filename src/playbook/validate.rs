@@ -39,6 +39,11 @@ pub(super) struct Validator<'a> {
     pub(super) steps: Vec<(String, &'static str, Loc)>,
     /// The top-level `assess:` section, once validated (`assess` steps run it).
     pub(super) assess: Option<super::assess::Assess>,
+    /// The target engine is reached over `ssh://` (its addresses are not this machine's).
+    pub(super) ssh_target: bool,
+    /// The target engine is reached over `tcp://` on another host (checks are still made
+    /// from here).
+    pub(super) tcp_target: bool,
 }
 
 /// Validates a shape-checked raw playbook.
@@ -59,6 +64,8 @@ pub fn validate(
         secrets: BTreeMap::new(),
         steps: Vec::new(),
         assess: None,
+        ssh_target: false,
+        tcp_target: false,
     };
     if raw.version.value != 1 {
         v.error(
@@ -79,6 +86,14 @@ pub fn validate(
     let description = raw.description.as_ref().map(|d| v.text(d, "description"));
     let vendor = v.vendor(&raw.vendor);
     let target = v.target(raw.target.as_ref());
+    // As written, so that a route's rule applies even when the endpoint has errors.
+    v.ssh_target = raw
+        .target
+        .as_ref()
+        .and_then(|t| t.value.docker.as_ref())
+        .is_some_and(|d| d.value.starts_with("ssh://"));
+    v.tcp_target = matches!(&target.docker, super::model::DockerEndpoint::Tcp { host, .. }
+        if !(host.starts_with("127.") || host == "localhost" || host == "::1" || host == "[::1]"));
     v.assess = raw.assess.as_ref().and_then(|a| v.assess(a));
     v.index_steps(&raw.steps.value);
     if raw.steps.value.is_empty() {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use russh::client::{self, Handle, Msg};
 use russh::keys::ssh_key::PublicKey;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::{Channel, ChannelMsg};
+use russh::{Channel, ChannelMsg, ChannelStream};
 
 use super::error::SshError;
 use super::known_hosts::{self, Verdict};
@@ -326,6 +326,35 @@ impl Session {
         })
     }
 
+    /// A stream to the Unix socket `path` on the remote host
+    /// (`direct-streamlocal@openssh.com`; the server must allow `AllowStreamLocalForwarding`).
+    ///
+    /// # Errors
+    /// The server refused the channel or could not connect to the socket (as
+    /// [`std::io::ErrorKind::ConnectionRefused`] or `PermissionDenied`), or the connection
+    /// dropped.
+    pub async fn open_socket(&self, path: &str) -> std::io::Result<ChannelStream<Msg>> {
+        self.handle
+            .channel_open_direct_streamlocal(path)
+            .await
+            .map(Channel::into_stream)
+            .map_err(|e| forward_error(&self.addr, &format!("the socket {path}"), e))
+    }
+
+    /// A TCP connection to `host:port` made by the remote host (`direct-tcpip`; the server
+    /// must allow `AllowTcpForwarding`).
+    ///
+    /// # Errors
+    /// As [`Session::open_socket`]: nothing listens there (refused), forwarding is not
+    /// allowed, or the connection dropped.
+    pub async fn open_tcp(&self, host: &str, port: u16) -> std::io::Result<ChannelStream<Msg>> {
+        self.handle
+            .channel_open_direct_tcpip(host, u32::from(port), "127.0.0.1", 0)
+            .await
+            .map(Channel::into_stream)
+            .map_err(|e| forward_error(&self.addr, &format!("{host}:{port}"), e))
+    }
+
     /// `host:port`.
     pub fn addr(&self) -> &str {
         &self.addr
@@ -453,6 +482,36 @@ fn connect_error(
             addr: addr.into(),
             what: e.to_string(),
         },
+    }
+}
+
+/// A refused or failed forwarding channel as an I/O error of the kind a local connection
+/// would give (refused stays refused: a health check's "not listening yet").
+fn forward_error(addr: &str, to: &str, e: russh::Error) -> std::io::Error {
+    use russh::ChannelOpenFailure as F;
+    use std::io::{Error, ErrorKind as K};
+    match e {
+        // OpenSSH answers so both when nothing listens and when it does not permit the
+        // forwarding (for a socket, always: `AllowTcpForwarding no` refuses sockets too).
+        russh::Error::ChannelOpenFailure(F::ConnectFailed) => Error::new(
+            K::ConnectionRefused,
+            format!(
+                "{addr} could not connect to {to} (refused, missing, or not permitted by that sshd)"
+            ),
+        ),
+        russh::Error::ChannelOpenFailure(F::AdministrativelyProhibited) => Error::new(
+            K::PermissionDenied,
+            format!(
+                "the SSH server {addr} refuses to forward to {to} (its AllowTcpForwarding / AllowStreamLocalForwarding, or the login's restrictions)"
+            ),
+        ),
+        russh::Error::ChannelOpenFailure(f) => Error::other(format!(
+            "the SSH server {addr} did not open a channel to {to}: {f:?}"
+        )),
+        other => Error::new(
+            K::ConnectionAborted,
+            format!("the SSH connection to {addr}: {other}"),
+        ),
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Live {
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     engine: tokio::sync::Mutex<Option<Arc<Docker>>>,
     no_labels: std::collections::HashMap<String, String>,
+    /// The host key of an `ssh://` engine is journaled (once per run).
+    target_key_noted: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Live {
@@ -49,6 +51,7 @@ impl Default for Live {
             session: tokio::sync::Mutex::new(None),
             engine: tokio::sync::Mutex::new(None),
             no_labels: std::collections::HashMap::new(),
+            target_key_noted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -63,6 +66,7 @@ impl Live {
             session: tokio::sync::Mutex::new(None),
             engine: tokio::sync::Mutex::new(None),
             no_labels: std::collections::HashMap::new(),
+            target_key_noted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -190,6 +194,24 @@ impl Live {
         Ok(s)
     }
 
+    /// Evidence for auditors, once: the host key an `ssh://` engine's host proved it holds
+    /// (`target-host-key`: `HOST:PORT ALGORITHM SHA256:…`), when the engine is connected.
+    fn note_target_key(&self, cx: &mut StepCx<'_>) {
+        use std::sync::atomic::Ordering;
+        if self.target_key_noted.load(Ordering::Relaxed) {
+            return;
+        }
+        let key = match self.engine.try_lock() {
+            Ok(slot) => slot.as_ref().and_then(|e| e.host_key().map(str::to_owned)),
+            Err(_) => None,
+        };
+        if let Some(key) = key
+            && cx.note("target-host-key", &key).is_ok()
+        {
+            self.target_key_noted.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Forgets the connection after a failure, so a retry reconnects.
     pub(super) async fn drop_vendor(&self) {
         *self.session.lock().await = None;
@@ -224,6 +246,7 @@ impl Runner for Live {
         // command on the vendor host ends and a retry starts on a fresh one.
         let mut guard = ForgetSessionOnDrop(Some(self));
         let result = super::execute(self, step, cx).await;
+        self.note_target_key(cx);
         if result.is_err() {
             self.drop_vendor().await;
         }

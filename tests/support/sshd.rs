@@ -74,7 +74,8 @@ impl Sshd {
         )
     }
 
-    /// Starts sshd. `extra` lines are appended to its configuration.
+    /// Starts sshd. `extra` lines are appended to its configuration (a `LogLevel` there
+    /// replaces the default `VERBOSE`: sshd keeps a keyword's first value).
     pub fn start(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
@@ -101,8 +102,13 @@ impl Sshd {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {pid}\nAuthorizedKeysFile {ak}\n\
                  StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\nAcceptEnv none\nLogLevel VERBOSE\n\
+                 PermitRootLogin prohibit-password\nAcceptEnv none\n{log}\
                  MaxStartups 100\nMaxSessions 100\n{extra}\n",
+                log = if extra.contains("LogLevel") {
+                    ""
+                } else {
+                    "LogLevel VERBOSE\n"
+                },
                 hk = host_key.display(),
                 pid = d.join("sshd.pid").display(),
                 ak = d.join("authorized_keys").display(),

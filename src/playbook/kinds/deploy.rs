@@ -157,9 +157,11 @@ impl Validator<'_> {
         })
     }
 
-    /// A health check is made from the machine boyong runs on, to the host's side of a
-    /// port mapping: a URL or address whose port is only a container's side of `ports`
-    /// (`8080:80` checked at `:80`) is warned about.
+    /// A health check is made from the engine's host (this machine for a local socket or
+    /// `tcp://`; the remote host, through SSH, for `ssh://`), to the host's side of a port
+    /// mapping: a URL or address whose port is only a container's side of `ports`
+    /// (`8080:80` checked at `:80`) is warned about. With a `tcp://` engine, a loopback
+    /// address is this machine's, not the engine's host's: warned about too.
     fn health_port(&mut self, check: &HealthCheck, ports: &[PortMap], loc: Loc) {
         let hostport = match check {
             HealthCheck::Http { url, .. } => url
@@ -169,6 +171,16 @@ impl Validator<'_> {
             _ => None,
         };
         let Some(hostport) = hostport else { return };
+        let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
+        if self.tcp_target && (host.starts_with("127.") || host == "localhost" || host == "[::1]") {
+            self.push(
+                Diagnostic::warning(
+                    Some(loc),
+                    format!("the health check goes to {hostport}, this machine's loopback: over `tcp://` checks are made from here, not from the engine's host"),
+                )
+                .help("give an address of the engine's host that this machine reaches, or use `docker: ssh://USER@HOST` (checks then go through the SSH connection)"),
+            );
+        }
         let port = match hostport.rsplit_once(':') {
             Some((_, p)) if !hostport.ends_with(']') => p.parse::<u16>().ok(),
             _ => Some(80),

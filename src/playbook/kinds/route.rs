@@ -97,6 +97,16 @@ impl Validator<'_> {
                 "add `assess: { vendor_url: http://…, target_url: http://…, paths: [\"/\"] }` at the top level",
             );
         }
+        if let Some(a) = &v.assess
+            && a.value
+            && self.ssh_target
+        {
+            self.error(
+                a.loc,
+                "`route.assess` requests the new release at its address on the front's network from this machine, which cannot reach it on an `ssh://` target",
+                "remove it, and put an `assess` step after the deploy, against the app's own URL",
+            );
+        }
         (self.errors() == before).then_some(Route {
             host,
             port: v.port.value,

@@ -96,7 +96,7 @@ async fn healthy_once(
 async fn try_check(engine: &Docker, container: &str, check: &HealthCheck) -> Result<(), Failure> {
     match check {
         HealthCheck::Http { url, expect_status } => {
-            let answer = get(url).await?;
+            let answer = get(engine, url).await?;
             match answer.status {
                 Some(c) if c == *expect_status => Ok(()),
                 Some(c) => Err(Failure {
@@ -124,14 +124,11 @@ async fn try_check(engine: &Docker, container: &str, check: &HealthCheck) -> Res
                 }),
             }
         }
-        HealthCheck::Tcp(addr) => tokio::net::TcpStream::connect(addr.as_str())
-            .await
-            .map(|_| ())
-            .map_err(|e| {
-                let mut f = Failure::io(addr, &e);
-                f.reason = format!("{addr}: {}", f.reason);
-                f
-            }),
+        HealthCheck::Tcp(addr) => engine.dial(addr).await.map(|_| ()).map_err(|e| {
+            let mut f = Failure::io(addr, &e);
+            f.reason = format!("{addr}: {}", f.reason);
+            f
+        }),
         HealthCheck::Cmd(cmd) => match engine.exec_code(container, cmd).await {
             Ok(0) => Ok(()),
             Ok(c) => Err(Failure::plain(format!("`{}` exited {c}", cmd.join(" ")))),
@@ -141,15 +138,17 @@ async fn try_check(engine: &Docker, container: &str, check: &HealthCheck) -> Res
     }
 }
 
-/// `GET url` over HTTP/1.0: the answer's head and its body's first KiB.
-async fn get(url: &str) -> Result<Answer, Failure> {
+/// `GET url` over HTTP/1.0, connected from the engine's host ([`Docker::dial`]: through
+/// the SSH connection of an `ssh://` engine): the answer's head and its body's first KiB.
+async fn get(engine: &Docker, url: &str) -> Result<Answer, Failure> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| Failure::plain("only http:// URLs are checked"))?;
     let (hostport, path) = rest
         .split_once('/')
         .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
-    let mut s = tokio::net::TcpStream::connect(hostport)
+    let mut s = engine
+        .dial(hostport)
         .await
         .map_err(|e| Failure::io(&format!("GET {url}"), &e))?;
     let req = format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: boyong\r\n\r\n");
@@ -164,7 +163,7 @@ async fn get(url: &str) -> Result<Answer, Failure> {
 
 /// An answer's head (at most 8 KiB, up to the blank line that ends it) and then at most
 /// [`BODY_MAX`] + 1 bytes of its body, or less if the server ends it first.
-async fn read_answer(s: &mut tokio::net::TcpStream) -> std::io::Result<Vec<u8>> {
+async fn read_answer(s: &mut crate::docker::Conn) -> std::io::Result<Vec<u8>> {
     let mut got = Vec::with_capacity(2048);
     let mut buf = [0u8; 2048];
     let head_end = |b: &[u8]| b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);

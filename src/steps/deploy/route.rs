@@ -391,9 +391,7 @@ pub(crate) async fn undo_route(
             .container_ip(to, &front.network())
             .await
             .map_err(failed)?
-            && tokio::net::TcpStream::connect(format!("{ip}:{port}"))
-                .await
-                .is_ok()
+            && engine.dial(&format!("{ip}:{port}")).await.is_ok()
         {
             break ip;
         }
@@ -429,6 +427,7 @@ pub(crate) async fn undo_route(
 /// # Errors
 /// No answer, or another status (and where a redirect points).
 pub async fn check_route(
+    engine: &Docker,
     front_http: &str,
     host: &str,
     check: &HealthCheck,
@@ -443,7 +442,8 @@ pub async fn check_route(
         ),
         _ => ("/".to_string(), 200),
     };
-    let mut s = tokio::net::TcpStream::connect(front_http)
+    let mut s = engine
+        .dial(front_http)
         .await
         .map_err(|e| format!("the front proxy at {front_http}: {e}"))?;
     let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: boyong\r\n\r\n");

@@ -112,9 +112,12 @@ impl Pool {
             let engine = Docker::connect(endpoint).await.map_err(|e| e.to_string())?;
             let about = engine.about().await.map_err(|e| e.to_string())?;
             let ports = engine.published_ports().await.map_err(|e| e.to_string())?;
+            let key = engine
+                .host_key()
+                .map_or_else(String::new, |k| format!(", its host key {k}"));
             Ok(Target {
                 about: format!(
-                    "Docker Engine {} (API {}, {}) at {endpoint}",
+                    "Docker Engine {} (API {}, {}) at {endpoint}{key}",
                     about.version, about.api, about.platform
                 ),
                 root_dir: about.root_dir,
