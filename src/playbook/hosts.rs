@@ -10,7 +10,7 @@ use super::model::{
 use super::raw::{RawTarget, RawVendor};
 use super::validate::Validator;
 use super::yaml::Sp;
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, Loc};
 
 /// A host name or address safe to hand to SSH: no spaces, no leading `-`.
 fn is_host(s: &str) -> bool {
@@ -249,6 +249,22 @@ impl Validator<'_> {
         default
     }
 
+    /// The local path of `target.FIELD`, which an `ssh://` target needs: an error at
+    /// `loc` saying what to add (`hint`) when it is missing.
+    fn required_path(
+        &mut self,
+        value: Option<&Sp<String>>,
+        loc: Loc,
+        field: &str,
+        hint: &str,
+    ) -> Option<PathBuf> {
+        if let Some(v) = value {
+            return Some(self.path(v, &format!("target.{field}")));
+        }
+        self.error(loc, format!("an `ssh://` target needs `{field}`"), hint);
+        None
+    }
+
     /// `target.docker: ssh://USER@HOST[:PORT]` (`rest` is what follows `ssh://`) with its
     /// `identity`, `known_hosts` and `socket`; `None` after an error.
     fn ssh_target(&mut self, d: &Sp<String>, rest: &str, r: &RawTarget) -> Option<DockerEndpoint> {
@@ -284,26 +300,18 @@ impl Validator<'_> {
                 }
             }
         }
-        let identity = if let Some(id) = &r.identity {
-            Some(self.path(id, "target.identity"))
-        } else {
-            self.error(
-                d.loc,
-                "an `ssh://` target needs `identity`",
-                "add `identity: keys/target_ed25519` (a key whose public half is in the remote user's authorized_keys)",
-            );
-            None
-        };
-        let known_hosts = if let Some(k) = &r.known_hosts {
-            Some(self.path(k, "target.known_hosts"))
-        } else {
-            self.error(
-                d.loc,
-                "an `ssh://` target needs `known_hosts`",
-                "add `known_hosts: keys/known_hosts` holding the server's host key (`ssh-keyscan`, checked with its administrators)",
-            );
-            None
-        };
+        let identity = self.required_path(
+            r.identity.as_ref(),
+            d.loc,
+            "identity",
+            "add `identity: keys/target_ed25519` (a key whose public half is in the remote user's authorized_keys)",
+        );
+        let known_hosts = self.required_path(
+            r.known_hosts.as_ref(),
+            d.loc,
+            "known_hosts",
+            "add `known_hosts: keys/known_hosts` holding the server's host key (`ssh-keyscan`, checked with its administrators)",
+        );
         let socket = match &r.socket {
             Some(s) => {
                 let text = self.text(s, "target.socket");

@@ -233,11 +233,6 @@ async fn execute(
     let undo = Undo::RemoveImage { tag: tag.clone() };
     let id = cx.intent(change, &undo)?;
     let t = std::time::Instant::now();
-    let files = make::Files {
-        trees: std::sync::Arc::new(trees),
-        dests: std::sync::Arc::new(b.copy.iter().map(|(_, to)| to.clone()).collect()),
-        owner: (0, 0),
-    };
     // No `run`: the files are one layer on the base, loaded with no container at all.
     // Otherwise (or on an engine that cannot load a layer alone) they go into a helper
     // container of the base, the `run` commands run in it once, and it is committed: one layer either way.
@@ -258,16 +253,18 @@ async fn execute(
             },
         )?)
     };
+    let owner = match (b.owner.as_deref(), named_owner) {
+        (None, _) => (0, 0),
+        (Some(o), None) => numeric_owner(o).unwrap_or((0, 0)),
+        (Some(o), Some(_)) => engine
+            .owner_ids(&b.base, &helper, o)
+            .await
+            .map_err(|e| StepError::fatal(format!("`owner: {o}`: {e}")))?,
+    };
     let files = make::Files {
-        owner: match (b.owner.as_deref(), named_owner) {
-            (None, _) => (0, 0),
-            (Some(o), None) => numeric_owner(o).unwrap_or((0, 0)),
-            (Some(o), Some(_)) => engine
-                .owner_ids(&b.base, &helper, o)
-                .await
-                .map_err(|e| StepError::fatal(format!("`owner: {o}`: {e}")))?,
-        },
-        ..files
+        trees: std::sync::Arc::new(trees),
+        dests: std::sync::Arc::new(b.copy.iter().map(|(_, to)| to.clone()).collect()),
+        owner,
     };
     let config = image_config(b, labels.clone());
     let mut lines = Vec::new();
