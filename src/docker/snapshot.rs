@@ -1,7 +1,8 @@
 //! Volume snapshots: a volume's contents saved as a tar file (through the engine's archive
 //! endpoint of a stopped helper container that mounts it), and put back into a fresh
 //! volume of the same name. What `restore` with `replace: true` needs so that rollback
-//! gives the old data back.
+//! gives the old data back. On Podman, whose archive endpoint differs, through
+//! `podman_volume.rs`: the same snapshot file either way.
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -13,8 +14,25 @@ use sha2::{Digest as _, Sha256};
 
 use super::{ContainerSpec, Docker, DockerError};
 
-/// Where a helper container mounts the volume.
-const MOUNT: &str = "/boyong-volume";
+use super::podman_volume::MOUNT;
+
+/// The SHA-256 (hex) and size of the file at `path`.
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    f.sync_all()?;
+    Ok((crate::digest::hex(&hash.finalize()), bytes))
+}
 
 fn helper_spec(
     image: &str,
@@ -59,9 +77,22 @@ impl Docker {
         dest: &Path,
     ) -> Result<(String, u64), DockerError> {
         self.remove_container(helper).await?;
+        let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
+        if self.podman {
+            let made = self
+                .podman_snapshot(volume, image, helper, labels, dest)
+                .await;
+            let hashed = match made {
+                Ok(()) => hash_file(dest).map_err(io),
+                Err(e) => Err(e),
+            };
+            if hashed.is_err() {
+                let _ = std::fs::remove_file(dest);
+            }
+            return hashed;
+        }
         self.create_container(helper, &helper_spec(image, volume, labels, true))
             .await?;
-        let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
         let result = async {
             // Mode 0600, as every file of the state directory (docs/state.md).
             let file = {
@@ -126,6 +157,13 @@ impl Docker {
         self.remove_container(helper).await?;
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
+        if self.podman {
+            let up = self
+                .podman_upload(helper, Box::new(std::io::Cursor::new(tar)))
+                .await;
+            self.remove_container(helper).await?;
+            return up;
+        }
         let up = self
             .docker
             .upload_to_container(
@@ -143,8 +181,9 @@ impl Docker {
         up
     }
 
-    /// Replaces `volume` by a fresh one holding the snapshot at `src` (owners kept),
-    /// through the helper container `helper`, then removed.
+    /// Replaces `volume` by a fresh one holding the snapshot at `src` (owners and modes
+    /// kept: no `copyUIDGID`, which would give every file to the image's user), through
+    /// the helper container `helper`, then removed.
     ///
     /// # Errors
     /// An API error (e.g. the volume is in use), or the file cannot be read.
@@ -169,6 +208,13 @@ impl Docker {
         self.create_volume(volume, labels).await?;
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
+        if self.podman {
+            let up = self
+                .podman_upload(helper, Box::new(std::io::BufReader::new(file)))
+                .await;
+            self.remove_container(helper).await?;
+            return up;
+        }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let reading = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let mut buf = vec![0u8; 1 << 20];
@@ -195,7 +241,6 @@ impl Docker {
                 Some(
                     bollard::query_parameters::UploadToContainerOptionsBuilder::new()
                         .path("/")
-                        .copy_uidgid("true")
                         .build(),
                 ),
                 bollard::body_stream(body),
