@@ -47,12 +47,14 @@ fn mount_name(path: &str) -> Option<String> {
 
 /// Copies the tar `from` into `to` with every entry's name (and a hard link's target)
 /// rewritten by `rename`; entries it gives `None` for are left out. Owners, modes, times,
-/// link targets of symbolic links and contents are kept.
+/// link targets of symbolic links and contents are kept. Returns the owner (uid, gid) of
+/// the entry renamed `./`, the mount itself, if there is one.
 fn retar(
     from: impl Read,
     to: impl Write,
     rename: impl Fn(&str) -> Option<String>,
-) -> std::io::Result<()> {
+) -> std::io::Result<Option<(u64, u64)>> {
+    let mut root = None;
     let mut ar = tar::Archive::new(from);
     let mut out = tar::Builder::new(to);
     out.mode(tar::HeaderMode::Complete);
@@ -61,6 +63,9 @@ fn retar(
         let path = e.path()?.to_string_lossy().into_owned();
         let Some(name) = rename(&path) else { continue };
         let mut h = e.header().clone();
+        if name == "./" {
+            root = Some((h.uid()?, h.gid()?));
+        }
         match h.entry_type() {
             tar::EntryType::Link => {
                 let target = e
@@ -80,7 +85,8 @@ fn retar(
             _ => out.append_data(&mut h, &name, &mut e)?,
         }
     }
-    out.into_inner()?.flush()
+    out.into_inner()?.flush()?;
+    Ok(root)
 }
 
 /// A `Write` that hands its bytes to a channel, in chunks (for a request body).
@@ -110,24 +116,132 @@ impl Write for ToChannel {
 }
 
 impl Docker {
-    /// Podman: the volume mounted at [`MOUNT`] of the never-started helper `helper`
-    /// receives `tar` (Docker-named entries), owners kept.
+    /// Podman: `volume` receives `tar` (Docker-named entries), owners and modes kept,
+    /// through the never-started helper `helper` of `image` (then removed). Podman's
+    /// upload leaves the owner of the directory it unpacks into as it was: when the tar
+    /// gives the volume's own directory another owner than root, a second helper sets it
+    /// (`chown`, which the image must have).
     ///
     /// # Errors
     /// An API error, or the tar cannot be read.
-    pub(super) async fn podman_upload(
+    pub(super) async fn podman_fill(
+        &self,
+        volume: &str,
+        image: &str,
+        helper: &str,
+        labels: &HashMap<String, String>,
+        tar: Box<dyn Read + Send>,
+    ) -> Result<(), DockerError> {
+        self.remove_container(helper).await?;
+        self.create_helper(helper, image, labels, &format!("{volume}:{MOUNT}"), None)
+            .await?;
+        let root = self.podman_upload(helper, tar).await;
+        self.remove_container(helper).await?;
+        match root? {
+            Some((uid, gid)) if (uid, gid) != (0, 0) => {
+                let owner = format!("{uid}:{gid}");
+                let cmd = ["chown", owner.as_str(), MOUNT].map(String::from).to_vec();
+                self.create_helper(
+                    helper,
+                    image,
+                    labels,
+                    &format!("{volume}:{MOUNT}"),
+                    Some(cmd),
+                )
+                .await?;
+                let ran = self.run_helper(helper).await;
+                self.remove_container(helper).await?;
+                ran.map_err(|e| {
+                    DockerError::Api(format!(
+                        "setting the owner of volume `{volume}` to {owner}: {e} (on Podman with `chown` in a container of `{image}`)"
+                    ))
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates the helper `helper` of `image` as root with `bind`, no network, no new
+    /// privileges; `cmd` (no entry point) if given.
+    async fn create_helper(
+        &self,
+        helper: &str,
+        image: &str,
+        labels: &HashMap<String, String>,
+        bind: &str,
+        cmd: Option<Vec<String>>,
+    ) -> Result<(), DockerError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            labels: Some(labels.clone()),
+            entrypoint: cmd.is_some().then(Vec::new),
+            cmd,
+            user: Some("0:0".into()),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                binds: Some(vec![bind.to_string()]),
+                network_mode: Some("none".into()),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                memory: Some(256 << 20),
+                pids_limit: Some(16),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        self.docker
+            .create_container(
+                Some(
+                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                        .name(helper)
+                        .build(),
+                ),
+                body,
+            )
+            .await
+            .map(|_| ())
+            .map_err(api)
+    }
+
+    /// Starts `helper` and waits for it to exit 0.
+    async fn run_helper(&self, helper: &str) -> Result<(), DockerError> {
+        self.start(helper).await?;
+        let mut waited = self.docker.wait_container(
+            helper,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
+        let code = match waited.next().await {
+            Some(Ok(w)) => w.status_code,
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(api(e)),
+            None => -1,
+        };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(DockerError::Api(format!("exited {code}")))
+        }
+    }
+
+    /// Podman: the volume mounted at [`MOUNT`] of the never-started helper `helper`
+    /// receives `tar` (Docker-named entries), owners kept; the owner of the tar's entry
+    /// for the mount itself, if any.
+    ///
+    /// # Errors
+    /// An API error, or the tar cannot be read.
+    async fn podman_upload(
         &self,
         helper: &str,
         tar: Box<dyn Read + Send>,
-    ) -> Result<(), DockerError> {
+    ) -> Result<Option<(u64, u64)>, DockerError> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let writing = tokio::task::spawn_blocking(move || {
             let mut to = ToChannel {
                 tx,
                 buf: Vec::new(),
             };
-            retar(tar, &mut to, mount_name)?;
-            to.flush()
+            let root = retar(tar, &mut to, mount_name)?;
+            to.flush()?;
+            Ok::<_, std::io::Error>(root)
         });
         let body =
             futures_util::stream::unfold(
@@ -172,70 +286,31 @@ impl Docker {
         dest: &Path,
     ) -> Result<(), DockerError> {
         self.remove_container(helper).await?;
-        let body = ContainerCreateBody {
-            image: Some(image.to_string()),
-            labels: Some(labels.clone()),
-            // Numeric owners kept (GNU tar and BusyBox's record them either way).
-            cmd: Some(
-                ["tar", "-cf", INNER, "-C", MOUNT, "."]
-                    .map(String::from)
-                    .to_vec(),
-            ),
-            entrypoint: Some(Vec::new()),
-            user: Some("0:0".into()),
-            network_disabled: Some(true),
-            host_config: Some(HostConfig {
-                binds: Some(vec![format!("{volume}:{MOUNT}:ro")]),
-                network_mode: Some("none".into()),
-                security_opt: Some(vec!["no-new-privileges:true".into()]),
-                memory: Some(256 << 20),
-                pids_limit: Some(16),
-                ..HostConfig::default()
-            }),
-            ..ContainerCreateBody::default()
+        let need = |e: DockerError| {
+            DockerError::Api(format!(
+                "{e}: on Podman a volume is saved by `tar` in a container of `{image}`, which must have it"
+            ))
         };
-        self.docker
-            .create_container(
-                Some(
-                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
-                        .name(helper)
-                        .build(),
-                ),
-                body,
-            )
-            .await
-            .map_err(|e| {
-                DockerError::Api(format!(
-                    "{e} (on Podman a volume is saved by `tar` in a container of `{image}`)"
-                ))
-            })?;
+        // Numeric owners kept (GNU tar and BusyBox's record them either way).
+        let cmd = ["tar", "-cf", INNER, "-C", MOUNT, "."]
+            .map(String::from)
+            .to_vec();
+        self.create_helper(
+            helper,
+            image,
+            labels,
+            &format!("{volume}:{MOUNT}:ro"),
+            Some(cmd),
+        )
+        .await
+        .map_err(need)?;
         let result = async {
-            self.start(helper).await.map_err(|e| {
-                DockerError::Api(format!(
-                    "{e}: on Podman a volume is saved by `tar` in a container of `{image}`, which must have it"
-                ))
-            })?;
-            let mut waited = self.docker.wait_container(
-                helper,
-                None::<bollard::query_parameters::WaitContainerOptions>,
-            );
-            let code = match waited.next().await {
-                Some(Ok(w)) => w.status_code,
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-                Some(Err(e)) => return Err(api(e)),
-                None => -1,
-            };
-            if code != 0 {
-                return Err(DockerError::Api(format!(
-                    "`tar` in a container of `{image}` exited {code} saving volume `{volume}`"
-                )));
-            }
+            self.run_helper(helper).await.map_err(need)?;
             // The engine wraps the file in a tar of its own: kept aside, then unwrapped.
             let outer_path = dest.with_extension("outer.tar");
             let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
-            let mut outer = std::io::BufWriter::new(
-                std::fs::File::create(&outer_path).map_err(io)?,
-            );
+            let mut outer =
+                std::io::BufWriter::new(std::fs::File::create(&outer_path).map_err(io)?);
             let docker = self
                 .docker
                 .clone()

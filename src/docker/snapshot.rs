@@ -154,16 +154,20 @@ impl Docker {
         labels: &HashMap<String, String>,
         tar: Vec<u8>,
     ) -> Result<(), DockerError> {
+        if self.podman {
+            return self
+                .podman_fill(
+                    volume,
+                    image,
+                    helper,
+                    labels,
+                    Box::new(std::io::Cursor::new(tar)),
+                )
+                .await;
+        }
         self.remove_container(helper).await?;
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
-        if self.podman {
-            let up = self
-                .podman_upload(helper, Box::new(std::io::Cursor::new(tar)))
-                .await;
-            self.remove_container(helper).await?;
-            return up;
-        }
         let up = self
             .docker
             .upload_to_container(
@@ -206,15 +210,19 @@ impl Docker {
         self.remove_container(helper).await?;
         self.remove_volume(volume).await?;
         self.create_volume(volume, labels).await?;
+        if self.podman {
+            return self
+                .podman_fill(
+                    volume,
+                    image,
+                    helper,
+                    labels,
+                    Box::new(std::io::BufReader::new(file)),
+                )
+                .await;
+        }
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
-        if self.podman {
-            let up = self
-                .podman_upload(helper, Box::new(std::io::BufReader::new(file)))
-                .await;
-            self.remove_container(helper).await?;
-            return up;
-        }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let reading = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             let mut buf = vec![0u8; 1 << 20];

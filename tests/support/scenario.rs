@@ -31,7 +31,12 @@ pub fn in_volume(env: &Env, volume: &str, cmd: &str) -> String {
     let wait = docker(&["wait", &name]);
     let logs = docker(&["logs", &name]);
     let _ = docker(&["rm", "-f", &name]);
-    assert_eq!(text(&wait.stdout).trim(), "0", "{cmd}: {}", text(&logs.stderr));
+    assert_eq!(
+        text(&wait.stdout).trim(),
+        "0",
+        "{cmd}: {}",
+        text(&logs.stderr)
+    );
     text(&logs.stdout)
 }
 
@@ -229,13 +234,7 @@ pub fn volume_replace_and_rollback_keep_owners(env: &Env) {
     super::docker::busybox();
     let image = base_image("mariadb");
     let volume = env.volume();
-    let made = docker(&[
-        "volume",
-        "create",
-        "--label",
-        &env.label().arg(),
-        &volume,
-    ]);
+    let made = docker(&["volume", "create", "--label", &env.label().arg(), &volume]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     in_volume(
         env,
