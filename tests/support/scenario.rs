@@ -40,12 +40,13 @@ pub fn in_volume(env: &Env, volume: &str, cmd: &str) -> String {
     text(&logs.stdout)
 }
 
-/// A web deploy of `image` as `env.name` on `env.port`, health at `path`.
+/// A web deploy of `image` as `env.name` on `env.port`, health at `path`, with a config
+/// file delivered at deploy time (`deploy.files`).
 fn web_playbook(env: &Env, image: &str, path: &str) -> PathBuf {
     env.write(
         "web.yml",
         format!(
-            "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\n{target}steps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      health:\n        http: http://127.0.0.1:{port}{path}\n        timeout: 4s\n        interval: 1s\n",
+            "version: 1\napp: webtest\nvendor: {{ host: 127.0.0.1, user: x, identity: none, known_hosts: none }}\n{target}steps:\n  - id: web\n    deploy:\n      image: {image}\n      name: {name}\n      ports: [\"127.0.0.1:{port}:8080\"]\n      files:\n        - path: /etc/app.ini\n          content: \"db_host = situs-db\"\n          owner: \"1234:5678\"\n          mode: \"0440\"\n      health:\n        http: http://127.0.0.1:{port}{path}\n        timeout: 4s\n        interval: 1s\n",
             target = target_yaml(),
             name = env.name,
             port = env.port,
@@ -73,8 +74,8 @@ fn old_app(env: &Env) -> serde_json::Value {
     inspect(&env.name).expect("the old container")["Id"].clone()
 }
 
-/// A healthy cut-over serves the new app from a hardened container; rollback brings back
-/// the old container, serving, alone.
+/// A healthy cut-over serves the new app from a hardened container with its config file;
+/// rollback brings back the old container, serving, alone.
 pub fn cut_over_and_rollback(env: &Env) {
     let old_id = old_app(env);
     let new = web_image(env.label(), "new", "new");
@@ -93,6 +94,22 @@ pub fn cut_over_and_rollback(env: &Env) {
     assert_eq!(h["PidsLimit"], 256);
     assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
     assert_eq!(c["Config"]["Labels"]["boyong.app"], "webtest");
+    // The config file, delivered through a volume of the release: owner and mode as given.
+    let ini = docker(&[
+        "exec",
+        "--user",
+        "1234:5678",
+        &env.name,
+        "sh",
+        "-c",
+        "stat -c '%u:%g %a' /etc/app.ini && cat /etc/app.ini",
+    ]);
+    assert_eq!(
+        text(&ini.stdout),
+        "1234:5678 440\ndb_host = situs-db",
+        "{}",
+        text(&ini.stderr)
+    );
     // No capability kept: what the container's init process holds, as the kernel says.
     let caps = docker(&["exec", &env.name, "grep", "CapEff", "/proc/1/status"]);
     assert_eq!(
