@@ -60,3 +60,28 @@ fn a_replaced_volume_on_podman_comes_back_on_rollback_with_every_owner_and_mode(
     };
     scenario::volume_replace_and_rollback_keep_owners(&env);
 }
+
+#[test]
+fn a_migration_on_podman_over_ssh_runs_through_the_servers_podman_socket() {
+    // The sshd forwards to Podman's socket (`target.socket`) and TCP, for the health
+    // checks made from the engine's host.
+    support::docker::use_podman();
+    let Some(env) = Env::builder("pm-ssh")
+        .sshd_config("AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\n")
+        .busybox()
+        .plan_fidelity()
+        .build()
+    else {
+        return;
+    };
+    let s = env.sshd();
+    let target = format!(
+        "target:\n  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n  socket: {}\n",
+        s.user,
+        s.port,
+        s.client_key.display(),
+        s.known_hosts.display(),
+        support::docker::socket()
+    );
+    scenario::migration_on(&env, &target);
+}

@@ -156,16 +156,20 @@ pub fn unhealthy_kept_aside(env: &Env) {
     assert_eq!(env.containers(), std::slice::from_ref(&env.name));
 }
 
-/// The vendor's site pulled over SSH, built (`build_extra`: more of the build step's
-/// lines, or a `run`), deployed.
+/// The vendor's site pulled over SSH, built by `image_step`, deployed on the engine
+/// (`target_yaml`).
 fn site_playbook(env: &Env, image_step: &str, health: &str) -> PathBuf {
+    site_playbook_on(env, &target_yaml(), image_step, health)
+}
+
+/// [`site_playbook`] on the engine that `target` (a playbook's `target:` block) names.
+fn site_playbook_on(env: &Env, target: &str, image_step: &str, health: &str) -> PathBuf {
     env.write(
         "situs.yml",
         format!(
             "version: 1\napp: situs\n{vendor}{target}\
              steps:\n  - id: code\n    fetch: {{ path: {src} }}\n{image_step}{web}",
             vendor = env.sshd().vendor_yaml(),
-            target = target_yaml(),
             src = env.path("vendor/www").display(),
             web = site::web_step(&env.name, env.port, health, "5s", ""),
         ),
@@ -175,6 +179,13 @@ fn site_playbook(env: &Env, image_step: &str, health: &str) -> PathBuf {
 /// A whole migration (fetch over SSH → build with a `run` → deploy), a bad release undone
 /// by itself, rollback to the first; the image's configuration as the playbook says.
 pub fn migration(env: &Env) {
+    migration_on(env, &target_yaml());
+}
+
+/// [`migration`] on the engine that `target` (a playbook's `target:` block) names.
+pub fn migration_on(env: &Env, target: &str) {
+    let site_playbook =
+        |env: &Env, image: &str, health: &str| site_playbook_on(env, target, image, health);
     env.write("vendor/www/index.html", "release 1\n");
     let image = site::image_step("boyong-fixture/busybox:1");
     let out = env.run_playbook(&site_playbook(env, &image, "/"));
