@@ -1,6 +1,7 @@
 //! Podman as the target engine, through its Docker-compatible API (`podman system service`,
 //! started by `fixtures/podman.sh`): the scenarios of `support::scenario` that the Docker
-//! Engine passes, on Podman. What differs on Podman and how boyong handles it is in
+//! Engine passes, on Podman, through its socket and through a real sshd forwarding to it
+//! (`ssh://` with `socket:`). What differs on Podman and how boyong handles it is in
 //! docs/targets.md.
 #![allow(
     clippy::unwrap_used,
