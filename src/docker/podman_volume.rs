@@ -132,11 +132,11 @@ impl Docker {
         labels: &HashMap<String, String>,
         tar: Box<dyn Read + Send>,
     ) -> Result<(), DockerError> {
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         self.create_helper(helper, image, labels, &format!("{volume}:{MOUNT}"), None)
             .await?;
         let root = self.podman_upload(helper, tar).await;
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         match root? {
             Some((uid, gid)) if (uid, gid) != (0, 0) => {
                 let owner = format!("{uid}:{gid}");
@@ -150,7 +150,7 @@ impl Docker {
                 )
                 .await?;
                 let ran = self.run_helper(helper).await;
-                self.remove_container(helper).await?;
+                self.remove_helper(helper).await?;
                 ran.map_err(|e| {
                     DockerError::Api(format!(
                         "setting the owner of volume `{volume}` to {owner}: {e} (on Podman with `chown` in a container of `{image}`)"
@@ -285,7 +285,7 @@ impl Docker {
         labels: &HashMap<String, String>,
         dest: &Path,
     ) -> Result<(), DockerError> {
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         let need = |e: DockerError| {
             DockerError::Api(format!(
                 "{e}: on Podman a volume is saved by `tar` in a container of `{image}`, which must have it"
@@ -342,7 +342,7 @@ impl Docker {
             )
         }
         .await;
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         result
     }
 }

@@ -76,7 +76,7 @@ impl Docker {
         labels: &HashMap<String, String>,
         dest: &Path,
     ) -> Result<(String, u64), DockerError> {
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
         if self.podman {
             let made = self
@@ -136,7 +136,7 @@ impl Docker {
             // Nothing half-written may pass for a snapshot.
             let _ = std::fs::remove_file(dest);
         }
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         result
     }
 
@@ -165,7 +165,7 @@ impl Docker {
                 )
                 .await;
         }
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
         let up = self
@@ -181,7 +181,7 @@ impl Docker {
             )
             .await
             .map_err(|e| DockerError::Api(e.to_string()));
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         up
     }
 
@@ -207,7 +207,7 @@ impl Docker {
                 "image `{image}` is not on the engine: volume `{volume}` is left as it is"
             )));
         }
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         self.remove_volume(volume).await?;
         self.create_volume(volume, labels).await?;
         if self.podman {
@@ -259,7 +259,7 @@ impl Docker {
             .await
             .map_err(|e| DockerError::Api(e.to_string()))
             .and_then(|r| r.map_err(|e| DockerError::Api(format!("{}: {e}", src.display()))));
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         up.and(read)
     }
 }
