@@ -10,6 +10,7 @@ fn file(tls: bool, redirect: bool) -> RouteFile {
             container: "izin-demo.next-20261205T0600Z-ab12".into(),
             ip: "172.18.0.5".into(),
             port: 8080,
+            service: false,
         },
     }
 }

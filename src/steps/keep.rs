@@ -49,11 +49,11 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 fn dump_command(engine: DbEngine, database: &str) -> Vec<String> {
     let script = match engine {
         DbEngine::Postgres => {
-            r#"PGPASSWORD="$POSTGRES_PASSWORD" exec pg_dump -w --no-owner --no-privileges --encoding=UTF8 --host=127.0.0.1 --port=5432 --username="${POSTGRES_USER:-postgres}" --dbname="$1""#
+            r#"PGPASSWORD="${POSTGRES_PASSWORD:-$(cat "${POSTGRES_PASSWORD_FILE:-/dev/null}")}" exec pg_dump -w --no-owner --no-privileges --encoding=UTF8 --host=127.0.0.1 --port=5432 --username="${POSTGRES_USER:-postgres}" --dbname="$1""#
         }
         _ => {
             r#"tool=$(command -v mariadb-dump || command -v mysqldump) || { echo "no mariadb-dump or mysqldump in the container" >&2; exit 127; }
-MYSQL_PWD="${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}" exec "$tool" --protocol=tcp --host=127.0.0.1 --port=3306 --user=root --single-transaction --quick --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --skip-dump-date -- "$1""#
+MYSQL_PWD="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-$(cat "${MARIADB_ROOT_PASSWORD_FILE:-/dev/null}")}}" exec "$tool" --protocol=tcp --host=127.0.0.1 --port=3306 --user=root --single-transaction --quick --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --skip-dump-date -- "$1""#
         }
     };
     let arg = match engine {
@@ -172,13 +172,44 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
     };
     match keep {
         Keep::Database {
-            container,
+            container: name,
             volume,
             image,
             engine: db,
             database,
             ..
-        } => match engine
+        } => {
+            // A database service's task container (`target.swarm`), or the container.
+            let task = engine
+                .task_container(name)
+                .await
+                .map_err(|e| StepError::failed(e.to_string()))?;
+            let container = task.as_deref().unwrap_or(name);
+            keep_database(&engine, keep, container, volume, image, *db, database, run_dir, copy).await
+        }
+        Keep::Volume { volume, image, .. } => copy(volume, image, keep.path()).await,
+    }
+}
+
+/// The database of a [`Keep::Database`] dumped from `container`, or its volume copied
+/// when it does not run.
+#[expect(clippy::too_many_arguments, reason = "the keep's parts, borrowed apart")]
+async fn keep_database<F, Fut>(
+    engine: &crate::docker::Docker,
+    keep: &Keep,
+    container: &str,
+    volume: &str,
+    image: &str,
+    db: DbEngine,
+    database: &str,
+    run_dir: &Path,
+    copy: F,
+) -> Result<Kept, StepError>
+where
+    F: Fn(&str, &str, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<Kept, StepError>>,
+{
+    match engine
             .container(container)
             .await
             .map_err(|e| StepError::failed(e.to_string()))?
@@ -186,7 +217,7 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
             Some(c) if c.running => {
                 let rel = keep.path();
                 let (bytes, sha256) =
-                    dump(&engine, container, *db, database, &run_dir.join(&rel)).await?;
+                    dump(engine, container, db, database, &run_dir.join(&rel)).await?;
                 Ok(Kept {
                     note: format!("database `{database}` dumped from `{container}`"),
                     path: Some(rel),
@@ -203,8 +234,6 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
                 k.note = format!("`{container}` is gone: {}", k.note);
                 k
             }),
-        },
-        Keep::Volume { volume, image, .. } => copy(volume, image, keep.path()).await,
     }
 }
 

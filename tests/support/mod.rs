@@ -9,6 +9,7 @@ pub mod docker;
 pub mod env;
 pub mod site;
 pub mod sshd;
+pub mod swarm;
 pub mod tmpfs;
 
 /// The real `boyong` binary, with its state in `state`, on the real world (not the fake),

@@ -1,0 +1,724 @@
+//! `deploy` on a Swarm target (`target.swarm: true`): the app as a Docker Swarm service.
+//!
+//! Order: the app's network (an attachable overlay) if missing; with a route, the front
+//! proxy if missing and its overlay network (`FRONT-swarm`, which the proxy joins);
+//! each secret of the app's `env` as a Swarm secret of this run, mounted as a file, the
+//! app getting `KEY_FILE=/run/secrets/KEY` (never the value in the service's env); then
+//! the service created, or updated (its previous spec journaled whole first) with the
+//! engine's own rolling update: one task at a time, start-first, each new task healthy
+//! (the playbook's health check as the task's HEALTHCHECK) before an old one stops, then
+//! watched for `service.monitor`; a failure makes the engine roll the update back
+//! (`failure_action: rollback`), which the step reports as its failure. Last, the route
+//! written, once: it names the service, and the proxy asks the engine's DNS for its
+//! tasks (`dnsrr`: no virtual IP, no routing mesh, which needs IPVS).
+//!
+//! Rollback, from the journal in reverse: the route removed (if this run made it), the
+//! service updated back to its journaled spec (or removed, if this run made it), then
+//! this run's secrets and networks removed.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::Described;
+use crate::docker::{Docker, ServiceNow};
+use crate::engine::{StepCx, StepError};
+use crate::front::{FrontProxy, RouteFile, Upstream, route_file};
+use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
+use crate::playbook::{Deploy, HealthCheck, ImageSource, RestartPolicy, Route, Service};
+use crate::steps::common::{change, docker_err, hardening, labels, part};
+use crate::steps::live::Live;
+
+/// Where a service's secrets are mounted.
+const SECRETS_DIR: &str = "/run/secrets";
+
+/// Nanoseconds of a duration, as the API takes them.
+fn ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The env keys of `d` whose values hold a secret.
+fn secret_keys(d: &Deploy) -> Vec<&str> {
+    d.env
+        .iter()
+        .filter(|(_, t)| t.secrets().next().is_some())
+        .map(|(k, _)| k.as_str())
+        .collect()
+}
+
+/// The Swarm secret of env key `key` in run `run` (names at most 64 characters).
+pub(crate) fn secret_name(service: &str, key: &str, run: &str) -> String {
+    let base = format!("{service}-{}", key.to_ascii_lowercase().replace('_', "-"));
+    let tail: String = run
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let tail = &tail[tail.len().saturating_sub(16)..];
+    let room = 63usize.saturating_sub(tail.len());
+    format!("{}-{tail}", &base[..base.len().min(room)])
+}
+
+/// The plan's changes of a deploy as a service.
+pub(super) fn describe(id: &str, d: &Deploy, s: &Service, ctx: &PlanContext) -> Described {
+    let _ = id;
+    let image = match &d.image {
+        ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
+        ImageSource::Reference(r) => r.clone(),
+    };
+    let mut changes = Vec::new();
+    let overlay = |name: &str, what: &str| Change {
+        now: None,
+        op: Op::Create,
+        resource: Resource::Network,
+        place: Place::Target,
+        name: name.to_string(),
+        details: vec![format!("an attachable overlay network{what}")],
+        condition: Some("if missing".into()),
+        undo: "remove it (only if this run created it, and nothing else uses it)".into(),
+    };
+    if let Some(n) = &d.network {
+        changes.push(overlay(n, ""));
+    }
+    for v in &d.volumes {
+        changes.push(crate::steps::common::volume_if_missing(&v.volume));
+    }
+    let f = &ctx.front;
+    if let Some(r) = &d.route {
+        changes.push(Change {
+            now: None,
+            op: Op::Create,
+            resource: Resource::Container,
+            place: Place::Target,
+            name: f.name.clone(),
+            details: vec![
+                format!("the engine's front proxy: nginx from {}, HTTP on {}:{}, HTTPS on {}:{}", f.image, f.http.0, f.http.1, f.https.0, f.https.1),
+                format!("shared by every routed app of this engine; this app's route: {}", r.host),
+            ],
+            condition: Some("if missing".into()),
+            undo: "removed (with its network and volume) unless it routes another app by then".into(),
+        });
+        changes.push(overlay(
+            &f.swarm_network(),
+            &format!(
+                "; the front proxy `{}` joins it and reaches services on it by name",
+                f.name
+            ),
+        ));
+    }
+    for key in secret_keys(d) {
+        changes.push(Change {
+            now: None,
+            op: Op::Create,
+            resource: Resource::Secret,
+            place: Place::Target,
+            name: format!("{}-{}-<run-id>", d.name, key.to_ascii_lowercase().replace('_', "-")),
+            details: vec![format!(
+                "env {key}={}: mounted at {SECRETS_DIR}/{key}; the app gets {key}_FILE={SECRETS_DIR}/{key}, never the value in its environment",
+                d.env.get(key).map(ToString::to_string).unwrap_or_default()
+            )],
+            condition: None,
+            undo: "remove it".into(),
+        });
+    }
+    let mut details = vec![format!(
+        "create or update service `{}`: image {image}, start-first, {} replica{}",
+        d.name,
+        s.replicas,
+        if s.replicas == 1 { "" } else { "s" }
+    )];
+    if !s.placement.is_empty() {
+        details.push(format!("placement: {}", s.placement.join(", ")));
+    }
+    details.push("endpoint mode dnsrr: no virtual IP, no published port (the routing mesh is not used)".into());
+    details.extend(
+        d.env
+            .iter()
+            .filter(|(_, t)| t.secrets().next().is_none())
+            .map(|(k, v)| format!("env {k}={v}")),
+    );
+    details.extend(d.volumes.iter().map(|v| {
+        format!(
+            "volume {}:{}{} (on each node a task runs on)",
+            v.volume,
+            v.path,
+            if v.read_only { " (read-only)" } else { "" }
+        )
+    }));
+    details.extend(service_hardening(&d.security));
+    details.push(format!(
+        "health: {} (the task's HEALTHCHECK, every {}; unhealthy after {})",
+        health_words(d),
+        crate::playbook::units::Span(d.health.interval.0.max(Duration::from_millis(500))),
+        d.health.timeout
+    ));
+    details.push(format!(
+        "update: one task at a time, start-first (the new task healthy before an old one stops), each watched for {}; a failure: the engine rolls the update back (failure_action rollback)",
+        s.monitor
+    ));
+    if let Some(r) = &d.route {
+        details.push(format!(
+            "route: {}{} to port {} of the service's tasks by name (the engine's DNS), through the front proxy `{}`",
+            r.host,
+            if r.tls.is_some() { " (HTTP and HTTPS)" } else { " (HTTP)" },
+            r.port,
+            f.name
+        ));
+    }
+    changes.push(Change {
+        now: None,
+        op: Op::Replace,
+        resource: Resource::Service,
+        place: Place::Target,
+        name: d.name.clone(),
+        details,
+        condition: None,
+        undo: "update the service back to its previous spec (journaled), or remove it if this run created it".into(),
+    });
+    Described {
+        reads: Vec::new(),
+        changes,
+    }
+}
+
+/// The hardening of a service's tasks, spelled out for plans: a container's, with the
+/// swarm's restart and the engine's support of no-new-privileges said as they are.
+pub(crate) fn service_hardening(s: &crate::playbook::Security) -> Vec<String> {
+    hardening(s)
+        .into_iter()
+        .map(|l| {
+            if l == "no-new-privileges" {
+                "no-new-privileges (asked; engines before API 1.44 ignore it for services)".into()
+            } else if l.starts_with("restart ") {
+                match s.restart {
+                    RestartPolicy::No => "restart: none".into(),
+                    RestartPolicy::OnFailure => "restart: on-failure (by the swarm)".into(),
+                    RestartPolicy::Always | RestartPolicy::UnlessStopped => {
+                        "restart: any (the swarm starts a failed task again)".into()
+                    }
+                }
+            } else {
+                l
+            }
+        })
+        .collect()
+}
+
+fn health_words(d: &Deploy) -> String {
+    match &d.health.check {
+        HealthCheck::Http { url, .. } => format!("GET {url} answers 2xx, from inside the task"),
+        HealthCheck::Tcp(a) => format!("{a} accepts TCP, from inside the task"),
+        HealthCheck::Cmd(c) => format!("`{}` exits 0", c.join(" ")),
+        HealthCheck::Running => "none given; the task must keep running".into(),
+    }
+}
+
+/// The port of `url`'s authority (`None`: none written).
+fn url_port(authority: &str) -> Option<u16> {
+    authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
+}
+
+/// The playbook's health check as a Docker HEALTHCHECK run inside each task.
+fn healthcheck(d: &Deploy) -> Value {
+    let h = &d.health;
+    let interval = h.interval.0.max(Duration::from_millis(500));
+    let retries = (h.timeout.0.as_millis() / interval.as_millis().max(1)).clamp(1, 100);
+    let default_port = d.route.as_ref().map_or(80, |r| r.port);
+    let test: Vec<String> = match &h.check {
+        HealthCheck::Http { url, .. } => {
+            let rest = url.strip_prefix("http://").unwrap_or(url);
+            let (auth, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+            let port = url_port(auth).unwrap_or(default_port);
+            let u = crate::shell::quote(&format!("http://127.0.0.1:{port}{path}"));
+            vec![
+                "CMD-SHELL".into(),
+                format!("wget -q -O /dev/null {u} 2>/dev/null || curl -fsS -o /dev/null {u}"),
+            ]
+        }
+        HealthCheck::Tcp(a) => {
+            let port = url_port(a).unwrap_or(default_port);
+            vec!["CMD-SHELL".into(), format!("nc -z 127.0.0.1 {port}")]
+        }
+        HealthCheck::Cmd(c) => std::iter::once("CMD".to_string()).chain(c.iter().cloned()).collect(),
+        HealthCheck::Running => return Value::Null,
+    };
+    json!({
+        "Test": test,
+        "Interval": ns(interval),
+        "Timeout": ns(interval.max(Duration::from_secs(2))),
+        "Retries": retries,
+        "StartPeriod": 0,
+    })
+}
+
+/// The service's spec, in the API's JSON.
+#[expect(clippy::too_many_arguments, reason = "the spec's parts, made once by its caller")]
+fn spec(
+    d: &Deploy,
+    s: &Service,
+    image: &str,
+    env: Vec<String>,
+    secrets: &[(String, String, String)],
+    networks: &[String],
+    labels: &HashMap<String, String>,
+) -> Value {
+    let sec = &d.security;
+    let monitor = ns(s.monitor.0);
+    let mut mounts: Vec<Value> = d
+        .volumes
+        .iter()
+        .map(|v| json!({"Type": "volume", "Source": v.volume, "Target": v.path, "ReadOnly": v.read_only}))
+        .collect();
+    mounts.extend(sec.tmpfs.iter().map(|t| json!({"Type": "tmpfs", "Target": t})));
+    let mut caps_add = sec.cap_add.clone();
+    caps_add.sort();
+    let mut container = json!({
+        "Image": image,
+        "Env": env,
+        "Labels": labels,
+        "ReadOnly": sec.read_only,
+        "Init": sec.init,
+        "Mounts": mounts,
+        "StopGracePeriod": ns(d.stop_grace.0),
+        "CapabilityDrop": ["ALL"],
+        "Privileges": {"NoNewPrivileges": sec.no_new_privileges},
+        "Secrets": secrets.iter().map(|(key, name, id)| json!({
+            "File": {"Name": key, "UID": "0", "GID": "0", "Mode": 0o444},
+            "SecretID": id,
+            "SecretName": name,
+        })).collect::<Vec<_>>(),
+    });
+    if !caps_add.is_empty() {
+        container["CapabilityAdd"] = json!(caps_add);
+    }
+    let hc = healthcheck(d);
+    if !hc.is_null() {
+        container["HealthCheck"] = hc;
+    }
+    json!({
+        "Name": d.name,
+        "Labels": labels,
+        "TaskTemplate": {
+            "ContainerSpec": container,
+            "Resources": {"Limits": {
+                "MemoryBytes": i64::try_from(sec.memory.0).unwrap_or(i64::MAX),
+                "Pids": i64::from(sec.pids),
+            }},
+            "RestartPolicy": {"Condition": match sec.restart {
+                RestartPolicy::No => "none",
+                RestartPolicy::OnFailure => "on-failure",
+                RestartPolicy::Always | RestartPolicy::UnlessStopped => "any",
+            }},
+            "Placement": {"Constraints": s.placement},
+            "Networks": networks.iter().map(|n| json!({"Target": n})).collect::<Vec<_>>(),
+            "LogDriver": {"Name": "json-file", "Options": {
+                "max-size": sec.log_max_size.0.to_string(),
+                "max-file": sec.log_max_files.to_string(),
+            }},
+        },
+        "Mode": {"Replicated": {"Replicas": s.replicas}},
+        "UpdateConfig": {"Parallelism": 1, "Delay": 0, "FailureAction": "rollback",
+            "Monitor": monitor, "MaxFailureRatio": 0.0, "Order": "start-first"},
+        "RollbackConfig": {"Parallelism": 1, "Delay": 0, "FailureAction": "pause",
+            "Monitor": monitor, "MaxFailureRatio": 0.0, "Order": "start-first"},
+        "EndpointSpec": {"Mode": "dnsrr"},
+    })
+}
+
+/// How an update ended.
+pub(crate) enum Settled {
+    /// Every task runs the spec.
+    Done,
+    /// The engine rolled it back; its message.
+    RolledBack(String),
+    /// It stopped (paused, or did not settle in time); why.
+    Stuck(String),
+}
+
+/// The tasks' last words, for an error.
+async fn task_words(engine: &Docker, name: &str) -> String {
+    match engine.tasks(name).await {
+        Ok(t) => t
+            .iter()
+            .take(6)
+            .map(|t| format!("{} {} ({}): {}", &t.id[..t.id.len().min(12)], t.state, t.image, t.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("tasks not read: {e}"),
+    }
+}
+
+/// Whether `replicas` tasks run `image` and no other task is wanted running.
+async fn converged(engine: &Docker, name: &str, image: &str, replicas: u64) -> Result<bool, StepError> {
+    let tasks = engine.tasks(name).await.map_err(docker_err)?;
+    let wanted: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
+    let running = wanted
+        .iter()
+        .filter(|t| t.state == "running" && t.image == image)
+        .count();
+    Ok(u64::try_from(running).unwrap_or(0) >= replicas && wanted.iter().all(|t| t.image == image))
+}
+
+/// Waits until service `name` settles on `image` (an update's state, or its tasks when
+/// it has no update state: a created service), at most `limit`.
+pub(crate) async fn settle(
+    engine: &Docker,
+    name: &str,
+    image: &str,
+    limit: Duration,
+) -> Result<Settled, StepError> {
+    let t = Instant::now();
+    loop {
+        let Some(now) = engine.service(name).await.map_err(docker_err)? else {
+            return Ok(Settled::Stuck(format!("service `{name}` is gone")));
+        };
+        match now.update.as_ref().map(|(s, m)| (s.as_str(), m.clone())) {
+            Some(("rollback_completed", m)) => return Ok(Settled::RolledBack(m)),
+            Some(("paused" | "rollback_paused", m)) => {
+                return Ok(Settled::Stuck(format!("the update paused: {m}")));
+            }
+            Some(("completed", _)) | None => {
+                if converged(engine, name, image, now.replicas).await? {
+                    return Ok(Settled::Done);
+                }
+            }
+            _ => {}
+        }
+        if t.elapsed() > limit {
+            return Ok(Settled::Stuck(format!(
+                "not settled within {} s: {}",
+                limit.as_secs(),
+                task_words(engine, name).await
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The deploy as a service.
+pub(super) async fn execute(
+    live: &Live,
+    step: &PlannedStep,
+    d: &Deploy,
+    s: &Service,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let engine = live.engine().await?;
+    match engine.swarm_node().await.map_err(docker_err)? {
+        Some(n) if n.manager => {}
+        _ => {
+            return Err(StepError::fatal(format!(
+                "`target.swarm: true`, but the engine at {} is not a swarm manager: make it one (`docker swarm init`), or point `target.docker` at a manager",
+                engine.endpoint()
+            )));
+        }
+    }
+    let run = cx.run_id().to_string();
+    let app = live.app().to_string();
+    let front = live.front();
+    let (image, image_id) = super::cutover::image_and_id(&engine, d, cx).await?;
+    let labels = labels(live.extra_labels(), &app, &run, &step.id);
+
+    let mut networks = Vec::new();
+    for c in step.changes.iter().filter(|c| c.op == Op::Create) {
+        match c.resource {
+            Resource::Network => {
+                let is_front = c.name == front.swarm_network();
+                if is_front {
+                    super::route::ensure_front(live, step, &engine, cx).await?;
+                }
+                overlay(&engine, c, is_front.then_some(front.name.as_str()), &labels, cx).await?;
+                networks.push(c.name.clone());
+            }
+            Resource::Volume if !engine.volume_exists(&c.name).await.map_err(docker_err)? => {
+                let id = cx.intent(c, &Undo::RemoveVolume { name: c.name.clone() })?;
+                engine.create_volume(&c.name, &labels).await.map_err(docker_err)?;
+                cx.done(&id, &json!({}))?;
+            }
+            _ => {}
+        }
+    }
+
+    // The app's env: plain values in it, secrets as Swarm secrets of this run.
+    let mut env = Vec::new();
+    let mut secrets = Vec::new();
+    for (k, t) in &d.env {
+        let value = t.resolve(cx.secrets()).map_err(StepError::Fatal)?;
+        if t.secrets().next().is_none() {
+            env.push(format!("{k}={}", value.expose()));
+            continue;
+        }
+        let name = secret_name(&d.name, k, &run);
+        let planned = format!("{}-{}-<run-id>", d.name, k.to_ascii_lowercase().replace('_', "-"));
+        let c = step
+            .changes
+            .iter()
+            .find(|c| c.resource == Resource::Secret && c.name == planned)
+            .ok_or_else(|| StepError::fatal(format!("the plan of this deploy lists no secret for {k}")))?;
+        let id = cx.intent(c, &Undo::RemoveSecret { name: name.clone() })?;
+        engine.remove_secret(&name).await.map_err(docker_err)?;
+        let secret_id = engine
+            .create_secret(&name, value.expose().as_bytes(), &labels)
+            .await
+            .map_err(docker_err)?;
+        cx.done(&id, &json!({"secret": name}))?;
+        env.push(format!("{k}_FILE={SECRETS_DIR}/{k}"));
+        secrets.push((k.clone(), name, secret_id));
+    }
+
+    let new_spec = spec(d, s, &image, env, &secrets, &networks, &labels);
+    let replace = change(step, Op::Replace, Resource::Service)?;
+    let old = engine.service(&d.name).await.map_err(docker_err)?;
+    let limit = Duration::from_secs(120)
+        + (s.monitor.0 + d.health.timeout.0) * (s.replicas + 1);
+    let t = Instant::now();
+    let previous = old.as_ref().map(|o| o.image.clone());
+    match &old {
+        None => {
+            let id = cx.intent(
+                &part(replace, &format!("create service `{}`: image {image}, {} replica(s)", d.name, s.replicas)),
+                &Undo::RemoveService { name: d.name.clone() },
+            )?;
+            let sid = engine.create_service(&new_spec).await.map_err(docker_err)?;
+            cx.done(&id, &json!({"service_id": sid}))?;
+        }
+        Some(o) => update(&engine, d, s, o, &image, &new_spec, replace, cx).await?,
+    }
+    match settle(&engine, &d.name, &image, limit).await? {
+        Settled::Done => {}
+        Settled::RolledBack(m) => {
+            let words = task_words(&engine, &d.name).await;
+            cx.note(
+                "service-rolled-back",
+                &format!("step `{}`: the engine rolled the update of service `{}` back: {m}", step.id, d.name),
+            )?;
+            return Err(StepError::fatal(format!(
+                "the update of service `{}` failed and the engine rolled it back (failure_action rollback): {m}; the previous spec ({}) serves again. Tasks: {words}",
+                d.name,
+                previous.as_deref().unwrap_or("?"),
+            )));
+        }
+        Settled::Stuck(why) => {
+            return Err(StepError::fatal(format!("service `{}`: {why}", d.name)));
+        }
+    }
+    let took = t.elapsed();
+    cx.output(&format!(
+        "service `{}` {} in {:.1} s: {} replica(s) of {image}",
+        d.name,
+        if old.is_some() { "updated" } else { "created" },
+        took.as_secs_f64(),
+        s.replicas
+    ));
+    let route = match &d.route {
+        Some(r) => Some(route_to_service(live, &engine, d, r, replace, cx).await?),
+        None => None,
+    };
+    let tasks: Vec<Value> = engine
+        .tasks(&d.name)
+        .await
+        .map_err(docker_err)?
+        .iter()
+        .filter(|t| t.desired == "running")
+        .map(|t| json!({"task": t.id, "state": t.state, "container": t.container}))
+        .collect();
+    Ok(json!({
+        "service": d.name,
+        "image": image,
+        "image_id": image_id,
+        "previous_image": previous,
+        "replicas": s.replicas,
+        "update_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        "tasks": tasks,
+        "secrets": secrets.iter().map(|(k, n, _)| json!({"env": format!("{k}_FILE"), "secret": n})).collect::<Vec<_>>(),
+        "route": route,
+    }))
+}
+
+/// An overlay network the service joins: made if missing (journaled), refused if it is a
+/// local network; `front`, when given, joins it too.
+async fn overlay(
+    engine: &Docker,
+    c: &Change,
+    front: Option<&str>,
+    labels: &HashMap<String, String>,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    match engine.network_driver(&c.name).await.map_err(docker_err)? {
+        Some(d) if d == "overlay" => {
+            if let Some(f) = front {
+                engine.connect_network(f, &c.name).await.map_err(docker_err)?;
+            }
+        }
+        Some(d) => {
+            return Err(StepError::fatal(format!(
+                "network `{}` exists as a `{d}` network; a Swarm service needs an overlay one: choose another `network`",
+                c.name
+            )));
+        }
+        None => {
+            let id = cx.intent(
+                c,
+                &Undo::RemoveOverlay {
+                    detach: front.map(str::to_string).into_iter().collect(),
+                    name: c.name.clone(),
+                },
+            )?;
+            engine.create_overlay(&c.name, labels).await.map_err(docker_err)?;
+            if let Some(f) = front {
+                engine.connect_network(f, &c.name).await.map_err(docker_err)?;
+            }
+            cx.done(&id, &json!({}))?;
+        }
+    }
+    Ok(())
+}
+
+/// An existing service updated to `new_spec`, its previous spec journaled first.
+#[expect(clippy::too_many_arguments, reason = "the update's parts, made once by its caller")]
+async fn update(
+    engine: &Docker,
+    d: &Deploy,
+    s: &Service,
+    o: &ServiceNow,
+    image: &str,
+    new_spec: &Value,
+    replace: &Change,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    let id = cx.intent(
+        &part(
+            replace,
+            &format!(
+                "update service `{}`: image {} → {image}, start-first, {} replica(s)",
+                d.name, o.image, s.replicas
+            ),
+        ),
+        &Undo::RestoreService {
+            name: d.name.clone(),
+            spec: o.spec.clone(),
+            version: o.version,
+        },
+    )?;
+    engine
+        .update_service(&d.name, o.version, new_spec)
+        .await
+        .map_err(docker_err)?;
+    cx.done(&id, &json!({"previous_image": o.image, "previous_version": o.version}))?;
+    Ok(())
+}
+
+/// The app's route, to the service by name: written once (journaled), then left as it
+/// is by later updates (it names the service, not its tasks).
+async fn route_to_service(
+    live: &Live,
+    engine: &Docker,
+    d: &Deploy,
+    r: &Route,
+    replace: &Change,
+    cx: &mut StepCx<'_>,
+) -> Result<Value, StepError> {
+    let front = live.front();
+    let app = live.app().to_string();
+    let proxy = FrontProxy::new(engine, &front);
+    let file = RouteFile {
+        app: app.clone(),
+        host: r.host.clone(),
+        tls: r.tls.is_some(),
+        redirect_http: r.redirect_http,
+        upstream: Upstream {
+            container: d.name.clone(),
+            ip: String::new(),
+            port: r.port,
+            service: true,
+        },
+    };
+    let want = crate::front::route_conf(&file).map_err(StepError::Fatal)?;
+    let now = proxy
+        .read(&route_file(&app))
+        .await
+        .map_err(|e| StepError::failed(e.to_string()))?;
+    let tls = match &r.tls {
+        Some(t) => Some((
+            t.cert.resolve(cx.secrets()).map_err(StepError::Fatal)?.expose().as_bytes().to_vec(),
+            t.key.resolve(cx.secrets()).map_err(StepError::Fatal)?.expose().as_bytes().to_vec(),
+        )),
+        None => None,
+    };
+    if now.as_deref() != Some(want.as_bytes()) || tls.is_some() {
+        // Back to the container of the same name, if the app served from one before.
+        let to = engine
+            .container(&d.name)
+            .await
+            .map_err(docker_err)?
+            .filter(|_| now.is_some())
+            .map(|_| d.name.clone());
+        let id = cx.intent(
+            &part(replace, &format!("route {} to service `{}` (by name)", r.host, d.name)),
+            &Undo::Route {
+                app: app.clone(),
+                drain_ms: u64::try_from(r.drain.0.as_millis()).unwrap_or(u64::MAX),
+                front: front.clone(),
+                host: r.host.clone(),
+                port: r.port,
+                redirect_http: r.redirect_http,
+                tls: r.tls.is_some(),
+                to,
+            },
+        )?;
+        let took = super::route::switch(
+            &proxy,
+            &app,
+            &file,
+            tls.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+        )
+        .await?;
+        cx.done(&id, &json!({"reload_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX)}))?;
+        cx.output(&format!("route {} switched to service `{}`", r.host, d.name));
+    }
+    Ok(json!({
+        "host": r.host,
+        "front": front.name,
+        "front_http": crate::front::http_address(&front),
+        "upstream": format!("{}:{} (Swarm service, by name)", d.name, r.port),
+        "tls": r.tls.is_some(),
+    }))
+}
+
+/// Undoes an update: the service back to `spec` (at the version it has now), settled.
+/// A service that is gone, or has that spec already, is left as it is.
+pub(crate) async fn undo_update(engine: &Docker, name: &str, spec: &Value) -> Result<(), StepError> {
+    let failed = |e: crate::docker::DockerError| StepError::failed(e.to_string());
+    let Some(now) = engine.service(name).await.map_err(failed)? else {
+        return Ok(());
+    };
+    let image = spec
+        .pointer("/TaskTemplate/ContainerSpec/Image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if &now.spec != spec {
+        engine.update_service(name, now.version, spec).await.map_err(failed)?;
+    }
+    match settle(engine, name, &image, Duration::from_secs(300)).await? {
+        Settled::Done => Ok(()),
+        Settled::RolledBack(m) | Settled::Stuck(m) => Err(StepError::failed(format!(
+            "service `{name}` did not settle back on its previous spec: {m}"
+        ))),
+    }
+}
+
+/// Undoes an overlay network's creation: `detach` disconnected, then the network removed
+/// unless another container or a service uses it.
+pub(crate) async fn undo_overlay(engine: &Docker, name: &str, detach: &[String]) -> Result<(), StepError> {
+    let failed = |e: crate::docker::DockerError| StepError::failed(e.to_string());
+    let (containers, used) = engine.network_users(name).await.map_err(failed)?;
+    if used || containers.iter().any(|c| !detach.contains(c)) {
+        return Ok(());
+    }
+    for c in detach {
+        engine.disconnect_network(c, name).await.map_err(failed)?;
+    }
+    engine.remove_network(name).await.map_err(failed)
+}
