@@ -167,7 +167,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     assert_eq!(spec["Mode"]["Replicated"]["Replicas"], 2);
     assert_eq!(spec["UpdateConfig"]["Order"], "start-first");
     assert_eq!(spec["UpdateConfig"]["FailureAction"], "rollback");
-    assert!(spec["TaskTemplate"]["ContainerSpec"]["HealthCheck"]["Test"].is_array());
+    assert!(spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"].is_array());
     let first_image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
         .as_str()
         .unwrap()

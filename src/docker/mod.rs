@@ -37,7 +37,7 @@ pub use fleet::Listed;
 pub use inspect::{About, Published};
 pub use load::Layer;
 pub use logs::LogTail;
-pub use services::{ServiceNow, SwarmNode, TaskNow};
+pub use services::{HEALTHCHECK_LABEL, ServiceNow, SwarmNode, TaskNow};
 
 /// Seconds any one API request may take (a build or a long pull of output included).
 const REQUEST_TIMEOUT_SECS: u64 = 600;

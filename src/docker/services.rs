@@ -20,6 +20,10 @@ const TASKS_GONE_WAIT: Duration = Duration::from_secs(60);
 /// How long a secret still held by a service being updated is asked again.
 const SECRET_IN_USE_WAIT: Duration = Duration::from_secs(30);
 
+/// The label of a service's spec that holds its tasks' health check (JSON), so that it
+/// reads back whole (see [`Docker::service`]).
+pub const HEALTHCHECK_LABEL: &str = "boyong.healthcheck";
+
 /// The swarm node the engine is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SwarmNode {
@@ -127,7 +131,19 @@ impl Docker {
             Err(e) => return Err(api(e)),
         };
         let v = serde_json::to_value(&s).unwrap_or(Value::Null);
-        let spec = v.get("Spec").cloned().unwrap_or(Value::Null);
+        let mut spec = v.get("Spec").cloned().unwrap_or(Value::Null);
+        // The engine writes `Healthcheck`, which bollard's model (`HealthCheck`) does not
+        // read: a spec boyong made carries it in a label too, put back here, so that a
+        // journaled spec is whole.
+        if let Some(hc) = spec
+            .pointer(&format!("/Labels/{}", HEALTHCHECK_LABEL.replace('/', "~1")))
+            .and_then(Value::as_str)
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            && let Some(c) = spec.pointer_mut("/TaskTemplate/ContainerSpec")
+            && c.get("HealthCheck").is_none()
+        {
+            c["HealthCheck"] = hc;
+        }
         let state = v
             .pointer("/UpdateStatus/State")
             .and_then(Value::as_str)
@@ -218,12 +234,49 @@ impl Docker {
         }
     }
 
+    /// Removes the containers of service `name`'s tasks that are not wanted running
+    /// (the swarm's task history, or a task still stopping) on this engine, so that the
+    /// images they ran can go.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn remove_ended_tasks(&self, name: &str) -> Result<(), DockerError> {
+        let keep: Vec<String> = self
+            .tasks(name)
+            .await?
+            .into_iter()
+            .filter(|t| t.desired == "running")
+            .filter_map(|t| t.container)
+            .collect();
+        for id in self.service_containers_in(name, &[]).await? {
+            if !keep.contains(&id) {
+                self.remove_container(&id).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The containers of service `name` on this engine (any state).
     async fn service_containers(&self, name: &str) -> Result<Vec<String>, DockerError> {
-        let filters: HashMap<String, Vec<String>> = HashMap::from([(
+        self.service_containers_in(name, &[]).await
+    }
+
+    /// The containers of service `name` on this engine in one of `states` (empty: any).
+    async fn service_containers_in(
+        &self,
+        name: &str,
+        states: &[&str],
+    ) -> Result<Vec<String>, DockerError> {
+        let mut filters: HashMap<String, Vec<String>> = HashMap::from([(
             "label".to_string(),
             vec![format!("com.docker.swarm.service.name={name}")],
         )]);
+        if !states.is_empty() {
+            filters.insert(
+                "status".into(),
+                states.iter().map(|s| (*s).to_string()).collect(),
+            );
+        }
         let list = self
             .docker
             .list_containers(Some(bollard::query_parameters::ListContainersOptions {

@@ -293,12 +293,14 @@ fn spec(
         container["CapabilityAdd"] = json!(caps_add);
     }
     let hc = healthcheck(d);
+    let mut service_labels = labels.clone();
     if !hc.is_null() {
+        service_labels.insert(crate::docker::HEALTHCHECK_LABEL.into(), hc.to_string());
         container["HealthCheck"] = hc;
     }
     json!({
         "Name": d.name,
-        "Labels": labels,
+        "Labels": service_labels,
         "TaskTemplate": {
             "ContainerSpec": container,
             "Resources": {"Limits": {
@@ -450,7 +452,8 @@ pub(super) async fn execute(
             continue;
         }
         let name = secret_name(&d.name, k, &run);
-        let planned = format!("{}-{}-<run-id>", d.name, k.to_ascii_lowercase().replace('_', "-"));
+        let planned = format!("{}-{}-<run-id>", d.name, k.to_ascii_lowercase().replace('_', "-"))
+            .replace("<run-id>", &run);
         let c = step
             .changes
             .iter()
@@ -702,7 +705,9 @@ pub(crate) async fn undo_update(engine: &Docker, name: &str, spec: &Value) -> Re
         engine.update_service(name, now.version, spec).await.map_err(failed)?;
     }
     match settle(engine, name, &image, Duration::from_secs(300)).await? {
-        Settled::Done => Ok(()),
+        // The tasks of the release rolled back, ended, hold its image: they go, so the
+        // undo of its image (next) can remove it.
+        Settled::Done => engine.remove_ended_tasks(name).await.map_err(failed),
         Settled::RolledBack(m) | Settled::Stuck(m) => Err(StepError::failed(format!(
             "service `{name}` did not settle back on its previous spec: {m}"
         ))),

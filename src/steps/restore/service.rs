@@ -83,7 +83,7 @@ pub(super) async fn make(
         )));
     }
     let run = cx.run_id().to_string();
-    let planned = format!("{}: the server's passwords (<run-id>)", r.name);
+    let planned = format!("{}: the server's passwords (<run-id>)", r.name).replace("<run-id>", &run);
     let sc = step
         .changes
         .iter()
