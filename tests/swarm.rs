@@ -154,7 +154,10 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let plan = env.run(&["plan", "--offline", pb.to_str().unwrap()]);
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan.stderr));
     let plan = text(&plan.stdout);
-    assert!(plan.contains("service") && plan.contains("start-first, 2 replicas"), "{plan}");
+    assert!(
+        plan.contains("service") && plan.contains("start-first, 2 replicas"),
+        "{plan}"
+    );
     assert!(plan.contains("API_KEY_FILE=/run/secrets/API_KEY"), "{plan}");
 
     // The first release: a service of two tasks, routed by name.
@@ -174,7 +177,10 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         .to_string();
     // The secret: a Swarm secret mounted as a file, never in the service's env.
     let inspected = text(&docker(&["service", "inspect", &env.name]).stdout);
-    assert!(!inspected.contains(API_KEY), "the secret is in the service's spec");
+    assert!(
+        !inspected.contains(API_KEY),
+        "the secret is in the service's spec"
+    );
     let envs = spec["TaskTemplate"]["ContainerSpec"]["Env"].to_string();
     assert!(
         envs.contains("API_KEY_FILE=/run/secrets/API_KEY") && envs.contains("GREETING=selamat"),
@@ -186,9 +192,21 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let task_env = text(&docker(&["inspect", "--format", "{{.Config.Env}}", &task]).stdout);
     assert!(!task_env.contains(API_KEY), "{task_env}");
     let state = std::fs::read_dir(env.state())
-        .map(|_| text(&std::process::Command::new("grep").args(["-r", API_KEY]).arg(env.state()).output().unwrap().stdout))
+        .map(|_| {
+            text(
+                &std::process::Command::new("grep")
+                    .args(["-r", API_KEY])
+                    .arg(env.state())
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+        })
         .unwrap();
-    assert!(state.is_empty(), "the secret is in the state directory: {state}");
+    assert!(
+        state.is_empty(),
+        "the secret is in the state directory: {state}"
+    );
 
     // An update under load: no request fails, the answers move to the new release.
     let load = Load::start(addr);
@@ -199,7 +217,12 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let got = load.finish();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let failed: Vec<&String> = got.iter().filter_map(|g| g.as_ref().err()).collect();
-    assert!(failed.is_empty(), "{} of {} failed: {failed:?}", failed.len(), got.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        got.len()
+    );
     assert!(got.iter().any(|g| g.as_deref() == Ok("two")), "{got:?}");
     assert_eq!(get(addr).as_deref(), Ok("two"));
     let second = env.last_run("swarm-demo");
@@ -221,7 +244,17 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         first_image.as_str()
     );
     // This run's secret went with it; the first run's stays (its spec uses it).
-    let secrets = text(&docker(&["secret", "ls", "--format", "{{.Name}}", "--filter", &format!("label={}", env.label().arg())]).stdout);
+    let secrets = text(
+        &docker(&[
+            "secret",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("label={}", env.label().arg()),
+        ])
+        .stdout,
+    );
     assert_eq!(secrets.lines().count(), 1, "{secrets}");
 }
 
@@ -256,7 +289,11 @@ fn a_failed_update_is_rolled_back_by_the_engine_and_reported() {
     assert!(err.contains("the engine rolled it back"), "{err}");
     let s = service(&env.name);
     assert_eq!(s["UpdateStatus"]["State"], "rollback_completed", "{s}");
-    assert_eq!(get(addr).as_deref(), Ok("one"), "the previous release serves");
+    assert_eq!(
+        get(addr).as_deref(),
+        Ok("one"),
+        "the previous release serves"
+    );
     let run = env.last_run("swarm-demo");
     assert!(
         journal(&run)
@@ -279,33 +316,66 @@ fn a_database_restored_into_a_service_pinned_with_its_volume() {
     let pb = env.db_playbook("mariadb", db.port, &image, false);
     let net = format!("{}-net", env.name);
     support::edit_file(&pb, "vars:\n", "target:\n  swarm: true\nvars:\n");
-    support::edit_file(&pb, "      replace: false\n", &format!("      replace: false\n      network: {net}\n"));
+    support::edit_file(
+        &pb,
+        "      replace: false\n",
+        &format!("      replace: false\n      network: {net}\n"),
+    );
 
     let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = service(&env.name);
     let node = text(&docker(&["info", "--format", "{{.Swarm.NodeID}}"]).stdout);
     let constraints = s["Spec"]["TaskTemplate"]["Placement"]["Constraints"].to_string();
-    assert!(constraints.contains(&format!("node.id == {}", node.trim())), "{constraints}");
+    assert!(
+        constraints.contains(&format!("node.id == {}", node.trim())),
+        "{constraints}"
+    );
     let mounts = s["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"].to_string();
     assert!(mounts.contains(&env.volume()), "{mounts}");
     let inspected = text(&docker(&["service", "inspect", &env.name]).stdout);
-    assert!(!inspected.contains(&db.password), "a password is in the service's spec");
+    assert!(
+        !inspected.contains(&db.password),
+        "a password is in the service's spec"
+    );
     assert!(inspected.contains("MARIADB_PASSWORD_FILE"), "{inspected}");
 
     // Reachable by name on its overlay network, with the restored rows.
     let pw = format!("MYSQL_PWD={}", db.password);
     let out = docker(&[
-        "run", "--rm", "--network", &net, "--label", &env.label().arg(), "-e", &pw,
-        "--entrypoint", "mariadb", &image, "--protocol=tcp", "-h", &env.name, "-uperizinan",
-        "perizinan", "-N", "-e", "SELECT v FROM t ORDER BY id",
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--label",
+        &env.label().arg(),
+        "-e",
+        &pw,
+        "--entrypoint",
+        "mariadb",
+        &image,
+        "--protocol=tcp",
+        "-h",
+        &env.name,
+        "-uperizinan",
+        "perizinan",
+        "-N",
+        "-e",
+        "SELECT v FROM t ORDER BY id",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).split_whitespace().collect::<Vec<_>>(), ["vendor", "swarm"]);
+    assert_eq!(
+        text(&out.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["vendor", "swarm"]
+    );
 
     // Rollback saves the database first, then removes the service and its volume.
     let rb = env.watched(&["rollback", "dbtest", "--yes"], &db.password);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
-    assert!(env.last_run("dbtest").join("rollback/database.sql.gz").is_file());
+    assert!(
+        env.last_run("dbtest")
+            .join("rollback/database.sql.gz")
+            .is_file()
+    );
     assert!(!docker(&["service", "inspect", &env.name]).status.success());
 }

@@ -70,7 +70,12 @@ pub struct TaskNow {
 
 impl TaskNow {
     fn read(t: &Value) -> Self {
-        let s = |p: &str| t.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |p: &str| {
+            t.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let (msg, err) = (s("/Status/Message"), s("/Status/Err"));
         Self {
             id: s("/ID"),
@@ -471,7 +476,11 @@ impl Docker {
     ///
     /// # Errors
     /// An API error.
-    pub async fn disconnect_network(&self, container: &str, network: &str) -> Result<(), DockerError> {
+    pub async fn disconnect_network(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<(), DockerError> {
         match self
             .docker
             .disconnect_network(

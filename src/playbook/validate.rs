@@ -26,6 +26,10 @@ pub(super) enum Var {
 }
 
 /// The state of one validation.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about the playbook, each read by its own rules"
+)]
 pub(super) struct Validator<'a> {
     src: &'a str,
     dir: &'a Path,

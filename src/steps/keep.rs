@@ -185,7 +185,10 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
                 .await
                 .map_err(|e| StepError::failed(e.to_string()))?;
             let container = task.as_deref().unwrap_or(name);
-            keep_database(&engine, keep, container, volume, image, *db, database, run_dir, copy).await
+            keep_database(
+                &engine, keep, container, volume, image, *db, database, run_dir, copy,
+            )
+            .await
         }
         Keep::Volume { volume, image, .. } => copy(volume, image, keep.path()).await,
     }
@@ -193,7 +196,10 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
 
 /// The database of a [`Keep::Database`] dumped from `container`, or its volume copied
 /// when it does not run.
-#[expect(clippy::too_many_arguments, reason = "the keep's parts, borrowed apart")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the keep's parts, borrowed apart"
+)]
 async fn keep_database<F, Fut>(
     engine: &crate::docker::Docker,
     keep: &Keep,
@@ -210,30 +216,30 @@ where
     Fut: std::future::Future<Output = Result<Kept, StepError>>,
 {
     match engine
-            .container(container)
-            .await
-            .map_err(|e| StepError::failed(e.to_string()))?
-        {
-            Some(c) if c.running => {
-                let rel = keep.path();
-                let (bytes, sha256) =
-                    dump(engine, container, db, database, &run_dir.join(&rel)).await?;
-                Ok(Kept {
-                    note: format!("database `{database}` dumped from `{container}`"),
-                    path: Some(rel),
-                    bytes,
-                    sha256,
-                })
-            }
-            Some(_) => {
-                let mut kept = copy(volume, image, keep.volume_path()).await?;
-                kept.note = format!("`{container}` does not run: {}", kept.note);
-                Ok(kept)
-            }
-            None => copy(volume, image, keep.volume_path()).await.map(|mut k| {
-                k.note = format!("`{container}` is gone: {}", k.note);
-                k
-            }),
+        .container(container)
+        .await
+        .map_err(|e| StepError::failed(e.to_string()))?
+    {
+        Some(c) if c.running => {
+            let rel = keep.path();
+            let (bytes, sha256) =
+                dump(engine, container, db, database, &run_dir.join(&rel)).await?;
+            Ok(Kept {
+                note: format!("database `{database}` dumped from `{container}`"),
+                path: Some(rel),
+                bytes,
+                sha256,
+            })
+        }
+        Some(_) => {
+            let mut kept = copy(volume, image, keep.volume_path()).await?;
+            kept.note = format!("`{container}` does not run: {}", kept.note);
+            Ok(kept)
+        }
+        None => copy(volume, image, keep.volume_path()).await.map(|mut k| {
+            k.note = format!("`{container}` is gone: {}", k.note);
+            k
+        }),
     }
 }
 

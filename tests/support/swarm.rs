@@ -67,7 +67,9 @@ pub fn join() -> Option<Swarm> {
     if !docker::available() {
         return None;
     }
-    let mut held = HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut held = HELD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if *held == 0 {
         with_holders(|made, pids| {
             if pids.is_empty() {
@@ -99,7 +101,9 @@ pub fn join() -> Option<Swarm> {
 
 impl Drop for Swarm {
     fn drop(&mut self) {
-        let mut held = HELD.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut held = HELD
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *held -= 1;
         if *held > 0 {
             return;

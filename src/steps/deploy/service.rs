@@ -93,11 +93,18 @@ pub(super) fn describe(id: &str, d: &Deploy, s: &Service, ctx: &PlanContext) -> 
             place: Place::Target,
             name: f.name.clone(),
             details: vec![
-                format!("the engine's front proxy: nginx from {}, HTTP on {}:{}, HTTPS on {}:{}", f.image, f.http.0, f.http.1, f.https.0, f.https.1),
-                format!("shared by every routed app of this engine; this app's route: {}", r.host),
+                format!(
+                    "the engine's front proxy: nginx from {}, HTTP on {}:{}, HTTPS on {}:{}",
+                    f.image, f.http.0, f.http.1, f.https.0, f.https.1
+                ),
+                format!(
+                    "shared by every routed app of this engine; this app's route: {}",
+                    r.host
+                ),
             ],
             condition: Some("if missing".into()),
-            undo: "removed (with its network and volume) unless it routes another app by then".into(),
+            undo: "removed (with its network and volume) unless it routes another app by then"
+                .into(),
         });
         changes.push(overlay(
             &f.swarm_network(),
@@ -131,7 +138,10 @@ pub(super) fn describe(id: &str, d: &Deploy, s: &Service, ctx: &PlanContext) -> 
     if !s.placement.is_empty() {
         details.push(format!("placement: {}", s.placement.join(", ")));
     }
-    details.push("endpoint mode dnsrr: no virtual IP, no published port (the routing mesh is not used)".into());
+    details.push(
+        "endpoint mode dnsrr: no virtual IP, no published port (the routing mesh is not used)"
+            .into(),
+    );
     details.extend(
         d.env
             .iter()
@@ -228,7 +238,9 @@ fn healthcheck(d: &Deploy) -> Value {
     let test: Vec<String> = match &h.check {
         HealthCheck::Http { url, .. } => {
             let rest = url.strip_prefix("http://").unwrap_or(url);
-            let (auth, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+            let (auth, path) = rest
+                .find('/')
+                .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
             let port = url_port(auth).unwrap_or(default_port);
             let u = crate::shell::quote(&format!("http://127.0.0.1:{port}{path}"));
             vec![
@@ -240,7 +252,9 @@ fn healthcheck(d: &Deploy) -> Value {
             let port = url_port(a).unwrap_or(default_port);
             vec!["CMD-SHELL".into(), format!("nc -z 127.0.0.1 {port}")]
         }
-        HealthCheck::Cmd(c) => std::iter::once("CMD".to_string()).chain(c.iter().cloned()).collect(),
+        HealthCheck::Cmd(c) => std::iter::once("CMD".to_string())
+            .chain(c.iter().cloned())
+            .collect(),
         HealthCheck::Running => return Value::Null,
     };
     json!({
@@ -253,12 +267,11 @@ fn healthcheck(d: &Deploy) -> Value {
 }
 
 /// The service's spec, in the API's JSON.
-#[expect(clippy::too_many_arguments, reason = "the spec's parts, made once by its caller")]
 fn spec(
     d: &Deploy,
     s: &Service,
     image: &str,
-    env: Vec<String>,
+    env: &[String],
     secrets: &[(String, String, String)],
     networks: &[String],
     labels: &HashMap<String, String>,
@@ -270,7 +283,11 @@ fn spec(
         .iter()
         .map(|v| json!({"Type": "volume", "Source": v.volume, "Target": v.path, "ReadOnly": v.read_only}))
         .collect();
-    mounts.extend(sec.tmpfs.iter().map(|t| json!({"Type": "tmpfs", "Target": t})));
+    mounts.extend(
+        sec.tmpfs
+            .iter()
+            .map(|t| json!({"Type": "tmpfs", "Target": t})),
+    );
     let mut caps_add = sec.cap_add.clone();
     caps_add.sort();
     let mut container = json!({
@@ -344,7 +361,15 @@ async fn task_words(engine: &Docker, name: &str) -> String {
         Ok(t) => t
             .iter()
             .take(6)
-            .map(|t| format!("{} {} ({}): {}", &t.id[..t.id.len().min(12)], t.state, t.image, t.message))
+            .map(|t| {
+                format!(
+                    "{} {} ({}): {}",
+                    &t.id[..t.id.len().min(12)],
+                    t.state,
+                    t.image,
+                    t.message
+                )
+            })
             .collect::<Vec<_>>()
             .join("; "),
         Err(e) => format!("tasks not read: {e}"),
@@ -352,7 +377,12 @@ async fn task_words(engine: &Docker, name: &str) -> String {
 }
 
 /// Whether `replicas` tasks run `image` and no other task is wanted running.
-async fn converged(engine: &Docker, name: &str, image: &str, replicas: u64) -> Result<bool, StepError> {
+async fn converged(
+    engine: &Docker,
+    name: &str,
+    image: &str,
+    replicas: u64,
+) -> Result<bool, StepError> {
     let tasks = engine.tasks(name).await.map_err(docker_err)?;
     let wanted: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
     let running = wanted
@@ -375,16 +405,15 @@ pub(crate) async fn settle(
         let Some(now) = engine.service(name).await.map_err(docker_err)? else {
             return Ok(Settled::Stuck(format!("service `{name}` is gone")));
         };
-        match now.update.as_ref().map(|(s, m)| (s.as_str(), m.clone())) {
+        let state = now.update.as_ref().map(|(s, m)| (s.as_str(), m.clone()));
+        let done = matches!(state, Some(("completed", _)) | None)
+            && converged(engine, name, image, now.replicas).await?;
+        match state {
             Some(("rollback_completed", m)) => return Ok(Settled::RolledBack(m)),
             Some(("paused" | "rollback_paused", m)) => {
                 return Ok(Settled::Stuck(format!("the update paused: {m}")));
             }
-            Some(("completed", _)) | None => {
-                if converged(engine, name, image, now.replicas).await? {
-                    return Ok(Settled::Done);
-                }
-            }
+            _ if done => return Ok(Settled::Done),
             _ => {}
         }
         if t.elapsed() > limit {
@@ -430,12 +459,27 @@ pub(super) async fn execute(
                 if is_front {
                     super::route::ensure_front(live, step, &engine, cx).await?;
                 }
-                overlay(&engine, c, is_front.then_some(front.name.as_str()), &labels, cx).await?;
+                overlay(
+                    &engine,
+                    c,
+                    is_front.then_some(front.name.as_str()),
+                    &labels,
+                    cx,
+                )
+                .await?;
                 networks.push(c.name.clone());
             }
             Resource::Volume if !engine.volume_exists(&c.name).await.map_err(docker_err)? => {
-                let id = cx.intent(c, &Undo::RemoveVolume { name: c.name.clone() })?;
-                engine.create_volume(&c.name, &labels).await.map_err(docker_err)?;
+                let id = cx.intent(
+                    c,
+                    &Undo::RemoveVolume {
+                        name: c.name.clone(),
+                    },
+                )?;
+                engine
+                    .create_volume(&c.name, &labels)
+                    .await
+                    .map_err(docker_err)?;
                 cx.done(&id, &json!({}))?;
             }
             _ => {}
@@ -452,13 +496,19 @@ pub(super) async fn execute(
             continue;
         }
         let name = secret_name(&d.name, k, &run);
-        let planned = format!("{}-{}-<run-id>", d.name, k.to_ascii_lowercase().replace('_', "-"))
-            .replace("<run-id>", &run);
+        let planned = format!(
+            "{}-{}-<run-id>",
+            d.name,
+            k.to_ascii_lowercase().replace('_', "-")
+        )
+        .replace("<run-id>", &run);
         let c = step
             .changes
             .iter()
             .find(|c| c.resource == Resource::Secret && c.name == planned)
-            .ok_or_else(|| StepError::fatal(format!("the plan of this deploy lists no secret for {k}")))?;
+            .ok_or_else(|| {
+                StepError::fatal(format!("the plan of this deploy lists no secret for {k}"))
+            })?;
         let id = cx.intent(c, &Undo::RemoveSecret { name: name.clone() })?;
         engine.remove_secret(&name).await.map_err(docker_err)?;
         let secret_id = engine
@@ -470,18 +520,25 @@ pub(super) async fn execute(
         secrets.push((k.clone(), name, secret_id));
     }
 
-    let new_spec = spec(d, s, &image, env, &secrets, &networks, &labels);
+    let new_spec = spec(d, s, &image, &env, &secrets, &networks, &labels);
     let replace = change(step, Op::Replace, Resource::Service)?;
     let old = engine.service(&d.name).await.map_err(docker_err)?;
-    let limit = Duration::from_secs(120)
-        + (s.monitor.0 + d.health.timeout.0) * (s.replicas + 1);
+    let limit = Duration::from_secs(120) + (s.monitor.0 + d.health.timeout.0) * (s.replicas + 1);
     let t = Instant::now();
     let previous = old.as_ref().map(|o| o.image.clone());
     match &old {
         None => {
             let id = cx.intent(
-                &part(replace, &format!("create service `{}`: image {image}, {} replica(s)", d.name, s.replicas)),
-                &Undo::RemoveService { name: d.name.clone() },
+                &part(
+                    replace,
+                    &format!(
+                        "create service `{}`: image {image}, {} replica(s)",
+                        d.name, s.replicas
+                    ),
+                ),
+                &Undo::RemoveService {
+                    name: d.name.clone(),
+                },
             )?;
             let sid = engine.create_service(&new_spec).await.map_err(docker_err)?;
             cx.done(&id, &json!({"service_id": sid}))?;
@@ -494,7 +551,10 @@ pub(super) async fn execute(
             let words = task_words(&engine, &d.name).await;
             cx.note(
                 "service-rolled-back",
-                &format!("step `{}`: the engine rolled the update of service `{}` back: {m}", step.id, d.name),
+                &format!(
+                    "step `{}`: the engine rolled the update of service `{}` back: {m}",
+                    step.id, d.name
+                ),
             )?;
             return Err(StepError::fatal(format!(
                 "the update of service `{}` failed and the engine rolled it back (failure_action rollback): {m}; the previous spec ({}) serves again. Tasks: {words}",
@@ -551,7 +611,10 @@ async fn overlay(
     match engine.network_driver(&c.name).await.map_err(docker_err)? {
         Some(d) if d == "overlay" => {
             if let Some(f) = front {
-                engine.connect_network(f, &c.name).await.map_err(docker_err)?;
+                engine
+                    .connect_network(f, &c.name)
+                    .await
+                    .map_err(docker_err)?;
             }
         }
         Some(d) => {
@@ -568,9 +631,15 @@ async fn overlay(
                     name: c.name.clone(),
                 },
             )?;
-            engine.create_overlay(&c.name, labels).await.map_err(docker_err)?;
+            engine
+                .create_overlay(&c.name, labels)
+                .await
+                .map_err(docker_err)?;
             if let Some(f) = front {
-                engine.connect_network(f, &c.name).await.map_err(docker_err)?;
+                engine
+                    .connect_network(f, &c.name)
+                    .await
+                    .map_err(docker_err)?;
             }
             cx.done(&id, &json!({}))?;
         }
@@ -579,7 +648,10 @@ async fn overlay(
 }
 
 /// An existing service updated to `new_spec`, its previous spec journaled first.
-#[expect(clippy::too_many_arguments, reason = "the update's parts, made once by its caller")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the update's parts, made once by its caller"
+)]
 async fn update(
     engine: &Docker,
     d: &Deploy,
@@ -608,7 +680,10 @@ async fn update(
         .update_service(&d.name, o.version, new_spec)
         .await
         .map_err(docker_err)?;
-    cx.done(&id, &json!({"previous_image": o.image, "previous_version": o.version}))?;
+    cx.done(
+        &id,
+        &json!({"previous_image": o.image, "previous_version": o.version}),
+    )?;
     Ok(())
 }
 
@@ -644,8 +719,18 @@ async fn route_to_service(
         .map_err(|e| StepError::failed(e.to_string()))?;
     let tls = match &r.tls {
         Some(t) => Some((
-            t.cert.resolve(cx.secrets()).map_err(StepError::Fatal)?.expose().as_bytes().to_vec(),
-            t.key.resolve(cx.secrets()).map_err(StepError::Fatal)?.expose().as_bytes().to_vec(),
+            t.cert
+                .resolve(cx.secrets())
+                .map_err(StepError::Fatal)?
+                .expose()
+                .as_bytes()
+                .to_vec(),
+            t.key
+                .resolve(cx.secrets())
+                .map_err(StepError::Fatal)?
+                .expose()
+                .as_bytes()
+                .to_vec(),
         )),
         None => None,
     };
@@ -658,7 +743,10 @@ async fn route_to_service(
             .filter(|_| now.is_some())
             .map(|_| d.name.clone());
         let id = cx.intent(
-            &part(replace, &format!("route {} to service `{}` (by name)", r.host, d.name)),
+            &part(
+                replace,
+                &format!("route {} to service `{}` (by name)", r.host, d.name),
+            ),
             &Undo::Route {
                 app: app.clone(),
                 drain_ms: u64::try_from(r.drain.0.as_millis()).unwrap_or(u64::MAX),
@@ -677,8 +765,14 @@ async fn route_to_service(
             tls.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
         )
         .await?;
-        cx.done(&id, &json!({"reload_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX)}))?;
-        cx.output(&format!("route {} switched to service `{}`", r.host, d.name));
+        cx.done(
+            &id,
+            &json!({"reload_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX)}),
+        )?;
+        cx.output(&format!(
+            "route {} switched to service `{}`",
+            r.host, d.name
+        ));
     }
     Ok(json!({
         "host": r.host,
@@ -691,7 +785,11 @@ async fn route_to_service(
 
 /// Undoes an update: the service back to `spec` (at the version it has now), settled.
 /// A service that is gone, or has that spec already, is left as it is.
-pub(crate) async fn undo_update(engine: &Docker, name: &str, spec: &Value) -> Result<(), StepError> {
+pub(crate) async fn undo_update(
+    engine: &Docker,
+    name: &str,
+    spec: &Value,
+) -> Result<(), StepError> {
     let failed = |e: crate::docker::DockerError| StepError::failed(e.to_string());
     let Some(now) = engine.service(name).await.map_err(failed)? else {
         return Ok(());
@@ -702,7 +800,10 @@ pub(crate) async fn undo_update(engine: &Docker, name: &str, spec: &Value) -> Re
         .unwrap_or("")
         .to_string();
     if &now.spec != spec {
-        engine.update_service(name, now.version, spec).await.map_err(failed)?;
+        engine
+            .update_service(name, now.version, spec)
+            .await
+            .map_err(failed)?;
     }
     match settle(engine, name, &image, Duration::from_secs(300)).await? {
         // The tasks of the release rolled back, ended, hold its image: they go, so the
@@ -716,7 +817,11 @@ pub(crate) async fn undo_update(engine: &Docker, name: &str, spec: &Value) -> Re
 
 /// Undoes an overlay network's creation: `detach` disconnected, then the network removed
 /// unless another container or a service uses it.
-pub(crate) async fn undo_overlay(engine: &Docker, name: &str, detach: &[String]) -> Result<(), StepError> {
+pub(crate) async fn undo_overlay(
+    engine: &Docker,
+    name: &str,
+    detach: &[String],
+) -> Result<(), StepError> {
     let failed = |e: crate::docker::DockerError| StepError::failed(e.to_string());
     let (containers, used) = engine.network_users(name).await.map_err(failed)?;
     if used || containers.iter().any(|c| !detach.contains(c)) {

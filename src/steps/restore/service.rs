@@ -37,7 +37,9 @@ pub(super) fn changes(r: &Restore, id: &str) -> Vec<Change> {
             resource: Resource::Secret,
             place: Place::Target,
             name: format!("{}: the server's passwords (<run-id>)", r.name),
-            details: vec!["the database user's and a superuser password made for this restore".into()],
+            details: vec![
+                "the database user's and a superuser password made for this restore".into(),
+            ],
             condition: None,
             undo: "remove them".into(),
         },
@@ -83,7 +85,8 @@ pub(super) async fn make(
         )));
     }
     let run = cx.run_id().to_string();
-    let planned = format!("{}: the server's passwords (<run-id>)", r.name).replace("<run-id>", &run);
+    let planned =
+        format!("{}: the server's passwords (<run-id>)", r.name).replace("<run-id>", &run);
     let sc = step
         .changes
         .iter()
@@ -92,14 +95,19 @@ pub(super) async fn make(
     let mut plain = Vec::new();
     let mut secrets = Vec::new();
     for e in env {
-        let Some((k, v)) = e.split_once('=') else { continue };
+        let Some((k, v)) = e.split_once('=') else {
+            continue;
+        };
         if !k.ends_with("PASSWORD") {
             plain.push(e.clone());
             continue;
         }
         let value = Secret::new(v.to_string());
         let name = secret_name(&r.name, k, &run);
-        let id = cx.intent(&part(sc, &format!("secret `{name}` ({k})")), &Undo::RemoveSecret { name: name.clone() })?;
+        let id = cx.intent(
+            &part(sc, &format!("secret `{name}` ({k})")),
+            &Undo::RemoveSecret { name: name.clone() },
+        )?;
         engine.remove_secret(&name).await.map_err(docker_err)?;
         let sid = engine
             .create_secret(&name, value.expose().as_bytes(), labels)
@@ -115,7 +123,11 @@ pub(super) async fn make(
     }
     let s = super::db_security();
     let mut mounts = vec![json!({"Type": "volume", "Source": r.volume, "Target": data_dir})];
-    mounts.extend(s.tmpfs.iter().map(|t| json!({"Type": "tmpfs", "Target": t})));
+    mounts.extend(
+        s.tmpfs
+            .iter()
+            .map(|t| json!({"Type": "tmpfs", "Target": t})),
+    );
     let spec: Value = json!({
         "Name": r.name,
         "Labels": labels,
@@ -153,7 +165,12 @@ pub(super) async fn make(
         .iter()
         .find(|c| c.resource == Resource::Service && c.name == r.name)
         .ok_or_else(|| StepError::fatal("the plan of this restore lists no service"))?;
-    let id = cx.intent(c, &Undo::RemoveService { name: r.name.clone() })?;
+    let id = cx.intent(
+        c,
+        &Undo::RemoveService {
+            name: r.name.clone(),
+        },
+    )?;
     let sid = engine.create_service(&spec).await.map_err(docker_err)?;
     cx.done(&id, &json!({"service_id": sid, "node": node}))?;
     match settle(engine, &r.name, &r.image, TASK_WAIT).await? {
@@ -169,7 +186,12 @@ pub(super) async fn make(
         .task_container(&r.name)
         .await
         .map_err(docker_err)?
-        .ok_or_else(|| StepError::failed(format!("the database service `{}` has no running task here", r.name)))?;
+        .ok_or_else(|| {
+            StepError::failed(format!(
+                "the database service `{}` has no running task here",
+                r.name
+            ))
+        })?;
     cx.output(&format!(
         "database service `{}` runs on node {node} (task container {})",
         r.name,
