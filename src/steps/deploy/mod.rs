@@ -10,13 +10,14 @@ mod probe;
 mod route;
 mod route_probe;
 mod service;
+mod service_plan;
+mod service_spec;
 mod waiting;
 
 pub use route::check_route;
 pub(crate) use route::undo_route;
-pub(crate) use service::{
-    Settled, secret_name, service_hardening, settle, undo_overlay, undo_update,
-};
+pub(crate) use service::{Settled, settle, undo_overlay, undo_update};
+pub(crate) use service_plan::{secret_name, service_hardening};
 
 use serde_json::Value;
 
@@ -69,7 +70,7 @@ impl Kind for DeployStep {
 
 fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     if let Some(s) = &d.service {
-        return service::describe(id, d, s, ctx);
+        return service_plan::describe(id, d, s, ctx);
     }
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
