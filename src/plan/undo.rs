@@ -277,6 +277,10 @@ mod tests {
             json!({"action": "remove-volume", "name": "v"}),
             json!({"action": "restore-volume", "name": "v", "image": "i", "helper": "h",
                    "snapshot": "/s/artifacts/db.volume.tar", "sha256": "00", "labels": {"boyong.app": "a"}}),
+            json!({"action": "remove-service", "name": "web"}),
+            json!({"action": "restore-service", "name": "web", "spec": {"Name": "web"}, "version": 12}),
+            json!({"action": "remove-secret", "name": "web-api-key-r"}),
+            json!({"action": "remove-overlay", "detach": ["boyong-front"], "name": "boyong-front-swarm"}),
         ];
         for v in old {
             let u = Undo::from_value(&v);
