@@ -62,3 +62,23 @@ fn the_generation_server_answers_its_number() {
     assert!(g.contains("server_name boyong-front.generation;"));
     assert!(g.contains("return 200 \"42\\n\";"));
 }
+
+#[test]
+fn a_route_to_a_swarm_service_asks_the_engines_dns_per_request() {
+    let mut f = file(false, false);
+    f.upstream = Upstream {
+        container: "izin-demo".into(),
+        ip: String::new(),
+        port: 8080,
+        service: true,
+    };
+    let conf = route_conf(&f).unwrap_or_else(|e| panic!("{e}"));
+    assert!(conf.contains("resolver 127.0.0.11 valid=1s ipv6=off;"));
+    assert!(conf.contains("set $boyong_izin_demo \"izin-demo\";"));
+    assert!(conf.contains("proxy_pass http://$boyong_izin_demo:8080;"));
+    assert!(conf.contains("proxy_next_upstream error timeout;"));
+    for bad in ["izin;demo", "a b", "-x", "x\"y", ""] {
+        f.upstream.container = bad.into();
+        assert!(route_conf(&f).is_err(), "{bad}");
+    }
+}
