@@ -1431,7 +1431,7 @@ fn a_deploy_on_a_swarm_target_is_a_service_with_its_defaults() {
     let d = deploy(&pb, "app");
     let s = d.service.clone().unwrap();
     assert_eq!((s.replicas, s.placement.len()), (1, 0));
-    assert_eq!(s.monitor, d.health.timeout);
+    assert_eq!(s.monitor, Span::secs(5));
 }
 
 #[test]

@@ -496,7 +496,8 @@ pub struct RawService {
     #[serde(default)]
     pub placement: Vec<Sp<String>>,
     /// How long the engine watches each updated task for a failure before it goes on
-    /// (a failure then rolls the update back); default the health check's `timeout`.
+    /// (a failure then rolls the update back); default 5s. Each new task is healthy
+    /// before an old one stops whatever this is.
     pub monitor: Option<Sp<String>>,
 }
 

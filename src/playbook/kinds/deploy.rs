@@ -109,7 +109,7 @@ impl Validator<'_> {
             self.route_without_ports(rt, &r.ports);
             self.route(rt, f)
         });
-        let service = self.service(r, loc, &health, f);
+        let service = self.service(r, f);
         Deploy {
             image,
             name,
@@ -129,7 +129,7 @@ impl Validator<'_> {
 
     /// `deploy.service`, and what a Swarm service cannot take: `Some` exactly when the
     /// target is a swarm.
-    fn service(&mut self, r: &RawDeploy, loc: Loc, health: &Health, f: &str) -> Option<Service> {
+    fn service(&mut self, r: &RawDeploy, f: &str) -> Option<Service> {
         if !self.swarm_target {
             if let Some(s) = &r.service {
                 self.error(
@@ -176,8 +176,7 @@ impl Validator<'_> {
         let monitor = raw
             .and_then(|s| s.monitor.as_ref())
             .and_then(|m| self.span(m, &format!("{f}.service.monitor")))
-            .unwrap_or(health.timeout);
-        let _ = loc;
+            .unwrap_or(Span::secs(5));
         Some(Service {
             replicas,
             placement,
