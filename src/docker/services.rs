@@ -253,6 +253,18 @@ impl Docker {
             .filter(|t| t.desired == "running")
             .filter_map(|t| t.container)
             .collect();
+        // Those still stopping are let stop (the engine takes them out of its DNS first,
+        // so no client is sent to a vanished address), for up to 30 s.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30)
+            && self
+                .service_containers_in(name, &["running", "restarting"])
+                .await?
+                .iter()
+                .any(|id| !keep.contains(id))
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         for id in self.service_containers_in(name, &[]).await? {
             if !keep.contains(&id) {
                 self.remove_container(&id).await?;
