@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use support::db::{Mariadb, base_image};
-use support::docker::docker;
+use support::docker::{docker, web_image};
 use support::env::Env;
 use support::swarm::{self, Services};
 use support::{journal, text};
@@ -135,6 +135,7 @@ fn site_playbook(env: &Env, front: &str, http: u16, https: u16) -> PathBuf {
 fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let Some(_swarm) = swarm::join() else { return };
     let Some(env) = Env::builder("swarm")
+        .plan_fidelity()
         .sshd()
         .busybox()
         .var("SWARM_API_KEY", API_KEY)
@@ -262,6 +263,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
 fn a_failed_update_is_rolled_back_by_the_engine_and_reported() {
     let Some(_swarm) = swarm::join() else { return };
     let Some(env) = Env::builder("swarm-fail")
+        .plan_fidelity()
         .sshd()
         .busybox()
         .var("SWARM_API_KEY", API_KEY)
@@ -321,6 +323,14 @@ fn a_database_restored_into_a_service_pinned_with_its_volume() {
         "      replace: false\n",
         &format!("      replace: false\n      network: {net}\n"),
     );
+    // An app service on the database's network (made by the restore), healthy only when
+    // it reaches the database by name.
+    let web = web_image(env.label(), "web", "web");
+    let app = format!(
+        "  - id: web\n    deploy:\n      image: {web}\n      name: {name}-web\n      network: {net}\n      health:\n        cmd: [\"sh\", \"-c\", \"timeout 1 nc {name} 3306 </dev/null | grep -q .\"]\n        timeout: 30s\n        interval: 1s\n",
+        name = env.name
+    );
+    std::fs::write(&pb, std::fs::read_to_string(&pb).unwrap() + &app).unwrap();
 
     let out = env.run_watched(&pb, &db.password);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -378,4 +388,9 @@ fn a_database_restored_into_a_service_pinned_with_its_volume() {
             .is_file()
     );
     assert!(!docker(&["service", "inspect", &env.name]).status.success());
+    assert!(
+        !docker(&["service", "inspect", &format!("{}-web", env.name)])
+            .status
+            .success()
+    );
 }

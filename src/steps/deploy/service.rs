@@ -101,6 +101,23 @@ pub(crate) async fn settle(
             _ if done => return Ok(Settled::Done),
             _ => {}
         }
+        // A new service whose tasks keep failing (the engine starts them again and
+        // again) will not settle: said at once.
+        if now.update.is_none() {
+            let failed = engine
+                .tasks(name)
+                .await
+                .map_err(docker_err)?
+                .iter()
+                .filter(|t| t.state == "failed" || t.state == "rejected")
+                .count();
+            if u64::try_from(failed).unwrap_or(u64::MAX) > now.replicas + 2 {
+                return Ok(Settled::Stuck(format!(
+                    "its tasks keep failing: {}",
+                    task_words(engine, name).await
+                )));
+            }
+        }
         if t.elapsed() > limit {
             return Ok(Settled::Stuck(format!(
                 "not settled within {} s: {}",
@@ -136,7 +153,6 @@ pub(super) async fn execute(
     let (image, image_id) = super::cutover::image_and_id(&engine, d, cx).await?;
     let labels = labels(live.extra_labels(), &app, &run, &step.id);
 
-    let mut networks = Vec::new();
     for c in step.changes.iter().filter(|c| c.op == Op::Create) {
         match c.resource {
             Resource::Network => {
@@ -152,7 +168,6 @@ pub(super) async fn execute(
                     cx,
                 )
                 .await?;
-                networks.push(c.name.clone());
             }
             Resource::Volume if !engine.volume_exists(&c.name).await.map_err(docker_err)? => {
                 let id = cx.intent(
@@ -168,6 +183,38 @@ pub(super) async fn execute(
                 cx.done(&id, &json!({}))?;
             }
             _ => {}
+        }
+    }
+
+    // The networks the service joins: its own (made above or by an earlier step) and,
+    // routed, the front's overlay (which an earlier deploy may have made).
+    let mut networks: Vec<String> = d.network.iter().cloned().collect();
+    if d.route.is_some() {
+        let net = front.swarm_network();
+        if !step
+            .changes
+            .iter()
+            .any(|c| c.resource == Resource::Network && c.name == net)
+        {
+            super::route::ensure_front(live, step, &engine, cx).await?;
+            engine
+                .connect_network(&front.name, &net)
+                .await
+                .map_err(docker_err)?;
+        }
+        if !networks.contains(&net) {
+            networks.push(net);
+        }
+    }
+    for n in &networks {
+        match engine.network_driver(n).await.map_err(docker_err)? {
+            Some(driver) if driver == "overlay" => {}
+            other => {
+                return Err(StepError::fatal(format!(
+                    "network `{n}` is {}; a Swarm service needs an attachable overlay network: choose another `network`",
+                    other.map_or_else(|| "missing".to_string(), |d| format!("a `{d}` network"))
+                )));
+            }
         }
     }
 
