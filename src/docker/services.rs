@@ -92,6 +92,17 @@ impl TaskNow {
     }
 }
 
+/// The engine's answer when it is not a swarm manager.
+fn not_a_swarm(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 503,
+            ..
+        }
+    )
+}
+
 fn spec_of(spec: &Value) -> Result<bollard::models::ServiceSpec, DockerError> {
     serde_json::from_value(spec.clone())
         .map_err(|e| DockerError::Api(format!("a service spec that does not read: {e}")))
@@ -132,7 +143,8 @@ impl Docker {
     pub async fn service(&self, name: &str) -> Result<Option<ServiceNow>, DockerError> {
         let s = match self.docker.inspect_service(name, None).await {
             Ok(s) => s,
-            Err(e) if not_found(&e) => return Ok(None),
+            // Not a swarm (503): it has no services.
+            Err(e) if not_found(&e) || not_a_swarm(&e) => return Ok(None),
             Err(e) => return Err(api(e)),
         };
         let v = serde_json::to_value(&s).unwrap_or(Value::Null);

@@ -260,8 +260,11 @@ mod tests {
         assert!(
             dump_command(DbEngine::Mariadb, "x")[2].contains("MYSQL_PWD=\"${MARIADB_ROOT_PASSWORD")
         );
+        // A database service's password is a file (`target.swarm`).
+        assert!(dump_command(DbEngine::Mariadb, "x")[2].contains("${MARIADB_ROOT_PASSWORD_FILE"));
+        assert!(dump_command(DbEngine::Postgres, "x")[2].contains("${POSTGRES_PASSWORD_FILE"));
         assert!(
-            dump_command(DbEngine::Postgres, "x")[2].contains("PGPASSWORD=\"$POSTGRES_PASSWORD\"")
+            dump_command(DbEngine::Postgres, "x")[2].contains("PGPASSWORD=\"${POSTGRES_PASSWORD:-")
         );
     }
 }
