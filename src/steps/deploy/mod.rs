@@ -70,7 +70,7 @@ impl Kind for DeployStep {
 
 fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     if let Some(s) = &d.service {
-        return service_plan::describe(id, d, s, ctx);
+        return service_plan::describe(d, s, ctx);
     }
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),

@@ -35,8 +35,7 @@ pub(crate) fn secret_name(service: &str, key: &str, run: &str) -> String {
 }
 
 /// The plan's changes of a deploy as a service.
-pub(super) fn describe(id: &str, d: &Deploy, s: &Service, ctx: &PlanContext) -> Described {
-    let _ = id;
+pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described {
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
         ImageSource::Reference(r) => r.clone(),
