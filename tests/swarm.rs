@@ -209,6 +209,17 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         "the secret is in the state directory: {state}"
     );
 
+    // The live plan names the service it updates and what it runs now.
+    let live = env.run(&["plan", pb.to_str().unwrap()]);
+    let live = text(&live.stdout) + &text(&live.stderr);
+    assert!(
+        live.contains(&format!(
+            "update service `{}`: image {first_image} → ",
+            env.name
+        )),
+        "{live}"
+    );
+
     // An update under load: no request fails, the answers move to the new release.
     let load = Load::start(addr);
     std::thread::sleep(Duration::from_millis(300));

@@ -251,13 +251,18 @@ impl Docker {
         }
     }
 
-    /// Removes the containers of service `name`'s tasks that are not wanted running
-    /// (the swarm's task history, or a task still stopping) on this engine, so that the
-    /// images they ran can go.
+    /// Waits (up to `limit`) until the containers of service `name`'s tasks that are not
+    /// wanted running have stopped (the engine takes each out of its DNS before it stops
+    /// it, so no client is sent to a vanished address); the containers of the tasks
+    /// wanted running.
     ///
     /// # Errors
     /// An API error.
-    pub async fn remove_ended_tasks(&self, name: &str) -> Result<(), DockerError> {
+    pub async fn old_tasks_stopped(
+        &self,
+        name: &str,
+        limit: Duration,
+    ) -> Result<Vec<String>, DockerError> {
         let keep: Vec<String> = self
             .tasks(name)
             .await?
@@ -265,10 +270,8 @@ impl Docker {
             .filter(|t| t.desired == "running")
             .filter_map(|t| t.container)
             .collect();
-        // Those still stopping are let stop (the engine takes them out of its DNS first,
-        // so no client is sent to a vanished address), for up to 30 s.
         let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(30)
+        while t.elapsed() < limit
             && self
                 .service_containers_in(name, &["running", "restarting"])
                 .await?
@@ -277,6 +280,19 @@ impl Docker {
         {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        Ok(keep)
+    }
+
+    /// Removes the containers of service `name`'s tasks that are not wanted running
+    /// (the swarm's task history), once those still stopping have stopped (at most
+    /// 30 s), so that the images they ran can go.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn remove_ended_tasks(&self, name: &str) -> Result<(), DockerError> {
+        let keep = self
+            .old_tasks_stopped(name, Duration::from_secs(30))
+            .await?;
         for id in self.service_containers_in(name, &[]).await? {
             if !keep.contains(&id) {
                 self.remove_container(&id).await?;

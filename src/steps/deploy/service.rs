@@ -298,6 +298,12 @@ pub(super) async fn execute(
             return Err(StepError::fatal(format!("service `{}`: {why}", d.name)));
         }
     }
+    // The old tasks stop after they left the engine's DNS: once they have, only the new
+    // release answers.
+    engine
+        .old_tasks_stopped(&d.name, d.stop_grace.0 + Duration::from_secs(10))
+        .await
+        .map_err(docker_err)?;
     let took = t.elapsed();
     cx.output(&format!(
         "service `{}` {} in {:.1} s: {} replica(s) of {image}",
