@@ -623,3 +623,11 @@ fn a_mariadb_table_named_with_a_tab_that_changed_during_the_dump_fails_the_resto
         "that table alone, named: {err}"
     );
 }
+
+#[test]
+fn a_replaced_volume_comes_back_on_rollback_with_every_owner_and_mode() {
+    let Some(env) = Env::database("replaceowners") else {
+        return;
+    };
+    support::scenario::volume_replace_and_rollback_keep_owners(&env);
+}

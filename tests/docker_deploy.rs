@@ -463,3 +463,15 @@ fn exec_in_a_container_past_its_timeout_is_stopped_there_with_what_it_started() 
     }
     assert_eq!(get(env.port), "old", "the container itself is untouched");
 }
+
+#[test]
+fn the_shared_cut_over_scenario_with_a_config_file_passes_on_docker() {
+    let Some(env) = Env::builder("shared-cutover")
+        .busybox()
+        .plan_fidelity()
+        .build()
+    else {
+        return;
+    };
+    support::scenario::cut_over_and_rollback(&env);
+}

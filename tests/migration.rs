@@ -153,3 +153,16 @@ fn a_host_port_held_by_another_process_is_named_and_nothing_is_left_behind() {
     assert!(env.label().images().is_empty(), "no image left");
     support::assert_plan_fidelity(&env.last_run("situs"));
 }
+
+#[test]
+fn the_shared_build_without_run_scenario_passes_on_docker() {
+    let Some(env) = Env::builder("shared-layer")
+        .sshd()
+        .busybox()
+        .plan_fidelity()
+        .build()
+    else {
+        return;
+    };
+    support::scenario::build_without_run(&env);
+}

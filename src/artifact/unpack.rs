@@ -17,6 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use super::hasher;
 use super::manifest::{Node, Tree};
 
 /// Why an unpack failed.
@@ -162,6 +163,7 @@ impl Writer<'_> {
         rel: &Path,
         raw: &[u8],
         mode: u32,
+        declared: u64,
         mut data: impl Read,
     ) -> Result<(), UnpackError> {
         let mode = self.mode(rel, mode, 0o600);
@@ -175,19 +177,27 @@ impl Writer<'_> {
                 io::ErrorKind::AlreadyExists => refused(raw, "the same path twice"),
                 _ => self.write_err(rel)(e),
             })?;
-        let mut h = Sha256::new();
-        let mut size = 0u64;
-        loop {
-            let n = data
-                .read(&mut self.buf)
-                .map_err(|e| UnpackError::Archive(e.to_string()))?;
-            if n == 0 {
-                break;
+        let (size, sha256) = if declared >= hasher::PARALLEL_FROM {
+            hasher::write_hashed(data, &mut f).map_err(|e| match e {
+                hasher::CopyError::Read(e) => UnpackError::Archive(e.to_string()),
+                hasher::CopyError::Write(e) => self.write_err(rel)(e),
+            })?
+        } else {
+            let mut h = Sha256::new();
+            let mut size = 0u64;
+            loop {
+                let n = data
+                    .read(&mut self.buf)
+                    .map_err(|e| UnpackError::Archive(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&self.buf[..n]);
+                f.write_all(&self.buf[..n]).map_err(self.write_err(rel))?;
+                size += n as u64;
             }
-            h.update(&self.buf[..n]);
-            f.write_all(&self.buf[..n]).map_err(self.write_err(rel))?;
-            size += n as u64;
-        }
+            (size, h.finalize().into())
+        };
         // The umask may have narrowed the mode given at creation.
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(self.write_err(rel))?;
@@ -195,7 +205,7 @@ impl Writer<'_> {
         self.out.tree.insert(
             rel.as_os_str().as_bytes().to_vec(),
             Node::File {
-                sha256: crate::digest::hex(&h.finalize()),
+                sha256: crate::digest::hex(&sha256),
                 size,
                 mode,
             },
@@ -245,7 +255,8 @@ pub fn unpack(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
         let key = rel.as_os_str().as_bytes().to_vec();
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                w.file(&rel, &raw, header_mode, &mut e)?;
+                let declared = e.header().size().unwrap_or(0);
+                w.file(&rel, &raw, header_mode, declared, &mut e)?;
             }
             tar::EntryType::Directory => {
                 let mode = w.mode(&rel, header_mode, 0o700);

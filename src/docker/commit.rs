@@ -117,15 +117,20 @@ impl Docker {
                 self.run_commands(&docker, helper, on_line).await?;
             }
             let (repo, t) = split_tag(tag);
+            let mut options = bollard::query_parameters::CommitContainerOptionsBuilder::new()
+                .container(helper)
+                .repo(repo)
+                .tag(t)
+                .pause(false);
+            // Podman's compatible API ignores the commit's body: the same configuration
+            // as Dockerfile lines (`changes`), which it applies.
+            if self.podman {
+                options = options.changes(&changes(&config));
+            }
             let committed = self
                 .docker
                 .commit_container(
-                    bollard::query_parameters::CommitContainerOptionsBuilder::new()
-                        .container(helper)
-                        .repo(repo)
-                        .tag(t)
-                        .pause(false)
-                        .build(),
+                    options.build(),
                     bollard::models::ContainerConfig {
                         labels: Some(config.labels),
                         user: config.user,
@@ -299,6 +304,39 @@ fn helper_body(base: &str, labels: &HashMap<String, String>) -> ContainerCreateB
         }),
         ..ContainerCreateBody::default()
     }
+}
+
+/// `config` as the Dockerfile lines of a commit's `changes`, one a line: what Podman's
+/// compatible API applies (it reads one `KEY=VALUE` an `ENV` or `LABEL` line, the rest of
+/// the line as the value; the values were checked to be one line each). What is `None`
+/// stays the helper container's, as Docker's commit keeps it.
+fn changes(config: &ImageConfig) -> String {
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    let mut lines = Vec::new();
+    let mut labels: Vec<_> = config.labels.iter().collect();
+    labels.sort();
+    for (k, v) in labels {
+        lines.push(format!("LABEL {k}={v}"));
+    }
+    for kv in &config.env {
+        lines.push(format!("ENV {kv}"));
+    }
+    if let Some(u) = &config.user {
+        lines.push(format!("USER {u}"));
+    }
+    if let Some(w) = &config.workdir {
+        lines.push(format!("WORKDIR {w}"));
+    }
+    for p in &config.expose {
+        lines.push(format!("EXPOSE {p}"));
+    }
+    if let Some(e) = &config.entrypoint {
+        lines.push(format!("ENTRYPOINT {}", json(e)));
+    }
+    if let Some(c) = &config.cmd {
+        lines.push(format!("CMD {}", json(c)));
+    }
+    lines.join("\n")
 }
 
 /// `name[:group]` as numbers, from the texts of `/etc/passwd` and `/etc/group`; a group

@@ -254,6 +254,32 @@ impl Docker {
         }
     }
 
+    /// Removes a helper container, running or not, with its anonymous volumes (what an
+    /// image's `VOLUME` made for it, empty: a helper of `gov/mariadb` gets one for
+    /// `/var/lib/mysql`); gone is fine. Named volumes are never removed.
+    ///
+    /// # Errors
+    /// An API error.
+    pub async fn remove_helper(&self, name: &str) -> Result<(), DockerError> {
+        match self
+            .docker
+            .remove_container(
+                name,
+                Some(
+                    RemoveContainerOptionsBuilder::new()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
     /// Runs `cmd` inside a running container; its exit code.
     ///
     /// # Errors

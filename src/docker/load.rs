@@ -251,15 +251,8 @@ impl Docker {
 
     /// Whether the engine loads an image archive that names layers it already has
     /// without their files (Docker's does; Podman's compatible API wants every layer).
-    pub async fn loads_partial_archives(&self) -> bool {
-        match self.docker.version().await {
-            Ok(v) => !v
-                .components
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.name.to_ascii_lowercase().contains("podman")),
-            Err(_) => false,
-        }
+    pub fn loads_partial_archives(&self) -> bool {
+        !self.podman
     }
 }
 

@@ -26,6 +26,7 @@ mod inspect;
 mod load;
 mod logs;
 mod network;
+mod podman_volume;
 mod services;
 mod snapshot;
 mod tunnel;
@@ -98,6 +99,10 @@ pub struct Docker {
     endpoint: String,
     /// For `ssh://`: the SSH connection every request and [`Docker::dial`] goes through.
     tunnel: Option<tunnel::Tunnel>,
+    /// Whether the engine is Podman's Docker-compatible service (`podman system service`),
+    /// learned once from `/version` at connect: its differences are handled where they
+    /// matter (docs/targets.md).
+    podman: bool,
 }
 
 impl Docker {
@@ -195,11 +200,21 @@ impl Docker {
             .ping()
             .await
             .map_err(|e| connect_error(endpoint, &name, &e))?;
+        let podman = match docker.version().await {
+            Ok(v) => is_podman(&v),
+            Err(e) => return Err(connect_error(endpoint, &name, &e)),
+        };
         Ok(Self {
             docker,
             endpoint: name,
             tunnel,
+            podman,
         })
+    }
+
+    /// Whether the engine is Podman's Docker-compatible service.
+    pub fn is_podman(&self) -> bool {
+        self.podman
     }
 
     /// The endpoint, as the playbook names it.
@@ -276,6 +291,16 @@ impl Docker {
             Err(e) => Err(DockerError::Api(e.to_string())),
         }
     }
+}
+
+/// Whether `/version` describes Podman's Docker-compatible service (a component named
+/// "Podman Engine"; Docker's are "Engine", "containerd", "runc").
+fn is_podman(v: &bollard::models::SystemVersion) -> bool {
+    v.components
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.name.to_ascii_lowercase().contains("podman"))
 }
 
 /// The client's TLS configuration: roots from `ca` only, the client certificate chain from

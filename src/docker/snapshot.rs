@@ -1,7 +1,8 @@
 //! Volume snapshots: a volume's contents saved as a tar file (through the engine's archive
 //! endpoint of a stopped helper container that mounts it), and put back into a fresh
 //! volume of the same name. What `restore` with `replace: true` needs so that rollback
-//! gives the old data back.
+//! gives the old data back. On Podman, whose archive endpoint differs, through
+//! `podman_volume.rs`: the same snapshot file either way.
 
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
@@ -13,8 +14,25 @@ use sha2::{Digest as _, Sha256};
 
 use super::{ContainerSpec, Docker, DockerError};
 
-/// Where a helper container mounts the volume.
-const MOUNT: &str = "/boyong-volume";
+use super::podman_volume::MOUNT;
+
+/// The SHA-256 (hex) and size of the file at `path`.
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    f.sync_all()?;
+    Ok((crate::digest::hex(&hash.finalize()), bytes))
+}
 
 fn helper_spec(
     image: &str,
@@ -58,10 +76,23 @@ impl Docker {
         labels: &HashMap<String, String>,
         dest: &Path,
     ) -> Result<(String, u64), DockerError> {
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
+        let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
+        if self.podman {
+            let made = self
+                .podman_snapshot(volume, image, helper, labels, dest)
+                .await;
+            let hashed = match made {
+                Ok(()) => hash_file(dest).map_err(io),
+                Err(e) => Err(e),
+            };
+            if hashed.is_err() {
+                let _ = std::fs::remove_file(dest);
+            }
+            return hashed;
+        }
         self.create_container(helper, &helper_spec(image, volume, labels, true))
             .await?;
-        let io = |e: std::io::Error| DockerError::Api(format!("{}: {e}", dest.display()));
         let result = async {
             // Mode 0600, as every file of the state directory (docs/state.md).
             let file = {
@@ -105,7 +136,7 @@ impl Docker {
             // Nothing half-written may pass for a snapshot.
             let _ = std::fs::remove_file(dest);
         }
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         result
     }
 
@@ -123,7 +154,18 @@ impl Docker {
         labels: &HashMap<String, String>,
         tar: Vec<u8>,
     ) -> Result<(), DockerError> {
-        self.remove_container(helper).await?;
+        if self.podman {
+            return self
+                .podman_fill(
+                    volume,
+                    image,
+                    helper,
+                    labels,
+                    Box::new(std::io::Cursor::new(tar)),
+                )
+                .await;
+        }
+        self.remove_helper(helper).await?;
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
         let up = self
@@ -139,12 +181,13 @@ impl Docker {
             )
             .await
             .map_err(|e| DockerError::Api(e.to_string()));
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         up
     }
 
-    /// Replaces `volume` by a fresh one holding the snapshot at `src` (owners kept),
-    /// through the helper container `helper`, then removed.
+    /// Replaces `volume` by a fresh one holding the snapshot at `src` (owners and modes
+    /// kept: no `copyUIDGID`, which would give every file to the image's user), through
+    /// the helper container `helper`, then removed.
     ///
     /// # Errors
     /// An API error (e.g. the volume is in use), or the file cannot be read.
@@ -164,9 +207,20 @@ impl Docker {
                 "image `{image}` is not on the engine: volume `{volume}` is left as it is"
             )));
         }
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         self.remove_volume(volume).await?;
         self.create_volume(volume, labels).await?;
+        if self.podman {
+            return self
+                .podman_fill(
+                    volume,
+                    image,
+                    helper,
+                    labels,
+                    Box::new(std::io::BufReader::new(file)),
+                )
+                .await;
+        }
         self.create_container(helper, &helper_spec(image, volume, labels, false))
             .await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
@@ -195,7 +249,6 @@ impl Docker {
                 Some(
                     bollard::query_parameters::UploadToContainerOptionsBuilder::new()
                         .path("/")
-                        .copy_uidgid("true")
                         .build(),
                 ),
                 bollard::body_stream(body),
@@ -206,7 +259,7 @@ impl Docker {
             .await
             .map_err(|e| DockerError::Api(e.to_string()))
             .and_then(|r| r.map_err(|e| DockerError::Api(format!("{}: {e}", src.display()))));
-        self.remove_container(helper).await?;
+        self.remove_helper(helper).await?;
         up.and(read)
     }
 }

@@ -227,7 +227,9 @@ impl Session {
             limit,
             client::connect_stream(
                 Arc::new(config(&t.legacy_algorithms, &on_record)),
-                stream,
+                // russh reads a packet's length, then the packet: two reads a packet
+                // (32 KiB) straight from the socket. Buffered, one read takes many.
+                tokio::io::BufReader::with_capacity(256 * 1024, stream),
                 checker,
             ),
         )

@@ -49,6 +49,8 @@ pub(crate) struct ChunkReader {
 }
 
 impl Read for ChunkReader {
+    /// Waits for the first chunk only, then fills `buf` with what has already arrived:
+    /// one big read and write instead of one per SSH packet (about 32 KiB).
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.cur.is_empty() {
             match self.rx.blocking_recv() {
@@ -56,10 +58,20 @@ impl Read for ChunkReader {
                 None => return Ok(0),
             }
         }
-        let n = buf.len().min(self.cur.len());
-        buf[..n].copy_from_slice(&self.cur[..n]);
-        self.cur = self.cur.slice(n..);
-        Ok(n)
+        let mut n = 0;
+        loop {
+            let take = (buf.len() - n).min(self.cur.len());
+            buf[n..n + take].copy_from_slice(&self.cur[..take]);
+            self.cur = self.cur.slice(take..);
+            n += take;
+            if n == buf.len() {
+                return Ok(n);
+            }
+            match self.rx.try_recv() {
+                Ok(b) => self.cur = b,
+                Err(_) => return Ok(n),
+            }
+        }
     }
 }
 

@@ -45,11 +45,15 @@ pub fn base_image(which: &str) -> String {
         .success();
     assert!(ok, "fixtures/base-images.sh {which} failed");
     eprintln!("base image {which}: ready in {:.1?}", t0.elapsed());
-    match which {
-        "mariadb" => "gov/mariadb:10.11".into(),
-        "postgres" => "gov/postgres:15".into(),
+    let image = match which {
+        "mariadb" => "gov/mariadb:10.11",
+        "postgres" => "gov/postgres:15",
         other => panic!("no database base image {other}"),
+    };
+    if super::docker::engine() == super::docker::Engine::Podman {
+        super::docker::load_into_podman(image);
     }
+    image.into()
 }
 
 /// A password made for this run, with the characters that break naive quoting in shells,

@@ -28,11 +28,12 @@ impl Env {
         self.write(
             "db.yml",
             format!(
-                "version: 1\napp: dbtest\n{vendor}\
+                "version: 1\napp: dbtest\n{vendor}{target}\
                  vars:\n  pw: {{ env: BOYONG_TEST_DB_PASSWORD }}\n\
                  steps:\n  - id: db\n    dump:\n      engine: {engine}\n      database: perizinan\n      user: perizinan\n      password: \"{{{{ vars.pw }}}}\"\n      host: 127.0.0.1\n      port: {port}\n\
                  \x20 - id: database\n    restore:\n      from: db\n      image: {image}\n      name: {name}\n      volume: {volume}\n      password: \"{{{{ vars.pw }}}}\"\n      replace: {replace}\n",
                 vendor = self.sshd().vendor_yaml(),
+                target = super::docker::target_yaml(),
                 name = self.name,
                 volume = self.volume(),
             ),

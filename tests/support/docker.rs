@@ -1,11 +1,79 @@
-//! The real Docker Engine for tests: availability, the busybox base image, and cleanup of
+//! The real engine for tests: the Docker Engine, or Podman's Docker-compatible service
+//! (`fixtures/podman.sh`) for a test binary that asks for it ([`use_podman`]) or when
+//! `BOYONG_TEST_ENGINE=podman`; availability, the busybox base image, and cleanup of
 //! everything a test made (found by its unique `boyong.test` label), pass or fail.
+//!
+//! The tests drive either engine with the `docker` CLI pointed at its socket (`-H`), and
+//! give boyong the same socket (`target.docker`, [`target_yaml`]). Podman 4's service
+//! answers the Docker CLI, except an attached `run` and `commit` (`podman --remote` does
+//! those, [`podman_cli`]).
 
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Which engine the tests of this process drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The Docker Engine at `/var/run/docker.sock`.
+    Docker,
+    /// Podman's service started by `fixtures/podman.sh`.
+    Podman,
+}
+
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+
+/// The engine: as [`use_podman`] set it, else `BOYONG_TEST_ENGINE` (`docker`, `podman`).
+pub fn engine() -> Engine {
+    *ENGINE.get_or_init(|| match std::env::var("BOYONG_TEST_ENGINE").as_deref() {
+        Ok("podman") => Engine::Podman,
+        _ => Engine::Docker,
+    })
+}
+
+/// This process's tests drive Podman (a test binary of Podman's calls it first).
+pub fn use_podman() {
+    let set = *ENGINE.get_or_init(|| Engine::Podman);
+    assert_eq!(set, Engine::Podman, "this process already drives Docker");
+}
+
+/// The engine's socket.
+pub fn socket() -> String {
+    match engine() {
+        Engine::Docker => "/var/run/docker.sock".into(),
+        Engine::Podman => std::env::var("BOYONG_PODMAN_SOCKET")
+            .unwrap_or_else(|_| "/run/boyong-podman/podman.sock".into()),
+    }
+}
+
+/// The playbook's `target:` line for the engine (Docker's socket is the default).
+pub fn target_yaml() -> String {
+    match engine() {
+        Engine::Docker => String::new(),
+        Engine::Podman => format!("target: {{ docker: \"unix://{}\" }}\n", socket()),
+    }
+}
+
+/// The `docker` CLI on the engine.
+pub fn cli() -> Command {
+    let mut c = Command::new("docker");
+    if engine() == Engine::Podman {
+        c.args(["-H", &format!("unix://{}", socket())]);
+    }
+    c
+}
+
+/// `podman --remote` on the Podman service, with the fixture's containers.conf (its
+/// limits): what the Docker CLI cannot do there (an attached `run`, `commit`).
+pub fn podman_cli() -> Command {
+    let mut c = Command::new("podman");
+    c.args(["--remote", "--url", &format!("unix://{}", socket())])
+        .env("CONTAINERS_CONF", "/var/lib/boyong-podman/containers.conf");
+    c
+}
 
 /// Whether the engine answers; when not, a test skips with a message, or fails under CI.
 pub fn available() -> bool {
-    let ok = Command::new("docker")
+    let ok = cli()
         .arg("info")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -14,15 +82,20 @@ pub fn available() -> bool {
     if ok {
         return true;
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI: the Docker Engine does not answer (`docker info`)"
-    );
-    eprintln!("skipped: the Docker Engine does not answer (`docker info`)");
+    let what = match engine() {
+        Engine::Docker => "the Docker Engine does not answer (`docker info`)".to_string(),
+        Engine::Podman => format!(
+            "Podman's service does not answer at {} (`bash fixtures/podman.sh start && bash fixtures/podman.sh load` starts it)",
+            socket()
+        ),
+    };
+    assert!(std::env::var_os("CI").is_none(), "CI: {what}");
+    eprintln!("skipped: {what}");
     false
 }
 
-/// Builds `boyong-fixture/busybox:1` if it is missing.
+/// Builds `boyong-fixture/busybox:1` if it is missing (and copies it into Podman's
+/// storage when the tests drive Podman).
 pub fn busybox() {
     let root = env!("CARGO_MANIFEST_DIR");
     let ok = Command::new("bash")
@@ -32,6 +105,21 @@ pub fn busybox() {
         .expect("bash runs")
         .success();
     assert!(ok, "fixtures/base-images.sh busybox failed");
+    if engine() == Engine::Podman {
+        load_into_podman("boyong-fixture/busybox:1");
+    }
+}
+
+/// Copies `image` from the Docker Engine into Podman's storage if it is not there already.
+pub fn load_into_podman(image: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ok = Command::new("bash")
+        .arg(format!("{root}/fixtures/podman.sh"))
+        .args(["load", image])
+        .status()
+        .expect("bash runs")
+        .success();
+    assert!(ok, "fixtures/podman.sh load {image} failed");
 }
 
 /// A unique `boyong.test` label value; everything carrying it is removed on drop.
@@ -45,12 +133,9 @@ pub fn unique(test: &str) -> String {
     format!("{test}-{}-{nanos:x}", std::process::id())
 }
 
-/// `docker ARGS`, run to its end.
+/// `docker ARGS` on the engine, run to its end.
 pub fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs")
+    cli().args(args).output().expect("docker runs")
 }
 
 /// Whether the engine has the `what` (container, volume, network, image) named `name`.
@@ -79,7 +164,7 @@ impl Labelled {
 
     /// Images carrying the label.
     pub fn images(&self) -> Vec<String> {
-        let out = Command::new("docker")
+        let out = cli()
             .args(["image", "ls", "-q", "--no-trunc", "--filter"])
             .arg(format!("label=boyong.test={}", self.0))
             .output()
@@ -94,24 +179,18 @@ impl Labelled {
 impl Drop for Labelled {
     fn drop(&mut self) {
         let filter = format!("label=boyong.test={}", self.0);
-        if let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        {
+        if let Ok(out) = cli().args(["ps", "-aq", "--filter", &filter]).output() {
             for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = Command::new("docker").args(["rm", "-f", id]).output();
+                let _ = cli().args(["rm", "-f", id]).output();
             }
         }
         for id in self.images() {
-            let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
+            let _ = cli().args(["rmi", "-f", &id]).output();
         }
         for kind in ["volume", "network"] {
-            if let Ok(out) = Command::new("docker")
-                .args([kind, "ls", "-q", "--filter", &filter])
-                .output()
-            {
+            if let Ok(out) = cli().args([kind, "ls", "-q", "--filter", &filter]).output() {
                 for id in String::from_utf8_lossy(&out.stdout).lines() {
-                    let _ = Command::new("docker").args([kind, "rm", id]).output();
+                    let _ = cli().args([kind, "rm", id]).output();
                 }
             }
         }
@@ -140,7 +219,7 @@ impl HoldingProxy {
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
-                let Ok(engine) = UnixStream::connect("/var/run/docker.sock") else {
+                let Ok(engine) = UnixStream::connect(self::socket()) else {
                     return;
                 };
                 let (mut c_read, mut e_write) = (client.try_clone().expect("clone"), engine);
@@ -242,13 +321,16 @@ pub fn web_image_cmd(label: &Labelled, name: &str, body: &str, cmd: &str) -> Str
             ],
         ];
         let failed = steps.iter().find_map(|args| {
-            let out = Command::new("docker")
-                .args(args)
-                .output()
-                .expect("docker runs");
+            // Podman's service fails the Docker CLI's commit (it sends no body).
+            let mut c = if engine() == Engine::Podman && args[0] == "commit" {
+                podman_cli()
+            } else {
+                cli()
+            };
+            let out = c.args(args).output().expect("docker runs");
             (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
         });
-        let _ = Command::new("docker").args(["rm", "-f", &maker]).output();
+        let _ = cli().args(["rm", "-f", &maker]).output();
         match failed {
             None => return tag,
             Some(e) => last = e,

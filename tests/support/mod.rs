@@ -7,6 +7,7 @@ pub mod db;
 pub mod dbrun;
 pub mod docker;
 pub mod env;
+pub mod scenario;
 pub mod site;
 pub mod sshd;
 pub mod swarm;

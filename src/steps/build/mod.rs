@@ -236,7 +236,7 @@ async fn execute(
     // No `run`: the files are one layer on the base, loaded with no container at all.
     // Otherwise (or on an engine that cannot load a layer alone) they go into a helper
     // container of the base, the `run` commands run in it once, and it is committed: one layer either way.
-    let layered = b.run.is_empty() && engine.loads_partial_archives().await;
+    let layered = b.run.is_empty() && engine.loads_partial_archives();
     let named_owner = b.owner.as_deref().filter(|o| numeric_owner(o).is_none());
     let helper = format!("{}.build", tag.replace([':', '/'], "-"));
     let hid = if layered && named_owner.is_none() {
