@@ -370,7 +370,9 @@ impl Docker {
     /// # Errors
     /// An API error.
     pub async fn task_container(&self, name: &str) -> Result<Option<String>, DockerError> {
-        if self.service(name).await?.is_none() {
+        // An engine without services (not a swarm, or Podman's compatible API, which
+        // may answer otherwise than 404 or 503) has no task container.
+        if !matches!(self.service(name).await, Ok(Some(_))) {
             return Ok(None);
         }
         Ok(self
