@@ -1416,3 +1416,72 @@ fn route_assess_needs_the_assess_section() {
         "`route.assess` runs the playbook's `assess:` section, and there is none",
     );
 }
+
+/// The base playbook on a Swarm target (two lines more: every later line moves by 2).
+fn swarm(yaml: &str) -> String {
+    edit_in(yaml, "vars:\n", "target:\n  swarm: true\nvars:\n")
+}
+
+#[test]
+fn a_deploy_on_a_swarm_target_is_a_service_with_its_defaults() {
+    let pb = assert_ok(&swarm(&routed(
+        "        host: izin.kota.go.id\n        port: 8080\n",
+    )));
+    assert!(pb.target.swarm);
+    let d = deploy(&pb, "app");
+    let s = d.service.clone().unwrap();
+    assert_eq!((s.replicas, s.placement.len()), (1, 0));
+    assert_eq!(s.monitor, Span::secs(5));
+}
+
+#[test]
+fn service_needs_a_swarm_target() {
+    assert_error_at(
+        &edit(
+            "      name: demo\n",
+            "      name: demo\n      service: { replicas: 2 }\n",
+        ),
+        24,
+        16,
+        "`service` applies to a Swarm target",
+    );
+}
+
+#[test]
+fn a_swarm_service_publishes_no_port() {
+    assert_error_at(&swarm(&base()), 26, 15, "a Swarm service publishes no port");
+}
+
+#[test]
+fn a_swarm_service_has_1_to_100_replicas_and_constraints_with_an_operator() {
+    let y = swarm(&routed(
+        "        host: izin.kota.go.id\n        port: 8080\n",
+    ));
+    let zero = edit_in(
+        &y,
+        "      name: demo\n",
+        "      name: demo\n      service: { replicas: 0 }\n",
+    );
+    assert_error_at(&zero, 26, 28, "0 replicas");
+    let loose = edit_in(
+        &y,
+        "      name: demo\n",
+        "      name: demo\n      service: { placement: [\"node.role worker\"] }\n",
+    );
+    assert_error_at(&loose, 26, 30, "is not a placement constraint");
+}
+
+#[test]
+fn swarm_is_refused_over_ssh() {
+    let y = edit_in(
+        &routed("        host: izin.kota.go.id\n        port: 8080\n"),
+        "vars:\n",
+        "target:\n  docker: ssh://deploy@10.0.0.9\n  identity: keys/id\n  known_hosts: keys/known_hosts\n  swarm: true\nvars:\n",
+    );
+    assert_error_at(
+        &y,
+        12,
+        10,
+        "`swarm: true` is not supported over an `ssh://` endpoint",
+    );
+}

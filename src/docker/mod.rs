@@ -27,6 +27,7 @@ mod load;
 mod logs;
 mod network;
 mod podman_volume;
+mod services;
 mod snapshot;
 mod tunnel;
 
@@ -37,6 +38,7 @@ pub use fleet::Listed;
 pub use inspect::{About, Published};
 pub use load::Layer;
 pub use logs::LogTail;
+pub use services::{HEALTHCHECK_LABEL, ServiceNow, SwarmNode, TaskNow};
 
 /// Seconds any one API request may take (a build or a long pull of output included).
 const REQUEST_TIMEOUT_SECS: u64 = 600;

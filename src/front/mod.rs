@@ -47,6 +47,10 @@ pub struct Upstream {
     pub ip: String,
     /// The app's port in it.
     pub port: u16,
+    /// A Docker Swarm service named `container`, reached by name through the engine's
+    /// DNS (asked again every second: its tasks' addresses change across an update,
+    /// and a refused connection goes on to the next task); `ip` is unused.
+    pub service: bool,
 }
 
 /// What a route file says.
@@ -82,6 +86,9 @@ pub fn route_conf(r: &RouteFile) -> Result<String, String> {
     if !crate::playbook::is_route_host(&r.host) {
         return Err(format!("`{}` is not a host name", r.host));
     }
+    if r.upstream.service {
+        return service_conf(r);
+    }
     let ip: std::net::Ipv4Addr = r
         .upstream
         .ip
@@ -108,6 +115,42 @@ pub fn route_conf(r: &RouteFile) -> Result<String, String> {
         let _ = write!(
             out,
             "server {{\n    listen {HTTPS_PORT} ssl;\n    server_name {host};\n    ssl_certificate {CONF_DIR}/{app}.crt;\n    ssl_certificate_key {CONF_DIR}/{app}.key;\n    location / {{\n{proxy}    }}\n}}\n"
+        );
+    }
+    Ok(out)
+}
+
+/// A route to a Swarm service by name (see [`Upstream::service`]).
+fn service_conf(r: &RouteFile) -> Result<String, String> {
+    let svc = &r.upstream.container;
+    let first = svc.bytes().next();
+    if !(first.is_some_and(|b| b.is_ascii_alphanumeric())
+        && svc.len() <= 63
+        && svc
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(format!("`{svc}` cannot name a service in a route"));
+    }
+    let (app, host, port) = (&r.app, &r.host, r.upstream.port);
+    let proxy = format!(
+        "        set $boyong_{a} \"{svc}\";\n        proxy_pass http://$boyong_{a}:{port};\n        proxy_next_upstream error timeout;\n        proxy_connect_timeout 2s;\n",
+        a = app.replace('-', "_")
+    );
+    let resolver = "    resolver 127.0.0.11 valid=1s ipv6=off;\n    resolver_timeout 2s;\n";
+    let mut out = format!(
+        "# boyong route of `{app}`: {host} -> Swarm service {svc} (by name):{port}\nserver {{\n    listen {HTTP_PORT};\n    server_name {host};\n{resolver}    location / {{\n"
+    );
+    if r.tls && r.redirect_http {
+        out.push_str("        return 308 https://$host$request_uri;\n");
+    } else {
+        out.push_str(&proxy);
+    }
+    out.push_str("    }\n}\n");
+    if r.tls {
+        let _ = write!(
+            out,
+            "server {{\n    listen {HTTPS_PORT} ssl;\n    server_name {host};\n{resolver}    ssl_certificate {CONF_DIR}/{app}.crt;\n    ssl_certificate_key {CONF_DIR}/{app}.key;\n    location / {{\n{proxy}    }}\n}}\n"
         );
     }
     Ok(out)

@@ -10,6 +10,7 @@ fn file(tls: bool, redirect: bool) -> RouteFile {
             container: "izin-demo.next-20261205T0600Z-ab12".into(),
             ip: "172.18.0.5".into(),
             port: 8080,
+            service: false,
         },
     }
 }
@@ -60,4 +61,24 @@ fn the_generation_server_answers_its_number() {
     let g = generation_conf(42);
     assert!(g.contains("server_name boyong-front.generation;"));
     assert!(g.contains("return 200 \"42\\n\";"));
+}
+
+#[test]
+fn a_route_to_a_swarm_service_asks_the_engines_dns_per_request() {
+    let mut f = file(false, false);
+    f.upstream = Upstream {
+        container: "izin-demo".into(),
+        ip: String::new(),
+        port: 8080,
+        service: true,
+    };
+    let conf = route_conf(&f).unwrap_or_else(|e| panic!("{e}"));
+    assert!(conf.contains("resolver 127.0.0.11 valid=1s ipv6=off;"));
+    assert!(conf.contains("set $boyong_izin_demo \"izin-demo\";"));
+    assert!(conf.contains("proxy_pass http://$boyong_izin_demo:8080;"));
+    assert!(conf.contains("proxy_next_upstream error timeout;"));
+    for bad in ["izin;demo", "a b", "-x", "x\"y", ""] {
+        f.upstream.container = bad.into();
+        assert!(route_conf(&f).is_err(), "{bad}");
+    }
 }

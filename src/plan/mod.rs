@@ -69,6 +69,10 @@ pub enum Resource {
     Volume,
     /// A database's contents.
     Database,
+    /// A Docker Swarm service.
+    Service,
+    /// A Docker Swarm secret.
+    Secret,
 }
 
 impl Resource {
@@ -82,6 +86,8 @@ impl Resource {
             Self::Network => "network",
             Self::Volume => "volume",
             Self::Database => "database",
+            Self::Service => "service",
+            Self::Secret => "secret",
         }
     }
 }

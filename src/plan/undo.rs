@@ -119,6 +119,35 @@ pub enum Undo {
         /// The front proxy.
         front: crate::playbook::Front,
     },
+    /// Remove a Swarm service this run created, and wait for its tasks to go (gone is fine).
+    RemoveService {
+        /// Its name.
+        name: String,
+    },
+    /// Put a Swarm service's previous spec back (an update of the service to it, at the
+    /// version it has then), and wait for the update to settle.
+    RestoreService {
+        /// Its name.
+        name: String,
+        /// The spec it had before this run's update, as the engine gave it (no secret
+        /// values in it: secrets are referenced by name).
+        spec: Value,
+        /// Its version index before the update (for the record).
+        version: u64,
+    },
+    /// Remove a Swarm secret this run created (gone is fine).
+    RemoveSecret {
+        /// Its name.
+        name: String,
+    },
+    /// Remove an attachable overlay network this run made, first disconnecting `detach`
+    /// (the front proxy), unless another container or service uses it by then.
+    RemoveOverlay {
+        /// The containers this run connected to it.
+        detach: Vec<String>,
+        /// Its name.
+        name: String,
+    },
     /// An action this release does not know: refused at rollback.
     #[serde(untagged)]
     Other(Value),
@@ -202,6 +231,15 @@ impl Undo {
                 front.volume(),
                 front.network()
             ),
+            Self::RemoveService { name } => format!("remove service {name}"),
+            Self::RestoreService { name, version, .. } => format!(
+                "update service {name} back to its previous spec (version {version} before this run)"
+            ),
+            Self::RemoveSecret { name } => format!("remove secret {name}"),
+            Self::RemoveOverlay { detach, name } => format!(
+                "disconnect {} from network {name}, and remove it unless something else uses it",
+                detach.join(", ")
+            ),
             Self::Other(v) => {
                 format!("unknown action {v} (refused: this release does not know it)")
             }
@@ -239,6 +277,10 @@ mod tests {
             json!({"action": "remove-volume", "name": "v"}),
             json!({"action": "restore-volume", "name": "v", "image": "i", "helper": "h",
                    "snapshot": "/s/artifacts/db.volume.tar", "sha256": "00", "labels": {"boyong.app": "a"}}),
+            json!({"action": "remove-service", "name": "web"}),
+            json!({"action": "restore-service", "name": "web", "spec": {"Name": "web"}, "version": 12}),
+            json!({"action": "remove-secret", "name": "web-api-key-r"}),
+            json!({"action": "remove-overlay", "detach": ["boyong-front"], "name": "boyong-front-swarm"}),
         ];
         for v in old {
             let u = Undo::from_value(&v);

@@ -146,10 +146,28 @@ impl Validator<'_> {
     }
 
     pub(super) fn target(&mut self, raw: Option<&Sp<RawTarget>>) -> Target {
+        let mut t = self.endpoint(raw);
+        if let Some(s) = raw.and_then(|r| r.value.swarm.as_ref())
+            && s.value
+        {
+            if matches!(t.docker, DockerEndpoint::Ssh { .. }) {
+                self.error(
+                    s.loc,
+                    "`swarm: true` is not supported over an `ssh://` endpoint yet",
+                    "point `docker` at the swarm manager's socket or `tcp://` endpoint",
+                );
+            }
+            t.swarm = true;
+        }
+        t
+    }
+
+    fn endpoint(&mut self, raw: Option<&Sp<RawTarget>>) -> Target {
         let front = self.front(raw.and_then(|r| r.value.front.as_ref()));
         let default = Target {
             docker: DockerEndpoint::Unix(PathBuf::from("/var/run/docker.sock")),
             front: front.clone(),
+            swarm: false,
         };
         let Some(raw) = raw else { return default };
         let r = &raw.value;
@@ -201,6 +219,7 @@ impl Validator<'_> {
             return Target {
                 docker: DockerEndpoint::Unix(PathBuf::from(path)),
                 front,
+                swarm: false,
             };
         }
         if let Some(hp) = url.strip_prefix("tcp://") {
@@ -233,11 +252,16 @@ impl Validator<'_> {
                     key: self.path(&t.key, "target.tls.key"),
                 },
                 front,
+                swarm: false,
             };
         }
         if let Some(rest) = url.strip_prefix("ssh://") {
             return match self.ssh_target(d, rest, r) {
-                Some(docker) => Target { docker, front },
+                Some(docker) => Target {
+                    docker,
+                    front,
+                    swarm: false,
+                },
                 None => default,
             };
         }

@@ -110,6 +110,9 @@ pub struct Target {
     /// The engine's shared front proxy (used by apps with a route).
     #[serde(default)]
     pub front: Front,
+    /// The engine is a Swarm manager: deploys are services, restores database services.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub swarm: bool,
 }
 
 /// The target engine's shared front proxy: one nginx container, on its own network, that
@@ -145,6 +148,10 @@ impl Front {
     /// Its config volume.
     pub fn volume(&self) -> String {
         format!("{}.conf", self.name)
+    }
+    /// The attachable overlay network on which it reaches Swarm services by name.
+    pub fn swarm_network(&self) -> String {
+        format!("{}-swarm", self.name)
     }
 }
 
@@ -407,6 +414,10 @@ pub struct Restore {
     pub password: Template,
     /// Overwrite an existing volume after snapshotting it.
     pub replace: bool,
+    /// With `target.swarm`: a database service of one task, pinned with its volume to
+    /// the node boyong talks to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub service: bool,
     /// Search-and-replace of the app's own URL in its data, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rewrite: Vec<Rewrite>,
@@ -469,9 +480,23 @@ pub struct Deploy {
     /// Files delivered into the container at deploy time (never into an image layer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<DeployFile>,
+    /// With `target.swarm`: run as a Swarm service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<Service>,
     /// Served through the front proxy under a host name (no published port).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
+}
+
+/// A deploy as a Docker Swarm service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Tasks.
+    pub replicas: u32,
+    /// Placement constraints.
+    pub placement: Vec<String>,
+    /// How long each updated task is watched for a failure.
+    pub monitor: Span,
 }
 
 /// An app's route on the target's front proxy.

@@ -210,6 +210,10 @@ pub struct RawTarget {
     pub socket: Option<Sp<String>>,
     /// The shared front proxy of this engine, for apps with a `deploy.route`.
     pub front: Option<Sp<RawFront>>,
+    /// The engine is a Docker Swarm manager: each `deploy` becomes a Swarm service
+    /// (rolling, start-first, health-gated updates the engine rolls back itself), each
+    /// `restore` a database service pinned to one node with its volume; default false.
+    pub swarm: Option<Sp<bool>>,
 }
 
 /// The target engine's shared front proxy (one per engine, for every routed app).
@@ -477,6 +481,24 @@ pub struct RawDeploy {
     /// of publishing ports: the cut-over and rollback switch the route with no failed
     /// request.
     pub route: Option<Sp<RawRoute>>,
+    /// With `target.swarm`: the Swarm service's replicas, placement and update monitor.
+    pub service: Option<Sp<RawService>>,
+}
+
+/// A deploy as a Docker Swarm service (`target.swarm: true`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Service")]
+pub struct RawService {
+    /// How many tasks serve the app; default 1.
+    pub replicas: Option<Sp<u32>>,
+    /// Placement constraints, e.g. `node.role == worker`, `node.labels.zone == dc1`.
+    #[serde(default)]
+    pub placement: Vec<Sp<String>>,
+    /// How long the engine watches each updated task for a failure before it goes on
+    /// (a failure then rolls the update back); default 5s. Each new task is healthy
+    /// before an old one stops whatever this is.
+    pub monitor: Option<Sp<String>>,
 }
 
 /// The app's route on the target's front proxy.

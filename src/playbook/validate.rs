@@ -26,6 +26,10 @@ pub(super) enum Var {
 }
 
 /// The state of one validation.
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent facts about the playbook, each read by its own rules"
+)]
 pub(super) struct Validator<'a> {
     src: &'a str,
     dir: &'a Path,
@@ -44,6 +48,8 @@ pub(super) struct Validator<'a> {
     /// The target engine is reached over `tcp://` on another host (checks are still made
     /// from here).
     pub(super) tcp_target: bool,
+    /// The target is a Swarm manager (`target.swarm: true`).
+    pub(super) swarm_target: bool,
 }
 
 /// Validates a shape-checked raw playbook.
@@ -66,6 +72,7 @@ pub fn validate(
         assess: None,
         ssh_target: false,
         tcp_target: false,
+        swarm_target: false,
     };
     if raw.version.value != 1 {
         v.error(
@@ -94,6 +101,7 @@ pub fn validate(
         .is_some_and(|d| d.value.starts_with("ssh://"));
     v.tcp_target = matches!(&target.docker, super::model::DockerEndpoint::Tcp { host, .. }
         if !(host.starts_with("127.") || host == "localhost" || host == "::1" || host == "[::1]"));
+    v.swarm_target = target.swarm;
     v.assess = raw.assess.as_ref().and_then(|a| v.assess(a));
     v.index_steps(&raw.steps.value);
     if raw.steps.value.is_empty() {

@@ -49,11 +49,11 @@ impl<W: std::io::Write> std::io::Write for Hashing<W> {
 fn dump_command(engine: DbEngine, database: &str) -> Vec<String> {
     let script = match engine {
         DbEngine::Postgres => {
-            r#"PGPASSWORD="$POSTGRES_PASSWORD" exec pg_dump -w --no-owner --no-privileges --encoding=UTF8 --host=127.0.0.1 --port=5432 --username="${POSTGRES_USER:-postgres}" --dbname="$1""#
+            r#"PGPASSWORD="${POSTGRES_PASSWORD:-$(cat "${POSTGRES_PASSWORD_FILE:-/dev/null}")}" exec pg_dump -w --no-owner --no-privileges --encoding=UTF8 --host=127.0.0.1 --port=5432 --username="${POSTGRES_USER:-postgres}" --dbname="$1""#
         }
         _ => {
             r#"tool=$(command -v mariadb-dump || command -v mysqldump) || { echo "no mariadb-dump or mysqldump in the container" >&2; exit 127; }
-MYSQL_PWD="${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}" exec "$tool" --protocol=tcp --host=127.0.0.1 --port=3306 --user=root --single-transaction --quick --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --skip-dump-date -- "$1""#
+MYSQL_PWD="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-$(cat "${MARIADB_ROOT_PASSWORD_FILE:-/dev/null}")}}" exec "$tool" --protocol=tcp --host=127.0.0.1 --port=3306 --user=root --single-transaction --quick --routines --triggers --events --hex-blob --default-character-set=utf8mb4 --skip-dump-date -- "$1""#
         }
     };
     let arg = match engine {
@@ -172,39 +172,74 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
     };
     match keep {
         Keep::Database {
-            container,
+            container: name,
             volume,
             image,
             engine: db,
             database,
             ..
-        } => match engine
-            .container(container)
+        } => {
+            // A database service's task container (`target.swarm`), or the container.
+            let task = engine
+                .task_container(name)
+                .await
+                .map_err(|e| StepError::failed(e.to_string()))?;
+            let container = task.as_deref().unwrap_or(name);
+            keep_database(
+                &engine, keep, container, volume, image, *db, database, run_dir, copy,
+            )
             .await
-            .map_err(|e| StepError::failed(e.to_string()))?
-        {
-            Some(c) if c.running => {
-                let rel = keep.path();
-                let (bytes, sha256) =
-                    dump(&engine, container, *db, database, &run_dir.join(&rel)).await?;
-                Ok(Kept {
-                    note: format!("database `{database}` dumped from `{container}`"),
-                    path: Some(rel),
-                    bytes,
-                    sha256,
-                })
-            }
-            Some(_) => {
-                let mut kept = copy(volume, image, keep.volume_path()).await?;
-                kept.note = format!("`{container}` does not run: {}", kept.note);
-                Ok(kept)
-            }
-            None => copy(volume, image, keep.volume_path()).await.map(|mut k| {
-                k.note = format!("`{container}` is gone: {}", k.note);
-                k
-            }),
-        },
+        }
         Keep::Volume { volume, image, .. } => copy(volume, image, keep.path()).await,
+    }
+}
+
+/// The database of a [`Keep::Database`] dumped from `container`, or its volume copied
+/// when it does not run.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the keep's parts, borrowed apart"
+)]
+async fn keep_database<F, Fut>(
+    engine: &crate::docker::Docker,
+    keep: &Keep,
+    container: &str,
+    volume: &str,
+    image: &str,
+    db: DbEngine,
+    database: &str,
+    run_dir: &Path,
+    copy: F,
+) -> Result<Kept, StepError>
+where
+    F: Fn(&str, &str, std::path::PathBuf) -> Fut,
+    Fut: std::future::Future<Output = Result<Kept, StepError>>,
+{
+    match engine
+        .container(container)
+        .await
+        .map_err(|e| StepError::failed(e.to_string()))?
+    {
+        Some(c) if c.running => {
+            let rel = keep.path();
+            let (bytes, sha256) =
+                dump(engine, container, db, database, &run_dir.join(&rel)).await?;
+            Ok(Kept {
+                note: format!("database `{database}` dumped from `{container}`"),
+                path: Some(rel),
+                bytes,
+                sha256,
+            })
+        }
+        Some(_) => {
+            let mut kept = copy(volume, image, keep.volume_path()).await?;
+            kept.note = format!("`{container}` does not run: {}", kept.note);
+            Ok(kept)
+        }
+        None => copy(volume, image, keep.volume_path()).await.map(|mut k| {
+            k.note = format!("`{container}` is gone: {}", k.note);
+            k
+        }),
     }
 }
 
@@ -225,8 +260,11 @@ mod tests {
         assert!(
             dump_command(DbEngine::Mariadb, "x")[2].contains("MYSQL_PWD=\"${MARIADB_ROOT_PASSWORD")
         );
+        // A database service's password is a file (`target.swarm`).
+        assert!(dump_command(DbEngine::Mariadb, "x")[2].contains("${MARIADB_ROOT_PASSWORD_FILE"));
+        assert!(dump_command(DbEngine::Postgres, "x")[2].contains("${POSTGRES_PASSWORD_FILE"));
         assert!(
-            dump_command(DbEngine::Postgres, "x")[2].contains("PGPASSWORD=\"$POSTGRES_PASSWORD\"")
+            dump_command(DbEngine::Postgres, "x")[2].contains("PGPASSWORD=\"${POSTGRES_PASSWORD:-")
         );
     }
 }

@@ -133,6 +133,24 @@ pub(super) async fn undo(live: &Live, item: &UndoItem) -> Result<(), StepError> 
             .await
             .map(|_| ())
             .map_err(failed),
+        Undo::RemoveService { name } => live
+            .engine()
+            .await?
+            .remove_service(name)
+            .await
+            .map_err(failed),
+        Undo::RestoreService { name, spec, .. } => {
+            super::deploy::undo_update(&*live.engine().await?, name, spec).await
+        }
+        Undo::RemoveSecret { name } => live
+            .engine()
+            .await?
+            .remove_secret(name)
+            .await
+            .map_err(failed),
+        Undo::RemoveOverlay { detach, name } => {
+            super::deploy::undo_overlay(&*live.engine().await?, name, detach).await
+        }
         Undo::Other(_) => Err(StepError::failed(format!(
             "cannot undo {} of step `{}`: unknown undo action `{}`",
             item.summary(),

@@ -10,6 +10,7 @@ pub mod env;
 pub mod scenario;
 pub mod site;
 pub mod sshd;
+pub mod swarm;
 pub mod tmpfs;
 
 /// The real `boyong` binary, with its state in `state`, on the real world (not the fake),

@@ -2,7 +2,9 @@
 
 use super::{CAPABILITIES, is_abs_path};
 use crate::diag::{Diagnostic, Loc};
-use crate::playbook::model::{Deploy, Health, HealthCheck, ImageSource, Security, VolumeMount};
+use crate::playbook::model::{
+    Deploy, Health, HealthCheck, ImageSource, Security, Service, VolumeMount,
+};
 use crate::playbook::raw::{RawDeploy, RawHealth, RawSecurity};
 use crate::playbook::units::{PortMap, Span};
 use crate::playbook::validate::{Validator, is_step_id};
@@ -107,6 +109,7 @@ impl Validator<'_> {
             self.route_without_ports(rt, &r.ports);
             self.route(rt, f)
         });
+        let service = self.service(r, f);
         Deploy {
             image,
             name,
@@ -119,8 +122,66 @@ impl Validator<'_> {
             keep,
             stop_grace,
             files,
+            service,
             route,
         }
+    }
+
+    /// `deploy.service`, and what a Swarm service cannot take: `Some` exactly when the
+    /// target is a swarm.
+    fn service(&mut self, r: &RawDeploy, f: &str) -> Option<Service> {
+        if !self.swarm_target {
+            if let Some(s) = &r.service {
+                self.error(
+                    s.loc,
+                    "`service` applies to a Swarm target",
+                    "add `swarm: true` under `target:`, or remove it",
+                );
+            }
+            return None;
+        }
+        if let Some(p) = r.ports.first() {
+            self.error(
+                p.loc,
+                "a Swarm service publishes no port: the routing mesh is not used",
+                "serve it through the front proxy with `route: { host: ..., port: ... }`",
+            );
+        }
+        if let Some(file) = r.files.first() {
+            self.error(
+                file.loc,
+                "`files` are not delivered to a Swarm service yet",
+                "put the values in `env` (secrets become Swarm secrets), or deploy without `target.swarm`",
+            );
+        }
+        let raw = r.service.as_ref().map(|s| &s.value);
+        let replicas = raw.and_then(|s| s.replicas.as_ref()).map_or(1, |n| {
+            if n.value == 0 || n.value > 100 {
+                self.error(n.loc, format!("{} replicas", n.value), "expected 1 to 100");
+            }
+            n.value
+        });
+        let mut placement = Vec::new();
+        for c in raw.map(|s| s.placement.as_slice()).unwrap_or_default() {
+            let t = self.text(c, &format!("{f}.service.placement"));
+            if !(t.contains("==") || t.contains("!=")) {
+                self.error(
+                    c.loc,
+                    format!("`{t}` is not a placement constraint"),
+                    "expected e.g. `node.role == worker` or `node.labels.zone != dmz`",
+                );
+            }
+            placement.push(t);
+        }
+        let monitor = raw
+            .and_then(|s| s.monitor.as_ref())
+            .and_then(|m| self.span(m, &format!("{f}.service.monitor")))
+            .unwrap_or(Span::secs(5));
+        Some(Service {
+            replicas,
+            placement,
+            monitor,
+        })
     }
 
     fn volume(&mut self, v: &Sp<String>, field: &str) -> Option<VolumeMount> {

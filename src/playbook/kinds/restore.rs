@@ -18,6 +18,7 @@ impl Validator<'_> {
             .map(|n| self.docker_name(n, &format!("{f}.network")));
         let password = self.secret_field(&r.password, &format!("{f}.password"));
         let replace = r.replace.as_ref().is_some_and(|x| x.value);
+        let service = self.swarm_target;
         let why = "a secret here would show in plans and the journal";
         let mut rewrite = Vec::new();
         for (i, w) in r.rewrite.iter().enumerate() {
@@ -46,6 +47,7 @@ impl Validator<'_> {
             network,
             password,
             replace,
+            service,
             rewrite,
         }
     }

@@ -9,10 +9,15 @@ mod health;
 mod probe;
 mod route;
 mod route_probe;
+mod service;
+mod service_plan;
+mod service_spec;
 mod waiting;
 
 pub use route::check_route;
 pub(crate) use route::undo_route;
+pub(crate) use service::{Settled, settle, undo_overlay, undo_update};
+pub(crate) use service_plan::{secret_name, service_hardening};
 
 use serde_json::Value;
 
@@ -37,6 +42,13 @@ impl Kind for DeployStep {
     }
 
     async fn probe(p: &mut ProbeCx<'_>, step: &PlannedStep, spec: &Deploy) {
+        if spec.service.is_some() {
+            probe::service(p.target, step, spec, p.sf).await;
+            if let Some(route) = &spec.route {
+                route_probe::probe(p, &step.id, route).await;
+            }
+            return;
+        }
         probe::deploy(p.target, p.endpoint, step, spec, p.fx, p.sf).await;
         if let Some(route) = &spec.route {
             route_probe::probe(p, &step.id, route).await;
@@ -49,11 +61,17 @@ impl Kind for DeployStep {
         spec: &Deploy,
         cx: &mut StepCx<'_>,
     ) -> Result<Value, StepError> {
+        if let Some(s) = &spec.service {
+            return service::execute(live, step, spec, s, cx).await;
+        }
         cutover::execute(live, step, spec, cx).await
     }
 }
 
 fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
+    if let Some(s) = &d.service {
+        return service_plan::describe(d, s, ctx);
+    }
     let image = match &d.image {
         ImageSource::Build(step) => format!("{} (built by step `{step}`)", ctx.build_tag(step)),
         ImageSource::Reference(r) => r.clone(),

@@ -135,3 +135,29 @@ pub(super) async fn deploy(
         }
     }
 }
+
+/// A deploy as a Swarm service: the service it updates (its image and replicas now), or
+/// none (it is created).
+pub(super) async fn service(
+    t: Option<&Target>,
+    step: &PlannedStep,
+    spec: &crate::playbook::Deploy,
+    sf: &mut StepFound,
+) {
+    let Some(t) = t else { return };
+    let Some(n) = step
+        .changes
+        .iter()
+        .position(|c| c.resource == Resource::Service && c.name == spec.name)
+    else {
+        return;
+    };
+    sf.now[n] = Some(match t.engine.service(&spec.name).await {
+        Ok(Some(s)) => format!(
+            "service `{}` runs {} ({} replica(s)): update service `{}`: image {} → the new one, start-first",
+            spec.name, s.image, s.replicas, spec.name, s.image
+        ),
+        Ok(None) => format!("no service `{}`: this creates it (+)", spec.name),
+        Err(e) => format!("cannot inspect service `{}`: {e}", spec.name),
+    });
+}

@@ -51,7 +51,7 @@ fn at_address(d: &Deploy, addr: &str) -> Deploy {
 
 /// Writes `app`'s route to `upstream` (and its certificate and key, when given), checks
 /// and reloads; on a failed check the previous file is put back. The reload's time.
-async fn switch(
+pub(super) async fn switch(
     proxy: &FrontProxy<'_>,
     app: &str,
     r: &RouteFile,
@@ -86,6 +86,60 @@ async fn switch(
             )))
         }
     }
+}
+
+/// The engine's front proxy, made if missing (journaled: one change, undone only when it
+/// routes no other app), else started if stopped.
+pub(super) async fn ensure_front(
+    live: &Live,
+    step: &PlannedStep,
+    engine: &Docker,
+    cx: &mut StepCx<'_>,
+) -> Result<(), StepError> {
+    let front = live.front();
+    let proxy = FrontProxy::new(engine, &front);
+    let missing = engine
+        .container(&front.name)
+        .await
+        .map_err(docker_err)?
+        .is_none()
+        || !engine
+            .network_exists(&front.network())
+            .await
+            .map_err(docker_err)?
+        || !engine
+            .volume_exists(&front.volume())
+            .await
+            .map_err(docker_err)?;
+    if missing {
+        let c = step
+            .changes
+            .iter()
+            .find(|c| c.resource == Resource::Container && c.name == front.name)
+            .ok_or_else(|| StepError::fatal("the plan of this deploy lists no front proxy"))?;
+        let id = cx.intent(
+            c,
+            &Undo::RemoveFront {
+                front: front.clone(),
+            },
+        )?;
+        proxy
+            .ensure(live.extra_labels())
+            .await
+            .map_err(|e| StepError::fatal(format!("the front proxy `{}`: {e}", front.name)))?;
+        cx.done(&id, &json!({}))?;
+        cx.output(&format!(
+            "front proxy `{}` made: HTTP on {}:{}, HTTPS on {}:{}",
+            front.name, front.http.0, front.http.1, front.https.0, front.https.1
+        ));
+    } else {
+        proxy
+            .ensure(live.extra_labels())
+            .await
+            .map_err(|e| StepError::fatal(format!("the front proxy `{}`: {e}", front.name)))?;
+    }
+
+    Ok(())
 }
 
 /// The cut-over through the front proxy.
@@ -137,48 +191,8 @@ pub(super) async fn execute(
     let next = format!("{}.next-{run}", d.name);
     super::cutover::networks_and_volumes(&engine, step, d, &run, &labels, cx).await?;
 
-    // The front proxy, made once per engine.
+    ensure_front(live, step, &engine, cx).await?;
     let proxy = FrontProxy::new(&engine, &front);
-    let missing = engine
-        .container(&front.name)
-        .await
-        .map_err(docker_err)?
-        .is_none()
-        || !engine
-            .network_exists(&front.network())
-            .await
-            .map_err(docker_err)?
-        || !engine
-            .volume_exists(&front.volume())
-            .await
-            .map_err(docker_err)?;
-    if missing {
-        let c = step
-            .changes
-            .iter()
-            .find(|c| c.resource == Resource::Container && c.name == front.name)
-            .ok_or_else(|| StepError::fatal("the plan of this deploy lists no front proxy"))?;
-        let id = cx.intent(
-            c,
-            &Undo::RemoveFront {
-                front: front.clone(),
-            },
-        )?;
-        proxy
-            .ensure(live.extra_labels())
-            .await
-            .map_err(|e| StepError::fatal(format!("the front proxy `{}`: {e}", front.name)))?;
-        cx.done(&id, &json!({}))?;
-        cx.output(&format!(
-            "front proxy `{}` made: HTTP on {}:{}, HTTPS on {}:{}",
-            front.name, front.http.0, front.http.1, front.https.0, front.https.1
-        ));
-    } else {
-        proxy
-            .ensure(live.extra_labels())
-            .await
-            .map_err(|e| StepError::fatal(format!("the front proxy `{}`: {e}", front.name)))?;
-    }
 
     let old = engine.container(&d.name).await.map_err(docker_err)?;
     let create = change(step, Op::Create, Resource::Container)?;
@@ -261,6 +275,7 @@ pub(super) async fn execute(
             container: next.clone(),
             ip: ip.clone(),
             port: route.port,
+            service: false,
         },
     };
     let took = switch(
@@ -412,6 +427,7 @@ pub(crate) async fn undo_route(
             container: to.to_string(),
             ip: addr,
             port,
+            service: false,
         },
     };
     switch(&proxy, app, &file, None).await?;

@@ -14,6 +14,7 @@ mod db;
 mod probe;
 mod rewrite;
 mod serialized;
+mod service;
 mod volume;
 
 use volume::replace_volume;
@@ -117,7 +118,14 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
         undo: "remove it (only if this run created it)".into(),
     });
     if let Some(n) = &r.network {
-        changes.push(network_if_missing(n));
+        let mut c = network_if_missing(n);
+        if r.service {
+            c.details = vec!["an attachable overlay network".into()];
+        }
+        changes.push(c);
+    }
+    if r.service {
+        changes.extend(service::changes(r, &step.id));
     }
     let mut details = vec![
         format!("image {}", r.image),
@@ -125,7 +133,8 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
         format!("password {}", r.password),
     ];
     details.extend(hardening(&db_security()));
-    changes.push(Change {
+    if !r.service {
+        changes.push(Change {
         now: None,
         op: Op::Create,
         resource: Resource::Container,
@@ -137,7 +146,8 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
             "stop and remove it, its database first dumped into rollback/{}.sql.gz (unless `rollback --discard-data`)",
             step.id
         ),
-    });
+        });
+    }
     changes.push(Change {
         now: None,
         op: Op::Replace,
@@ -304,12 +314,25 @@ async fn execute(
         && !engine.network_exists(n).await.map_err(docker_err)?
     {
         let c = change(step, Op::Create, Resource::Network)?;
-        let id = cx.intent(c, &Undo::RemoveNetwork { name: n.clone() })?;
-        engine
-            .create_network(n, &labels)
-            .await
-            .map_err(docker_err)?;
-        cx.done(&id, &json!({}))?;
+        if r.service {
+            let undo = Undo::RemoveOverlay {
+                detach: Vec::new(),
+                name: n.clone(),
+            };
+            let id = cx.intent(c, &undo)?;
+            engine
+                .create_overlay(n, &labels)
+                .await
+                .map_err(docker_err)?;
+            cx.done(&id, &json!({}))?;
+        } else {
+            let id = cx.intent(c, &Undo::RemoveNetwork { name: n.clone() })?;
+            engine
+                .create_network(n, &labels)
+                .await
+                .map_err(docker_err)?;
+            cx.done(&id, &json!({}))?;
+        }
     }
 
     let s = db_security();
@@ -343,19 +366,33 @@ async fn execute(
             r.image
         )));
     }
-    let c = change(step, Op::Create, Resource::Container)?;
-    let id = cx.intent(
-        c,
-        &Undo::RemoveContainer {
-            name: r.name.clone(),
-        },
-    )?;
-    let container_id = engine
-        .create_container(&r.name, &spec)
-        .await
-        .map_err(docker_err)?;
-    engine.start(&r.name).await.map_err(docker_err)?;
-    cx.done(&id, &json!({"container_id": container_id}))?;
+    let (target, container_id) = if r.service {
+        service::make(
+            &engine,
+            step,
+            r,
+            spec.env.clone(),
+            dialect.data_dir(),
+            &spec.labels,
+            cx,
+        )
+        .await?
+    } else {
+        let c = change(step, Op::Create, Resource::Container)?;
+        let id = cx.intent(
+            c,
+            &Undo::RemoveContainer {
+                name: r.name.clone(),
+            },
+        )?;
+        let container_id = engine
+            .create_container(&r.name, &spec)
+            .await
+            .map_err(docker_err)?;
+        engine.start(&r.name).await.map_err(docker_err)?;
+        cx.done(&id, &json!({"container_id": container_id}))?;
+        (r.name.clone(), container_id)
+    };
 
     // The superuser checks readiness, makes the app's role (PostgreSQL), loads a
     // MariaDB/MySQL dump (its events and routines need it) and reads the evidence; the
@@ -364,7 +401,7 @@ async fn execute(
     let conn = conn_as(dialect, d, dialect.admin());
     wait_ready(
         &engine,
-        &r.name,
+        &target,
         dialect,
         &conn,
         &env,
@@ -378,7 +415,7 @@ async fn execute(
         drop(tx);
         let made = engine
             .exec_io(
-                &r.name,
+                &target,
                 &dialect.load_command(&conn),
                 &env,
                 Some(rx),
@@ -426,7 +463,7 @@ async fn execute(
     });
     let loaded = engine
         .exec_io(
-            &r.name,
+            &target,
             &dialect.load_command(&load_conn),
             &load_env,
             Some(rx),
@@ -465,7 +502,7 @@ async fn execute(
         Some(evidence) => evidence,
         None => loaded_as_written(cx, &r.from, follow.as_mut(), read).await?,
     };
-    let restored = evidence(&engine, &r.name, dialect, &conn, &env).await?;
+    let restored = evidence(&engine, &target, dialect, &conn, &env).await?;
     let (diff, checksums) = restored.differences(&dumped);
     if !diff.is_empty() {
         return Err(StepError::fatal(format!(
@@ -490,7 +527,7 @@ async fn execute(
         }
     ));
     // Evidence for the report: the hardening as the engine applied it, not as asked.
-    let settings = engine.applied_settings(&r.name).await.unwrap_or_default();
+    let settings = engine.applied_settings(&target).await.unwrap_or_default();
     let facts = json!({
         "container": r.name,
         "container_id": container_id,
@@ -515,7 +552,7 @@ async fn execute(
         .find(|c| c.name == planned)
         .ok_or_else(|| StepError::failed("the plan of this restore lists no rewrite"))?;
     let id = cx.intent(c, &Undo::None)?;
-    let done = rewrite::rewrite(&engine, &r.name, dialect, &conn, &env, &r.rewrite).await?;
+    let done = rewrite::rewrite(&engine, &target, dialect, &conn, &env, &r.rewrite).await?;
     let total: u64 = done.rows.values().sum();
     cx.output(&format!(
         "rewrite: {total} row(s) changed{}",
