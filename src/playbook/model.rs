@@ -274,6 +274,24 @@ pub struct Fetch {
     pub exclude: Vec<String>,
     /// The vendor's SHA256SUMS file.
     pub sha256sums: Option<String>,
+    /// How a pull after an earlier verified one finds what changed.
+    #[serde(default)]
+    pub incremental: Incremental,
+}
+
+/// `fetch.incremental`: how a pull after an earlier verified artifact of the same inputs
+/// finds what changed on the vendor host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Incremental {
+    /// Size, modification time, mode, kind and link target (`true`, the default).
+    #[default]
+    Stat,
+    /// As `Stat`, and the SHA-256 (computed on the vendor host) of every file whose size
+    /// and time are unchanged (`digest`: for hosts whose times lie).
+    Digest,
+    /// Always the whole tree (`false`).
+    Off,
 }
 
 /// Database engines boyong dumps and restores.

@@ -304,6 +304,29 @@ pub struct RawFetch {
     pub exclude: Vec<Sp<String>>,
     /// The vendor's own SHA256SUMS file (absolute path); every listed file is checked.
     pub sha256sums: Option<Sp<String>>,
+    /// A pull after an earlier verified one takes only what changed: `true` (the default:
+    /// sizes and modification times), `digest` (the vendor hashes the files whose size
+    /// and time are unchanged) or `false` (always the whole tree).
+    pub incremental: Option<Sp<RawIncremental>>,
+}
+
+/// `fetch.incremental`: `true`, `false` or `digest`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy)]
+#[serde(untagged)]
+#[schemars(rename = "Incremental")]
+pub enum RawIncremental {
+    /// `true`: sizes and times; `false`: always the whole tree.
+    Flag(bool),
+    /// `digest`: sizes, times and, for the files they say are unchanged, SHA-256.
+    Digest(DigestWord),
+}
+
+/// The word `digest`.
+#[derive(Debug, Deserialize, JsonSchema, Clone, Copy)]
+pub enum DigestWord {
+    /// The vendor hashes the candidates.
+    #[serde(rename = "digest")]
+    Digest,
 }
 
 /// Dump a database on the vendor host with its own native tool.
