@@ -45,14 +45,20 @@ fn vendor_tree(root: &Path) {
     w("cache/session-1", b"excluded");
     w("bin/run.sh", b"#!/bin/sh\necho run\n");
     w("bin/suid", b"suid");
-    std::fs::set_permissions(root.join("bin/suid"), std::fs::Permissions::from_mode(0o4755))
-        .unwrap();
+    std::fs::set_permissions(
+        root.join("bin/suid"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("uploads/empty")).unwrap();
     std::os::unix::fs::symlink("../index.php", root.join("app/link-inside")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", root.join("app/link-outside")).unwrap();
     std::fs::hard_link(root.join("index.php"), root.join("index-hardlink.php")).unwrap();
     for i in 0..300 {
-        w(&format!("many/{:02}/f{i}.txt", i % 20), format!("file {i}\n").as_bytes());
+        w(
+            &format!("many/{:02}/f{i}.txt", i % 20),
+            format!("file {i}\n").as_bytes(),
+        );
     }
     age_all(root);
 }
@@ -174,7 +180,10 @@ fn an_unchanged_repull_moves_no_content_and_every_kind_of_change_gives_a_full_pu
     let Some(t) = Incr::new("incr") else { return };
     let first = t.pull(None);
     let f1 = facts(&first);
-    assert!(f1.get("incremental").is_none(), "a first pull is a full pull: {f1}");
+    assert!(
+        f1.get("incremental").is_none(),
+        "a first pull is a full pull: {f1}"
+    );
     assert!(f1["transferred"].as_u64().unwrap() > 0);
 
     // Unchanged: nothing asked for, nothing moved, the same descriptions.
@@ -182,7 +191,10 @@ fn an_unchanged_repull_moves_no_content_and_every_kind_of_change_gives_a_full_pu
     let f2 = facts(&second);
     assert_eq!(f2["incremental"]["pulled"], 0, "{f2}");
     assert_eq!(f2["transferred"], 0, "{f2}");
-    assert_eq!(f2["incremental"]["from_run"], first.file_name().unwrap().to_str().unwrap());
+    assert_eq!(
+        f2["incremental"]["from_run"],
+        first.file_name().unwrap().to_str().unwrap()
+    );
     assert_eq!(described(&second), described(&first));
     verifies(&second);
 
@@ -196,10 +208,12 @@ fn an_unchanged_repull_moves_no_content_and_every_kind_of_change_gives_a_full_pu
     std::fs::write(src.join("added/dir/x"), b"x").unwrap();
     std::fs::remove_file(src.join("many/03/f3.txt")).unwrap();
     std::fs::remove_dir_all(src.join("many/07")).unwrap();
-    std::fs::set_permissions(src.join("bin/run.sh"), std::fs::Permissions::from_mode(0o755))
-        .unwrap();
-    std::fs::set_permissions(src.join("uploads"), std::fs::Permissions::from_mode(0o750))
-        .unwrap();
+    std::fs::set_permissions(
+        src.join("bin/run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(src.join("uploads"), std::fs::Permissions::from_mode(0o750)).unwrap();
     std::fs::remove_file(src.join("app/link-inside")).unwrap();
     std::os::unix::fs::symlink("config/db.php", src.join("app/link-inside")).unwrap();
     std::fs::remove_file(src.join("app/new\nline")).unwrap();
@@ -221,13 +235,15 @@ fn an_unchanged_repull_moves_no_content_and_every_kind_of_change_gives_a_full_pu
     let expected = {
         let mut e = manifest::scan(&src).unwrap();
         e.retain(|k, _| !k.starts_with(b"cache"));
-        if let Some(boyong::artifact::Node::File { mode, .. }) = e.get_mut(b"bin/suid".as_slice())
-        {
+        if let Some(boyong::artifact::Node::File { mode, .. }) = e.get_mut(b"bin/suid".as_slice()) {
             *mode = 0o755;
         }
         e
     };
-    assert_eq!(manifest::scan(&third.join("artifacts/code")).unwrap(), expected);
+    assert_eq!(
+        manifest::scan(&third.join("artifacts/code")).unwrap(),
+        expected
+    );
     // The earlier artifact is untouched by the later one.
     verifies(&first);
     assert_eq!(described(&second), described(&first));
@@ -235,7 +251,9 @@ fn an_unchanged_repull_moves_no_content_and_every_kind_of_change_gives_a_full_pu
 
 #[test]
 fn digest_mode_catches_a_change_that_kept_the_size_and_the_time() {
-    let Some(t) = Incr::new("incr-digest") else { return };
+    let Some(t) = Incr::new("incr-digest") else {
+        return;
+    };
     let first = t.pull(None);
     let p = t.src().join("app/config/db.php");
     let when = std::fs::metadata(&p).unwrap().modified().unwrap();

@@ -373,6 +373,10 @@ pub struct Exec {
     pub on: ExecOn,
     /// Environment (may hold secrets; sent off the command line).
     pub env: BTreeMap<String, Template>,
+    /// The freeze of the cut-over: the run reports the window from this step's end to
+    /// the next deploy serving.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze: bool,
 }
 
 /// Build an image from artifacts.
