@@ -277,3 +277,29 @@ fn digest_mode_catches_a_change_that_kept_the_size_and_the_time() {
     assert_eq!(described(&digest), described(&full));
     assert_ne!(described(&digest), described(&first));
 }
+
+#[test]
+fn a_failed_cut_over_after_a_freeze_unfreezes_the_vendor_app() {
+    let Some(t) = Incr::new("incr-freeze") else { return };
+    let _ = t.pull(None);
+    let flag = t.env.path("vendor/maintenance.flag");
+    let f = flag.display();
+    let freeze = format!(
+        "  - id: freeze\n    exec:\n      run: touch {f}\n      undo: rm -f {f}\n      freeze: true\n"
+    );
+    // The freeze first, then the final (incremental) pull, then a step that fails.
+    let pb = t.playbook(None, "  - id: broken\n    exec: { run: exit 3 }\n");
+    let text_pb = std::fs::read_to_string(&pb).unwrap();
+    let text_pb = text_pb.replacen("steps:\n", &format!("steps:\n{freeze}"), 1);
+    std::fs::write(&pb, &text_pb).unwrap();
+    let v = t.env.run(&["validate", pb.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{}", text(&v.stderr));
+    let out = t.env.run(&["run", pb.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0), "the run fails at `broken`");
+    let run = t.env.last_run("wisata");
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
+    assert!(journal.contains("touch"), "the freeze ran: {journal}");
+    assert!(!flag.exists(), "rollback ran the freeze's undo: {}", text(&out.stderr));
+    // The final pull was incremental (built on the first run).
+    assert_eq!(facts(&run)["incremental"]["pulled"], 0);
+}

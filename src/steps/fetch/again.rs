@@ -49,8 +49,14 @@ pub(super) async fn pull(
     let Some(earlier) = earlier else {
         return Ok(None);
     };
+    let began = std::time::Instant::now();
     let (out, err, code) =
         incr::run_to_end(session, &incr::list_command(&f.path, &f.exclude), None).await?;
+    cx.detail(&format!(
+        "timing: listed in {} ms ({} bytes)",
+        began.elapsed().as_millis(),
+        out.len()
+    ));
     match code {
         0 => {}
         65 => return Ok(None),
@@ -85,6 +91,10 @@ pub(super) async fn pull(
     } else {
         incr::pull_delta(session, f, &names, partial, cx).await?
     };
+    cx.detail(&format!(
+        "timing: {asked} files pulled by {} ms",
+        began.elapsed().as_millis()
+    ));
     let tree = incr::merge(&takes, &delta).map_err(StepError::Fatal)?;
     let made = tokio::task::spawn_blocking({
         let (root, tree, takes, from) = (
@@ -99,6 +109,10 @@ pub(super) async fn pull(
     .map_err(|e| StepError::failed(format!("the linking thread failed: {e}")))?;
     // The earlier artifact removed meanwhile: another attempt finds another, or pulls all.
     made.map_err(StepError::Failed)?;
+    cx.detail(&format!(
+        "timing: linked by {} ms",
+        began.elapsed().as_millis()
+    ));
     let mut mtimes = BTreeMap::new();
     let (mut kept, mut bytes) = (0usize, 0u64);
     for (name, node) in &tree {

@@ -214,7 +214,12 @@ async fn execute(
     remove_all(std::slice::from_ref(&partial)).map_err(|e| fail(e.to_string()))?;
     fs::create_dir_all(&partial)
         .map_err(|e| fail(format!("cannot create {}: {e}", partial.display())))?;
+    let began = std::time::Instant::now();
     let session = live.vendor(Some(cx)).await?;
+    cx.detail(&format!(
+        "timing: connected in {} ms",
+        began.elapsed().as_millis()
+    ));
     let mut pulled = None;
     if f.incremental != Incremental::Off
         && let Some(key) = &inputs

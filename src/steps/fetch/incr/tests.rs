@@ -29,11 +29,12 @@ fn stat_reads_back_what_it_wrote() {
 
 #[test]
 fn the_listing_is_parsed_and_unsafe_names_refused() {
-    let out = b"1700000000\nd 755 4096 1 .\0\0f 4755 3 9 ./a b\0\0l 777 1 9 ./l\0a b\0";
+    let out = b"1700000000\nd 755 4096 1.5 .\0\0f 4755 3 9.25 ./a b\0\0l 777 1 9 ./l\0a b\0";
     let (clock, list) = parse_listing(out).expect("parsed");
     assert_eq!(clock, 1_700_000_000);
     assert_eq!(list.len(), 2);
     assert_eq!(list[&b"a b"[..]].mode, 0o4755);
+    assert_eq!(list[&b"a b"[..]].mtime, 9);
     assert_eq!(list[&b"l"[..]].target, b"a b");
     for bad in [
         &b"1\nf 644 1 1 ./../x\0\0"[..],
