@@ -280,7 +280,9 @@ fn digest_mode_catches_a_change_that_kept_the_size_and_the_time() {
 
 #[test]
 fn a_failed_cut_over_after_a_freeze_unfreezes_the_vendor_app() {
-    let Some(t) = Incr::new("incr-freeze") else { return };
+    let Some(t) = Incr::new("incr-freeze") else {
+        return;
+    };
     let _ = t.pull(None);
     let flag = t.env.path("vendor/maintenance.flag");
     let f = flag.display();
@@ -299,7 +301,11 @@ fn a_failed_cut_over_after_a_freeze_unfreezes_the_vendor_app() {
     let run = t.env.last_run("wisata");
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap();
     assert!(journal.contains("touch"), "the freeze ran: {journal}");
-    assert!(!flag.exists(), "rollback ran the freeze's undo: {}", text(&out.stderr));
+    assert!(
+        !flag.exists(),
+        "rollback ran the freeze's undo: {}",
+        text(&out.stderr)
+    );
     // The final pull was incremental (built on the first run).
     assert_eq!(facts(&run)["incremental"]["pulled"], 0);
 }

@@ -552,9 +552,8 @@ pub(super) fn materialize(
     let link = |names: &[&[u8]]| -> Result<(), String> {
         for name in names {
             let (from, to) = (earlier.join(std::ffi::OsStr::from_bytes(name)), at(name));
-            fs::hard_link(&from, &to).map_err(|e| {
-                format!("cannot link {} to {}: {e}", from.display(), to.display())
-            })?;
+            fs::hard_link(&from, &to)
+                .map_err(|e| format!("cannot link {} to {}: {e}", from.display(), to.display()))?;
         }
         Ok(())
     };
@@ -562,7 +561,11 @@ pub(super) fn materialize(
     std::thread::scope(|s| {
         let other = s.spawn(|| link(b));
         let mine = link(a);
-        mine.and(other.join().unwrap_or_else(|_| Err("the linking thread failed".into())))
+        mine.and(
+            other
+                .join()
+                .unwrap_or_else(|_| Err("the linking thread failed".into())),
+        )
     })?;
     Ok(())
 }
