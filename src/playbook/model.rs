@@ -275,7 +275,7 @@ pub struct Fetch {
     /// The vendor's SHA256SUMS file.
     pub sha256sums: Option<String>,
     /// How a pull after an earlier verified one finds what changed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Incremental::is_default")]
     pub incremental: Incremental,
 }
 
@@ -292,6 +292,17 @@ pub enum Incremental {
     Digest,
     /// Always the whole tree (`false`).
     Off,
+}
+
+impl Incremental {
+    /// The default (`true`): left out of a plan's JSON.
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde's skip_serializing_if passes a reference"
+    )]
+    fn is_default(&self) -> bool {
+        *self == Self::Stat
+    }
 }
 
 /// Database engines boyong dumps and restores.

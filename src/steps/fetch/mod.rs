@@ -73,6 +73,12 @@ fn describe(step: &Step, f: &Fetch) -> Described {
         read.push_str(", excluding ");
         read.push_str(&f.exclude.join(", "));
     }
+    if f.incremental != Incremental::Off {
+        read.push_str("; after an earlier verified pull, only what changed");
+        if f.incremental == Incremental::Digest {
+            read.push_str(", by size, time and SHA-256");
+        }
+    }
     read.push(')');
     let mut reads = vec![read];
     let mut details = vec![
