@@ -50,8 +50,28 @@ pub(super) async fn pull(
         return Ok(None);
     };
     let began = std::time::Instant::now();
-    let (out, err, code) =
-        incr::run_to_end(session, &incr::list_command(&f.path, &f.exclude), None).await?;
+    // The delta command starts beside the listing (OpenSSH sets a session up in about
+    // 0.1 s); its stdin, the names, is sent once the listing is compared.
+    let (list_cmd, delta_cmd) = (
+        incr::list_command(&f.path, &f.exclude),
+        incr::delta_command(&f.path, &f.exclude),
+    );
+    let (listed, delta_run) = tokio::join!(
+        incr::run_to_end(session, &list_cmd, None),
+        session.exec_held(&delta_cmd, &[])
+    );
+    let mut delta_run = delta_run.ok();
+    let (out, err, code) = match listed {
+        Ok(l) => l,
+        Err(e) => {
+            incr::drop_delta(delta_run.take()).await;
+            return Err(e);
+        }
+    };
+    if code != 0 || f.incremental == Incremental::Digest {
+        // Not needed (a full pull), or started again after the digests (its own channel).
+        incr::drop_delta(delta_run.take()).await;
+    }
     cx.detail(&format!(
         "timing: listed in {} ms ({} bytes)",
         began.elapsed().as_millis(),
@@ -79,6 +99,9 @@ pub(super) async fn pull(
     };
     let (names, asked) = incr::wanted(&takes);
     let files = list.values().filter(|l| l.kind == b'f').count();
+    if asked == 0 || names.len() > MAX_NAMES || (asked > FEW && asked * 2 > files) {
+        incr::drop_delta(delta_run.take()).await;
+    }
     if names.len() > MAX_NAMES || (asked > FEW && asked * 2 > files) {
         cx.output(&format!(
             "{asked} of {files} files changed since run {}: the whole tree is pulled",
@@ -89,7 +112,14 @@ pub(super) async fn pull(
     let (delta, transferred) = if asked == 0 {
         (Unpacked::default(), 0)
     } else {
-        incr::pull_delta(session, f, &names, partial, cx).await?
+        let run = match delta_run {
+            Some(r) => r,
+            None => session
+                .exec_held(&delta_cmd, &[])
+                .await
+                .map_err(|e| StepError::failed(e.to_string()))?,
+        };
+        incr::pull_delta(run, &names, partial, cx).await?
     };
     cx.detail(&format!(
         "timing: {asked} files pulled by {} ms",

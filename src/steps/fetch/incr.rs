@@ -30,7 +30,6 @@ use crate::artifact::manifest::{escape, unescape};
 use crate::artifact::{Node, Tree, UnpackError, unpack};
 use crate::engine::StepError;
 use crate::engine::reuse::candidates;
-use crate::playbook::Fetch;
 use crate::shell::quote;
 use crate::ssh::{Out, Session};
 use crate::steps::common::{ChunkReader, pump};
@@ -423,16 +422,19 @@ pub(super) fn wanted(takes: &BTreeMap<Vec<u8>, Take>) -> (Vec<u8>, usize) {
     (names, n)
 }
 
-/// Pulls the asked-for files into `into` (empty): the unpack's result, or the step error.
+/// Pulls the asked-for files into `into` (empty) through `run`, the delta command started
+/// beside the listing (its session set up meanwhile): the names, the end of its stdin, then
+/// the tar stream. The unpack's result and the bytes moved, or the step error.
 pub(super) async fn pull_delta(
-    session: &Session,
-    f: &Fetch,
+    mut run: crate::ssh::Exec,
     names: &[u8],
     into: &Path,
     cx: &mut crate::engine::StepCx<'_>,
 ) -> Result<(crate::artifact::unpack::Unpacked, u64), StepError> {
-    let mut run = session
-        .exec(&delta_command(&f.path, &f.exclude), Some(names))
+    run.send(names)
+        .await
+        .map_err(|e| StepError::failed(e.to_string()))?;
+    run.eof()
         .await
         .map_err(|e| StepError::failed(e.to_string()))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
@@ -460,6 +462,15 @@ pub(super) async fn pull_delta(
         (Err(e @ UnpackError::Archive(_)), Ok(_)) => Err(StepError::Failed(e.to_string())),
         (Err(e), Ok(_)) => Err(StepError::Fatal(e.to_string())),
         (Ok(u), Ok(_)) => Ok((u, bytes)),
+    }
+}
+
+/// Ends a delta command that is not needed (nothing changed, or a full pull instead).
+pub(super) async fn drop_delta(run: Option<crate::ssh::Exec>) {
+    if let Some(mut run) = run
+        && run.eof().await.is_ok()
+    {
+        while run.next().await.is_some() {}
     }
 }
 
