@@ -42,7 +42,7 @@ pub enum Node {
 pub type Tree = BTreeMap<Vec<u8>, Node>;
 
 /// Escapes a name like coreutils; returns whether a leading `\` is needed.
-fn escape(name: &[u8]) -> (bool, Vec<u8>) {
+pub(crate) fn escape(name: &[u8]) -> (bool, Vec<u8>) {
     let mut out = Vec::with_capacity(name.len());
     let mut escaped = false;
     for &b in name {
@@ -65,7 +65,7 @@ fn escape(name: &[u8]) -> (bool, Vec<u8>) {
     (escaped, out)
 }
 
-fn unescape(text: &[u8]) -> Vec<u8> {
+pub(crate) fn unescape(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut it = text.iter();
     while let Some(&b) = it.next() {

@@ -55,6 +55,9 @@ pub struct Unpacked {
     pub special_bits_dropped: Vec<String>,
     /// Bytes of file content written.
     pub bytes: u64,
+    /// Each regular file's modification time on the vendor host (seconds, from its
+    /// header): what the next pull compares to find what changed.
+    pub mtimes: std::collections::BTreeMap<Vec<u8>, i64>,
 }
 
 fn refused(path: &[u8], why: impl Into<String>) -> UnpackError {
@@ -79,6 +82,11 @@ fn clean(raw: &[u8]) -> Result<Option<PathBuf>, UnpackError> {
         }
     }
     Ok((!out.as_os_str().is_empty()).then_some(out))
+}
+
+/// Whether a link at `path` (bytes, relative) pointing to `target` stays inside the tree.
+pub(crate) fn stays_inside_bytes(path: &[u8], target: &[u8]) -> bool {
+    stays_inside(Path::new(std::ffi::OsStr::from_bytes(path)), target)
 }
 
 /// Whether a link at `path` pointing to `target` stays inside the tree.
@@ -253,6 +261,11 @@ pub fn unpack(reader: impl Read, root: &Path) -> Result<Unpacked, UnpackError> {
         let kind = e.header().entry_type();
         w.parents(&rel, &raw)?;
         let key = rel.as_os_str().as_bytes().to_vec();
+        if let Ok(t) = e.header().mtime().map(i64::try_from)
+            && let Ok(t) = t
+        {
+            w.out.mtimes.insert(key.clone(), t);
+        }
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let declared = e.header().size().unwrap_or(0);

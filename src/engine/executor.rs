@@ -15,6 +15,7 @@
 //! with that step when both run fresh: a pipelined pair (`pair`), whose records interleave.
 
 mod attempt;
+mod freeze;
 mod keeping;
 mod pair;
 
@@ -298,6 +299,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             }
         }
         let mut i = start;
+        let mut window = freeze::Window::default();
         while i < total {
             let step = &plan.steps[i];
             // A step whose input is the artifact of the one before it reads that
@@ -316,7 +318,18 @@ impl<'a, R: Runner> Executor<'a, R> {
                 (self.step(step, 1, total, opts, cancel).await?, step)
             };
             match attempt {
-                Attempt::Done => {}
+                Attempt::Done => {
+                    let first = plan.steps.iter().position(|s| s.id == step.id).unwrap_or(i);
+                    for s in &plan.steps[first..i] {
+                        if let Some(line) = window.done(s) {
+                            self.note_shared("freeze-window", &line)?;
+                            self.emit(&Event::Output {
+                                step: s.id.clone(),
+                                line,
+                            });
+                        }
+                    }
+                }
                 Attempt::Failed(error) => return self.fail(&plan.steps, &at.id, error, opts).await,
                 Attempt::Interrupted => {
                     self.finish(RunResult::Interrupted)?;

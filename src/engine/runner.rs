@@ -166,6 +166,9 @@ pub struct StepCx<'a> {
     pub(super) reuse: Option<Reuse>,
     /// `--no-auto-rollback`: what a failed step made is left for inspection.
     pub(super) keep_failed: bool,
+    /// The key this run's journal is checked with (`None`: unkeyed): what an earlier run's
+    /// journal is read with when a pull builds on its verified artifact.
+    pub(super) journal_key: Option<super::journal::JournalKey>,
 }
 
 /// What a step needs to take an earlier run's artifact instead of pulling
@@ -222,6 +225,15 @@ impl StepCx<'_> {
     /// artifact with the same inputs may stand in for a pull; `None`: pull.
     pub fn reuse(&self) -> Option<&Reuse> {
         self.reuse.as_ref()
+    }
+
+    /// Where an incremental pull looks for the newest verified artifact with the same
+    /// inputs: every earlier run of the app, whatever its age, read with this run's key.
+    pub fn earlier_runs(&self) -> Reuse {
+        Reuse {
+            max_age: std::time::Duration::MAX,
+            key: self.journal_key.clone(),
+        }
     }
 
     /// The tag the build step `build` gives its image in this run, if it is a build step.
@@ -418,6 +430,7 @@ mod tests {
             follow: None,
             reuse: None,
             keep_failed: false,
+            journal_key: None,
         };
         let undo = Undo::None;
         // Listed: journaled.

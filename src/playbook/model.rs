@@ -281,6 +281,35 @@ pub struct Fetch {
     pub exclude: Vec<String>,
     /// The vendor's SHA256SUMS file.
     pub sha256sums: Option<String>,
+    /// How a pull after an earlier verified one finds what changed.
+    #[serde(default, skip_serializing_if = "Incremental::is_default")]
+    pub incremental: Incremental,
+}
+
+/// `fetch.incremental`: how a pull after an earlier verified artifact of the same inputs
+/// finds what changed on the vendor host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Incremental {
+    /// Size, modification time, mode, kind and link target (`true`, the default).
+    #[default]
+    Stat,
+    /// As `Stat`, and the SHA-256 (computed on the vendor host) of every file whose size
+    /// and time are unchanged (`digest`: for hosts whose times lie).
+    Digest,
+    /// Always the whole tree (`false`).
+    Off,
+}
+
+impl Incremental {
+    /// The default (`true`): left out of a plan's JSON.
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde's skip_serializing_if passes a reference"
+    )]
+    fn is_default(&self) -> bool {
+        *self == Self::Stat
+    }
 }
 
 /// Database engines boyong dumps and restores.
@@ -362,6 +391,10 @@ pub struct Exec {
     pub on: ExecOn,
     /// Environment (may hold secrets; sent off the command line).
     pub env: BTreeMap<String, Template>,
+    /// The freeze of the cut-over: the run reports the window from this step's end to
+    /// the next deploy serving.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze: bool,
 }
 
 /// Build an image from artifacts.

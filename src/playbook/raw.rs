@@ -308,6 +308,52 @@ pub struct RawFetch {
     pub exclude: Vec<Sp<String>>,
     /// The vendor's own SHA256SUMS file (absolute path); every listed file is checked.
     pub sha256sums: Option<Sp<String>>,
+    /// A pull after an earlier verified one takes only what changed: `true` (the default:
+    /// sizes and modification times), `digest` (the vendor hashes the files whose size
+    /// and time are unchanged) or `false` (always the whole tree).
+    pub incremental: Option<Sp<RawIncremental>>,
+}
+
+/// `fetch.incremental`: `true`, `false` or `digest`.
+#[derive(Debug, JsonSchema, Clone, Copy)]
+#[serde(untagged)]
+#[schemars(rename = "Incremental")]
+pub enum RawIncremental {
+    /// `true`: sizes and times; `false`: always the whole tree.
+    Flag(bool),
+    /// `digest`: sizes, times and, for the files they say are unchanged, SHA-256.
+    Digest(DigestWord),
+}
+
+impl<'de> Deserialize<'de> for RawIncremental {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Word;
+        impl serde::de::Visitor<'_> for Word {
+            type Value = RawIncremental;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`true`, `false` or `digest`")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(RawIncremental::Flag(b))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                if s == "digest" {
+                    Ok(RawIncremental::Digest(DigestWord::Digest))
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(s), &self))
+                }
+            }
+        }
+        d.deserialize_any(Word)
+    }
+}
+
+/// The word `digest`.
+#[derive(Debug, JsonSchema, Clone, Copy)]
+pub enum DigestWord {
+    /// The vendor hashes the candidates.
+    #[serde(rename = "digest")]
+    Digest,
 }
 
 /// Dump a database on the vendor host with its own native tool.
@@ -343,6 +389,10 @@ pub struct RawExec {
     /// Environment for the command; secrets go here, never into `run`.
     #[serde(default)]
     pub env: BTreeMap<String, Sp<String>>,
+    /// This command freezes the vendor app (maintenance mode) for the cut-over: the run
+    /// reports the window from here to the new app serving. Needs `undo` (what rollback
+    /// runs to unfreeze it); one per playbook.
+    pub freeze: Option<Sp<bool>>,
 }
 
 /// Where an `exec` step runs.

@@ -535,8 +535,21 @@ impl Validator<'_> {
     fn cross_checks(&mut self, steps: &[Option<Step>]) {
         let mut containers: BTreeMap<String, &str> = BTreeMap::new();
         let mut host_ports: BTreeMap<(u16, bool), &str> = BTreeMap::new();
+        let mut freeze: Option<&str> = None;
         for (s, (_, _, loc)) in steps.iter().zip(self.steps.clone()) {
             let Some(s) = s else { continue };
+            if let StepKind::Exec(e) = &s.kind
+                && e.freeze
+            {
+                if let Some(first) = freeze {
+                    self.error(
+                        loc,
+                        format!("steps `{first}` and `{}` are both the freeze", s.id),
+                        "expected one `freeze: true` per playbook",
+                    );
+                }
+                freeze = Some(&s.id);
+            }
             let name = match &s.kind {
                 StepKind::Deploy(d) => {
                     for p in &d.ports {

@@ -554,6 +554,32 @@ impl Exec {
         }
     }
 
+    /// Sends `data` on the command's stdin (a command started with
+    /// [`Session::exec_held`]).
+    ///
+    /// # Errors
+    /// The connection dropped.
+    pub async fn send(&self, data: &[u8]) -> Result<(), SshError> {
+        self.channel
+            .data_bytes(Bytes::copy_from_slice(data))
+            .await
+            .map_err(|e| SshError::Protocol {
+                addr: self.addr.clone(),
+                what: e.to_string(),
+            })
+    }
+
+    /// Ends the command's stdin.
+    ///
+    /// # Errors
+    /// The connection dropped.
+    pub async fn eof(&self) -> Result<(), SshError> {
+        self.channel.eof().await.map_err(|e| SshError::Protocol {
+            addr: self.addr.clone(),
+            what: e.to_string(),
+        })
+    }
+
     /// The exit status, once [`Exec::next`] returned `None`.
     ///
     /// # Errors

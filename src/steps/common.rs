@@ -177,6 +177,7 @@ pub(crate) fn remove_artifact(step: &str, paths: &[PathBuf]) -> Result<(), StepE
             || name.strip_prefix(step).is_some_and(|rest| {
                 rest == ".manifest"
                     || rest == ".tree"
+                    || rest == ".stat"
                     || rest.starts_with(".partial")
                     || rest == ".sql.gz"
                     || rest.starts_with(".sql.gz.partial")

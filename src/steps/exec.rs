@@ -49,11 +49,17 @@ fn describe(e: &Exec) -> Described {
         ExecOn::Vendor => (Place::Vendor, format!("on vendor: {}", e.run)),
         ExecOn::Container(c) => (Place::Target, format!("in container {c}: {}", e.run)),
     };
-    let details = e
+    let mut details: Vec<String> = e
         .env
         .iter()
         .map(|(k, v)| format!("env {k}={v} (sent off the command line)"))
         .collect();
+    if e.freeze {
+        details.push(
+            "the freeze of the cut-over: the window from here to the new app serving is reported"
+                .into(),
+        );
+    }
     Described {
         reads: Vec::new(),
         changes: vec![Change {

@@ -56,6 +56,7 @@ impl<R: Runner> Executor<'_, R> {
                 key: self.io.journal.borrow().key().cloned(),
             }),
             keep_failed: self.keep_failed,
+            journal_key: self.io.journal.borrow().key().cloned(),
         }
     }
 

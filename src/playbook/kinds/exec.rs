@@ -27,6 +27,22 @@ impl Validator<'_> {
             )),
         };
         let env = self.env_map(&r.env, &format!("{f}.env"), true);
-        Exec { run, undo, on, env }
+        let freeze = r.freeze.as_ref().is_some_and(|z| z.value);
+        if let Some(z) = r.freeze.as_ref().filter(|z| z.value)
+            && undo.is_none()
+        {
+            self.error(
+                z.loc,
+                "a freeze needs `undo`",
+                "expected `undo:` with the command that takes the vendor app out of maintenance when the run is rolled back",
+            );
+        }
+        Exec {
+            run,
+            undo,
+            on,
+            env,
+            freeze,
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! The rules of a `fetch` step.
 
 use super::NO_SECRET_REMOTE;
-use crate::playbook::model::Fetch;
-use crate::playbook::raw::RawFetch;
+use crate::playbook::model::{Fetch, Incremental};
+use crate::playbook::raw::{RawFetch, RawIncremental};
 use crate::playbook::validate::Validator;
 
 impl Validator<'_> {
@@ -27,10 +27,16 @@ impl Validator<'_> {
             .sha256sums
             .as_ref()
             .map(|s| self.abs_path(s, &format!("{f}.sha256sums"), NO_SECRET_REMOTE));
+        let incremental = match r.incremental.as_ref().map(|i| i.value) {
+            None | Some(RawIncremental::Flag(true)) => Incremental::Stat,
+            Some(RawIncremental::Flag(false)) => Incremental::Off,
+            Some(RawIncremental::Digest(_)) => Incremental::Digest,
+        };
         Fetch {
             path,
             exclude,
             sha256sums,
+            incremental,
         }
     }
 }

@@ -16,10 +16,12 @@ use crate::artifact::manifest::{manifest_bytes, tree_bytes};
 use crate::artifact::{Node, UnpackError, unpack};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{Change, Op, Place, PlanContext, PlannedStep, Resource, Undo};
-use crate::playbook::{Fetch, Step};
+use crate::playbook::{Fetch, Incremental, Step};
 use crate::shell::quote;
 use crate::ssh::{Out, Session};
 
+mod again;
+pub(crate) mod incr;
 mod probe;
 pub(crate) mod reuse;
 
@@ -71,6 +73,12 @@ fn describe(step: &Step, f: &Fetch) -> Described {
         read.push_str(", excluding ");
         read.push_str(&f.exclude.join(", "));
     }
+    if f.incremental != Incremental::Off {
+        read.push_str("; after an earlier verified pull, only what changed");
+        if f.incremental == Incremental::Digest {
+            read.push_str(", by size, time and SHA-256");
+        }
+    }
     read.push(')');
     let mut reads = vec![read];
     let mut details = vec![
@@ -115,7 +123,7 @@ pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
         excludes.push_str(&quote(&rel));
     }
     format!(
-        "P={p}; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
+        "P={p}; echo \"boyong-clock $(date +%s)\" >&2; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
          elif [ -e \"$P\" ]; then cd {dir} && exec tar -cf - {name}; \
          else echo \"boyong: $P does not exist on the vendor host\" >&2; exit 66; fi"
     )
@@ -130,7 +138,27 @@ fn paths(artifacts: &Path, id: &str) -> [PathBuf; 4] {
     ]
 }
 
-/// Pulls the tree: intent, stream, unpack and hash in one pass, manifest, `done`.
+/// The stat sidecar of a fetch's artifact: the vendor's clock and each file's time.
+pub(crate) fn stat_path(artifacts: &Path, id: &str) -> PathBuf {
+    artifacts.join(format!("{id}.stat"))
+}
+
+/// What a pull (full or incremental) produced in its partial directory.
+struct Pulled {
+    tree: crate::artifact::Tree,
+    stat: incr::Stat,
+    /// Bytes of file content in the tree.
+    bytes: u64,
+    /// Bytes that came over the connection.
+    transferred: u64,
+    links_outside: Vec<(String, String)>,
+    special_bits_dropped: Vec<String>,
+    /// What an incremental pull took from where (`None`: a full pull).
+    incremental: Option<Value>,
+}
+
+/// Pulls the tree: intent, stream, unpack and hash in one pass (or, after an earlier
+/// verified pull, only what changed: [`again`]), manifest, `done`.
 async fn execute(
     live: &Live,
     step: &PlannedStep,
@@ -146,12 +174,10 @@ async fn execute(
     }
     let artifacts = cx.artifacts().to_path_buf();
     let [dest, _, manifest_path, tree_path] = paths(&artifacts, &step.id);
+    let stat_file = stat_path(&artifacts, &step.id);
     // Each attempt unpacks into a directory of its own: an attempt cut off by a time
     // limit or Ctrl-C may still be finishing its last chunks while the next one starts.
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let partial = artifacts.join(format!("{}.partial-{nonce:x}", step.id));
+    let partial = artifacts.join(format!("{}.partial-{:x}", step.id, reuse::nonce()));
     let change = step
         .changes
         .first()
@@ -162,13 +188,19 @@ async fn execute(
             partial.clone(),
             manifest_path.clone(),
             tree_path.clone(),
+            stat_file.clone(),
         ],
     };
     let id = cx.intent(change, &undo)?;
     // A failed pull leaves nothing that could pass for an artifact. `fail` may be
     // retried (a dropped link); `fatal` may not (a refused entry, a full disk, tar's
     // own error on the vendor host).
-    let scrap = [partial.clone(), manifest_path.clone(), tree_path.clone()];
+    let scrap = [
+        partial.clone(),
+        manifest_path.clone(),
+        tree_path.clone(),
+        stat_file.clone(),
+    ];
     let fail = |e: String| {
         let _ = remove_all(&scrap);
         StepError::Failed(e)
@@ -177,16 +209,99 @@ async fn execute(
         let _ = remove_all(&scrap);
         StepError::Fatal(e)
     };
+    let scrapped = |e: StepError| match e {
+        StepError::Fatal(t) => fatal(t),
+        StepError::Failed(t) => fail(t),
+        other @ StepError::Journal(_) => {
+            let _ = remove_all(&scrap);
+            other
+        }
+    };
     remove_all(std::slice::from_ref(&partial)).map_err(|e| fail(e.to_string()))?;
     fs::create_dir_all(&partial)
         .map_err(|e| fail(format!("cannot create {}: {e}", partial.display())))?;
+    let began = std::time::Instant::now();
     let session = live.vendor(Some(cx)).await?;
+    cx.detail(&format!(
+        "timing: connected in {} ms",
+        began.elapsed().as_millis()
+    ));
+    let mut pulled = None;
+    if f.incremental != Incremental::Off
+        && let Some(key) = &inputs
+    {
+        pulled = again::pull(&session, f, key, &partial, cx)
+            .await
+            .map_err(scrapped)?;
+    }
+    let pulled = match pulled {
+        Some(p) => p,
+        None => full_pull(&session, f, &partial, cx)
+            .await
+            .map_err(scrapped)?,
+    };
+    cx.progress(pulled.transferred, Some(pulled.transferred));
+    for (link, target) in &pulled.links_outside {
+        cx.output(&format!("link `{link}` points outside the tree: {target}"));
+    }
+    for p in &pulled.special_bits_dropped {
+        cx.output(&format!("setuid/setgid/sticky bit dropped: {p}"));
+    }
+    let manifest = manifest_bytes(&pulled.tree);
+    let tree_file = tree_bytes(&pulled.tree);
+    let stat = pulled.stat.bytes(&pulled.tree);
+    for (path, bytes) in [
+        (&manifest_path, &manifest),
+        (&tree_path, &tree_file),
+        (&stat_file, &stat),
+    ] {
+        write_synced(path, bytes)
+            .map_err(|e| fatal(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if let Some(sums) = &f.sha256sums {
+        check_sums(&session, sums, &pulled.tree)
+            .await
+            .map_err(scrapped)?;
+    }
+    fs::rename(&partial, &dest)
+        .map_err(|e| fail(format!("cannot move the artifact into place: {e}")))?;
+    let files = pulled
+        .tree
+        .values()
+        .filter(|n| matches!(n, Node::File { .. }))
+        .count();
+    let mut facts = json!({
+        "manifest_sha256": crate::digest::hex(&Sha256::digest(&manifest)),
+        "tree_sha256": crate::digest::hex(&Sha256::digest(&tree_file)),
+        "stat_sha256": crate::digest::hex(&Sha256::digest(&stat)),
+        "files": files,
+        "entries": pulled.tree.len(),
+        "bytes": pulled.bytes,
+        "transferred": pulled.transferred,
+        "links_outside": pulled.links_outside.len(),
+        "inputs_sha256": inputs,
+        "pulled_at": crate::engine::reuse::now_secs(),
+    });
+    if let (Some(o), Some(i)) = (facts.as_object_mut(), pulled.incremental) {
+        o.insert("incremental".into(), i);
+    }
+    cx.done(&id, &facts)?;
+    Ok(facts)
+}
+
+/// The whole tree in one tar stream, unpacked and hashed as it arrives.
+async fn full_pull(
+    session: &Session,
+    f: &Fetch,
+    partial: &Path,
+    cx: &mut StepCx<'_>,
+) -> Result<Pulled, StepError> {
     let mut run = session
         .exec(&tar_command(&f.path, &f.exclude), None)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| StepError::failed(e.to_string()))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let into = partial.clone();
+    let into = partial.to_path_buf();
     let unpacking = tokio::task::spawn_blocking(move || {
         unpack(
             ChunkReader {
@@ -199,66 +314,54 @@ async fn execute(
     let (bytes, stderr) = pump(&mut run, tx, cx).await;
     let unpacked = unpacking
         .await
-        .map_err(|e| fail(format!("the unpacking thread failed: {e}")))?;
-    let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+        .map_err(|e| StepError::failed(format!("the unpacking thread failed: {e}")))?;
+    let (clock, stderr) = clock_of(&String::from_utf8_lossy(&stderr));
     let unpacked = match (unpacked, run.exit_status()) {
-        (_, Err(e)) => return Err(fail(e.to_string())),
-        (_, Ok(66)) => return Err(fatal(stderr)),
+        (_, Err(e)) => return Err(StepError::failed(e.to_string())),
+        (_, Ok(66)) => return Err(StepError::Fatal(stderr)),
         (_, Ok(1)) => {
             // GNU tar: a file changed while it was read (a live log): worth another try.
-            return Err(fail(format!(
+            return Err(StepError::Failed(format!(
                 "tar on the vendor host reported files changing while it read them; nothing is taken as complete. It said:\n{stderr}"
             )));
         }
         (_, Ok(code @ 2..)) => {
-            return Err(fatal(format!(
+            return Err(StepError::Fatal(format!(
                 "tar on the vendor host failed (exit status {code}); nothing is taken as complete. It said:\n{stderr}"
             )));
         }
-        (Err(e @ UnpackError::Archive(_)), Ok(_)) => return Err(fail(e.to_string())),
-        (Err(e), Ok(_)) => return Err(fatal(e.to_string())),
+        (Err(e @ UnpackError::Archive(_)), Ok(_)) => return Err(StepError::Failed(e.to_string())),
+        (Err(e), Ok(_)) => return Err(StepError::Fatal(e.to_string())),
         (Ok(u), Ok(_)) => u,
     };
-    cx.progress(bytes, Some(bytes));
-    for (link, target) in &unpacked.links_outside {
-        cx.output(&format!("link `{link}` points outside the tree: {target}"));
-    }
-    for p in &unpacked.special_bits_dropped {
-        cx.output(&format!("setuid/setgid/sticky bit dropped: {p}"));
-    }
-    let manifest = manifest_bytes(&unpacked.tree);
-    write_synced(&manifest_path, &manifest)
-        .map_err(|e| fatal(format!("cannot write {}: {e}", manifest_path.display())))?;
-    let tree_file = tree_bytes(&unpacked.tree);
-    write_synced(&tree_path, &tree_file)
-        .map_err(|e| fatal(format!("cannot write {}: {e}", tree_path.display())))?;
-    if let Some(sums) = &f.sha256sums {
-        check_sums(&session, sums, &unpacked.tree)
-            .await
-            .map_err(|e| match e {
-                StepError::Fatal(t) => fatal(t),
-                other => fail(other.to_string()),
-            })?;
-    }
-    fs::rename(&partial, &dest)
-        .map_err(|e| fail(format!("cannot move the artifact into place: {e}")))?;
-    let files = unpacked
-        .tree
-        .values()
-        .filter(|n| matches!(n, Node::File { .. }))
-        .count();
-    let facts = json!({
-        "manifest_sha256": crate::digest::hex(&Sha256::digest(&manifest)),
-        "tree_sha256": crate::digest::hex(&Sha256::digest(&tree_file)),
-        "files": files,
-        "entries": unpacked.tree.len(),
-        "bytes": unpacked.bytes,
-        "links_outside": unpacked.links_outside.len(),
-        "inputs_sha256": inputs,
-        "pulled_at": crate::engine::reuse::now_secs(),
-    });
-    cx.done(&id, &facts)?;
-    Ok(facts)
+    Ok(Pulled {
+        stat: incr::Stat {
+            clock,
+            mtimes: unpacked.mtimes,
+        },
+        tree: unpacked.tree,
+        bytes: unpacked.bytes,
+        transferred: bytes,
+        links_outside: unpacked.links_outside,
+        special_bits_dropped: unpacked.special_bits_dropped,
+        incremental: None,
+    })
+}
+
+/// The vendor's clock from the tar command's first line on stderr, and the rest.
+fn clock_of(stderr: &str) -> (Option<i64>, String) {
+    let mut clock = None;
+    let rest: Vec<&str> = stderr
+        .lines()
+        .filter(|l| match l.strip_prefix("boyong-clock ") {
+            Some(n) if clock.is_none() => {
+                clock = n.trim().parse().ok();
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    (clock, rest.join("\n").trim().to_string())
 }
 
 /// Checks every file the vendor's SHA256SUMS lists against what was pulled.

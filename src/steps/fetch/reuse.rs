@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{paths, still_valid};
+use super::{paths, stat_path, still_valid};
 use crate::engine::reuse::{Earlier, candidates, inputs_sha256};
 use crate::engine::{StepCx, StepError};
 use crate::plan::{PlannedStep, Undo};
@@ -93,15 +93,22 @@ async fn take(
             partial.clone(),
             manifest_path.clone(),
             tree_path.clone(),
+            stat_path(&artifacts, &step.id),
         ],
     };
     let id = cx.intent(change, &undo)?;
     let [from, _, from_manifest, from_tree] = paths(&earlier.artifacts, &earlier.step);
-    let sidecars = [
+    let stat_file = stat_path(&artifacts, &step.id);
+    let from_stat = stat_path(&earlier.artifacts, &earlier.step);
+    // An artifact pulled before `.stat` existed has none: nothing to copy.
+    let mut sidecars = vec![
         (from_manifest, manifest_path.clone()),
         (from_tree, tree_path.clone()),
     ];
-    let scrap = [partial.clone(), manifest_path, tree_path];
+    if from_stat.exists() {
+        sidecars.push((from_stat, stat_file.clone()));
+    }
+    let scrap = [partial.clone(), manifest_path, tree_path, stat_file];
     let copied = tokio::task::spawn_blocking({
         let (partial, dest, scrap) = (partial.clone(), dest.clone(), scrap.clone());
         move || -> io::Result<()> {

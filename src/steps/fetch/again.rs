@@ -1,0 +1,220 @@
+//! The pull after an earlier verified one ([`super::incr`]): find the earlier artifact,
+//! list the vendor's tree, pull what changed, make the new tree beside the delta.
+//!
+//! A full pull instead (`None`), said in the step's output when it is not the first:
+//! no earlier artifact of the same inputs; `path` is a file; the vendor's `find` has no
+//! `-printf`; or most files changed (one stream of everything is then cheaper, and the
+//! list of names would not fit the channel's window).
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::Pulled;
+use super::incr::{self, Take};
+use crate::artifact::Node;
+use crate::artifact::unpack::Unpacked;
+use crate::engine::{StepCx, StepError};
+use crate::playbook::{Fetch, Incremental};
+use crate::ssh::Session;
+
+/// Above this many bytes of names, or when more than half the files changed (and more
+/// than [`FEW`]), the whole tree is pulled.
+const MAX_NAMES: usize = 1 << 20;
+/// So many changed files are always pulled by name.
+const FEW: usize = 64;
+
+/// The incremental pull into `partial`, or `None` (pull the whole tree).
+pub(super) async fn pull(
+    session: &Session,
+    f: &Fetch,
+    inputs: &str,
+    partial: &std::path::Path,
+    cx: &mut StepCx<'_>,
+) -> Result<Option<Pulled>, StepError> {
+    let (artifacts, runs, key) = (
+        cx.artifacts().to_path_buf(),
+        cx.earlier_runs(),
+        inputs.to_string(),
+    );
+    let (earlier, passed) =
+        tokio::task::spawn_blocking(move || incr::earlier(&artifacts, &key, &runs))
+            .await
+            .map_err(|e| StepError::failed(format!("the searching thread failed: {e}")))?;
+    for p in passed {
+        cx.output(&format!(
+            "not built on (its descriptions do not verify): {p}"
+        ));
+    }
+    let Some(earlier) = earlier else {
+        return Ok(None);
+    };
+    let began = std::time::Instant::now();
+    // The delta command starts beside the listing (OpenSSH sets a session up in about
+    // 0.1 s); its stdin, the names, is sent once the listing is compared.
+    let (list_cmd, delta_cmd) = (
+        incr::list_command(&f.path, &f.exclude),
+        incr::delta_command(&f.path, &f.exclude),
+    );
+    let (listed, delta_run) = tokio::join!(
+        incr::run_to_end(session, &list_cmd, None),
+        session.exec_held(&delta_cmd, &[])
+    );
+    let mut delta_run = delta_run.ok();
+    let (out, err, code) = match listed {
+        Ok(l) => l,
+        Err(e) => {
+            incr::drop_delta(delta_run.take()).await;
+            return Err(e);
+        }
+    };
+    if code != 0 || f.incremental == Incremental::Digest {
+        // Not needed (a full pull), or started again after the digests (its own channel).
+        incr::drop_delta(delta_run.take()).await;
+    }
+    cx.detail(&format!(
+        "timing: listed in {} ms ({} bytes)",
+        began.elapsed().as_millis(),
+        out.len()
+    ));
+    match code {
+        0 => {}
+        65 => return Ok(None),
+        67 => {
+            cx.output("the vendor host's `find` has no -printf: the whole tree is pulled");
+            return Ok(None);
+        }
+        c => {
+            return Err(StepError::Failed(format!(
+                "listing the tree on the vendor host failed (exit status {c}); nothing is taken as complete. It said:\n{err}"
+            )));
+        }
+    }
+    let (clock, list) = incr::parse_listing(&out).map_err(StepError::Fatal)?;
+    let mut takes = incr::decide(&list, &earlier);
+    let digested = if f.incremental == Incremental::Digest {
+        incr::digest_kept(session, &f.path, &mut takes).await?
+    } else {
+        0
+    };
+    let (names, asked) = incr::wanted(&takes);
+    let files = list.values().filter(|l| l.kind == b'f').count();
+    if asked == 0 || names.len() > MAX_NAMES || (asked > FEW && asked * 2 > files) {
+        incr::drop_delta(delta_run.take()).await;
+    }
+    if names.len() > MAX_NAMES || (asked > FEW && asked * 2 > files) {
+        cx.output(&format!(
+            "{asked} of {files} files changed since run {}: the whole tree is pulled",
+            earlier.run
+        ));
+        return Ok(None);
+    }
+    let (delta, transferred) = if asked == 0 {
+        (Unpacked::default(), 0)
+    } else {
+        let run = match delta_run {
+            Some(r) => r,
+            None => session
+                .exec_held(&delta_cmd, &[])
+                .await
+                .map_err(|e| StepError::failed(e.to_string()))?,
+        };
+        incr::pull_delta(run, &names, partial, cx).await?
+    };
+    cx.detail(&format!(
+        "timing: {asked} files pulled by {} ms",
+        began.elapsed().as_millis()
+    ));
+    let tree = incr::merge(&takes, &delta).map_err(StepError::Fatal)?;
+    let made = tokio::task::spawn_blocking({
+        let (root, tree, takes, from) = (
+            partial.to_path_buf(),
+            tree.clone(),
+            takes.clone(),
+            earlier.dir.clone(),
+        );
+        move || incr::materialize(&root, &tree, &takes, &from)
+    })
+    .await
+    .map_err(|e| StepError::failed(format!("the linking thread failed: {e}")))?;
+    // The earlier artifact removed meanwhile: another attempt finds another, or pulls all.
+    made.map_err(StepError::Failed)?;
+    cx.detail(&format!(
+        "timing: linked by {} ms",
+        began.elapsed().as_millis()
+    ));
+    let mut mtimes = BTreeMap::new();
+    let (mut kept, mut bytes) = (0usize, 0u64);
+    for (name, node) in &tree {
+        let Node::File { size, .. } = node else {
+            continue;
+        };
+        bytes += size;
+        let listed = list.get(name).map(|l| l.mtime);
+        let t = match takes.get(name) {
+            Some(Take::Keep(_)) => {
+                kept += 1;
+                listed
+            }
+            _ => delta.mtimes.get(name).copied().or(listed),
+        };
+        if let Some(t) = t {
+            mtimes.insert(name.clone(), t);
+        }
+    }
+    let deleted = earlier
+        .tree
+        .iter()
+        .filter(|(n, node)| matches!(node, Node::File { .. }) && !tree.contains_key(*n))
+        .count();
+    let links_outside = tree
+        .iter()
+        .filter_map(|(n, node)| match node {
+            Node::Symlink { target } if !crate::artifact::unpack::stays_inside_bytes(n, target) => {
+                Some((
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(target).into_owned(),
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    let special_bits_dropped = list
+        .iter()
+        .filter(|(n, l)| l.mode & 0o7000 != 0 && tree.contains_key(*n))
+        .map(|(n, _)| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    let pulled = asked - delta_missing(&takes, &delta);
+    cx.output(&format!(
+        "built on run {} step `{}`: {pulled} new or changed files pulled ({transferred} bytes), {kept} unchanged linked, {deleted} gone",
+        earlier.run, earlier.step
+    ));
+    Ok(Some(Pulled {
+        stat: incr::Stat {
+            clock: Some(clock),
+            mtimes,
+        },
+        tree,
+        bytes,
+        transferred,
+        links_outside,
+        special_bits_dropped,
+        incremental: Some(json!({
+            "from_run": earlier.run,
+            "from_step": earlier.step,
+            "listed": list.len(),
+            "pulled": pulled,
+            "linked": kept,
+            "deleted": deleted,
+            "digested": digested,
+        })),
+    }))
+}
+
+/// How many asked-for names the delta did not hold (tar left them out).
+fn delta_missing(takes: &BTreeMap<Vec<u8>, Take>, delta: &Unpacked) -> usize {
+    takes
+        .iter()
+        .filter(|(n, t)| **t == Take::Pull && !delta.tree.contains_key(*n))
+        .count()
+}
