@@ -29,6 +29,41 @@ pub(super) fn not_found(e: &BErr) -> bool {
     )
 }
 
+/// How long an answer naming Podman's `stopped` state is asked again (see
+/// [`Docker::inspect`]).
+const PODMAN_STOPPED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether `e` is bollard refusing Podman's `stopped` state.
+fn podman_stopped(e: &BErr) -> bool {
+    matches!(e, BErr::JsonDataError { message, .. } if message.contains("unknown variant `stopped`"))
+}
+
+impl Docker {
+    /// Container `name` inspected. Podman's compatible API (4.3, Debian's) answers
+    /// `"Status": "stopped"` for a container that has stopped but that its conmon has not
+    /// cleaned up yet (a moment later it says `exited`); bollard's model knows no such
+    /// state and refuses the whole answer. Such an answer is asked for again, every 100 ms
+    /// for up to 10 s, then reported as it is.
+    ///
+    /// # Errors
+    /// bollard's error, "not found" included.
+    pub(super) async fn inspect(
+        &self,
+        name: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, BErr> {
+        let until = std::time::Instant::now() + PODMAN_STOPPED_WAIT;
+        loop {
+            match self.docker.inspect_container(name, None).await {
+                Err(e) if podman_stopped(&e) && std::time::Instant::now() < until => {
+                    tracing::debug!(container = name, "Podman says `stopped`: asked again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 /// A container as the cut-over sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerState {
@@ -85,7 +120,7 @@ impl Docker {
     /// # Errors
     /// An API error other than "not found".
     pub async fn container(&self, name: &str) -> Result<Option<ContainerState>, DockerError> {
-        match self.docker.inspect_container(name, None).await {
+        match self.inspect(name).await {
             Ok(c) => {
                 let host_ports = c
                     .host_config

@@ -67,7 +67,7 @@ impl Docker {
     /// # Errors
     /// An API error other than "not found".
     pub async fn listed(&self, name: &str) -> Result<Option<Listed>, DockerError> {
-        match self.docker.inspect_container(name, None).await {
+        match self.inspect(name).await {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
                 Ok(Some(Listed {

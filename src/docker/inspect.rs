@@ -101,7 +101,7 @@ impl Docker {
         &self,
         name: &str,
     ) -> Result<Option<(String, bool)>, DockerError> {
-        match self.docker.inspect_container(name, None).await {
+        match self.inspect(name).await {
             Ok(c) => Ok(Some((
                 c.config.and_then(|c| c.image).unwrap_or_default(),
                 c.state.and_then(|s| s.running).unwrap_or(false),
@@ -138,8 +138,7 @@ impl Docker {
     /// The container is missing, or an API error.
     pub async fn applied_settings(&self, name: &str) -> Result<Map<String, Value>, DockerError> {
         let c = self
-            .docker
-            .inspect_container(name, None)
+            .inspect(name)
             .await
             .map_err(|e| DockerError::Api(e.to_string()))?;
         let host = serde_json::to_value(&c.host_config).unwrap_or(Value::Null);

@@ -67,7 +67,7 @@ impl Docker {
     /// # Errors
     /// An API error other than "not found".
     pub async fn state_words(&self, name: &str) -> Result<Option<String>, DockerError> {
-        let c = match self.docker.inspect_container(name, None).await {
+        let c = match self.inspect(name).await {
             Ok(c) => c,
             Err(e) if not_found(&e) => return Ok(None),
             Err(e) => return Err(api(e)),

@@ -35,7 +35,7 @@ impl Docker {
         container: &str,
         network: &str,
     ) -> Result<Option<String>, DockerError> {
-        let c = match self.docker.inspect_container(container, None).await {
+        let c = match self.inspect(container).await {
             Ok(c) => c,
             Err(e) if super::containers::not_found(&e) => return Ok(None),
             Err(e) => return Err(api(e)),
