@@ -23,6 +23,7 @@ fn classify(name: &str) -> (String, &'static str) {
     for (suffix, kind) in [
         (".manifest", "manifest"),
         (".tree", "tree-file"),
+        (".stat", "stat-file"),
         (".sql.gz", "dump"),
         (".evidence.json", "evidence"),
         (".volume.tar", "volume-snapshot"),
@@ -111,6 +112,7 @@ pub(super) fn artifacts(
         let recorded = match kind {
             "manifest" => fact(&step, "manifest_sha256"),
             "tree-file" => fact(&step, "tree_sha256"),
+            "stat-file" => fact(&step, "stat_sha256"),
             "dump" => fact(&step, "sql_gz_sha256"),
             "evidence" => {
                 let m = fs::read(dir.join(format!("{step}.manifest"))).unwrap_or_default();

@@ -31,6 +31,8 @@ fn rolled_back_run(dir: &Path) {
     let tree = "file 644 6 index.html\n";
     std::fs::write(dir.join("artifacts/code.manifest"), &manifest).unwrap();
     std::fs::write(dir.join("artifacts/code.tree"), tree).unwrap();
+    let stat = "clock 1764000000\n1764000000  index.html\n";
+    std::fs::write(dir.join("artifacts/code.stat"), stat).unwrap();
     let plan = json!({
         "format": 1, "app": "demo", "playbook": "/srv/pb/demo.yml",
         "vendor": {"address": "deploy@10.0.0.5:22", "known_hosts": "keys/known_hosts"},
@@ -81,7 +83,7 @@ fn rolled_back_run(dir: &Path) {
         },
         Record::StepDone {
             step: "code".into(),
-            facts: json!({"manifest_sha256": hex(manifest.as_bytes()), "tree_sha256": hex(tree.as_bytes()), "files": 1, "bytes": 6}),
+            facts: json!({"manifest_sha256": hex(manifest.as_bytes()), "tree_sha256": hex(tree.as_bytes()), "stat_sha256": hex(stat.as_bytes()), "files": 1, "bytes": 6}),
         },
         Record::StepStarted {
             step: "maint".into(),
@@ -158,6 +160,13 @@ fn a_rolled_back_run_reads_back_whole() {
     assert_eq!(
         (tree.bytes, tree.files, tree.matches),
         (6, Some(1), Some(true))
+    );
+    assert!(
+        r.artifacts
+            .iter()
+            .any(|a| a.path == "artifacts/code.stat" && a.kind == "stat-file"),
+        "{:?}",
+        r.artifacts
     );
     assert!(
         r.artifacts.iter().all(|a| a.matches == Some(true)),
