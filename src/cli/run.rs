@@ -205,7 +205,7 @@ fn execute(
         if let Some(b) = lock.broken() {
             ex.note("lock-broken", &b.to_string())?;
         }
-        ex.run(plan, earlier.as_ref(), opts, &mut rx).await
+        Box::pin(ex.run(plan, earlier.as_ref(), opts, &mut rx)).await
     });
     // The sink's bar is cleared before anything is said of the outcome.
     drop(sink);
