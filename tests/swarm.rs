@@ -131,6 +131,17 @@ fn site_playbook(env: &Env, front: &str, http: u16, https: u16) -> PathBuf {
     )
 }
 
+/// `boyong status --json ARGS`: its one row (the status must succeed).
+fn status_row(env: &Env, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["status", "--json"];
+    all.extend_from_slice(args);
+    let st = env.run(&all);
+    assert_eq!(st.status.code(), Some(0), "{}", text(&st.stderr));
+    let rows: serde_json::Value =
+        serde_json::from_slice(&st.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&st.stderr)));
+    rows.as_array().expect("status rows")[0].clone()
+}
+
 #[test]
 fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let Some(_swarm) = swarm::join() else { return };
@@ -209,6 +220,16 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         "the secret is in the state directory: {state}"
     );
 
+    // `status` finds the service (no container has its name): every replica running,
+    // the journaled image, its health check passing through the front door.
+    let row = status_row(&env, &[]);
+    assert_eq!(row["live"], "checked", "{row}");
+    assert_eq!(row["container"]["state"], "running", "{row}");
+    assert_eq!(row["container"]["health"], "healthy", "{row}");
+    assert_eq!(row["drift"], false, "{row}");
+    let row = status_row(&env, &["--check"]);
+    assert_eq!(row["check"]["ok"], true, "{row}");
+
     // The live plan names the service it updates and what it runs now.
     let live = env.run(&["plan", pb.to_str().unwrap()]);
     let live = text(&live.stdout) + &text(&live.stderr);
@@ -255,6 +276,10 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         service(&env.name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"],
         first_image.as_str()
     );
+    // The fleet's status shows the first release's image again, not drifting.
+    let row = status_row(&env, &[]);
+    assert_eq!(row["container"]["state"], "running", "{row}");
+    assert_eq!(row["drift"], false, "{row}");
     // This run's secret went with it; the first run's stays (its spec uses it).
     let secrets = text(
         &docker(&[

@@ -1,5 +1,6 @@
 //! What the engine runs for boyong, in one request: every container labelled
-//! `boyong.app`, for `boyong status` over a fleet.
+//! `boyong.app`, for `boyong status` over a fleet; an app deployed as a Swarm service is
+//! looked up as its service and its tasks.
 
 use std::collections::HashMap;
 
@@ -84,9 +85,72 @@ impl Docker {
             }
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
-            }) => Ok(None),
+            }) => self.service_listed(name).await,
             Err(e) => Err(DockerError::Api(e.to_string())),
         }
+    }
+
+    /// Service `name` (`target.swarm`) as [`Docker::listed`] gives a container: `running`
+    /// when every replica's task runs, else `N/M running` (with its update's state when an
+    /// update is under way or was rolled back); the image of a running task's container
+    /// on this node, else its spec's image as this engine has it; the health of that
+    /// task's container. `None`: no such service (or not a swarm).
+    async fn service_listed(&self, name: &str) -> Result<Option<Listed>, DockerError> {
+        // An engine without services answers not-a-swarm (503), or otherwise on Podman:
+        // the container is missing, and that is the answer.
+        let Ok(Some(svc)) = self.service(name).await else {
+            return Ok(None);
+        };
+        let tasks = self.tasks(name).await?;
+        let running: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.desired == "running" && t.state == "running")
+            .collect();
+        let mut state = if svc.replicas > 0 && running.len() as u64 >= svc.replicas {
+            "running".to_string()
+        } else {
+            format!("{}/{} running", running.len(), svc.replicas)
+        };
+        if let Some((u, _)) = &svc.update
+            && u != "completed"
+        {
+            state = format!("{state}, update {u}");
+        }
+        let mut task = None;
+        if let Some(c) = running.first().and_then(|t| t.container.as_deref()) {
+            match self.inspect(c).await {
+                Ok(c) => task = Some(c),
+                Err(e) if super::containers::not_found(&e) => {}
+                Err(e) => return Err(DockerError::Api(e.to_string())),
+            }
+        }
+        let image_id = if let Some(id) = task.as_ref().and_then(|c| c.image.clone()) {
+            id
+        } else {
+            let bare = svc
+                .image
+                .split_once('@')
+                .map_or(svc.image.as_str(), |(r, _)| r);
+            self.image_id(bare).await?.unwrap_or_default()
+        };
+        let health = task
+            .and_then(|c| c.state)
+            .and_then(|s| s.health)
+            .and_then(|h| h.status)
+            .map(|s| s.to_string())
+            .filter(|s| s != "none" && !s.is_empty());
+        let labels = svc
+            .spec
+            .get("Labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        Ok(Some(Listed {
+            name: name.to_string(),
+            image_id,
+            state,
+            health,
+            labels,
+        }))
     }
 }
 

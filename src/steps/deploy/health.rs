@@ -229,6 +229,9 @@ pub async fn check_health(
     container: &str,
     check: &HealthCheck,
 ) -> Result<String, String> {
+    // An app deployed as a Swarm service is checked in its running task's container.
+    let task = engine.task_container(container).await.ok().flatten();
+    let container = task.as_deref().unwrap_or(container);
     healthy_once(engine, container, check)
         .await
         .map_err(|f| f.reason)?;
