@@ -1472,16 +1472,17 @@ fn a_swarm_service_has_1_to_100_replicas_and_constraints_with_an_operator() {
 }
 
 #[test]
-fn swarm_is_refused_over_ssh() {
+fn swarm_over_ssh_is_a_swarm_target_reached_through_ssh() {
     let y = edit_in(
         &routed("        host: izin.kota.go.id\n        port: 8080\n"),
         "vars:\n",
         "target:\n  docker: ssh://deploy@10.0.0.9\n  identity: keys/id\n  known_hosts: keys/known_hosts\n  swarm: true\nvars:\n",
     );
-    assert_error_at(
-        &y,
-        12,
-        10,
-        "`swarm: true` is not supported over an `ssh://` endpoint",
+    let p = assert_ok(&y);
+    assert!(p.target.swarm);
+    assert!(
+        matches!(p.target.docker, DockerEndpoint::Ssh { .. }),
+        "{:?}",
+        p.target.docker
     );
 }

@@ -119,11 +119,13 @@ fn task_container(name: &str) -> String {
         .to_string()
 }
 
-fn site_playbook(env: &Env, front: &str, http: u16, https: u16) -> PathBuf {
+/// The site as a service of 2 replicas behind the front proxy; `engine`: more of `target:`
+/// (its `docker:` endpoint), or nothing for the local socket.
+fn site_playbook(env: &Env, engine: &str, front: &str, http: u16, https: u16) -> PathBuf {
     env.write(
         "swarm.yml",
         format!(
-            "version: 1\napp: swarm-demo\n{vendor}target:\n  swarm: true\n  front: {{ name: {front}, http: \"127.0.0.1:{http}\", https: \"127.0.0.1:{https}\" }}\nvars:\n  api_key: {{ env: SWARM_API_KEY }}\nsteps:\n  - id: code\n    fetch: {{ path: {www} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n  - id: web\n    deploy:\n      image: image\n      name: {name}\n      stop_grace: 2s\n      env: {{ GREETING: selamat, API_KEY: \"{{{{ vars.api_key }}}}\" }}\n      service: {{ replicas: 2, monitor: 2s }}\n      route: {{ host: {HOST}, port: 8080 }}\n      health:\n        http: http://127.0.0.1:8080/index.html\n        timeout: 6s\n        interval: 500ms\n",
+            "version: 1\napp: swarm-demo\n{vendor}target:\n{engine}  swarm: true\n  front: {{ name: {front}, http: \"127.0.0.1:{http}\", https: \"127.0.0.1:{https}\" }}\nvars:\n  api_key: {{ env: SWARM_API_KEY }}\nsteps:\n  - id: code\n    fetch: {{ path: {www} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n  - id: web\n    deploy:\n      image: image\n      name: {name}\n      stop_grace: 2s\n      env: {{ GREETING: selamat, API_KEY: \"{{{{ vars.api_key }}}}\" }}\n      service: {{ replicas: 2, monitor: 2s }}\n      route: {{ host: {HOST}, port: 8080 }}\n      health:\n        http: http://127.0.0.1:8080/index.html\n        timeout: 6s\n        interval: 500ms\n",
             vendor = env.sshd().vendor_yaml(),
             www = env.path("vendor/www").display(),
             name = env.name,
@@ -159,7 +161,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     front_image();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
-    let pb = site_playbook(&env, &front, http, https);
+    let pb = site_playbook(&env, "", &front, http, https);
     let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
 
     // The plan speaks of a service.
@@ -295,6 +297,68 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     assert_eq!(secrets.lines().count(), 1, "{secrets}");
 }
 
+/// The swarm's manager reached over SSH (`target.docker: ssh://`): every API request a
+/// `direct-streamlocal` channel to its socket through a real sshd, the health checks and
+/// the front proxy's made from the manager's side; deploy, status, update and rollback.
+#[test]
+fn a_service_on_a_manager_reached_over_ssh_deploys_updates_and_rolls_back() {
+    let Some(_swarm) = swarm::join() else { return };
+    let Some(env) = Env::builder("swarm-ssh")
+        .plan_fidelity()
+        .sshd_config("AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\nLogLevel DEBUG1\n")
+        .busybox()
+        .var("SWARM_API_KEY", API_KEY)
+        .file("vendor/www/index.html", "release one\n")
+        .build()
+    else {
+        return;
+    };
+    let _services = Services::of(env.label());
+    front_image();
+    let front = format!("{}-front", env.name);
+    let (http, https) = (support::free_port(), support::free_port());
+    let s = env.sshd();
+    let engine = format!(
+        "  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n",
+        s.user,
+        s.port,
+        s.client_key.display(),
+        s.known_hosts.display()
+    );
+    let pb = site_playbook(&env, &engine, &front, http, https);
+    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(get(addr).as_deref(), Ok("one"));
+    let log = env.sshd().log();
+    let channels = log
+        .lines()
+        .filter(|l| l.contains("streamlocal") && l.contains("docker.sock"))
+        .count();
+    assert!(channels > 0, "no API request went through the sshd:\n{log}");
+    let row = status_row(&env, &["--check"]);
+    assert_eq!(row["container"]["state"], "running", "{row}");
+    assert_eq!(row["check"]["ok"], true, "{row}");
+    let first_image = service(&env.name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    env.write("vendor/www/index.html", "release two\n");
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(get(addr).as_deref(), Ok("two"));
+
+    let rb = env.rollback("swarm-demo");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(get(addr).as_deref(), Ok("one"));
+    assert_eq!(
+        service(&env.name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"],
+        first_image.as_str()
+    );
+}
+
 #[test]
 fn a_failed_update_is_rolled_back_by_the_engine_and_reported() {
     let Some(_swarm) = swarm::join() else { return };
@@ -312,7 +376,7 @@ fn a_failed_update_is_rolled_back_by_the_engine_and_reported() {
     front_image();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
-    let pb = site_playbook(&env, &front, http, https);
+    let pb = site_playbook(&env, "", &front, http, https);
     let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

@@ -150,13 +150,6 @@ impl Validator<'_> {
         if let Some(s) = raw.and_then(|r| r.value.swarm.as_ref())
             && s.value
         {
-            if matches!(t.docker, DockerEndpoint::Ssh { .. }) {
-                self.error(
-                    s.loc,
-                    "`swarm: true` is not supported over an `ssh://` endpoint yet",
-                    "point `docker` at the swarm manager's socket or `tcp://` endpoint",
-                );
-            }
             t.swarm = true;
         }
         t
