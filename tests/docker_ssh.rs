@@ -405,3 +405,47 @@ fn a_loopback_health_check_with_a_remote_tcp_engine_is_warned_about_and_not_over
     );
     assert!(!ssh.contains(warning), "{ssh}");
 }
+
+/// The SSH connection to the engine's host dropped between two requests (every
+/// connection's sshd process killed): the next request logs in again, the host key checked
+/// as strictly, and is answered.
+#[test]
+fn a_dropped_connection_to_the_engine_is_made_again_for_the_next_request() {
+    let Some(env) = Env::ssh("ssh-redial", "yes") else {
+        return;
+    };
+    let s = env.sshd();
+    let endpoint = boyong::playbook::DockerEndpoint::Ssh {
+        user: s.user.clone(),
+        host: "127.0.0.1".into(),
+        port: s.port,
+        identity: s.client_key.clone(),
+        known_hosts: s.known_hosts.clone(),
+        socket: "/var/run/docker.sock".into(),
+    };
+    let logins = || {
+        s.log()
+            .lines()
+            .filter(|l| l.contains("Accepted publickey"))
+            .count()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let engine = boyong::docker::Docker::connect(&endpoint).await.unwrap();
+        let before = engine.image_id("boyong-fixture/busybox:1").await.unwrap();
+        assert!(before.is_some(), "the fixture's image is on the engine");
+        assert_eq!(logins(), 1, "{}", s.log());
+
+        s.drop_connections();
+        let after = engine.image_id("boyong-fixture/busybox:1").await;
+        assert_eq!(after.as_ref().ok(), Some(&before), "{after:?}");
+        assert_eq!(logins(), 2, "one login again:\n{}", s.log());
+        // And the new connection serves the requests that follow.
+        let again = engine.image_id("boyong-fixture/busybox:1").await.unwrap();
+        assert_eq!(again, before);
+        assert_eq!(logins(), 2, "{}", s.log());
+    });
+}

@@ -9,6 +9,12 @@
 //! that addresses the playbook gives for the target (a health check's `127.0.0.1:8080`, a
 //! container's address, the front proxy's listener) are reached as the remote host sees
 //! them, not on this machine.
+//!
+//! A connection that drops between requests (the server's sshd restarted, a NAT table
+//! forgot it, a keepalive went unanswered) is made again, with the same strict host-key
+//! check, when the next channel is to be opened: the request that found it gone is sent
+//! on the new one. A request is never sent twice: one whose channel had opened is not
+//! retried, whatever became of the connection afterwards.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +29,15 @@ const SSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The SSH connection to a remote engine's host.
 #[derive(Clone)]
 pub(super) struct Tunnel {
-    session: Arc<Session>,
+    link: Arc<Link>,
+}
+
+/// The connection of the moment, and how to make it again.
+struct Link {
+    target: Target,
+    current: tokio::sync::Mutex<Arc<Session>>,
+    /// The host key the first connection's server proved it holds.
+    host_key: Option<String>,
 }
 
 /// Where and how to log in, and the engine's socket there.
@@ -33,6 +47,48 @@ pub(super) struct Remote<'a> {
     pub port: u16,
     pub identity: &'a std::path::Path,
     pub known_hosts: &'a std::path::Path,
+}
+
+impl Link {
+    /// The open connection: the current one, or a new one when it is closed or is
+    /// `failed` (the one a channel just could not be opened on because it dropped).
+    async fn session(&self, failed: Option<&Arc<Session>>) -> std::io::Result<Arc<Session>> {
+        let mut current = self.current.lock().await;
+        let gone = current.is_closed() || failed.is_some_and(|f| Arc::ptr_eq(f, &current));
+        if gone {
+            tracing::warn!(
+                "the SSH connection to the engine's host {} dropped: connecting again",
+                current.addr()
+            );
+            let again = Session::connect(&self.target).await.map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    format!("the SSH connection to the engine's host dropped; connecting again failed: {e}"),
+                )
+            })?;
+            *current = Arc::new(again);
+        }
+        Ok(Arc::clone(&current))
+    }
+
+    /// A channel opened by `open` on the connection, made again once if it had dropped.
+    async fn channel<T, F, Fut>(&self, open: F) -> std::io::Result<T>
+    where
+        F: Fn(Arc<Session>) -> Fut,
+        Fut: std::future::Future<Output = std::io::Result<T>>,
+    {
+        let session = self.session(None).await?;
+        match open(Arc::clone(&session)).await {
+            Err(e) if dropped(&session, &e) => open(self.session(Some(&session)).await?).await,
+            other => other,
+        }
+    }
+}
+
+/// Whether a channel could not be opened because the connection is gone (not because the
+/// server refused it: that answer is the same on any connection).
+fn dropped(session: &Session, e: &std::io::Error) -> bool {
+    session.is_closed() || e.kind() == std::io::ErrorKind::ConnectionAborted
 }
 
 impl Tunnel {
@@ -51,14 +107,19 @@ impl Tunnel {
             connect_timeout: SSH_CONNECT_TIMEOUT,
             legacy_algorithms: Vec::new(),
         };
+        let session = Session::connect(&target).await?;
         Ok(Self {
-            session: Arc::new(Session::connect(&target).await?),
+            link: Arc::new(Link {
+                host_key: session.host_key.clone(),
+                current: tokio::sync::Mutex::new(Arc::new(session)),
+                target,
+            }),
         })
     }
 
     /// The host key the server proved it holds (`HOST:PORT ALGORITHM SHA256:…`).
     pub(super) fn host_key(&self) -> Option<&str> {
-        self.session.host_key.as_deref()
+        self.link.host_key.as_deref()
     }
 
     /// bollard on this connection: each request on a new channel to `socket`.
@@ -67,14 +128,19 @@ impl Tunnel {
         socket: &str,
         timeout_secs: u64,
     ) -> Result<bollard::Docker, bollard::errors::Error> {
-        let session = Arc::clone(&self.session);
+        let link = Arc::clone(&self.link);
         let socket = socket.to_string();
         bollard::Docker::connect_with_custom_transport(
             move |req: bollard::BollardRequest| {
-                let session = Arc::clone(&session);
+                let link = Arc::clone(&link);
                 let socket = socket.clone();
                 async move {
-                    let stream = session.open_socket(&socket).await?;
+                    let stream = link
+                        .channel(|s| {
+                            let socket = socket.clone();
+                            async move { s.open_socket(&socket).await }
+                        })
+                        .await?;
                     let (mut send, conn) =
                         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
                     tokio::spawn(async move {
@@ -94,7 +160,10 @@ impl Tunnel {
     /// A TCP connection to `addr` (`HOST:PORT`) as the remote host makes it.
     pub(super) async fn dial(&self, addr: &str) -> std::io::Result<super::Conn> {
         let (host, port) = split_addr(addr)?;
-        let stream = self.session.open_tcp(host, port).await?;
+        let stream = self
+            .link
+            .channel(|s| async move { s.open_tcp(host, port).await })
+            .await?;
         Ok(Box::new(stream))
     }
 }

@@ -357,6 +357,12 @@ impl Session {
             .map_err(|e| forward_error(&self.addr, &format!("{host}:{port}"), e))
     }
 
+    /// Whether the connection is gone (the server closed it, the network dropped it, or a
+    /// keepalive went unanswered): no channel can be opened on it any more.
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// `host:port`.
     pub fn addr(&self) -> &str {
         &self.addr

@@ -168,6 +168,33 @@ impl Sshd {
     }
 
     /// Stops the server now (a dropped link for the client).
+    /// Kills every connection's own sshd processes (the listener stays): each client's
+    /// TCP connection is closed as a dropped network would leave it.
+    #[allow(dead_code, reason = "not every test binary drops connections")]
+    pub fn drop_connections(&self) {
+        fn descendants(pid: u32, all: &mut Vec<u32>) {
+            let out = Command::new("pgrep")
+                .args(["-P", &pid.to_string()])
+                .output()
+                .expect("pgrep");
+            for child in String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+            {
+                all.push(child);
+                descendants(child, all);
+            }
+        }
+        let mut all = Vec::new();
+        descendants(self.child.id(), &mut all);
+        assert!(!all.is_empty(), "sshd has no connection to drop");
+        for pid in all {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
