@@ -125,7 +125,7 @@ fn site_playbook(env: &Env, engine: &str, front: &str, http: u16, https: u16) ->
     env.write(
         "swarm.yml",
         format!(
-            "version: 1\napp: swarm-demo\n{vendor}target:\n{engine}  swarm: true\n  front: {{ name: {front}, http: \"127.0.0.1:{http}\", https: \"127.0.0.1:{https}\" }}\nvars:\n  api_key: {{ env: SWARM_API_KEY }}\nsteps:\n  - id: code\n    fetch: {{ path: {www} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n  - id: web\n    deploy:\n      image: image\n      name: {name}\n      stop_grace: 2s\n      env: {{ GREETING: selamat, API_KEY: \"{{{{ vars.api_key }}}}\" }}\n      service: {{ replicas: 2, monitor: 2s }}\n      route: {{ host: {HOST}, port: 8080 }}\n      health:\n        http: http://127.0.0.1:8080/index.html\n        timeout: 6s\n        interval: 500ms\n",
+            "version: 1\napp: swarm-demo\n{vendor}target:\n{engine}  swarm: true\n  front: {{ name: {front}, http: \"127.0.0.1:{http}\", https: \"127.0.0.1:{https}\" }}\nvars:\n  api_key: {{ env: SWARM_API_KEY }}\nsteps:\n  - id: code\n    fetch: {{ path: {www} }}\n  - id: image\n    build:\n      base: boyong-fixture/busybox:1\n      copy: {{ code: /www }}\n      user: \"65534\"\n      cmd: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n  - id: web\n    deploy:\n      image: image\n      name: {name}\n      stop_grace: 2s\n      env: {{ GREETING: selamat, API_KEY: \"{{{{ vars.api_key }}}}\" }}\n      service: {{ replicas: 2, monitor: 2s }}\n      files:\n        - path: /www/config.php\n          replace: [{{ find: vendor-pw, with: \"{{{{ vars.api_key }}}}\" }}]\n          mode: \"0400\"\n      route: {{ host: {HOST}, port: 8080 }}\n      health:\n        http: http://127.0.0.1:8080/index.html\n        timeout: 6s\n        interval: 500ms\n",
             vendor = env.sshd().vendor_yaml(),
             www = env.path("vendor/www").display(),
             name = env.name,
@@ -153,6 +153,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         .busybox()
         .var("SWARM_API_KEY", API_KEY)
         .file("vendor/www/index.html", "release one\n")
+        .file("vendor/www/config.php", "password=vendor-pw\n")
         .build()
     else {
         return;
@@ -203,6 +204,20 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let task = task_container(&env.name);
     let file = docker(&["exec", &task, "cat", "/run/secrets/API_KEY"]);
     assert_eq!(text(&file.stdout), API_KEY);
+    // `deploy.files`: the vendor's config edited, a Swarm secret at its own path, read-only,
+    // owned by the app's user; the fetched one left out of the image.
+    let config = docker(&["exec", &task, "cat", "/www/config.php"]);
+    assert_eq!(text(&config.stdout), format!("password={API_KEY}\n"));
+    let stat = docker(&["exec", &task, "stat", "-c", "%u %a", "/www/config.php"]);
+    assert_eq!(text(&stat.stdout).trim(), "65534 400");
+    let over = docker(&["exec", &task, "sh", "-c", "echo x > /www/config.php"]);
+    assert!(!over.status.success(), "the file is writable");
+    assert!(
+        text(&out.stdout).contains("left out") || text(&out.stderr).contains("left out"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(spec.to_string().contains("/www/config.php"), "{spec}");
     let task_env = text(&docker(&["inspect", "--format", "{{.Config.Env}}", &task]).stdout);
     assert!(!task_env.contains(API_KEY), "{task_env}");
     let state = std::fs::read_dir(env.state())
@@ -282,7 +297,8 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let row = status_row(&env, &[]);
     assert_eq!(row["container"]["state"], "running", "{row}");
     assert_eq!(row["drift"], false, "{row}");
-    // This run's secret went with it; the first run's stays (its spec uses it).
+    // This run's secrets went with it (its env key's and its file's); the first run's two
+    // stay (its spec uses them).
     let secrets = text(
         &docker(&[
             "secret",
@@ -294,7 +310,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         ])
         .stdout,
     );
-    assert_eq!(secrets.lines().count(), 1, "{secrets}");
+    assert_eq!(secrets.lines().count(), 2, "{secrets}");
 }
 
 /// The swarm's manager reached over SSH (`target.docker: ssh://`): every API request a
@@ -309,6 +325,7 @@ fn a_service_on_a_manager_reached_over_ssh_deploys_updates_and_rolls_back() {
         .busybox()
         .var("SWARM_API_KEY", API_KEY)
         .file("vendor/www/index.html", "release one\n")
+        .file("vendor/www/config.php", "password=vendor-pw\n")
         .build()
     else {
         return;
@@ -368,6 +385,7 @@ fn a_failed_update_is_rolled_back_by_the_engine_and_reported() {
         .busybox()
         .var("SWARM_API_KEY", API_KEY)
         .file("vendor/www/index.html", "release one\n")
+        .file("vendor/www/config.php", "password=vendor-pw\n")
         .build()
     else {
         return;

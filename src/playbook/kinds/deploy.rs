@@ -147,13 +147,6 @@ impl Validator<'_> {
                 "serve it through the front proxy with `route: { host: ..., port: ... }`",
             );
         }
-        if let Some(file) = r.files.first() {
-            self.error(
-                file.loc,
-                "`files` are not delivered to a Swarm service yet",
-                "put the values in `env` (secrets become Swarm secrets), or deploy without `target.swarm`",
-            );
-        }
         let raw = r.service.as_ref().map(|s| &s.value);
         let replicas = raw.and_then(|s| s.replicas.as_ref()).map_or(1, |n| {
             if n.value == 0 || n.value > 100 {

@@ -42,23 +42,7 @@ pub(super) fn change(d: &Deploy) -> Option<Change> {
     let details = d
         .files
         .iter()
-        .map(|f| {
-            let from = match &f.source {
-                FileSource::Template { file, .. } => format!("template {file}"),
-                FileSource::Content(_) => "inline content".to_string(),
-                FileSource::Replace(r) => format!(
-                    "the fetched {} with {} replacement(s)",
-                    f.replaces
-                        .as_ref()
-                        .map_or_else(String::new, |(s, rel)| format!("{s}:{rel}")),
-                    r.len()
-                ),
-            };
-            format!(
-                "file {} from {from}, owner {}:{}, mode {:04o}, mounted read-only",
-                f.path, f.uid, f.gid, f.mode
-            )
-        })
+        .map(|f| format!("{}, mounted read-only", words(f)))
         .collect();
     Some(Change {
         now: None,
@@ -72,11 +56,41 @@ pub(super) fn change(d: &Deploy) -> Option<Change> {
     })
 }
 
+/// A file in a plan's words: its path, where its text comes from, its owner and mode.
+pub(super) fn words(f: &DeployFile) -> String {
+    let from = match &f.source {
+        FileSource::Template { file, .. } => format!("template {file}"),
+        FileSource::Content(_) => "inline content".to_string(),
+        FileSource::Replace(r) => format!(
+            "the fetched {} with {} replacement(s)",
+            f.replaces
+                .as_ref()
+                .map_or_else(String::new, |(s, rel)| format!("{s}:{rel}")),
+            r.len()
+        ),
+    };
+    format!(
+        "file {} from {from}, owner {}:{}, mode {:04o}",
+        f.path, f.uid, f.gid, f.mode
+    )
+}
+
 /// A file made ready: its name in the volume, path in the container, bytes, owner, mode.
 pub(super) struct Ready {
     entry: String,
-    file: DeployFile,
-    bytes: Vec<u8>,
+    pub(super) file: DeployFile,
+    pub(super) bytes: Vec<u8>,
+}
+
+impl Ready {
+    /// What the journal keeps of the file: its path, size and digest, never its text.
+    pub(super) fn evidence(&self) -> serde_json::Value {
+        json!({
+            "path": self.file.path,
+            "bytes": self.bytes.len(),
+            "sha256": crate::digest::hex(&Sha256::digest(&self.bytes)),
+        })
+    }
 }
 
 /// Makes every file's bytes, before any change. A `replace` reads the fetched file,
@@ -220,16 +234,7 @@ pub(super) async fn deliver(
         .await
         .map_err(docker_err)?;
     let mountpoint = engine.volume_mountpoint(&name).await.map_err(docker_err)?;
-    let digests: Vec<serde_json::Value> = ready
-        .iter()
-        .map(|r| {
-            json!({
-                "path": r.file.path,
-                "bytes": r.bytes.len(),
-                "sha256": crate::digest::hex(&Sha256::digest(&r.bytes)),
-            })
-        })
-        .collect();
+    let digests: Vec<serde_json::Value> = ready.iter().map(Ready::evidence).collect();
     cx.done(&id, &json!({ "files": digests }))?;
     cx.output(&format!(
         "{} file(s) delivered in volume `{name}`: {}",

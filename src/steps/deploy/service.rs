@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::service_plan::{SECRETS_DIR, secret_name};
+use super::service_plan::{SECRETS_DIR, file_key, planned_secret, secret_name};
 use super::service_spec::spec;
 use crate::docker::{Docker, ServiceNow};
 use crate::engine::{StepCx, StepError};
@@ -130,6 +130,60 @@ pub(crate) async fn settle(
 }
 
 /// The deploy as a service.
+/// The engine's limit on a Swarm secret's size.
+const SWARM_SECRET_MAX: usize = 500 * 1024;
+
+/// A Swarm secret of this run as the service's tasks mount it: at `/run/secrets/KEY` (an
+/// env key) or at its own absolute path (a `deploy.files` file).
+pub(super) struct Mounted {
+    pub target: String,
+    pub name: String,
+    pub id: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// Creates the Swarm secret of `key` for this run (journaled first, its planned change
+/// found by name; one of this run left by a cut-off attempt replaced); `done` is what the
+/// journal keeps of it. Its id.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the step's context, as every change of a step takes it"
+)]
+async fn put_secret(
+    engine: &Docker,
+    step: &PlannedStep,
+    service: &str,
+    key: &str,
+    bytes: &[u8],
+    done: Value,
+    labels: &HashMap<String, String>,
+    cx: &mut StepCx<'_>,
+) -> Result<String, StepError> {
+    let run = cx.run_id().to_string();
+    let name = secret_name(service, key, &run);
+    let planned = planned_secret(service, key).replace("<run-id>", &run);
+    let c = step
+        .changes
+        .iter()
+        .find(|c| {
+            c.resource == Resource::Secret
+                && (c.name == planned || c.name == planned_secret(service, key))
+        })
+        .ok_or_else(|| {
+            StepError::fatal(format!("the plan of this deploy lists no secret for {key}"))
+        })?;
+    let id = cx.intent(c, &Undo::RemoveSecret { name: name.clone() })?;
+    engine.remove_secret(&name).await.map_err(docker_err)?;
+    let secret_id = engine
+        .create_secret(&name, bytes, labels)
+        .await
+        .map_err(docker_err)?;
+    cx.done(&id, &done)?;
+    Ok(secret_id)
+}
+
 pub(super) async fn execute(
     live: &Live,
     step: &PlannedStep,
@@ -146,6 +200,15 @@ pub(super) async fn execute(
                 engine.endpoint()
             )));
         }
+    }
+    // The files' bytes are made before any change (a `find` missing fails here).
+    let ready = super::files::render(d, cx.artifacts(), cx.secrets())?;
+    if let Some(big) = ready.iter().find(|r| r.bytes.len() > SWARM_SECRET_MAX) {
+        return Err(StepError::fatal(format!(
+            "`{}` is {} bytes: a Swarm secret holds at most 500 KiB; nothing was changed. Make the file smaller, or deploy without `target.swarm`",
+            big.file.path,
+            big.bytes.len()
+        )));
     }
     let run = cx.run_id().to_string();
     let app = live.app().to_string();
@@ -228,28 +291,54 @@ pub(super) async fn execute(
             continue;
         }
         let name = secret_name(&d.name, k, &run);
-        let planned = format!(
-            "{}-{}-<run-id>",
-            d.name,
-            k.to_ascii_lowercase().replace('_', "-")
+        let secret_id = put_secret(
+            &engine,
+            step,
+            &d.name,
+            k,
+            value.expose().as_bytes(),
+            json!({"secret": name}),
+            &labels,
+            cx,
         )
-        .replace("<run-id>", &run);
-        let c = step
-            .changes
-            .iter()
-            .find(|c| c.resource == Resource::Secret && c.name == planned)
-            .ok_or_else(|| {
-                StepError::fatal(format!("the plan of this deploy lists no secret for {k}"))
-            })?;
-        let id = cx.intent(c, &Undo::RemoveSecret { name: name.clone() })?;
-        engine.remove_secret(&name).await.map_err(docker_err)?;
-        let secret_id = engine
-            .create_secret(&name, value.expose().as_bytes(), &labels)
-            .await
-            .map_err(docker_err)?;
-        cx.done(&id, &json!({"secret": name}))?;
+        .await?;
         env.push(format!("{k}_FILE={SECRETS_DIR}/{k}"));
-        secrets.push((k.clone(), name, secret_id));
+        secrets.push(Mounted {
+            target: k.clone(),
+            name,
+            id: secret_id,
+            uid: 0,
+            gid: 0,
+            mode: 0o444,
+        });
+    }
+    // `deploy.files`: each a Swarm secret of this run mounted at its path.
+    for (i, r) in ready.iter().enumerate() {
+        let key = file_key(i);
+        let name = secret_name(&d.name, &key, &run);
+        let mut done = r.evidence();
+        done["secret"] = json!(name);
+        let secret_id =
+            put_secret(&engine, step, &d.name, &key, &r.bytes, done, &labels, cx).await?;
+        secrets.push(Mounted {
+            target: r.file.path.clone(),
+            name,
+            id: secret_id,
+            uid: r.file.uid,
+            gid: r.file.gid,
+            mode: r.file.mode,
+        });
+    }
+    if !ready.is_empty() {
+        cx.output(&format!(
+            "{} file(s) delivered as Swarm secrets: {}",
+            ready.len(),
+            ready
+                .iter()
+                .map(|r| r.file.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
 
     let new_spec = spec(d, s, &image, &env, &secrets, &networks, &labels);
@@ -332,7 +421,11 @@ pub(super) async fn execute(
         "replicas": s.replicas,
         "update_ms": u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         "tasks": tasks,
-        "secrets": secrets.iter().map(|(k, n, _)| json!({"env": format!("{k}_FILE"), "secret": n})).collect::<Vec<_>>(),
+        "secrets": secrets.iter().map(|m| if m.target.starts_with('/') {
+            json!({"file": m.target, "secret": m.name})
+        } else {
+            json!({"env": format!("{}_FILE", m.target), "secret": m.name})
+        }).collect::<Vec<_>>(),
         "route": route,
     }))
 }

@@ -34,6 +34,20 @@ pub(crate) fn secret_name(service: &str, key: &str, run: &str) -> String {
     format!("{}-{tail}", &base[..base.len().min(room)])
 }
 
+/// The key of file `i` of `deploy.files` among the service's secrets: with a `.`, which no
+/// env key's name has, so the two never share a secret's name.
+pub(super) fn file_key(i: usize) -> String {
+    format!("file.{i:02}")
+}
+
+/// A secret's name as the plan shows it, before a run binds it.
+pub(super) fn planned_secret(service: &str, key: &str) -> String {
+    format!(
+        "{service}-{}-<run-id>",
+        key.to_ascii_lowercase().replace('_', "-")
+    )
+}
+
 /// The plan's changes of a deploy as a service.
 pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described {
     let image = match &d.image {
@@ -93,10 +107,26 @@ pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described 
             op: Op::Create,
             resource: Resource::Secret,
             place: Place::Target,
-            name: format!("{}-{}-<run-id>", d.name, key.to_ascii_lowercase().replace('_', "-")),
+            name: planned_secret(&d.name, key),
             details: vec![format!(
                 "env {key}={}: mounted at {SECRETS_DIR}/{key}; the app gets {key}_FILE={SECRETS_DIR}/{key}, never the value in its environment",
                 d.env.get(key).map(ToString::to_string).unwrap_or_default()
+            )],
+            condition: None,
+            undo: "remove it".into(),
+        });
+    }
+    for (i, f) in d.files.iter().enumerate() {
+        changes.push(Change {
+            now: None,
+            op: Op::Create,
+            resource: Resource::Secret,
+            place: Place::Target,
+            name: planned_secret(&d.name, &file_key(i)),
+            details: vec![format!(
+                "{}: a Swarm secret (at most 500 KiB) mounted read-only at {} in every task, never in an image layer",
+                super::files::words(f),
+                f.path
             )],
             condition: None,
             undo: "remove it".into(),

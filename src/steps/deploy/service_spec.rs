@@ -62,7 +62,7 @@ pub(super) fn spec(
     s: &Service,
     image: &str,
     env: &[String],
-    secrets: &[(String, String, String)],
+    secrets: &[super::service::Mounted],
     networks: &[String],
     labels: &HashMap<String, String>,
 ) -> Value {
@@ -90,10 +90,10 @@ pub(super) fn spec(
         "StopGracePeriod": ns(d.stop_grace.0),
         "CapabilityDrop": ["ALL"],
         "Privileges": {"NoNewPrivileges": sec.no_new_privileges},
-        "Secrets": secrets.iter().map(|(key, name, id)| json!({
-            "File": {"Name": key, "UID": "0", "GID": "0", "Mode": 0o444},
-            "SecretID": id,
-            "SecretName": name,
+        "Secrets": secrets.iter().map(|m| json!({
+            "File": {"Name": m.target, "UID": m.uid.to_string(), "GID": m.gid.to_string(), "Mode": m.mode},
+            "SecretID": m.id,
+            "SecretName": m.name,
         })).collect::<Vec<_>>(),
     });
     if !caps_add.is_empty() {
