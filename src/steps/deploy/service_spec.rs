@@ -19,6 +19,36 @@ fn url_port(authority: &str) -> Option<u16> {
     authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
 }
 
+/// A GET of `path` at `127.0.0.1:PORT` inside the task, healthy when it answers `status`,
+/// with whatever the image has: `curl`, else `wget` (busybox's too), else bash's
+/// `/dev/tcp` (Debian's minimal images, gov/php among them, have bash and neither of the
+/// other two).
+fn http_check(port: u16, path: &str, status: u16) -> String {
+    use crate::shell::quote;
+    let url = quote(&format!("http://127.0.0.1:{port}{path}"));
+    let bash = quote(
+        "exec 3<>\"/dev/tcp/127.0.0.1/$1\" && \
+         printf 'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' \"$2\" >&3 && \
+         head -n 1 <&3 | grep -q \"^HTTP/[0-9.]* $3[^0-9]\"",
+    );
+    let path = quote(path);
+    format!(
+        "[ \"$(curl -s -o /dev/null -w '%{{http_code}}' {url} 2>/dev/null)\" = {status} ] || \
+         wget -S -O /dev/null {url} 2>&1 | grep -q \"HTTP/[0-9.]* {status}[^0-9]\" || \
+         bash -c {bash} _ {port} {path} {status} 2>/dev/null"
+    )
+}
+
+/// A TCP connection to `127.0.0.1:PORT` inside the task: `nc -z`, else bash's `/dev/tcp`,
+/// else an `nc` without `-z` (busybox's) given nothing to send.
+fn tcp_check(port: u16) -> String {
+    format!(
+        "nc -z 127.0.0.1 {port} 2>/dev/null || \
+         bash -c 'exec 3<>\"/dev/tcp/127.0.0.1/$1\"' _ {port} 2>/dev/null || \
+         nc -w 2 127.0.0.1 {port} </dev/null >/dev/null 2>&1"
+    )
+}
+
 /// The playbook's health check as a Docker HEALTHCHECK run inside each task.
 pub(super) fn healthcheck(d: &Deploy) -> Value {
     let h = &d.health;
@@ -26,21 +56,17 @@ pub(super) fn healthcheck(d: &Deploy) -> Value {
     let retries = (h.timeout.0.as_millis() / interval.as_millis().max(1)).clamp(1, 100);
     let default_port = d.route.as_ref().map_or(80, |r| r.port);
     let test: Vec<String> = match &h.check {
-        HealthCheck::Http { url, .. } => {
+        HealthCheck::Http { url, expect_status } => {
             let rest = url.strip_prefix("http://").unwrap_or(url);
             let (auth, path) = rest
                 .find('/')
                 .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
             let port = url_port(auth).unwrap_or(default_port);
-            let u = crate::shell::quote(&format!("http://127.0.0.1:{port}{path}"));
-            vec![
-                "CMD-SHELL".into(),
-                format!("wget -q -O /dev/null {u} 2>/dev/null || curl -fsS -o /dev/null {u}"),
-            ]
+            vec!["CMD-SHELL".into(), http_check(port, path, *expect_status)]
         }
         HealthCheck::Tcp(a) => {
             let port = url_port(a).unwrap_or(default_port);
-            vec!["CMD-SHELL".into(), format!("nc -z 127.0.0.1 {port}")]
+            vec!["CMD-SHELL".into(), tcp_check(port)]
         }
         HealthCheck::Cmd(c) => std::iter::once("CMD".to_string())
             .chain(c.iter().cloned())
@@ -133,4 +159,101 @@ pub(super) fn spec(
             "Monitor": monitor, "MaxFailureRatio": 0.0, "Order": "start-first"},
         "EndpointSpec": {"Mode": "dnsrr"},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{http_check, tcp_check};
+    use std::io::{Read as _, Write as _};
+    use std::net::TcpListener;
+    use std::path::Path;
+    use std::process::Command;
+
+    /// A server on a free loopback port answering every request with `status_line`.
+    fn server(status_line: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("listener");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { return };
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = write!(c, "{status_line}\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        port
+    }
+
+    /// `sh -c script` with only `tools` on its PATH (links to this machine's), as in an
+    /// image that has just those.
+    fn run_with(tools: &[&str], script: &str) -> bool {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for t in tools {
+            let found = ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(t))
+                .find(|p| p.exists());
+            let Some(found) = found else { continue };
+            std::os::unix::fs::symlink(found, dir.path().join(t)).expect("link");
+        }
+        Command::new("/bin/sh")
+            .args(["-c", script])
+            .env_clear()
+            .env("PATH", dir.path())
+            .status()
+            .expect("sh runs")
+            .success()
+    }
+
+    #[test]
+    fn the_http_check_works_with_bash_alone_and_checks_the_status() {
+        if !Path::new("/bin/bash").exists() {
+            return;
+        }
+        let ok = server("HTTP/1.1 200 OK");
+        let moved = server("HTTP/1.1 302 Found");
+        let base = ["bash", "head", "grep"];
+        assert!(run_with(
+            &base,
+            &http_check(ok, "/index.php?a=1&b='x'", 200)
+        ));
+        assert!(!run_with(&base, &http_check(moved, "/", 200)));
+        assert!(run_with(&base, &http_check(moved, "/", 302)));
+        // Nothing listening: unhealthy, not an error of the shell.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .expect("listener")
+            .local_addr()
+            .expect("addr")
+            .port();
+        assert!(!run_with(&base, &http_check(closed, "/", 200)));
+        // No tool at all: unhealthy.
+        assert!(!run_with(&[], &http_check(ok, "/", 200)));
+    }
+
+    #[test]
+    fn the_http_check_uses_curl_where_the_image_has_it() {
+        if !Path::new("/usr/bin/curl").exists() {
+            return;
+        }
+        let ok = server("HTTP/1.1 200 OK");
+        let gone = server("HTTP/1.1 404 Not Found");
+        assert!(run_with(&["curl"], &http_check(ok, "/", 200)));
+        assert!(!run_with(&["curl"], &http_check(gone, "/", 200)));
+        assert!(run_with(&["curl"], &http_check(gone, "/", 404)));
+    }
+
+    #[test]
+    fn the_tcp_check_works_with_bash_alone() {
+        if !Path::new("/bin/bash").exists() {
+            return;
+        }
+        let open = server("HTTP/1.1 200 OK");
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .expect("listener")
+            .local_addr()
+            .expect("addr")
+            .port();
+        assert!(run_with(&["bash"], &tcp_check(open)));
+        assert!(!run_with(&["bash"], &tcp_check(closed)));
+    }
 }
