@@ -1235,7 +1235,8 @@ fn defaults_are_filled_in() {
         d.health.check,
         HealthCheck::Http {
             url: "http://127.0.0.1:8080/".into(),
-            expect_status: 200
+            expect_status: 200,
+            host: None,
         }
     );
     assert_eq!(

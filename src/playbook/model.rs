@@ -252,7 +252,7 @@ pub enum StepKind {
     /// Load a dump into a database container.
     Restore(Restore),
     /// Cut over to a new container.
-    Deploy(Deploy),
+    Deploy(Box<Deploy>),
     /// Run the playbook's `assess:` section (its target possibly replaced).
     Assess(super::assess::Assess),
 }
@@ -608,6 +608,11 @@ pub enum HealthCheck {
         url: String,
         /// Expected status.
         expect_status: u16,
+        /// The `Host` header sent, when not the URL's authority: a routed release is asked
+        /// with its route's host name, as the front proxy will ask it (an app with canonical
+        /// redirects, WordPress, answers any other name with a redirect).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     /// A TCP connection accepted.
     Tcp(String),

@@ -300,6 +300,7 @@ impl Validator<'_> {
             health.check = HealthCheck::Http {
                 url,
                 expect_status: status,
+                host: None,
             };
         } else if let Some(t) = &r.tcp {
             let addr = self.text(t, &format!("{f}.tcp"));

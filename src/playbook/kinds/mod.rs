@@ -147,12 +147,12 @@ impl Validator<'_> {
         } else if let Some(r) = &raw.restore {
             Some(StepKind::Restore(self.restore(at, &r.value, &p("restore"))))
         } else if let Some(d) = &raw.deploy {
-            Some(StepKind::Deploy(self.deploy(
+            Some(StepKind::Deploy(Box::new(self.deploy(
                 at,
                 &d.value,
                 d.loc,
                 &p("deploy"),
-            )))
+            ))))
         } else if let Some(a) = &raw.assess {
             self.assess_step(&a.value, a.loc, &p("assess"))
                 .map(StepKind::Assess)

@@ -95,8 +95,12 @@ async fn healthy_once(
 
 async fn try_check(engine: &Docker, container: &str, check: &HealthCheck) -> Result<(), Failure> {
     match check {
-        HealthCheck::Http { url, expect_status } => {
-            let answer = get(engine, url).await?;
+        HealthCheck::Http {
+            url,
+            expect_status,
+            host,
+        } => {
+            let answer = get(engine, url, host.as_deref()).await?;
             match answer.status {
                 Some(c) if c == *expect_status => Ok(()),
                 Some(c) => Err(Failure {
@@ -139,8 +143,9 @@ async fn try_check(engine: &Docker, container: &str, check: &HealthCheck) -> Res
 }
 
 /// `GET url` over HTTP/1.0, connected from the engine's host ([`Docker::dial`]: through
-/// the SSH connection of an `ssh://` engine): the answer's head and its body's first KiB.
-async fn get(engine: &Docker, url: &str) -> Result<Answer, Failure> {
+/// the SSH connection of an `ssh://` engine), `host` its `Host` header when given (else
+/// the URL's): the answer's head and its body's first KiB.
+async fn get(engine: &Docker, url: &str, host: Option<&str>) -> Result<Answer, Failure> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| Failure::plain("only http:// URLs are checked"))?;
@@ -151,7 +156,10 @@ async fn get(engine: &Docker, url: &str) -> Result<Answer, Failure> {
         .dial(hostport)
         .await
         .map_err(|e| Failure::io(&format!("GET {url}"), &e))?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {hostport}\r\nUser-Agent: boyong\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: boyong\r\n\r\n",
+        host.unwrap_or(hostport)
+    );
     s.write_all(req.as_bytes())
         .await
         .map_err(|e| Failure::io(&format!("GET {url}"), &e))?;
@@ -241,7 +249,9 @@ pub async fn check_health(
 /// What a passed health check showed, for the journal (and `boyong report`).
 fn passed(check: &HealthCheck) -> String {
     match check {
-        HealthCheck::Http { url, expect_status } => format!("GET {url} answered {expect_status}"),
+        HealthCheck::Http {
+            url, expect_status, ..
+        } => format!("GET {url} answered {expect_status}"),
         HealthCheck::Tcp(addr) => format!("{addr} accepted a TCP connection"),
         HealthCheck::Cmd(cmd) => format!("`{}` exited 0 in the container", cmd.join(" ")),
         HealthCheck::Running => "the container kept running".into(),

@@ -102,7 +102,9 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     details.extend(hardening(&d.security));
     let h = &d.health;
     details.push(match &h.check {
-        HealthCheck::Http { url, expect_status } => {
+        HealthCheck::Http {
+            url, expect_status, ..
+        } => {
             format!(
                 "health: GET {url} answers {expect_status} within {} (every {})",
                 h.timeout, h.interval

@@ -29,11 +29,15 @@ use crate::steps::live::Live;
 const ROUTE_BACK_WAIT: Duration = Duration::from_secs(30);
 
 /// The health check of a routed release: the playbook's, sent to the release's own
-/// address (`ip:port`) instead of the URL's host.
+/// address (`ip:port`) instead of the URL's host, an HTTP one with the route's host name in
+/// its `Host` header (what the front proxy will send).
 fn at_address(d: &Deploy, addr: &str) -> Deploy {
     let mut d = d.clone();
+    let route_host = d.route.as_ref().map(|r| r.host.clone());
     d.health.check = match &d.health.check {
-        HealthCheck::Http { url, expect_status } => {
+        HealthCheck::Http {
+            url, expect_status, ..
+        } => {
             let path = url
                 .strip_prefix("http://")
                 .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
@@ -41,6 +45,7 @@ fn at_address(d: &Deploy, addr: &str) -> Deploy {
             HealthCheck::Http {
                 url: format!("http://{addr}{path}"),
                 expect_status: *expect_status,
+                host: route_host,
             }
         }
         HealthCheck::Tcp(_) => HealthCheck::Tcp(addr.to_string()),
@@ -450,7 +455,9 @@ pub async fn check_route(
 ) -> Result<String, String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let (path, expect) = match check {
-        HealthCheck::Http { url, expect_status } => (
+        HealthCheck::Http {
+            url, expect_status, ..
+        } => (
             url.strip_prefix("http://")
                 .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
                 .unwrap_or_else(|| "/".into()),

@@ -220,7 +220,9 @@ pub(crate) fn service_hardening(s: &crate::playbook::Security) -> Vec<String> {
 
 fn health_words(d: &Deploy) -> String {
     match &d.health.check {
-        HealthCheck::Http { url, expect_status } => format!(
+        HealthCheck::Http {
+            url, expect_status, ..
+        } => format!(
             "GET {url} answers {expect_status}, from inside the task (curl, wget or bash's /dev/tcp, whichever the image has)"
         ),
         HealthCheck::Tcp(a) => format!("{a} accepts TCP, from inside the task"),

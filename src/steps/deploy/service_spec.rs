@@ -19,23 +19,24 @@ fn url_port(authority: &str) -> Option<u16> {
     authority.rsplit_once(':').and_then(|(_, p)| p.parse().ok())
 }
 
-/// A GET of `path` at `127.0.0.1:PORT` inside the task, healthy when it answers `status`,
-/// with whatever the image has: `curl`, else `wget` (busybox's too), else bash's
-/// `/dev/tcp` (Debian's minimal images, gov/php among them, have bash and neither of the
-/// other two).
-fn http_check(port: u16, path: &str, status: u16) -> String {
+/// A GET of `path` at `127.0.0.1:PORT` inside the task with `host` as its `Host` header,
+/// healthy when it answers `status`, with whatever the image has: `curl`, else `wget`
+/// (busybox's too), else bash's `/dev/tcp` (Debian's minimal images, gov/php among them,
+/// have bash and neither of the other two).
+fn http_check(port: u16, path: &str, status: u16, host: &str) -> String {
     use crate::shell::quote;
     let url = quote(&format!("http://127.0.0.1:{port}{path}"));
+    let header = quote(&format!("Host: {host}"));
     let bash = quote(
         "exec 3<>\"/dev/tcp/127.0.0.1/$1\" && \
-         printf 'GET %s HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' \"$2\" >&3 && \
+         printf 'GET %s HTTP/1.0\\r\\nHost: %s\\r\\nConnection: close\\r\\n\\r\\n' \"$2\" \"$4\" >&3 && \
          head -n 1 <&3 | grep -q \"^HTTP/[0-9.]* $3[^0-9]\"",
     );
-    let path = quote(path);
+    let (path, host) = (quote(path), quote(host));
     format!(
-        "[ \"$(curl -s -o /dev/null -w '%{{http_code}}' {url} 2>/dev/null)\" = {status} ] || \
-         wget -S -O /dev/null {url} 2>&1 | grep -q \"HTTP/[0-9.]* {status}[^0-9]\" || \
-         bash -c {bash} _ {port} {path} {status} 2>/dev/null"
+        "[ \"$(curl -s -H {header} -o /dev/null -w '%{{http_code}}' {url} 2>/dev/null)\" = {status} ] || \
+         wget -S --header {header} -O /dev/null {url} 2>&1 | grep -q \"HTTP/[0-9.]* {status}[^0-9]\" || \
+         bash -c {bash} _ {port} {path} {status} {host} 2>/dev/null"
     )
 }
 
@@ -56,13 +57,20 @@ pub(super) fn healthcheck(d: &Deploy) -> Value {
     let retries = (h.timeout.0.as_millis() / interval.as_millis().max(1)).clamp(1, 100);
     let default_port = d.route.as_ref().map_or(80, |r| r.port);
     let test: Vec<String> = match &h.check {
-        HealthCheck::Http { url, expect_status } => {
+        HealthCheck::Http {
+            url, expect_status, ..
+        } => {
             let rest = url.strip_prefix("http://").unwrap_or(url);
             let (auth, path) = rest
                 .find('/')
                 .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
             let port = url_port(auth).unwrap_or(default_port);
-            vec!["CMD-SHELL".into(), http_check(port, path, *expect_status)]
+            // Routed: asked by the route's name, as the front proxy asks it.
+            let host = d.route.as_ref().map_or("127.0.0.1", |r| r.host.as_str());
+            vec![
+                "CMD-SHELL".into(),
+                http_check(port, path, *expect_status, host),
+            ]
         }
         HealthCheck::Tcp(a) => {
             let port = url_port(a).unwrap_or(default_port);
@@ -171,14 +179,35 @@ mod tests {
 
     /// A server on a free loopback port answering every request with `status_line`.
     fn server(status_line: &'static str) -> u16 {
+        named_server(status_line, None)
+    }
+
+    /// As [`server`], but a request whose `Host` is not `host` gets a redirect to it, as
+    /// WordPress answers one by another name.
+    fn named_server(status_line: &'static str, host: Option<&'static str>) -> u16 {
         let l = TcpListener::bind("127.0.0.1:0").expect("listener");
         let port = l.local_addr().expect("addr").port();
         std::thread::spawn(move || {
             for c in l.incoming() {
                 let Ok(mut c) = c else { return };
+                // The whole request head first, as a real server reads it (answering
+                // and closing on a part of it would reset the connection).
+                let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
-                let _ = c.read(&mut buf);
-                let _ = write!(c, "{status_line}\r\nContent-Length: 0\r\n\r\n");
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let named = host.is_none_or(|h| head.contains(&format!("\r\nhost: {h}\r\n")));
+                let line = if named {
+                    status_line
+                } else {
+                    "HTTP/1.1 301 Moved Permanently"
+                };
+                let _ = write!(c, "{line}\r\nContent-Length: 0\r\n\r\n");
             }
         });
         port
@@ -213,21 +242,27 @@ mod tests {
         let ok = server("HTTP/1.1 200 OK");
         let moved = server("HTTP/1.1 302 Found");
         let base = ["bash", "head", "grep"];
+        let wp = named_server("HTTP/1.1 200 OK", Some("izin.kota.go.id"));
         assert!(run_with(
             &base,
-            &http_check(ok, "/index.php?a=1&b='x'", 200)
+            &http_check(wp, "/", 200, "izin.kota.go.id")
         ));
-        assert!(!run_with(&base, &http_check(moved, "/", 200)));
-        assert!(run_with(&base, &http_check(moved, "/", 302)));
+        assert!(!run_with(&base, &http_check(wp, "/", 200, "127.0.0.1")));
+        assert!(run_with(
+            &base,
+            &http_check(ok, "/index.php?a=1&b='x'", 200, "izin.kota.go.id")
+        ));
+        assert!(!run_with(&base, &http_check(moved, "/", 200, "127.0.0.1")));
+        assert!(run_with(&base, &http_check(moved, "/", 302, "127.0.0.1")));
         // Nothing listening: unhealthy, not an error of the shell.
         let closed = TcpListener::bind("127.0.0.1:0")
             .expect("listener")
             .local_addr()
             .expect("addr")
             .port();
-        assert!(!run_with(&base, &http_check(closed, "/", 200)));
+        assert!(!run_with(&base, &http_check(closed, "/", 200, "127.0.0.1")));
         // No tool at all: unhealthy.
-        assert!(!run_with(&[], &http_check(ok, "/", 200)));
+        assert!(!run_with(&[], &http_check(ok, "/", 200, "127.0.0.1")));
     }
 
     #[test]
@@ -237,9 +272,21 @@ mod tests {
         }
         let ok = server("HTTP/1.1 200 OK");
         let gone = server("HTTP/1.1 404 Not Found");
-        assert!(run_with(&["curl"], &http_check(ok, "/", 200)));
-        assert!(!run_with(&["curl"], &http_check(gone, "/", 200)));
-        assert!(run_with(&["curl"], &http_check(gone, "/", 404)));
+        assert!(run_with(&["curl"], &http_check(ok, "/", 200, "127.0.0.1")));
+        let wp = named_server("HTTP/1.1 200 OK", Some("izin.kota.go.id"));
+        assert!(run_with(
+            &["curl"],
+            &http_check(wp, "/", 200, "izin.kota.go.id")
+        ));
+        assert!(!run_with(&["curl"], &http_check(wp, "/", 200, "127.0.0.1")));
+        assert!(!run_with(
+            &["curl"],
+            &http_check(gone, "/", 200, "127.0.0.1")
+        ));
+        assert!(run_with(
+            &["curl"],
+            &http_check(gone, "/", 404, "127.0.0.1")
+        ));
     }
 
     #[test]
