@@ -123,6 +123,11 @@ impl Live {
         &self.secrets
     }
 
+    /// Whether the target is a Docker Swarm (`target.swarm`).
+    pub(super) fn swarm(&self) -> bool {
+        self.playbook.as_ref().is_some_and(|p| p.target.swarm)
+    }
+
     /// The target engine's endpoint, if a playbook is set.
     pub(super) fn endpoint(&self) -> Option<crate::playbook::DockerEndpoint> {
         self.playbook.as_ref().map(|p| p.target.docker.clone())

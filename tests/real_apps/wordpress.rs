@@ -74,3 +74,151 @@ fn wordpress_moves_with_its_mariadb_and_serves_the_same_pages() {
 
     crate::rollback_after_write(&env, "wordpress", &run, &marker);
 }
+
+/// `GET path` at 127.0.0.1:`port` with `Host: host`, on a new connection: the whole answer.
+fn get_as(port: u16, host: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the front proxy");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("writes");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The first running task's container of service `name`.
+fn task_of(name: &str) -> String {
+    let out = Command::new("docker")
+        .args(["ps", "-q", "--filter"])
+        .arg(format!("label=com.docker.swarm.service.name={name}"))
+        .output()
+        .expect("docker runs");
+    text(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("service {name} has no running task"))
+        .to_string()
+}
+
+/// playbooks/wordpress-swarm.yml on a single-node swarm the test makes (and leaves as it
+/// found it): the site a service of two tasks behind the front proxy, routed by name; the
+/// vendor's wp-config.php a Swarm secret with the government's password; the database a
+/// pinned service. The run succeeds the first time, the tasks' own health checks pass in
+/// gov/php (which has neither curl nor wget), the pages come through the proxy with the
+/// new address, a comment is written, and `boyong rollback` keeps it and removes the rest.
+#[test]
+fn wordpress_moves_onto_a_swarm_as_a_service_behind_the_front_door() {
+    let Some(_swarm) = crate::support::swarm::join() else {
+        return;
+    };
+    let db_password = crate::password();
+    let Some((env, host)) = crate::setup("wordpress", "mariadb", |h| {
+        vec![
+            ("WP_VENDOR_DB_PASSWORD", h.var("VH_DB_PASSWORD").to_string()),
+            ("WP_DB_PASSWORD", db_password.clone()),
+        ]
+    }) else {
+        return;
+    };
+    let _services = crate::support::swarm::Services::of(env.label());
+    crate::vendor::base_image("front");
+    let mut subs: Vec<(String, String)> = crate::common_subs(&env, &host, "wordpress", FIXED)
+        .into_iter()
+        .filter(|(from, _)| from != "repeat: 30")
+        .collect();
+    subs.push(("wordpress-front".into(), format!("{}-front", env.name)));
+    subs.push(("8092".into(), crate::support::free_port().to_string()));
+    let pb = crate::playbook(&env, "wordpress-swarm", &subs);
+    let vendor_pw = host.var("VH_DB_PASSWORD");
+    let run = crate::migrate(&env, "wordpress", &pb);
+
+    // Through the front proxy, by the site's new name: the site, its links moved with it.
+    let site = "portal.kota.example";
+    let home = get_as(env.port, site, "/");
+    assert!(home.starts_with("HTTP/1.1 200"), "{home}");
+    assert!(home.contains("Aplikasi perizinan pindah ke pusat data"));
+    let vendor_origin = format!("127.0.0.1:{}", host.var("VH_WEB_PORT"));
+    assert!(
+        !home.contains(&vendor_origin),
+        "the vendor's address is in the page"
+    );
+    assert!(
+        home.contains(&format!("http://{site}/")),
+        "the new address is not"
+    );
+    let post = get_as(
+        env.port,
+        site,
+        "/2025/12/01/jadwal-pelayanan-ktp-elektronik/",
+    );
+    assert!(post.starts_with("HTTP/1.1 200"), "{post}");
+
+    // Two tasks, each healthy by its own HEALTHCHECK; the config a secret at its path.
+    let out = Command::new("docker")
+        .args(["service", "ls", "--format", "{{.Name}} {{.Replicas}}"])
+        .output()
+        .expect("docker runs");
+    assert!(
+        text(&out.stdout).contains(&format!("{} 2/2", env.name)),
+        "{}",
+        text(&out.stdout)
+    );
+    let task = task_of(&env.name);
+    let health = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Health.Status}}", &task])
+        .output()
+        .expect("docker runs");
+    assert_eq!(text(&health.stdout).trim(), "healthy");
+    let config = Command::new("docker")
+        .args(["exec", &task, "cat", "/var/www/html/wp-config.php"])
+        .output()
+        .expect("docker runs");
+    let config = text(&config.stdout);
+    assert!(config.contains(&db_password) && !config.contains(vendor_pw));
+    crate::assert_no_secret_in_image(&task, &[vendor_pw, &db_password]);
+
+    // A visitor's comment through the proxy, stored in the database service.
+    let marker = format!("komentar-{}", crate::password());
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["-H", &format!("Host: {site}")])
+        .args(["--data-urlencode", "comment_post_ID=4"])
+        .args(["--data-urlencode", "author=Warga"])
+        .args(["--data-urlencode", "email=warga@kota.example"])
+        .args([
+            "--data-urlencode",
+            &format!("comment=Terima kasih {marker}"),
+        ])
+        .arg(format!(
+            "http://127.0.0.1:{}/wp-comments-post.php",
+            env.port
+        ))
+        .output()
+        .expect("curl runs");
+    assert_eq!(text(&out.stdout), "302", "the comment was not taken");
+    let out = Command::new("docker")
+        .args([
+            "exec",
+            "-e",
+            "MYSQL_PWD",
+            &task_of(&format!("{}-db", env.name)),
+        ])
+        .args(["mariadb", "-uwordpress", "-N", "wordpress", "-e"])
+        .arg("SELECT comment_content FROM wp_comments")
+        .env("MYSQL_PWD", &db_password)
+        .output()
+        .expect("docker runs");
+    assert!(
+        text(&out.stdout).contains(&marker),
+        "the comment is not in the database service: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    crate::rollback_after_write(&env, "wordpress", &run, &marker);
+    let out = Command::new("docker")
+        .args(["service", "ls", "-q", "--filter"])
+        .arg(format!("label={}", env.label().arg()))
+        .output()
+        .expect("docker runs");
+    assert!(text(&out.stdout).trim().is_empty(), "services left");
+}

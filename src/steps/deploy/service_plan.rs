@@ -21,8 +21,11 @@ pub(super) fn secret_keys(d: &Deploy) -> Vec<&str> {
         .collect()
 }
 
-/// The Swarm secret of env key `key` in run `run` (names at most 64 characters).
+/// The Swarm secret of env key `key` in run `run` (names at most 64 characters). A name
+/// too long is cut and ends with a digest of the whole, so that two keys of a long
+/// service's name never get the same secret.
 pub(crate) fn secret_name(service: &str, key: &str, run: &str) -> String {
+    use sha2::{Digest as _, Sha256};
     let base = format!("{service}-{}", key.to_ascii_lowercase().replace('_', "-"));
     let tail: String = run
         .chars()
@@ -31,7 +34,15 @@ pub(crate) fn secret_name(service: &str, key: &str, run: &str) -> String {
         .to_ascii_lowercase();
     let tail = &tail[tail.len().saturating_sub(16)..];
     let room = 63usize.saturating_sub(tail.len());
-    format!("{}-{tail}", &base[..base.len().min(room)])
+    if base.len() <= room {
+        return format!("{base}-{tail}");
+    }
+    let digest = crate::digest::hex(&Sha256::digest(base.as_bytes()));
+    let mut cut = room.saturating_sub(9);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}-{}-{tail}", &base[..cut], &digest[..8])
 }
 
 /// The key of file `i` of `deploy.files` among the service's secrets: with a `.`, which no
@@ -228,5 +239,26 @@ fn health_words(d: &Deploy) -> String {
         HealthCheck::Tcp(a) => format!("{a} accepts TCP, from inside the task"),
         HealthCheck::Cmd(c) => format!("`{}` exits 0", c.join(" ")),
         HealthCheck::Running => "none given; the task must keep running".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_name;
+
+    #[test]
+    fn long_names_keep_their_secrets_apart_within_64_characters() {
+        let run = "20261206T002546Z-171a";
+        let service = "bt-wordpress-14515-18ee827651a0a435-db";
+        let root = secret_name(service, "MARIADB_ROOT_PASSWORD", run);
+        let user = secret_name(service, "MARIADB_PASSWORD", run);
+        assert_ne!(root, user);
+        assert!(root.len() <= 64 && user.len() <= 64, "{root} {user}");
+        assert!(root.starts_with("bt-wordpress-14515-") && root.ends_with("1206t002546z171a"));
+        // A short one is as it always was.
+        assert_eq!(
+            secret_name("izin", "API_KEY", run),
+            "izin-api-key-1206t002546z171a"
+        );
     }
 }

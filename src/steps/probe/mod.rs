@@ -323,6 +323,9 @@ pub async fn probe(pool: &Pool, live: &Live, plan: &mut Plan, state_dir: &std::p
             Ok(t) => {
                 fx.target.push(t.about.clone());
                 fx.print("target.engine".into(), t.about.clone());
+                if live.swarm() {
+                    target::swarm_manager(&t, &mut fx).await;
+                }
                 Some(t)
             }
             Err(e) => {

@@ -36,6 +36,31 @@ pub(crate) async fn image_present(
     }
 }
 
+/// `target.swarm`: the engine must be a manager of an active swarm, or every service and
+/// database step would fail at its first change.
+pub(crate) async fn swarm_manager(t: &Target, fx: &mut Findings) {
+    match t.engine.swarm_node().await {
+        Ok(Some(n)) if n.manager => {
+            fx.target.push(format!("a swarm manager (node {})", short(&n.id)));
+        }
+        Ok(Some(_)) => fx.problem(
+            None,
+            "`target.swarm: true`, but the engine is a swarm worker, not a manager",
+            "point `target.docker` at a manager of the swarm (`docker node ls` on one lists them)",
+        ),
+        Ok(None) => fx.problem(
+            None,
+            "`target.swarm: true`, but the engine is not in a swarm",
+            "make it one (`docker swarm init` on the server) or remove `swarm: true`; nothing was changed",
+        ),
+        Err(e) => fx.problem(
+            None,
+            format!("cannot ask the engine about its swarm: {e}"),
+            "check the engine",
+        ),
+    }
+}
+
 pub(crate) async fn network(
     t: &Target,
     step: &PlannedStep,
