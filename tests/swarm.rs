@@ -144,26 +144,62 @@ fn status_row(env: &Env, args: &[&str]) -> serde_json::Value {
     rows.as_array().expect("status rows")[0].clone()
 }
 
-#[test]
-fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
-    let Some(_swarm) = swarm::join() else { return };
-    let Some(env) = Env::builder("swarm")
-        .plan_fidelity()
-        .sshd()
+/// A busybox site's test on the swarm: the cleanup of its services (first, so that it
+/// runs before the environment's), its environment (a vendor sshd, which with `ssh` also
+/// forwards to the engine's socket), its playbook (with `ssh`, the manager reached through
+/// that sshd) and the front proxy's HTTP address.
+struct Site {
+    _services: Services,
+    env: Env,
+    pb: PathBuf,
+    addr: SocketAddr,
+}
+
+fn site(test: &str, ssh: bool) -> Option<Site> {
+    let b = Env::builder(test).plan_fidelity();
+    let b = if ssh {
+        b.sshd_config("AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\nLogLevel DEBUG1\n")
+    } else {
+        b.sshd()
+    };
+    let env = b
         .busybox()
         .var("SWARM_API_KEY", API_KEY)
         .file("vendor/www/index.html", "release one\n")
         .file("vendor/www/config.php", "password=vendor-pw\n")
-        .build()
-    else {
-        return;
-    };
-    let _services = Services::of(env.label());
+        .build()?;
+    let services = Services::of(env.label());
     front_image();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
-    let pb = site_playbook(&env, "", &front, http, https);
-    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let engine = if ssh {
+        let s = env.sshd();
+        format!(
+            "  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n",
+            s.user,
+            s.port,
+            s.client_key.display(),
+            s.known_hosts.display()
+        )
+    } else {
+        String::new()
+    };
+    let pb = site_playbook(&env, &engine, &front, http, https);
+    Some(Site {
+        _services: services,
+        env,
+        pb,
+        addr: format!("127.0.0.1:{http}").parse().unwrap(),
+    })
+}
+
+#[test]
+fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
+    let Some(_swarm) = swarm::join() else { return };
+    let Some(site) = site("swarm", false) else {
+        return;
+    };
+    let (env, pb, addr) = (&site.env, &site.pb, site.addr);
 
     // The plan speaks of a service.
     let plan = env.run(&["plan", "--offline", pb.to_str().unwrap()]);
@@ -176,7 +212,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     assert!(plan.contains("API_KEY_FILE=/run/secrets/API_KEY"), "{plan}");
 
     // The first release: a service of two tasks, routed by name.
-    let out = env.run_playbook(&pb);
+    let out = env.run_playbook(pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(addr).as_deref(), Ok("one"));
     let s = service(&env.name);
@@ -239,12 +275,12 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
 
     // `status` finds the service (no container has its name): every replica running,
     // the journaled image, its health check passing through the front door.
-    let row = status_row(&env, &[]);
+    let row = status_row(env, &[]);
     assert_eq!(row["live"], "checked", "{row}");
     assert_eq!(row["container"]["state"], "running", "{row}");
     assert_eq!(row["container"]["health"], "healthy", "{row}");
     assert_eq!(row["drift"], false, "{row}");
-    let row = status_row(&env, &["--check"]);
+    let row = status_row(env, &["--check"]);
     assert_eq!(row["check"]["ok"], true, "{row}");
 
     // The live plan names the service it updates and what it runs now.
@@ -262,7 +298,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     let load = Load::start(addr);
     std::thread::sleep(Duration::from_millis(300));
     env.write("vendor/www/index.html", "release two\n");
-    let out = env.run_playbook(&pb);
+    let out = env.run_playbook(pb);
     std::thread::sleep(Duration::from_millis(500));
     let got = load.finish();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -294,7 +330,7 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
         first_image.as_str()
     );
     // The fleet's status shows the first release's image again, not drifting.
-    let row = status_row(&env, &[]);
+    let row = status_row(env, &[]);
     assert_eq!(row["container"]["state"], "running", "{row}");
     assert_eq!(row["drift"], false, "{row}");
     // This run's secrets went with it (its env key's and its file's); the first run's two
@@ -319,33 +355,12 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
 #[test]
 fn a_service_on_a_manager_reached_over_ssh_deploys_updates_and_rolls_back() {
     let Some(_swarm) = swarm::join() else { return };
-    let Some(env) = Env::builder("swarm-ssh")
-        .plan_fidelity()
-        .sshd_config("AllowStreamLocalForwarding yes\nAllowTcpForwarding yes\nLogLevel DEBUG1\n")
-        .busybox()
-        .var("SWARM_API_KEY", API_KEY)
-        .file("vendor/www/index.html", "release one\n")
-        .file("vendor/www/config.php", "password=vendor-pw\n")
-        .build()
-    else {
+    let Some(site) = site("swarm-ssh", true) else {
         return;
     };
-    let _services = Services::of(env.label());
-    front_image();
-    let front = format!("{}-front", env.name);
-    let (http, https) = (support::free_port(), support::free_port());
-    let s = env.sshd();
-    let engine = format!(
-        "  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n",
-        s.user,
-        s.port,
-        s.client_key.display(),
-        s.known_hosts.display()
-    );
-    let pb = site_playbook(&env, &engine, &front, http, https);
-    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let (env, pb, addr) = (&site.env, &site.pb, site.addr);
 
-    let out = env.run_playbook(&pb);
+    let out = env.run_playbook(pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(addr).as_deref(), Ok("one"));
     let log = env.sshd().log();
@@ -354,7 +369,7 @@ fn a_service_on_a_manager_reached_over_ssh_deploys_updates_and_rolls_back() {
         .filter(|l| l.contains("streamlocal") && l.contains("docker.sock"))
         .count();
     assert!(channels > 0, "no API request went through the sshd:\n{log}");
-    let row = status_row(&env, &["--check"]);
+    let row = status_row(env, &["--check"]);
     assert_eq!(row["container"]["state"], "running", "{row}");
     assert_eq!(row["check"]["ok"], true, "{row}");
     let first_image = service(&env.name)["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
@@ -363,7 +378,7 @@ fn a_service_on_a_manager_reached_over_ssh_deploys_updates_and_rolls_back() {
         .to_string();
 
     env.write("vendor/www/index.html", "release two\n");
-    let out = env.run_playbook(&pb);
+    let out = env.run_playbook(pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(addr).as_deref(), Ok("two"));
 
@@ -379,31 +394,18 @@ fn a_service_on_a_manager_reached_over_ssh_deploys_updates_and_rolls_back() {
 #[test]
 fn a_failed_update_is_rolled_back_by_the_engine_and_reported() {
     let Some(_swarm) = swarm::join() else { return };
-    let Some(env) = Env::builder("swarm-fail")
-        .plan_fidelity()
-        .sshd()
-        .busybox()
-        .var("SWARM_API_KEY", API_KEY)
-        .file("vendor/www/index.html", "release one\n")
-        .file("vendor/www/config.php", "password=vendor-pw\n")
-        .build()
-    else {
+    let Some(site) = site("swarm-fail", false) else {
         return;
     };
-    let _services = Services::of(env.label());
-    front_image();
-    let front = format!("{}-front", env.name);
-    let (http, https) = (support::free_port(), support::free_port());
-    let pb = site_playbook(&env, "", &front, http, https);
-    let addr: SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    let out = env.run_playbook(&pb);
+    let (env, pb, addr) = (&site.env, &site.pb, site.addr);
+    let out = env.run_playbook(pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(addr).as_deref(), Ok("one"));
 
     // A release without the page its health check asks for.
     std::fs::remove_file(env.path("vendor/www/index.html")).unwrap();
     env.write("vendor/www/other.html", "release three\n");
-    let out = env.run_playbook(&pb);
+    let out = env.run_playbook(pb);
     assert_ne!(out.status.code(), Some(0));
     let err = text(&out.stderr);
     assert!(err.contains("the engine rolled it back"), "{err}");

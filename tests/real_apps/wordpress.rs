@@ -8,15 +8,21 @@ use crate::support::text;
 /// server, and the target.
 const FIXED: [u16; 4] = [2201, 3309, 8090, 8091];
 
+/// The WordPress vendor host and the test's environment, the runs given the vendor's
+/// database password and `db_password`, the new one.
+fn vendor_host(db_password: &str) -> Option<(crate::support::env::Env, crate::VendorApp)> {
+    crate::setup("wordpress", "mariadb", |h| {
+        vec![
+            ("WP_VENDOR_DB_PASSWORD", h.var("VH_DB_PASSWORD").to_string()),
+            ("WP_DB_PASSWORD", db_password.to_string()),
+        ]
+    })
+}
+
 #[test]
 fn wordpress_moves_with_its_mariadb_and_serves_the_same_pages() {
     let db_password = crate::password();
-    let Some((env, host)) = crate::setup("wordpress", "mariadb", |h| {
-        vec![
-            ("WP_VENDOR_DB_PASSWORD", h.var("VH_DB_PASSWORD").to_string()),
-            ("WP_DB_PASSWORD", db_password.clone()),
-        ]
-    }) else {
+    let Some((env, host)) = vendor_host(&db_password) else {
         return;
     };
     let subs = crate::common_subs(&env, &host, "wordpress", FIXED);
@@ -41,36 +47,8 @@ fn wordpress_moves_with_its_mariadb_and_serves_the_same_pages() {
     crate::assert_no_secret_in_image(&env.name, &[vendor_pw, &db_password]);
 
     // A write after the cut-over: a visitor's comment, stored in the migrated database.
-    let marker = format!("komentar-{}", crate::password());
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["--data-urlencode", "comment_post_ID=4"])
-        .args(["--data-urlencode", "author=Warga"])
-        .args(["--data-urlencode", "email=warga@kota.example"])
-        .args([
-            "--data-urlencode",
-            &format!("comment=Terima kasih {marker}"),
-        ])
-        .arg(format!(
-            "http://127.0.0.1:{}/wp-comments-post.php",
-            env.port
-        ))
-        .output()
-        .expect("curl runs");
-    assert_eq!(text(&out.stdout), "302", "the comment was not taken");
-    let out = Command::new("docker")
-        .args(["exec", "-e", "MYSQL_PWD", &format!("{}-db", env.name)])
-        .args(["mariadb", "-uwordpress", "-N", "wordpress", "-e"])
-        .arg("SELECT comment_content FROM wp_comments")
-        .env("MYSQL_PWD", &db_password)
-        .output()
-        .expect("docker runs");
-    assert!(
-        text(&out.stdout).contains(&marker),
-        "the comment is not in the migrated database: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let marker = comment(env.port, None);
+    assert_comment_stored(&format!("{}-db", env.name), &db_password, &marker);
 
     crate::rollback_after_write(&env, "wordpress", &run, &marker);
 }
@@ -111,12 +89,7 @@ fn wordpress_moves_onto_a_swarm_as_a_service_behind_the_front_door() {
         return;
     };
     let db_password = crate::password();
-    let Some((env, host)) = crate::setup("wordpress", "mariadb", |h| {
-        vec![
-            ("WP_VENDOR_DB_PASSWORD", h.var("VH_DB_PASSWORD").to_string()),
-            ("WP_DB_PASSWORD", db_password.clone()),
-        ]
-    }) else {
+    let Some((env, host)) = vendor_host(&db_password) else {
         return;
     };
     let _services = crate::support::swarm::Services::of(env.label());
@@ -177,42 +150,8 @@ fn wordpress_moves_onto_a_swarm_as_a_service_behind_the_front_door() {
     crate::assert_no_secret_in_image(&task, &[vendor_pw, &db_password]);
 
     // A visitor's comment through the proxy, stored in the database service.
-    let marker = format!("komentar-{}", crate::password());
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .args(["-H", &format!("Host: {site}")])
-        .args(["--data-urlencode", "comment_post_ID=4"])
-        .args(["--data-urlencode", "author=Warga"])
-        .args(["--data-urlencode", "email=warga@kota.example"])
-        .args([
-            "--data-urlencode",
-            &format!("comment=Terima kasih {marker}"),
-        ])
-        .arg(format!(
-            "http://127.0.0.1:{}/wp-comments-post.php",
-            env.port
-        ))
-        .output()
-        .expect("curl runs");
-    assert_eq!(text(&out.stdout), "302", "the comment was not taken");
-    let out = Command::new("docker")
-        .args([
-            "exec",
-            "-e",
-            "MYSQL_PWD",
-            &task_of(&format!("{}-db", env.name)),
-        ])
-        .args(["mariadb", "-uwordpress", "-N", "wordpress", "-e"])
-        .arg("SELECT comment_content FROM wp_comments")
-        .env("MYSQL_PWD", &db_password)
-        .output()
-        .expect("docker runs");
-    assert!(
-        text(&out.stdout).contains(&marker),
-        "the comment is not in the database service: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    let marker = comment(env.port, Some(site));
+    assert_comment_stored(&task_of(&format!("{}-db", env.name)), &db_password, &marker);
 
     crate::rollback_after_write(&env, "wordpress", &run, &marker);
     let out = Command::new("docker")
@@ -221,4 +160,46 @@ fn wordpress_moves_onto_a_swarm_as_a_service_behind_the_front_door() {
         .output()
         .expect("docker runs");
     assert!(text(&out.stdout).trim().is_empty(), "services left");
+}
+
+/// A visitor's comment on post 4, posted at 127.0.0.1:`port` (with `Host: host` when
+/// given), WordPress taking it (302): the comment's marker.
+fn comment(port: u16, host: Option<&str>) -> String {
+    let marker = format!("komentar-{}", crate::password());
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+    if let Some(h) = host {
+        curl.args(["-H", &format!("Host: {h}")]);
+    }
+    let out = curl
+        .args(["--data-urlencode", "comment_post_ID=4"])
+        .args(["--data-urlencode", "author=Warga"])
+        .args(["--data-urlencode", "email=warga@kota.example"])
+        .args([
+            "--data-urlencode",
+            &format!("comment=Terima kasih {marker}"),
+        ])
+        .arg(format!("http://127.0.0.1:{port}/wp-comments-post.php"))
+        .output()
+        .expect("curl runs");
+    assert_eq!(text(&out.stdout), "302", "the comment was not taken");
+    marker
+}
+
+/// The comment with `marker` is in the `wordpress` database of container `db` (the
+/// password in the environment, never on a command line).
+fn assert_comment_stored(db: &str, db_password: &str, marker: &str) {
+    let out = Command::new("docker")
+        .args(["exec", "-e", "MYSQL_PWD", db])
+        .args(["mariadb", "-uwordpress", "-N", "wordpress", "-e"])
+        .arg("SELECT comment_content FROM wp_comments")
+        .env("MYSQL_PWD", db_password)
+        .output()
+        .expect("docker runs");
+    assert!(
+        text(&out.stdout).contains(marker),
+        "the comment is not in the migrated database: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }

@@ -167,6 +167,16 @@ fn fetched(artifacts: &Path, from: &str, rel: &str) -> Result<Vec<u8>, StepError
     Ok(bytes)
 }
 
+/// The output line of files delivered (`how`: where they went).
+pub(super) fn delivered(ready: &[Ready], how: &str) -> String {
+    let paths: Vec<&str> = ready.iter().map(|r| r.file.path.as_str()).collect();
+    format!(
+        "{} file(s) delivered {how}: {}",
+        ready.len(),
+        paths.join(", ")
+    )
+}
+
 /// The tar of the files, entries under `boyong-volume/` (where the helper mounts the
 /// volume), owners and modes as given, times fixed.
 fn tar_of(ready: &[Ready]) -> std::io::Result<Vec<u8>> {
@@ -236,15 +246,7 @@ pub(super) async fn deliver(
     let mountpoint = engine.volume_mountpoint(&name).await.map_err(docker_err)?;
     let digests: Vec<serde_json::Value> = ready.iter().map(Ready::evidence).collect();
     cx.done(&id, &json!({ "files": digests }))?;
-    cx.output(&format!(
-        "{} file(s) delivered in volume `{name}`: {}",
-        ready.len(),
-        ready
-            .iter()
-            .map(|r| r.file.path.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    cx.output(&delivered(ready, &format!("in volume `{name}`")));
     Ok(ready
         .iter()
         .map(|r| format!("{mountpoint}/{}:{}:ro", r.entry, r.file.path))

@@ -330,15 +330,7 @@ pub(super) async fn execute(
         });
     }
     if !ready.is_empty() {
-        cx.output(&format!(
-            "{} file(s) delivered as Swarm secrets: {}",
-            ready.len(),
-            ready
-                .iter()
-                .map(|r| r.file.path.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        cx.output(&super::files::delivered(&ready, "as Swarm secrets"));
     }
 
     let new_spec = spec(d, s, &image, &env, &secrets, &networks, &labels);
