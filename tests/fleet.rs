@@ -89,13 +89,13 @@ fn a_batch_of_three_with_one_unhealthy_then_status_and_drift() {
             .unwrap()
             .to_string()
     };
-    assert!(line("fa").contains("succeeded"), "{stdout}");
-    assert!(line("fb").contains("rolled-back"), "{stdout}");
+    assert!(line("fa").contains("succeeded"), "{stdout}\n{stderr}");
+    assert!(line("fb").contains("rolled-back"), "{stdout}\n{stderr}");
     assert!(
         line("fb").contains("`web`") && line("fb").contains("unhealthy"),
-        "{stdout}"
+        "{stdout}\n{stderr}"
     );
-    assert!(line("fc").contains("succeeded"), "{stdout}");
+    assert!(line("fc").contains("succeeded"), "{stdout}\n{stderr}");
     assert_eq!(serves(ports[0]), "fa");
     assert_eq!(serves(ports[2]), "fc");
     for app in apps {
