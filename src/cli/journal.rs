@@ -126,6 +126,9 @@ fn find_key(state: &Path, cmd: &str, create: bool) -> Result<Option<JournalKey>>
     }
 }
 
+/// Key files this process began writing: each its own temporary name.
+static KEYS_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Writes a new random key at `path` (0600, its directory 0700 if made). A key written
 /// by another process in between wins: it is read back.
 fn create_key(path: &Path) -> std::result::Result<JournalKey, String> {
@@ -141,22 +144,63 @@ fn create_key(path: &Path) -> std::result::Result<JournalKey, String> {
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let made = OpenOptions::new()
+    // Written whole under a name of this process, then linked into place: another
+    // process never sees a key file half written, and a key linked first wins.
+    let n = KEYS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("new-{}-{n}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let written = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path);
-    match made {
-        Ok(mut f) => {
-            f.write_all(format!("{}\n", key.to_hex()).as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Ok(key)
-        }
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(format!("{}\n", key.to_hex()).as_bytes())?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", tmp.display()));
+    }
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => fs::read_to_string(path)
             .ok()
             .and_then(|t| JournalKey::from_hex(&t))
             .ok_or_else(|| format!("{} does not hold 64 hex digits", path.display())),
         Err(e) => Err(format!("cannot create {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_key;
+
+    /// A batch's runs make the key at once: every one gets the same whole key, and no
+    /// temporary file is left.
+    #[test]
+    fn runs_making_the_key_at_once_all_get_the_one_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state").join("journal.key");
+        let keys: Vec<String> = std::thread::scope(|s| {
+            let made: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| create_key(&path).map(|k| k.to_hex())))
+                .collect();
+            made.into_iter()
+                .map(|h| h.join().expect("joins").expect("a key"))
+                .collect()
+        });
+        assert!(
+            keys.iter().all(|k| k == &keys[0] && k.len() == 64),
+            "{keys:?}"
+        );
+        let on_disk = std::fs::read_to_string(&path).expect("the key file");
+        assert_eq!(on_disk.trim(), keys[0]);
+        let files = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("lists")
+            .count();
+        assert_eq!(files, 1, "a temporary file was left");
     }
 }

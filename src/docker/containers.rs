@@ -51,15 +51,26 @@ impl Docker {
         &self,
         name: &str,
     ) -> Result<bollard::models::ContainerInspectResponse, BErr> {
-        let until = std::time::Instant::now() + PODMAN_STOPPED_WAIT;
-        loop {
-            match self.docker.inspect_container(name, None).await {
-                Err(e) if podman_stopped(&e) && std::time::Instant::now() < until => {
-                    tracing::debug!(container = name, "Podman says `stopped`: asked again");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-                other => return other,
+        settled(|| self.docker.inspect_container(name, None)).await
+    }
+}
+
+/// `call` (an inspection or a list of containers) asked again while Podman answers a
+/// container's transient `stopped` state (see [`Docker::inspect`]), every 100 ms for up to
+/// 10 s; then its answer as it is.
+pub(super) async fn settled<T, F, Fut>(mut call: F) -> Result<T, BErr>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, BErr>>,
+{
+    let until = std::time::Instant::now() + PODMAN_STOPPED_WAIT;
+    loop {
+        match call().await {
+            Err(e) if podman_stopped(&e) && std::time::Instant::now() < until => {
+                tracing::debug!("Podman says `stopped`: asked again");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
+            other => return other,
         }
     }
 }
@@ -329,16 +340,16 @@ impl Docker {
     /// An API error.
     pub async fn app_containers(&self, app: &str) -> Result<Vec<String>, DockerError> {
         let filters = HashMap::from([("label", vec![format!("boyong.app={app}")])]);
-        let list = self
-            .docker
-            .list_containers(Some(
+        let list = settled(|| {
+            self.docker.list_containers(Some(
                 bollard::query_parameters::ListContainersOptionsBuilder::new()
                     .all(true)
                     .filters(&filters)
                     .build(),
             ))
-            .await
-            .map_err(api)?;
+        })
+        .await
+        .map_err(api)?;
         Ok(list
             .into_iter()
             .flat_map(|c| c.names.unwrap_or_default())

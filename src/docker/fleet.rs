@@ -35,16 +35,16 @@ impl Docker {
     /// An API error.
     pub async fn boyong_containers(&self) -> Result<Vec<Listed>, DockerError> {
         let filters = HashMap::from([("label", vec!["boyong.app".to_string()])]);
-        let list = self
-            .docker
-            .list_containers(Some(
+        let list = super::containers::settled(|| {
+            self.docker.list_containers(Some(
                 bollard::query_parameters::ListContainersOptionsBuilder::new()
                     .all(true)
                     .filters(&filters)
                     .build(),
             ))
-            .await
-            .map_err(|e| DockerError::Api(e.to_string()))?;
+        })
+        .await
+        .map_err(|e| DockerError::Api(e.to_string()))?;
         Ok(list
             .into_iter()
             .map(|c| Listed {

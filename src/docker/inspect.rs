@@ -59,15 +59,15 @@ impl Docker {
     /// # Errors
     /// An API error.
     pub async fn published_ports(&self) -> Result<Vec<Published>, DockerError> {
-        let list = self
-            .docker
-            .list_containers(Some(
+        let list = super::containers::settled(|| {
+            self.docker.list_containers(Some(
                 bollard::query_parameters::ListContainersOptionsBuilder::new()
                     .all(false)
                     .build(),
             ))
-            .await
-            .map_err(api)?;
+        })
+        .await
+        .map_err(api)?;
         let mut out = Vec::new();
         for c in list {
             let name = c
