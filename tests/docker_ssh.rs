@@ -301,13 +301,7 @@ fn a_routed_deploy_through_ssh_checks_the_release_and_the_proxy_from_the_target_
     let Some(env) = Env::ssh("ssh-route", "yes") else {
         return;
     };
-    let root = env!("CARGO_MANIFEST_DIR");
-    let built = Command::new("bash")
-        .arg(format!("{root}/fixtures/base-images.sh"))
-        .arg("front")
-        .status()
-        .unwrap();
-    assert!(built.success(), "fixtures/base-images.sh front failed");
+    support::docker::front();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
     let host = "izin.ssh.test";

@@ -117,16 +117,6 @@ impl Load {
 }
 
 /// Builds `gov/front:1` if it is missing.
-fn front_image() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let built = std::process::Command::new("bash")
-        .arg(format!("{root}/fixtures/base-images.sh"))
-        .arg("front")
-        .status()
-        .unwrap();
-    assert!(built.success(), "fixtures/base-images.sh front failed");
-}
-
 fn playbook(env: &Env, front: &str, http: u16, https: u16) -> PathBuf {
     env.write(
         "front.yml",
@@ -149,7 +139,7 @@ fn cut_over_and_rollback_through_the_front_proxy_fail_no_request() {
     else {
         return;
     };
-    front_image();
+    support::docker::front();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
     let pb = playbook(&env, &front, http, https);
@@ -287,7 +277,7 @@ fn two_apps_on_one_proxy_switch_independently_and_tls_is_served() {
     else {
         return;
     };
-    front_image();
+    support::docker::front();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
     let a = playbook(&env, &front, http, https);
@@ -500,7 +490,7 @@ fn an_assessment_before_the_switch_keeps_a_failing_release_off_the_route() {
     else {
         return;
     };
-    front_image();
+    support::docker::front();
     let original = vendor_site(&env, &env.path("original"));
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());

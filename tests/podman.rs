@@ -109,14 +109,7 @@ fn the_front_door_on_podman_routes_a_cut_over_and_its_rollback() {
     let Some(env) = env("pm-front", true) else {
         return;
     };
-    let root = env!("CARGO_MANIFEST_DIR");
-    let built = std::process::Command::new("bash")
-        .arg(format!("{root}/fixtures/base-images.sh"))
-        .arg("front")
-        .status()
-        .unwrap();
-    assert!(built.success(), "fixtures/base-images.sh front failed");
-    support::docker::load_into_podman("gov/front:1");
+    support::docker::front();
     env.write("vendor/www/index.html", "release one\n");
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());

@@ -87,16 +87,6 @@ impl Load {
     }
 }
 
-fn front_image() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let built = std::process::Command::new("bash")
-        .arg(format!("{root}/fixtures/base-images.sh"))
-        .arg("front")
-        .status()
-        .unwrap();
-    assert!(built.success(), "fixtures/base-images.sh front failed");
-}
-
 /// `docker service inspect NAME` as JSON.
 fn service(name: &str) -> serde_json::Value {
     let out = docker(&["service", "inspect", name]);
@@ -169,18 +159,11 @@ fn site(test: &str, ssh: bool) -> Option<Site> {
         .file("vendor/www/config.php", "password=vendor-pw\n")
         .build()?;
     let services = Services::of(env.label());
-    front_image();
+    support::docker::front();
     let front = format!("{}-front", env.name);
     let (http, https) = (support::free_port(), support::free_port());
     let engine = if ssh {
-        let s = env.sshd();
-        format!(
-            "  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n",
-            s.user,
-            s.port,
-            s.client_key.display(),
-            s.known_hosts.display()
-        )
+        env.sshd().engine_yaml()
     } else {
         String::new()
     };

@@ -110,6 +110,26 @@ pub fn busybox() {
     }
 }
 
+/// Builds the front proxy's image `gov/front:1` if it is missing (and copies it into
+/// Podman's storage when the tests drive Podman).
+#[allow(
+    dead_code,
+    reason = "not every test binary routes through the front proxy"
+)]
+pub fn front() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ok = Command::new("bash")
+        .arg(format!("{root}/fixtures/base-images.sh"))
+        .arg("front")
+        .status()
+        .expect("bash runs")
+        .success();
+    assert!(ok, "fixtures/base-images.sh front failed");
+    if engine() == Engine::Podman {
+        load_into_podman("gov/front:1");
+    }
+}
+
 /// Copies `image` from the Docker Engine into Podman's storage if it is not there already.
 pub fn load_into_podman(image: &str) {
     let root = env!("CARGO_MANIFEST_DIR");

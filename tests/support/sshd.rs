@@ -74,6 +74,19 @@ impl Sshd {
         )
     }
 
+    /// The `docker:`, `identity:` and `known_hosts:` lines of a playbook's `target:` for
+    /// the engine's socket behind this server (indented under `target:`).
+    #[allow(dead_code, reason = "not every test binary reaches an engine over SSH")]
+    pub fn engine_yaml(&self) -> String {
+        format!(
+            "  docker: ssh://{}@127.0.0.1:{}\n  identity: {}\n  known_hosts: {}\n",
+            self.user,
+            self.port,
+            self.client_key.display(),
+            self.known_hosts.display()
+        )
+    }
+
     /// Starts sshd. `extra` lines are appended to its configuration (a `LogLevel` there
     /// replaces the default `VERBOSE`: sshd keeps a keyword's first value).
     pub fn start(extra: &str) -> Self {
