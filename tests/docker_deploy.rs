@@ -279,6 +279,54 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
     assert_eq!(inspect(&env.name).unwrap()["State"]["Running"], true);
 }
 
+/// The step is stopped (its time limit) while the engine is still making the new
+/// container: the request reached the engine, which makes the container after the step
+/// gave up on it. The undo waits for that answer before it removes the container: nothing
+/// of the run is left, and the old app serves alone.
+#[test]
+fn a_step_stopped_while_its_container_is_being_made_leaves_no_container_behind() {
+    let Some(env) = Env::new("inflight") else {
+        return;
+    };
+    let old_id = inspect(&env.name).unwrap()["Id"].clone();
+    let new = web_image(env.label(), "new", "new");
+    let pb = env.playbook(&new, "/");
+    let delay = Duration::from_secs(4);
+    let proxy = HoldingProxy::delaying(
+        &format!("/containers/create?name={}.next-", env.name),
+        delay,
+    );
+    support::edit_file(
+        &pb,
+        "steps:",
+        &format!(
+            "target: {{ docker: \"unix://{}\" }}\nsteps:",
+            proxy.socket.display()
+        ),
+    );
+    support::edit_file(
+        &pb,
+        "    deploy:",
+        "    retries: 0\n    timeout: 1s\n    deploy:",
+    );
+    let t0 = Instant::now();
+    let out = env.run_playbook(&pb);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(proxy.held(), "the container's creation never came");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("did not finish within its timeout of 1s"),
+        "{err}"
+    );
+    assert!(
+        t0.elapsed() >= delay,
+        "the run ended before the engine answered the request it was stopped in"
+    );
+    // Past the engine's answer: a container made behind the undo would be listed now.
+    std::thread::sleep(Duration::from_secs(1));
+    env.assert_the_old_one_serves_alone(&old_id);
+}
+
 #[test]
 fn previous_releases_beyond_keep_are_pruned_for_this_app_only() {
     let Some(env) = Env::new("prune") else { return };

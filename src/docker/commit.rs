@@ -84,17 +84,18 @@ impl Docker {
             config.cmd = config.cmd.or(base_config.cmd);
             config.entrypoint = Some(base_config.entrypoint.unwrap_or_default());
         }
-        self.docker
-            .create_container(
-                Some(
-                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
-                        .name(helper)
-                        .build(),
-                ),
-                body,
-            )
-            .await
-            .map_err(api)?;
+        let docker = self.docker.clone();
+        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
+            .name(helper)
+            .build();
+        self.changes
+            .run(async move {
+                docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map_err(api)
+            })
+            .await?;
         let made = async {
             // A big tree takes long: no request time limit for the transfer itself.
             let docker = self
@@ -127,24 +128,27 @@ impl Docker {
             if self.podman {
                 options = options.changes(&changes(&config));
             }
-            let committed = self
-                .docker
-                .commit_container(
-                    options.build(),
-                    bollard::models::ContainerConfig {
-                        labels: Some(config.labels),
-                        user: config.user,
-                        env: (!config.env.is_empty()).then_some(config.env),
-                        cmd: config.cmd,
-                        entrypoint: config.entrypoint,
-                        exposed_ports: (!config.expose.is_empty()).then_some(config.expose),
-                        working_dir: config.workdir,
-                        ..bollard::models::ContainerConfig::default()
-                    },
-                )
+            let image = bollard::models::ContainerConfig {
+                labels: Some(config.labels),
+                user: config.user,
+                env: (!config.env.is_empty()).then_some(config.env),
+                cmd: config.cmd,
+                entrypoint: config.entrypoint,
+                exposed_ports: (!config.expose.is_empty()).then_some(config.expose),
+                working_dir: config.workdir,
+                ..bollard::models::ContainerConfig::default()
+            };
+            let options = options.build();
+            let committer = self.docker.clone();
+            self.changes
+                .run(async move {
+                    committer
+                        .commit_container(options, image)
+                        .await
+                        .map(|c| c.id)
+                        .map_err(|e| DockerError::Build(format!("committing the image: {e}")))
+                })
                 .await
-                .map_err(|e| DockerError::Build(format!("committing the image: {e}")))?;
-            Ok::<String, DockerError>(committed.id)
         }
         .await;
         self.remove_container(helper).await?;

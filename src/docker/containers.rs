@@ -223,15 +223,17 @@ impl Docker {
             host_config: Some(host),
             ..ContainerCreateBody::default()
         };
-        let r = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(name).build()),
-                body,
-            )
+        let docker = self.docker.clone();
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        self.changes
+            .run(async move {
+                let r = docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map_err(api)?;
+                Ok(r.id)
+            })
             .await
-            .map_err(api)?;
-        Ok(r.id)
     }
 
     /// Starts a container (started already is fine).
@@ -239,13 +241,19 @@ impl Docker {
     /// # Errors
     /// An API error.
     pub async fn start(&self, name: &str) -> Result<(), DockerError> {
-        match self.docker.start_container(name, None).await {
-            Ok(())
-            | Err(BErr::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(api(e)),
-        }
+        let docker = self.docker.clone();
+        let name = name.to_string();
+        self.changes
+            .run(async move {
+                match docker.start_container(&name, None).await {
+                    Ok(())
+                    | Err(BErr::DockerResponseServerError {
+                        status_code: 304, ..
+                    }) => Ok(()),
+                    Err(e) => Err(api(e)),
+                }
+            })
+            .await
     }
 
     /// Stops a container, waiting `grace` seconds before killing it (stopped or gone is fine).
@@ -275,10 +283,12 @@ impl Docker {
     /// # Errors
     /// The new name is taken, the container is gone, or an API error.
     pub async fn rename(&self, name: &str, to: &str) -> Result<(), DockerError> {
-        self.docker
-            .rename_container(name, RenameContainerOptionsBuilder::new().name(to).build())
+        let docker = self.docker.clone();
+        let name = name.to_string();
+        let options = RenameContainerOptionsBuilder::new().name(to).build();
+        self.changes
+            .run(async move { docker.rename_container(&name, options).await.map_err(api) })
             .await
-            .map_err(api)
     }
 
     /// Removes a container, running or not (gone is fine).
@@ -378,15 +388,32 @@ impl Docker {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<(), DockerError> {
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: name.to_string(),
-                labels: Some(labels.clone()),
-                ..NetworkCreateRequest::default()
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            labels: Some(labels.clone()),
+            ..NetworkCreateRequest::default()
+        };
+        self.make_network(request).await
+    }
+
+    /// Makes a network as `request` says (a bridge or an overlay).
+    ///
+    /// # Errors
+    /// An API error.
+    pub(super) async fn make_network(
+        &self,
+        request: NetworkCreateRequest,
+    ) -> Result<(), DockerError> {
+        let docker = self.docker.clone();
+        self.changes
+            .run(async move {
+                docker
+                    .create_network(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(api)
             })
             .await
-            .map(|_| ())
-            .map_err(api)
     }
 
     /// Removes a network (gone is fine).
@@ -463,15 +490,15 @@ impl Docker {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<(), DockerError> {
-        self.docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.to_string()),
-                labels: Some(labels.clone()),
-                ..VolumeCreateRequest::default()
-            })
+        let docker = self.docker.clone();
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone()),
+            ..VolumeCreateRequest::default()
+        };
+        self.changes
+            .run(async move { docker.create_volume(request).await.map(|_| ()).map_err(api) })
             .await
-            .map(|_| ())
-            .map_err(api)
     }
 
     /// Removes a volume (gone is fine).

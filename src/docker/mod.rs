@@ -22,6 +22,7 @@ mod commit;
 mod containers;
 mod exec;
 mod fleet;
+mod inflight;
 mod inspect;
 mod load;
 mod logs;
@@ -103,6 +104,8 @@ pub struct Docker {
     /// learned once from `/version` at connect: its differences are handled where they
     /// matter (docs/targets.md).
     podman: bool,
+    /// The requests that make or change something, in flight (`inflight.rs`).
+    changes: inflight::Inflight,
 }
 
 impl Docker {
@@ -209,7 +212,15 @@ impl Docker {
             endpoint: name,
             tunnel,
             podman,
+            changes: inflight::Inflight::new(),
         })
+    }
+
+    /// Waits until every request that makes or changes something has ended, those of a
+    /// step that was stopped while waiting for one included: an undo calls this first, so
+    /// that what it removes is not made again behind it.
+    pub async fn settled(&self) {
+        self.changes.settled().await;
     }
 
     /// Whether the engine is Podman's Docker-compatible service.

@@ -195,12 +195,14 @@ impl Docker {
     /// # Errors
     /// An API error (a name taken, a network that is not attachable …).
     pub async fn create_service(&self, spec: &Value) -> Result<String, DockerError> {
-        let r = self
-            .docker
-            .create_service(spec_of(spec)?, None)
+        let docker = self.docker.clone();
+        let spec = spec_of(spec)?;
+        self.changes
+            .run(async move {
+                let r = docker.create_service(spec, None).await.map_err(api)?;
+                Ok(r.id.unwrap_or_default())
+            })
             .await
-            .map_err(api)?;
-        Ok(r.id.unwrap_or_default())
     }
 
     /// Updates service `name`, at its version `version`, to `spec`.
@@ -216,11 +218,18 @@ impl Docker {
         let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
             .version(i32::try_from(version).unwrap_or(i32::MAX))
             .build();
-        self.docker
-            .update_service(name, spec_of(spec)?, options, None)
+        let docker = self.docker.clone();
+        let name = name.to_string();
+        let spec = spec_of(spec)?;
+        self.changes
+            .run(async move {
+                docker
+                    .update_service(&name, spec, options, None)
+                    .await
+                    .map(|_| ())
+                    .map_err(api)
+            })
             .await
-            .map(|_| ())
-            .map_err(api)
     }
 
     /// Removes service `name` and waits until its tasks' containers are gone (so its
@@ -412,11 +421,10 @@ impl Docker {
             "Data": data.as_str(),
         }))
         .map_err(|e| DockerError::Api(format!("a secret spec that does not read: {e}")))?;
-        self.docker
-            .create_secret(spec)
+        let docker = self.docker.clone();
+        self.changes
+            .run(async move { docker.create_secret(spec).await.map(|r| r.id).map_err(api) })
             .await
-            .map(|r| r.id)
-            .map_err(api)
     }
 
     /// Removes secret `name` (gone is fine); one still held by a service that is being
@@ -460,17 +468,14 @@ impl Docker {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<(), DockerError> {
-        self.docker
-            .create_network(bollard::models::NetworkCreateRequest {
-                name: name.to_string(),
-                driver: Some("overlay".into()),
-                attachable: Some(true),
-                labels: Some(labels.clone()),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ())
-            .map_err(api)
+        self.make_network(bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("overlay".into()),
+            attachable: Some(true),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        })
+        .await
     }
 
     /// The containers on network `name` here (by name), and whether a service uses it.

@@ -229,6 +229,17 @@ pub struct HoldingProxy {
 
 impl HoldingProxy {
     pub fn start(pattern: &str) -> Self {
+        Self::holding(pattern, None)
+    }
+
+    /// As [`HoldingProxy::start`], but the request is forwarded after `delay`: the engine
+    /// answers it late, whatever the client did meanwhile.
+    #[allow(dead_code, reason = "not every test binary delays a request")]
+    pub fn delaying(pattern: &str, delay: std::time::Duration) -> Self {
+        Self::holding(pattern, Some(delay))
+    }
+
+    fn holding(pattern: &str, delay: Option<std::time::Duration>) -> Self {
         use std::os::unix::net::{UnixListener, UnixStream};
         use std::sync::atomic::{AtomicBool, Ordering};
         let dir = tempfile::tempdir().expect("tempdir");
@@ -263,9 +274,13 @@ impl HoldingProxy {
                             && tail.windows(pattern.len()).any(|w| w == pattern.as_slice())
                             && !flag.swap(true, Ordering::SeqCst)
                         {
-                            // Held: this connection forwards nothing more, ever.
-                            loop {
-                                std::thread::sleep(std::time::Duration::from_secs(3600));
+                            // Held: this connection forwards nothing more, ever, or
+                            // not before `delay`.
+                            match delay {
+                                Some(d) => std::thread::sleep(d),
+                                None => loop {
+                                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                                },
                             }
                         }
                         let keep = tail.len().saturating_sub(pattern.len());
