@@ -214,6 +214,8 @@ impl Session {
             addr: addr.clone(),
             source,
         })?;
+        // russh sets TCP_NODELAY only on a socket it opens itself (socket.rs).
+        let stream = super::socket::QuickAck::new(stream);
         let on_record = known_hosts::algorithms_for(&known, &t.host, t.port);
         let seen = Arc::new(Mutex::new(None));
         let checker = Checker {

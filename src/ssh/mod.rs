@@ -9,6 +9,7 @@
 pub mod client;
 mod error;
 pub mod known_hosts;
+mod socket;
 
 pub use client::{Auth, Exec, Out, Session, Target};
 pub use error::SshError;

@@ -24,23 +24,37 @@ const MAX_NAMES: usize = 1 << 20;
 /// So many changed files are always pulled by name.
 const FEW: usize = 64;
 
-/// The incremental pull into `partial`, or `None` (pull the whole tree).
-pub(super) async fn pull(
-    session: &Session,
-    f: &Fetch,
-    inputs: &str,
-    partial: &std::path::Path,
-    cx: &mut StepCx<'_>,
-) -> Result<Option<Pulled>, StepError> {
+/// The search for the earlier artifact of a fetch with these `inputs`, started on a thread
+/// of its own (it reads and hashes the earlier descriptions while the SSH connection is
+/// made).
+pub(super) struct Looking(tokio::task::JoinHandle<(Option<incr::Earlier>, Vec<String>)>);
+
+/// Starts [`Looking`].
+pub(super) fn look(cx: &StepCx<'_>, inputs: &str) -> Looking {
     let (artifacts, runs, key) = (
         cx.artifacts().to_path_buf(),
         cx.earlier_runs(),
         inputs.to_string(),
     );
-    let (earlier, passed) =
-        tokio::task::spawn_blocking(move || incr::earlier(&artifacts, &key, &runs))
-            .await
-            .map_err(|e| StepError::failed(format!("the searching thread failed: {e}")))?;
+    Looking(tokio::task::spawn_blocking(move || {
+        incr::earlier(&artifacts, &key, &runs)
+    }))
+}
+
+/// The incremental pull into `partial` on what `looking` finds, or `None` (pull the whole
+/// tree).
+pub(super) async fn pull(
+    session: &Session,
+    f: &Fetch,
+    looking: Looking,
+    partial: &std::path::Path,
+    cx: &mut StepCx<'_>,
+) -> Result<Option<Pulled>, StepError> {
+    let looked = std::time::Instant::now();
+    let (earlier, passed) = looking
+        .0
+        .await
+        .map_err(|e| StepError::failed(format!("the searching thread failed: {e}")))?;
     for p in passed {
         cx.output(&format!(
             "not built on (its descriptions do not verify): {p}"
@@ -49,6 +63,10 @@ pub(super) async fn pull(
     let Some(earlier) = earlier else {
         return Ok(None);
     };
+    cx.detail(&format!(
+        "timing: earlier artifact read {} ms after the connection",
+        looked.elapsed().as_millis()
+    ));
     let began = std::time::Instant::now();
     // The delta command starts beside the listing (OpenSSH sets a session up in about
     // 0.1 s); its stdin, the names, is sent once the listing is compared.
@@ -92,6 +110,10 @@ pub(super) async fn pull(
     }
     let (clock, list) = incr::parse_listing(&out).map_err(StepError::Fatal)?;
     let mut takes = incr::decide(&list, &earlier);
+    cx.detail(&format!(
+        "timing: compared by {} ms",
+        began.elapsed().as_millis()
+    ));
     let digested = if f.incremental == Incremental::Digest {
         incr::digest_kept(session, &f.path, &mut takes).await?
     } else {

@@ -465,12 +465,14 @@ pub(super) async fn pull_delta(
     }
 }
 
-/// Ends a delta command that is not needed (nothing changed, or a full pull instead).
+/// Ends a delta command that is not needed (nothing changed, or a full pull instead): the
+/// end of its stdin sent, its (empty) tar read to the end by a task of its own, so that the
+/// pull does not wait for the vendor's tar to exit.
 pub(super) async fn drop_delta(run: Option<crate::ssh::Exec>) {
     if let Some(mut run) = run
         && run.eof().await.is_ok()
     {
-        while run.next().await.is_some() {}
+        tokio::spawn(async move { while run.next().await.is_some() {} });
     }
 }
 
@@ -560,11 +562,42 @@ pub(super) fn materialize(
         }
     }
     // Two threads: a link is a metadata write each, and most of a re-pull's own time.
+    // Each links within a pair of open folders (`linkat`), not by whole paths: walking the
+    // two long paths again for every file cost about as much as the link.
     let link = |names: &[&[u8]]| -> Result<(), String> {
+        let mut open: Option<(&[u8], fs::File, fs::File)> = None;
         for name in names {
-            let (from, to) = (earlier.join(std::ffi::OsStr::from_bytes(name)), at(name));
-            fs::hard_link(&from, &to)
-                .map_err(|e| format!("cannot link {} to {}: {e}", from.display(), to.display()))?;
+            let (parent, leaf) = match name.iter().rposition(|&b| b == b'/') {
+                Some(i) => (&name[..i], &name[i + 1..]),
+                None => (&name[..0], &name[..]),
+            };
+            let fail = |e: &dyn std::fmt::Display| {
+                format!(
+                    "cannot link {} to {}: {e}",
+                    earlier.join(std::ffi::OsStr::from_bytes(name)).display(),
+                    at(name).display()
+                )
+            };
+            let dirs = match open.take() {
+                Some(d) if d.0 == parent => d,
+                _ => {
+                    let (from, to) = if parent.is_empty() {
+                        (earlier.to_path_buf(), root.to_path_buf())
+                    } else {
+                        (
+                            earlier.join(std::ffi::OsStr::from_bytes(parent)),
+                            at(parent),
+                        )
+                    };
+                    let from = fs::File::open(&from).map_err(|e| fail(&e))?;
+                    let to = fs::File::open(&to).map_err(|e| fail(&e))?;
+                    (parent, from, to)
+                }
+            };
+            let leaf = std::ffi::OsStr::from_bytes(leaf);
+            rustix::fs::linkat(&dirs.1, leaf, &dirs.2, leaf, rustix::fs::AtFlags::empty())
+                .map_err(|e| fail(&e))?;
+            open = Some(dirs);
         }
         Ok(())
     };

@@ -221,16 +221,18 @@ async fn execute(
     fs::create_dir_all(&partial)
         .map_err(|e| fail(format!("cannot create {}: {e}", partial.display())))?;
     let began = std::time::Instant::now();
+    let looking = match &inputs {
+        Some(key) if f.incremental != Incremental::Off => Some(again::look(cx, key)),
+        _ => None,
+    };
     let session = live.vendor(Some(cx)).await?;
     cx.detail(&format!(
         "timing: connected in {} ms",
         began.elapsed().as_millis()
     ));
     let mut pulled = None;
-    if f.incremental != Incremental::Off
-        && let Some(key) = &inputs
-    {
-        pulled = again::pull(&session, f, key, &partial, cx)
+    if let Some(looking) = looking {
+        pulled = again::pull(&session, f, looking, &partial, cx)
             .await
             .map_err(scrapped)?;
     }
@@ -258,6 +260,10 @@ async fn execute(
         write_synced(path, bytes)
             .map_err(|e| fatal(format!("cannot write {}: {e}", path.display())))?;
     }
+    cx.detail(&format!(
+        "timing: descriptions written by {} ms",
+        began.elapsed().as_millis()
+    ));
     if let Some(sums) = &f.sha256sums {
         check_sums(&session, sums, &pulled.tree)
             .await
