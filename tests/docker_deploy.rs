@@ -52,6 +52,26 @@ impl Env {
         )
     }
 
+    /// The old release's container id, and a playbook deploying a new image (serving
+    /// "new") health-checked at `health_path`.
+    fn new_release(&self, health_path: &str) -> (Value, PathBuf) {
+        let old_id = inspect(&self.name).unwrap()["Id"].clone();
+        let new = web_image(self.label(), "new", "new");
+        (old_id, self.playbook(&new, health_path))
+    }
+
+    /// `pb` reaches the engine through `proxy`.
+    fn through(pb: &std::path::Path, proxy: &HoldingProxy) {
+        support::edit_file(
+            pb,
+            "steps:",
+            &format!(
+                "target: {{ docker: \"unix://{}\" }}\nsteps:",
+                proxy.socket.display()
+            ),
+        );
+    }
+
     /// The app as it ran before the test serves again, the same container (`old_id`), the
     /// only one of this test left.
     fn assert_the_old_one_serves_alone(&self, old_id: &Value) {
@@ -110,9 +130,7 @@ fn a_healthy_cut_over_serves_the_new_app_hardened_and_rollback_brings_back_the_o
     let Some(env) = Env::new("cutover") else {
         return;
     };
-    let old_id = inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(env.label(), "new", "new");
-    let pb = env.playbook(&new, "/");
+    let (old_id, pb) = env.new_release("/");
     let out = env.run_playbook(&pb);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(get(env.port), "new");
@@ -148,9 +166,7 @@ fn an_unhealthy_new_app_is_kept_aside_and_the_old_one_serves_again() {
     let Some(env) = Env::new("unhealthy") else {
         return;
     };
-    let old_id = inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(env.label(), "new", "new");
-    let pb = env.playbook(&new, "/missing");
+    let (old_id, pb) = env.new_release("/missing");
     let out = env
         .playbook_run(&pb)
         .arg("--no-auto-rollback")
@@ -187,10 +203,8 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
     let Some(env) = Env::new("sigkill") else {
         return;
     };
-    let old_id = inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(env.label(), "new", "new");
     // Never healthy, and a long wait: boyong is killed while it waits.
-    let pb = env.playbook(&new, "/missing");
+    let (old_id, pb) = env.new_release("/missing");
     support::edit_file(&pb, "timeout: 4s", "timeout: 120s");
     let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     // Wait until the new container runs (the old one is stopped by then).
@@ -235,21 +249,12 @@ fn sigkill_between_the_two_renames_then_rollback_restores_the_old_app_serving() 
     let Some(env) = Env::new("renames") else {
         return;
     };
-    let old_id = inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(env.label(), "new", "new");
-    let pb = env.playbook(&new, "/");
+    let (old_id, pb) = env.new_release("/");
     // The engine is reached through a proxy that holds the second rename (`NAME.next-RUN`
     // to `NAME`) forever: boyong is killed after the old one became `NAME.prev-RUN` and
     // before the new one takes the name.
     let proxy = HoldingProxy::start(&format!("/rename?name={} ", env.name));
-    support::edit_file(
-        &pb,
-        "steps:",
-        &format!(
-            "target: {{ docker: \"unix://{}\" }}\nsteps:",
-            proxy.socket.display()
-        ),
-    );
+    Env::through(&pb, &proxy);
     let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
     let t0 = Instant::now();
     while !proxy.held() {
@@ -288,22 +293,13 @@ fn a_step_stopped_while_its_container_is_being_made_leaves_no_container_behind()
     let Some(env) = Env::new("inflight") else {
         return;
     };
-    let old_id = inspect(&env.name).unwrap()["Id"].clone();
-    let new = web_image(env.label(), "new", "new");
-    let pb = env.playbook(&new, "/");
+    let (old_id, pb) = env.new_release("/");
     let delay = Duration::from_secs(4);
     let proxy = HoldingProxy::delaying(
         &format!("/containers/create?name={}.next-", env.name),
         delay,
     );
-    support::edit_file(
-        &pb,
-        "steps:",
-        &format!(
-            "target: {{ docker: \"unix://{}\" }}\nsteps:",
-            proxy.socket.display()
-        ),
-    );
+    Env::through(&pb, &proxy);
     support::edit_file(
         &pb,
         "    deploy:",
