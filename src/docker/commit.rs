@@ -84,18 +84,16 @@ impl Docker {
             config.cmd = config.cmd.or(base_config.cmd);
             config.entrypoint = Some(base_config.entrypoint.unwrap_or_default());
         }
-        let docker = self.docker.clone();
         let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
             .name(helper)
             .build();
-        self.changes
-            .run(async move {
-                docker
-                    .create_container(Some(options), body)
-                    .await
-                    .map_err(api)
-            })
-            .await?;
+        self.change(|docker| async move {
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(api)
+        })
+        .await?;
         let made = async {
             // A big tree takes long: no request time limit for the transfer itself.
             let docker = self
@@ -139,16 +137,14 @@ impl Docker {
                 ..bollard::models::ContainerConfig::default()
             };
             let options = options.build();
-            let committer = self.docker.clone();
-            self.changes
-                .run(async move {
-                    committer
-                        .commit_container(options, image)
-                        .await
-                        .map(|c| c.id)
-                        .map_err(|e| DockerError::Build(format!("committing the image: {e}")))
-                })
-                .await
+            self.change(|docker| async move {
+                docker
+                    .commit_container(options, image)
+                    .await
+                    .map(|c| c.id)
+                    .map_err(|e| DockerError::Build(format!("committing the image: {e}")))
+            })
+            .await
         }
         .await;
         self.remove_container(helper).await?;

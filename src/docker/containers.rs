@@ -223,17 +223,15 @@ impl Docker {
             host_config: Some(host),
             ..ContainerCreateBody::default()
         };
-        let docker = self.docker.clone();
         let options = CreateContainerOptionsBuilder::new().name(name).build();
-        self.changes
-            .run(async move {
-                let r = docker
-                    .create_container(Some(options), body)
-                    .await
-                    .map_err(api)?;
-                Ok(r.id)
-            })
-            .await
+        self.change(|docker| async move {
+            let r = docker
+                .create_container(Some(options), body)
+                .await
+                .map_err(api)?;
+            Ok(r.id)
+        })
+        .await
     }
 
     /// Starts a container (started already is fine).
@@ -241,19 +239,17 @@ impl Docker {
     /// # Errors
     /// An API error.
     pub async fn start(&self, name: &str) -> Result<(), DockerError> {
-        let docker = self.docker.clone();
         let name = name.to_string();
-        self.changes
-            .run(async move {
-                match docker.start_container(&name, None).await {
-                    Ok(())
-                    | Err(BErr::DockerResponseServerError {
-                        status_code: 304, ..
-                    }) => Ok(()),
-                    Err(e) => Err(api(e)),
-                }
-            })
-            .await
+        self.change(|docker| async move {
+            match docker.start_container(&name, None).await {
+                Ok(())
+                | Err(BErr::DockerResponseServerError {
+                    status_code: 304, ..
+                }) => Ok(()),
+                Err(e) => Err(api(e)),
+            }
+        })
+        .await
     }
 
     /// Stops a container, waiting `grace` seconds before killing it (stopped or gone is fine).
@@ -283,12 +279,12 @@ impl Docker {
     /// # Errors
     /// The new name is taken, the container is gone, or an API error.
     pub async fn rename(&self, name: &str, to: &str) -> Result<(), DockerError> {
-        let docker = self.docker.clone();
         let name = name.to_string();
         let options = RenameContainerOptionsBuilder::new().name(to).build();
-        self.changes
-            .run(async move { docker.rename_container(&name, options).await.map_err(api) })
-            .await
+        self.change(
+            |docker| async move { docker.rename_container(&name, options).await.map_err(api) },
+        )
+        .await
     }
 
     /// Removes a container, running or not (gone is fine).
@@ -404,16 +400,14 @@ impl Docker {
         &self,
         request: NetworkCreateRequest,
     ) -> Result<(), DockerError> {
-        let docker = self.docker.clone();
-        self.changes
-            .run(async move {
-                docker
-                    .create_network(request)
-                    .await
-                    .map(|_| ())
-                    .map_err(api)
-            })
-            .await
+        self.change(|docker| async move {
+            docker
+                .create_network(request)
+                .await
+                .map(|_| ())
+                .map_err(api)
+        })
+        .await
     }
 
     /// Removes a network (gone is fine).
@@ -490,15 +484,15 @@ impl Docker {
         name: &str,
         labels: &HashMap<String, String>,
     ) -> Result<(), DockerError> {
-        let docker = self.docker.clone();
         let request = VolumeCreateRequest {
             name: Some(name.to_string()),
             labels: Some(labels.clone()),
             ..VolumeCreateRequest::default()
         };
-        self.changes
-            .run(async move { docker.create_volume(request).await.map(|_| ()).map_err(api) })
-            .await
+        self.change(
+            |docker| async move { docker.create_volume(request).await.map(|_| ()).map_err(api) },
+        )
+        .await
     }
 
     /// Removes a volume (gone is fine).

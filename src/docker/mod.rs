@@ -223,6 +223,19 @@ impl Docker {
         self.changes.settled().await;
     }
 
+    /// Runs `request`, given a clone of the client, as a change carried through even when
+    /// the caller is dropped (`inflight.rs`): every request that makes or changes something.
+    async fn change<T, F>(
+        &self,
+        request: impl FnOnce(bollard::Docker) -> F,
+    ) -> Result<T, DockerError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<T, DockerError>> + Send + 'static,
+    {
+        self.changes.run(request(self.docker.clone())).await
+    }
+
     /// Whether the engine is Podman's Docker-compatible service.
     pub fn is_podman(&self) -> bool {
         self.podman

@@ -14,15 +14,15 @@ impl Docker {
         if self.container_ip(container, network).await?.is_some() {
             return Ok(());
         }
-        let docker = self.docker.clone();
         let network = network.to_string();
         let request = NetworkConnectRequest {
             container: container.to_string(),
             ..NetworkConnectRequest::default()
         };
-        self.changes
-            .run(async move { docker.connect_network(&network, request).await.map_err(api) })
-            .await
+        self.change(
+            |docker| async move { docker.connect_network(&network, request).await.map_err(api) },
+        )
+        .await
     }
 
     /// The IPv4 address of `container` on `network`, while it has one (it runs).

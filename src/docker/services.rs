@@ -195,14 +195,12 @@ impl Docker {
     /// # Errors
     /// An API error (a name taken, a network that is not attachable …).
     pub async fn create_service(&self, spec: &Value) -> Result<String, DockerError> {
-        let docker = self.docker.clone();
         let spec = spec_of(spec)?;
-        self.changes
-            .run(async move {
-                let r = docker.create_service(spec, None).await.map_err(api)?;
-                Ok(r.id.unwrap_or_default())
-            })
-            .await
+        self.change(|docker| async move {
+            let r = docker.create_service(spec, None).await.map_err(api)?;
+            Ok(r.id.unwrap_or_default())
+        })
+        .await
     }
 
     /// Updates service `name`, at its version `version`, to `spec`.
@@ -218,18 +216,16 @@ impl Docker {
         let options = bollard::query_parameters::UpdateServiceOptionsBuilder::default()
             .version(i32::try_from(version).unwrap_or(i32::MAX))
             .build();
-        let docker = self.docker.clone();
         let name = name.to_string();
         let spec = spec_of(spec)?;
-        self.changes
-            .run(async move {
-                docker
-                    .update_service(&name, spec, options, None)
-                    .await
-                    .map(|_| ())
-                    .map_err(api)
-            })
-            .await
+        self.change(|docker| async move {
+            docker
+                .update_service(&name, spec, options, None)
+                .await
+                .map(|_| ())
+                .map_err(api)
+        })
+        .await
     }
 
     /// Removes service `name` and waits until its tasks' containers are gone (so its
@@ -421,10 +417,10 @@ impl Docker {
             "Data": data.as_str(),
         }))
         .map_err(|e| DockerError::Api(format!("a secret spec that does not read: {e}")))?;
-        let docker = self.docker.clone();
-        self.changes
-            .run(async move { docker.create_secret(spec).await.map(|r| r.id).map_err(api) })
-            .await
+        self.change(
+            |docker| async move { docker.create_secret(spec).await.map(|r| r.id).map_err(api) },
+        )
+        .await
     }
 
     /// Removes secret `name` (gone is fine); one still held by a service that is being

@@ -97,17 +97,7 @@ pub fn available() -> bool {
 /// Builds `boyong-fixture/busybox:1` if it is missing (and copies it into Podman's
 /// storage when the tests drive Podman).
 pub fn busybox() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let ok = Command::new("bash")
-        .arg(format!("{root}/fixtures/base-images.sh"))
-        .arg("busybox")
-        .status()
-        .expect("bash runs")
-        .success();
-    assert!(ok, "fixtures/base-images.sh busybox failed");
-    if engine() == Engine::Podman {
-        load_into_podman("boyong-fixture/busybox:1");
-    }
+    base_image("busybox", "boyong-fixture/busybox:1");
 }
 
 /// Builds the front proxy's image `gov/front:1` if it is missing (and copies it into
@@ -117,16 +107,22 @@ pub fn busybox() {
     reason = "not every test binary routes through the front proxy"
 )]
 pub fn front() {
+    base_image("front", "gov/front:1");
+}
+
+/// `fixtures/base-images.sh WHICH`, which makes `image` if it is missing; then the image
+/// copied into Podman's storage when the tests drive Podman.
+fn base_image(which: &str, image: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
     let ok = Command::new("bash")
         .arg(format!("{root}/fixtures/base-images.sh"))
-        .arg("front")
+        .arg(which)
         .status()
         .expect("bash runs")
         .success();
-    assert!(ok, "fixtures/base-images.sh front failed");
+    assert!(ok, "fixtures/base-images.sh {which} failed");
     if engine() == Engine::Podman {
-        load_into_podman("gov/front:1");
+        load_into_podman(image);
     }
 }
 

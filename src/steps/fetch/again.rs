@@ -68,8 +68,9 @@ pub(super) async fn pull(
         looked.elapsed().as_millis()
     ));
     let began = std::time::Instant::now();
-    // The delta command starts beside the listing (OpenSSH sets a session up in about
-    // 0.1 s); its stdin, the names, is sent once the listing is compared.
+    // The delta command starts beside the listing (a session set up is a round trip and
+    // a shell started on the vendor host); its stdin, the names, is sent once the listing
+    // is compared.
     let (list_cmd, delta_cmd) = (
         incr::list_command(&f.path, &f.exclude),
         incr::delta_command(&f.path, &f.exclude),
