@@ -84,16 +84,7 @@ impl Docker {
             config.cmd = config.cmd.or(base_config.cmd);
             config.entrypoint = Some(base_config.entrypoint.unwrap_or_default());
         }
-        let options = bollard::query_parameters::CreateContainerOptionsBuilder::new()
-            .name(helper)
-            .build();
-        self.change(|docker| async move {
-            docker
-                .create_container(Some(options), body)
-                .await
-                .map_err(api)
-        })
-        .await?;
+        self.make_helper(helper, body).await?;
         let made = async {
             // A big tree takes long: no request time limit for the transfer itself.
             let docker = self
@@ -226,17 +217,8 @@ impl Docker {
         owner: &str,
     ) -> Result<(u64, u64), DockerError> {
         self.remove_container(helper).await?;
-        self.docker
-            .create_container(
-                Some(
-                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
-                        .name(helper)
-                        .build(),
-                ),
-                helper_body(base, &HashMap::new()),
-            )
-            .await
-            .map_err(api)?;
+        self.make_helper(helper, helper_body(base, &HashMap::new()))
+            .await?;
         let read = async {
             let passwd = self.file_of(helper, "/etc/passwd").await?;
             let group = self.file_of(helper, "/etc/group").await.unwrap_or_default();

@@ -234,6 +234,27 @@ impl Docker {
         .await
     }
 
+    /// Creates (does not start) the short-lived container `name` from `body` exactly as
+    /// given: a build's or a volume's helper.
+    ///
+    /// # Errors
+    /// The name is taken, the image is missing, or an API error.
+    pub(super) async fn make_helper(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<(), DockerError> {
+        let options = CreateContainerOptionsBuilder::new().name(name).build();
+        self.change(|docker| async move {
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map(|_| ())
+                .map_err(api)
+        })
+        .await
+    }
+
     /// Starts a container (started already is fine).
     ///
     /// # Errors

@@ -188,18 +188,7 @@ impl Docker {
             }),
             ..ContainerCreateBody::default()
         };
-        self.docker
-            .create_container(
-                Some(
-                    bollard::query_parameters::CreateContainerOptionsBuilder::new()
-                        .name(helper)
-                        .build(),
-                ),
-                body,
-            )
-            .await
-            .map(|_| ())
-            .map_err(api)
+        self.make_helper(helper, body).await
     }
 
     /// Starts `helper` and waits for it to exit 0.
