@@ -83,8 +83,25 @@ pub fn assert_plan_fidelity(run: &std::path::Path) {
     assert!(seen > 0, "the run journaled no change at all");
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, from below the kernel's range for
+/// the local ports of outgoing connections (32768 and up on Linux): a port of that range,
+/// which `bind(0)` gives, can be taken meanwhile by any connection a test opens (seen: a
+/// container's published port "already allocated" to such a connection). Random in the
+/// range, so that tests in parallel processes pick different ones.
 pub fn free_port() -> u16 {
+    const LOW: u32 = 15_000;
+    const SPAN: u32 = 17_000;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ (std::process::id() << 12);
+    for i in 0..SPAN {
+        let port = LOW + seed.wrapping_add(i.wrapping_mul(7_919)) % SPAN;
+        let port = u16::try_from(port).expect("below 32768");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("binds")
         .local_addr()

@@ -2,7 +2,6 @@
 //! port, with host and client keys generated for each test, stopped when dropped.
 
 use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,13 +54,6 @@ pub fn keygen(path: &Path, kind: &str, passphrase: &str) {
     assert!(ok, "ssh-keygen failed");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Sshd {
     /// A playbook's `vendor:` block for this server (the client key, its known_hosts).
     pub fn vendor_yaml(&self) -> String {
@@ -108,7 +100,7 @@ impl Sshd {
                     .to_string()
             });
         let _ = std::fs::create_dir_all("/run/sshd");
-        let port = free_port();
+        let port = super::free_port();
         let config = d.join("sshd_config");
         std::fs::write(
             &config,
