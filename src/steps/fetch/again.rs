@@ -7,16 +7,19 @@
 //! list of names would not fit the channel's window).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use super::Pulled;
+use super::ahead::Ahead;
 use super::incr::{self, Take};
 use crate::artifact::Node;
 use crate::artifact::unpack::Unpacked;
 use crate::engine::{StepCx, StepError};
 use crate::playbook::{Fetch, Incremental};
 use crate::ssh::Session;
+use crate::steps::common::remove_all;
 
 /// Above this many bytes of names, or when more than half the files changed (and more
 /// than [`FEW`]), the whole tree is pulled.
@@ -42,7 +45,7 @@ pub(super) fn look(cx: &StepCx<'_>, inputs: &str) -> Looking {
 }
 
 /// The incremental pull into `partial` on what `looking` finds, or `None` (pull the whole
-/// tree).
+/// tree; `partial` is then empty again).
 pub(super) async fn pull(
     session: &Session,
     f: &Fetch,
@@ -67,6 +70,36 @@ pub(super) async fn pull(
         "timing: earlier artifact read {} ms after the connection",
         looked.elapsed().as_millis()
     ));
+    let mut ahead = Ahead::start(earlier.tree.clone(), &earlier.dir, partial);
+    let pulled = pull_on(session, f, &earlier, &mut ahead, partial, cx).await;
+    if !matches!(pulled, Ok(Some(_))) {
+        ahead.stop().await;
+        let _ = remove_all(&[delta_dir(partial)]);
+    }
+    if matches!(pulled, Ok(None)) {
+        remove_all(&[partial.to_path_buf()])
+            .and_then(|()| std::fs::create_dir_all(partial))
+            .map_err(|e| StepError::Fatal(format!("cannot empty {}: {e}", partial.display())))?;
+    }
+    pulled
+}
+
+/// Where the delta is unpacked (empty, as every unpack's root), beside `partial`.
+pub(super) fn delta_dir(partial: &Path) -> PathBuf {
+    let mut name = partial.file_name().unwrap_or_default().to_os_string();
+    name.push(".delta");
+    partial.with_file_name(name)
+}
+
+/// [`pull`] once the earlier artifact is found and being linked ahead.
+async fn pull_on(
+    session: &Session,
+    f: &Fetch,
+    earlier: &incr::Earlier,
+    ahead: &mut Ahead,
+    partial: &Path,
+    cx: &mut StepCx<'_>,
+) -> Result<Option<Pulled>, StepError> {
     let began = std::time::Instant::now();
     // The delta command starts beside the listing (a session set up is a round trip and
     // a shell started on the vendor host); its stdin, the names, is sent once the listing
@@ -110,7 +143,7 @@ pub(super) async fn pull(
         }
     }
     let (clock, list) = incr::parse_listing(&out).map_err(StepError::Fatal)?;
-    let mut takes = incr::decide(&list, &earlier);
+    let mut takes = incr::decide(&list, earlier);
     cx.detail(&format!(
         "timing: compared by {} ms",
         began.elapsed().as_millis()
@@ -132,6 +165,7 @@ pub(super) async fn pull(
         ));
         return Ok(None);
     }
+    let delta_at = delta_dir(partial);
     let (delta, transferred) = if asked == 0 {
         (Unpacked::default(), 0)
     } else {
@@ -142,28 +176,41 @@ pub(super) async fn pull(
                 .await
                 .map_err(|e| StepError::failed(e.to_string()))?,
         };
-        incr::pull_delta(run, &names, partial, cx).await?
+        std::fs::create_dir(&delta_at)
+            .map_err(|e| StepError::Fatal(format!("cannot create {}: {e}", delta_at.display())))?;
+        incr::pull_delta(run, &names, &delta_at, cx).await?
     };
     cx.detail(&format!(
         "timing: {asked} files pulled by {} ms",
         began.elapsed().as_millis()
     ));
     let tree = incr::merge(&takes, &delta).map_err(StepError::Fatal)?;
+    // The earlier artifact removed meanwhile: another attempt finds another, or pulls all.
+    let linked = ahead.finish().await.map_err(StepError::Failed)?;
+    cx.detail(&format!(
+        "timing: linked ahead in {} ms, done by {} ms",
+        linked.as_millis(),
+        began.elapsed().as_millis()
+    ));
     let made = tokio::task::spawn_blocking({
-        let (root, tree, takes, from) = (
+        let (root, tree, takes, from, delta_at, pulled) = (
             partial.to_path_buf(),
             tree.clone(),
             takes.clone(),
-            earlier.dir.clone(),
+            earlier.tree.clone(),
+            delta_at.clone(),
+            delta.tree.clone(),
         );
-        move || incr::materialize(&root, &tree, &takes, &from)
+        move || {
+            incr::materialize(&root, &tree, &takes, &from, &delta_at, &pulled)?;
+            remove_all(&[delta_at]).map_err(|e| e.to_string())
+        }
     })
     .await
     .map_err(|e| StepError::failed(format!("the linking thread failed: {e}")))?;
-    // The earlier artifact removed meanwhile: another attempt finds another, or pulls all.
-    made.map_err(StepError::Failed)?;
+    made.map_err(StepError::Fatal)?;
     cx.detail(&format!(
-        "timing: linked by {} ms",
+        "timing: the new tree made by {} ms",
         began.elapsed().as_millis()
     ));
     let mut mtimes = BTreeMap::new();

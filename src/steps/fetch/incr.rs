@@ -43,7 +43,7 @@ pub(super) struct Earlier {
     /// Its tree on disk.
     pub(super) dir: PathBuf,
     /// Its tree, as its journaled manifest and tree file say.
-    pub(super) tree: Tree,
+    pub(super) tree: std::sync::Arc<Tree>,
     /// Its files' times and the vendor's clock then.
     pub(super) stat: Stat,
 }
@@ -135,7 +135,7 @@ pub(super) fn earlier(
                         dir: e.artifacts.join(&e.step),
                         run: e.run,
                         step: e.step,
-                        tree,
+                        tree: std::sync::Arc::new(tree),
                         stat,
                     }),
                     passed,
@@ -522,22 +522,46 @@ pub(super) fn merge(
     Ok(tree)
 }
 
-/// Makes the folders and links of `tree` under `root` (which holds the delta) and links
-/// the kept files from `earlier`, parents first. A folder the delta made keeps its place
-/// and gets its mode; anything else in the way is refused.
+/// Makes `root`, which holds the earlier artifact's folders and files
+/// ([`super::ahead`]), into `tree`: what is not kept is taken out (a changed or gone
+/// file, a folder that is gone or of another kind now), the folders of `tree` are made
+/// or given their mode, the files pulled are moved in from `delta` (the folder the delta
+/// was unpacked into), and the links are made last, so nothing is ever written through
+/// one.
 pub(super) fn materialize(
     root: &Path,
     tree: &Tree,
     takes: &BTreeMap<Vec<u8>, Take>,
-    earlier: &Path,
+    earlier: &Tree,
+    delta: &Path,
+    pulled: &Tree,
 ) -> Result<(), String> {
     use std::os::unix::ffi::OsStrExt as _;
     use std::os::unix::fs::PermissionsExt as _;
-    let at = |name: &[u8]| root.join(std::ffi::OsStr::from_bytes(name));
+    let at = |base: &Path, name: &[u8]| base.join(std::ffi::OsStr::from_bytes(name));
     let err = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+    let gone = |p: &Path, r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(err(p, e)),
+        _ => Ok(()),
+    };
+    for (name, node) in earlier {
+        if matches!(node, Node::File { .. }) && !matches!(takes.get(name), Some(Take::Keep(_))) {
+            let p = at(root, name);
+            gone(&p, fs::remove_file(&p))?;
+        }
+    }
+    // Children first: a folder that stays may hold one that goes.
+    for (name, node) in earlier.iter().rev() {
+        if matches!(node, Node::Dir { .. })
+            && !matches!(takes.get(name), Some(Take::Make(Node::Dir { .. })))
+        {
+            let p = at(root, name);
+            gone(&p, fs::remove_dir_all(&p))?;
+        }
+    }
     for (name, node) in tree {
         if let Node::Dir { mode } = node {
-            let p = at(name);
+            let p = at(root, name);
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(format!("`{}` is not a folder", p.display())),
@@ -549,68 +573,19 @@ pub(super) fn materialize(
             fs::set_permissions(&p, fs::Permissions::from_mode(*mode)).map_err(|e| err(&p, e))?;
         }
     }
-    let mut keep = Vec::new();
-    for (name, t) in takes {
-        match t {
-            Take::Keep(_) => keep.push(name.as_slice()),
-            Take::Make(Node::Symlink { target }) => {
-                let p = at(name);
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p)
-                    .map_err(|e| err(&p, e))?;
-            }
-            Take::Make(_) | Take::Pull => {}
+    for (name, node) in pulled {
+        if !matches!(node, Node::Dir { .. }) {
+            let p = at(root, name);
+            fs::rename(at(delta, name), &p).map_err(|e| err(&p, e))?;
         }
     }
-    // Two threads: a link is a metadata write each, and most of a re-pull's own time.
-    // Each links within a pair of open folders (`linkat`), not by whole paths: walking the
-    // two long paths again for every file cost about as much as the link.
-    let link = |names: &[&[u8]]| -> Result<(), String> {
-        let mut open: Option<(&[u8], fs::File, fs::File)> = None;
-        for name in names {
-            let (parent, leaf) = match name.iter().rposition(|&b| b == b'/') {
-                Some(i) => (&name[..i], &name[i + 1..]),
-                None => (&name[..0], &name[..]),
-            };
-            let fail = |e: &dyn std::fmt::Display| {
-                format!(
-                    "cannot link {} to {}: {e}",
-                    earlier.join(std::ffi::OsStr::from_bytes(name)).display(),
-                    at(name).display()
-                )
-            };
-            let dirs = match open.take() {
-                Some(d) if d.0 == parent => d,
-                _ => {
-                    let (from, to) = if parent.is_empty() {
-                        (earlier.to_path_buf(), root.to_path_buf())
-                    } else {
-                        (
-                            earlier.join(std::ffi::OsStr::from_bytes(parent)),
-                            at(parent),
-                        )
-                    };
-                    let from = fs::File::open(&from).map_err(|e| fail(&e))?;
-                    let to = fs::File::open(&to).map_err(|e| fail(&e))?;
-                    (parent, from, to)
-                }
-            };
-            let leaf = std::ffi::OsStr::from_bytes(leaf);
-            rustix::fs::linkat(&dirs.1, leaf, &dirs.2, leaf, rustix::fs::AtFlags::empty())
-                .map_err(|e| fail(&e))?;
-            open = Some(dirs);
+    for (name, t) in takes {
+        if let Take::Make(Node::Symlink { target }) = t {
+            let p = at(root, name);
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), &p)
+                .map_err(|e| err(&p, e))?;
         }
-        Ok(())
-    };
-    let (a, b) = keep.split_at(keep.len() / 2);
-    std::thread::scope(|s| {
-        let other = s.spawn(|| link(b));
-        let mine = link(a);
-        mine.and(
-            other
-                .join()
-                .unwrap_or_else(|_| Err("the linking thread failed".into())),
-        )
-    })?;
+    }
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use crate::shell::quote;
 use crate::ssh::{Out, Session};
 
 mod again;
+mod ahead;
 pub(crate) mod incr;
 mod probe;
 pub(crate) mod reuse;
@@ -182,10 +183,12 @@ async fn execute(
         .changes
         .first()
         .ok_or_else(|| StepError::failed("a fetch step lists its artifact"))?;
+    let delta = again::delta_dir(&partial);
     let undo = Undo::RemoveArtifact {
         paths: vec![
             dest.clone(),
             partial.clone(),
+            delta.clone(),
             manifest_path.clone(),
             tree_path.clone(),
             stat_file.clone(),
@@ -197,6 +200,7 @@ async fn execute(
     // own error on the vendor host).
     let scrap = [
         partial.clone(),
+        delta,
         manifest_path.clone(),
         tree_path.clone(),
         stat_file.clone(),

@@ -81,7 +81,7 @@ fn a_file_touched_around_the_earlier_pull_is_pulled_again() {
         run: "r".into(),
         step: "s".into(),
         dir: PathBuf::new(),
-        tree: [(b"f".to_vec(), node.clone())].into(),
+        tree: std::sync::Arc::new([(b"f".to_vec(), node.clone())].into()),
         stat: Stat {
             clock: Some(clock),
             mtimes: [(b"f".to_vec(), 100)].into(),
@@ -109,4 +109,106 @@ fn a_file_touched_around_the_earlier_pull_is_pulled_again() {
     let mut chmod = list;
     chmod.get_mut(&b"f"[..]).expect("f").mode = 0o755;
     assert_eq!(decide(&chmod, &earlier(200))[&b"f"[..]], Take::Pull);
+}
+
+/// The earlier tree linked ahead, then made into the new one: every kind of change.
+#[test]
+fn the_tree_linked_ahead_becomes_the_new_tree_whatever_changed_kind() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let (from, root, delta) = (
+        d.path().join("from"),
+        d.path().join("root"),
+        d.path().join("delta"),
+    );
+    let file = |body: &str| Node::File {
+        sha256: crate::digest::hex(&Sha256::digest(body.as_bytes())),
+        size: body.len() as u64,
+        mode: 0o644,
+    };
+    let dir = Node::Dir { mode: 0o755 };
+    // Earlier: kept, changed, gone; `f2d` a file that becomes a folder; `d2f` a folder
+    // that becomes a file; `d2l` a folder that becomes a link; `gone/` with a file.
+    let mut earlier = Tree::new();
+    for (n, body) in [
+        ("kept", "k"),
+        ("changed", "old"),
+        ("gone.txt", "g"),
+        ("f2d", "x"),
+    ] {
+        earlier.insert(n.into(), file(body));
+    }
+    for n in ["d2f", "d2l", "gone", "stay"] {
+        earlier.insert(n.into(), dir.clone());
+    }
+    earlier.insert(b"d2f/inner".to_vec(), file("i"));
+    earlier.insert(b"gone/a".to_vec(), file("a"));
+    earlier.insert(b"stay/kept2".to_vec(), file("k2"));
+    fs::create_dir(&from).expect("mkdir");
+    for (n, node) in &earlier {
+        let p = from.join(String::from_utf8_lossy(n).as_ref());
+        match node {
+            Node::Dir { .. } => fs::create_dir(&p).expect("mkdir"),
+            _ => {}
+        }
+    }
+    for (n, body) in [
+        ("kept", "k"),
+        ("changed", "old"),
+        ("gone.txt", "g"),
+        ("f2d", "x"),
+        ("d2f/inner", "i"),
+        ("gone/a", "a"),
+        ("stay/kept2", "k2"),
+    ] {
+        fs::write(from.join(n), body).expect("write");
+    }
+    fs::create_dir(&root).expect("mkdir");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut ahead =
+            super::super::ahead::Ahead::start(std::sync::Arc::new(earlier.clone()), &from, &root);
+        ahead.finish().await.expect("linked ahead");
+    });
+    // The delta: the changed file, `d2f` as a file, a new file in the new folder `f2d`.
+    fs::create_dir_all(delta.join("f2d")).expect("mkdir");
+    fs::write(delta.join("changed"), "new!").expect("write");
+    fs::write(delta.join("d2f"), "now a file").expect("write");
+    fs::write(delta.join("f2d/new"), "n").expect("write");
+    let mut pulled = Tree::new();
+    pulled.insert(b"changed".to_vec(), file("new!"));
+    pulled.insert(b"d2f".to_vec(), file("now a file"));
+    pulled.insert(b"f2d".to_vec(), dir.clone());
+    pulled.insert(b"f2d/new".to_vec(), file("n"));
+    let mut takes = BTreeMap::new();
+    takes.insert(b"kept".to_vec(), Take::Keep(file("k")));
+    takes.insert(b"stay".to_vec(), Take::Make(Node::Dir { mode: 0o750 }));
+    takes.insert(b"stay/kept2".to_vec(), Take::Keep(file("k2")));
+    takes.insert(b"changed".to_vec(), Take::Pull);
+    takes.insert(b"d2f".to_vec(), Take::Pull);
+    takes.insert(b"f2d".to_vec(), Take::Make(dir.clone()));
+    takes.insert(b"f2d/new".to_vec(), Take::Pull);
+    takes.insert(
+        b"d2l".to_vec(),
+        Take::Make(Node::Symlink {
+            target: b"stay".to_vec(),
+        }),
+    );
+    let unpacked = crate::artifact::unpack::Unpacked {
+        tree: pulled.clone(),
+        ..Default::default()
+    };
+    let tree = merge(&takes, &unpacked).expect("merged");
+    materialize(&root, &tree, &takes, &earlier, &delta, &pulled).expect("made");
+    assert_eq!(
+        crate::artifact::manifest::scan(&root).expect("scan"),
+        tree,
+        "the new tree on disk is the merged one"
+    );
+    // The earlier artifact is untouched: its files are linked, never written.
+    for (n, body) in [("kept", "k"), ("changed", "old"), ("d2f/inner", "i")] {
+        assert_eq!(fs::read_to_string(from.join(n)).expect("read"), body);
+    }
 }
