@@ -145,10 +145,8 @@ fn the_tree_linked_ahead_becomes_the_new_tree_whatever_changed_kind() {
     earlier.insert(b"stay/kept2".to_vec(), file("k2"));
     fs::create_dir(&from).expect("mkdir");
     for (n, node) in &earlier {
-        let p = from.join(String::from_utf8_lossy(n).as_ref());
-        match node {
-            Node::Dir { .. } => fs::create_dir(&p).expect("mkdir"),
-            _ => {}
+        if let Node::Dir { .. } = node {
+            fs::create_dir(from.join(String::from_utf8_lossy(n).as_ref())).expect("mkdir");
         }
     }
     for (n, body) in [
