@@ -49,6 +49,53 @@ const RUN_EACH: &str = r#"for c in "$@"; do /bin/sh -c "$c" || exit $?; done"#;
 /// The last lines of a `run`'s output kept for its error.
 const TAIL_LINES: usize = 20;
 
+/// How long a `run`'s output may stay silent once its helper has exited before the follow
+/// is given up for a plain read of the rest ([`Docker::run_commands`]).
+const LOGS_AFTER_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A `run`'s output cut into lines, each given to `on_line` as it ends, the last
+/// [`TAIL_LINES`] kept for an error.
+struct Lines<'a> {
+    on_line: &'a mut (dyn FnMut(&str) + Send),
+    partial: String,
+    tail: std::collections::VecDeque<String>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(on_line: &'a mut (dyn FnMut(&str) + Send)) -> Self {
+        Self {
+            on_line,
+            partial: String::new(),
+            tail: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        self.partial.push_str(&String::from_utf8_lossy(bytes));
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            self.line(line.trim_end().to_string());
+        }
+    }
+
+    fn line(&mut self, line: String) {
+        (self.on_line)(&line);
+        self.tail.push_back(line);
+        if self.tail.len() > TAIL_LINES {
+            self.tail.pop_front();
+        }
+    }
+
+    /// The last line (one with no newline at its end) given too; the tail kept.
+    fn finish(mut self) -> Vec<String> {
+        if !self.partial.is_empty() {
+            let last = std::mem::take(&mut self.partial);
+            self.line(last.trim_end().to_string());
+        }
+        self.tail.into_iter().collect()
+    }
+}
+
 impl Docker {
     /// Makes `tag` from `base`: the container `helper`, `files` (a tar whose entries are
     /// paths from `/`, owners and modes as they are) uploaded into it; with `run`, the
@@ -143,6 +190,12 @@ impl Docker {
     }
 
     /// Starts `helper`, follows its output to the end, and checks its exit status.
+    ///
+    /// The output is followed while the exit is awaited. Once the helper has exited, a
+    /// follow that stays silent for [`LOGS_AFTER_EXIT`] is given up and the rest of the
+    /// output read without following: Podman's compatible API can keep a follow open
+    /// forever on a container that exits while it starts (a one-line `run` does), which
+    /// held a build, and the run, until CI's own limit.
     async fn run_commands(
         &self,
         docker: &bollard::Docker,
@@ -150,40 +203,54 @@ impl Docker {
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), DockerError> {
         self.start(helper).await?;
-        let mut logs = docker.logs(
-            helper,
-            Some(
-                bollard::query_parameters::LogsOptionsBuilder::new()
-                    .follow(true)
-                    .stdout(true)
-                    .stderr(true)
-                    .build(),
-            ),
-        );
-        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
-        let mut partial = String::new();
-        while let Some(chunk) = logs.next().await {
-            let Ok(chunk) = chunk else { break };
-            partial.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-            while let Some(i) = partial.find('\n') {
-                let line: String = partial.drain(..=i).collect();
-                let line = line.trim_end().to_string();
-                on_line(&line);
-                tail.push_back(line);
-                if tail.len() > TAIL_LINES {
-                    tail.pop_front();
+        let options = |follow: bool| {
+            bollard::query_parameters::LogsOptionsBuilder::new()
+                .follow(follow)
+                .stdout(true)
+                .stderr(true)
+                .build()
+        };
+        let mut lines = Lines::new(on_line);
+        let mut seen = 0usize;
+        let mut exit = None;
+        let mut complete = false;
+        {
+            let mut logs = docker.logs(helper, Some(options(true)));
+            let mut waited = docker.wait_container(
+                helper,
+                None::<bollard::query_parameters::WaitContainerOptions>,
+            );
+            loop {
+                tokio::select! {
+                    chunk = logs.next() => if let Some(Ok(chunk)) = chunk {
+                        let bytes = chunk.into_bytes();
+                        seen += bytes.len();
+                        lines.feed(&bytes);
+                    } else {
+                        complete = true;
+                        break;
+                    },
+                    w = waited.next(), if exit.is_none() => exit = Some(w),
+                    () = tokio::time::sleep(LOGS_AFTER_EXIT), if exit.is_some() => break,
                 }
             }
+            if exit.is_none() {
+                exit = Some(waited.next().await);
+            }
         }
-        if !partial.is_empty() {
-            on_line(partial.trim_end());
-            tail.push_back(partial);
+        if !complete {
+            // The rest of the output, past what the follow gave.
+            let mut logs = docker.logs(helper, Some(options(false)));
+            let mut skip = seen;
+            while let Some(Ok(chunk)) = logs.next().await {
+                let bytes = chunk.into_bytes();
+                let from = skip.min(bytes.len());
+                skip -= from;
+                lines.feed(&bytes[from..]);
+            }
         }
-        let mut waited = docker.wait_container(
-            helper,
-            None::<bollard::query_parameters::WaitContainerOptions>,
-        );
-        let code = match waited.next().await {
+        let tail = lines.finish();
+        let code = match exit.flatten() {
             Some(Ok(w)) => w.status_code,
             // The engine reports a non-zero exit as an error of the wait.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
@@ -191,13 +258,12 @@ impl Docker {
             None => -1,
         };
         if code != 0 {
-            let last: Vec<String> = tail.into_iter().collect();
             return Err(DockerError::Build(format!(
                 "a `run` command exited with status {code}{}",
-                if last.is_empty() {
+                if tail.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", last.join(" | "))
+                    format!(": {}", tail.join(" | "))
                 }
             )));
         }
@@ -359,7 +425,27 @@ fn ids(owner: &str, passwd: &str, group: &str) -> Result<(u64, u64), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ids, split_tag};
+    use super::{Lines, TAIL_LINES, ids, split_tag};
+
+    #[test]
+    fn output_in_pieces_comes_out_as_lines_and_the_tail_keeps_the_last() {
+        let mut got = Vec::new();
+        let mut on_line = |l: &str| got.push(l.to_string());
+        let mut lines = Lines::new(&mut on_line);
+        lines.feed(b"one\ntw");
+        lines.feed(b"o\r\n");
+        for i in 0..TAIL_LINES {
+            lines.feed(format!("n{i}\n").as_bytes());
+        }
+        lines.feed(b"no newline");
+        let tail = lines.finish();
+        assert_eq!(got[..2], ["one", "two"]);
+        assert_eq!(got.len(), TAIL_LINES + 3);
+        assert_eq!(got.last().map(String::as_str), Some("no newline"));
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(tail.first().map(String::as_str), Some("n1"));
+        assert_eq!(tail.last().map(String::as_str), Some("no newline"));
+    }
 
     #[test]
     fn owners_by_name_are_looked_up_as_copy_chown_would() {

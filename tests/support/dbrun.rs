@@ -80,11 +80,7 @@ impl Env {
         });
         let marker = self.dir.path().join("run-started");
         std::fs::write(&marker, b"").unwrap();
-        let out = self
-            .command(args)
-            .env("BOYONG_TEST_DB_PASSWORD", password)
-            .output()
-            .unwrap();
+        let out = super::output_within(self.command(args).env("BOYONG_TEST_DB_PASSWORD", password));
         stop.store(true, Ordering::SeqCst);
         assert!(watcher.join().unwrap() > 0);
         // Nor in a file the run left on the vendor host (this machine): every file written

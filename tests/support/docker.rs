@@ -151,7 +151,7 @@ pub fn unique(test: &str) -> String {
 
 /// `docker ARGS` on the engine, run to its end.
 pub fn docker(args: &[&str]) -> std::process::Output {
-    cli().args(args).output().expect("docker runs")
+    super::output_within(cli().args(args))
 }
 
 /// Whether the engine has the `what` (container, volume, network, image) named `name`.

@@ -210,12 +210,12 @@ impl Env {
 
     /// `boyong ARGS`, run to its end.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("boyong runs")
+        super::output_within(&mut self.command(args))
     }
 
     /// `boyong ARGS` with `fault` injected, run to its end.
     pub fn run_faulted(&self, args: &[&str], fault: &str) -> Output {
-        self.faulted(args, fault).output().expect("boyong runs")
+        super::output_within(&mut self.faulted(args, fault))
     }
 
     /// `boyong run PLAYBOOK`, labelled with the test's label when it has one; not started.
@@ -229,7 +229,7 @@ impl Env {
 
     /// [`Env::playbook_run`], run to its end.
     pub fn run_playbook(&self, playbook: &Path) -> Output {
-        self.playbook_run(playbook).output().expect("boyong runs")
+        super::output_within(&mut self.playbook_run(playbook))
     }
 
     /// `boyong rollback APP --yes`.

@@ -193,3 +193,76 @@ pub fn logged_runs(run: &std::path::Path) -> Vec<(String, String)> {
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// How long one command a test runs may take (boyong, the `docker` CLI) before the test
+/// stops it and fails with what it printed: `BOYONG_TEST_LIMIT` seconds, else 600. A
+/// command that hangs (an engine that never answers, a stream that never ends) fails its
+/// test, with the evidence, instead of holding the whole run until CI's own limit.
+pub fn command_limit() -> std::time::Duration {
+    let secs = std::env::var("BOYONG_TEST_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
+/// Runs `c` to its end as `Command::output` does, within [`command_limit`]: past it, the
+/// command is interrupted (SIGINT: boyong undoes what its run changed), killed 30 s later
+/// if still there, and the test panics with the command and what it printed so far.
+pub fn output_within(c: &mut std::process::Command) -> std::process::Output {
+    use std::io::Read as _;
+    use std::process::Stdio;
+    let limit = command_limit();
+    let what = format!("{c:?}");
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
+    let started = std::time::Instant::now();
+    let mut interrupted: Option<std::time::Instant> = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => panic!("{what}: {e}"),
+        }
+        if interrupted.is_none() && started.elapsed() > limit {
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            interrupted = Some(std::time::Instant::now());
+        }
+        if interrupted.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(30)) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (stdout, stderr) = (
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    );
+    assert!(
+        interrupted.is_none(),
+        "{what} did not end within {} s (BOYONG_TEST_LIMIT), stopped ({status}); its stdout:\n{}\nits stderr:\n{}",
+        limit.as_secs(),
+        text(&stdout),
+        text(&stderr)
+    );
+    std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
