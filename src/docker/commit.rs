@@ -53,6 +53,57 @@ const TAIL_LINES: usize = 20;
 /// is given up for a plain read of the rest ([`Docker::run_commands`]).
 const LOGS_AFTER_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// A helper's output followed (`follow`, each piece given to `lines`) while its exit is
+/// awaited (`wait`); its exit as the wait answered (`None`: no answer). Once it has exited,
+/// a follow silent for `after_exit` is given up and what `rest` gives (the whole output,
+/// not followed) past the bytes already seen is fed instead: the engine may keep a follow
+/// open after the exit (Podman does), and a build must not wait on it.
+async fn follow_to_exit<L, W, R, Rs>(
+    follow: L,
+    wait: W,
+    rest: R,
+    lines: &mut Lines<'_>,
+    after_exit: std::time::Duration,
+) -> Option<Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>>
+where
+    L: Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>,
+    W: Stream<Item = Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>>,
+    R: FnOnce() -> Rs,
+    Rs: Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>,
+{
+    let (mut follow, mut wait) = (std::pin::pin!(follow), std::pin::pin!(wait));
+    let mut seen = 0usize;
+    let mut exit = None;
+    let complete = loop {
+        tokio::select! {
+            chunk = follow.next() => if let Some(Ok(chunk)) = chunk {
+                let bytes = chunk.into_bytes();
+                seen += bytes.len();
+                lines.feed(&bytes);
+            } else {
+                break true;
+            },
+            w = wait.next(), if exit.is_none() => exit = Some(w),
+            () = tokio::time::sleep(after_exit), if exit.is_some() => break false,
+        }
+    };
+    let exit = match exit {
+        Some(w) => w,
+        None => wait.next().await,
+    };
+    if !complete {
+        let mut rest = std::pin::pin!(rest());
+        let mut skip = seen;
+        while let Some(Ok(chunk)) = rest.next().await {
+            let bytes = chunk.into_bytes();
+            let from = skip.min(bytes.len());
+            skip -= from;
+            lines.feed(&bytes[from..]);
+        }
+    }
+    exit
+}
+
 /// A `run`'s output cut into lines, each given to `on_line` as it ends, the last
 /// [`TAIL_LINES`] kept for an error.
 struct Lines<'a> {
@@ -211,46 +262,19 @@ impl Docker {
                 .build()
         };
         let mut lines = Lines::new(on_line);
-        let mut seen = 0usize;
-        let mut exit = None;
-        let mut complete = false;
-        {
-            let mut logs = docker.logs(helper, Some(options(true)));
-            let mut waited = docker.wait_container(
+        let exit = follow_to_exit(
+            docker.logs(helper, Some(options(true))),
+            docker.wait_container(
                 helper,
                 None::<bollard::query_parameters::WaitContainerOptions>,
-            );
-            loop {
-                tokio::select! {
-                    chunk = logs.next() => if let Some(Ok(chunk)) = chunk {
-                        let bytes = chunk.into_bytes();
-                        seen += bytes.len();
-                        lines.feed(&bytes);
-                    } else {
-                        complete = true;
-                        break;
-                    },
-                    w = waited.next(), if exit.is_none() => exit = Some(w),
-                    () = tokio::time::sleep(LOGS_AFTER_EXIT), if exit.is_some() => break,
-                }
-            }
-            if exit.is_none() {
-                exit = Some(waited.next().await);
-            }
-        }
-        if !complete {
-            // The rest of the output, past what the follow gave.
-            let mut logs = docker.logs(helper, Some(options(false)));
-            let mut skip = seen;
-            while let Some(Ok(chunk)) = logs.next().await {
-                let bytes = chunk.into_bytes();
-                let from = skip.min(bytes.len());
-                skip -= from;
-                lines.feed(&bytes[from..]);
-            }
-        }
+            ),
+            || docker.logs(helper, Some(options(false))),
+            &mut lines,
+            LOGS_AFTER_EXIT,
+        )
+        .await;
         let tail = lines.finish();
-        let code = match exit.flatten() {
+        let code = match exit {
             Some(Ok(w)) => w.status_code,
             // The engine reports a non-zero exit as an error of the wait.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
@@ -425,7 +449,98 @@ fn ids(owner: &str, passwd: &str, group: &str) -> Result<(u64, u64), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Lines, TAIL_LINES, ids, split_tag};
+    use super::{Lines, TAIL_LINES, follow_to_exit, ids, split_tag};
+    use bollard::container::LogOutput;
+    use bollard::models::ContainerWaitResponse;
+    use futures_util::{StreamExt as _, stream};
+    use std::time::Duration;
+
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "the item of an engine's stream, as the fakes give it"
+    )]
+    fn out(s: &str) -> Result<LogOutput, bollard::errors::Error> {
+        Ok(LogOutput::StdOut {
+            message: bytes::Bytes::copy_from_slice(s.as_bytes()),
+        })
+    }
+
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "the item of an engine's stream, as the fakes give it"
+    )]
+    fn exited(code: i64) -> Result<ContainerWaitResponse, bollard::errors::Error> {
+        Ok(ContainerWaitResponse {
+            status_code: code,
+            error: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_follow_left_open_after_the_exit_is_given_up_and_the_rest_read_once() {
+        let mut got = Vec::new();
+        let mut on_line = |l: &str| got.push(l.to_string());
+        let mut lines = Lines::new(&mut on_line);
+        // The follow gives "one\ntw" and then stays open for ever, as Podman's can.
+        let follow = stream::iter([out("one\n"), out("tw")]).chain(stream::pending());
+        let wait = stream::iter([exited(3)]);
+        let rest = || stream::iter([out("one\ntwo\n"), out("three\n")]);
+        let exit = tokio::time::timeout(
+            Duration::from_secs(10),
+            follow_to_exit(follow, wait, rest, &mut lines, Duration::from_millis(50)),
+        )
+        .await
+        .expect("not held by the open follow");
+        assert_eq!(exit.map(|w| w.map(|w| w.status_code).ok()), Some(Some(3)));
+        let tail = lines.finish();
+        assert_eq!(got, ["one", "two", "three"], "each line once, none lost");
+        assert_eq!(tail, ["one", "two", "three"]);
+    }
+
+    #[tokio::test]
+    async fn a_follow_that_ends_is_read_to_its_end_and_the_rest_never_asked() {
+        let mut got = Vec::new();
+        let mut on_line = |l: &str| got.push(l.to_string());
+        let mut lines = Lines::new(&mut on_line);
+        // The exit is answered first; the follow still has output after it, slowly.
+        let follow = stream::iter([out("a\n"), out("b\n")]).then(|c| async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            c
+        });
+        let wait = stream::iter([exited(0)]);
+        let exit = follow_to_exit(
+            follow,
+            wait,
+            || -> stream::Iter<std::vec::IntoIter<Result<LogOutput, bollard::errors::Error>>> {
+                panic!("the rest is not read when the follow ends")
+            },
+            &mut lines,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(exit.map(|w| w.map(|w| w.status_code).ok()), Some(Some(0)));
+        drop(lines);
+        assert_eq!(got, ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_follow_that_ends_first_still_waits_for_the_exit() {
+        let mut on_line = |_: &str| {};
+        let mut lines = Lines::new(&mut on_line);
+        let wait = stream::iter([exited(7)]).then(|w| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            w
+        });
+        let exit = follow_to_exit(
+            stream::iter([out("x\n")]),
+            wait,
+            || stream::iter(Vec::new()),
+            &mut lines,
+            Duration::from_millis(10),
+        )
+        .await;
+        assert_eq!(exit.map(|w| w.map(|w| w.status_code).ok()), Some(Some(7)));
+    }
 
     #[test]
     fn output_in_pieces_comes_out_as_lines_and_the_tail_keeps_the_last() {
