@@ -228,16 +228,23 @@ impl Docker {
             .docker
             .clone()
             .with_timeout(std::time::Duration::from_secs(7 * 24 * 3600));
-        let mut answers = docker.import_image(
-            bollard::query_parameters::ImportImageOptionsBuilder::new()
-                .quiet(true)
-                .build(),
-            bollard::body_stream(archive),
-            None,
-        );
-        while let Some(answer) = answers.next().await {
-            answer.map_err(|e| DockerError::Build(format!("loading the image: {e}")))?;
-        }
+        // A change of the engine's (an image tagged): carried to its end even if the step
+        // is dropped meanwhile, and awaited by any undo (`Docker::change`), so that an image
+        // the engine was still loading cannot appear after the undo looked for it.
+        self.change(move |_| async move {
+            let mut answers = docker.import_image(
+                bollard::query_parameters::ImportImageOptionsBuilder::new()
+                    .quiet(true)
+                    .build(),
+                bollard::body_stream(archive),
+                None,
+            );
+            while let Some(answer) = answers.next().await {
+                answer.map_err(|e| DockerError::Build(format!("loading the image: {e}")))?;
+            }
+            Ok(())
+        })
+        .await?;
         let made = self.docker.inspect_image(tag).await.map_err(api)?;
         let want = format!("sha256:{id}");
         if made.id.as_deref() != Some(want.as_str()) {
