@@ -206,14 +206,27 @@ pub fn command_limit() -> std::time::Duration {
     std::time::Duration::from_secs(secs)
 }
 
-/// Runs `c` to its end as `Command::output` does, within [`command_limit`]: past it, the
-/// command is interrupted (SIGINT: boyong undoes what its run changed), killed 30 s later
-/// if still there, and the test panics with the command and what it printed so far.
+/// Runs `c` to its end as `Command::output` does, within [`command_limit`].
 pub fn output_within(c: &mut std::process::Command) -> std::process::Output {
+    output_limited(c, command_limit())
+}
+
+/// Runs `c` to its end as `Command::output` does, within `limit`: past it, the command is
+/// interrupted (SIGINT: boyong undoes what its run changed), killed 30 s later if still
+/// there, and the test panics with the command (its program and arguments, never its
+/// environment: a test's secrets are there) and what it printed so far.
+pub fn output_limited(
+    c: &mut std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
     use std::io::Read as _;
     use std::process::Stdio;
-    let limit = command_limit();
-    let what = format!("{c:?}");
+    use std::sync::mpsc::RecvTimeoutError;
+    let what = std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -230,32 +243,39 @@ pub fn output_within(c: &mut std::process::Command) -> std::process::Output {
     };
     let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
     let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
-    let started = std::time::Instant::now();
-    let mut interrupted: Option<std::time::Instant> = None;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => panic!("{what}: {e}"),
-        }
-        if interrupted.is_none() && started.elapsed() > limit {
-            let _ = std::process::Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
-            interrupted = Some(std::time::Instant::now());
-        }
-        if interrupted.is_some_and(|t| t.elapsed() > std::time::Duration::from_secs(30)) {
-            let _ = child.kill();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    let signal = |sig: &str| {
+        let _ = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
     };
+    let mut stopped = false;
+    let status = match rx.recv_timeout(limit) {
+        Ok(status) => status,
+        Err(RecvTimeoutError::Timeout) => {
+            stopped = true;
+            signal("-INT");
+            if let Ok(status) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+                status
+            } else {
+                signal("-KILL");
+                rx.recv().unwrap_or_else(|e| panic!("{what}: {e}"))
+            }
+        }
+        Err(RecvTimeoutError::Disconnected) => panic!("{what}: its waiting thread ended"),
+    }
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
     let (stdout, stderr) = (
         out.join().unwrap_or_default(),
         err.join().unwrap_or_default(),
     );
     assert!(
-        interrupted.is_none(),
-        "{what} did not end within {} s (BOYONG_TEST_LIMIT), stopped ({status}); its stdout:\n{}\nits stderr:\n{}",
+        !stopped,
+        "{what} did not end within {} s, stopped ({status}); its stdout:\n{}\nits stderr:\n{}",
         limit.as_secs(),
         text(&stdout),
         text(&stderr)
