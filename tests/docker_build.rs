@@ -67,6 +67,17 @@ fn a_pulled_tree_becomes_a_labelled_image_the_same_context_twice_and_rollback_re
     let image = f1["image"].as_str().unwrap().to_string();
     let run_id = run1.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(image, format!("boyong/situs-image:{run_id}"));
+    // The image is made in two journaled parts (with `run`: through a helper container);
+    // each part's line says which it is, none repeats another.
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let line = format!("+ image {image} (target)");
+    assert_eq!(said.matches(&format!("{line}\n")).count(), 1, "{said}");
+    assert_eq!(
+        said.matches(&format!("{line}: through the helper container"))
+            .count(),
+        1,
+        "{said}"
+    );
 
     let inspect = docker(&[
         "image",

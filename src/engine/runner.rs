@@ -73,7 +73,8 @@ impl UndoItem {
     }
 }
 
-/// One line for a journaled change: `+ container web (target)`.
+/// One line for a journaled change: `+ container web (target)`, followed by `: what` for
+/// one part of a change made in parts.
 pub fn change_summary(change: &Value) -> String {
     let s = |k: &str| change.get(k).and_then(Value::as_str).unwrap_or("?");
     let mark = match s("op") {
@@ -83,7 +84,11 @@ pub fn change_summary(change: &Value) -> String {
         "run" => '!',
         _ => '?',
     };
-    format!("{mark} {} {} ({})", s("resource"), s("name"), s("place"))
+    let line = format!("{mark} {} {} ({})", s("resource"), s("name"), s("place"));
+    match change.get("part").and_then(Value::as_str) {
+        Some(part) => format!("{line}: {part}"),
+        None => line,
+    }
 }
 
 /// Everything the executor needs from the world.
@@ -382,7 +387,26 @@ mod tests {
             condition: None,
             undo: "remove it".into(),
             now: None,
+            part: None,
         }
+    }
+
+    #[test]
+    fn a_part_of_a_change_says_which_part_and_a_whole_change_does_not() {
+        let whole = change(Op::Create, "web");
+        let part = Change {
+            details: vec!["through the helper `web.build`".into()],
+            part: Some("through the helper `web.build`".into()),
+            ..whole.clone()
+        };
+        let line = |c: &Change| change_summary(&serde_json::to_value(c).expect("json"));
+        assert_eq!(line(&whole), "+ container web (target)");
+        assert_eq!(
+            line(&part),
+            "+ container web (target): through the helper `web.build`"
+        );
+        // A plan's change has no part: the plan's JSON is as before.
+        assert!(serde_json::to_value(&whole).expect("json").get("part").is_none());
     }
 
     struct Out(std::cell::RefCell<Journal>);

@@ -126,6 +126,10 @@ pub struct Change {
     /// What the live plan found in its place now (live plans only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<String>,
+    /// When a step makes this change in several journaled parts: what this part does
+    /// (e.g. "rename `web.next` to `web`"); `None` in plans and for a change made whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
 }
 
 impl Change {

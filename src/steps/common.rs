@@ -218,6 +218,7 @@ pub(crate) fn change(step: &PlannedStep, op: Op, resource: Resource) -> Result<&
 pub(crate) fn part(c: &Change, what: &str) -> Change {
     let mut c = c.clone();
     c.details = vec![what.to_string()];
+    c.part = Some(what.to_string());
     c
 }
 
@@ -244,6 +245,7 @@ pub(crate) fn volume_if_missing(name: &str) -> Change {
 fn if_missing(resource: crate::plan::Resource, name: &str) -> Change {
     Change {
         now: None,
+        part: None,
         op: crate::plan::Op::Create,
         resource,
         place: crate::plan::Place::Target,

@@ -64,6 +64,7 @@ fn describe(e: &Exec) -> Described {
         reads: Vec::new(),
         changes: vec![Change {
             now: None,
+            part: None,
             op: Op::Run,
             resource: Resource::Command,
             place,

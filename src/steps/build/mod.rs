@@ -117,6 +117,7 @@ fn describe(step: &Step, b: &Build, ctx: &PlanContext) -> Described {
         reads,
         changes: vec![Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Image,
             place: Place::Target,

@@ -46,6 +46,7 @@ pub(super) fn change(d: &Deploy) -> Option<Change> {
         .collect();
     Some(Change {
         now: None,
+        part: None,
         op: Op::Create,
         resource: Resource::Volume,
         place: Place::Target,

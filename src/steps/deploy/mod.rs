@@ -144,6 +144,7 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     changes.extend(files::change(d));
     changes.push(Change {
         now: None,
+        part: None,
         op: Op::Create,
         resource: Resource::Container,
         place: Place::Target,
@@ -156,6 +157,7 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
         let f = &ctx.front;
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Container,
             place: Place::Target,
@@ -170,6 +172,7 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
         });
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Replace,
             resource: Resource::Container,
             place: Place::Target,
@@ -189,6 +192,7 @@ fn describe(id: &str, d: &Deploy, ctx: &PlanContext) -> Described {
     }
     changes.push(Change {
         now: None,
+        part: None,
         op: Op::Replace,
         resource: Resource::Container,
         place: Place::Target,

@@ -68,6 +68,7 @@ pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described 
     let mut changes = Vec::new();
     let overlay = |name: &str, what: &str| Change {
         now: None,
+        part: None,
         op: Op::Create,
         resource: Resource::Network,
         place: Place::Target,
@@ -86,6 +87,7 @@ pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described 
     if let Some(r) = &d.route {
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Container,
             place: Place::Target,
@@ -115,6 +117,7 @@ pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described 
     for key in secret_keys(d) {
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Secret,
             place: Place::Target,
@@ -130,6 +133,7 @@ pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described 
     for (i, f) in d.files.iter().enumerate() {
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Secret,
             place: Place::Target,
@@ -192,6 +196,7 @@ pub(super) fn describe(d: &Deploy, s: &Service, ctx: &PlanContext) -> Described 
     }
     changes.push(Change {
         now: None,
+        part: None,
         op: Op::Replace,
         resource: Resource::Service,
         place: Place::Target,

@@ -93,6 +93,7 @@ fn describe(step: &Step, d: &Dump) -> Described {
         .replacen(&format!("`{}`", d.user.to_lowercase()), &format!("`{}`", d.user), 1)],
         changes: vec![Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Artifact,
             place: Place::Local,

@@ -94,6 +94,7 @@ fn describe(step: &Step, f: &Fetch) -> Described {
         reads,
         changes: vec![Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Artifact,
             place: Place::Local,

@@ -89,6 +89,7 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
     if r.replace {
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Replace,
             resource: Resource::Volume,
             place: Place::Target,
@@ -102,6 +103,7 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
     }
     changes.push(Change {
         now: None,
+        part: None,
         op: Op::Create,
         resource: Resource::Volume,
         place: Place::Target,
@@ -136,6 +138,7 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
     if !r.service {
         changes.push(Change {
         now: None,
+        part: None,
         op: Op::Create,
         resource: Resource::Container,
         place: Place::Target,
@@ -150,6 +153,7 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
     }
     changes.push(Change {
         now: None,
+        part: None,
         op: Op::Replace,
         resource: Resource::Database,
         place: Place::Target,
@@ -167,6 +171,7 @@ fn describe(step: &Step, r: &Restore, ctx: &PlanContext) -> Described {
         details.push("in every text column of every table with a primary key, after the load is proven equal to the dump; PHP-serialized values keep their lengths right; rows changed per table are recorded".into());
         changes.push(Change {
             now: None,
+            part: None,
             op: Op::Replace,
             resource: Resource::Database,
             place: Place::Target,

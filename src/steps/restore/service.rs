@@ -33,6 +33,7 @@ pub(super) fn changes(r: &Restore, id: &str) -> Vec<Change> {
     vec![
         Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Secret,
             place: Place::Target,
@@ -45,6 +46,7 @@ pub(super) fn changes(r: &Restore, id: &str) -> Vec<Change> {
         },
         Change {
             now: None,
+            part: None,
             op: Op::Create,
             resource: Resource::Service,
             place: Place::Target,
