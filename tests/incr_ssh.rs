@@ -309,3 +309,47 @@ fn a_failed_cut_over_after_a_freeze_unfreezes_the_vendor_app() {
     // The final pull was incremental (built on the first run).
     assert_eq!(facts(&run)["incremental"]["pulled"], 0);
 }
+
+#[test]
+fn a_repull_whose_connection_is_refused_leaves_no_partial_tree_and_the_earlier_untouched() {
+    let Some(t) = Incr::new("incr-refused") else {
+        return;
+    };
+    // Enough files that linking them takes longer than the refused connection.
+    for d in 0..10 {
+        let dir = t.src().join(format!("bulk/{d:02}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..100 {
+            std::fs::write(dir.join(format!("{i}.txt")), b"x").unwrap();
+        }
+    }
+    age_all(&t.src().join("bulk"));
+    let first = t.pull(None);
+    // The earlier tree is linked in as soon as the step starts, before the connection;
+    // the vendor's host key then fails to match (the key on record replaced by another).
+    let s = t.env.sshd();
+    let line = std::fs::read_to_string(&s.known_hosts).unwrap();
+    let other = std::fs::read_to_string(s.client_key.with_extension("pub")).unwrap();
+    let host = line.split_whitespace().next().unwrap();
+    let alg_and_key: Vec<&str> = other.split_whitespace().take(2).collect();
+    std::fs::write(
+        &s.known_hosts,
+        format!("{host} {}\n", alg_and_key.join(" ")),
+    )
+    .unwrap();
+    let pb = t.playbook(None, "");
+    let out = t.env.run(&["run", pb.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.to_lowercase().contains("host key"), "{err}");
+    let failed = t.env.last_run("wisata");
+    assert_ne!(failed, first);
+    let left: Vec<String> = std::fs::read_dir(failed.join("artifacts"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the failed pull left {left:?}");
+    verifies(&first);
+}

@@ -406,7 +406,12 @@ mod tests {
             "+ container web (target): through the helper `web.build`"
         );
         // A plan's change has no part: the plan's JSON is as before.
-        assert!(serde_json::to_value(&whole).expect("json").get("part").is_none());
+        assert!(
+            serde_json::to_value(&whole)
+                .expect("json")
+                .get("part")
+                .is_none()
+        );
     }
 
     struct Out(std::cell::RefCell<Journal>);

@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::json;
 
@@ -27,21 +29,76 @@ const MAX_NAMES: usize = 1 << 20;
 /// So many changed files are always pulled by name.
 const FEW: usize = 64;
 
-/// The search for the earlier artifact of a fetch with these `inputs`, started on a thread
-/// of its own (it reads and hashes the earlier descriptions while the SSH connection is
-/// made).
-pub(super) struct Looking(tokio::task::JoinHandle<(Option<incr::Earlier>, Vec<String>)>);
+/// What the search finds: the earlier artifact, why others were passed over, and the
+/// linking of the found one into the new tree, already started.
+type Found = (Option<incr::Earlier>, Vec<String>, Option<Ahead>);
 
-/// Starts [`Looking`].
-pub(super) fn look(cx: &StepCx<'_>, inputs: &str) -> Looking {
-    let (artifacts, runs, key) = (
+/// The search for the earlier artifact of a fetch with these `inputs`, started with the
+/// step on a task of its own: it reads and hashes the earlier descriptions, then starts
+/// linking the earlier tree into the new one ([`Ahead`]), while the SSH connection is
+/// made. Dropped, it stops the linking (the step cancelled); [`Looking::stop`] also
+/// waits until nothing more is written.
+pub(super) struct Looking {
+    task: Option<tokio::task::JoinHandle<Found>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// Starts [`Looking`]; the new tree is made under `partial` (empty).
+pub(super) fn look(cx: &StepCx<'_>, inputs: &str, partial: &Path) -> Looking {
+    let (artifacts, runs, key, root) = (
         cx.artifacts().to_path_buf(),
         cx.earlier_runs(),
         inputs.to_string(),
+        partial.to_path_buf(),
     );
-    Looking(tokio::task::spawn_blocking(move || {
-        incr::earlier(&artifacts, &key, &runs)
-    }))
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let task = tokio::spawn(async move {
+        let found = tokio::task::spawn_blocking(move || incr::earlier(&artifacts, &key, &runs))
+            .await
+            .unwrap_or_else(|e| (None, vec![format!("the searching thread failed: {e}")]));
+        let ahead = match &found.0 {
+            Some(e) if !flag.load(Ordering::Relaxed) => Some(Ahead::start_with(
+                e.tree.clone(),
+                &e.dir,
+                &root,
+                Arc::clone(&flag),
+            )),
+            _ => None,
+        };
+        (found.0, found.1, ahead)
+    });
+    Looking {
+        task: Some(task),
+        stop,
+    }
+}
+
+impl Looking {
+    /// What was found (the linking going on meanwhile).
+    async fn found(&mut self) -> Result<Found, StepError> {
+        match self.task.take() {
+            Some(t) => t
+                .await
+                .map_err(|e| StepError::failed(format!("the searching task failed: {e}"))),
+            None => Err(StepError::failed("the search was stopped")),
+        }
+    }
+
+    /// Stops the search and the linking, and waits for both: nothing is written under the
+    /// new tree's folder after this returns.
+    pub(super) async fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok((_, _, Some(mut ahead))) = self.found().await {
+            ahead.stop().await;
+        }
+    }
+}
+
+impl Drop for Looking {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The incremental pull into `partial` on what `looking` finds, or `None` (pull the whole
@@ -49,28 +106,24 @@ pub(super) fn look(cx: &StepCx<'_>, inputs: &str) -> Looking {
 pub(super) async fn pull(
     session: &Session,
     f: &Fetch,
-    looking: Looking,
+    mut looking: Looking,
     partial: &std::path::Path,
     cx: &mut StepCx<'_>,
 ) -> Result<Option<Pulled>, StepError> {
     let looked = std::time::Instant::now();
-    let (earlier, passed) = looking
-        .0
-        .await
-        .map_err(|e| StepError::failed(format!("the searching thread failed: {e}")))?;
+    let (earlier, passed, ahead) = looking.found().await?;
     for p in passed {
         cx.output(&format!(
             "not built on (its descriptions do not verify): {p}"
         ));
     }
-    let Some(earlier) = earlier else {
+    let (Some(earlier), Some(mut ahead)) = (earlier, ahead) else {
         return Ok(None);
     };
     cx.detail(&format!(
         "timing: earlier artifact read {} ms after the connection",
         looked.elapsed().as_millis()
     ));
-    let mut ahead = Ahead::start(earlier.tree.clone(), &earlier.dir, partial);
     let pulled = pull_on(session, f, &earlier, &mut ahead, partial, cx).await;
     if !matches!(pulled, Ok(Some(_))) {
         ahead.stop().await;
@@ -81,6 +134,7 @@ pub(super) async fn pull(
             .and_then(|()| std::fs::create_dir_all(partial))
             .map_err(|e| StepError::Fatal(format!("cannot empty {}: {e}", partial.display())))?;
     }
+    drop(looking);
     pulled
 }
 

@@ -4,7 +4,8 @@
 //! the vendor's `find`. Its local work is one hard link per unchanged file, as much
 //! again. So, as soon as the earlier artifact is found, every folder and file of it is
 //! made in the new tree (folders owner-only, files as hard links), by threads of their
-//! own, while the connection is made and the vendor lists. Once the listing is compared,
+//! own, while the connection is made and the vendor lists (the search for it starts with
+//! the step, before the connection). Once the listing is compared,
 //! [`super::incr::materialize`] takes out what is not kept (changed, gone, another kind)
 //! and puts in what was pulled. A fall back to the whole tree stops the threads, waits
 //! for them and empties the folder first.
@@ -30,8 +31,19 @@ pub(super) struct Ahead {
 impl Ahead {
     /// Starts making `tree` (the earlier artifact's, whose files are under `from`) under
     /// `root` (empty).
+    #[cfg(test)]
     pub(super) fn start(tree: Arc<Tree>, from: &Path, root: &Path) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
+        Self::start_with(tree, from, root, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// [`Ahead::start`], stopped also when `stop` is set (by whoever started the search
+    /// for the earlier artifact, before this existed).
+    pub(super) fn start_with(
+        tree: Arc<Tree>,
+        from: &Path,
+        root: &Path,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         let (from, root, flag) = (from.to_path_buf(), root.to_path_buf(), stop.clone());
         let done = tokio::task::spawn_blocking(move || {
             let began = std::time::Instant::now();

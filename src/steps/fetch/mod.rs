@@ -227,10 +227,19 @@ async fn execute(
         .map_err(|e| fail(format!("cannot create {}: {e}", partial.display())))?;
     let began = std::time::Instant::now();
     let looking = match &inputs {
-        Some(key) if f.incremental != Incremental::Off => Some(again::look(cx, key)),
+        Some(key) if f.incremental != Incremental::Off => Some(again::look(cx, key, &partial)),
         _ => None,
     };
-    let session = live.vendor(Some(cx)).await?;
+    let session = match live.vendor(Some(cx)).await {
+        Ok(s) => s,
+        Err(e) => {
+            // The earlier tree may be being linked in: stopped, then scrapped.
+            if let Some(l) = looking {
+                l.stop().await;
+            }
+            return Err(scrapped(e));
+        }
+    };
     cx.detail(&format!(
         "timing: connected in {} ms",
         began.elapsed().as_millis()
