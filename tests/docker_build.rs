@@ -211,6 +211,91 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
     );
 }
 
+/// A build without `run` loads its layer with no container at all. Ctrl-C while the
+/// engine loads it: the load is carried to its end before the run ends (nothing of the
+/// run appears after its process has gone), and `rollback` then removes the image.
+#[test]
+fn an_interrupt_during_an_image_load_leaves_no_image_after_rollback() {
+    let Some(env) = Env::new("loadint") else {
+        return;
+    };
+    let pb = env.playbook("boyong-fixture/busybox:1");
+    support::edit_file(&pb, "      run: [\"chmod -R a+rX /www\"]\n", "");
+    // A layer that takes the engine a moment to load: 96 MB that do not compress.
+    for i in 0..12 {
+        let mut bytes = vec![0u8; 8 << 20];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ i;
+        for b in &mut bytes {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x.to_le_bytes()[0];
+        }
+        std::fs::write(env.path(&format!("vendor/www/big-{i}.bin")), &bytes).unwrap();
+    }
+    let mut child = support::spawn_quiet(&mut env.playbook_run(&pb));
+    // The image's intent is journaled (and fsync'd) just before the load is asked for.
+    let t0 = std::time::Instant::now();
+    let run = loop {
+        let run = env.runs("situs").pop();
+        let intent = run.as_ref().is_some_and(|r| {
+            std::fs::read_to_string(r.join("journal.jsonl")).is_ok_and(|j| {
+                j.lines().any(|l| {
+                    l.contains("\"type\":\"intent\"")
+                        && l.contains("\"step\":\"image\"")
+                        && l.contains("\"resource\":\"image\"")
+                })
+            })
+        });
+        if intent {
+            break run.unwrap();
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "the build never began its image"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let signalled = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "an interrupted run exits 1");
+    let journal = support::journal(&run);
+    assert!(
+        journal
+            .iter()
+            .any(|r| r["type"] == "run-finished" && r["result"] == "interrupted"),
+        "{journal:?}"
+    );
+    let rb = env.rollback("situs");
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    let journal = support::journal(&run);
+    let image = journal
+        .iter()
+        .find(|r| r["type"] == "intent" && r["change"]["resource"] == "image")
+        .expect("the image's intent");
+    assert!(
+        journal
+            .iter()
+            .any(|r| r["type"] == "undone" && r["change_id"] == image["change_id"]),
+        "the image's change was not undone: {journal:?}"
+    );
+    let tag = format!(
+        "boyong/situs-image:{}",
+        run.file_name().unwrap().to_string_lossy()
+    );
+    // Nothing is loading for this run any more: the tag does not come back.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !docker(&["image", "inspect", &tag]).status.success(),
+        "an image was left tagged {tag}"
+    );
+    assert!(env.label().images().is_empty(), "a labelled image was left");
+}
+
 /// `build.env` values, `workdir`, `user` and a `copy` destination reach the image byte for
 /// byte: the Dockerfile's variable substitution and quote processing change none of them
 /// (`$` stays `$`, a backslash stays one, a tab is a tab).

@@ -128,4 +128,12 @@ impl Runner for World {
             Self::Sim(w) => w.streams_from(producer, consumer),
         }
     }
+
+    async fn settled(&self) {
+        match self {
+            Self::Live(w) => w.settled().await,
+            #[cfg(feature = "sim")]
+            Self::Sim(w) => w.settled().await,
+        }
+    }
 }

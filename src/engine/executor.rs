@@ -332,14 +332,14 @@ impl<'a, R: Runner> Executor<'a, R> {
                 }
                 Attempt::Failed(error) => return self.fail(&plan.steps, &at.id, error, opts).await,
                 Attempt::Interrupted => {
-                    self.finish(RunResult::Interrupted)?;
+                    self.finish(RunResult::Interrupted).await?;
                     return Ok(RunOutcome::Interrupted {
                         step: at.id.clone(),
                     });
                 }
             }
         }
-        self.finish(RunResult::Succeeded)?;
+        self.finish(RunResult::Succeeded).await?;
         Ok(RunOutcome::Succeeded)
     }
 
@@ -370,7 +370,9 @@ impl<'a, R: Runner> Executor<'a, R> {
         Ok(steps.len())
     }
 
-    fn finish(&self, result: RunResult) -> Result<(), JournalError> {
+    /// Journals the run's end, once nothing a stopped step asked for is still being made.
+    async fn finish(&self, result: RunResult) -> Result<(), JournalError> {
+        self.runner.settled().await;
         self.record(&Record::RunFinished {
             result: result.word().into(),
         })?;
@@ -402,7 +404,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 Ok(kept) => kept,
                 Err(why) => {
                     // Nothing undone: the run's changes stay, as with --no-auto-rollback.
-                    self.finish(RunResult::Failed)?;
+                    self.finish(RunResult::Failed).await?;
                     return Ok(RunOutcome::Failed {
                         step: step.to_string(),
                         error,
@@ -420,10 +422,11 @@ impl<'a, R: Runner> Executor<'a, R> {
                 RunResult::RolledBack
             } else {
                 RunResult::RollbackIncomplete
-            })?;
+            })
+            .await?;
             Some(Box::new(report))
         } else {
-            self.finish(RunResult::Failed)?;
+            self.finish(RunResult::Failed).await?;
             None
         };
         Ok(RunOutcome::Failed {
@@ -538,7 +541,8 @@ impl<'a, R: Runner> Executor<'a, R> {
             RunResult::RolledBack
         } else {
             RunResult::RollbackIncomplete
-        })?;
+        })
+        .await?;
         Ok(report)
     }
 }

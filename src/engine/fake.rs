@@ -375,6 +375,9 @@ impl Runner for FakeWorld {
         )
     }
 
+    /// The fake world makes each change within its step's call: nothing goes on after.
+    async fn settled(&self) {}
+
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {
         let change = self
             .faults

@@ -138,6 +138,12 @@ pub trait Runner {
     /// ([`StepCx::follow`]). Otherwise steps run one after the other. (No default: a
     /// runner that wraps others must pass the question on.)
     fn streams_from(&self, producer: &PlannedStep, consumer: &PlannedStep) -> bool;
+
+    /// Waits until nothing a step asked of the world is still being made: a change carried
+    /// on after its step was stopped (an image the engine is still loading when Ctrl-C
+    /// came). The executor calls it before it journals the run's end, so that nothing
+    /// appears after the process has gone, where no undo of this run would wait for it.
+    fn settled(&self) -> impl Future<Output = ()>;
 }
 
 /// Where a running step's records and events go: the run's journal and event sink,

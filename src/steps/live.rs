@@ -297,4 +297,8 @@ impl Runner for Live {
     ) -> Result<(), String> {
         super::still_valid(self, step, facts, artifacts).await
     }
+
+    async fn settled(&self) {
+        self.engine_settled().await;
+    }
 }
