@@ -11,7 +11,7 @@
 )]
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
 use support::env::Env;
@@ -335,12 +335,7 @@ fn ctrl_c_interrupts_every_running_app_and_starts_no_other() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    assert!(support::signal(child.id(), "-INT"));
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);

@@ -11,7 +11,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use sha2::Digest as _;
@@ -172,11 +171,7 @@ fn sigkill_during_the_build_then_rollback_leaves_the_target_as_it_was() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let killed = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(support::signal(child.id(), "-KILL"));
     let _ = child.wait();
 
     let rb = env.rollback("situs");
@@ -256,11 +251,7 @@ fn an_interrupt_during_an_image_load_leaves_no_image_after_rollback() {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     };
-    let signalled = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(signalled.success());
+    assert!(support::signal(child.id(), "-INT"));
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "an interrupted run exits 1");
     let journal = support::journal(&run);

@@ -15,7 +15,7 @@ use support::env::Env;
 use support::{serves as get, text};
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -231,11 +231,7 @@ fn sigkill_during_the_health_wait_then_rollback_restores_the_old_app_serving() {
         "new",
         "the new one answers (unhealthily) while boyong waits"
     );
-    let killed = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    assert!(support::signal(child.id(), "-KILL"));
     let _ = child.wait();
     assert!(inspect(&next).is_some(), "the kill left the new container");
 

@@ -588,10 +588,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         // SIGQUIT: immediate shutdown, which also ends the backends and frees shared memory.
-        let stopped = Command::new("kill")
-            .args(["-QUIT", &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
+        let stopped = super::signal(self.child.id(), "-QUIT");
         let t0 = Instant::now();
         while stopped && t0.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.child.try_wait() {

@@ -13,6 +13,15 @@ pub mod sshd;
 pub mod swarm;
 pub mod tmpfs;
 
+/// Sends `sig` (`"-INT"`, `"-KILL"`, …) to the process `pid` with kill(1): whether it was
+/// delivered.
+pub fn signal(pid: u32, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The real `boyong` binary, with its state in `state`, on the real world (not the fake),
 /// its journal key beside the state directory (never the operator's own).
 pub fn boyong(state: &std::path::Path) -> std::process::Command {
@@ -243,26 +252,24 @@ pub fn output_limited(
     };
     let out = drain(child.stdout.take().map(|s| Box::new(s) as _));
     let err = drain(child.stderr.take().map(|s| Box::new(s) as _));
-    let pid = child.id().to_string();
+    let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-    let signal = |sig: &str| {
-        let _ = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status();
+    let send = |sig: &str| {
+        let _ = signal(pid, sig);
     };
     let mut stopped = false;
     let status = match rx.recv_timeout(limit) {
         Ok(status) => status,
         Err(RecvTimeoutError::Timeout) => {
             stopped = true;
-            signal("-INT");
+            send("-INT");
             if let Ok(status) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
                 status
             } else {
-                signal("-KILL");
+                send("-KILL");
                 rx.recv().unwrap_or_else(|e| panic!("{what}: {e}"))
             }
         }

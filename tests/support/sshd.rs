@@ -194,9 +194,7 @@ impl Sshd {
         descendants(self.child.id(), &mut all);
         assert!(!all.is_empty(), "sshd has no connection to drop");
         for pid in all {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            let _ = super::signal(pid, "-KILL");
         }
     }
 
