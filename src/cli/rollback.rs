@@ -101,16 +101,11 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
     // each part under the change's own line: a part's line says which part it is (its
     // `part`), and so does the change's own first detail when its line repeats (and for
     // journals written before parts were named).
-    let whole = |item: &boyong::engine::UndoItem| {
-        let mut c = item.change.clone();
-        if let Some(o) = c.as_object_mut() {
-            o.remove("part");
-        }
-        boyong::engine::runner::change_summary(&c)
-    };
     let mut seen = std::collections::HashMap::new();
     for item in pending {
-        *seen.entry(whole(item)).or_insert(0usize) += 1;
+        *seen
+            .entry(boyong::engine::runner::change_line(&item.change))
+            .or_insert(0usize) += 1;
     }
     for item in pending {
         let mut summary = item.summary();

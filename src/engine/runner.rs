@@ -76,6 +76,16 @@ impl UndoItem {
 /// One line for a journaled change: `+ container web (target)`, followed by `: what` for
 /// one part of a change made in parts.
 pub fn change_summary(change: &Value) -> String {
+    let line = change_line(change);
+    match change.get("part").and_then(Value::as_str) {
+        Some(part) => format!("{line}: {part}"),
+        None => line,
+    }
+}
+
+/// The line of the whole change a journaled change (or part of one) belongs to:
+/// `+ container web (target)`.
+pub fn change_line(change: &Value) -> String {
     let s = |k: &str| change.get(k).and_then(Value::as_str).unwrap_or("?");
     let mark = match s("op") {
         "create" => '+',
@@ -84,11 +94,7 @@ pub fn change_summary(change: &Value) -> String {
         "run" => '!',
         _ => '?',
     };
-    let line = format!("{mark} {} {} ({})", s("resource"), s("name"), s("place"));
-    match change.get("part").and_then(Value::as_str) {
-        Some(part) => format!("{line}: {part}"),
-        None => line,
-    }
+    format!("{mark} {} {} ({})", s("resource"), s("name"), s("place"))
 }
 
 /// Everything the executor needs from the world.

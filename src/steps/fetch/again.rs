@@ -29,9 +29,9 @@ const MAX_NAMES: usize = 1 << 20;
 /// So many changed files are always pulled by name.
 const FEW: usize = 64;
 
-/// What the search finds: the earlier artifact, why others were passed over, and the
-/// linking of the found one into the new tree, already started.
-type Found = (Option<incr::Earlier>, Vec<String>, Option<Ahead>);
+/// What the search finds: the earlier artifact with the linking of it into the new tree
+/// (already started), and why others were passed over.
+type Found = (Option<(incr::Earlier, Ahead)>, Vec<String>);
 
 /// The search for the earlier artifact of a fetch with these `inputs`, started with the
 /// step on a task of its own: it reads and hashes the earlier descriptions, then starts
@@ -54,19 +54,15 @@ pub(super) fn look(cx: &StepCx<'_>, inputs: &str, partial: &Path) -> Looking {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let task = tokio::spawn(async move {
-        let found = tokio::task::spawn_blocking(move || incr::earlier(&artifacts, &key, &runs))
-            .await
-            .unwrap_or_else(|e| (None, vec![format!("the searching thread failed: {e}")]));
-        let ahead = match &found.0 {
-            Some(e) if !flag.load(Ordering::Relaxed) => Some(Ahead::start_with(
-                e.tree.clone(),
-                &e.dir,
-                &root,
-                Arc::clone(&flag),
-            )),
-            _ => None,
-        };
-        (found.0, found.1, ahead)
+        let (earlier, passed) =
+            tokio::task::spawn_blocking(move || incr::earlier(&artifacts, &key, &runs))
+                .await
+                .unwrap_or_else(|e| (None, vec![format!("the searching thread failed: {e}")]));
+        let linking = earlier.filter(|_| !flag.load(Ordering::Relaxed)).map(|e| {
+            let ahead = Ahead::start(e.tree.clone(), &e.dir, &root, Arc::clone(&flag));
+            (e, ahead)
+        });
+        (linking, passed)
     });
     Looking {
         task: Some(task),
@@ -89,7 +85,7 @@ impl Looking {
     /// new tree's folder after this returns.
     pub(super) async fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Ok((_, _, Some(mut ahead))) = self.found().await {
+        if let Ok((Some((_, mut ahead)), _)) = self.found().await {
             ahead.stop().await;
         }
     }
@@ -111,13 +107,13 @@ pub(super) async fn pull(
     cx: &mut StepCx<'_>,
 ) -> Result<Option<Pulled>, StepError> {
     let looked = std::time::Instant::now();
-    let (earlier, passed, ahead) = looking.found().await?;
+    let (linking, passed) = looking.found().await?;
     for p in passed {
         cx.output(&format!(
             "not built on (its descriptions do not verify): {p}"
         ));
     }
-    let (Some(earlier), Some(mut ahead)) = (earlier, ahead) else {
+    let Some((earlier, mut ahead)) = linking else {
         return Ok(None);
     };
     cx.detail(&format!(

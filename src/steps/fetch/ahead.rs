@@ -30,20 +30,9 @@ pub(super) struct Ahead {
 
 impl Ahead {
     /// Starts making `tree` (the earlier artifact's, whose files are under `from`) under
-    /// `root` (empty).
-    #[cfg(test)]
-    pub(super) fn start(tree: Arc<Tree>, from: &Path, root: &Path) -> Self {
-        Self::start_with(tree, from, root, Arc::new(AtomicBool::new(false)))
-    }
-
-    /// [`Ahead::start`], stopped also when `stop` is set (by whoever started the search
-    /// for the earlier artifact, before this existed).
-    pub(super) fn start_with(
-        tree: Arc<Tree>,
-        from: &Path,
-        root: &Path,
-        stop: Arc<AtomicBool>,
-    ) -> Self {
+    /// `root` (empty); it stops when `stop` is set (by this, or by whoever started the
+    /// search for the earlier artifact, before this existed).
+    pub(super) fn start(tree: Arc<Tree>, from: &Path, root: &Path, stop: Arc<AtomicBool>) -> Self {
         let (from, root, flag) = (from.to_path_buf(), root.to_path_buf(), stop.clone());
         let done = tokio::task::spawn_blocking(move || {
             let began = std::time::Instant::now();
@@ -177,7 +166,7 @@ mod tests {
             tree.insert(f.as_bytes().to_vec(), file());
         }
         fs::create_dir(&root).expect("mkdir");
-        let mut ahead = Ahead::start(Arc::new(tree.clone()), &from, &root);
+        let mut ahead = Ahead::start(Arc::new(tree.clone()), &from, &root, Arc::default());
         ahead.finish().await.expect("made");
         for f in ["top", "a/1", "a/b/2", "a-b/3", "a/4"] {
             assert_eq!(fs::read(root.join(f)).expect("linked"), f.as_bytes());
@@ -191,7 +180,7 @@ mod tests {
         }
         assert_eq!(crate::artifact::manifest::scan(&root).expect("scan"), want);
         // A second start into the same folder fails: nothing is made over what is there.
-        let mut again = Ahead::start(Arc::new(tree), &from, &root);
+        let mut again = Ahead::start(Arc::new(tree), &from, &root, Arc::default());
         assert!(again.finish().await.is_err());
     }
 
@@ -203,7 +192,7 @@ mod tests {
         fs::create_dir_all(&root).expect("mkdir");
         let mut tree = Tree::new();
         tree.insert(b"gone".to_vec(), file());
-        let mut ahead = Ahead::start(Arc::new(tree.clone()), &from, &root);
+        let mut ahead = Ahead::start(Arc::new(tree.clone()), &from, &root, Arc::default());
         let err = ahead.finish().await.expect_err("the file is gone");
         assert!(err.contains("gone"), "{err}");
         let mut big = Tree::new();
@@ -214,7 +203,7 @@ mod tests {
         }
         let root2 = d.path().join("root2");
         fs::create_dir(&root2).expect("mkdir");
-        let mut ahead = Ahead::start(Arc::new(big), &from, &root2);
+        let mut ahead = Ahead::start(Arc::new(big), &from, &root2, Arc::default());
         ahead.stop().await;
         let after = fs::read_dir(&root2).expect("read").count();
         std::thread::sleep(std::time::Duration::from_millis(50));

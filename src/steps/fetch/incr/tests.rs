@@ -166,8 +166,12 @@ fn the_tree_linked_ahead_becomes_the_new_tree_whatever_changed_kind() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let mut ahead =
-            super::super::ahead::Ahead::start(std::sync::Arc::new(earlier.clone()), &from, &root);
+        let mut ahead = super::super::ahead::Ahead::start(
+            std::sync::Arc::new(earlier.clone()),
+            &from,
+            &root,
+            std::sync::Arc::default(),
+        );
         ahead.finish().await.expect("linked ahead");
     });
     // The delta: the changed file, `d2f` as a file, a new file in the new folder `f2d`.
