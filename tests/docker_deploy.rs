@@ -314,6 +314,13 @@ fn a_step_stopped_while_its_container_is_being_made_leaves_no_container_behind()
         t0.elapsed() >= delay,
         "the run ended before the engine answered the request it was stopped in"
     );
+    // The undo waited about 3 s (the 4 s hold less the 1 s limit), past the 2 s after
+    // which the wait is said, naming the request.
+    let waiting = format!(
+        "waiting for the engine to finish: create container {}.next-",
+        env.name
+    );
+    assert!(err.contains(&waiting), "no `{waiting}` line: {err}");
     // Past the engine's answer: a container made behind the undo would be listed now.
     std::thread::sleep(Duration::from_secs(1));
     env.assert_the_old_one_serves_alone(&old_id);

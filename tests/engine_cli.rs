@@ -297,6 +297,59 @@ fn ctrl_c_stops_the_step_and_says_how_to_recover() {
 }
 
 #[test]
+fn a_run_whose_world_is_slow_to_settle_after_ctrl_c_says_what_it_waits_for_and_a_second_ctrl_c_quits()
+ {
+    use std::io::BufRead as _;
+    let env = Env::new();
+    let mut child = env.spawn(
+        &["run", "demo.yml"],
+        "maint:0:after-change:wait,maint:0:settle:wait",
+    );
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    env.wait_for_change("maint", "command");
+    signal(&child, "-INT");
+    let t0 = Instant::now();
+    let mut seen = Vec::new();
+    let waiting = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(l) if l.contains("waiting for the engine to finish") => break l,
+            Ok(l) => seen.push(l),
+            Err(e) => panic!("no waiting line ({e}); the run said: {seen:#?}"),
+        }
+    };
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "said before the executor's patience ran out: {waiting}"
+    );
+    assert!(
+        waiting.contains("change 0 of step `maint` (an injected fault)"),
+        "{waiting}"
+    );
+    assert!(waiting.contains("Ctrl-C again quits at once"), "{waiting}");
+    assert!(
+        !seen.iter().any(|l| l.starts_with("finished")),
+        "the run ended before it settled: {seen:#?}"
+    );
+    signal(&child, "-INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a second Ctrl-C quits at once");
+    reader.join().unwrap();
+    // The run's end was never journaled; its journal still undoes what it made.
+    let rb = env.run(&["rollback", "demo", "--yes"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+    assert_eq!(env.resources(), start_resources());
+}
+
+#[test]
 fn a_second_run_of_the_same_app_is_refused_naming_the_holder() {
     let env = Env::new();
     let mut first = env.spawn(&["run", "demo.yml"], "code:0:after-intent:wait");

@@ -158,6 +158,48 @@ fn a_retried_step_undoes_its_first_attempt_then_succeeds() {
 }
 
 #[test]
+fn a_world_slow_to_settle_is_waited_for_before_an_undo_and_the_wait_is_said_once() {
+    let f = fixture(PLAYBOOK);
+    let world = faulted("code", 0, Point::AfterChange, Action::Fail);
+    world.inject(Fault {
+        step: "code".into(),
+        change: 0,
+        point: Point::Settle,
+        action: Action::Slow,
+    });
+    let j = new_journal(&f);
+    let mut events = Vec::new();
+    let out = run(&f, &world, &j, false, quick(), &mut events).unwrap();
+    assert!(
+        matches!(&out, RunOutcome::Failed { rollback: Some(r), .. } if r.is_complete()),
+        "{out:?}"
+    );
+    let at = |want: fn(&Event) -> bool| events.iter().position(want);
+    let waiting = at(|e| matches!(e, Event::Waiting { .. })).expect("the wait is said");
+    assert_eq!(
+        events[waiting],
+        Event::Waiting {
+            on: vec!["change 0 of step `code` (an injected fault)".into()]
+        }
+    );
+    let undoing = at(|e| matches!(e, Event::Undoing { .. })).expect("an undo");
+    let undone = at(|e| matches!(e, Event::Undone { .. })).expect("an undo done");
+    assert!(
+        undoing < waiting && waiting < undone,
+        "the wait comes between the undo's announcement and its end: {events:#?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Waiting { .. }))
+            .count(),
+        1,
+        "the world settles once; no later wait is said"
+    );
+    assert_eq!(world.snapshot().resources, start().resources);
+}
+
+#[test]
 fn a_rollback_that_fails_part_way_says_what_is_left_and_a_second_one_finishes() {
     let f = fixture(PLAYBOOK);
     let world = FakeWorld::with_state(start());

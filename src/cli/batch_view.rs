@@ -224,6 +224,8 @@ fn live(e: &Event, step: &str) -> Option<String> {
             format!("rolling back {changes} change(s) ({reason})")
         }
         Event::Undoing { change, .. } => format!("rolling back: undo {change}"),
+        Event::Waiting { on } if on.is_empty() => "waiting for the engine".into(),
+        Event::Waiting { on } => format!("waiting for the engine: {}", on.join("; ")),
         _ => return None,
     })
 }

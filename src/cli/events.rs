@@ -224,11 +224,24 @@ fn human(e: &Event) -> Option<String> {
             summary, change, ..
         } => format!("    undo {change}: {summary}"),
         Event::UndoFailed { change, error, .. } => format!("    undo {change} FAILED: {error}"),
+        Event::Waiting { on } => waiting(on),
         Event::RunFinished { result } => match result {
             RunResult::Succeeded => "finished: succeeded".into(),
             other => format!("finished: {}", other.word()),
         },
     })
+}
+
+/// The line of [`Event::Waiting`].
+pub(crate) fn waiting(on: &[String]) -> String {
+    let what = if on.is_empty() {
+        "a request a stopped step made".to_string()
+    } else {
+        on.join("; ")
+    };
+    format!(
+        "    waiting for the engine to finish: {what} (nothing is undone or ended before it answers; Ctrl-C again quits at once, and `boyong rollback` later undoes what it made)"
+    )
 }
 
 fn ms(v: u64) -> f64 {

@@ -136,4 +136,12 @@ impl Runner for World {
             Self::Sim(w) => w.settled().await,
         }
     }
+
+    async fn unsettled(&self) -> Vec<String> {
+        match self {
+            Self::Live(w) => w.unsettled().await,
+            #[cfg(feature = "sim")]
+            Self::Sim(w) => w.unsettled().await,
+        }
+    }
 }

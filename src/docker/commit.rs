@@ -226,7 +226,7 @@ impl Docker {
                 ..bollard::models::ContainerConfig::default()
             };
             let options = options.build();
-            self.change(|docker| async move {
+            self.change(format!("commit image {tag}"), |docker| async move {
                 docker
                     .commit_container(options, image)
                     .await

@@ -224,7 +224,7 @@ impl Docker {
             ..ContainerCreateBody::default()
         };
         let options = CreateContainerOptionsBuilder::new().name(name).build();
-        self.change(|docker| async move {
+        self.change(format!("create container {name}"), |docker| async move {
             let r = docker
                 .create_container(Some(options), body)
                 .await
@@ -245,7 +245,7 @@ impl Docker {
         body: ContainerCreateBody,
     ) -> Result<(), DockerError> {
         let options = CreateContainerOptionsBuilder::new().name(name).build();
-        self.change(|docker| async move {
+        self.change(format!("create container {name}"), |docker| async move {
             docker
                 .create_container(Some(options), body)
                 .await
@@ -261,7 +261,7 @@ impl Docker {
     /// An API error.
     pub async fn start(&self, name: &str) -> Result<(), DockerError> {
         let name = name.to_string();
-        self.change(|docker| async move {
+        self.change(format!("start container {name}"), |docker| async move {
             match docker.start_container(&name, None).await {
                 Ok(())
                 | Err(BErr::DockerResponseServerError {
@@ -303,6 +303,7 @@ impl Docker {
         let name = name.to_string();
         let options = RenameContainerOptionsBuilder::new().name(to).build();
         self.change(
+            format!("rename container {name} to {to}"),
             |docker| async move { docker.rename_container(&name, options).await.map_err(api) },
         )
         .await
@@ -421,13 +422,16 @@ impl Docker {
         &self,
         request: NetworkCreateRequest,
     ) -> Result<(), DockerError> {
-        self.change(|docker| async move {
-            docker
-                .create_network(request)
-                .await
-                .map(|_| ())
-                .map_err(api)
-        })
+        self.change(
+            format!("create network {}", request.name),
+            |docker| async move {
+                docker
+                    .create_network(request)
+                    .await
+                    .map(|_| ())
+                    .map_err(api)
+            },
+        )
         .await
     }
 
@@ -510,9 +514,9 @@ impl Docker {
             labels: Some(labels.clone()),
             ..VolumeCreateRequest::default()
         };
-        self.change(
-            |docker| async move { docker.create_volume(request).await.map(|_| ()).map_err(api) },
-        )
+        self.change(format!("create volume {name}"), |docker| async move {
+            docker.create_volume(request).await.map(|_| ()).map_err(api)
+        })
         .await
     }
 

@@ -231,7 +231,7 @@ impl Docker {
         // A change of the engine's (an image tagged): carried to its end even if the step
         // is dropped meanwhile, and awaited by any undo (`Docker::change`), so that an image
         // the engine was still loading cannot appear after the undo looked for it.
-        self.change(move |_| async move {
+        self.change(format!("load image {tag}"), move |_| async move {
             let mut answers = docker.import_image(
                 bollard::query_parameters::ImportImageOptionsBuilder::new()
                     .quiet(true)

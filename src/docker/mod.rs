@@ -223,17 +223,25 @@ impl Docker {
         self.changes.settled().await;
     }
 
+    /// What the requests that make or change something, still in flight, do (`load image
+    /// web:1`), oldest first: what [`Docker::settled`] waits for.
+    pub fn unsettled(&self) -> Vec<String> {
+        self.changes.pending()
+    }
+
     /// Runs `request`, given a clone of the client, as a change carried through even when
     /// the caller is dropped (`inflight.rs`): every request that makes or changes something.
+    /// `what` it does, in a few words, for a wait that must say what it waits for.
     async fn change<T, F>(
         &self,
+        what: String,
         request: impl FnOnce(bollard::Docker) -> F,
     ) -> Result<T, DockerError>
     where
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, DockerError>> + Send + 'static,
     {
-        self.changes.run(request(self.docker.clone())).await
+        self.changes.run(what, request(self.docker.clone())).await
     }
 
     /// Whether the engine is Podman's Docker-compatible service.

@@ -20,6 +20,7 @@ impl Docker {
             ..NetworkConnectRequest::default()
         };
         self.change(
+            format!("connect container {container} to network {network}"),
             |docker| async move { docker.connect_network(&network, request).await.map_err(api) },
         )
         .await

@@ -196,7 +196,11 @@ impl Docker {
     /// An API error (a name taken, a network that is not attachable …).
     pub async fn create_service(&self, spec: &Value) -> Result<String, DockerError> {
         let spec = spec_of(spec)?;
-        self.change(|docker| async move {
+        let what = format!(
+            "create service {}",
+            spec.name.as_deref().unwrap_or("(unnamed)")
+        );
+        self.change(what, |docker| async move {
             let r = docker.create_service(spec, None).await.map_err(api)?;
             Ok(r.id.unwrap_or_default())
         })
@@ -218,7 +222,7 @@ impl Docker {
             .build();
         let name = name.to_string();
         let spec = spec_of(spec)?;
-        self.change(|docker| async move {
+        self.change(format!("update service {name}"), |docker| async move {
             docker
                 .update_service(&name, spec, options, None)
                 .await
@@ -417,9 +421,9 @@ impl Docker {
             "Data": data.as_str(),
         }))
         .map_err(|e| DockerError::Api(format!("a secret spec that does not read: {e}")))?;
-        self.change(
-            |docker| async move { docker.create_secret(spec).await.map(|r| r.id).map_err(api) },
-        )
+        self.change(format!("create secret {name}"), |docker| async move {
+            docker.create_secret(spec).await.map(|r| r.id).map_err(api)
+        })
         .await
     }
 

@@ -176,6 +176,13 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// The executor waits for what a stopped step asked of the world (an image the engine
+    /// is still loading) before it undoes anything or journals the run's end; said once,
+    /// when the wait is longer than 2 s.
+    Waiting {
+        /// What is still being made, a few words each (`load image web:1`).
+        on: Vec<String>,
+    },
     /// The run (or the rollback) ended.
     RunFinished {
         /// How.

@@ -174,6 +174,9 @@ enum Settled {
 /// The error of an attempt stopped by the operator.
 const INTERRUPTED: &str = "interrupted by the operator";
 
+/// How long the executor waits for the world to settle before it says what it waits for.
+const SAY_WAIT_AFTER: Duration = Duration::from_secs(2);
+
 /// What a step attempt's future gives: its result, or why it was cut off.
 type AttemptResult = Result<Result<Value, StepError>, Stop>;
 
@@ -370,9 +373,33 @@ impl<'a, R: Runner> Executor<'a, R> {
         Ok(steps.len())
     }
 
+    /// Waits until nothing a stopped step asked for is still being made
+    /// ([`Runner::settled`]); past [`SAY_WAIT_AFTER`], says once what it waits for (an
+    /// engine that takes its time, or does not answer, would otherwise look like a hung
+    /// process).
+    async fn await_settled(&self) {
+        let settling = self.runner.settled();
+        tokio::pin!(settling);
+        if tokio::time::timeout(SAY_WAIT_AFTER, &mut settling)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        let on = self
+            .runner
+            .unsettled()
+            .await
+            .iter()
+            .map(|w| self.redactor.text(w))
+            .collect();
+        self.emit(&Event::Waiting { on });
+        settling.await;
+    }
+
     /// Journals the run's end, once nothing a stopped step asked for is still being made.
     async fn finish(&self, result: RunResult) -> Result<(), JournalError> {
-        self.runner.settled().await;
+        self.await_settled().await;
         self.record(&Record::RunFinished {
             result: result.word().into(),
         })?;
@@ -477,6 +504,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 change: item.change_id.clone(),
                 summary: item.summary(),
             });
+            self.await_settled().await;
             match self.runner.undo(&item).await {
                 Ok(()) => {
                     self.record(&Record::Undone {

@@ -37,6 +37,9 @@ pub enum Point {
     AfterDone,
     /// When rollback undoes the change.
     Undo,
+    /// While the executor waits for the world to settle ([`Runner::settled`]): before the
+    /// run's end, before each undo. The fault's step and change name what is "in flight".
+    Settle,
 }
 
 /// What a fault does.
@@ -48,6 +51,9 @@ pub enum Action {
     Panic,
     /// It waits an hour: for Ctrl-C, time limits and SIGKILL.
     Wait,
+    /// It waits 3 s, then goes on: longer than the executor waits before it says what it
+    /// waits for.
+    Slow,
 }
 
 /// A fault: at `point` of the `change`-th change (0-based) of step `step`.
@@ -78,9 +84,10 @@ impl FromStr for Fault {
             "after-change" => Point::AfterChange,
             "after-done" => Point::AfterDone,
             "undo" => Point::Undo,
+            "settle" => Point::Settle,
             p => {
                 return Err(format!(
-                    "`{p}`: expected before-intent, after-intent, after-change, after-done or undo"
+                    "`{p}`: expected before-intent, after-intent, after-change, after-done, undo or settle"
                 ));
             }
         };
@@ -88,7 +95,8 @@ impl FromStr for Fault {
             "fail" => Action::Fail,
             "panic" => Action::Panic,
             "wait" => Action::Wait,
-            a => return Err(format!("`{a}`: expected fail, panic or wait")),
+            "slow" => Action::Slow,
+            a => return Err(format!("`{a}`: expected fail, panic, wait or slow")),
         };
         Ok(Self {
             step: (*step).to_string(),
@@ -119,6 +127,8 @@ pub struct FakeWorld {
     state: Mutex<WorldState>,
     file: Option<PathBuf>,
     faults: Mutex<Vec<Fault>>,
+    /// What a settle fault holds "in flight" while it strikes.
+    settling: Mutex<Option<String>>,
 }
 
 /// A resource's key. Local artifacts belong to their run's directory.
@@ -162,7 +172,7 @@ impl FakeWorld {
         Ok(Self {
             state: Mutex::new(state),
             file: Some(file.to_path_buf()),
-            faults: Mutex::new(Vec::new()),
+            ..Self::default()
         })
     }
 
@@ -225,6 +235,10 @@ impl FakeWorld {
             Some(Action::Panic) => panic_now(step, change, point),
             Some(Action::Wait) => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            }
+            Some(Action::Slow) => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
                 Ok(())
             }
         }
@@ -375,8 +389,41 @@ impl Runner for FakeWorld {
         )
     }
 
-    /// The fake world makes each change within its step's call: nothing goes on after.
-    async fn settled(&self) {}
+    /// The fake world makes each change within its step's call: nothing goes on after,
+    /// unless a settle fault says so.
+    async fn settled(&self) {
+        let fault = self
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|f| f.point == Point::Settle)
+            .cloned();
+        if let Some(f) = fault {
+            *self
+                .settling
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(format!(
+                "change {} of step `{}` (an injected fault)",
+                f.change, f.step
+            ));
+            let struck = self.strike(&f.step, f.change, Point::Settle).await;
+            *self
+                .settling
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            drop(struck);
+        }
+    }
+
+    async fn unsettled(&self) -> Vec<String> {
+        self.settling
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
 
     async fn undo(&self, item: &UndoItem) -> Result<(), StepError> {
         let change = self

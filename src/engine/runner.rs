@@ -150,6 +150,10 @@ pub trait Runner {
     /// came). The executor calls it before it journals the run's end, so that nothing
     /// appears after the process has gone, where no undo of this run would wait for it.
     fn settled(&self) -> impl Future<Output = ()>;
+
+    /// What [`Runner::settled`] would wait for now, a few words each (`load image web:1`):
+    /// the executor says it when the wait is long. (No default, as for `settled`.)
+    fn unsettled(&self) -> impl Future<Output = Vec<String>>;
 }
 
 /// Where a running step's records and events go: the run's journal and event sink,

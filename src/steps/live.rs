@@ -301,4 +301,9 @@ impl Runner for Live {
     async fn settled(&self) {
         self.engine_settled().await;
     }
+
+    async fn unsettled(&self) -> Vec<String> {
+        let engine = self.engine.lock().await.as_ref().map(Arc::clone);
+        engine.map(|e| e.unsettled()).unwrap_or_default()
+    }
 }
