@@ -221,7 +221,7 @@ fn note_reuse(
         let Some(key) = boyong::steps::reuse_key(pb, &s.spec) else {
             continue;
         };
-        s.found.push(match candidates(&artifacts, &key, &reuse).first() {
+        s.found.push(match candidates(&artifacts, &key, &reuse).next() {
             Some(e) => format!(
                 "--reuse-artifacts: {}, if it still verifies when the run takes it",
                 e.said()

@@ -82,13 +82,61 @@ pub fn now_secs() -> u64 {
 /// Earlier runs of the app whose run directory holds `artifacts` (this run's), with a
 /// step done and not undone whose inputs are `inputs` (an [`inputs_sha256`]), pulled at
 /// most `reuse.max_age` ago: newest run first. A journal that cannot be read or does
-/// not verify is passed over.
-pub fn candidates(artifacts: &Path, inputs: &str, reuse: &Reuse) -> Vec<Earlier> {
+/// not verify is passed over. Lazy: a journal is read (and verified) only when the ones
+/// after it gave nothing the caller took, so an app with a long history pays for its
+/// newest runs only.
+pub fn candidates(
+    artifacts: &Path,
+    inputs: &str,
+    reuse: &Reuse,
+) -> impl Iterator<Item = Earlier> + use<> {
+    let (runs, ids) = run_ids(artifacts);
+    let (inputs, key, max_age, now) = (
+        inputs.to_string(),
+        reuse.key.clone(),
+        reuse.max_age,
+        now_secs(),
+    );
+    ids.into_iter().rev().flat_map(move |id| {
+        let dir = runs.join(id.as_str());
+        let mut out = Vec::new();
+        let Ok(contents) = journal::read_keyed(&dir.join("journal.jsonl"), key.as_ref()) else {
+            return out;
+        };
+        for (step, facts) in History::from_journal(&contents).steps_done {
+            // Its files are found by the step's id: only an id a playbook may hold.
+            if !crate::playbook::is_step_id(&step) {
+                continue;
+            }
+            if facts.get("inputs_sha256").and_then(Value::as_str) != Some(inputs.as_str()) {
+                continue;
+            }
+            let Some(pulled) = facts.get("pulled_at").and_then(Value::as_u64) else {
+                continue;
+            };
+            let age = Duration::from_secs(now.saturating_sub(pulled));
+            if age <= max_age {
+                out.push(Earlier {
+                    run: id.to_string(),
+                    step,
+                    artifacts: dir.join("artifacts"),
+                    facts,
+                    age,
+                });
+            }
+        }
+        out
+    })
+}
+
+/// The runs folder of the run whose artifacts are `artifacts`, and the other runs in it,
+/// oldest first.
+fn run_ids(artifacts: &Path) -> (PathBuf, Vec<RunId>) {
     let Some(run_dir) = artifacts.parent() else {
-        return Vec::new();
+        return (PathBuf::new(), Vec::new());
     };
     let (Some(runs), Some(own)) = (run_dir.parent(), run_dir.file_name()) else {
-        return Vec::new();
+        return (PathBuf::new(), Vec::new());
     };
     let mut ids: Vec<RunId> = std::fs::read_dir(runs)
         .map(|d| {
@@ -99,38 +147,7 @@ pub fn candidates(artifacts: &Path, inputs: &str, reuse: &Reuse) -> Vec<Earlier>
         })
         .unwrap_or_default();
     ids.sort();
-    let now = now_secs();
-    let mut out = Vec::new();
-    for id in ids.into_iter().rev() {
-        let dir = runs.join(id.as_str());
-        let Ok(contents) = journal::read_keyed(&dir.join("journal.jsonl"), reuse.key.as_ref())
-        else {
-            continue;
-        };
-        for (step, facts) in History::from_journal(&contents).steps_done {
-            // Its files are found by the step's id: only an id a playbook may hold.
-            if !crate::playbook::is_step_id(&step) {
-                continue;
-            }
-            if facts.get("inputs_sha256").and_then(Value::as_str) != Some(inputs) {
-                continue;
-            }
-            let Some(pulled) = facts.get("pulled_at").and_then(Value::as_u64) else {
-                continue;
-            };
-            let age = Duration::from_secs(now.saturating_sub(pulled));
-            if age <= reuse.max_age {
-                out.push(Earlier {
-                    run: id.to_string(),
-                    step,
-                    artifacts: dir.join("artifacts"),
-                    facts,
-                    age,
-                });
-            }
-        }
-    }
-    out
+    (runs.to_path_buf(), ids)
 }
 
 /// An age in words: `45s`, `12m 5s`, `2h 5m`, `3d 4h`.

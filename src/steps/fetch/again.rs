@@ -242,18 +242,13 @@ async fn pull_on(
         linked.as_millis(),
         began.elapsed().as_millis()
     ));
-    let made = tokio::task::spawn_blocking({
-        let (root, tree, takes, from, delta_at, pulled) = (
-            partial.to_path_buf(),
-            tree.clone(),
-            takes.clone(),
-            earlier.tree.clone(),
-            delta_at.clone(),
-            delta.tree.clone(),
-        );
+    // The maps go to the thread and come back: not copied.
+    let (made, tree, takes, delta) = tokio::task::spawn_blocking({
+        let (root, from) = (partial.to_path_buf(), earlier.tree.clone());
         move || {
-            incr::materialize(&root, &tree, &takes, &from, &delta_at, &pulled)?;
-            remove_all(&[delta_at]).map_err(|e| e.to_string())
+            let made = incr::materialize(&root, &tree, &takes, &from, &delta_at, &delta.tree)
+                .and_then(|()| remove_all(&[delta_at]).map_err(|e| e.to_string()));
+            (made, tree, takes, delta)
         }
     })
     .await
@@ -263,29 +258,36 @@ async fn pull_on(
         "timing: the new tree made by {} ms",
         began.elapsed().as_millis()
     ));
-    let mut mtimes = BTreeMap::new();
     let (mut kept, mut bytes) = (0usize, 0u64);
-    for (name, node) in &tree {
-        let Node::File { size, .. } = node else {
-            continue;
-        };
-        bytes += size;
-        let listed = list.get(name).map(|l| l.mtime);
-        let t = match takes.get(name) {
-            Some(Take::Keep(_)) => {
-                kept += 1;
-                listed
-            }
-            _ => delta.mtimes.get(name).copied().or(listed),
-        };
-        if let Some(t) = t {
-            mtimes.insert(name.clone(), t);
-        }
-    }
+    let (mut listed, mut decided, mut sent) = (
+        incr::Along::new(&list),
+        incr::Along::new(&takes),
+        incr::Along::new(&delta.mtimes),
+    );
+    // In order, as the map is then built.
+    let mtimes: BTreeMap<Vec<u8>, i64> = tree
+        .iter()
+        .filter_map(|(name, node)| {
+            let Node::File { size, .. } = node else {
+                return None;
+            };
+            bytes += size;
+            let listed = listed.get(name).map(|l| l.mtime);
+            let t = match decided.get(name) {
+                Some(Take::Keep(_)) => {
+                    kept += 1;
+                    listed
+                }
+                _ => sent.get(name).copied().or(listed),
+            };
+            t.map(|t| (name.clone(), t))
+        })
+        .collect();
+    let mut now = incr::Along::new(&tree);
     let deleted = earlier
         .tree
         .iter()
-        .filter(|(n, node)| matches!(node, Node::File { .. }) && !tree.contains_key(*n))
+        .filter(|(n, node)| matches!(node, Node::File { .. }) && now.get(n).is_none())
         .count();
     let links_outside = tree
         .iter()

@@ -214,3 +214,27 @@ fn the_tree_linked_ahead_becomes_the_new_tree_whatever_changed_kind() {
         assert_eq!(fs::read_to_string(from.join(n)).expect("read"), body);
     }
 }
+
+#[test]
+fn along_finds_what_a_search_finds_for_names_asked_in_order() {
+    let map: BTreeMap<Vec<u8>, usize> = ["a", "a-b", "a/b", "a/b/c", "a/c", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_bytes().to_vec(), i))
+        .collect();
+    let asked = [
+        "", "a", "a-a", "a-b", "a/b/c", "a/bb", "a/c", "a0", "b", "c",
+    ];
+    let mut along = Along::new(&map);
+    for name in asked {
+        assert_eq!(
+            along.get(name.as_bytes()),
+            map.get(name.as_bytes()),
+            "{name}"
+        );
+    }
+    // The same name twice in a row is found twice.
+    let mut again = Along::new(&map);
+    assert_eq!(again.get(b"a/b"), Some(&2));
+    assert_eq!(again.get(b"a/b"), Some(&2));
+}
