@@ -334,7 +334,10 @@ fn a_run_whose_world_is_slow_to_settle_after_ctrl_c_says_what_it_waits_for_and_a
         waiting.contains("change 0 of step `maint` (an injected fault)"),
         "{waiting}"
     );
-    assert!(waiting.contains("Ctrl-C again quits at once"), "{waiting}");
+    assert!(
+        waiting.contains("a second Ctrl-C quits at once"),
+        "{waiting}"
+    );
     assert!(
         !seen.iter().any(|l| l.starts_with("finished")),
         "the run ended before it settled: {seen:#?}"

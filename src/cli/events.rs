@@ -235,12 +235,12 @@ fn human(e: &Event) -> Option<String> {
 /// The line of [`Event::Waiting`].
 pub(crate) fn waiting(on: &[String]) -> String {
     let what = if on.is_empty() {
-        "a request a stopped step made".to_string()
+        "what a stopped step asked of it".to_string()
     } else {
         on.join("; ")
     };
     format!(
-        "    waiting for the engine to finish: {what} (nothing is undone or ended before it answers; Ctrl-C again quits at once, and `boyong rollback` later undoes what it made)"
+        "    waiting for the engine to finish: {what} (nothing more is undone, and the run does not end, before it answers; a second Ctrl-C quits at once, the journal usable by `boyong rollback`)"
     )
 }
 

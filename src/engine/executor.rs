@@ -386,6 +386,10 @@ impl<'a, R: Runner> Executor<'a, R> {
         {
             return;
         }
+        // Settled just now: nothing to say.
+        if futures_util::FutureExt::now_or_never(&mut settling).is_some() {
+            return;
+        }
         let on = self
             .runner
             .unsettled()

@@ -303,7 +303,13 @@ impl Runner for Live {
     }
 
     async fn unsettled(&self) -> Vec<String> {
-        let engine = self.engine.lock().await.as_ref().map(Arc::clone);
+        // Not waited for: the executor asks while its wait for `settled` (which may be
+        // queued on this lock) is held unpolled, and a queued waiter would get it first.
+        let engine = self
+            .engine
+            .try_lock()
+            .ok()
+            .and_then(|e| e.as_ref().map(Arc::clone));
         engine.map(|e| e.unsettled()).unwrap_or_default()
     }
 }
