@@ -224,6 +224,8 @@ fn live(e: &Event, step: &str) -> Option<String> {
             format!("rolling back {changes} change(s) ({reason})")
         }
         Event::Undoing { change, .. } => format!("rolling back: undo {change}"),
+        // After a wait for the engine, the line says the undo went on.
+        Event::Undone { change, .. } => format!("rolling back: {change} undone"),
         Event::Waiting { on } if on.is_empty() => "waiting for the engine".into(),
         Event::Waiting { on } => format!("waiting for the engine: {}", on.join("; ")),
         _ => return None,
@@ -254,6 +256,8 @@ fn plain(e: &Event, step: &str) -> Option<String> {
             RunResult::Succeeded => "finished: succeeded".into(),
             other => format!("finished: {}", other.word()),
         },
+        // Only a live line moves on with it; a log has the undo's line already.
+        Event::Undone { .. } => return None,
         _ => return live(e, step),
     })
 }

@@ -147,8 +147,9 @@ pub trait Runner {
 
     /// Waits until nothing a step asked of the world is still being made: a change carried
     /// on after its step was stopped (an image the engine is still loading when Ctrl-C
-    /// came). The executor calls it before it journals the run's end, so that nothing
-    /// appears after the process has gone, where no undo of this run would wait for it.
+    /// came). The executor calls it before every undo, so that nothing appears behind the
+    /// undo that looked for it, and before it journals the run's end, so that nothing
+    /// appears after the process has gone.
     fn settled(&self) -> impl Future<Output = ()>;
 
     /// What [`Runner::settled`] would wait for now, a few words each (`load image web:1`):

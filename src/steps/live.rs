@@ -90,16 +90,6 @@ impl Live {
         Ok(e)
     }
 
-    /// Waits until the target engine, if connected, has no request that makes or changes
-    /// something in flight (one a stopped step left behind included): every undo calls it
-    /// first.
-    pub(super) async fn engine_settled(&self) {
-        let engine = self.engine.lock().await.as_ref().map(Arc::clone);
-        if let Some(e) = engine {
-            e.settled().await;
-        }
-    }
-
     /// The labels the operator asked for on everything made on the target.
     pub(super) fn extra_labels(&self) -> &std::collections::HashMap<String, String> {
         self.options.as_ref().map_or(&self.no_labels, |o| &o.labels)
@@ -298,8 +288,13 @@ impl Runner for Live {
         super::still_valid(self, step, facts, artifacts).await
     }
 
+    /// The target engine, if connected, has no request that makes or changes something in
+    /// flight (one a stopped step left behind included).
     async fn settled(&self) {
-        self.engine_settled().await;
+        let engine = self.engine.lock().await.as_ref().map(Arc::clone);
+        if let Some(e) = engine {
+            e.settled().await;
+        }
     }
 
     async fn unsettled(&self) -> Vec<String> {

@@ -26,9 +26,8 @@ pub(super) async fn undo(live: &Live, item: &UndoItem) -> Result<(), StepError> 
         Some(StepKind::Exec(e)) => e.env.clone(),
         _ => BTreeMap::new(),
     };
-    // What a stopped step asked the engine to make is made (or refused) before it is
-    // undone: otherwise it could appear behind its undo (`docker/inflight.rs`).
-    live.engine_settled().await;
+    // What a stopped step asked the engine to make is made (or refused) before this runs:
+    // the executor waits for `Runner::settled` before every undo (`docker/inflight.rs`).
     match &item.undo {
         Undo::None => Ok(()),
         Undo::RemoveArtifact { paths } => remove_artifact(&item.step, paths),
