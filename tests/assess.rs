@@ -371,9 +371,32 @@ fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
     let md = report("md");
     assert!(md.contains("Assessment"), "{md}");
     assert!(md.contains("`GET /index.html`"), "{md}");
+    // The app's last assessment, as `status` shows it: the newer of the step's and the last
+    // `boyong assess`'s.
+    let last_assessment = || {
+        let out = support::boyong(&dir.join("state"))
+            .args(["status", "--json", "--offline"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+        rows.into_iter()
+            .find(|r| r["app"] == "perizinan")
+            .unwrap_or_else(|| panic!("no row: {}", String::from_utf8_lossy(&out.stdout)))
+            ["assessment"]
+            .clone()
+    };
+    assert_eq!(
+        last_assessment()["passed"],
+        true,
+        "the run's step: {}",
+        last_assessment()
+    );
     // `assess APP` from anywhere: the run's playbook, its relative paths (keys/) read from
     // where it was run from, not from the run directory. The section's own target
     // (127.0.0.1:9, not the step's) answers nothing: the assessment ran and failed.
+    // (A second later than the step's: assessments are ordered by their start, in seconds.)
+    std::thread::sleep(Duration::from_millis(1100));
     let out = support::boyong(&dir.join("state"))
         .args(["assess", "perizinan"])
         .current_dir("/")
@@ -383,6 +406,12 @@ fn the_assess_step_journals_its_facts_and_fails_the_run_on_a_threshold() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot connect to 127.0.0.1:9"), "{stderr}");
     assert!(!stderr.contains("keys/"), "no path problem: {stderr}");
+    assert_eq!(
+        last_assessment()["passed"],
+        false,
+        "`boyong assess` is newer: {}",
+        last_assessment()
+    );
 
     // A changed page fails the step, naming the request, and so the run.
     let pb = step_playbook(dir, &s, "[\"/index.html\", \"/changed.html\"]");

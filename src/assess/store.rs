@@ -50,3 +50,24 @@ pub fn last(dir: &StateDir, app: &str) -> Option<Assessment> {
     let text = std::fs::read_to_string(path(dir, app).ok()?).ok()?;
     serde_json::from_str(&text).ok()
 }
+
+/// The app's last assessment, of either place one is kept: the newer (by `started`) of the
+/// last `boyong assess` and the `assess` steps among a run's `steps_done` (their journaled
+/// facts). With the step's id when it is a step's.
+pub fn newest(
+    dir: &StateDir,
+    app: &str,
+    steps_done: Option<&std::collections::BTreeMap<String, serde_json::Value>>,
+) -> Option<(Assessment, Option<String>)> {
+    let stepped = steps_done.into_iter().flatten().filter_map(|(id, facts)| {
+        serde_json::from_value::<Assessment>(facts.clone())
+            .ok()
+            .map(|a| (a, Some(id.clone())))
+    });
+    // On a tie (the same second) the step's, the later to be kept.
+    last(dir, app)
+        .map(|a| (a, None))
+        .into_iter()
+        .chain(stepped)
+        .max_by_key(|(a, _)| a.started)
+}

@@ -153,7 +153,8 @@ pub struct Scanned {
     pub journaled_image_id: Option<String>,
     /// Where `boyong discover` found it, for an app with no run: `STACK at ROOT on HOST`.
     pub discovered: Option<String>,
-    /// The last `boyong assess` of the app (`apps/<app>/assessment.json`).
+    /// The app's last assessment: the newer of its last `boyong assess`
+    /// (`apps/<app>/assessment.json`) and its last run's `assess` steps.
     pub assessment: Option<LastAssessment>,
     /// Its route on the front proxy, as the last deploy journaled it.
     pub route: Option<RouteSeen>,
@@ -235,6 +236,13 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
             return Ok(s);
         }
     };
+    // the newer of the last `boyong assess` and this run's own `assess` steps
+    s.assessment =
+        boyong::assess::store::newest(dir, app, Some(&h.steps_done)).map(|(a, _)| LastAssessment {
+            passed: a.passed,
+            verdict: a.verdict(),
+            started: a.started,
+        });
     s.started = Some(h.header.started.clone());
     s.last_change = Some(h.last_at.clone());
     s.steps_done = h.steps_done.len();

@@ -33,6 +33,7 @@ use crate::playbook::{Playbook, StepKind};
 use crate::steps::db::Dialect;
 
 pub mod archive;
+mod assessed;
 pub mod cert;
 pub mod db;
 pub mod host;
@@ -344,7 +345,7 @@ pub fn differences(
 }
 
 /// The preconditions read from the state directory: the last run succeeded, its
-/// journal verifies, its assessment passed (or none is recorded), the minimum time since
+/// journal verifies, the app's last assessment did not fail (`assessed.rs`), the minimum time since
 /// its end has passed, and its archive exists and verifies. (Whether its container
 /// serves is checked live by the command, see `boyong status --check`.)
 #[must_use]
@@ -386,7 +387,7 @@ pub fn preconditions(
             Err(_) => format!("run {id}: its journal cannot be read"),
         },
     ));
-    out.push(assessment(&src.run));
+    out.push(assessed::check(dir, app, src));
     let age = crate::report::epoch_seconds(&ended).map(|t| now.saturating_sub(t));
     out.push(match age {
         Some(a) => Check::new(
@@ -417,34 +418,6 @@ pub fn preconditions(
         ),
     });
     out
-}
-
-/// The hook for assessments (issue 16): `assessment.json` in the run's directory with
-/// `"passed": bool`. None recorded is shown, not blocking.
-fn assessment(run: &RunDir) -> Check {
-    let p = run.path().join("assessment.json");
-    let Ok(bytes) = std::fs::read(&p) else {
-        return Check {
-            name: "last assessment passed".into(),
-            state: "none".into(),
-            detail: "none recorded".into(),
-        };
-    };
-    let passed = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("passed").and_then(serde_json::Value::as_bool));
-    match passed {
-        Some(ok) => Check::new(
-            "last assessment passed",
-            ok,
-            if ok { "passed" } else { "failed" }.to_string(),
-        ),
-        None => Check::new(
-            "last assessment passed",
-            false,
-            format!("{} has no `passed` verdict", p.display()),
-        ),
-    }
 }
 
 /// `3 d 04 h`, `5 h 02 min`, `40 s`.

@@ -3,7 +3,8 @@
 //!
 //! Owns: which control characters each field accepts ([`allowed_controls`]): a tab and a
 //! line feed in scripts (`exec.run`, `exec.undo`, `build.run`), argument vectors
-//! (`build.cmd`, `health.cmd`), environment values (`exec.env`, `deploy.env`) and the
+//! (`build.cmd`, `health.cmd`), environment values (`exec.env`, `deploy.env`), a deployed
+//! file's text (`deploy.files[N].content`, `replace[M].find` and `.with`) and the
 //! `description`; a tab only in `build.env` (a Dockerfile `ENV` cannot hold a line break);
 //! none, in every other field. Names, paths, hosts, image references and users end up on
 //! command lines, in the generated Dockerfile, in file names on the vendor host and on the
@@ -30,6 +31,13 @@ pub(super) fn allowed_controls(field: &str) -> &'static [char] {
         | ["steps", _, "build", "run" | "cmd"]
         | ["steps", _, "deploy", "health", "cmd"]
         | ["steps", _, "exec" | "deploy", "env", _] => LINES,
+        // a file's text written into the container, and what its edits find and put
+        ["steps", _, "deploy", f, "content"] if f.starts_with("files[") => LINES,
+        ["steps", _, "deploy", f, r, "find" | "with"]
+            if f.starts_with("files[") && r.starts_with("replace[") =>
+        {
+            LINES
+        }
         ["steps", _, "build", "env", _] => TAB,
         _ => &[],
     }
@@ -141,6 +149,11 @@ mod tests {
             ("steps.a.build.run", LINES),
             ("steps.a.build.cmd", LINES),
             ("steps.a.deploy.health.cmd", LINES),
+            ("steps.a.deploy.files[0].content", LINES),
+            ("steps.a.deploy.files[2].replace[1].find", LINES),
+            ("steps.a.deploy.files[2].replace[0].with", LINES),
+            ("steps.a.deploy.files[0].path", &[]),
+            ("steps.a.deploy.files[0].owner", &[]),
             ("steps.a.build.env.X", TAB),
             ("steps.a.build.user", &[]),
             ("steps.a.build.workdir", &[]),

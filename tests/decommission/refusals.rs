@@ -249,3 +249,140 @@ fn a_forged_decommission_journal_is_never_continued() {
     );
     assert!(dir.join("certificate.json").is_file());
 }
+
+/// A static site served from `root` by Python's own HTTP server on 127.0.0.1, stopped when
+/// dropped.
+struct Site {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Site {
+    fn serve(root: &std::path::Path) -> Self {
+        let port = crate::support::free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let t0 = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "python3 -m http.server did not answer on {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_failed_assessment_refuses_until_one_passes_whichever_way_it_was_made() {
+    let Some(env) = Env::builder("decommission-assessed").sshd().build() else {
+        return;
+    };
+    let (tree, _) = vendor_files(&env);
+    let vendor_site = env.write("site-vendor/index.html", "<h1>Perizinan</h1>\n");
+    let target_site = env.write("site-target/index.html", "<h1>Perizinan</h1>\n");
+    let vendor = Site::serve(vendor_site.parent().unwrap());
+    let target = Site::serve(target_site.parent().unwrap());
+    let pb = env.write(
+        "assessed.yml",
+        std::fs::read_to_string(playbook(&env, &tree, None)).unwrap()
+            + &format!(
+                "assess:\n  vendor_url: {}\n  target_url: {}\n  paths: [\"/\"]\n  repeat: 2\n  thresholds: {{ latency_p95_ratio: 1000, content: equal }}\n",
+                vendor.url, target.url
+            ),
+    );
+    let run = boyong(&env, None, &["run", pb.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", said(&run));
+    assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
+    let plan = || {
+        boyong(
+            &env,
+            None,
+            &["decommission", APP, "--plan", "--min-age", "0"],
+        )
+    };
+    let none = plan();
+    assert_eq!(none.status.code(), Some(0), "{}", said(&none));
+    assert!(
+        said(&none).contains("last assessment passed: none recorded"),
+        "{}",
+        said(&none)
+    );
+
+    // The migrated site serves another page: `boyong assess` fails, and the decommission
+    // is refused, naming the request that failed.
+    std::fs::write(&target_site, "<h1>Perizinan</h1>\n<p>rusak</p>\n").unwrap();
+    let failed = boyong(&env, None, &["assess", APP]);
+    assert_eq!(failed.status.code(), Some(1), "{}", said(&failed));
+    let refused = plan();
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    let r = said(&refused);
+    assert!(
+        r.contains("REFUSED last assessment passed: failed") && r.contains("GET /"),
+        "{r}"
+    );
+    assert!(r.contains("by `boyong assess`"), "{r}");
+    let confirmed = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(confirmed.status.code(), Some(1), "{}", said(&confirmed));
+    assert_untouched(&tree, None);
+    assert!(decommissions(&env).is_empty(), "a refusal journals nothing");
+
+    // Mended and assessed again: it holds.
+    std::fs::write(&target_site, "<h1>Perizinan</h1>\n").unwrap();
+    let passed = boyong(&env, None, &["assess", APP]);
+    assert_eq!(passed.status.code(), Some(0), "{}", said(&passed));
+    let holds = plan();
+    assert_eq!(holds.status.code(), Some(0), "{}", said(&holds));
+    assert!(
+        said(&holds).contains("last assessment passed: passed"),
+        "{}",
+        said(&holds)
+    );
+
+    // A later run whose `assess` step passed is newer than the failed `boyong assess`:
+    // the step's verdict is the last one.
+    std::fs::write(&target_site, "<h1>Perizinan</h1>\n<p>rusak</p>\n").unwrap();
+    assert_eq!(boyong(&env, None, &["assess", APP]).status.code(), Some(1));
+    std::fs::write(&target_site, "<h1>Perizinan</h1>\n").unwrap();
+    // (a second later: assessments are ordered by their start, in seconds)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let stepped = env.write(
+        "assessed.yml",
+        std::fs::read_to_string(&pb)
+            .unwrap()
+            .replace("\nassess:", "\n  - id: compare\n    assess: {}\nassess:"),
+    );
+    let again = boyong(&env, None, &["run", stepped.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", said(&again));
+    assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
+    let by_step = plan();
+    assert_eq!(by_step.status.code(), Some(0), "{}", said(&by_step));
+    assert!(
+        said(&by_step).contains("last assessment passed: passed")
+            && said(&by_step).contains("by step compare of run"),
+        "{}",
+        said(&by_step)
+    );
+}

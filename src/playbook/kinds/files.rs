@@ -316,6 +316,36 @@ mod tests {
     }
 
     #[test]
+    fn a_files_text_and_its_edits_may_span_lines_but_hold_no_other_control_character() {
+        let l = check(
+            "        - path: /etc/php/8.2/cli/conf.d/99-app.ini\n          content: \"memory_limit = 256M\\n\\tupload_max_filesize = 64M\\n\"\n        - path: /var/www/html/wp-config.php\n          replace: [{ find: \"a\\nb\", with: \"c\\n\" }]\n",
+            None,
+        );
+        assert_eq!(errors(&l), "", "the docs' example validates");
+        let pb = l.playbook.as_ref().expect("valid");
+        let StepKind::Deploy(d) = &pb.steps[2].kind else {
+            panic!("a deploy")
+        };
+        let FileSource::Content(c) = &d.files[0].source else {
+            panic!("content")
+        };
+        assert_eq!(
+            c.to_string(),
+            "memory_limit = 256M\n\tupload_max_filesize = 64M\n",
+            "kept as written"
+        );
+        let l = check(
+            "        - path: /etc/app.ini\n          content: \"a = 1\\r\\n\"\n",
+            None,
+        );
+        assert!(
+            errors(&l).contains("U+000D (carriage return)"),
+            "{}",
+            errors(&l)
+        );
+    }
+
+    #[test]
     fn a_delivered_file_inside_a_copied_tree_is_left_out_of_the_build_and_owned_as_it() {
         let l = check(
             "        - path: /var/www/html/wp-config.php\n          replace: [{ find: \"{{ vars.pw }}\", with: x }]\n        - path: /etc/app.ini\n          template: app.tmpl\n",
