@@ -146,6 +146,25 @@ fn a_live_plan_finds_the_world_changes_nothing_and_a_saved_plan_runs_only_while_
     ] {
         assert!(said.contains(&want), "the plan shows `{want}`:\n{said}");
     }
+    // The engine's storage driver, as `docker info` says it, and the note on a slow one.
+    let driver = text(
+        &Command::new("docker")
+            .args(["info", "--format", "{{.Driver}}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    assert!(
+        said.contains(&format!(", storage {driver}) at ")),
+        "the plan names the storage driver {driver}:\n{said}"
+    );
+    assert_eq!(
+        said.contains(&format!("note: the engine stores files with {driver}")),
+        matches!(driver.as_str(), "fuse-overlayfs" | "vfs"),
+        "{said}"
+    );
     let p = plan_json(&saved);
     assert_eq!(p["mode"], "live");
     let prints = &p["probes"]["fingerprints"];

@@ -17,6 +17,8 @@ pub struct About {
     pub api: String,
     /// Where the engine keeps images and volumes (on the target's file system).
     pub root_dir: Option<String>,
+    /// How it stores images' and containers' files: `overlay2`, `fuse-overlayfs`, `vfs` …
+    pub storage_driver: Option<String>,
     /// Operating system and architecture.
     pub platform: String,
 }
@@ -46,6 +48,7 @@ impl Docker {
             version: v.version.unwrap_or_else(|| "?".into()),
             api: v.api_version.unwrap_or_else(|| "?".into()),
             root_dir: info.docker_root_dir,
+            storage_driver: info.driver.filter(|d| !d.is_empty()),
             platform: format!(
                 "{}/{}",
                 v.os.unwrap_or_else(|| "?".into()),

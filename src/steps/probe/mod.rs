@@ -51,6 +51,8 @@ pub(crate) struct Target {
     pub(crate) engine: Arc<Docker>,
     about: String,
     root_dir: Option<String>,
+    /// A storage driver whose every file access costs more than the kernel's overlayfs.
+    slow_storage: Option<String>,
     pub(crate) ports: Vec<Published>,
 }
 
@@ -115,11 +117,18 @@ impl Pool {
             let key = engine
                 .host_key()
                 .map_or_else(String::new, |k| format!(", its host key {k}"));
+            let storage = about
+                .storage_driver
+                .as_deref()
+                .map_or_else(String::new, |d| format!(", storage {d}"));
             Ok(Target {
                 about: format!(
-                    "Docker Engine {} (API {}, {}) at {endpoint}{key}",
+                    "Docker Engine {} (API {}, {}{storage}) at {endpoint}{key}",
                     about.version, about.api, about.platform
                 ),
+                slow_storage: about
+                    .storage_driver
+                    .filter(|d| matches!(d.as_str(), "fuse-overlayfs" | "vfs")),
                 root_dir: about.root_dir,
                 engine: Arc::new(engine),
                 ports,
@@ -323,6 +332,9 @@ pub async fn probe(pool: &Pool, live: &Live, plan: &mut Plan, state_dir: &std::p
             Ok(t) => {
                 fx.target.push(t.about.clone());
                 fx.print("target.engine".into(), t.about.clone());
+                if let Some(d) = &t.slow_storage {
+                    fx.target.push(target::slow_storage(d));
+                }
                 if live.swarm() {
                     target::swarm_manager(&t, &mut fx).await;
                 }

@@ -101,6 +101,22 @@ pub(crate) fn proto(p: crate::playbook::units::Proto) -> &'static str {
     }
 }
 
+/// The note on an engine that stores files with `driver` (`fuse-overlayfs`, `vfs`): an app
+/// that opens many files a request runs slower there than on the vendor, which the
+/// assessment's latency figures then show. Measured on such an engine (README, "Real
+/// apps"): WordPress's PHP took 1.67x the vendor's CPU a page in a container on
+/// fuse-overlayfs, 1.08x on the kernel's overlayfs.
+pub(super) fn slow_storage(driver: &str) -> String {
+    let why = if driver == "vfs" {
+        "a full copy of every layer, for each container"
+    } else {
+        "each file opened or looked up in a container is a round trip to a user-space daemon"
+    };
+    format!(
+        "note: the engine stores files with {driver} ({why}): an app that reads many files a request (a CMS) answers slower than on the vendor; `overlay2`, the engine's usual driver, does not cost this"
+    )
+}
+
 /// Whether a TCP port can be bound on this machine (the engine is local). The socket is
 /// closed at once; nothing listens.
 pub(crate) fn port_free(addr: &str, port: u16) -> bool {
