@@ -161,8 +161,9 @@ enum Command {
     },
     /// Delete the vendor's copy of a migrated app, with a certificate (irreversible).
     ///
-    /// Exactly what the playbook fetched (paths) and dumped (databases), after checking the
-    /// preconditions and re-hashing the vendor's files; journaled, then checked gone.
+    /// Exactly what the playbook fetched (paths) and dumped (databases, and the dump's own
+    /// login), and the crontab lines and units its `decommission:` names, after checking
+    /// the preconditions and re-hashing the vendor's files; journaled, then checked gone.
     ///
     /// Exit 2: unknown app, bad flags, no confirmation; exit 1: a precondition refused,
     /// a vendor file changed since the pull, or a removal failed (run it again: it
