@@ -265,6 +265,24 @@ fn a_site_as_a_service_updates_behind_the_front_door_and_rolls_back() {
     assert_eq!(row["drift"], false, "{row}");
     let row = status_row(env, &["--check"]);
     assert_eq!(row["check"]["ok"], true, "{row}");
+    // So does a decommission's precondition: through the front proxy, as users reach it.
+    let archived = env.run(&["archive", "swarm-demo"]);
+    assert_eq!(
+        archived.status.code(),
+        Some(0),
+        "{}",
+        text(&archived.stderr)
+    );
+    let dplan = env.run(&["decommission", "swarm-demo", "--plan", "--min-age", "0"]);
+    let d = text(&dplan.stdout) + &text(&dplan.stderr);
+    assert!(
+        d.contains(&format!(
+            "ok      container serves: `{}`, routed as {HOST}: GET ",
+            env.name
+        )) && !d.contains("REFUSED"),
+        "{d}"
+    );
+    assert_eq!(dplan.status.code(), Some(0), "{d}");
 
     // The live plan names the service it updates and what it runs now.
     let live = env.run(&["plan", pb.to_str().unwrap()]);

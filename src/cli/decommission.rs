@@ -155,7 +155,8 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
             .map_err(|e| CliError::bad_input(format!("{CMD}: {e}; nothing was changed")))?;
     }
     let session = rt.block_on(async {
-        checks.extend(live::serves(&pb).await);
+        let done = src.history.as_ref().ok().map(|h| &h.steps_done);
+        checks.extend(live::serves(&pb, done).await);
         let session = live::connect(&live_runner).await?;
         checks.extend(plan::look(&session, &pb, &secrets, &src, &mut list, &begun).await?);
         Ok::<_, String>(session)
@@ -206,6 +207,29 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
     if seen(&now_prior) != seen(&prior) {
         return Err(CliError::failed(format!(
             "{CMD}: another decommission of `{app}` changed the state since the plan above was shown; nothing was changed. Run `boyong decommission {app}` again to see the new plan"
+        )));
+    }
+    // The migration it follows, read again under the lock: a run or a rollback that ended
+    // while the plan was on screen, or an assessment that failed meanwhile (`boyong assess`
+    // takes no lock), refuses it as the plan would have.
+    let src_now = Source::latest(&dir, app, &key)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let head = |s: &Source| (s.run.id().as_str().to_owned(), s.journal_head.clone());
+    if head(&src_now) != head(&src) {
+        return Err(CliError::failed(format!(
+            "{CMD}: the migration's latest run changed since the plan above was shown (now run {}); nothing was changed. Run `boyong decommission {app}` again to see the new plan",
+            src_now.run.id().as_str()
+        )));
+    }
+    let blocked: Vec<String> = preconditions(&dir, app, &src_now, min_age, now)
+        .iter()
+        .filter(|c| c.blocks())
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if !blocked.is_empty() {
+        return Err(CliError::failed(format!(
+            "{CMD}: refused, since the plan above was shown; nothing was changed:\n  {}",
+            blocked.join("\n  ")
         )));
     }
     let who = super::who();

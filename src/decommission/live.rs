@@ -2,6 +2,8 @@
 //! migrated app's container serves now (what `boyong status --check` asks), and the SSH
 //! session to the vendor host as the playbook reaches it. Read-only.
 
+use std::collections::BTreeMap;
+
 use crate::docker::Docker;
 use crate::playbook::{Playbook, StepKind};
 use crate::ssh::Session;
@@ -18,21 +20,26 @@ pub async fn connect(live: &Live) -> Result<Session, String> {
     Session::connect(&target).await.map_err(|e| e.to_string())
 }
 
-/// For each `deploy` step of `pb`: its container runs on the target and passes its
-/// health check once. An app with no `deploy` (retired without a successor) has
-/// nothing to check: shown, not blocking.
-pub async fn serves(pb: &Playbook) -> Vec<Check> {
+/// For each `deploy` step of `pb`: its app answers its health check once now, as
+/// `boyong status --check` asks it: a routed app's through the front proxy (where its
+/// deploy, by `steps_done`, journaled the route), a Swarm service's in its running task,
+/// another's in its container, which must run. An app with no `deploy` (retired without a
+/// successor) has nothing to check: shown, not blocking.
+pub async fn serves(
+    pb: &Playbook,
+    steps_done: Option<&BTreeMap<String, serde_json::Value>>,
+) -> Vec<Check> {
     let deploys: Vec<_> = pb
         .steps
         .iter()
         .filter_map(|s| match &s.kind {
-            StepKind::Deploy(d) => Some(d),
+            StepKind::Deploy(d) => Some((s.id.as_str(), d)),
             _ => None,
         })
         .collect();
     if deploys.is_empty() {
         return vec![Check {
-            name: "container serves".into(),
+            name: NAME.into(),
             state: "none".into(),
             detail: "the playbook deploys no container (an app retired without a successor): decommissioned from its archive".into(),
         }];
@@ -41,40 +48,82 @@ pub async fn serves(pb: &Playbook) -> Vec<Check> {
         Ok(e) => e,
         Err(e) => {
             return vec![Check::new(
-                "container serves",
+                NAME,
                 false,
                 format!("the target engine {}: {e}", pb.target.docker),
             )];
         }
     };
     let mut out = Vec::new();
-    for d in deploys {
-        let check = match engine.container(&d.name).await {
-            Ok(Some(c)) if c.running => {
-                match crate::steps::check_health(&engine, &d.name, &d.health.check).await {
-                    Ok(said) => {
-                        Check::new("container serves", true, format!("`{}`: {said}", d.name))
-                    }
+    for (step, d) in deploys {
+        let route = steps_done
+            .and_then(|s| s.get(step))
+            .and_then(|f| f.get("route"))
+            .and_then(|r| Some((r.get("front_http")?.as_str()?, r.get("host")?.as_str()?)));
+        out.push(match route {
+            Some((front_http, host)) => {
+                match crate::steps::check_route(&engine, front_http, host, &d.health.check).await {
+                    Ok(said) => Check::new(
+                        NAME,
+                        true,
+                        format!("`{}`, routed as {host}: {said}", d.name),
+                    ),
                     Err(e) => Check::new(
-                        "container serves",
+                        NAME,
                         false,
-                        format!("`{}` runs but fails its health check: {e}", d.name),
+                        format!(
+                            "`{}`, routed as {host}, through the front proxy: {e}",
+                            d.name
+                        ),
                     ),
                 }
             }
-            Ok(Some(_)) => Check::new(
-                "container serves",
-                false,
-                format!("`{}` is not running", d.name),
-            ),
-            Ok(None) => Check::new(
-                "container serves",
-                false,
-                format!("no container `{}` on the target", d.name),
-            ),
-            Err(e) => Check::new("container serves", false, format!("`{}`: {e}", d.name)),
-        };
-        out.push(check);
+            None => one(&engine, d).await,
+        });
     }
     out
+}
+
+/// The check's name, as the plan and the certificate show it.
+const NAME: &str = "container serves";
+
+/// The health check of `d`'s container, or of its running task's for a Swarm service.
+async fn one(engine: &Docker, d: &crate::playbook::Deploy) -> Check {
+    let what = if d.service.is_some() {
+        format!("service `{}`", d.name)
+    } else {
+        format!("`{}`", d.name)
+    };
+    // A Swarm service's containers are its tasks', named otherwise.
+    let found = if d.service.is_some() {
+        engine
+            .task_container(&d.name)
+            .await
+            .map(|t| t.map(|_| true))
+    } else {
+        engine
+            .container(&d.name)
+            .await
+            .map(|c| c.map(|c| c.running))
+    };
+    match found {
+        Ok(Some(true)) => {
+            match crate::steps::check_health(engine, &d.name, &d.health.check).await {
+                Ok(said) => Check::new(NAME, true, format!("{what}: {said}")),
+                Err(e) => Check::new(
+                    NAME,
+                    false,
+                    format!("{what} runs but fails its health check: {e}"),
+                ),
+            }
+        }
+        Ok(Some(false)) => Check::new(NAME, false, format!("{what} is not running")),
+        Ok(None) if d.service.is_some() => Check::new(
+            NAME,
+            false,
+            format!("{what} has no running task on the target"),
+        ),
+        Ok(None) => Check::new(NAME, false, format!("no container {what} on the target")),
+        Err(e) => Check::new(NAME, false, format!("{what}: {e}")),
+    }
 }

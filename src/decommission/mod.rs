@@ -145,6 +145,16 @@ impl Source {
     pub fn latest(dir: &StateDir, app: &str, key: &journal::JournalKey) -> Result<Self, String> {
         let run = crate::engine::open::find_run(dir, app, None).map_err(|e| e.to_string())?;
         let (history, journal_head) = match journal::read_keyed(&run.journal_path(), Some(key)) {
+            // A journal without MACs verifies as a plain SHA-256 chain, which whoever can
+            // write the file can recompute: it proves neither that the run succeeded nor
+            // when it ended, and the vendor's copy is not deleted on its word.
+            Ok(c) if c.keying != journal::Keying::Checked => (
+                Err(format!(
+                    "its journal has no MACs ({}): a plain SHA-256 chain, which whoever can write the file can recompute, proves neither how the run ended nor when; run the migration again with this machine's key",
+                    c.keying.word()
+                )),
+                None,
+            ),
             Ok(c) => (Ok(History::from_journal(&c)), Some(c.head_sha256)),
             Err(e) => (Err(e.to_string()), None),
         };

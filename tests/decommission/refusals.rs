@@ -38,6 +38,33 @@ fn a_failed_run_or_a_broken_journal_refuses_and_nothing_is_deleted() {
         said(&broken)
     );
     assert_untouched(&tree, None);
+    // Every MAC stripped and the chain recomputed, as a forger without the key would: a
+    // plain SHA-256 chain that verifies, but proves nothing: refused.
+    let mut stripped: Vec<String> = String::from_utf8(good.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let at = l.rfind(",\"mac\":\"").unwrap();
+            format!("{}}}", &l[..at])
+        })
+        .collect();
+    rechain(&mut stripped);
+    std::fs::write(&journal, stripped.join("\n") + "\n").unwrap();
+    let v = boyong(&env, None, &["journal", "verify", APP]);
+    assert_eq!(v.status.code(), Some(0), "the chain holds: {}", said(&v));
+    let unkeyed = boyong(
+        &env,
+        None,
+        &["decommission", APP, "--min-age", "0", "--confirm", APP],
+    );
+    assert_eq!(unkeyed.status.code(), Some(1), "{}", said(&unkeyed));
+    let u = said(&unkeyed);
+    assert!(
+        u.contains("REFUSED journal verifies") && u.contains("has no MACs (unkeyed)"),
+        "{u}"
+    );
+    assert!(u.contains("REFUSED last run succeeded"), "{u}");
+    assert_untouched(&tree, None);
     std::fs::write(&journal, good).unwrap();
 
     // The archive altered: refused.
@@ -370,4 +397,100 @@ fn a_failed_assessment_refuses_until_one_passes_whichever_way_it_was_made() {
     assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
     let by_step = plan_says(0, "last assessment passed: passed");
     assert!(by_step.contains("by step compare of run"), "{by_step}");
+}
+
+/// Runs `c` under a pseudo-terminal (Python's `pty`), as an operator at a terminal: when
+/// its output shows `prompt`, `ready` is made; once `go` exists, `answer` and a line feed
+/// are typed. Its output and exit status.
+fn at_a_terminal(
+    c: &std::process::Command,
+    prompt: &str,
+    answer: &str,
+    ready: &std::path::Path,
+    go: &std::path::Path,
+) -> (String, Option<i32>) {
+    const DRIVER: &str = r#"
+import os, pty, sys, time
+prompt, answer, ready, go = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3], sys.argv[4]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[5], sys.argv[5:])
+seen = b""
+def read():
+    global seen
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        return False
+    seen += b
+    return bool(b)
+while prompt not in seen and read():
+    pass
+open(ready, "w").close()
+while prompt in seen and not os.path.exists(go):
+    time.sleep(0.05)
+os.write(fd, answer + b"\n")
+while read():
+    pass
+sys.stdout.write(seen.decode(errors="replace"))
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let mut p = std::process::Command::new("python3");
+    p.arg("-c")
+        .arg(DRIVER)
+        .args([prompt, answer])
+        .arg(ready)
+        .arg(go)
+        .arg(c.get_program())
+        .args(c.get_args());
+    if let Some(d) = c.get_current_dir() {
+        p.current_dir(d);
+    }
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => p.env(k, v),
+            None => p.env_remove(k),
+        };
+    }
+    let out = p.output().expect("python3 runs");
+    (said(&out), out.status.code())
+}
+
+#[test]
+fn a_run_that_ends_while_the_operator_reads_the_plan_refuses_the_removal() {
+    let Some(env) = Env::builder("decommission-meanwhile").sshd().build() else {
+        return;
+    };
+    let tree = migrated_tree_app(&env);
+    let (ready, go) = (env.path("ready"), env.path("go"));
+    let mut c = env.command(&["decommission", APP, "--min-age", "0"]);
+    c.env("BOYONG_OPERATOR", "petugas-uji");
+    let waiting = std::thread::scope(|s| {
+        let h = s.spawn(|| at_a_terminal(&c, "Type the app's name", APP, &ready, &go));
+        // The plan is on screen, all its checks passed, and no lock is held: another
+        // operator migrates the app again meanwhile.
+        let t0 = std::time::Instant::now();
+        while !ready.exists() {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(60),
+                "no prompt"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let pb = env.path("dectest.yml");
+        let rerun = boyong(&env, None, &["run", pb.to_str().unwrap()]);
+        assert_eq!(rerun.status.code(), Some(0), "{}", said(&rerun));
+        std::fs::write(&go, "").unwrap();
+        h.join().unwrap()
+    });
+    let (out, code) = waiting;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("the migration's latest run changed since the plan above was shown")
+            && out.contains("nothing was changed"),
+        "{out}"
+    );
+    assert_untouched(&tree, None);
+    assert!(decommissions(&env).is_empty(), "nothing was journaled");
 }
