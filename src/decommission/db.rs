@@ -275,7 +275,9 @@ async fn probe_my(
         .query(
             session,
             &format!(
-                "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} ORDER BY 1"
+                // the grant option is a column of each global privilege, not a privilege
+                "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} \
+                 UNION SELECT 'GRANT OPTION' FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {grantee} AND IS_GRANTABLE = 'YES' ORDER BY 1"
             ),
         )
         .await?;

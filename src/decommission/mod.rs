@@ -332,12 +332,8 @@ pub fn differences(
         .map(|(n, h)| (n.as_slice(), h.as_str()))
         .collect();
     let shown = |n: &[u8]| String::from_utf8_lossy(n).into_owned();
-    let excluded = |n: &[u8]| {
-        exclude.iter().any(|e| {
-            let e = e.trim_start_matches("./").trim_end_matches('/').as_bytes();
-            n == e || (n.starts_with(e) && n.get(e.len()) == Some(&b'/'))
-        })
-    };
+    // as the pull's tar left them out: wildcards too
+    let excluded = |n: &[u8]| crate::steps::excluded(exclude, n);
     let mut out = Vec::new();
     for (name, want) in &pulled {
         match now.get(name.as_slice()) {

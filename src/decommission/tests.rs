@@ -80,6 +80,19 @@ fn differences_name_changed_missing_and_new_files_but_not_excluded_ones() {
         differences(d.path(), "code", &excl, None).map(|v| v.len()),
         Ok(1)
     );
+    // A wildcard leaves out what the pull's tar left out: `*` across folders too.
+    let logs = vec![
+        (b"a.php".to_vec(), h('a')),
+        (b"b.php".to_vec(), h('b')),
+        (b"dir/c.php".to_vec(), h('c')),
+        (b"error.log".to_vec(), h('e')),
+        (b"dir/deep/access.log".to_vec(), h('e')),
+        (b"dir/log.txt".to_vec(), h('e')),
+    ];
+    assert_eq!(
+        differences(d.path(), "code", &["*.log".to_string()], Some(&logs)),
+        Ok(vec!["new: dir/log.txt".to_string()])
+    );
 }
 
 #[test]

@@ -53,6 +53,7 @@ use serde_json::Value;
 pub use common::{LABEL_APP, LABEL_RUN, LABEL_SOURCE, LABEL_STEP};
 pub use deploy::{check_health, check_route};
 pub(crate) use dump::query as dump_query;
+pub(crate) use fetch::exclude::excluded;
 pub use live::{Live, LiveOptions};
 pub use plan::plan;
 pub use probe::{Pool, human_bytes, probe, shared_disk};

@@ -157,6 +157,29 @@ fn the_dump_user_is_dropped_after_its_database_and_checked_gone() {
 }
 
 #[test]
+fn a_user_who_may_grant_on_every_database_is_not_dropped() {
+    let Some(env) = Env::builder("decommission-granter").sshd().build() else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    migrated_mariadb(
+        &env,
+        &db,
+        &format!("GRANT USAGE ON *.* TO '{}'@'%' WITH GRANT OPTION;", db.user),
+    );
+    let plan = boyong(
+        &env,
+        Some(&db),
+        &["decommission", APP, "--min-age", "0", "--plan"],
+    );
+    let p = said(&plan);
+    assert!(
+        p.contains("KEPT, not removed: shared: it holds GRANT OPTION on every database"),
+        "{p}"
+    );
+}
+
+#[test]
 fn a_shared_user_is_not_dropped_and_the_plan_and_certificate_say_why() {
     let Some(env) = Env::builder("decommission-shared").sshd().build() else {
         return;

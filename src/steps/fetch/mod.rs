@@ -22,6 +22,7 @@ use crate::ssh::{Out, Session};
 
 mod again;
 mod ahead;
+pub(crate) mod exclude;
 pub(crate) mod incr;
 mod probe;
 pub(crate) mod reuse;
