@@ -51,7 +51,8 @@ pub fn last(dir: &StateDir, app: &str) -> Option<Assessment> {
     serde_json::from_str(&text).ok()
 }
 
-/// The app's last assessment, of either place one is kept: the newer (by `started`) of the
+/// The app's last assessment, of either place one is kept: the newer (by `started`; a
+/// failed one on a tie) of the
 /// last `boyong assess` and the `assess` steps among a run's `steps_done` (their journaled
 /// facts). With the step's id when it is a step's.
 pub fn newest(
@@ -64,10 +65,10 @@ pub fn newest(
             .ok()
             .map(|a| (a, Some(id.clone())))
     });
-    // On a tie (the same second) the step's, the later to be kept.
+    // On a tie (the same second) a failed one: the safer word.
     last(dir, app)
         .map(|a| (a, None))
         .into_iter()
         .chain(stepped)
-        .max_by_key(|(a, _)| a.started)
+        .max_by_key(|(a, _)| (a.started, !a.passed))
 }

@@ -106,7 +106,11 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
     let min_age = flag_age
         .or(pb.decommission_after)
         .unwrap_or(dec::DEFAULT_MIN_AGE_SECS);
-    let mut checks = preconditions(&dir, app, &src, min_age, now);
+    // An unfinished decommission is continued: read (and verified) now, read again under
+    // the lock before anything is done.
+    let prior = dec::unfinished(&dir, app, &key)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
+    let mut checks = preconditions(&dir, app, &src, min_age, now, prior.is_some());
     let mut list = match items(&pb, &src.run, args.wipe) {
         Ok(l) => l,
         Err(e) => {
@@ -142,10 +146,6 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
         .enable_all()
         .build()
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
-    // An unfinished decommission is continued: read (and verified) now, read again under
-    // the lock before anything is done.
-    let prior = dec::unfinished(&dir, app, &key)
-        .map_err(|e| CliError::failed(format!("{CMD}: {e}; nothing was changed")))?;
     let begun: Vec<String> = prior
         .as_ref()
         .map(|u| u.begun.iter().cloned().collect())
@@ -221,7 +221,7 @@ pub fn decommission(state: &Path, app: &str, args: &DecommissionArgs) -> Result 
             src_now.run.id().as_str()
         )));
     }
-    let blocked: Vec<String> = preconditions(&dir, app, &src_now, min_age, now)
+    let blocked: Vec<String> = preconditions(&dir, app, &src_now, min_age, now, prior.is_some())
         .iter()
         .filter(|c| c.blocks())
         .map(|c| format!("{}: {}", c.name, c.detail))

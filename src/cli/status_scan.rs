@@ -236,13 +236,15 @@ pub fn scan(dir: &StateDir, app: &str) -> Result<Scanned, String> {
             return Ok(s);
         }
     };
-    // the newer of the last `boyong assess` and this run's own `assess` steps
-    s.assessment =
-        boyong::assess::store::newest(dir, app, Some(&h.steps_done)).map(|(a, _)| LastAssessment {
-            passed: a.passed,
-            verdict: a.verdict(),
-            started: a.started,
-        });
+    // the newer of the last `boyong assess` and this run's own `assess` steps (of a run that
+    // succeeded: a rolled-back release's passed step says nothing of what runs now)
+    let succeeded = h.result == Some(RunResult::Succeeded) && !h.unfinished_tail;
+    let steps = succeeded.then_some(&h.steps_done);
+    s.assessment = boyong::assess::store::newest(dir, app, steps).map(|(a, _)| LastAssessment {
+        passed: a.passed,
+        verdict: a.verdict(),
+        started: a.started,
+    });
     s.started = Some(h.header.started.clone());
     s.last_change = Some(h.last_at.clone());
     s.steps_done = h.steps_done.len();

@@ -3,12 +3,18 @@
 //!
 //! An assessment is kept in two places: `boyong assess` replaces `apps/<app>/assessment.json`
 //! ([`crate::assess::store`]), and a run's `assess` step journals its [`Assessment`] as the
-//! step's facts. The newer of the two (by `started`) is the app's last assessment:
-//! - failed: blocks, naming its first failure (the vendor's copy is the reference the
-//!   assessment compares against; it is not deleted while the copy does not match it);
-//! - passed: holds;
-//! - made before the run started (an earlier release's), or none at all: shown as `none`,
-//!   not blocking.
+//! step's facts. The newer of the two (by `started`; a failed one on a tie) is the app's
+//! last assessment:
+//! - failed: blocks, naming its first failure, however old (the vendor's copy is the
+//!   reference the assessment compares against; it is not deleted while the last word on
+//!   the copy is that it does not match: a later run alone does not clear it, an assessment
+//!   that passes does);
+//! - passed, made since the run started: holds;
+//! - passed before the run started (an earlier release's), or none at all: shown as
+//!   `none`, not blocking;
+//! - while a decommission of the app is under way, not asked: the vendor's copy is partly
+//!   gone, so an assessment now fails by design (one that failed before it began blocked
+//!   its start).
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,8 +25,16 @@ use crate::engine::state::{StateDir, utc_rfc3339};
 /// The check's name, as the plan and the certificate show it.
 const NAME: &str = "last assessment passed";
 
-/// The precondition for `app`, whose latest run is `src`.
-pub(super) fn check(dir: &StateDir, app: &str, src: &Source) -> Check {
+/// The precondition for `app`, whose latest run is `src`; `under_way`: a decommission of
+/// it began and did not finish.
+pub(super) fn check(dir: &StateDir, app: &str, src: &Source, under_way: bool) -> Check {
+    if under_way {
+        return Check {
+            name: NAME.into(),
+            state: "none".into(),
+            detail: "not asked: a decommission under way has removed part of the vendor's copy, which an assessment compares against".into(),
+        };
+    }
     let history = src.history.as_ref().ok();
     let last =
         crate::assess::store::newest(dir, app, history.map(|h| &h.steps_done)).map(|(a, step)| {
@@ -37,33 +51,42 @@ pub(super) fn check(dir: &StateDir, app: &str, src: &Source) -> Check {
 /// The verdict on the newest assessment `last` (with where it was kept), for run `run`
 /// started at `run_started` (seconds since 1970).
 fn judge(last: Option<(Assessment, String)>, run: &str, run_started: Option<u64>) -> Check {
-    let none = |detail: String| Check {
-        name: NAME.into(),
-        state: "none".into(),
-        detail,
-    };
     let Some((a, by)) = last else {
-        return none("none recorded".into());
+        return Check {
+            name: NAME.into(),
+            state: "none".into(),
+            detail: "none recorded".into(),
+        };
     };
     let at = utc_rfc3339(UNIX_EPOCH + Duration::from_secs(a.started)).unwrap_or_default();
-    if run_started.is_some_and(|s| a.started < s) {
-        return none(format!(
-            "the last, by {by} at {at}, is older than run {run}: it assessed an earlier release"
-        ));
-    }
-    if a.passed {
-        Check::new(NAME, true, format!("{} by {by} at {at}", a.verdict()))
-    } else {
+    let earlier = run_started.is_some_and(|s| a.started < s);
+    if !a.passed {
         let first = a.failures.first().map_or("", String::as_str);
-        Check::new(
+        let when = if earlier {
+            format!(" (before run {run}, and still the last)")
+        } else {
+            String::new()
+        };
+        return Check::new(
             NAME,
             false,
             format!(
-                "{} by {by} at {at}: {first}; once mended, `boyong assess` again",
+                "{} by {by} at {at}{when}: {first}; once mended, `boyong assess` again",
                 a.verdict()
             ),
-        )
+        );
     }
+    if earlier {
+        return Check {
+            name: NAME.into(),
+            state: "none".into(),
+            detail: format!(
+                "the last, {} by {by} at {at}, is older than run {run}: it assessed an earlier release (`boyong assess` this one)",
+                a.verdict()
+            ),
+        };
+    }
+    Check::new(NAME, true, format!("{} by {by} at {at}", a.verdict()))
 }
 
 #[cfg(test)]
@@ -117,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn none_or_one_of_an_earlier_release_is_shown_and_does_not_block() {
+    fn none_or_a_passed_one_of_an_earlier_release_does_not_block_a_failed_one_does() {
         let c = judge(None, "r1", Some(1_000));
         assert_eq!(
             (c.state.as_str(), c.detail.as_str()),
@@ -128,10 +151,17 @@ mod tests {
             "r1",
             Some(1_000),
         );
-        assert_eq!(old.state, "none", "{old:?}");
+        assert!(old.blocks(), "a failed one blocks however old: {old:?}");
         assert!(
-            !old.blocks() && old.detail.contains("earlier release"),
+            old.detail.contains("before run r1, and still the last"),
             "{old:?}"
         );
+        let old = judge(
+            Some((assessment(500, &[]), "`boyong assess`".into())),
+            "r1",
+            Some(1_000),
+        );
+        assert_eq!(old.state, "none", "{old:?}");
+        assert!(old.detail.contains("earlier release"), "{old:?}");
     }
 }

@@ -60,28 +60,53 @@ pub async fn serves(
             .and_then(|s| s.get(step))
             .and_then(|f| f.get("route"))
             .and_then(|r| Some((r.get("front_http")?.as_str()?, r.get("host")?.as_str()?)));
-        out.push(match route {
-            Some((front_http, host)) => {
-                match crate::steps::check_route(&engine, front_http, host, &d.health.check).await {
-                    Ok(said) => Check::new(
-                        NAME,
-                        true,
-                        format!("`{}`, routed as {host}: {said}", d.name),
-                    ),
-                    Err(e) => Check::new(
+        let checked = async {
+            match route {
+                Some((front_http, host)) => routed(&engine, d, front_http, host).await,
+                None => one(&engine, d).await,
+            }
+        };
+        // a proxy or an app that takes the connection and never answers: refused, not a hang
+        out.push(
+            tokio::time::timeout(CHECK_TIME, checked)
+                .await
+                .unwrap_or_else(|_| {
+                    Check::new(
                         NAME,
                         false,
-                        format!(
-                            "`{}`, routed as {host}, through the front proxy: {e}",
-                            d.name
-                        ),
-                    ),
-                }
-            }
-            None => one(&engine, d).await,
-        });
+                        format!("`{}`: no answer within {CHECK_TIME:?}", d.name),
+                    )
+                }),
+        );
     }
     out
+}
+
+/// How long one app's check may take.
+const CHECK_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The check of `d`, routed as `host`, through the front proxy at `front_http`.
+async fn routed(
+    engine: &Docker,
+    d: &crate::playbook::Deploy,
+    front_http: &str,
+    host: &str,
+) -> Check {
+    match crate::steps::check_route(engine, front_http, host, &d.health.check).await {
+        Ok(said) => Check::new(
+            NAME,
+            true,
+            format!("`{}`, routed as {host}: {said}", d.name),
+        ),
+        Err(e) => Check::new(
+            NAME,
+            false,
+            format!(
+                "`{}`, routed as {host}, through the front proxy: {e}",
+                d.name
+            ),
+        ),
+    }
 }
 
 /// The check's name, as the plan and the certificate show it.

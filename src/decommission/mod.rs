@@ -352,7 +352,8 @@ pub fn differences(
 
 /// The preconditions read from the state directory: the last run succeeded, its
 /// journal verifies, the app's last assessment did not fail (`assessed.rs`), the minimum time since
-/// its end has passed, and its archive exists and verifies. (Whether its container
+/// its end has passed, and its archive exists and verifies; `under_way`: a decommission of
+/// the app began and did not finish (it is continued). (Whether its container
 /// serves is checked live by the command, see `boyong status --check`.)
 #[must_use]
 pub fn preconditions(
@@ -361,6 +362,7 @@ pub fn preconditions(
     src: &Source,
     min_age: u64,
     now: u64,
+    under_way: bool,
 ) -> Vec<Check> {
     let mut out = Vec::new();
     let id = src.run.id().as_str().to_owned();
@@ -393,7 +395,7 @@ pub fn preconditions(
             Err(_) => format!("run {id}: its journal cannot be read"),
         },
     ));
-    out.push(assessed::check(dir, app, src));
+    out.push(assessed::check(dir, app, src, under_way));
     let age = crate::report::epoch_seconds(&ended).map(|t| now.saturating_sub(t));
     out.push(match age {
         Some(a) => Check::new(

@@ -383,6 +383,12 @@ fn a_failed_assessment_refuses_until_one_passes_whichever_way_it_was_made() {
     std::fs::write(&target_site, "<h1>Perizinan</h1>\n<p>rusak</p>\n").unwrap();
     assert_eq!(boyong(&env, None, &["assess", APP]).status.code(), Some(1));
     plan_says(1, "REFUSED last assessment passed: failed");
+    // A run alone, assessing nothing, does not clear it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let plain = boyong(&env, None, &["run", pb.to_str().unwrap()]);
+    assert_eq!(plain.status.code(), Some(0), "{}", said(&plain));
+    assert_eq!(boyong(&env, None, &["archive", APP]).status.code(), Some(0));
+    plan_says(1, "and still the last");
     std::fs::write(&target_site, "<h1>Perizinan</h1>\n").unwrap();
     // (a second later: assessments are ordered by their start, in seconds)
     std::thread::sleep(std::time::Duration::from_millis(1100));
@@ -410,7 +416,8 @@ fn at_a_terminal(
     go: &std::path::Path,
 ) -> (String, Option<i32>) {
     const DRIVER: &str = r#"
-import os, pty, sys, time
+import os, pty, signal, sys, time
+signal.alarm(120)  # never a hang: the terminal closes, and the command with it
 prompt, answer, ready, go = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3], sys.argv[4]
 pid, fd = pty.fork()
 if pid == 0:

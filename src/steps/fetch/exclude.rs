@@ -1,8 +1,9 @@
 //! What a fetch's `exclude` leaves out, decided on this side the way the vendor's tools
 //! decide it on theirs: `tar --exclude=./PATTERN` (a full pull and a delta) and `find
 //! -path ./PATTERN -prune` (a re-pull's listing). Both read a pattern as a shell wildcard in
-//! which `*`, `?` and `[...]` also match `/`, and leave out whatever lies under a folder the
-//! pattern matches. A decommission compares the vendor's files with what was pulled through
+//! which `*`, `?` and `[...]` (with POSIX classes) also match `/`, and leave out whatever
+//! lies under a folder the pattern matches. Those commands run in the C locale, where `?`
+//! is one byte, as it is here. A decommission compares the vendor's files with what was pulled through
 //! this: a file a pattern left out of the pull is not "new" on the vendor.
 //!
 //! Invariant: [`excluded`] agrees with GNU tar on every pattern the playbook accepts (a unit
@@ -60,7 +61,8 @@ fn glob(pat: &[u8], text: &[u8]) -> bool {
 }
 
 /// A `[...]` class at the start of `pat` against `c`: whether it matches, and the class's
-/// length; `None` when the `[` is not closed.
+/// length; `None` when the `[` is not closed. Inside: `!` or `^` first negates, `a-z` is a
+/// range, `[:digit:]` and the other POSIX classes are the C locale's, `\` quotes a byte.
 fn class(pat: &[u8], c: u8) -> Option<(bool, usize)> {
     let mut i = 1;
     let negate = matches!(pat.get(i), Some(b'!' | b'^'));
@@ -75,14 +77,49 @@ fn class(pat: &[u8], c: u8) -> Option<(bool, usize)> {
             return Some((hit != negate, i + 1));
         }
         first = false;
-        if pat.get(i + 1) == Some(&b'-') && pat.get(i + 2).is_some_and(|&e| e != b']') {
-            let e = pat[i + 2];
-            hit |= b <= c && c <= e;
-            i += 3;
-        } else {
-            hit |= b == c;
-            i += 1;
+        if b == b'['
+            && pat.get(i + 1) == Some(&b':')
+            && let Some(end) = pat[i + 2..].windows(2).position(|w| w == b":]")
+        {
+            hit |= posix(&pat[i + 2..i + 2 + end], c);
+            i += end + 4;
+            continue;
         }
+        // a byte, `\` quoting it
+        let byte = |at: usize| match pat.get(at) {
+            Some(b'\\') => pat.get(at + 1).map(|&q| (q, 2)),
+            Some(&q) => Some((q, 1)),
+            None => None,
+        };
+        let (lo, n) = byte(i)?;
+        i += n;
+        if pat.get(i) == Some(&b'-') && pat.get(i + 1).is_some_and(|&e| e != b']') {
+            let (hi, n) = byte(i + 1)?;
+            hit |= lo <= c && c <= hi;
+            i += 1 + n;
+        } else {
+            hit |= lo == c;
+        }
+    }
+}
+
+/// Whether `c` is in the POSIX class `name` (`digit`, `alpha` …) of the C locale; an
+/// unknown name holds nothing.
+fn posix(name: &[u8], c: u8) -> bool {
+    match name {
+        b"alnum" => c.is_ascii_alphanumeric(),
+        b"alpha" => c.is_ascii_alphabetic(),
+        b"blank" => c == b' ' || c == b'\t',
+        b"cntrl" => c.is_ascii_control(),
+        b"digit" => c.is_ascii_digit(),
+        b"graph" => c.is_ascii_graphic(),
+        b"lower" => c.is_ascii_lowercase(),
+        b"print" => c.is_ascii_graphic() || c == b' ',
+        b"punct" => c.is_ascii_punctuation(),
+        b"space" => c.is_ascii_whitespace() || c == 0x0b,
+        b"upper" => c.is_ascii_uppercase(),
+        b"xdigit" => c.is_ascii_hexdigit(),
+        _ => false,
     }
 }
 
@@ -105,6 +142,8 @@ mod tests {
         assert!(x("v[0-9]", "v7/readme"));
         assert!(x("[x", "[x"), "an unclosed class is a plain `[`");
         assert!(x("a\\*b", "a*b") && !x("a\\*b", "axb"));
+        assert!(x("v[[:digit:]]", "v8") && !x("v[[:digit:]]", "v:]"));
+        assert!(x("a[\\]]", "a]"));
     }
 
     /// GNU tar, given the same patterns as a pull gives it, leaves out exactly what
@@ -128,6 +167,11 @@ mod tests {
             "b.php",
             "ab.txt",
             "[x",
+            "v8",
+            "v:]",
+            "a]",
+            "é.txt",
+            "A.PHP",
         ];
         for f in files {
             let p = d.path().join(f);
@@ -140,16 +184,22 @@ mod tests {
             vec!["v[0-9]", "?.php"],
             vec!["[!a]b.txt", "a/*/c.*"],
             vec!["[x"],
+            vec!["v[[:digit:]]", "a[\\]]"],
+            vec!["?.txt", "[[:upper:]].[[:alpha:]]*"],
         ] {
+            // as on the vendor host: the C locale (`?` is one byte)
             let mut tar = std::process::Command::new("tar");
-            tar.current_dir(d.path()).args(["-cf", "-"]);
+            tar.current_dir(d.path())
+                .env("LC_ALL", "C")
+                .args(["-cf", "-"]);
             for p in &patterns {
                 tar.arg(format!("--exclude=./{}", p.trim_end_matches('/')));
             }
             let archive = tar.arg(".").output().expect("tar runs");
             assert!(archive.status.success(), "tar: {patterns:?}");
             let mut list = std::process::Command::new("tar")
-                .args(["-tf", "-"])
+                .env("LC_ALL", "C")
+                .args(["-tf", "-", "--quoting-style=literal"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .spawn()

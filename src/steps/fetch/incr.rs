@@ -222,7 +222,7 @@ pub(super) fn list_command(path: &str, exclude: &[String]) -> String {
         format!(" \\({prune} \\) -prune -o")
     };
     format!(
-        "P={}; [ -d \"$P\" ] || exit 65; cd \"$P\" || exit 65; \
+        "LC_ALL=C; export LC_ALL; P={}; [ -d \"$P\" ] || exit 65; cd \"$P\" || exit 65; \
          find . -maxdepth 0 -printf '' 2>/dev/null || exit 67; date +%s; \
          exec find .{prune} -printf '%y %m %s %T@ %p\\0%l\\0'",
         quote(path)
@@ -239,7 +239,7 @@ pub(super) fn delta_command(path: &str, exclude: &[String]) -> String {
         excludes.push_str(&quote(&rel));
     }
     format!(
-        "cd {} && exec tar -cf - --null --no-recursion --no-unquote{excludes} -T -",
+        "LC_ALL=C; export LC_ALL; cd {} && exec tar -cf - --null --no-recursion --no-unquote{excludes} -T -",
         quote(path)
     )
 }

@@ -126,7 +126,7 @@ pub(crate) fn tar_command(path: &str, exclude: &[String]) -> String {
         excludes.push_str(&quote(&rel));
     }
     format!(
-        "P={p}; echo \"boyong-clock $(date +%s)\" >&2; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
+        "LC_ALL=C; export LC_ALL; P={p}; echo \"boyong-clock $(date +%s)\" >&2; if [ -d \"$P\" ]; then cd \"$P\" && exec tar -cf -{excludes} .; \
          elif [ -e \"$P\" ]; then cd {dir} && exec tar -cf - {name}; \
          else echo \"boyong: $P does not exist on the vendor host\" >&2; exit 66; fi"
     )

@@ -47,7 +47,7 @@ impl Access {
 /// `unknown` where `find` has no `-readable` (not GNU find).
 fn access_command(path: &str, exclude: &[String]) -> String {
     format!(
-        "P={p}; [ -d \"$P\" ] || exit 0; cd \"$P\" || exit 0; \
+        "LC_ALL=C; export LC_ALL; P={p}; [ -d \"$P\" ] || exit 0; cd \"$P\" || exit 0; \
          find . -maxdepth 0 -readable >/dev/null 2>&1 || {{ echo unknown; exit 0; }}; \
          find . -xdev{prune} -type f \\( ! -readable -printf 'U %p\\n' -o ! -perm -o=r -printf 'P %p\\n' \\) 2>/dev/null | \
          awk '{{k=substr($0,1,1); n[k]++; if (n[k]<=3) s[k]=s[k] \"\\t\" substr($0,3)}} END {{printf \"U %d%s\\nP %d%s\\n\", n[\"U\"]+0, s[\"U\"], n[\"P\"]+0, s[\"P\"]}}'",
@@ -99,7 +99,7 @@ fn prune(exclude: &[String]) -> String {
 fn size_command(path: &str, exclude: &[String]) -> String {
     let prune = prune(exclude);
     format!(
-        "P={p}; if [ -d \"$P\" ]; then cd \"$P\" && find . -xdev{prune} -type f -printf '%s %T@\\n' | \
+        "LC_ALL=C; export LC_ALL; P={p}; if [ -d \"$P\" ]; then cd \"$P\" && find . -xdev{prune} -type f -printf '%s %T@\\n' | \
          awk 'BEGIN {{n=0; s=0; m=0}} {{n++; s+=$1; t=int($2); if (t>m) m=t}} END {{printf \"dir %d %.0f %d\\n\", n, s, m}}'; \
          elif [ -f \"$P\" ]; then echo \"file 1 $(stat -c '%s %Y' -- \"$P\")\"; \
          elif [ -e \"$P\" ]; then echo other; else echo missing; fi",
@@ -169,7 +169,7 @@ fn config_command(path: &str, exclude: &[String]) -> String {
         })
         .collect();
     format!(
-        "P={p}; [ -d \"$P\" ] || exit 0; cd \"$P\" || exit 0; \
+        "LC_ALL=C; export LC_ALL; P={p}; [ -d \"$P\" ] || exit 0; cd \"$P\" || exit 0; \
          find . -xdev{prune} -type f \\( {names} \\) -print 2>/dev/null | head -n 20 | \
          while IFS= read -r f; do [ -r \"$f\" ] || continue; printf 'F %s\\t' \"$f\"; head -c 1048576 -- \"$f\" | base64 -w0; echo; done",
         p = quote(path),
@@ -308,7 +308,10 @@ mod tests {
     #[test]
     fn size_command_prunes_exclusions_quoted() {
         let c = size_command("/srv/a b", &["storage/logs/".into(), "x'y".into()]);
-        assert!(c.starts_with("P='/srv/a b';"), "{c}");
+        assert!(
+            c.starts_with("LC_ALL=C; export LC_ALL; P='/srv/a b';"),
+            "{c}"
+        );
         assert!(
             c.contains("\\( -path './storage/logs' -o -path './x'\\''y' \\) -prune -o -type f"),
             "{c}"
