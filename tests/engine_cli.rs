@@ -153,6 +153,22 @@ fn run_status_rollback_and_a_second_rollback_that_does_nothing() {
     assert!(text(&refused.stderr).contains("--yes"));
     assert_eq!(env.resources(), before);
 
+    // plan.json, which says what each step's data is, rewritten after the run: what to
+    // save first cannot be told, so the rollback is refused (unless --discard-data).
+    let plan_json = env.last_run("demo").join("plan.json");
+    let kept = std::fs::read(&plan_json).unwrap();
+    std::fs::write(&plan_json, [&kept[..], b" "].concat()).unwrap();
+    let untold = env.run(&["rollback", "demo", "--yes"]);
+    assert_eq!(untold.status.code(), Some(1), "{}", text(&untold.stderr));
+    assert!(
+        text(&untold.stderr).contains("what data to save first cannot be told")
+            && text(&untold.stderr).contains("its SHA-256 differs"),
+        "{}",
+        text(&untold.stderr)
+    );
+    assert_eq!(env.resources(), before);
+    std::fs::write(&plan_json, kept).unwrap();
+
     let rb = env.run(&["rollback", "demo", "--yes"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
     assert_eq!(env.resources(), start_resources());

@@ -202,3 +202,88 @@ fn rollback_saves_what_users_wrote_after_the_cut_over_and_stops_if_it_cannot() {
     );
     assert!(!exists("container", &env.name) && !exists("volume", &env.volume()));
 }
+
+/// The undo before a resume saves too: a deploy whose health check failed, left in place
+/// (`--no-auto-rollback`), its volume written to meanwhile; the playbook mended and the run
+/// resumed: the deploy is done again, its volume copied first (`rollback/web.VOL.tar`, a
+/// `data-kept` note), not dropped.
+#[test]
+fn the_undo_before_a_resume_saves_what_was_written_meanwhile() {
+    let Some(env) = Env::database("resume-data") else {
+        return;
+    };
+    let Some(db) = Mariadb::start() else { return };
+    db.query("CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)");
+    let image = base_image("mariadb");
+    let pb = env.app_playbook(&db, &image);
+    let good = std::fs::read_to_string(&pb).unwrap();
+    let health = format!("http: http://127.0.0.1:{}/\n        timeout: 30s", env.port);
+    assert!(good.contains(&health), "{good}");
+    std::fs::write(
+        &pb,
+        good.replace(
+            &health,
+            &format!(
+                "http: http://127.0.0.1:{}/missing\n        timeout: 3s",
+                env.port
+            ),
+        ),
+    )
+    .unwrap();
+    let volume = format!("{}-files", env.name);
+    let out = env.watched(
+        &[
+            "run",
+            pb.to_str().unwrap(),
+            "--label",
+            &env.label().arg(),
+            "--no-auto-rollback",
+        ],
+        &db.password,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(exists("volume", &volume), "left in place");
+    // Written into the volume meanwhile (as the half-deployed release would).
+    let wrote = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        &env.label().arg(),
+        "-v",
+        &format!("{volume}:/data"),
+        "boyong-fixture/busybox:1",
+        "sh",
+        "-c",
+        "echo written-before-resume > /data/upload.txt",
+    ]);
+    assert!(wrote.status.success(), "{}", text(&wrote.stderr));
+
+    std::fs::write(&pb, &good).unwrap();
+    let out = env.watched(
+        &[
+            "run",
+            pb.to_str().unwrap(),
+            "--label",
+            &env.label().arg(),
+            "--resume",
+        ],
+        &db.password,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run = env.last_run("dbtest");
+    let tar = run.join(format!("rollback/web.{volume}.tar"));
+    let listing = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(
+        text(&listing.stdout).contains("written-before-resume"),
+        "the volume's file is in the copy: {}",
+        text(&listing.stderr)
+    );
+    let kept = notes(&run, "data-kept");
+    assert!(kept.iter().any(|n| n.contains(&sha256(&tar))), "{kept:?}");
+    let rb = env.rollback_with(&["--discard-data"]);
+    assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
+}

@@ -81,6 +81,12 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             "  (this journal is unkeyed, as earlier releases wrote them: nothing proves the undo data below was not rewritten; check it, then pass --unkeyed)"
         );
     }
+    if let Some(why) = &list.keep_problem {
+        println!(
+            "  the data to save first cannot be told ({}): refused unless --discard-data",
+            escape::controls(why)
+        );
+    }
     if !list.keep.is_empty() {
         if args.discard_data {
             println!("  first: nothing is saved (--discard-data); this data is LOST:");
@@ -140,6 +146,13 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
         return Err(CliError::bad_input(format!(
             "{CMD}: refused: the journal of run {} has no MACs, so its undo data could have been rewritten; read the list above and pass --unkeyed to undo it anyway; nothing was changed",
             run.id()
+        )));
+    }
+    if let Some(why) = &list.keep_problem
+        && !args.discard_data
+    {
+        return Err(CliError::failed(format!(
+            "{CMD}: refused: what data to save first cannot be told: {why}; pass --discard-data to undo without saving anything; nothing was changed"
         )));
     }
     if !args.yes {

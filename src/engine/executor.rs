@@ -132,6 +132,9 @@ pub struct Executor<'a, R: Runner> {
     /// `--no-auto-rollback`: a failed step's changes are left for inspection (set by
     /// [`Executor::run`]).
     keep_failed: bool,
+    /// The plan's steps (set by [`Executor::run`]): what an undo inside the run saves first
+    /// ([`keep_list`]).
+    steps: Vec<crate::plan::PlannedStep>,
 }
 
 /// The journal and the event sink, shared (by `&`) between the executor and the steps in
@@ -202,6 +205,7 @@ impl<'a, R: Runner> Executor<'a, R> {
             binding: crate::plan::RunBinding::default(),
             reuse: None,
             keep_failed: false,
+            steps: Vec::new(),
         }
     }
 
@@ -264,6 +268,7 @@ impl<'a, R: Runner> Executor<'a, R> {
         });
         self.reuse = opts.reuse_artifacts;
         self.keep_failed = !opts.auto_rollback;
+        self.steps.clone_from(&plan.steps);
         let run = self.binding.id.clone();
         self.emit(&Event::RunStarted {
             app: plan.app.clone(),
@@ -289,7 +294,7 @@ impl<'a, R: Runner> Executor<'a, R> {
                 .filter(|c| !kept.contains(c.step.as_str()))
                 .collect();
             if !leftover.is_empty() {
-                let report = self.undo_all_shared(leftover, "before resume").await?;
+                let report = self.undo_saving(leftover, "before resume").await?;
                 if let Some((item, e)) = &report.failed {
                     let error = format!(
                         "cannot resume: undoing what step `{}` left failed at {}: {e}",
@@ -478,6 +483,45 @@ impl<'a, R: Runner> Executor<'a, R> {
         reason: &str,
     ) -> Result<RollbackReport, EngineError> {
         self.undo_all_shared(items, reason).await
+    }
+
+    /// Undoes `items` as [`Self::undo_all_shared`] does, after saving what of the data they
+    /// would remove users may have written ([`keep_list`], as a failed run's automatic
+    /// rollback saves it): the undo before a resume, before a retry, and of a step stopped
+    /// with the step it reads from. When saving fails nothing is undone: the report's
+    /// `failed` names the first change, `not_kept` why.
+    pub(super) async fn undo_saving(
+        &self,
+        items: Vec<UndoItem>,
+        reason: &str,
+    ) -> Result<RollbackReport, EngineError> {
+        let keep = if items.is_empty() || self.steps.is_empty() {
+            Vec::new()
+        } else {
+            let key = self.io.journal.borrow().key().cloned();
+            let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
+            let history = History::from_journal(&contents);
+            keep_list(
+                &self.steps,
+                &items,
+                &self.binding.images,
+                &history.steps_done,
+                true,
+            )
+        };
+        match self.keep_data(&keep, false).await? {
+            Ok(kept) => {
+                let mut report = self.undo_all_shared(items, reason).await?;
+                report.kept = kept;
+                Ok(report)
+            }
+            Err(why) => Ok(RollbackReport {
+                failed: items.first().map(|i| (i.clone(), why.clone())),
+                left: items,
+                not_kept: Some(why),
+                ..RollbackReport::default()
+            }),
+        }
     }
 
     async fn undo_all_shared(

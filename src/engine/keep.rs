@@ -116,8 +116,10 @@ pub struct Kept {
 /// id), `images` (each build step's tag in the run) and `done` (the steps done and not
 /// undone). A restore counts once it is done (before that its database holds only part of
 /// the vendor's dump, which the run's artifacts keep whole); with `served_only` (the
-/// automatic rollback of a failed run), only once a deploy after it is done too: before
-/// that, no app has served from it.
+/// undo inside a run: a failed run's automatic rollback, before a resume or a retry),
+/// only once a deploy after it is done or has changed something still pending (its
+/// cut-over began: a route switched, a container publishing, before the step failed):
+/// before that, no app has served from it.
 pub fn keep_list(
     steps: &[PlannedStep],
     pending: &[UndoItem],
@@ -144,9 +146,12 @@ pub fn keep_list(
                     continue;
                 }
                 if served_only {
+                    // a deploy done, or one whose cut-over began (it changed something
+                    // not undone yet): its release may have served, and written
                     let deployed = steps[at + 1..].iter().any(|later| {
                         matches!(later.spec.kind, StepKind::Deploy(_))
-                            && done.contains_key(&later.id)
+                            && (done.contains_key(&later.id)
+                                || pending.iter().any(|i| i.step == later.id))
                     });
                     if !deployed {
                         continue;

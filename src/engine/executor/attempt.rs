@@ -149,7 +149,7 @@ impl<R: Runner> Executor<'_, R> {
         cancel: &mut watch::Receiver<bool>,
     ) -> Result<Option<Attempt>, EngineError> {
         let undo: Vec<UndoItem> = changes.into_iter().rev().collect();
-        let report = self.undo_all_shared(undo, "before retry").await?;
+        let report = self.undo_saving(undo, "before retry").await?;
         if let Some((item, e)) = report.failed {
             return Ok(Some(Attempt::Failed(format!(
                 "{error}; no retry: undoing attempt {attempt} failed at {}: {e}",

@@ -142,7 +142,7 @@ impl<R: Runner> Executor<'_, R> {
                     self.stopped(consumer, &cx_b.changes, &why, true)?;
                     let undo: Vec<UndoItem> = cx_b.changes.into_iter().rev().collect();
                     let report = self
-                        .undo_all_shared(undo, "stopped with the step it reads from")
+                        .undo_saving(undo, "stopped with the step it reads from")
                         .await?;
                     if let Some((item, e)) = report.failed {
                         let error = format!(

@@ -84,6 +84,10 @@ pub struct UndoList {
     pub keying: Keying,
     /// The data a rollback of these changes saves first ([`keep_list`]).
     pub keep: Vec<Keep>,
+    /// Why `keep` cannot be trusted, if so: the run's plan, which says what a step's
+    /// data is, does not read, or is not the plan the journal recorded. A rollback then
+    /// saves nothing it could miss: it is refused unless the operator discards the data.
+    pub keep_problem: Option<String>,
     key: Option<JournalKey>,
 }
 
@@ -97,13 +101,19 @@ impl UndoList {
         let contents = journal::read_keyed(&run.journal_path(), key)?;
         let history = History::from_journal(&contents);
         let pending = history.pending();
-        let (steps, images) = planned_steps(run);
-        let keep = keep_list(&steps, &pending, &images, &history.steps_done, false);
+        let (keep, keep_problem) = match planned_steps(run, &history.header.plan_sha256) {
+            Ok((steps, images)) => (
+                keep_list(&steps, &pending, &images, &history.steps_done, false),
+                None,
+            ),
+            Err(why) => (Vec::new(), Some(why)),
+        };
         Ok(Self {
             history,
             pending,
             keying: contents.keying,
             keep,
+            keep_problem,
             key: key.cloned(),
         })
     }
@@ -115,10 +125,16 @@ impl UndoList {
     }
 }
 
+/// What [`planned_steps`] gives: the steps and each build step's image tag.
+type Planned = (Vec<PlannedStep>, std::collections::BTreeMap<String, String>);
+
 /// The steps of every version of `run`'s plan (`plan.json`, `plan.v2.json`, …; a later
 /// version's step replaces an earlier one of the same id) and each build step's image tag.
-/// A plan that does not read is passed over.
-fn planned_steps(run: &RunDir) -> (Vec<PlannedStep>, std::collections::BTreeMap<String, String>) {
+///
+/// # Errors
+/// A version does not read, or `plan.json` is not the one whose SHA-256 the journal's
+/// header recorded (`journaled`).
+fn planned_steps(run: &RunDir, journaled: &str) -> Result<Planned, String> {
     let mut steps: Vec<PlannedStep> = Vec::new();
     let mut images = std::collections::BTreeMap::new();
     for v in 1..=run.version() {
@@ -127,12 +143,15 @@ fn planned_steps(run: &RunDir) -> (Vec<PlannedStep>, std::collections::BTreeMap<
         } else {
             run.plan_version_path(v)
         };
-        let Some(plan) = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| Plan::read(&t).ok())
-        else {
-            continue;
-        };
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if v == 1 && journal::sha256_hex(text.as_bytes()) != journaled {
+            return Err(format!(
+                "{} is not the plan the run's journal recorded (its SHA-256 differs)",
+                path.display()
+            ));
+        }
+        let plan = Plan::read(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         if let Some(b) = &plan.run {
             images.extend(b.images.clone());
         }
@@ -143,7 +162,7 @@ fn planned_steps(run: &RunDir) -> (Vec<PlannedStep>, std::collections::BTreeMap<
             }
         }
     }
-    (steps, images)
+    Ok((steps, images))
 }
 
 /// The playbook as `run` last ran it (its latest version, after any edit a resume
