@@ -62,6 +62,16 @@ echo "<a href=\"http://$HTTP_HOST/about\">about</a> <script nonce=\"$$\"></scrip
             ok
         },
     );
+    // The migrated side echoes the request's cookie (a secret header): its diff would show it.
+    script(
+        "echo",
+        if migrated {
+            r#"printf 'Content-Type: text/plain\r\n\r\n'
+echo "session: $HTTP_COOKIE""#
+        } else {
+            ok
+        },
+    );
     script(
         "redir",
         if migrated {
@@ -219,11 +229,12 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
         assert!(!text.contains("s3cr3t"), "the cookie showed: {text}");
     }
 
-    // Equal, changed, slow, 500 and redirect: each difference fails, naming the request.
+    // Equal, an echoed cookie, changed, slow, 500 and redirect: each difference fails,
+    // naming the request.
     let pb = playbook(
         dir,
         &format!(
-            "{head}  paths: [\"/index.html\", \"/changed.html\", \"/cgi-bin/slow\", \"/cgi-bin/err\", \"/cgi-bin/redir\"]\n  thresholds: {{ latency_p95_ratio: 1.5, latency_slack: 150ms }}\n{vars}"
+            "{head}  paths: [\"/index.html\", \"/cgi-bin/echo\", \"/changed.html\", \"/cgi-bin/slow\", \"/cgi-bin/err\", \"/cgi-bin/redir\"]\n  thresholds: {{ latency_p95_ratio: 1.5, latency_slack: 150ms }}\n{vars}"
         ),
     );
     let out = assess(dir, &pb, &[]);
@@ -255,6 +266,13 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
         has("GET /cgi-bin/err: status 500 on the target, 200 on the vendor"),
         "{failures:#?}"
     );
+    // The echoed cookie is in the diff, redacted, everywhere it is shown or kept.
+    assert!(has("GET /cgi-bin/echo: content differs"), "{failures:#?}");
+    let kept = std::fs::read_to_string(dir.join("state/apps/perizinan/assessment.json")).unwrap();
+    assert!(kept.contains("session: ***"), "{kept}");
+    for text in [&*stdout, &*stderr, &kept] {
+        assert!(!text.contains("s3cr3t"), "the cookie showed: {text}");
+    }
     assert!(
         has("GET /cgi-bin/redir: status 302 on the target, 200 on the vendor")
             && has(
@@ -262,12 +280,9 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
             ),
         "{failures:#?}"
     );
-    // The first differing body's diff, unified.
+    // The first differing body's diff, unified: the echoed cookie in it, redacted.
     let diff = j["results"][1]["diff"].as_str().unwrap();
-    assert!(
-        diff.contains("-<p>as built</p>\n+<p>edited after the move</p>"),
-        "{diff}"
-    );
+    assert!(diff.contains("-fine\n+session: ***"), "{diff}");
     // The command's message names them too.
     assert!(stderr.contains("GET /cgi-bin/err: status 500"), "{stderr}");
     assert!(!stderr.contains("s3cr3t") && !stdout.contains("s3cr3t"));
@@ -281,8 +296,9 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1));
     assert!(text.contains("200 → 500"), "{text}");
-    assert!(text.contains("--- vendor /changed.html"), "{text}");
-    assert!(text.contains("verdict: failed (4 of 5 requests)"), "{text}");
+    assert!(text.contains("--- vendor /cgi-bin/echo"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(text.contains("verdict: failed (5 of 6 requests)"), "{text}");
 
     // `status` carries the last verdict, in its table and in --json.
     let out = support::boyong(&dir.join("state"))
@@ -292,7 +308,7 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("\"verdict\": \"failed (4 of 5 requests)\""),
+        text.contains("\"verdict\": \"failed (5 of 6 requests)\""),
         "{text}"
     );
     let out = support::boyong(&dir.join("state"))
@@ -302,7 +318,7 @@ fn equal_pages_pass_and_each_difference_fails_naming_the_url_and_the_figure() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("assessment failed (4 of 5 requests)"),
+        text.contains("assessment failed (5 of 6 requests)"),
         "{text}"
     );
 }

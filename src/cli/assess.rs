@@ -55,6 +55,13 @@ pub fn assess(state: &Path, what: &str, json: bool) -> Result {
     let result = rt
         .block_on(assess::assess(section, &ready.secrets))
         .map_err(|e| CliError::bad_input(format!("{CMD}: {e}")))?;
+    // A page that echoes a header's secret (a cookie, a token in a link) shows it in a
+    // diff, a path or a redirect: redacted before it is kept or shown, as a run's step is.
+    let redactor = boyong::engine::Redactor::new(&ready.secrets);
+    let result: assess::Assessment = serde_json::to_value(&result)
+        .map(|v| redactor.value(&v))
+        .and_then(serde_json::from_value)
+        .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
     let kept = assess::store::save(&dir, &app, &result)
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
     if json {
