@@ -243,7 +243,9 @@ pub fn read(sections: &[Section]) -> Found {
             }
             "conf" => {
                 if let Some(d) = current_dir.as_ref().and_then(|d| f.dirs.get_mut(d)) {
-                    d.conf.entry(s.arg.clone()).or_default().push_str(&s.body);
+                    // a one-line connect call carries the vendor's password: masked
+                    let body = host::mask_connect(&s.body);
+                    d.conf.entry(s.arg.clone()).or_default().push_str(&body);
                 }
             }
             "end" => f.complete = true,

@@ -245,6 +245,82 @@ pub fn cron(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The calls that take a database password as a positional argument, each with the
+/// argument's place (1-based): `mysqli_connect("host", "user", "PASSWORD", "db")`.
+const CONNECT_CALLS: [(&str, usize); 5] = [
+    ("mysqli_connect(", 3),
+    ("mysql_connect(", 3),
+    ("new mysqli(", 3),
+    ("mysqli_real_connect(", 4),
+    ("new pdo(", 3),
+];
+
+/// `text` (a config file's lines) with the password argument of each database connect
+/// call masked as `***` (`mysqli_connect("localhost", "root", ***, "db")`), and a
+/// `password=` inside a connection string (`pg_connect("host=… password=…")`): a
+/// vendor's config that connects in one line carries its password in it.
+pub fn mask_connect(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| {
+            let lower = line.to_ascii_lowercase();
+            let mut out = line.to_string();
+            for (call, place) in CONNECT_CALLS {
+                if let Some(at) = lower.find(call) {
+                    out = mask_argument(&out, at + call.len(), place);
+                    break;
+                }
+            }
+            if let Some(at) = out.to_ascii_lowercase().find("password=") {
+                let start = at + "password=".len();
+                let end = out[start..]
+                    .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ';')
+                    .map_or(out.len(), |e| start + e);
+                out.replace_range(start..end, "***");
+            }
+            out
+        })
+        .collect()
+}
+
+/// `line` with its call's argument number `place` (the arguments start at byte `from`)
+/// replaced by `***`; quotes and parentheses are followed so that a comma inside a string
+/// does not count.
+fn mask_argument(line: &str, from: usize, place: usize) -> String {
+    let (mut n, mut start, mut depth, mut quote) = (1, from, 0usize, None::<char>);
+    let mut escaped = false;
+    for (i, c) in line[from..].char_indices() {
+        let i = from + i;
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' => depth += 1,
+            ')' | ']' if depth > 0 => depth -= 1,
+            ',' | ')' if depth == 0 => {
+                if n == place {
+                    let lead = line[start..i].len() - line[start..i].trim_start().len();
+                    return format!("{}{}***{}", &line[..start], &line[start..start + lead], &line[i..]);
+                }
+                if c == ')' {
+                    break;
+                }
+                n += 1;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    line.to_string()
+}
+
 /// `line` with every value that looks like a password masked as `***`: `-pSECRET`,
 /// `--password=…`, `PASSWORD=…` and the like (`*PASS*=`, `*SECRET*=`, `*TOKEN*=`,
 /// `*KEY*=`), and the password of a URL (`scheme://user:…@`).
@@ -290,6 +366,29 @@ fn url_password(w: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_connect_calls_password_argument_is_masked() {
+        use super::mask_connect;
+        assert_eq!(
+            mask_connect("$koneksi = mysqli_connect(\"localhost\", \"root\", \"rah,a(s)ia\", \"db\");\n"),
+            "$koneksi = mysqli_connect(\"localhost\", \"root\", ***, \"db\");\n"
+        );
+        assert_eq!(
+            mask_connect("$db = new PDO('mysql:host=h;dbname=d', 'u', 'pw');"),
+            "$db = new PDO('mysql:host=h;dbname=d', 'u', ***);"
+        );
+        assert_eq!(
+            mask_connect("mysqli_real_connect($l, 'h', 'u', 'pw', 'd');"),
+            "mysqli_real_connect($l, 'h', 'u', ***, 'd');"
+        );
+        assert_eq!(
+            mask_connect("$c = pg_connect(\"host=h dbname=d password=pw user=u\");"),
+            "$c = pg_connect(\"host=h dbname=d password=*** user=u\");"
+        );
+        let plain = "$host = \"localhost\";\n$db_name = 'sipkd';\n";
+        assert_eq!(mask_connect(plain), plain);
+    }
+
     use super::*;
 
     #[test]
