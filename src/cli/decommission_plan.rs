@@ -85,17 +85,23 @@ pub fn show(app: &str, src: &Source, checks: &[Check], list: &[Item], pb: &playb
     }
     println!("\nTo be removed from the vendor host (cannot be undone; the archive is kept):");
     for i in list {
+        // a crontab line's `-pPASSWORD` and the like, masked on screen
+        let target = if i.kind == "crontab" {
+            boyong::discover::redact(&i.target)
+        } else {
+            i.target.clone()
+        };
         let size = match (i.files, i.bytes) {
             (Some(f), Some(b)) => format!("{f} files, {}", boyong::steps::human_bytes(b)),
             (None, Some(b)) => format!("dump {}", boyong::steps::human_bytes(b)),
             _ => String::new(),
         };
         if i.last_sha256.is_empty() {
-            println!("  - {} {}", i.kind, i.target);
+            println!("  - {} {target}", i.kind);
         } else {
             println!(
-                "  - {} {}  ({size}; last SHA-256 {})",
-                i.kind, i.target, i.last_sha256
+                "  - {} {target}  ({size}; last SHA-256 {})",
+                i.kind, i.last_sha256
             );
         }
         match &i.kept {

@@ -70,10 +70,19 @@ impl Certificate {
     /// # Errors
     /// The file system.
     pub fn write(&self, dir: &Path) -> Result<(), String> {
-        let json = serde_json::to_string_pretty(self).map_err(|e| e.to_string())? + "\n";
+        // A crontab line is matched whole, so the playbook holds it as the vendor wrote it,
+        // a `-pPASSWORD` and all: the certificate, evidence handed to others, shows it
+        // with such values masked.
+        let mut shown = self.clone();
+        for r in &mut shown.removed {
+            if r.item.kind == "crontab" {
+                r.item.target = crate::discover::redact(&r.item.target);
+            }
+        }
+        let json = serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())? + "\n";
         for (name, text) in [
-            ("certificate.md", markdown(self)),
-            ("certificate.html", html(self)),
+            ("certificate.md", markdown(&shown)),
+            ("certificate.html", html(&shown)),
             // Last: its presence says the decommission is complete.
             ("certificate.json", json),
         ] {

@@ -307,7 +307,12 @@ fn mask_argument(line: &str, from: usize, place: usize) -> String {
             ',' | ')' if depth == 0 => {
                 if n == place {
                     let lead = line[start..i].len() - line[start..i].trim_start().len();
-                    return format!("{}{}***{}", &line[..start], &line[start..start + lead], &line[i..]);
+                    return format!(
+                        "{}{}***{}",
+                        &line[..start],
+                        &line[start..start + lead],
+                        &line[i..]
+                    );
                 }
                 if c == ')' {
                     break;
@@ -370,7 +375,9 @@ mod tests {
     fn a_connect_calls_password_argument_is_masked() {
         use super::mask_connect;
         assert_eq!(
-            mask_connect("$koneksi = mysqli_connect(\"localhost\", \"root\", \"rah,a(s)ia\", \"db\");\n"),
+            mask_connect(
+                "$koneksi = mysqli_connect(\"localhost\", \"root\", \"rah,a(s)ia\", \"db\");\n"
+            ),
             "$koneksi = mysqli_connect(\"localhost\", \"root\", ***, \"db\");\n"
         );
         assert_eq!(

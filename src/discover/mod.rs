@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use app::{App, DirInfo, Php, Stack};
 pub use db::Database;
-pub use host::{Listen, Service};
+pub use host::{Listen, Service, redact};
 pub use web::Vhost;
 
 use crate::ssh::{Out, Session, SshError, Target};

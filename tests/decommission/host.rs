@@ -63,7 +63,9 @@ fn a_crontab_line_is_removed_by_exact_match_and_a_sibling_line_stays() {
     };
     let _guard = CrontabGuard(crontab_l());
     let tag = env.name.clone();
-    let ours = format!("*/5 * * * * /bin/true dectest {tag}");
+    // A vendor's backup line, its password on the command line as vendors write it.
+    let ours = format!("*/5 * * * * /bin/true dectest {tag} -pRahasia123");
+    let shown = format!("*/5 * * * * /bin/true dectest {tag} -p***");
     let sibling = format!("*/7 * * * * /bin/true sibling {tag}");
     let longer = format!("{ours} --and-more");
     let before = format!("# boyong test {tag}\n{ours}\n{sibling}\n{longer}\n");
@@ -83,7 +85,7 @@ fn a_crontab_line_is_removed_by_exact_match_and_a_sibling_line_stays() {
     );
     assert_eq!(plan.status.code(), Some(0), "{}", said(&plan));
     assert!(
-        said(&plan).contains(&format!("crontab {ours}")),
+        said(&plan).contains(&format!("crontab {shown}")) && !said(&plan).contains("Rahasia"),
         "{}",
         said(&plan)
     );
@@ -110,7 +112,11 @@ fn a_crontab_line_is_removed_by_exact_match_and_a_sibling_line_stays() {
         serde_json::from_slice(&std::fs::read(dir.join("certificate.json")).unwrap()).unwrap();
     let item = &cert["removed"][1];
     assert_eq!(item["kind"], "crontab", "{cert}");
-    assert_eq!(item["target"], ours.as_str());
+    assert_eq!(item["target"], shown.as_str(), "the password masked");
+    for f in ["certificate.json", "certificate.md", "certificate.html"] {
+        let t = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(!t.contains("Rahasia"), "{f}: {t}");
+    }
     assert_eq!(item["gone"], true);
     assert!(
         item["gone_check"]
