@@ -59,7 +59,7 @@ pub fn assess(state: &Path, what: &str, json: bool) -> Result {
     // diff, a path or a redirect: redacted before it is kept or shown, as a run's step is.
     let redactor = boyong::engine::Redactor::new(&ready.secrets);
     let result: assess::Assessment = serde_json::to_value(&result)
-        .map(|v| redactor.value(&v))
+        .map(|v| redactor.values(&v))
         .and_then(serde_json::from_value)
         .map_err(|e| CliError::failed(format!("{CMD}: {e}")))?;
     let kept = assess::store::save(&dir, &app, &result)

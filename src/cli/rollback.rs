@@ -83,8 +83,13 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
     }
     if let Some(why) = &list.keep_problem {
         println!(
-            "  the data to save first cannot be told ({}): refused unless --discard-data",
-            escape::controls(why)
+            "  the data to save first cannot be told ({}): {}",
+            escape::controls(why),
+            if args.discard_data {
+                "nothing is saved (--discard-data); whatever data this removes is LOST"
+            } else {
+                "refused unless --discard-data"
+            }
         );
     }
     if !list.keep.is_empty() {
@@ -197,6 +202,13 @@ pub fn rollback(state: &Path, app: &str, run: Option<&str>, args: RollbackArgs) 
             "operator",
             &format!("boyong rollback by {} on {}", who.operator, who.host),
         )?;
+        if let Some(why) = &list.keep_problem {
+            // (only with --discard-data: refused above otherwise)
+            ex.note(
+                "discard-data",
+                &format!("--discard-data: what to save could not be told ({why}): nothing saved"),
+            )?;
+        }
         ex.rollback(&list.history, &list.keep, args.discard_data)
             .await
     });

@@ -270,12 +270,23 @@ pub fn mask_connect(text: &str) -> String {
                     break;
                 }
             }
-            if let Some(at) = out.to_ascii_lowercase().find("password=") {
-                let start = at + "password=".len();
-                let end = out[start..]
-                    .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ';')
-                    .map_or(out.len(), |e| start + e);
+            // every `password=` (`PGPASSWORD=x`, `--password="p w"`, a connection string's)
+            let mut from = 0;
+            while let Some(at) = out[from..].to_ascii_lowercase().find("password=") {
+                let start = from + at + "password=".len();
+                // a quoted value (`password='a b'`, `\"pw\"`) up to its closing quote
+                let rest = out[start..].trim_start_matches('\\');
+                let lead = out.len() - start - rest.len();
+                let end = match rest.chars().next() {
+                    Some(q @ ('\'' | '"')) => rest[1..]
+                        .find(q)
+                        .map_or(out.len(), |e| start + lead + 1 + e + 1),
+                    _ => out[start..]
+                        .find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == ';')
+                        .map_or(out.len(), |e| start + e),
+                };
                 out.replace_range(start..end, "***");
+                from = start + 3;
             }
             out
         })
@@ -391,6 +402,14 @@ mod tests {
         assert_eq!(
             mask_connect("$c = pg_connect(\"host=h dbname=d password=pw user=u\");"),
             "$c = pg_connect(\"host=h dbname=d password=*** user=u\");"
+        );
+        assert_eq!(
+            mask_connect("$c = pg_connect(\"host=h password='a b' user=u\");"),
+            "$c = pg_connect(\"host=h password=*** user=u\");"
+        );
+        assert_eq!(
+            mask_connect("\"db\": \"PGPASSWORD=x psql --password=\\\"p w\\\" -c 1\""),
+            "\"db\": \"PGPASSWORD=*** psql --password=*** -c 1\""
         );
         let plain = "$host = \"localhost\";\n$db_name = 'sipkd';\n";
         assert_eq!(mask_connect(plain), plain);

@@ -295,6 +295,16 @@ impl<'a, R: Runner> Executor<'a, R> {
                 .collect();
             if !leftover.is_empty() {
                 let report = self.undo_saving(leftover, "before resume").await?;
+                if let Some(why) = &report.not_kept {
+                    let error =
+                        format!("cannot resume: saving the data before the undo failed: {why}");
+                    let step = report
+                        .left
+                        .first()
+                        .map(|i| i.step.clone())
+                        .unwrap_or_default();
+                    return self.fail(&plan.steps, &step, error, opts).await;
+                }
                 if let Some((item, e)) = &report.failed {
                     let error = format!(
                         "cannot resume: undoing what step `{}` left failed at {}: {e}",
@@ -436,6 +446,10 @@ impl<'a, R: Runner> Executor<'a, R> {
                 &history.steps_done,
                 true,
             );
+            if !keep.is_empty() {
+                // what the engine still makes for the failed step lands before it is read
+                self.await_settled().await;
+            }
             let kept = match self.keep_data(&keep, false).await? {
                 Ok(kept) => kept,
                 Err(why) => {
@@ -502,13 +516,17 @@ impl<'a, R: Runner> Executor<'a, R> {
             let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
             let history = History::from_journal(&contents);
             keep_list(
-                &self.steps,
+                &self.steps_of_every_version(),
                 &items,
                 &self.binding.images,
                 &history.steps_done,
                 true,
             )
         };
+        if !keep.is_empty() {
+            // what the engine still makes for the stopped step lands before it is read
+            self.await_settled().await;
+        }
         match self.keep_data(&keep, false).await? {
             Ok(kept) => {
                 let mut report = self.undo_all_shared(items, reason).await?;
@@ -522,6 +540,35 @@ impl<'a, R: Runner> Executor<'a, R> {
                 ..RollbackReport::default()
             }),
         }
+    }
+
+    /// The plan's steps, then those of each of the run's versions (`plan.json`,
+    /// `plan.vN.json` beside the artifacts): the undo before a resume also undoes what an
+    /// edit removed or changed, whose data is saved first all the same.
+    fn steps_of_every_version(&self) -> Vec<crate::plan::PlannedStep> {
+        let mut steps = self.steps.clone();
+        let Some(run_dir) = self.artifacts.parent() else {
+            return steps;
+        };
+        let mut n = 1;
+        loop {
+            let path = if n == 1 {
+                run_dir.join("plan.json")
+            } else {
+                run_dir.join(format!("plan.v{n}.json"))
+            };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                break;
+            };
+            // all of them: a step an edit changed (a volume renamed) keeps its earlier
+            // form too (what it made then is what is undone now); keep_list's result is
+            // without repeats
+            if let Ok(plan) = crate::plan::Plan::read(&text) {
+                steps.extend(plan.steps);
+            }
+            n += 1;
+        }
+        steps
     }
 
     async fn undo_all_shared(

@@ -111,6 +111,20 @@ pub struct Kept {
     pub note: String,
 }
 
+/// Whether a change with this undo may have let users reach the new release: a container
+/// made (publishing its ports from its start), a route switched, a service made or updated.
+fn serves(undo: &Undo) -> bool {
+    matches!(
+        undo,
+        Undo::RemoveContainer { .. }
+            | Undo::StartContainer { .. }
+            | Undo::Rename { .. }
+            | Undo::Route { .. }
+            | Undo::RemoveService { .. }
+            | Undo::RestoreService { .. }
+    )
+}
+
 /// The data a rollback of `pending` (newest first) would remove, given the run's planned
 /// steps (of every version of its playbook; a later one overrides an earlier of the same
 /// id), `images` (each build step's tag in the run) and `done` (the steps done and not
@@ -151,7 +165,9 @@ pub fn keep_list(
                     let deployed = steps[at + 1..].iter().any(|later| {
                         matches!(later.spec.kind, StepKind::Deploy(_))
                             && (done.contains_key(&later.id)
-                                || pending.iter().any(|i| i.step == later.id))
+                                || pending
+                                    .iter()
+                                    .any(|i| i.step == later.id && serves(&i.undo)))
                     });
                     if !deployed {
                         continue;
@@ -192,5 +208,14 @@ pub fn keep_list(
             _ => {}
         }
     }
+    // a step listed more than once (its versions) keeps its data once
+    let mut seen = Vec::with_capacity(out.len());
+    out.retain(|k| {
+        let new = !seen.contains(k);
+        if new {
+            seen.push(k.clone());
+        }
+        new
+    });
     out
 }

@@ -78,6 +78,20 @@ impl Redactor {
             other => other.clone(),
         }
     }
+
+    /// `value` with every string value in it redacted, its keys as they are: for a value
+    /// read back as a type afterwards (a secret that happens to be part of a field name
+    /// must not rename the field).
+    pub fn values(&self, value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.text(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|v| self.values(v)).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), self.values(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

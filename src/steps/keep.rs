@@ -131,6 +131,28 @@ async fn dump(
     finished
 }
 
+/// `rel` (under `run_dir`), or, when a file is there already (an earlier save of the same
+/// step's data in this run: before a resume, then at a rollback), the first free one of
+/// `NAME.2.EXT`, `NAME.3.EXT` …: a save never overwrites another, whose SHA-256 the
+/// journal holds.
+fn fresh(run_dir: &Path, rel: std::path::PathBuf) -> std::path::PathBuf {
+    if !run_dir.join(&rel).exists() {
+        return rel;
+    }
+    let name = rel
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, ext) = [".sql.gz", ".tar"]
+        .iter()
+        .find_map(|e| name.strip_suffix(e).map(|s| (s.to_string(), *e)))
+        .unwrap_or((name.clone(), ""));
+    (2u32..=u32::MAX)
+        .map(|n| rel.with_file_name(format!("{stem}.{n}{ext}")))
+        .find(|c| !run_dir.join(c).exists())
+        .unwrap_or(rel)
+}
+
 /// Saves `keep` into `run_dir`.
 pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kept, StepError> {
     let engine = live.engine().await?;
@@ -144,6 +166,7 @@ pub(super) async fn keep(live: &Live, keep: &Keep, run_dir: &Path) -> Result<Kep
         let (engine, labels) = (engine.clone(), labels.clone());
         let helper = format!("{volume}.keep-{run}");
         let (volume, image) = (volume.to_string(), image.to_string());
+        let rel = fresh(run_dir, rel);
         async move {
             if engine
                 .volume_storage(&volume)
@@ -221,7 +244,7 @@ where
         .map_err(|e| StepError::failed(e.to_string()))?
     {
         Some(c) if c.running => {
-            let rel = keep.path();
+            let rel = fresh(run_dir, keep.path());
             let (bytes, sha256) =
                 dump(engine, container, db, database, &run_dir.join(&rel)).await?;
             Ok(Kept {
@@ -246,6 +269,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_save_never_takes_the_name_of_an_earlier_one() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("rollback")).expect("mkdir");
+        let tar = std::path::PathBuf::from("rollback/web.files.tar");
+        assert_eq!(fresh(d.path(), tar.clone()), tar);
+        std::fs::write(d.path().join(&tar), "first").expect("write");
+        let second = fresh(d.path(), tar.clone());
+        assert_eq!(second, std::path::PathBuf::from("rollback/web.files.2.tar"));
+        std::fs::write(d.path().join(&second), "second").expect("write");
+        assert_eq!(
+            fresh(d.path(), tar),
+            std::path::PathBuf::from("rollback/web.files.3.tar")
+        );
+        let sql = std::path::PathBuf::from("rollback/database.sql.gz");
+        std::fs::write(d.path().join(&sql), "dump").expect("write");
+        assert_eq!(
+            fresh(d.path(), sql),
+            std::path::PathBuf::from("rollback/database.2.sql.gz")
+        );
+    }
 
     #[test]
     fn the_dump_command_holds_no_password_and_the_name_only_as_an_argument() {

@@ -150,6 +150,11 @@ impl<R: Runner> Executor<'_, R> {
     ) -> Result<Option<Attempt>, EngineError> {
         let undo: Vec<UndoItem> = changes.into_iter().rev().collect();
         let report = self.undo_saving(undo, "before retry").await?;
+        if let Some(why) = report.not_kept {
+            return Ok(Some(Attempt::Failed(format!(
+                "{error}; no retry: saving the data before undoing attempt {attempt} failed: {why}"
+            ))));
+        }
         if let Some((item, e)) = report.failed {
             return Ok(Some(Attempt::Failed(format!(
                 "{error}; no retry: undoing attempt {attempt} failed at {}: {e}",
