@@ -99,6 +99,23 @@ fn sha256(path: &Path) -> String {
 }
 
 /// The notes of `kind` in the run's journal.
+/// The copy of step `web`'s `volume` in `run` holds `written`, and `kept` (the run's
+/// `data-kept` notes) its SHA-256.
+fn assert_copy_holds(run: &Path, volume: &str, written: &str, kept: &[String]) {
+    let tar = run.join(format!("rollback/web.{volume}.tar"));
+    let listing = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(&tar)
+        .output()
+        .unwrap();
+    assert!(
+        text(&listing.stdout).contains(written),
+        "the volume's file is in the copy: {}",
+        text(&listing.stderr)
+    );
+    assert!(kept.iter().any(|n| n.contains(&sha256(&tar))), "{kept:?}");
+}
+
 fn notes(run: &Path, kind: &str) -> Vec<String> {
     journal(run)
         .iter()
@@ -156,17 +173,7 @@ fn rollback_saves_what_users_wrote_after_the_cut_over_and_stops_if_it_cannot() {
             .any(|n| n.contains("rollback/database.sql.gz") && n.contains(&sum)),
         "the journal holds the dump's SHA-256 {sum}: {kept:?}"
     );
-    let tar = run.join(format!("rollback/web.{volume}.tar"));
-    let listing = std::process::Command::new("tar")
-        .arg("-xOf")
-        .arg(&tar)
-        .output()
-        .unwrap();
-    assert!(
-        text(&listing.stdout).contains("written-after-cutover-1"),
-        "the volume's file is in the copy"
-    );
-    assert!(kept.iter().any(|n| n.contains(&sha256(&tar))), "{kept:?}");
+    assert_copy_holds(&run, &volume, "written-after-cutover-1", &kept);
     assert!(!exists("container", &env.name) && !exists("volume", &env.volume()));
     assert!(!exists("volume", &volume));
     env.assert_no_secret_in_state(&db.password);
@@ -231,16 +238,14 @@ fn the_undo_before_a_resume_saves_what_was_written_meanwhile() {
     )
     .unwrap();
     let volume = format!("{}-files", env.name);
-    let out = env.watched(
-        &[
-            "run",
-            pb.to_str().unwrap(),
-            "--label",
-            &env.label().arg(),
-            "--no-auto-rollback",
-        ],
-        &db.password,
-    );
+    let run_with = |flag: &str| {
+        let label = env.label().arg();
+        env.watched(
+            &["run", pb.to_str().unwrap(), "--label", &label, flag],
+            &db.password,
+        )
+    };
+    let out = run_with("--no-auto-rollback");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(exists("volume", &volume), "left in place");
     // Written into the volume meanwhile (as the half-deployed release would).
@@ -259,31 +264,15 @@ fn the_undo_before_a_resume_saves_what_was_written_meanwhile() {
     assert!(wrote.status.success(), "{}", text(&wrote.stderr));
 
     std::fs::write(&pb, &good).unwrap();
-    let out = env.watched(
-        &[
-            "run",
-            pb.to_str().unwrap(),
-            "--label",
-            &env.label().arg(),
-            "--resume",
-        ],
-        &db.password,
-    );
+    let out = run_with("--resume");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let run = env.last_run("dbtest");
-    let tar = run.join(format!("rollback/web.{volume}.tar"));
-    let listing = std::process::Command::new("tar")
-        .arg("-xOf")
-        .arg(&tar)
-        .output()
-        .unwrap();
-    assert!(
-        text(&listing.stdout).contains("written-before-resume"),
-        "the volume's file is in the copy: {}",
-        text(&listing.stderr)
+    assert_copy_holds(
+        &run,
+        &volume,
+        "written-before-resume",
+        &notes(&run, "data-kept"),
     );
-    let kept = notes(&run, "data-kept");
-    assert!(kept.iter().any(|n| n.contains(&sha256(&tar))), "{kept:?}");
     let rb = env.rollback_with(&["--discard-data"]);
     assert_eq!(rb.status.code(), Some(0), "{}", text(&rb.stderr));
 }

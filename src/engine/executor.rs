@@ -434,10 +434,7 @@ impl<'a, R: Runner> Executor<'a, R> {
         opts: RunOptions,
     ) -> Result<RunOutcome, EngineError> {
         let rollback = if opts.auto_rollback {
-            // Read back with the journal's own key: undo data is checked as rollback would.
-            let key = self.io.journal.borrow().key().cloned();
-            let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
-            let history = History::from_journal(&contents);
+            let history = self.history_now()?;
             let pending = history.pending();
             let keep = keep_list(
                 steps,
@@ -512,9 +509,7 @@ impl<'a, R: Runner> Executor<'a, R> {
         let keep = if items.is_empty() || self.steps.is_empty() {
             Vec::new()
         } else {
-            let key = self.io.journal.borrow().key().cloned();
-            let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
-            let history = History::from_journal(&contents);
+            let history = self.history_now()?;
             keep_list(
                 &self.steps_of_every_version(),
                 &items,
@@ -540,6 +535,14 @@ impl<'a, R: Runner> Executor<'a, R> {
                 ..RollbackReport::default()
             }),
         }
+    }
+
+    /// The run's history as its journal says now, read back with the journal's own key:
+    /// undo data is checked as a rollback would check it.
+    fn history_now(&self) -> Result<History, EngineError> {
+        let key = self.io.journal.borrow().key().cloned();
+        let contents = super::journal::read_keyed(&self.journal_path(), key.as_ref())?;
+        Ok(History::from_journal(&contents))
     }
 
     /// The plan's steps, then those of each of the run's versions (`plan.json`,

@@ -196,6 +196,20 @@ pub fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     out
 }
 
+/// `lines` (a journal's) with every MAC stripped and the chain recomputed, as a forger
+/// without the key would: a plain SHA-256 chain that verifies, but proves nothing.
+pub fn unkeyed(lines: &[&str]) -> String {
+    let mut stripped: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let at = l.rfind(",\"mac\":\"").unwrap();
+            format!("{}}}", &l[..at])
+        })
+        .collect();
+    rechain(&mut stripped);
+    stripped.join("\n") + "\n"
+}
+
 /// `lines` (a journal's) with each line's `prev` set to the SHA-256 of the line before
 /// it, as a forger with write access to the state (but not the key) would.
 pub fn rechain(lines: &mut [String]) {

@@ -156,23 +156,29 @@ fn the_dump_user_is_dropped_after_its_database_and_checked_gone() {
     assert!(md.contains("perizinan@%"), "{md}");
 }
 
-#[test]
-fn a_user_who_may_grant_on_every_database_is_not_dropped() {
-    let Some(env) = Env::builder("decommission-granter").sshd().build() else {
-        return;
-    };
-    let Some(db) = Mariadb::start() else { return };
-    migrated_mariadb(
-        &env,
-        &db,
-        &format!("GRANT USAGE ON *.* TO '{}'@'%' WITH GRANT OPTION;", db.user),
-    );
+/// A MariaDB app migrated with its dump login given `grants` (`{u}`: the login) too, and
+/// what `decommission --plan` said of it.
+fn planned_with_grants(test: &str, grants: &str) -> Option<(Env, Mariadb, String)> {
+    let env = Env::builder(test).sshd().build()?;
+    let db = Mariadb::start()?;
+    migrated_mariadb(&env, &db, &grants.replace("{u}", &db.user));
     let plan = boyong(
         &env,
         Some(&db),
         &["decommission", APP, "--min-age", "0", "--plan"],
     );
     let p = said(&plan);
+    Some((env, db, p))
+}
+
+#[test]
+fn a_user_who_may_grant_on_every_database_is_not_dropped() {
+    let Some((_env, _db, p)) = planned_with_grants(
+        "decommission-granter",
+        "GRANT USAGE ON *.* TO '{u}'@'%' WITH GRANT OPTION;",
+    ) else {
+        return;
+    };
     assert!(
         p.contains("KEPT, not removed: shared: it holds GRANT OPTION on every database"),
         "{p}"
@@ -181,25 +187,13 @@ fn a_user_who_may_grant_on_every_database_is_not_dropped() {
 
 #[test]
 fn a_shared_user_is_not_dropped_and_the_plan_and_certificate_say_why() {
-    let Some(env) = Env::builder("decommission-shared").sshd().build() else {
+    let Some((env, db, p)) = planned_with_grants(
+        "decommission-shared",
+        "GRANT CREATE USER ON *.* TO '{u}'@'%'; GRANT SELECT ON sibling.* TO '{u}'@'%';",
+    ) else {
         return;
     };
-    let Some(db) = Mariadb::start() else { return };
-    migrated_mariadb(
-        &env,
-        &db,
-        &format!(
-            "GRANT CREATE USER ON *.* TO '{u}'@'%'; GRANT SELECT ON sibling.* TO '{u}'@'%';",
-            u = db.user
-        ),
-    );
     let args = ["decommission", APP, "--min-age", "0", "--confirm", APP];
-    let plan = boyong(
-        &env,
-        Some(&db),
-        &["decommission", APP, "--min-age", "0", "--plan"],
-    );
-    let p = said(&plan);
     assert!(
         p.contains("KEPT, not removed: shared: it has grants on other databases (sibling)"),
         "{p}"
